@@ -1,0 +1,76 @@
+"""Alembic environment: async engine, the core's metadata plus every enabled plugin's."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from server.config import get_settings
+from server.db import create_engine
+from server.migrate import import_all_models, run_async
+
+config = context.config
+import_all_models(config.attributes.get("plugin_manager"))
+target_metadata = SQLModel.metadata
+
+
+# Full-text search objects are created by hand in migrations, not described by the metadata.
+SEARCH_OBJECTS = {"search_vector", "ix_product_search_vector"}
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    if type_ == "table" and name and name.startswith("product_fts"):
+        return False
+    return name not in SEARCH_OBJECTS
+
+
+def _url() -> str:
+    return config.get_main_option("sqlalchemy.url") or get_settings().database_url
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=_url(),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        include_object=include_object,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_engine(_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+        await connection.commit()
+    await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+    else:
+        run_async(_run_async)
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

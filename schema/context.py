@@ -1,0 +1,77 @@
+"""The typed per-request context: database access, the viewer, DataLoaders, the plugin set."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+import strawberry
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.auth import Viewer
+from server.config import Settings
+
+if TYPE_CHECKING:
+    from schema.loaders import Loaders
+    from server.plugins import PluginRuntime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Database:
+    """The request's session, shared by resolvers that GraphQL runs concurrently.
+
+    One AsyncSession must not be used by two coroutines at once, so every use goes through a
+    lock: loaders and root resolvers await ``execute``/``scalars``/``run``.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.lock = asyncio.Lock()
+
+    async def scalars(self, stmt: Select[Any]) -> Sequence[Any]:
+        async with self.lock:
+            return (await self.session.execute(stmt)).scalars().all()
+
+    async def rows(self, stmt: Select[Any]) -> Sequence[Any]:
+        async with self.lock:
+            return (await self.session.execute(stmt)).all()
+
+    async def scalar(self, stmt: Select[Any]) -> Any:
+        async with self.lock:
+            return (await self.session.execute(stmt)).scalar()
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        async with self.lock:
+            return await fn(self.session, *args, **kwargs)
+
+
+@dataclass
+class Context:
+    request: Request
+    response: Response | None
+    settings: Settings
+    db: Database
+    viewer: Viewer
+    loaders: Loaders
+    plugins: PluginRuntime
+    # Callbacks to run after the request's transaction commits (event dispatch).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.db.session
+
+
+Info = strawberry.Info[Context, None]

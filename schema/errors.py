@@ -1,0 +1,92 @@
+"""The ``Error`` interface and the typed errors that mutations return as union members."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from server.services import errors as domain
+
+
+@strawberry.interface(description="An expected failure, returned as data.")
+class Error:
+    code: str
+    message: str
+    field: str | None = None
+
+
+@strawberry.type
+class ValidationError(Error):
+    pass
+
+
+@strawberry.type
+class NotFoundError(Error):
+    pass
+
+
+@strawberry.type
+class ConflictError(Error):
+    pass
+
+
+@strawberry.type
+class OutOfStock(Error):
+    product_id: relay.GlobalID
+    requested: int
+    available: int
+
+
+@strawberry.type
+class InvalidTransition(Error):
+    current: str
+    target: str
+
+
+@strawberry.type
+class IdempotencyConflict(Error):
+    key: str
+
+
+@strawberry.type
+class PaymentDeclined(Error):
+    pass
+
+
+@strawberry.type
+class AuthenticationError(Error):
+    pass
+
+
+@strawberry.type
+class EmptyCart(Error):
+    pass
+
+
+def to_graphql(err: domain.DomainError) -> Error:
+    """The union member that shows ``err`` to the client."""
+    base = {"code": err.code, "message": err.message, "field": err.field}
+    match err:
+        case domain.OutOfStock():
+            return OutOfStock(
+                **base,
+                product_id=relay.GlobalID("Product", str(err.product_id)),
+                requested=err.requested,
+                available=err.available,
+            )
+        case domain.InvalidTransition():
+            return InvalidTransition(**base, current=err.current, target=err.target)
+        case domain.IdempotencyConflict():
+            return IdempotencyConflict(**base, key=err.key)
+        case domain.NotFound():
+            return NotFoundError(**base)
+        case domain.Conflict():
+            return ConflictError(**base)
+        case domain.PaymentDeclined():
+            return PaymentDeclined(**base)
+        case domain.AuthenticationFailed():
+            return AuthenticationError(**base)
+        case domain.EmptyCart():
+            return EmptyCart(**base)
+        case _:
+            return ValidationError(**base)

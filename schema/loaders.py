@@ -1,0 +1,166 @@
+"""Per-request DataLoaders, named ``<Entity>By<Key>Loader``.
+
+Every relation in the schema is resolved through one of these, so the number of SQL statements
+of a request does not grow with the page size. Plugins define their own loaders the same way
+and fetch them with ``info.context.loaders.get(MyLoader)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy import select
+from strawberry.dataloader import DataLoader
+
+from schema.context import Database
+from server import models as m
+
+LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])
+
+
+class ModelByIdLoader(DataLoader[int, Any]):
+    """Loads rows of ``model`` by primary key; a missing id loads None."""
+
+    model: ClassVar[type[Any]]
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[Any]:
+        rows = await self.db.scalars(select(self.model).where(self.model.id.in_(set(keys))))
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(key) for key in keys]
+
+
+class ModelsByFieldLoader(DataLoader[int, list[Any]]):
+    """Loads the rows of ``model`` whose ``field`` equals each key, ordered by ``order_by``."""
+
+    model: ClassVar[type[Any]]
+    field: ClassVar[str]
+    order_by: ClassVar[tuple[str, ...]] = ("id",)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[list[Any]]:
+        column = getattr(self.model, self.field)
+        stmt = (
+            select(self.model)
+            .where(column.in_(set(keys)))
+            .order_by(*(getattr(self.model, name) for name in self.order_by))
+        )
+        grouped: dict[int, list[Any]] = defaultdict(list)
+        for row in await self.db.scalars(stmt):
+            grouped[getattr(row, self.field)].append(row)
+        return [grouped.get(key, []) for key in keys]
+
+
+class ProductByIdLoader(ModelByIdLoader):
+    model = m.Product
+
+
+class CategoryByIdLoader(ModelByIdLoader):
+    model = m.Category
+
+
+class CustomerByIdLoader(ModelByIdLoader):
+    model = m.Customer
+
+
+class WarehouseByIdLoader(ModelByIdLoader):
+    model = m.Warehouse
+
+
+class OrderByIdLoader(ModelByIdLoader):
+    model = m.Order
+
+
+class OrderLineByIdLoader(ModelByIdLoader):
+    model = m.OrderLine
+
+
+class ShipmentByIdLoader(ModelByIdLoader):
+    model = m.Shipment
+
+
+class CartByIdLoader(ModelByIdLoader):
+    model = m.Cart
+
+
+class AddressByIdLoader(ModelByIdLoader):
+    model = m.Address
+
+
+class CategoriesByParentIdLoader(ModelsByFieldLoader):
+    model = m.Category
+    field = "parent_id"
+    order_by = ("position", "name", "id")
+
+
+class AddressesByCustomerIdLoader(ModelsByFieldLoader):
+    model = m.Address
+    field = "customer_id"
+
+
+class OrderLinesByOrderIdLoader(ModelsByFieldLoader):
+    model = m.OrderLine
+    field = "order_id"
+
+
+class OrderStatusChangesByOrderIdLoader(ModelsByFieldLoader):
+    model = m.OrderStatusChange
+    field = "order_id"
+    order_by = ("at", "id")
+
+
+class PaymentsByOrderIdLoader(ModelsByFieldLoader):
+    model = m.Payment
+    field = "order_id"
+
+
+class ShipmentsByOrderIdLoader(ModelsByFieldLoader):
+    model = m.Shipment
+    field = "order_id"
+
+
+class ShipmentLinesByShipmentIdLoader(ModelsByFieldLoader):
+    model = m.ShipmentLine
+    field = "shipment_id"
+
+
+class TrackingEventsByShipmentIdLoader(ModelsByFieldLoader):
+    model = m.TrackingEvent
+    field = "shipment_id"
+    order_by = ("occurred_at", "id")
+
+
+class StockLevelsByProductIdLoader(ModelsByFieldLoader):
+    model = m.StockLevel
+    field = "product_id"
+
+
+class CartLinesByCartIdLoader(ModelsByFieldLoader):
+    model = m.CartLine
+    field = "cart_id"
+
+
+class Loaders:
+    """The request's loaders, created on first use."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._loaders: dict[type[Any], DataLoader[Any, Any]] = {}
+
+    def get(self, loader_cls: type[LoaderT]) -> LoaderT:
+        loader = self._loaders.get(loader_cls)
+        if loader is None:
+            loader = self._loaders[loader_cls] = loader_cls(self.db)  # type: ignore[call-arg]
+        return loader  # type: ignore[return-value]
+
+    def clear(self) -> None:
+        """Forget everything loaded (after a mutation changed the data)."""
+        self._loaders.clear()

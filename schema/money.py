@@ -1,0 +1,50 @@
+"""Money: stored as integer minor units, shown as ``Money { amount: Decimal, currency }``."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import strawberry
+
+# ISO 4217 minor-unit exponents for the currencies that differ from 2.
+_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def to_decimal(minor: int, currency: str) -> Decimal:
+    return Decimal(minor).scaleb(-exponent(currency))
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """Convert a decimal amount to minor units, rejecting sub-minor precision."""
+    scaled = amount.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value(rounding=ROUND_HALF_UP):
+        raise ValueError(f"{amount} has more decimals than {currency} allows")
+    return int(scaled)
+
+
+@strawberry.type(description="An amount of money in a currency (amount is a decimal string).")
+class Money:
+    amount: strawberry.Private[int]
+    currency: str
+
+    @strawberry.field(name="amount", description='Decimal amount, e.g. "199.00".')
+    def decimal_amount(self) -> Decimal:
+        return to_decimal(self.amount, self.currency)
+
+    @strawberry.field(description="Integer minor units (fen for CNY).")
+    def minor_units(self) -> int:
+        return self.amount
+
+
+@strawberry.input(description="Money as input: a decimal amount and an optional currency.")
+class MoneyInput:
+    amount: Decimal
+    currency: str | None = None
+
+
+def money(minor: int, currency: str) -> Money:
+    return Money(amount=minor, currency=currency)

@@ -1,0 +1,53 @@
+"""How a mutation runs a service: one write transaction, committed or rolled back whole."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schema.context import Info
+from schema.errors import Error, to_graphql
+from server.db import mark_write
+from server.services.errors import DomainError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def run_mutation(
+    info: Info,
+    service: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R | Error:
+    """Run ``service`` in its own write transaction.
+
+    Success commits; a DomainError rolls everything back and comes back as its typed error;
+    anything else rolls back and propagates (a masked GraphQL error). After a commit the
+    request's loaders are cleared, so the payload shows the data as it now is, and the
+    after-commit callbacks run (event dispatch).
+    """
+    ctx = info.context
+    session = ctx.db.session
+    async with ctx.db.lock:
+        if session.in_transaction():
+            # End the read transaction an earlier field opened, so this one can take the
+            # write lock from its first statement.
+            await session.commit()
+        await mark_write(session)
+        try:
+            result = await service(session, *args, **kwargs)
+            await session.commit()
+        except DomainError as exc:
+            await session.rollback()
+            return to_graphql(exc)
+        except BaseException:
+            await session.rollback()
+            raise
+    ctx.loaders.clear()
+    callbacks, ctx.after_commit[:] = list(ctx.after_commit), []
+    for callback in callbacks:
+        await callback()
+    return result

@@ -1,0 +1,55 @@
+"""Relay ``Node`` support for types backed by a table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
+
+from strawberry import relay
+
+from schema.context import Info
+from schema.loaders import ModelByIdLoader
+
+
+def parse_node_id(global_id: relay.GlobalID | str, type_name: str) -> int | None:
+    """The integer id inside a global id of ``type_name``, or None if it is not one."""
+    if isinstance(global_id, str):
+        try:
+            global_id = relay.GlobalID.from_id(global_id)
+        except Exception:  # noqa: BLE001 - any malformed id is simply "not found"
+            return None
+    if global_id.type_name != type_name or not global_id.node_id.isdigit():
+        return None
+    return int(global_id.node_id)
+
+
+class ModelNode(relay.Node):
+    """A Node whose objects are rows: loaded by id through a DataLoader.
+
+    Subclasses set ``loader`` and implement ``from_model``; ``can_view`` hides rows the viewer
+    may not see (they resolve exactly like missing ones).
+    """
+
+    loader: ClassVar[type[ModelByIdLoader]]
+
+    @classmethod
+    def from_model(cls, model: Any) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def can_view(cls, info: Info, model: Any) -> bool:
+        return True
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        ids = [int(i) if str(i).isdigit() else None for i in node_ids]
+        loader = info.context.loaders.get(cls.loader)
+        rows = await loader.load_many([i for i in ids if i is not None])
+        found = iter(rows)
+        out: list[Self | None] = []
+        for i in ids:
+            row = next(found) if i is not None else None
+            out.append(cls.from_model(row) if row is not None and cls.can_view(info, row) else None)
+        return out

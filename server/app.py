@@ -1,0 +1,127 @@
+"""The ASGI application: Starlette routes, the GraphQL endpoint, and their lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import strawberry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from schema.assembly import build_schema
+from schema.context import Context, Database
+from schema.loaders import Loaders
+from server.auth import ANONYMOUS, InvalidToken, Viewer, viewer_from_token
+from server.config import Settings, get_settings
+from server.db import create_engine, session_factory
+from server.plugins import PluginRuntime, load_plugins
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI handler with shopgraph's typed context."""
+
+    def __init__(self, schema: strawberry.Schema, state: AppState) -> None:
+        super().__init__(schema, graphql_ide="graphiql" if state.settings.graphiql else None)
+        self.state = state
+
+    async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
+        session = request.scope["shopgraph.session"]
+        db = Database(session)
+        return Context(
+            request=request,
+            response=response,
+            settings=self.state.settings,
+            db=db,
+            viewer=request.scope.get("shopgraph.viewer", ANONYMOUS),
+            loaders=Loaders(db),
+            plugins=self.state.plugins,
+        )
+
+
+class AppState:
+    """What one app holds for its lifetime: settings, engine, plugin set, schema."""
+
+    def __init__(self, settings: Settings, plugins: PluginRuntime) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.engine = create_engine(settings.database_url, echo=settings.echo_sql)
+        self.sessions = session_factory(self.engine)
+        self.schema = build_schema(plugins, settings)
+
+
+def _unauthorized(message: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+class GraphQLEndpoint:
+    """Authenticates the request and gives it one database session for its whole life."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.graphql = GraphQLApp(state.schema, state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                scope["shopgraph.viewer"] = self._viewer(scope)
+            except InvalidToken as exc:
+                await _unauthorized(f"invalid or expired token: {exc}")(scope, receive, send)
+                return
+        async with self.state.sessions() as session:
+            scope["shopgraph.session"] = session
+            await self.graphql(scope, receive, send)
+
+    def _viewer(self, scope: Scope) -> Viewer:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token:
+                    return viewer_from_token(self.state.settings, token.strip())
+                raise InvalidToken("expected 'Authorization: Bearer <token>'")
+        return ANONYMOUS
+
+
+def create_app(settings: Settings | None = None, plugins: PluginRuntime | None = None) -> Starlette:
+    """Build the app. The plugin manager and the schema are built once, here."""
+    settings = settings or get_settings()
+    plugins = plugins or load_plugins(settings)
+    state = AppState(settings, plugins)
+    endpoint = GraphQLEndpoint(state)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await plugins.call("startup", app=app)
+        try:
+            yield
+        finally:
+            await plugins.call("shutdown", app=app)
+            await state.engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/graphql", endpoint, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.shopgraph = state
+    return app
+
+
+def asgi_app() -> Any:
+    """Factory for ``uvicorn --factory server.app:asgi_app``."""
+    return create_app()

@@ -1,0 +1,108 @@
+"""Passwords (argon2), access tokens (JWT) and the viewer a request acts as."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.config import Settings
+
+_hasher = PasswordHasher()
+ALGORITHM = "HS256"
+ISSUER = "shopgraph"
+
+
+class ViewerKind(StrEnum):
+    ANONYMOUS = "ANONYMOUS"
+    CUSTOMER = "CUSTOMER"
+    STAFF = "STAFF"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who a request acts as. Anonymous unless a valid bearer token says otherwise."""
+
+    kind: ViewerKind = ViewerKind.ANONYMOUS
+    customer_id: int | None = None
+    staff_id: int | None = None
+    role: str | None = None
+    permissions: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind is ViewerKind.STAFF
+
+    @property
+    def is_customer(self) -> bool:
+        return self.kind is ViewerKind.CUSTOMER
+
+    @property
+    def subject(self) -> str:
+        if self.is_customer:
+            return f"customer:{self.customer_id}"
+        if self.is_staff:
+            return f"staff:{self.staff_id}"
+        return "anonymous"
+
+
+ANONYMOUS = Viewer()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_access_token(settings: Settings, subject: str, *, role: str | None = None) -> str:
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {
+        "sub": subject,
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + timedelta(minutes=settings.access_token_minutes),
+        "jti": uuid.uuid4().hex,
+    }
+    if role:
+        claims["role"] = role
+    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def viewer_from_token(settings: Settings, token: str) -> Viewer:
+    """Decode a bearer token. Raises InvalidToken for expired, forged or malformed tokens."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "iss"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    kind, _, ident = str(claims["sub"]).partition(":")
+    if not ident.isdigit():
+        raise InvalidToken("malformed subject")
+    if kind == "customer":
+        return Viewer(kind=ViewerKind.CUSTOMER, customer_id=int(ident))
+    if kind == "staff":
+        role = str(claims.get("role") or "")
+        return Viewer(kind=ViewerKind.STAFF, staff_id=int(ident), role=role)
+    raise InvalidToken("unknown subject kind")

@@ -1,0 +1,65 @@
+"""Database engines and sessions (SQLAlchemy 2 async, SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+WRITE_OPTION = "shopgraph_write"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """Create the async engine for ``url``.
+
+    SQLite gets WAL, a busy timeout and explicit transactions: a transaction that will write
+    starts with ``BEGIN IMMEDIATE`` (sessions opened with :func:`write_session`), so concurrent
+    writers queue on the lock instead of failing a read-to-write upgrade.
+    """
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours to choose.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def mark_write(session: AsyncSession) -> None:
+    """Declare that ``session``'s transaction will write.
+
+    Call before the first statement of a transaction that changes data. On SQLite this takes the
+    write lock up front; on PostgreSQL it is a no-op (row locks and conditional UPDATEs do the work).
+    """
+    if not session.in_transaction():
+        await session.connection(execution_options={WRITE_OPTION: True})

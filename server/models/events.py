@@ -1,0 +1,52 @@
+"""Behaviour events (the shopping path) and the outbox of domain events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from server.models.base import created_at_field, datetime_field, enum_field, json_field
+
+
+class CustomerEventKind(StrEnum):
+    VIEW = "VIEW"
+    SEARCH = "SEARCH"
+    FAVORITE = "FAVORITE"
+    ADD_TO_CART = "ADD_TO_CART"
+    PURCHASE = "PURCHASE"
+
+
+class CustomerEvent(SQLModel, table=True):
+    __tablename__ = "customer_event"
+    __table_args__ = (
+        Index("ix_customer_event_customer_time", "customer_id", "occurred_at"),
+        Index("ix_customer_event_product_kind", "product_id", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    # Anonymous visitors are followed by a client-chosen session id.
+    session_id: str | None = None
+    kind: CustomerEventKind = enum_field(CustomerEventKind, CustomerEventKind.VIEW, index=True)
+    product_id: int | None = Field(default=None, foreign_key="product.id")
+    order_id: int | None = Field(default=None, foreign_key="order.id")
+    query: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    quantity: int | None = None
+    data: dict[str, Any] = json_field(dict)
+    occurred_at: datetime = created_at_field()
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A domain event written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    payload: dict[str, Any] = json_field(dict)
+    created_at: datetime = created_at_field()
+    dispatched_at: datetime | None = datetime_field(index=True)

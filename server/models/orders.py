@@ -1,0 +1,141 @@
+"""Carts, orders, their lines, status history, payments and idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from server.models.base import created_at_field, datetime_field, enum_field, json_field
+
+
+class CartStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    CONVERTED = "CONVERTED"
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    FULFILLING = "FULFILLING"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class PaymentStatus(StrEnum):
+    CAPTURED = "CAPTURED"
+    DECLINED = "DECLINED"
+    REFUNDED = "REFUNDED"
+
+
+class Cart(SQLModel, table=True):
+    __tablename__ = "cart"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # An unguessable token lets an anonymous shopper keep a cart.
+    token: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    email: str | None = None
+    currency: str = "CNY"
+    status: CartStatus = enum_field(CartStatus, CartStatus.ACTIVE)
+    shipping_address: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    created_at: datetime = created_at_field()
+    updated_at: datetime | None = datetime_field()
+
+
+class CartLine(SQLModel, table=True):
+    __tablename__ = "cart_line"
+    __table_args__ = (UniqueConstraint("cart_id", "product_id", name="cart_product"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cart_id: int = Field(foreign_key="cart.id", index=True, ondelete="CASCADE")
+    product_id: int = Field(foreign_key="product.id", index=True)
+    quantity: int
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "order"
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    cart_id: int | None = Field(default=None, foreign_key="cart.id", index=True)
+    email: str | None = None
+    status: OrderStatus = enum_field(OrderStatus, OrderStatus.PENDING_PAYMENT, index=True)
+    currency: str = "CNY"
+    subtotal_amount: int = 0
+    discount_amount: int = 0
+    shipping_amount: int = 0
+    total_amount: int = 0
+    # Order-level adjustments as placed: [{source, rule, label, amount}].
+    adjustments: list[dict[str, Any]] = json_field(list)
+    shipping_address: dict[str, Any] = json_field(dict)
+    placed_at: datetime = created_at_field()
+    updated_at: datetime | None = datetime_field()
+    paid_at: datetime | None = datetime_field()
+    cancelled_at: datetime | None = datetime_field()
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
+    product_id: int = Field(foreign_key="product.id", index=True)
+    warehouse_id: int | None = Field(default=None, foreign_key="warehouse.id")
+    sku: str
+    product_name: str
+    quantity: int
+    base_unit_price_amount: int
+    unit_price_amount: int
+    line_total_amount: int
+    # Unit-price adjustments as placed: [{source, rule, label, amount}].
+    adjustments: list[dict[str, Any]] = json_field(list)
+
+
+class OrderStatusChange(SQLModel, table=True):
+    __tablename__ = "order_status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
+    from_status: OrderStatus | None = Field(
+        default=None,
+        sa_column=Column(SAEnum(OrderStatus, native_enum=False, length=32), nullable=True),
+    )
+    to_status: OrderStatus = enum_field(OrderStatus, OrderStatus.PENDING_PAYMENT)
+    note: str = ""
+    at: datetime = created_at_field()
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="order.id", index=True)
+    gateway: str
+    amount: int
+    currency: str = "CNY"
+    status: PaymentStatus = enum_field(PaymentStatus, PaymentStatus.CAPTURED)
+    reference: str = ""
+    message: str = ""
+    created_at: datetime = created_at_field()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("scope", "operation", "key", name="scope_operation_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Who used the key ("customer:12", "cart:abc…"): keys are per client, not global.
+    scope: str = Field(sa_column=Column(String(120), nullable=False))
+    operation: str = Field(sa_column=Column(String(64), nullable=False))
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    request_hash: str
+    result_id: int | None = None
+    created_at: datetime = created_at_field()

@@ -1,0 +1,81 @@
+"""Expected domain failures. Services raise them; the GraphQL layer returns them as data.
+
+Services never import GraphQL: each error carries what its GraphQL union member shows
+(``schema.errors`` maps them).
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """An expected failure: returned to the client as a typed error, never a 500."""
+
+    code = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+    def __init__(self, kind: str, ident: object, *, field: str | None = None) -> None:
+        super().__init__(f"{kind} {ident} was not found", field=field)
+        self.kind = kind
+
+
+class Conflict(DomainError):
+    """The input collides with existing data (a taken email or sku)."""
+
+    code = "CONFLICT"
+
+
+class OutOfStock(DomainError):
+    code = "OUT_OF_STOCK"
+
+    def __init__(self, product_id: int, requested: int, available: int) -> None:
+        super().__init__(
+            f"product {product_id}: {requested} requested, {available} available",
+            field="lines",
+        )
+        self.product_id = product_id
+        self.requested = requested
+        self.available = available
+
+
+class InvalidTransition(DomainError):
+    code = "INVALID_TRANSITION"
+
+    def __init__(self, kind: str, current: str, target: str) -> None:
+        super().__init__(f"{kind} cannot go from {current} to {target}", field="status")
+        self.current = current
+        self.target = target
+
+
+class IdempotencyConflict(DomainError):
+    code = "IDEMPOTENCY_CONFLICT"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was already used with a different input",
+            field="idempotencyKey",
+        )
+        self.key = key
+
+
+class PaymentDeclined(DomainError):
+    code = "PAYMENT_DECLINED"
+
+
+class AuthenticationFailed(DomainError):
+    code = "AUTHENTICATION_FAILED"
+
+
+class EmptyCart(DomainError):
+    code = "EMPTY_CART"
