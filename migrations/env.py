@@ -8,23 +8,11 @@ from sqlmodel import SQLModel
 
 from server.config import get_settings
 from server.db import create_engine
-from server.migrate import import_all_models, run_async
+from server.migrate import import_all_models, include_object, run_async
 
 config = context.config
 import_all_models(config.attributes.get("plugin_manager"))
 target_metadata = SQLModel.metadata
-
-
-# Full-text search objects are created by hand in migrations, not described by the metadata.
-SEARCH_OBJECTS = {"search_vector", "ix_product_search_vector"}
-
-
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    if type_ == "table" and name and name.startswith("product_fts"):
-        return False
-    return name not in SEARCH_OBJECTS
 
 
 def _url() -> str:

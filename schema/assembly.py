@@ -12,11 +12,11 @@ from strawberry import relay
 from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
 from strawberry.tools import merge_types
 
-from schema import products
+from schema import customers, inventory, orders, products, shipments
 from server.config import Settings
 from server.plugins import PluginRuntime
 
-CORE_DOMAINS = (products,)
+CORE_DOMAINS = (products, customers, inventory, orders, shipments)
 
 
 def _node_queries() -> type[Any]:
