@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Parallel test workers (pytest-xdist); each starts its own throwaway PostgreSQL.
+TEST_WORKERS ?= auto
 DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
@@ -24,10 +26,17 @@ demo: install
 serve: install
 	$(BIN)/shopgraph serve
 
+# The graphql-http audit suite (npm) that tests/security/test_graphql_http.py runs with node.
+GRAPHQL_HTTP_AUDIT := build/graphql-http/node_modules/graphql-http/package.json
+$(GRAPHQL_HTTP_AUDIT):
+	mkdir -p build/graphql-http
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund \
+		--prefix build/graphql-http graphql-http@1 graphql@16
+
 # Set everything up and run the whole suite (SQLite, and PostgreSQL where its binaries exist).
-test: install
+test: install $(GRAPHQL_HTTP_AUDIT)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,22 +1,55 @@
 """Compose the core's GraphQL types and the enabled plugins' contributions into one schema.
 
 A pure function of the plugin set: two schemas built in one process share nothing mutable.
+Plugins contribute root fields (``graphql_queries`` / ``_mutations`` / ``_subscriptions``),
+types (``graphql_types``) and fields on core types (``graphql_type_extensions``). Any name
+clash is a :class:`SchemaAssemblyError` naming both contributors.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
+from strawberry.types.base import StrawberryContainer, StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
+from strawberry.types.lazy_type import LazyType
+from strawberry.types.union import StrawberryUnion
 
-from schema import customers, inventory, orders, products, shipments
+from schema import customers, inventory, orders, products, security, shipments
+from schema import plugins as plugin_admin
+from schema.audit import AuditTrail
+from schema.limits import is_unexpected, limit_extensions
 from server.config import Settings
-from server.plugins import PluginRuntime
+from server.plugins import PluginFailed, PluginRuntime
 
-CORE_DOMAINS = (products, customers, inventory, orders, shipments)
+CORE_DOMAINS = (products, customers, inventory, orders, shipments, security, plugin_admin)
+CORE = "core"
+PLUGIN_FAILED = "PLUGIN_FAILED"
+
+# Extension fields are spliced into the core classes' definitions for the duration of one
+# ``strawberry.Schema(...)`` call; builds in other threads must not see them.
+_BUILD_LOCK = threading.Lock()
+_names = NameConverter()
+
+
+class SchemaAssemblyError(Exception):
+    """The enabled plugin set cannot form one schema (a clash, an unknown type)."""
+
+
+@dataclass(frozen=True)
+class _Contribution:
+    owner: str
+    cls: type[Any]
 
 
 def _node_queries() -> type[Any]:
@@ -28,19 +61,212 @@ def _node_queries() -> type[Any]:
     return NodeQueries
 
 
+def _definition(cls: Any) -> StrawberryObjectDefinition:
+    definition = getattr(cls, "__strawberry_definition__", None)
+    if not isinstance(definition, StrawberryObjectDefinition):
+        raise SchemaAssemblyError(f"{cls!r} is not a strawberry type")
+    return definition
+
+
+def _owner_label(owner: str) -> str:
+    return "the core" if owner == CORE else f"plugin {owner!r}"
+
+
+def _clash(what: str, first: str, second: str) -> SchemaAssemblyError:
+    # The core first, then plugins by name: the message does not depend on load order.
+    a, b = sorted((first, second), key=lambda o: (o != CORE, o))
+    return SchemaAssemblyError(f"{what} is defined by {_owner_label(a)} and by {_owner_label(b)}")
+
+
+def _check_root(kind: str, contributions: list[_Contribution]) -> None:
+    """Two contributors defining the same root field is an error, never an override."""
+    seen: dict[str, str] = {}
+    for contribution in contributions:
+        for fld in _definition(contribution.cls).fields:
+            name = _names.from_field(fld)
+            if name in seen:
+                raise _clash(f"{kind}.{name}", seen[name], contribution.owner)
+            seen[name] = contribution.owner
+
+
+def _referenced(tp: Any) -> Iterator[StrawberryObjectDefinition]:
+    """The object definitions a field type mentions (through lists, optionals, unions)."""
+    if isinstance(tp, LazyType):
+        tp = tp.resolve_type()
+    if isinstance(tp, StrawberryContainer):
+        yield from _referenced(tp.of_type)
+    elif isinstance(tp, StrawberryUnion):
+        for member in tp.types:
+            yield from _referenced(member)
+    elif isinstance(tp, StrawberryObjectDefinition):
+        yield tp
+    else:
+        definition = getattr(tp, "__strawberry_definition__", None)
+        if isinstance(definition, StrawberryObjectDefinition):
+            yield definition
+
+
+def _type_registry(roots: list[type[Any]]) -> dict[str, StrawberryObjectDefinition]:
+    """Every named object type reachable from ``roots``: the targets extensions may name."""
+    registry: dict[str, StrawberryObjectDefinition] = {}
+    pending = [_definition(cls) for cls in roots]
+    visited: set[int] = set()
+    while pending:
+        definition = pending.pop()
+        if id(definition) in visited:
+            continue
+        visited.add(id(definition))
+        if not definition.is_graphql_generic and not definition.is_input:
+            registry.setdefault(definition.name, definition)
+        pending.extend(definition.interfaces)
+        for fld in definition.fields:
+            try:
+                pending.extend(_referenced(fld.type))
+            except Exception:  # noqa: BLE001 - an unresolvable annotation fails later, in strawberry
+                continue
+    return registry
+
+
+def _extension_fields(
+    plugins: PluginRuntime, registry: dict[str, StrawberryObjectDefinition]
+) -> dict[str, list[StrawberryField]]:
+    """``{core type name: [copied fields]}``, checked for clashes."""
+    added: dict[str, list[StrawberryField]] = {}
+    owners: dict[tuple[str, str], str] = {}
+    for owner, mapping in plugins.call_sync("graphql_type_extensions"):
+        for type_name, classes in dict(mapping).items():
+            target = registry.get(type_name)
+            if target is None:
+                raise SchemaAssemblyError(
+                    f"plugin {owner!r} extends type {type_name!r}, which is not in the schema"
+                )
+            core_fields = {_names.from_field(f) for f in target.fields}
+            for cls in classes:
+                for fld in _definition(cls).fields:
+                    name = _names.from_field(fld)
+                    if name in core_fields:
+                        raise _clash(f"{type_name}.{name}", CORE, owner)
+                    if (type_name, name) in owners:
+                        raise _clash(f"{type_name}.{name}", owners[type_name, name], owner)
+                    owners[type_name, name] = owner
+                    added.setdefault(type_name, []).append(copy.copy(fld))
+    return added
+
+
+class PluginErrors(SchemaExtension):
+    """Name the plugin in the GraphQL error of a failed hook (``extensions.plugin``), also when
+    other errors are masked: the message then says which plugin failed, never why."""
+
+    def __init__(self, *, production: bool = False) -> None:
+        self.production = production
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is None or not errors:
+            return
+        result.errors = [self._rewrite(e) for e in errors]
+
+    def _rewrite(self, error: GraphQLError) -> GraphQLError:
+        failed = error.original_error
+        if not isinstance(failed, PluginFailed):
+            return error
+        message = (
+            f"plugin {failed.plugin!r} failed in {failed.hook}"
+            if self.production
+            else error.message
+        )
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None if self.production else failed,
+            extensions={
+                **(error.extensions or {}),
+                "code": PLUGIN_FAILED,
+                "plugin": failed.plugin,
+                "hook": failed.hook,
+            },
+        )
+
+
+def _not_plugin_failure(error: GraphQLError) -> bool:
+    return (error.extensions or {}).get("code") != PLUGIN_FAILED
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    # Errors written for the client (validation, limits, permissions, pagination) keep theirs.
+    return _not_plugin_failure(error) and is_unexpected(error)
+
+
 def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> strawberry.Schema:
-    queries: list[type[Any]] = [_node_queries()]
-    mutations: list[type[Any]] = []
-    types: list[type[Any]] = []
+    """The schema of the core plus every enabled plugin's contributions."""
+    queries = [_Contribution(CORE, _node_queries())]
+    mutations: list[_Contribution] = []
+    subscriptions: list[_Contribution] = []
+    types: list[_Contribution] = []
     for domain in CORE_DOMAINS:
-        queries.extend(domain.QUERIES)
-        mutations.extend(domain.MUTATIONS)
-        types.extend(domain.TYPES)
+        queries.extend(_Contribution(CORE, cls) for cls in domain.QUERIES)
+        mutations.extend(_Contribution(CORE, cls) for cls in domain.MUTATIONS)
+        types.extend(_Contribution(CORE, cls) for cls in domain.TYPES)
+    for hook, target in (
+        ("graphql_queries", queries),
+        ("graphql_mutations", mutations),
+        ("graphql_subscriptions", subscriptions),
+        ("graphql_types", types),
+    ):
+        for owner, classes in plugins.call_sync(hook):
+            target.extend(_Contribution(owner, cls) for cls in classes)
 
-    extensions: list[Any] = [lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512)]
-    if settings is not None and settings.env == "production":
-        extensions.append(MaskErrors)
+    _check_root("Query", queries)
+    _check_root("Mutation", mutations)
+    _check_root("Subscription", subscriptions)
+    type_owners: dict[str, str] = {}
+    for contribution in types:
+        name = _definition(contribution.cls).name
+        previous = type_owners.setdefault(name, contribution.owner)
+        if previous != contribution.owner:
+            raise _clash(f"type {name}", previous, contribution.owner)
 
-    query = merge_types("Query", tuple(queries))
-    mutation = merge_types("Mutation", tuple(mutations)) if mutations else None
-    return strawberry.Schema(query=query, mutation=mutation, types=types, extensions=extensions)
+    production = settings is not None and settings.env == "production"
+    extensions: list[Any] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        # Depth, aliases, tokens, query cost and throttling; production's schema hiding.
+        *limit_extensions(settings),
+        # Every mutation by staff or an API key is in the audit log (see schema/audit.py).
+        AuditTrail,
+    ]
+    if production:
+        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
+    # Listed last so that it runs first when the operation ends, before masking.
+    extensions.append(lambda: PluginErrors(production=production))
+
+    query = merge_types("Query", tuple(c.cls for c in queries))
+    mutation = merge_types("Mutation", tuple(c.cls for c in mutations)) if mutations else None
+    subscription = (
+        merge_types("Subscription", tuple(c.cls for c in subscriptions)) if subscriptions else None
+    )
+    roots = [query, *(c.cls for c in types)]
+    roots += [r for r in (mutation, subscription) if r is not None]
+    registry = _type_registry(roots)
+    added = _extension_fields(plugins, registry)
+
+    with _BUILD_LOCK:
+        saved = {name: registry[name].fields for name in added}
+        try:
+            for name, fields in added.items():
+                registry[name].fields = [*saved[name], *fields]
+            return strawberry.Schema(
+                query=query,
+                mutation=mutation,
+                subscription=subscription,
+                types=[c.cls for c in types],
+                extensions=extensions,
+            )
+        finally:
+            for name, fields in saved.items():
+                registry[name].fields = fields

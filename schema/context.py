@@ -68,6 +68,8 @@ class Context:
     plugins: PluginRuntime
     # Callbacks to run after the request's transaction commits (event dispatch).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Response keys of the root mutation fields already written to the audit log.
+    audited: set[str] = field(default_factory=set)
 
     @property
     def session(self) -> AsyncSession:

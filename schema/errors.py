@@ -63,6 +63,19 @@ class EmptyCart(Error):
     pass
 
 
+@strawberry.type(description="One reason a cart may not be checked out, and who raised it.")
+class CheckoutProblem:
+    source: str
+    code: str
+    message: str
+    field: str | None = None
+
+
+@strawberry.type
+class CheckoutProblems(Error):
+    problems: list[CheckoutProblem]
+
+
 def to_graphql(err: domain.DomainError) -> Error:
     """The union member that shows ``err`` to the client."""
     base = {"code": err.code, "message": err.message, "field": err.field}
@@ -88,5 +101,18 @@ def to_graphql(err: domain.DomainError) -> Error:
             return AuthenticationError(**base)
         case domain.EmptyCart():
             return EmptyCart(**base)
+        case domain.CheckoutProblems():
+            return CheckoutProblems(
+                **base,
+                problems=[
+                    CheckoutProblem(
+                        source=str(p["source"]),
+                        code=str(p["code"]),
+                        message=str(p["message"]),
+                        field=p.get("field"),
+                    )
+                    for p in err.problems
+                ],
+            )
         case _:
             return ValidationError(**base)

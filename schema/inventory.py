@@ -1,9 +1,330 @@
-"""The inventory domain over GraphQL."""
+"""Warehouses and stock levels over GraphQL (administration; reservation is checkout's)."""
 
 from __future__ import annotations
 
-from typing import Any
+from enum import Enum
+from typing import Annotated, Any
 
-QUERIES: list[type[Any]] = []
-MUTATIONS: list[type[Any]] = []
-TYPES: list[type[Any]] = []
+import strawberry
+from sqlalchemy import select
+from strawberry import relay
+
+from schema.context import Info
+from schema.customers import id_or_none
+from schema.errors import ConflictError, Error, NotFoundError, ValidationError
+from schema.loaders import ProductByIdLoader, StockLevelByIdLoader, WarehouseByIdLoader
+from schema.mutations import run_mutation
+from schema.node import ModelNode, parse_node_id
+from schema.pagination import Connection, SortDirection, SortKey, paginate
+from schema.permissions import HasPermission
+from schema.products import Product
+from server import models as m
+from server.permissions import STOCK_MANAGE, STOCK_READ
+from server.services import warehouses as service
+
+WarehouseKind = strawberry.enum(
+    m.WarehouseKind,
+    description="REGIONAL warehouses cover about 300 km; FORWARD ones (前置仓) sit near "
+    "customers for same-day or within-the-hour delivery.",
+)
+
+
+@strawberry.type
+class Warehouse(ModelNode):
+    loader = WarehouseByIdLoader
+
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    kind: WarehouseKind
+    region: str
+    province: str
+    city: str
+    is_active: bool
+
+    @classmethod
+    def from_model(cls, model: m.Warehouse) -> Warehouse:
+        return cls(
+            id=model.id,
+            code=model.code,
+            name=model.name,
+            kind=model.kind,
+            region=model.region,
+            province=model.province,
+            city=model.city,
+            is_active=model.is_active,
+        )
+
+
+@strawberry.type(description="One product's stock in one warehouse (staff only).")
+class StockLevel(ModelNode):
+    loader = StockLevelByIdLoader
+
+    id: relay.NodeID[int]
+    on_hand: int
+    reserved: int = strawberry.field(description="Held for orders placed but not shipped.")
+    safety_stock: int
+    _model: strawberry.Private[m.StockLevel]
+
+    @classmethod
+    def from_model(cls, model: m.StockLevel) -> StockLevel:
+        return cls(
+            id=model.id,
+            on_hand=model.on_hand,
+            reserved=model.reserved,
+            safety_stock=model.safety_stock,
+            _model=model,
+        )
+
+    @classmethod
+    def can_view(cls, info: Info, model: m.StockLevel) -> bool:
+        return info.context.viewer.has(STOCK_READ, STOCK_MANAGE)
+
+    @strawberry.field(description="What can still be sold: on hand minus reserved.")
+    def available(self) -> int:
+        return self._model.on_hand - self._model.reserved
+
+    @strawberry.field(description="Available is below the safety stock.")
+    def below_safety_stock(self) -> bool:
+        return self._model.on_hand - self._model.reserved < self._model.safety_stock
+
+    @strawberry.field
+    async def product(self, info: Info) -> Product | None:
+        row = await info.context.loaders.get(ProductByIdLoader).load(self._model.product_id)
+        return Product.from_model(row) if row is not None else None
+
+    @strawberry.field
+    async def warehouse(self, info: Info) -> Warehouse | None:
+        row = await info.context.loaders.get(WarehouseByIdLoader).load(self._model.warehouse_id)
+        return Warehouse.from_model(row) if row is not None else None
+
+
+@strawberry.input
+class WarehouseFilter:
+    kind: WarehouseKind | None = None
+    region: str | None = None
+    city: str | None = None
+    include_inactive: bool = False
+
+
+@strawberry.input
+class StockLevelFilter:
+    product_id: relay.GlobalID | None = None
+    warehouse_id: relay.GlobalID | None = None
+    below_safety_stock: bool | None = None
+
+
+@strawberry.enum
+class StockLevelSortField(Enum):
+    ID = "ID"
+    AVAILABLE = "AVAILABLE"
+
+
+@strawberry.input
+class StockLevelSort:
+    field: StockLevelSortField = StockLevelSortField.ID
+    direction: SortDirection = SortDirection.ASC
+
+
+@strawberry.type
+class InventoryQueries:
+    @strawberry.field(description="Warehouses, by code.")
+    async def warehouses(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: WarehouseFilter | None = None,
+    ) -> Connection[Warehouse]:
+        flt = filter or WarehouseFilter()
+        conditions = service.warehouse_conditions(
+            service.WarehouseFilter(kind=flt.kind, region=flt.region, city=flt.city)
+        )
+        if not flt.include_inactive:
+            conditions.append(m.Warehouse.is_active)
+        return await paginate(
+            info.context.db.scalars,
+            select(m.Warehouse).where(*conditions),
+            keys=[SortKey(m.Warehouse.code, "code")],
+            id_column=m.Warehouse.id,
+            descending=False,
+            to_node=Warehouse.from_model,
+            key_of=lambda w: [w.code, w.id],
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            count=info.context.db.scalar,
+        )
+
+    @strawberry.field(
+        description="Stock levels (stock.read).",
+        permission_classes=[HasPermission(STOCK_READ, STOCK_MANAGE)],
+    )
+    async def stock_levels(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: StockLevelFilter | None = None,
+        sort: StockLevelSort | None = None,
+    ) -> Connection[StockLevel]:
+        flt = filter or StockLevelFilter()
+        order = sort or StockLevelSort()
+        conditions = service.stock_conditions(
+            service.StockFilter(
+                product_id=id_or_none(flt.product_id, "Product"),
+                warehouse_id=id_or_none(flt.warehouse_id, "Warehouse"),
+                below_safety_stock=flt.below_safety_stock,
+            )
+        )
+        if order.field is StockLevelSortField.AVAILABLE:
+            keys = [SortKey(service.available_expr(), "available")]
+
+            def key_of(lv: m.StockLevel) -> list[Any]:
+                return [lv.on_hand - lv.reserved, lv.id]
+        else:
+            keys = []
+
+            def key_of(lv: m.StockLevel) -> list[Any]:
+                return [lv.id]
+
+        return await paginate(
+            info.context.db.scalars,
+            select(m.StockLevel).where(*conditions),
+            keys=keys,
+            id_column=m.StockLevel.id,
+            descending=order.direction is SortDirection.DESC,
+            to_node=StockLevel.from_model,
+            key_of=key_of,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            count=info.context.db.scalar,
+        )
+
+
+@strawberry.input
+class CreateWarehouseInput:
+    code: str = strawberry.field(description="Unique, e.g. SH-01 (stored upper-case).")
+    name: str
+    kind: WarehouseKind = m.WarehouseKind.REGIONAL
+    region: str = ""
+    province: str = ""
+    city: str = ""
+
+
+@strawberry.input
+class SetStockLevelInput:
+    warehouse_id: relay.GlobalID
+    product_id: relay.GlobalID
+    on_hand: int = strawberry.field(description="The counted quantity; not below reserved.")
+    safety_stock: int | None = None
+
+
+@strawberry.input
+class AdjustStockInput:
+    warehouse_id: relay.GlobalID
+    product_id: relay.GlobalID
+    delta: int = strawberry.field(description="Units to add (negative to remove).")
+    reason: str = strawberry.field(description="Why, e.g. 到货入库 (goods received), 盘亏.")
+
+
+@strawberry.type
+class CreateWarehouseSuccess:
+    warehouse: Warehouse
+
+
+@strawberry.type
+class SetStockLevelSuccess:
+    stock_level: StockLevel
+
+
+@strawberry.type
+class AdjustStockSuccess:
+    stock_level: StockLevel
+
+
+CreateWarehouseResult = Annotated[
+    CreateWarehouseSuccess | ValidationError | ConflictError,
+    strawberry.union("CreateWarehouseResult"),
+]
+SetStockLevelResult = Annotated[
+    SetStockLevelSuccess | ValidationError | NotFoundError, strawberry.union("SetStockLevelResult")
+]
+AdjustStockResult = Annotated[
+    AdjustStockSuccess | ValidationError | NotFoundError, strawberry.union("AdjustStockResult")
+]
+
+
+def _ids(warehouse_id: relay.GlobalID, product_id: relay.GlobalID) -> dict[str, int]:
+    # An id of the wrong type is looked up as 0: answered NotFound like a missing one.
+    return {
+        "warehouse_id": parse_node_id(warehouse_id, "Warehouse") or 0,
+        "product_id": parse_node_id(product_id, "Product") or 0,
+    }
+
+
+@strawberry.type
+class InventoryMutations:
+    @strawberry.mutation(permission_classes=[HasPermission(STOCK_MANAGE)])
+    async def create_warehouse(
+        self, info: Info, input: CreateWarehouseInput
+    ) -> CreateWarehouseResult:
+        result = await run_mutation(
+            info,
+            service.create_warehouse,
+            code=input.code,
+            name=input.name,
+            kind=m.WarehouseKind(input.kind.value),
+            region=input.region,
+            province=input.province,
+            city=input.city,
+        )
+        if isinstance(result, Error):
+            return result  # type: ignore[return-value]
+        return CreateWarehouseSuccess(warehouse=Warehouse.from_model(result))
+
+    @strawberry.mutation(
+        description="Set the counted on-hand quantity (a stock take).",
+        permission_classes=[HasPermission(STOCK_MANAGE)],
+    )
+    async def set_stock_level(self, info: Info, input: SetStockLevelInput) -> SetStockLevelResult:
+        result = await run_mutation(
+            info,
+            service.set_stock_level,
+            **_ids(input.warehouse_id, input.product_id),
+            on_hand=input.on_hand,
+            safety_stock=input.safety_stock,
+            staff_id=info.context.viewer.staff_id,
+        )
+        if isinstance(result, Error):
+            return result  # type: ignore[return-value]
+        return SetStockLevelSuccess(stock_level=StockLevel.from_model(result))
+
+    @strawberry.mutation(
+        description="Add or remove units atomically (concurrent adjustments all count).",
+        permission_classes=[HasPermission(STOCK_MANAGE)],
+    )
+    async def adjust_stock(self, info: Info, input: AdjustStockInput) -> AdjustStockResult:
+        result = await run_mutation(
+            info,
+            service.adjust_stock,
+            **_ids(input.warehouse_id, input.product_id),
+            delta=input.delta,
+            reason=input.reason,
+            staff_id=info.context.viewer.staff_id,
+        )
+        if isinstance(result, Error):
+            return result  # type: ignore[return-value]
+        return AdjustStockSuccess(stock_level=StockLevel.from_model(result))
+
+
+QUERIES: list[type[Any]] = [InventoryQueries]
+MUTATIONS: list[type[Any]] = [InventoryMutations]
+TYPES: list[type[Any]] = [Warehouse, StockLevel]

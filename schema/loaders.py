@@ -95,6 +95,18 @@ class AddressByIdLoader(ModelByIdLoader):
     model = m.Address
 
 
+class StaffUserByIdLoader(ModelByIdLoader):
+    model = m.StaffUser
+
+
+class StockLevelByIdLoader(ModelByIdLoader):
+    model = m.StockLevel
+
+
+class CustomerEventByIdLoader(ModelByIdLoader):
+    model = m.CustomerEvent
+
+
 class CategoriesByParentIdLoader(ModelsByFieldLoader):
     model = m.Category
     field = "parent_id"

@@ -7,6 +7,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from schema import audit
 from schema.context import Info
 from schema.errors import Error, to_graphql
 from server.db import mark_write
@@ -28,6 +29,9 @@ async def run_mutation(
     anything else rolls back and propagates (a masked GraphQL error). After a commit the
     request's loaders are cleared, so the payload shows the data as it now is, and the
     after-commit callbacks run (event dispatch).
+
+    When staff or an API key calls, the audit row is written here, in the same transaction as
+    the change (a failure's row in a transaction of its own, after the rollback).
     """
     ctx = info.context
     session = ctx.db.session
@@ -39,10 +43,13 @@ async def run_mutation(
         await mark_write(session)
         try:
             result = await service(session, *args, **kwargs)
+            await audit.write_in_transaction(info, audit.success_type_name(info))
             await session.commit()
         except DomainError as exc:
             await session.rollback()
-            return to_graphql(exc)
+            error = to_graphql(exc)
+            await audit.write_alone(info, audit.type_name(error))
+            return error
         except BaseException:
             await session.rollback()
             raise

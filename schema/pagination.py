@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -148,3 +149,9 @@ async def paginate(
             return await count(count_stmt)
 
     return Connection(edges=edges, page_info=page_info, _count=counter)
+
+
+@strawberry.enum(description="Which way a list is sorted.")
+class SortDirection(Enum):
+    ASC = "ASC"
+    DESC = "DESC"

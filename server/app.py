@@ -17,17 +17,30 @@ from strawberry.asgi import GraphQL
 from schema.assembly import build_schema
 from schema.context import Context, Database
 from schema.loaders import Loaders
-from server.auth import ANONYMOUS, InvalidToken, Viewer, viewer_from_token
-from server.config import Settings, get_settings
-from server.db import create_engine, session_factory
+from server.auth import ANONYMOUS, InvalidToken, Viewer
+from server.authn import authenticate
+from server.config import Settings, check_production, get_settings
+from server.db import create_engine
+from server.events import OutboxDispatcher, dispatching_sessions
+from server.http import (
+    BodyTooLarge,
+    GraphQLOverHTTP,
+    declared_length,
+    limited_receive,
+    payload_too_large,
+)
+from server.permissions import RoleMap
 from server.plugins import PluginRuntime, load_plugins
 
 
-class GraphQLApp(GraphQL[Context, None]):
-    """Strawberry's ASGI handler with shopgraph's typed context."""
+class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
+    """Strawberry's ASGI handler with shopgraph's typed context (GraphQL-over-HTTP media
+    types and status codes from :class:`server.http.GraphQLOverHTTP`)."""
 
     def __init__(self, schema: strawberry.Schema, state: AppState) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if state.settings.graphiql else None)
+        # Production serves no IDE: GET /graphql for text/html is a 404 there.
+        ide = state.settings.graphiql and state.settings.env != "production"
+        super().__init__(schema, graphql_ide="graphiql" if ide else None)
         self.state = state
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
@@ -51,7 +64,9 @@ class AppState:
         self.settings = settings
         self.plugins = plugins
         self.engine = create_engine(settings.database_url, echo=settings.echo_sql)
-        self.sessions = session_factory(self.engine)
+        # Commits that write outbox events wake the dispatcher: events go out right after.
+        self.sessions = dispatching_sessions(self.engine, lambda: self.dispatcher.notify())
+        self.dispatcher = OutboxDispatcher(self.sessions, plugins)
         self.schema = build_schema(plugins, settings)
 
 
@@ -69,31 +84,41 @@ class GraphQLEndpoint:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.graphql = GraphQLApp(state.schema, state)
+        self.roles = RoleMap.build(state.settings, state.plugins.permissions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             try:
-                scope["shopgraph.viewer"] = self._viewer(scope)
+                scope["shopgraph.viewer"] = await self._viewer(scope)
             except InvalidToken as exc:
                 await _unauthorized(f"invalid or expired token: {exc}")(scope, receive, send)
                 return
-        async with self.state.sessions() as session:
-            scope["shopgraph.session"] = session
-            await self.graphql(scope, receive, send)
+            # Refused before anything is read or parsed.
+            limit = self.state.settings.max_body_bytes
+            length = declared_length(scope.get("headers", []))
+            if length is not None and length > limit:
+                await payload_too_large(limit)(scope, receive, send)
+                return
+            receive = limited_receive(receive, limit)
+        try:
+            async with self.state.sessions() as session:
+                scope["shopgraph.session"] = session
+                await self.graphql(scope, receive, send)
+        except BodyTooLarge:
+            # Raised while strawberry reads the body, so nothing has been sent yet.
+            await payload_too_large(self.state.settings.max_body_bytes)(scope, receive, send)
 
-    def _viewer(self, scope: Scope) -> Viewer:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and token:
-                    return viewer_from_token(self.state.settings, token.strip())
-                raise InvalidToken("expected 'Authorization: Bearer <token>'")
-        return ANONYMOUS
+    async def _viewer(self, scope: Scope) -> Viewer:
+        # Access tokens (checked against the revocation list) or API keys (their scopes).
+        return await authenticate(
+            scope.get("headers", ()), self.state.settings, self.roles, self.state.sessions
+        )
 
 
 def create_app(settings: Settings | None = None, plugins: PluginRuntime | None = None) -> Starlette:
     """Build the app. The plugin manager and the schema are built once, here."""
     settings = settings or get_settings()
+    check_production(settings)
     plugins = plugins or load_plugins(settings)
     state = AppState(settings, plugins)
     endpoint = GraphQLEndpoint(state)
@@ -104,9 +129,12 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await plugins.call("startup", app=app)
+        # Delivers what a previous process committed but did not dispatch, then keeps going.
+        await state.dispatcher.start()
         try:
             yield
         finally:
+            await state.dispatcher.stop()
             await plugins.call("shutdown", app=app)
             await state.engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import click
 
@@ -89,6 +90,179 @@ def schema_export() -> None:
 
     settings = get_settings()
     sys.stdout.write(build_schema(_plugins(), settings).as_str() + "\n")
+
+
+@main.group()
+def staff() -> None:
+    """Staff accounts (there is no self-service sign-up for staff)."""
+
+
+@staff.command("create")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--name", default="", help="Display name.")
+@click.option(
+    "--role", default="ADMIN", show_default=True, help="ADMIN, CATALOG, SUPPORT or LOGISTICS."
+)
+def staff_create(email: str, password: str, name: str, role: str) -> None:
+    """Create a staff user, who then signs in with the staffLogin mutation."""
+    from server.migrate import run_async
+    from server.services.accounts import create_staff_account
+    from server.services.errors import DomainError
+
+    url = get_settings().database_url
+    try:
+        user = run_async(
+            lambda: create_staff_account(url, email=email, password=password, name=name, role=role)
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"created staff user {user.email} ({user.role.value}), id {user.id}")
+
+
+@main.group("apikey")
+def apikey_group() -> None:
+    """API keys for apps and integrations (hashed; the key is shown once)."""
+
+
+@apikey_group.command("create")
+@click.option("--name", required=True, help="Who uses the key, e.g. the app's name.")
+@click.option(
+    "--scopes", required=True, help="Comma-separated permissions, e.g. catalog.read,orders.manage."
+)
+def apikey_create(name: str, scopes: str) -> None:
+    """Create an API key and print it (this once: only its hash is stored)."""
+    from server.migrate import run_async
+    from server.permissions import RoleMap
+    from server.services.apikeys import create_api_key_in
+    from server.services.errors import DomainError
+
+    settings = get_settings()
+    roles = RoleMap.build(settings, _plugins().permissions)
+    try:
+        created = run_async(
+            lambda: create_api_key_in(
+                settings.database_url,
+                roles,
+                name=name,
+                scopes=scopes.split(","),
+                created_by="cli",
+            )
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    key = created.api_key
+    click.echo(f"created API key {key.name!r} (id {key.id}, scopes {', '.join(key.scopes)})")
+    click.echo("store it now, it is not shown again:")
+    click.echo(created.secret)
+
+
+@apikey_group.command("revoke")
+@click.argument("prefix_or_id")
+def apikey_revoke(prefix_or_id: str) -> None:
+    """Revoke the key with this prefix (the part after sg_) or numeric id."""
+    from server.migrate import run_async
+    from server.services.apikeys import revoke_api_key_in
+    from server.services.errors import DomainError
+
+    url = get_settings().database_url
+    try:
+        key = run_async(lambda: revoke_api_key_in(url, prefix_or_id.strip()))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"revoked API key {key.name!r} (prefix {key.prefix})")
+
+
+@main.group("plugins")
+def plugins_group() -> None:
+    """Installed plugins."""
+
+
+@plugins_group.command("list")
+def plugins_list() -> None:
+    """Every discovered plugin: name, version, enabled, source and the hooks it implements."""
+    from server.plugins import describe_plugins
+
+    click.echo(describe_plugins(_plugins()))
+
+
+@main.group("plugin")
+def plugin_group() -> None:
+    """Writing plugins."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--directory", default=".", show_default=True, help="Where to create it.")
+def plugin_new(name: str, directory: str) -> None:
+    """Scaffold a pip-installable plugin package NAME (pyproject with the entry point, the
+    plugin's rooms, a migration branch and a passing test)."""
+    from server.scaffold import ScaffoldError, scaffold_plugin
+
+    try:
+        root = scaffold_plugin(name, directory)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created {root}\nnext: pip install {root} && shopgraph db upgrade")
+
+
+@main.group()
+def jobs() -> None:
+    """Background work: outbox dispatch and the plugins' periodic jobs."""
+
+
+@jobs.command("run")
+@click.option("--only", default=None, help="Run just this job ('outbox' or <plugin>.<job>).")
+@click.option("--force", is_flag=True, help="Run jobs even if their interval has not passed.")
+@click.option("--loop", is_flag=True, help="Keep running (a worker process).")
+def jobs_run(only: str | None, force: bool, loop: bool) -> None:
+    """Drain the event outbox and run every due periodic job, once (or forever with --loop)."""
+    from server.jobs import run_jobs_command
+
+    click.echo(run_jobs_command(get_settings(), _plugins(), only=only, force=force, loop=loop))
+
+
+@main.command("demo-data")
+@click.option("--customers", default=200, show_default=True, type=click.IntRange(min=0))
+@click.option("--products", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--orders", default=600, show_default=True, type=click.IntRange(min=0))
+@click.option("--seed", default=2024, show_default=True, type=int, help="Same seed, same shop.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The day the shop's history ends (default: today). Fix it for identical rows.",
+)
+@click.option("--if-empty", is_flag=True, help="Do nothing if the shop already has products.")
+def demo_data(
+    customers: int,
+    products: int,
+    orders: int,
+    seed: int,
+    as_of: datetime | None,
+    if_empty: bool,
+) -> None:
+    """Fill an empty (migrated) database with a demo shop: catalogue, stock, customers with
+    their behaviour, orders, payments and shipments."""
+    from server.demo import load
+    from server.migrate import run_async
+
+    when = as_of.replace(tzinfo=UTC) if as_of else None
+    try:
+        report = run_async(
+            lambda: load(
+                get_settings().database_url,
+                customers=customers,
+                products=products,
+                orders=orders,
+                seed=seed,
+                as_of=when,
+                if_empty=if_empty,
+            )
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report.summary() if report else "the shop already has products: left as it is")
 
 
 if __name__ == "__main__":

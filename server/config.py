@@ -28,11 +28,26 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./shopgraph.db"
     secret_key: str = DEFAULT_SECRET
     access_token_minutes: int = 30
+    refresh_token_days: int = Field(default=30, ge=1, description="refresh token lifetime")
+    # Extra permissions per staff role, on top of the built-in mapping (docs/security.md),
+    # e.g. SHOPGRAPH_ROLE_PERMISSIONS='{"SUPPORT": ["complaints.manage"]}'.
+    role_permissions: dict[str, list[str]] = Field(default_factory=dict)
     currency: str = "CNY"
     graphiql: bool = True
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""
     echo_sql: bool = False
+    # Request limits (see docs/security.md): checked before a request executes.
+    max_depth: int = Field(default=12, ge=1, description="deepest field nesting of a document")
+    max_aliases: int = Field(default=30, ge=0, description="aliased fields in a document")
+    max_tokens: int = Field(default=5000, ge=1, description="lexical tokens in a document")
+    max_body_bytes: int = Field(default=1_048_576, ge=1, description="HTTP request body size")
+    # Query cost (Shopify's leaky bucket): a client holds at most ``cost_bucket_size`` points,
+    # refilled at ``cost_restore_rate`` points per second; no single query may cost more than
+    # ``max_query_cost`` (nor more than the bucket holds).
+    max_query_cost: int = Field(default=1000, ge=1)
+    cost_bucket_size: int = Field(default=1000, ge=1)
+    cost_restore_rate: float = Field(default=50.0, gt=0)
 
     @property
     def is_sqlite(self) -> bool:
@@ -53,6 +68,26 @@ class Settings(BaseSettings):
         if self.plugins is None:
             return None
         return {p.strip() for p in self.plugins.split(",") if p.strip()}
+
+
+class InsecureSettings(ValueError):
+    """Settings that must not reach production (the server refuses to start)."""
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse a production start with a known or guessable JWT secret: anyone could mint
+    staff tokens with it."""
+    if settings.env != "production":
+        return
+    if settings.secret_key == DEFAULT_SECRET or len(settings.secret_key) < MIN_SECRET_LENGTH:
+        raise InsecureSettings(
+            "SHOPGRAPH_SECRET_KEY must be set to a random value of at least "
+            f"{MIN_SECRET_LENGTH} characters in production (the default or a short secret "
+            "lets anyone forge access tokens)"
+        )
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,26 +1,43 @@
 """The hook specifications: what shopgraph asks of its plugins, and what each must return.
 
-Four families: schema, data, order flow (synchronous, inside the request's transaction) and
-events (after commit). Plus permissions, settings, jobs, startup and shutdown.
-Every hook is called with keyword arguments only; implementations may take any subset.
+Four families: schema, data, order flow (inside the request's transaction) and events (after
+commit). Plus permissions, settings, jobs, startup and shutdown.
+
+Hooks are called with keyword arguments only (pluggy refuses positional ones); an
+implementation declares, as ordinary parameters, any subset of its spec's parameters. Two
+parameters are offered to every runtime hook besides those listed in its spec:
+``plugins`` (the :class:`server.plugins.PluginRuntime`, e.g. to call another hook) and
+``config`` (this plugin's own settings object, see :func:`settings`). No core spec is
+``firstresult``: each asks every plugin and composes the answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.plugin import (
     Adjustment,
     CartView,
     CheckoutProblem,
     Event,
+    Job,
     ShippingQuote,
     hookspec,
 )
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from starlette.applications import Starlette
+
+    from server.models import Customer, Product
+    from server.plugins import PluginRuntime
+
 # --- schema ------------------------------------------------------------------------------
+# Called once, when the schema is assembled at start-up. A name clash between contributions
+# (two root fields, two extension fields, a field already on the core type) is a start-up
+# error naming both contributors.
 
 
 @hookspec
@@ -45,13 +62,14 @@ def graphql_subscriptions() -> Sequence[type]:
 
 
 @hookspec
-def graphql_type_extensions() -> dict[str, Sequence[type]]:
+def graphql_type_extensions() -> Mapping[str, Sequence[type]]:
     """Return ``{core type name: [strawberry types]}``: their fields are added to that core type
     (e.g. ``{"Product": [ProductRecommendations]}`` adds ``Product.recommendations``).
-    Resolvers receive the core object as ``root``."""
+    Resolvers receive the core object as ``self`` (or a parameter named ``root``)."""
 
 
 # --- data --------------------------------------------------------------------------------
+# Called by ``shopgraph db upgrade`` / ``downgrade`` and by the migration environment.
 
 
 @hookspec
@@ -62,71 +80,105 @@ def models() -> Sequence[str]:
 @hookspec
 def migration_locations() -> Sequence[str]:
     """Return folders holding the plugin's alembic versions (its own branch, labelled with the
-    plugin's name)."""
+    plugin's name, depending on the core revision ``0001_core``)."""
 
 
 # --- order flow --------------------------------------------------------------------------
+# Called inside the request's transaction: whatever a hook reads or writes through ``session``
+# commits or rolls back with the request. A hook that raises fails the request with a GraphQL
+# error naming the plugin (code PLUGIN_FAILED), and nothing is written.
 
 
 @hookspec
 def price_adjustments(
-    session: Any, product: Any, customer: Any | None, quantity: int, at: datetime, base: int
+    session: AsyncSession,
+    product: Product,
+    customer: Customer | None,
+    quantity: int,
+    at: datetime,
+    base: int,
+    plugins: PluginRuntime,
+    config: Any,
 ) -> Sequence[Adjustment] | None:
     """Return adjustments to the unit price of ``product`` (minor units per unit; negative is a
     discount) for ``customer`` (None when anonymous) buying ``quantity`` at time ``at``.
-    ``base`` is the catalogue unit price. Runs inside the request's transaction."""
+    ``base`` is the catalogue unit price. Return an empty list (or None) to leave it alone."""
 
 
 @hookspec
 def order_adjustments(
-    session: Any, cart: CartView, customer: Any | None
+    session: AsyncSession,
+    cart: CartView,
+    customer: Customer | None,
+    plugins: PluginRuntime,
+    config: Any,
 ) -> Sequence[Adjustment] | None:
     """Return adjustments to the whole order (minor units; negative is a discount), given the
-    cart with its final unit prices. Runs inside the request's transaction."""
+    cart with its final unit prices and subtotal."""
 
 
 @hookspec
 def shipping_quotes(
-    session: Any, cart: CartView, address: dict[str, Any] | None
+    session: AsyncSession,
+    cart: CartView,
+    address: dict[str, Any] | None,
+    plugins: PluginRuntime,
+    config: Any,
 ) -> Sequence[ShippingQuote] | None:
-    """Return the ways this cart can be shipped to ``address``, each with its price."""
+    """Return the ways this cart can be shipped to ``address``, each with its price. When no
+    plugin quotes, shipping is free."""
 
 
 @hookspec
 def validate_checkout(
-    session: Any, cart: CartView, customer: Any | None
+    session: AsyncSession,
+    cart: CartView,
+    customer: Customer | None,
+    plugins: PluginRuntime,
+    config: Any,
 ) -> Sequence[CheckoutProblem] | None:
     """Return problems that block checking out ``cart`` (an empty list when there are none)."""
 
 
 # --- events (after commit) ---------------------------------------------------------------
+# Each event is delivered to each implementing plugin separately, at least once: in its own
+# transaction (``session``), which commits together with the delivery's DELIVERED mark. Raise
+# to have the delivery retried with backoff; after the last attempt it is dead-lettered.
 
 
 @hookspec
-def order_placed(event: Event) -> None:
+def order_placed(event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any) -> None:
     """Called after an order is committed. ``event.payload`` has ``order_id``, ``customer_id``,
-    ``total`` and ``lines``. Raise to have the delivery retried."""
+    ``total`` (minor units), ``currency`` and ``lines``."""
 
 
 @hookspec
-def order_status_changed(event: Event) -> None:
+def order_status_changed(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
     """Called after an order changes status: payload ``order_id``, ``from_status``,
     ``to_status``."""
 
 
 @hookspec
-def payment_captured(event: Event) -> None:
+def payment_captured(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
     """Called after a payment is captured: payload ``order_id``, ``payment_id``, ``amount``."""
 
 
 @hookspec
-def shipment_status_changed(event: Event) -> None:
+def shipment_status_changed(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
     """Called after a shipment changes status: payload ``shipment_id``, ``order_id``,
     ``from_status``, ``to_status``."""
 
 
 @hookspec
-def customer_event_recorded(event: Event) -> None:
+def customer_event_recorded(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
     """Called after a behaviour event (VIEW, SEARCH, FAVORITE, ADD_TO_CART, PURCHASE) is stored:
     payload ``customer_id``, ``kind``, ``product_id``, ``query``."""
 
@@ -141,19 +193,22 @@ def permissions() -> Sequence[str]:
 
 @hookspec
 def settings() -> type | None:
-    """Return a pydantic model of this plugin's settings (read from ``SHOPGRAPH_<NAME>_*``)."""
+    """Return a pydantic model of this plugin's settings. Each field ``x`` is read from
+    ``SHOPGRAPH_<PLUGIN>_<X>`` (environment, then the config file); the validated object is
+    passed to this plugin's hooks as ``config``. Invalid values are a start-up error."""
 
 
 @hookspec
-def jobs() -> Sequence[Any]:
-    """Return periodic jobs: objects with ``name``, ``interval_seconds`` and an async ``run``."""
+def jobs(plugins: PluginRuntime, config: Any) -> Sequence[Job]:
+    """Return periodic jobs (:class:`server.plugin.Job`): ``shopgraph jobs run`` runs each
+    when its interval has passed, in one process at a time."""
 
 
 @hookspec
-def startup(app: Any) -> None:
+def startup(app: Starlette, plugins: PluginRuntime, config: Any) -> None:
     """Called once when the server starts, after the database is reachable."""
 
 
 @hookspec
-def shutdown(app: Any) -> None:
-    """Called once when the server stops."""
+def shutdown(app: Starlette, plugins: PluginRuntime, config: Any) -> None:
+    """Called once when the server stops: close what ``startup`` opened. Return nothing."""

@@ -83,9 +83,29 @@ def downgrade(database_url: str, revision: str, plugin_manager: Any | None = Non
 
 
 def heads(database_url: str, plugin_manager: Any | None = None) -> list[str]:
-    return list(
-        ScriptDirectory.from_config(alembic_config(database_url, plugin_manager)).get_heads()
-    )
+    """The revisions a fully upgraded database records.
+
+    That is the script's heads less any head another one depends on: a plugin branch starts
+    with ``depends_on = "0001_core"``, and once it is applied alembic records the plugin's
+    revision in place of the core one it depends on.
+    """
+    script = ScriptDirectory.from_config(alembic_config(database_url, plugin_manager))
+    all_heads = set(script.get_heads())
+    covered: set[str] = set()
+    pending = [script.get_revision(h) for h in all_heads]
+    while pending:
+        rev = pending.pop()
+        if rev is None:
+            continue
+        down = rev.down_revision
+        names = [down] if isinstance(down, str) else list(down or ())
+        below = [script.get_revision(name) for name in names]
+        below += script.revision_map.get_revisions(rev.dependencies or ())
+        for lower in below:
+            if lower is not None and lower.revision not in covered:
+                covered.add(lower.revision)
+                pending.append(lower)
+    return sorted(all_heads - covered)
 
 
 def current(database_url: str) -> set[str]:

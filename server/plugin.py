@@ -1,17 +1,32 @@
 """The public plugin API: everything a plugin author imports from shopgraph.
 
 A plugin is a module or object with functions marked ``@hookimpl`` whose names match the
-specifications below. Every hook is called with keyword arguments; a plugin may accept any
-subset of them. A hook's result may be an awaitable: the core awaits it.
+specifications in :mod:`server.hookspecs`. Every hook is called with keyword arguments; an
+implementation takes any subset of the spec's parameters (ordinary parameters, not
+keyword-only ones: pluggy matches them by name). A hook's result may be an awaitable: the core
+awaits it.
+
+Besides ``hookimpl``/``hookspec`` and the value types below, this module re-exports the core
+GraphQL helpers a plugin's ``schema.py`` needs (``Info``, ``run_mutation``, ``Error`` …), so a
+plugin has one import surface. They are loaded on first access to keep this module free of
+import-time work.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from server.config import Settings
+    from server.plugins import PluginRuntime
 
 PROJECT = "shopgraph"
 
@@ -89,7 +104,11 @@ class CartView:
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """What a plugin says of itself (its ``PLUGIN_INFO`` attribute)."""
+    """What a plugin says of itself (its ``PLUGIN_INFO`` attribute).
+
+    ``core_version`` is a PEP 440 specifier set the running shopgraph version must satisfy;
+    ``requires`` names plugins that must be installed and enabled alongside this one.
+    """
 
     name: str
     version: str
@@ -106,3 +125,76 @@ class Event:
     name: str
     payload: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a periodic job gets: a session factory (one transaction per ``async with``),
+    the core settings, the plugin set, and the job's own plugin's settings."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    settings: Settings
+    plugins: PluginRuntime
+    config: Any = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Periodic work a plugin asks for (the ``jobs`` hook): run every ``interval_seconds``
+    by ``shopgraph jobs run``; at most one process runs a given job at a time."""
+
+    name: str
+    interval_seconds: float
+    run: Callable[[JobContext], Awaitable[None]]
+    description: str = ""
+
+
+# Core GraphQL helpers re-exported for plugins: name -> "module:attribute".
+_REEXPORTS = {
+    "Info": "schema.context:Info",
+    "Context": "schema.context:Context",
+    "run_mutation": "schema.mutations:run_mutation",
+    "Error": "schema.errors:Error",
+    "ValidationError": "schema.errors:ValidationError",
+    "NotFoundError": "schema.errors:NotFoundError",
+    "ConflictError": "schema.errors:ConflictError",
+    "AuthenticationError": "schema.errors:AuthenticationError",
+    "Money": "schema.money:Money",
+    "money": "schema.money:money",
+    "ModelNode": "schema.node:ModelNode",
+    "parse_node_id": "schema.node:parse_node_id",
+    "Connection": "schema.pagination:Connection",
+    "paginate": "schema.pagination:paginate",
+    "ModelByIdLoader": "schema.loaders:ModelByIdLoader",
+    "ModelsByFieldLoader": "schema.loaders:ModelsByFieldLoader",
+    "IsAuthenticated": "schema.permissions:IsAuthenticated",
+    "IsCustomer": "schema.permissions:IsCustomer",
+    "IsStaff": "schema.permissions:IsStaff",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _REEXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "PROJECT",
+    "Adjustment",
+    "CartLineView",
+    "CartView",
+    "CheckoutProblem",
+    "Event",
+    "Job",
+    "JobContext",
+    "PluginInfo",
+    "ShippingQuote",
+    "hookimpl",
+    "hookspec",
+    *_REEXPORTS,
+]

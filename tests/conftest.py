@@ -6,9 +6,14 @@ a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL.
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
+import fcntl
 import itertools
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,11 +32,59 @@ from tests.support.postgres import TemporaryPostgres, find_bindir
 from tests.support.server import LiveServer
 
 BACKENDS = ["sqlite", "postgresql"]
+EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "loyalty"
 _db_counter = itertools.count()
 
 
 def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def _example_plugin_is_current() -> bool:
+    """Whether the installed example plugin is byte-for-byte the one in examples/: then a
+    reinstall (which other test sessions would see half-done) is skipped."""
+    try:
+        dist = importlib.metadata.distribution("shopgraph-loyalty")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    installed = {
+        str(f): f
+        for f in dist.files or ()
+        if str(f).startswith("shopgraph_loyalty/") and str(f).endswith(".py")
+    }
+    package = EXAMPLE_PLUGIN / "shopgraph_loyalty"
+    sources = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    if len(sources) != len(installed):
+        return False
+    for path in sources:
+        record = installed.get(path.relative_to(EXAMPLE_PLUGIN).as_posix())
+        if record is None or Path(str(dist.locate_file(record))).read_bytes() != path.read_bytes():
+            return False
+    return f'version = "{dist.version}"' in (EXAMPLE_PLUGIN / "pyproject.toml").read_text()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def example_plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """pip-install the example plugin (examples/loyalty) the way a user does, before anything
+    (the template databases included) discovers plugins: a regular, non-editable install
+    whose entry point makes it a plugin. Built from a copy, so the source tree stays clean."""
+    # Parallel test workers share the virtualenv: one installs while the others wait.
+    lock_path = tmp_path_factory.getbasetemp().parent / "example-plugin.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        importlib.invalidate_caches()
+        if _example_plugin_is_current():
+            return  # already pip-installed from these very sources
+        source = tmp_path_factory.mktemp("example-plugin") / "loyalty"
+        shutil.copytree(
+            EXAMPLE_PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info")
+        )
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
+            + ["--no-build-isolation", "--disable-pip-version-check", str(source)],
+            check=True,
+        )
+        importlib.invalidate_caches()
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +170,11 @@ async def database_url(
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, env="test", graphiql=True)
+    # The suite's clients all share one IP and fire bursts (concurrency tests): a bucket that
+    # never runs dry. tests/security checks throttling with the real defaults.
+    return Settings(
+        database_url=database_url, env="test", graphiql=True, cost_bucket_size=1_000_000
+    )
 
 
 @pytest.fixture

@@ -81,6 +81,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_event_dispatched_at'), ['dispatched_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_event_name'), ['name'], unique=False)
 
+    op.create_table('job_lease',
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('holder', sa.String(length=64), nullable=True),
+    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_job_lease'))
+    )
+    op.create_table('outbox_delivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('plugin', sa.String(length=100), nullable=False),
+    sa.Column('status', sa.Enum('PENDING', 'DELIVERED', 'DEAD', name='deliverystatus', native_enum=False, length=32), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('claim_token', sa.String(length=64), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['outbox_event.id'], name=op.f('fk_outbox_delivery_event_id_outbox_event'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_delivery')),
+    sa.UniqueConstraint('event_id', 'plugin', name='event_plugin')
+    )
+    with op.batch_alter_table('outbox_delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_delivery_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_delivery_event_id'), ['event_id'], unique=False)
+
     op.create_table('staff_user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -276,6 +305,7 @@ def upgrade() -> None:
     sa.Column('order_id', sa.Integer(), nullable=False),
     sa.Column('from_status', sa.Enum('PENDING_PAYMENT', 'PAID', 'FULFILLING', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED', name='orderstatus', native_enum=False, length=32), nullable=True),
     sa.Column('to_status', sa.Enum('PENDING_PAYMENT', 'PAID', 'FULFILLING', 'SHIPPED', 'DELIVERED', 'COMPLETED', 'CANCELLED', name='orderstatus', native_enum=False, length=32), nullable=False),
+    sa.Column('actor', sa.String(), nullable=False),
     sa.Column('note', sa.String(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['order.id'], name=op.f('fk_order_status_change_order_id_order'), ondelete='CASCADE'),
@@ -349,6 +379,63 @@ def upgrade() -> None:
     with op.batch_alter_table('tracking_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tracking_event_shipment_id'), ['shipment_id'], unique=False)
 
+    op.create_table('api_key',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
+    sa.Column('key_hash', sa.String(length=64), nullable=False),
+    sa.Column('scopes', sa.JSON(), nullable=False),
+    sa.Column('created_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_key')),
+    sa.UniqueConstraint('prefix', name=op.f('uq_api_key_prefix'))
+    )
+    op.create_table('token_revocation',
+    sa.Column('key', sa.String(length=120), nullable=False),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_token_revocation'))
+    )
+    with op.batch_alter_table('token_revocation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_token_revocation_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('refresh_token',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('family_id', sa.String(length=32), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_refresh_token_customer_id_customer'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_refresh_token')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_refresh_token_token_hash'))
+    )
+    with op.batch_alter_table('refresh_token', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_refresh_token_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_refresh_token_family_id'), ['family_id'], unique=False)
+
+    op.create_table('audit_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=True),
+    sa.Column('api_key_id', sa.Integer(), nullable=True),
+    sa.Column('mutation', sa.String(length=120), nullable=False),
+    sa.Column('input', sa.JSON(), nullable=False),
+    sa.Column('result', sa.String(length=120), nullable=False),
+    sa.ForeignKeyConstraint(['api_key_id'], ['api_key.id'], name=op.f('fk_audit_log_api_key_id_api_key')),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_user.id'], name=op.f('fk_audit_log_staff_id_staff_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
+    )
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_log_actor_at', ['actor', 'at'], unique=False)
+        batch_op.create_index('ix_audit_log_at_id', ['at', 'id'], unique=False)
+        batch_op.create_index('ix_audit_log_mutation_at', ['mutation', 'at'], unique=False)
+
     # ### end Alembic commands ###
     _create_search_index()
 
@@ -356,6 +443,22 @@ def upgrade() -> None:
 def downgrade() -> None:
     _drop_search_index()
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_mutation_at')
+        batch_op.drop_index('ix_audit_log_at_id')
+        batch_op.drop_index('ix_audit_log_actor_at')
+
+    op.drop_table('audit_log')
+    with op.batch_alter_table('refresh_token', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_refresh_token_family_id'))
+        batch_op.drop_index(batch_op.f('ix_refresh_token_customer_id'))
+
+    op.drop_table('refresh_token')
+    with op.batch_alter_table('token_revocation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_token_revocation_expires_at'))
+
+    op.drop_table('token_revocation')
+    op.drop_table('api_key')
     with op.batch_alter_table('tracking_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tracking_event_shipment_id'))
 
@@ -430,6 +533,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbox_event_name'))
         batch_op.drop_index(batch_op.f('ix_outbox_event_dispatched_at'))
 
+    with op.batch_alter_table('outbox_delivery', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_delivery_event_id'))
+        batch_op.drop_index('ix_outbox_delivery_due')
+
+    op.drop_table('outbox_delivery')
+    op.drop_table('job_lease')
     op.drop_table('outbox_event')
     op.drop_table('idempotency_key')
     with op.batch_alter_table('customer', schema=None) as batch_op:

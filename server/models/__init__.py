@@ -2,7 +2,14 @@
 
 from server.models.base import utcnow
 from server.models.customers import Address, Customer, MembershipTier, StaffRole, StaffUser
-from server.models.events import CustomerEvent, CustomerEventKind, OutboxEvent
+from server.models.events import (
+    CustomerEvent,
+    CustomerEventKind,
+    DeliveryStatus,
+    JobLease,
+    OutboxDelivery,
+    OutboxEvent,
+)
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
 from server.models.orders import (
     Cart,
@@ -17,10 +24,13 @@ from server.models.orders import (
     PaymentStatus,
 )
 from server.models.products import Category, Product
+from server.models.security import ApiKey, AuditLogEntry, RefreshToken, TokenRevocation
 from server.models.shipments import Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
 
 __all__ = [
     "Address",
+    "ApiKey",
+    "AuditLogEntry",
     "Cart",
     "CartLine",
     "CartStatus",
@@ -28,22 +38,27 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerEventKind",
+    "DeliveryStatus",
     "IdempotencyKey",
+    "JobLease",
     "MembershipTier",
     "Order",
     "OrderLine",
     "OrderStatus",
     "OrderStatusChange",
+    "OutboxDelivery",
     "OutboxEvent",
     "Payment",
     "PaymentStatus",
     "Product",
+    "RefreshToken",
     "Shipment",
     "ShipmentLine",
     "ShipmentStatus",
     "StaffRole",
     "StaffUser",
     "StockLevel",
+    "TokenRevocation",
     "TrackingEvent",
     "Warehouse",
     "WarehouseKind",

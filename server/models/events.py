@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.models.base import created_at_field, datetime_field, enum_field, json_field
@@ -50,3 +50,49 @@ class OutboxEvent(SQLModel, table=True):
     payload: dict[str, Any] = json_field(dict)
     created_at: datetime = created_at_field()
     dispatched_at: datetime | None = datetime_field(index=True)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    DEAD = "DEAD"
+
+
+class OutboxDelivery(SQLModel, table=True):
+    """One outbox event's delivery to one plugin.
+
+    Dispatchers claim a delivery with a conditional UPDATE (a lease: ``claim_token`` +
+    ``claimed_until``), so concurrent processes never run it twice at once; a failure schedules
+    the next attempt with backoff, and after the last attempt the delivery is DEAD.
+    """
+
+    __tablename__ = "outbox_delivery"
+    __table_args__ = (
+        UniqueConstraint("event_id", "plugin", name="event_plugin"),
+        Index("ix_outbox_delivery_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="outbox_event.id", index=True, ondelete="CASCADE")
+    plugin: str = Field(sa_column=Column(String(100), nullable=False))
+    status: DeliveryStatus = enum_field(DeliveryStatus, DeliveryStatus.PENDING)
+    attempts: int = 0
+    next_attempt_at: datetime = created_at_field()
+    claimed_until: datetime | None = datetime_field()
+    claim_token: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delivered_at: datetime | None = datetime_field()
+    created_at: datetime = created_at_field()
+
+
+class JobLease(SQLModel, table=True):
+    """A periodic job's schedule and lease: one process runs a given job at a time."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(sa_column=Column(String(120), primary_key=True))
+    holder: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    locked_until: datetime | None = datetime_field()
+    last_started_at: datetime | None = datetime_field()
+    last_finished_at: datetime | None = datetime_field()
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

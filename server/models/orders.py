@@ -109,6 +109,8 @@ class OrderStatusChange(SQLModel, table=True):
         sa_column=Column(SAEnum(OrderStatus, native_enum=False, length=32), nullable=True),
     )
     to_status: OrderStatus = enum_field(OrderStatus, OrderStatus.PENDING_PAYMENT)
+    # Who made the change ("customer:12", "staff:3", "system"): the history is an audit trail.
+    actor: str = ""
     note: str = ""
     at: datetime = created_at_field()
 

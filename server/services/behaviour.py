@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import CustomerEvent, CustomerEventKind
+from server.models import CustomerEvent, CustomerEventKind, Product
 from server.services import outbox
+from server.services.errors import NotFound, ValidationFailed
 
 
 async def record(
@@ -50,3 +55,138 @@ async def record(
         },
     )
     return event
+
+
+# Kinds a client may report; PURCHASE is written by checkout itself, from the order.
+CLIENT_KINDS = frozenset(
+    {
+        CustomerEventKind.VIEW,
+        CustomerEventKind.SEARCH,
+        CustomerEventKind.FAVORITE,
+        CustomerEventKind.ADD_TO_CART,
+    }
+)
+_PRODUCT_KINDS = frozenset(
+    {CustomerEventKind.VIEW, CustomerEventKind.FAVORITE, CustomerEventKind.ADD_TO_CART}
+)
+MAX_SESSION_ID = 64
+MAX_QUERY = 200
+MAX_QUANTITY = 999
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    customer_id: int | None = None
+    kind: CustomerEventKind | None = None
+    product_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def record_client_event(
+    session: AsyncSession,
+    *,
+    kind: CustomerEventKind,
+    customer_id: int | None,
+    session_id: str | None = None,
+    product_id: int | None = None,
+    query: str | None = None,
+    quantity: int | None = None,
+    result_count: int | None = None,
+) -> CustomerEvent:
+    """Check and record an event a client reports (a signed-in customer, or an anonymous
+    visitor followed by ``session_id``)."""
+    if kind not in CLIENT_KINDS:
+        raise ValidationFailed(
+            f"{kind.value} events are recorded by the shop itself, not reported", field="kind"
+        )
+    sid = (session_id or "").strip() or None
+    if sid is not None and len(sid) > MAX_SESSION_ID:
+        raise ValidationFailed(
+            f"sessionId must have at most {MAX_SESSION_ID} characters", field="sessionId"
+        )
+    if customer_id is None and sid is None:
+        raise ValidationFailed("anonymous visitors must give a sessionId", field="sessionId")
+    text = (query or "").strip() or None
+    data: dict[str, Any] = {}
+    if kind is CustomerEventKind.SEARCH:
+        if text is None:
+            raise ValidationFailed("a SEARCH event needs its query", field="query")
+        if len(text) > MAX_QUERY:
+            raise ValidationFailed(f"query must have at most {MAX_QUERY} characters", field="query")
+        if result_count is not None:
+            if result_count < 0:
+                raise ValidationFailed("resultCount must not be negative", field="resultCount")
+            # Kept so that operators can find searches with no results.
+            data["result_count"] = result_count
+    elif kind in _PRODUCT_KINDS and product_id is None:
+        raise ValidationFailed(f"a {kind.value} event needs its productId", field="productId")
+    if kind is CustomerEventKind.ADD_TO_CART:
+        quantity = 1 if quantity is None else quantity
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise ValidationFailed(
+                f"quantity must be between 1 and {MAX_QUANTITY}", field="quantity"
+            )
+    elif quantity is not None:
+        raise ValidationFailed("quantity belongs to ADD_TO_CART events only", field="quantity")
+    if product_id is not None and await session.get(Product, product_id) is None:
+        raise NotFound("Product", product_id, field="productId")
+    return await record(
+        session,
+        kind=kind,
+        customer_id=customer_id,
+        session_id=sid,
+        product_id=product_id,
+        query=text,
+        quantity=quantity,
+        data=data,
+    )
+
+
+def latest_products_stmt(
+    customer_ids: Iterable[int], kind: CustomerEventKind, limit: int
+) -> Select[Any]:
+    """Per customer, the distinct products of their ``kind`` events (FAVORITE: favourites,
+    VIEW: recently viewed), most recent first, at most ``limit`` each.
+
+    Rows are ``(customer_id, product_id, rank)``; one statement serves many customers.
+    """
+    last_at = func.max(CustomerEvent.occurred_at)
+    last_id = func.max(CustomerEvent.id)
+    # The max id breaks ties between events with the same timestamp.
+    rank = (
+        func.row_number()
+        .over(partition_by=CustomerEvent.customer_id, order_by=(last_at.desc(), last_id.desc()))
+        .label("rank")
+    )
+    per_product = (
+        select(CustomerEvent.customer_id, CustomerEvent.product_id, rank)
+        .join(Product, Product.id == CustomerEvent.product_id)
+        .where(
+            CustomerEvent.customer_id.in_(set(customer_ids)),
+            CustomerEvent.kind == kind,
+            Product.is_active,
+        )
+        .group_by(CustomerEvent.customer_id, CustomerEvent.product_id)
+        .subquery()
+    )
+    return (
+        select(per_product.c.customer_id, per_product.c.product_id, per_product.c.rank)
+        .where(per_product.c.rank <= limit)
+        .order_by(per_product.c.customer_id, per_product.c.rank)
+    )
+
+
+def event_conditions(flt: EventFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if flt.customer_id is not None:
+        conditions.append(CustomerEvent.customer_id == flt.customer_id)
+    if flt.kind is not None:
+        conditions.append(CustomerEvent.kind == flt.kind)
+    if flt.product_id is not None:
+        conditions.append(CustomerEvent.product_id == flt.product_id)
+    if flt.since is not None:
+        conditions.append(CustomerEvent.occurred_at >= flt.since)
+    if flt.until is not None:
+        conditions.append(CustomerEvent.occurred_at < flt.until)
+    return conditions

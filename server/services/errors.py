@@ -79,3 +79,15 @@ class AuthenticationFailed(DomainError):
 
 class EmptyCart(DomainError):
     code = "EMPTY_CART"
+
+
+class CheckoutProblems(DomainError):
+    """Plugins' validate_checkout hooks found reasons the cart may not be checked out."""
+
+    code = "CHECKOUT_PROBLEMS"
+
+    def __init__(self, problems: list[dict[str, str | None]]) -> None:
+        # Each problem: {source, code, message, field}.
+        summary = "; ".join(str(p["message"]) for p in problems)
+        super().__init__(f"the cart cannot be checked out: {summary}")
+        self.problems = problems

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, Select, column, func, literal_column, table
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.models import Product
 
 # CJK Unified Ideographs (+ Extension A), Hiragana/Katakana, Hangul syllables.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _CJK_CHAR = re.compile(f"([{_CJK}])")
-_TOKEN = re.compile(f"[{_CJK}]+|[^\\W_]+", re.UNICODE)
+# A CJK run, or a run of other letters and digits: "sony耳机" is two terms, "sony" and "耳机".
+_TOKEN = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+", re.UNICODE)
+_WORD = re.compile("[^\\W_]+", re.UNICODE)
 
 
 def segment(text: str) -> str:
@@ -45,3 +54,142 @@ def product_search_text(
 def query_terms(query: str) -> list[str]:
     """The query's terms: a CJK run is one term (matched as a phrase), other words as they are."""
     return [t for t in _TOKEN.findall(query.lower()) if t]
+
+
+# A query never has more terms than this: the rest of a pasted paragraph adds cost, not precision.
+MAX_TERMS = 16
+
+# The FTS5 table over product.search_title / product.search_body (see migration 0001).
+_fts = table("product_fts", column("rowid", Integer))
+_fts_ref = literal_column("product_fts")
+# The generated tsvector column on PostgreSQL; it is not part of the ORM model.
+_search_vector = literal_column("product.search_vector")
+_RANK_WEIGHTS = literal_column("'{0.1, 0.1, 0.1, 1.0}'::float4[]")
+
+
+def _fts5_phrase(term: str, *, prefix: bool = False, column_name: str | None = None) -> str:
+    """One term as an FTS5 phrase: double-quoted, so nothing in it is FTS5 syntax."""
+    quoted = '"' + segment(term).replace('"', '""') + '"'
+    if prefix:
+        quoted += "*"
+    return f"{column_name} : {quoted}" if column_name else quoted
+
+
+def _tsquery_lexeme(token: str, *, prefix: bool = False, weights: str = "") -> str:
+    """One token as a quoted tsquery lexeme (quotes and backslashes escaped)."""
+    escaped = token.replace("\\", "\\\\").replace("'", "''")
+    suffix = ("*" if prefix else "") + weights
+    return f"'{escaped}'" + (f":{suffix}" if suffix else "")
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A full-text condition on ``product`` and its relevance (higher is better).
+
+    ``join`` is what the FROM clause needs (the FTS5 table on SQLite), or None.
+    """
+
+    condition: ColumnElement[bool]
+    rank: ColumnElement[float]
+    join: tuple[Any, ColumnElement[bool]] | None = None
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        if self.join is not None:
+            stmt = stmt.join(*self.join)
+        return stmt.where(self.condition)
+
+
+def product_match(dialect: str, query: str) -> TextMatch | None:
+    """The condition and rank for a user's search text, or None when it has no terms.
+
+    Every term must match (AND); a CJK run matches as a phrase of its characters. User input is
+    only ever data: FTS5 phrases are double-quoted, PostgreSQL phrases go through
+    phraseto_tsquery, which has no operators at all.
+    """
+    terms = query_terms(query)[:MAX_TERMS]
+    if not terms:
+        return None
+    if dialect == "sqlite":
+        expression = " ".join(_fts5_phrase(t) for t in terms)
+        return TextMatch(
+            condition=_fts_ref.op("MATCH")(expression),
+            # bm25 is lower-is-better; weights: title 10, body 1.
+            rank=-func.bm25(_fts_ref, 10.0, 1.0),
+            join=(_fts, _fts.c.rowid == Product.id),
+        )
+    tsquery: ColumnElement[Any] = func.phraseto_tsquery("simple", segment(terms[0]))
+    for term in terms[1:]:
+        tsquery = tsquery.op("&&")(func.phraseto_tsquery("simple", segment(term)))
+    return TextMatch(
+        condition=_search_vector.op("@@")(tsquery),
+        # Weights {D, C, B, A}: body (B) 0.1 against title (A) 1.0, the 1:10 of bm25 on SQLite,
+        # so a name match outranks a description that repeats the words a few times.
+        rank=func.ts_rank_cd(_RANK_WEIGHTS, _search_vector, tsquery),
+    )
+
+
+def title_prefix_match(dialect: str, prefix: str) -> TextMatch | None:
+    """Products whose title (name, brand, sku) has the words of ``prefix``, the last one
+    possibly unfinished: what search suggestions complete. Both backends answer from the
+    full-text index (FTS5 prefix queries, a GIN-indexed ``:*`` tsquery)."""
+    terms = query_terms(prefix)[:MAX_TERMS]
+    if not terms:
+        return None
+    last = len(terms) - 1
+    if dialect == "sqlite":
+        expression = " ".join(
+            _fts5_phrase(t, prefix=i == last, column_name="search_title")
+            for i, t in enumerate(terms)
+        )
+        return TextMatch(
+            condition=_fts_ref.op("MATCH")(expression),
+            rank=-func.bm25(_fts_ref, 1.0, 0.0),
+            join=(_fts, _fts.c.rowid == Product.id),
+        )
+    parts = []
+    for i, term in enumerate(terms):
+        tokens = segment(term).split()
+        parts.append(
+            " <-> ".join(
+                _tsquery_lexeme(tok, prefix=i == last and j == len(tokens) - 1, weights="A")
+                for j, tok in enumerate(tokens)
+            )
+        )
+    tsquery = func.to_tsquery("simple", " & ".join(f"({p})" for p in parts))
+    return TextMatch(
+        condition=_search_vector.op("@@")(tsquery),
+        rank=func.ts_rank_cd(_search_vector, tsquery),
+    )
+
+
+def words(text: str) -> list[str]:
+    """The index's tokens of ``text``: what a phrase query is matched against."""
+    return _WORD.findall(segment(text))
+
+
+def matches_prefix(text: str, prefix: str) -> bool:
+    """Whether ``text`` contains the words of ``prefix`` in order, each run of them starting at a
+    word boundary, the very last word allowed to be unfinished (what FTS prefix queries do)."""
+    terms = query_terms(prefix)
+    if not terms:
+        return False
+    tokens = words(text)
+    last = len(terms) - 1
+    for i, term in enumerate(terms):
+        wanted = words(term)
+        if not any(
+            _phrase_at(tokens, start, wanted, open_end=i == last) for start in range(len(tokens))
+        ):
+            return False
+    return True
+
+
+def _phrase_at(tokens: list[str], start: int, wanted: list[str], *, open_end: bool) -> bool:
+    if start + len(wanted) > len(tokens):
+        return False
+    for k, want in enumerate(wanted):
+        have = tokens[start + k]
+        is_last = k == len(wanted) - 1
+        if not (have == want or (open_end and is_last and have.startswith(want))):
+            return False
+    return True

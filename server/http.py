@@ -1,0 +1,156 @@
+"""GraphQL over HTTP: content negotiation, status codes and the request body limit.
+
+Follows the GraphQL-over-HTTP specification. A client that accepts
+``application/graphql-response+json`` gets that media type, and a *request error* (the
+document did not parse or validate, variables could not be coerced, the query was too costly
+or throttled: the response has no ``data``) is a 4xx: 400, or 429 with ``Retry-After`` when
+throttled. A client that accepts only ``application/json`` (or anything, or says nothing)
+gets ``application/json`` and 200 for every well-formed request, as the spec requires for
+that legacy media type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
+
+from schema.limits import THROTTLED
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
+_STATUS = "shopgraph.http_status"
+_RETRY_AFTER = "shopgraph.retry_after"
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def response_media_type(accept: str | None) -> str:
+    """``application/graphql-response+json`` when the client prefers (or only accepts) it,
+    else ``application/json`` (also for ``*/*`` and a missing Accept header)."""
+    best, best_q = APPLICATION_JSON, -1.0
+    for item in (accept or "").split(","):
+        media, *params = item.split(";")
+        media = media.strip().lower()
+        q = _quality(params)
+        if q <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE_JSON and q > best_q:
+            best, best_q = GRAPHQL_RESPONSE_JSON, q
+        elif media in (APPLICATION_JSON, "application/*", "*/*") and q > best_q:
+            # On a tie the earlier, more specific entry wins: `>` keeps it.
+            best, best_q = APPLICATION_JSON, q
+    return best
+
+
+def _is_request_error(result: ExecutionResult) -> bool:
+    """No data because the request never executed (field errors always carry a path)."""
+    return result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+
+
+def _code(error: GraphQLError) -> Any:
+    return (error.extensions or {}).get("code")
+
+
+class GraphQLOverHTTP:
+    """Mixed into strawberry's ASGI view: media type and status code per the spec."""
+
+    async def process_result(  # type: ignore[no-untyped-def]
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        body: GraphQLHTTPResponse = await super().process_result(request, result)  # type: ignore[misc]
+        if response_media_type(request.headers.get("accept")) != GRAPHQL_RESPONSE_JSON:
+            throttled = next((e for e in result.errors or () if _code(e) == THROTTLED), None)
+            if throttled is not None:
+                request.scope[_RETRY_AFTER] = (throttled.extensions or {}).get("retryAfter")
+            return body
+        if _is_request_error(result):
+            body.pop("data", None)
+            throttled = next((e for e in result.errors or () if _code(e) == THROTTLED), None)
+            if throttled is not None:
+                request.scope[_STATUS] = 429
+                request.scope[_RETRY_AFTER] = (throttled.extensions or {}).get("retryAfter")
+            else:
+                request.scope[_STATUS] = 400
+        return body
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[no-untyped-def]
+        response = await super().run(request, context, root_value)  # type: ignore[misc]
+        if not isinstance(response, Response) or not isinstance(request, Request):
+            return response
+        if response.media_type == APPLICATION_JSON:
+            if response_media_type(request.headers.get("accept")) == GRAPHQL_RESPONSE_JSON:
+                response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            status = request.scope.get(_STATUS)
+            if status is not None:
+                response.status_code = status
+            retry_after = request.scope.get(_RETRY_AFTER)
+            if retry_after is not None:
+                response.headers["retry-after"] = str(retry_after)
+        return response
+
+
+# ---- body size -----------------------------------------------------------------------------
+
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past the configured limit while it was being read."""
+
+
+def payload_too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        {
+            "errors": [
+                {
+                    "message": f"request body is larger than {limit} bytes",
+                    "extensions": {"code": PAYLOAD_TOO_LARGE},
+                }
+            ]
+        },
+        status_code=413,
+        headers={"Connection": "close"},
+    )
+
+
+def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """``receive`` that fails once more than ``limit`` body bytes arrived: a chunked upload
+    with no Content-Length is stopped as soon as it passes the limit, never buffered whole."""
+    received = 0
+
+    async def wrapped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+        return message
+
+    return wrapped

@@ -1,0 +1,497 @@
+"""The catalogue: categories (a tree) and products, their validation and their search text.
+
+Plain async functions over an AsyncSession. They raise DomainError subclasses for bad input;
+the caller owns the transaction (commit or roll back).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Select, cast, exists, false, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Category, Product, StockLevel, utcnow
+from server.services import search
+from server.services.errors import Conflict, NotFound, ValidationFailed
+
+SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+MAX_NAME = 200
+MAX_SLUG = 120
+MAX_TAGS = 50
+MAX_TAG = 50
+
+
+class Keep(Enum):
+    """A field an update leaves as it is (distinct from setting it to None)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class CategoryFields:
+    name: str | Keep = KEEP
+    slug: str | Keep = KEEP
+    parent_id: int | None | Keep = KEEP
+    description: str | Keep = KEEP
+    position: int | Keep = KEEP
+
+
+@dataclass(frozen=True)
+class ProductFields:
+    sku: str | Keep = KEEP
+    name: str | Keep = KEEP
+    price_amount: int | Keep = KEEP
+    currency: str | Keep = KEEP
+    cost_amount: int | None | Keep = KEEP
+    # The currency the cost was given in: it must be the product's.
+    cost_currency: str | Keep = KEEP
+    description: str | Keep = KEEP
+    brand: str | None | Keep = KEEP
+    category_id: int | None | Keep = KEEP
+    tags: Sequence[str] | Keep = KEEP
+    attributes: dict[str, Any] | Keep = KEEP
+    is_active: bool | Keep = KEEP
+
+    def given(self) -> dict[str, Any]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not KEEP}
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation and validation (pure)
+
+
+def normalize_sku(sku: str) -> str:
+    """SKUs are compared and stored upper-case, without surrounding blanks."""
+    return sku.strip().upper()
+
+
+def _check_sku(sku: str) -> str:
+    sku = normalize_sku(sku)
+    if not SKU_PATTERN.match(sku):
+        raise ValidationFailed(
+            "sku must be 1-64 characters of letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            field="sku",
+        )
+    return sku
+
+
+def _check_slug(slug: str) -> str:
+    slug = slug.strip().lower()
+    if not slug or len(slug) > MAX_SLUG or not SLUG_PATTERN.match(slug):
+        raise ValidationFailed(
+            f"slug must be 1-{MAX_SLUG} lower-case letters or digits, words joined by '-'",
+            field="slug",
+        )
+    return slug
+
+
+def _check_name(name: str, field: str = "name") -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationFailed(f"{field} must not be blank", field=field)
+    if len(name) > MAX_NAME:
+        raise ValidationFailed(f"{field} must be at most {MAX_NAME} characters", field=field)
+    return name
+
+
+def _check_amount(amount: int | None, field: str) -> int | None:
+    if amount is not None and amount < 0:
+        raise ValidationFailed(f"{field} must not be negative", field=field)
+    return amount
+
+
+def _check_currency(currency: str) -> str:
+    currency = currency.strip().upper()
+    if not CURRENCY_PATTERN.match(currency):
+        raise ValidationFailed("currency must be a 3-letter ISO 4217 code", field="currency")
+    return currency
+
+
+def _check_tags(tags: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for tag in tags:
+        tag = " ".join(tag.split())
+        if not tag:
+            raise ValidationFailed("tags must not be blank", field="tags")
+        if len(tag) > MAX_TAG:
+            raise ValidationFailed(f"a tag is at most {MAX_TAG} characters", field="tags")
+        if tag not in out:
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise ValidationFailed(f"at most {MAX_TAGS} tags", field="tags")
+    return out
+
+
+def _check_brand(brand: str | None) -> str | None:
+    if brand is None:
+        return None
+    brand = " ".join(brand.split())
+    if len(brand) > MAX_NAME:
+        raise ValidationFailed(f"brand must be at most {MAX_NAME} characters", field="brand")
+    return brand or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Category tree
+
+
+async def _categories_by_id(session: AsyncSession) -> dict[int, Category]:
+    # The tree is small (hundreds of rows) and every path walk needs most of it: read it once.
+    # No autoflush: pending changes are flushed once, where a conflict can be reported.
+    with session.no_autoflush:
+        rows = (await session.execute(select(Category))).scalars().all()
+    return {row.id: row for row in rows if row.id is not None}
+
+
+def _path(by_id: dict[int, Category], category_id: int | None) -> list[Category]:
+    """Root-first path to ``category_id`` (inclusive); stops on a cycle rather than looping."""
+    path: list[Category] = []
+    seen: set[int] = set()
+    current = category_id
+    while current is not None and current in by_id and current not in seen:
+        seen.add(current)
+        path.append(by_id[current])
+        current = by_id[current].parent_id
+    path.reverse()
+    return path
+
+
+async def category_path(session: AsyncSession, category_id: int | None) -> list[Category]:
+    """The category and its ancestors, root first (the breadcrumb)."""
+    if category_id is None:
+        return []
+    return _path(await _categories_by_id(session), category_id)
+
+
+def descendants_query(category_id: int) -> Select[Any]:
+    """Ids of a category and all categories below it (a recursive CTE, one statement)."""
+    tree = (
+        select(Category.id.label("id"))
+        .where(Category.id == category_id)
+        .cte("category_tree", recursive=True)
+    )
+    tree = tree.union_all(select(Category.id).where(Category.parent_id == tree.c.id))
+    return select(tree.c.id)
+
+
+async def get_category(session: AsyncSession, category_id: int) -> Category:
+    category = await session.get(Category, category_id)
+    if category is None:
+        raise NotFound("Category", category_id, field="id")
+    return category
+
+
+async def _require_unique_slug(session: AsyncSession, slug: str, own_id: int | None) -> None:
+    stmt = select(Category.id).where(Category.slug == slug)
+    if own_id is not None:
+        stmt = stmt.where(Category.id != own_id)
+    # No autoflush: the pending change would hit the unique index before we can say why.
+    with session.no_autoflush:
+        taken = (await session.execute(stmt)).first() is not None
+    if taken:
+        raise Conflict(f"slug {slug!r} is already taken", field="slug")
+
+
+async def create_category(
+    session: AsyncSession,
+    *,
+    name: str,
+    slug: str,
+    parent_id: int | None = None,
+    description: str = "",
+    position: int = 0,
+) -> Category:
+    category = Category(
+        name=_check_name(name),
+        slug=_check_slug(slug),
+        description=description.strip(),
+        position=position,
+    )
+    if parent_id is not None:
+        await get_category_for(session, parent_id, field="parentId")
+        category.parent_id = parent_id
+    await _require_unique_slug(session, category.slug, None)
+    session.add(category)
+    await _flush_unique(session, "slug")
+    return category
+
+
+async def get_category_for(session: AsyncSession, category_id: int, *, field: str) -> Category:
+    """The category an input refers to; NotFound naming the input field otherwise."""
+    category = await session.get(Category, category_id)
+    if category is None:
+        raise NotFound("Category", category_id, field=field)
+    return category
+
+
+async def update_category(
+    session: AsyncSession, category_id: int, changes: CategoryFields
+) -> Category:
+    # Changes are flushed once, at the end, where a unique violation becomes a Conflict.
+    with session.no_autoflush:
+        category = await _update_category(session, category_id, changes)
+    await _flush_unique(session, "slug")
+    return category
+
+
+async def _update_category(
+    session: AsyncSession, category_id: int, changes: CategoryFields
+) -> Category:
+    category = await get_category(session, category_id)
+    path_changed = False
+    if changes.name is not KEEP:
+        name = _check_name(changes.name)
+        path_changed |= name != category.name
+        category.name = name
+    if changes.slug is not KEEP:
+        category.slug = _check_slug(changes.slug)
+        await _require_unique_slug(session, category.slug, category.id)
+    if changes.description is not KEEP:
+        category.description = changes.description.strip()
+    if changes.position is not KEEP:
+        category.position = changes.position
+    if changes.parent_id is not KEEP and changes.parent_id != category.parent_id:
+        if changes.parent_id is not None:
+            await get_category_for(session, changes.parent_id, field="parentId")
+            by_id = await _categories_by_id(session)
+            # A category may not move below itself: that would cut its subtree off the tree.
+            if any(c.id == category.id for c in _path(by_id, changes.parent_id)):
+                raise ValidationFailed(
+                    "a category cannot be moved below itself or its descendants",
+                    field="parentId",
+                )
+        category.parent_id = changes.parent_id
+        path_changed = True
+    if path_changed:
+        # Product search text includes the category path: every product below re-indexes.
+        products = (
+            (
+                await session.execute(
+                    select(Product).where(Product.category_id.in_(descendants_query(category_id)))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await refresh_search_text(session, products)
+    return category
+
+
+# ---------------------------------------------------------------------------------------------
+# Products
+
+
+async def refresh_search_text(session: AsyncSession, products: Iterable[Product]) -> None:
+    """Recompute what the full-text index holds for ``products`` (name, brand, category path…)."""
+    by_id: dict[int, Category] | None = None
+    for product in products:
+        if by_id is None and product.category_id is not None:
+            by_id = await _categories_by_id(session)
+        path = _path(by_id or {}, product.category_id)
+        product.search_title, product.search_body = search.product_search_text(
+            name=product.name,
+            brand=product.brand,
+            sku=product.sku,
+            description=product.description,
+            tags=product.tags,
+            category_names=[c.name for c in path],
+            attributes=product.attributes,
+        )
+
+
+async def get_product(session: AsyncSession, product_id: int) -> Product:
+    product = await session.get(Product, product_id)
+    if product is None:
+        raise NotFound("Product", product_id, field="id")
+    return product
+
+
+async def _require_unique_sku(session: AsyncSession, sku: str, own_id: int | None) -> None:
+    stmt = select(Product.id).where(Product.sku == sku)
+    if own_id is not None:
+        stmt = stmt.where(Product.id != own_id)
+    with session.no_autoflush:
+        taken = (await session.execute(stmt)).first() is not None
+    if taken:
+        raise Conflict(f"sku {sku!r} is already taken", field="sku")
+
+
+async def _flush_unique(session: AsyncSession, field: str) -> None:
+    """Flush; a unique violation (a concurrent writer took the value first) is a Conflict."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"{field} is already taken", field=field) from exc
+
+
+def _apply(product: Product, values: dict[str, Any]) -> None:
+    checks = {
+        "sku": _check_sku,
+        "name": _check_name,
+        "price_amount": lambda v: _check_amount(v, "price"),
+        "cost_amount": lambda v: _check_amount(v, "costPrice"),
+        "currency": _check_currency,
+        "description": lambda v: v.strip(),
+        "brand": _check_brand,
+        "tags": _check_tags,
+        "attributes": dict,
+        "is_active": bool,
+    }
+    for key, value in values.items():
+        if key in checks:
+            setattr(product, key, checks[key](value))
+
+
+async def create_product(
+    session: AsyncSession,
+    *,
+    sku: str,
+    name: str,
+    price_amount: int,
+    currency: str,
+    cost_amount: int | None = None,
+    description: str = "",
+    brand: str | None = None,
+    category_id: int | None = None,
+    tags: Sequence[str] = (),
+    attributes: dict[str, Any] | None = None,
+) -> Product:
+    product = Product(sku="", name="", price_amount=0)
+    _apply(
+        product,
+        {
+            "sku": sku,
+            "name": name,
+            "price_amount": price_amount,
+            "cost_amount": cost_amount,
+            "currency": currency,
+            "description": description,
+            "brand": brand,
+            "tags": tags,
+            "attributes": attributes or {},
+        },
+    )
+    if category_id is not None:
+        await get_category_for(session, category_id, field="categoryId")
+        product.category_id = category_id
+    await _require_unique_sku(session, product.sku, None)
+    await refresh_search_text(session, [product])
+    session.add(product)
+    await _flush_unique(session, "sku")
+    return product
+
+
+async def update_product(session: AsyncSession, product_id: int, changes: ProductFields) -> Product:
+    # Changes are flushed once, at the end, where a unique violation becomes a Conflict.
+    with session.no_autoflush:
+        product = await _update_product(session, product_id, changes)
+    await _flush_unique(session, "sku")
+    return product
+
+
+async def _update_product(
+    session: AsyncSession, product_id: int, changes: ProductFields
+) -> Product:
+    product = await get_product(session, product_id)
+    values = changes.given()
+    category_id = values.pop("category_id", KEEP)
+    cost_currency = values.pop("cost_currency", KEEP)
+    _apply(product, values)
+    if cost_currency is not KEEP and cost_currency != product.currency:
+        raise ValidationFailed("costPrice must be in the price's currency", field="costPrice")
+    if category_id is not KEEP:
+        if category_id is not None:
+            await get_category_for(session, category_id, field="categoryId")
+        product.category_id = category_id
+    if "sku" in values:
+        await _require_unique_sku(session, product.sku, product.id)
+    product.updated_at = utcnow()
+    await refresh_search_text(session, [product])
+    return product
+
+
+async def archive_product(session: AsyncSession, product_id: int) -> Product:
+    """Take a product off sale. Its rows stay: orders and history still refer to it."""
+    product = await get_product(session, product_id)
+    if product.is_active:
+        product.is_active = False
+        product.updated_at = utcnow()
+        await session.flush()
+    return product
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    """What a product listing is narrowed to. Amounts are minor units of the base price."""
+
+    category_id: int | None = None
+    unknown_category: bool = False
+    price_min: int | None = None
+    price_max: int | None = None
+    brands: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    in_stock: bool | None = None
+    include_archived: bool = False
+
+
+def in_stock_condition() -> Any:
+    """Some warehouse has a unit that is neither sold nor reserved."""
+    return exists(
+        select(StockLevel.id).where(
+            StockLevel.product_id == Product.id,
+            StockLevel.on_hand - StockLevel.reserved > 0,
+        )
+    )
+
+
+def _has_tag(dialect: str, tag: str) -> Any:
+    """The product's JSON tag list contains ``tag``."""
+    if dialect == "sqlite":
+        each = func.json_each(Product.tags).table_valued("value")
+        return exists(select(1).select_from(each).where(each.c.value == tag))
+    # tags is a json column: jsonb containment needs the cast.
+    return cast(Product.tags, JSONB).contains([tag])
+
+
+def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
+    """``stmt`` (over Product) narrowed by ``query``."""
+    if not query.include_archived:
+        stmt = stmt.where(Product.is_active)
+    if query.unknown_category:
+        return stmt.where(false())
+    if query.category_id is not None:
+        stmt = stmt.where(Product.category_id.in_(descendants_query(query.category_id)))
+    if query.price_min is not None:
+        stmt = stmt.where(Product.price_amount >= query.price_min)
+    if query.price_max is not None:
+        stmt = stmt.where(Product.price_amount <= query.price_max)
+    if query.brands:
+        stmt = stmt.where(Product.brand.in_(list(query.brands)))
+    for tag in query.tags:
+        stmt = stmt.where(_has_tag(dialect, tag))
+    if query.in_stock is True:
+        stmt = stmt.where(in_stock_condition())
+    elif query.in_stock is False:
+        stmt = stmt.where(~in_stock_condition())
+    return stmt
+
+
+def product_by_sku(sku: str) -> Select[Any]:
+    return select(Product).where(Product.sku == normalize_sku(sku))

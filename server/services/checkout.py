@@ -1,0 +1,348 @@
+"""Pricing a cart and turning it into an order, in one transaction.
+
+``quote_cart`` is what a shopper sees (lines priced by plugins, order adjustments, shipping
+quotes); ``place_order`` re-computes the same quote inside the write transaction, so an order
+is always placed at the prices of the moment it is placed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import Viewer
+from server.models import (
+    Cart,
+    CartLine,
+    CartStatus,
+    Customer,
+    CustomerEventKind,
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderStatusChange,
+    Product,
+    utcnow,
+)
+from server.plugin import Adjustment, CartLineView, CartView, ShippingQuote
+from server.plugins import PluginRuntime
+from server.services import behaviour, carts, idempotency, inventory, outbox, pricing
+from server.services.errors import (
+    CheckoutProblems,
+    Conflict,
+    EmptyCart,
+    ValidationFailed,
+)
+
+PLACE_ORDER = "placeOrder"
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    line: CartLine
+    product: Product
+    breakdown: pricing.PriceBreakdown
+
+    @property
+    def total(self) -> int:
+        return self.breakdown.final * self.line.quantity
+
+
+@dataclass(frozen=True)
+class CartQuote:
+    """A cart priced now: lines, order adjustments and the ways it can be shipped."""
+
+    currency: str
+    lines: tuple[PricedLine, ...]
+    view: CartView
+    order_adjustments: tuple[Adjustment, ...]
+    shipping_quotes: tuple[ShippingQuote, ...]
+
+    @property
+    def subtotal(self) -> int:
+        return sum(line.total for line in self.lines)
+
+    @property
+    def discount(self) -> int:
+        """What the order adjustments take off (negative when they add a surcharge)."""
+        return -sum(adj.amount for adj in self.order_adjustments)
+
+    def shipping_quote(self, code: str | None = None) -> ShippingQuote | None:
+        """The quote with ``code``, or the cheapest; None when no plugin ships (free)."""
+        if code is not None:
+            for quote in self.shipping_quotes:
+                if quote.code == code:
+                    return quote
+            raise ValidationFailed(
+                f"shipping method {code!r} is not offered for this cart", field="shippingMethod"
+            )
+        if not self.shipping_quotes:
+            return None
+        return min(self.shipping_quotes, key=lambda q: (q.amount, q.code))
+
+    def total(self, shipping: int) -> int:
+        # Discounts never make an order cost less than nothing.
+        return max(0, self.subtotal - self.discount + shipping)
+
+
+async def pricing_customer(session: AsyncSession, cart: Cart, viewer: Viewer) -> Customer | None:
+    """Whose prices a cart gets: its owner's, or the signed-in viewer's for a guest cart."""
+    customer_id = cart.customer_id if cart.customer_id is not None else viewer.customer_id
+    if customer_id is None:
+        return None
+    return await session.get(Customer, customer_id)
+
+
+async def quote_cart(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    cart: Cart,
+    customer: Customer | None,
+    *,
+    address: dict[str, Any] | None = None,
+) -> CartQuote:
+    """Price every line (plugins' price_adjustments), then the order and its shipping."""
+    lines = await carts.lines_of(session, cart.id)  # type: ignore[arg-type]
+    products = {
+        p.id: p
+        for p in await session.scalars(
+            select(Product).where(Product.id.in_([line.product_id for line in lines]))
+        )
+    }
+    now = utcnow()
+    priced: list[PricedLine] = []
+    for line in lines:
+        product = products[line.product_id]
+        breakdown = await pricing.unit_price(
+            session, plugins, product, customer, line.quantity, now
+        )
+        priced.append(PricedLine(line=line, product=product, breakdown=breakdown))
+    view = CartView(
+        cart_id=cart.id,
+        customer_id=cart.customer_id if cart.customer_id is not None else _id(customer),
+        currency=cart.currency,
+        lines=tuple(
+            CartLineView(
+                product_id=p.product.id,  # type: ignore[arg-type]
+                sku=p.product.sku,
+                quantity=p.line.quantity,
+                unit_price=p.breakdown.final,
+                category_id=p.product.category_id,
+                brand=p.product.brand,
+                tags=tuple(p.product.tags),
+            )
+            for p in priced
+        ),
+        subtotal=sum(p.total for p in priced),
+        shipping_address=address if address is not None else cart.shipping_address,
+    )
+    adjustments = await plugins.call(
+        "order_adjustments", session=session, cart=view, customer=customer
+    )
+    quotes = await plugins.call(
+        "shipping_quotes", session=session, cart=view, address=view.shipping_address
+    )
+    return CartQuote(
+        currency=cart.currency,
+        lines=tuple(priced),
+        view=view,
+        order_adjustments=tuple(adj for _, adjs in adjustments for adj in adjs),
+        shipping_quotes=tuple(q for _, qs in quotes for q in qs),
+    )
+
+
+def _id(customer: Customer | None) -> int | None:
+    return customer.id if customer is not None else None
+
+
+@dataclass(frozen=True)
+class PlaceOrderInput:
+    cart_token: str
+    idempotency_key: str
+    shipping_address: dict[str, str] | None = None
+    email: str | None = None
+    shipping_method: str | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        """What makes two requests "the same" (the key itself does not)."""
+        return {
+            "cartToken": self.cart_token,
+            "shippingAddress": self.shipping_address,
+            "email": self.email,
+            "shippingMethod": self.shipping_method,
+        }
+
+
+def order_number() -> str:
+    # Date + 10 random hex digits: readable on the phone, unique without a sequence.
+    return f"SG{utcnow():%Y%m%d}{secrets.token_hex(5).upper()}"
+
+
+def _core_problems(quote: CartQuote) -> list[dict[str, str | None]]:
+    problems: list[dict[str, str | None]] = []
+    for i, p in enumerate(quote.lines):
+        if not p.product.is_active:
+            problems.append(
+                {
+                    "source": "core",
+                    "code": "PRODUCT_UNAVAILABLE",
+                    "message": f"{p.product.name} is no longer sold",
+                    "field": f"lines.{i}",
+                }
+            )
+    return problems
+
+
+async def place_order(
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: PlaceOrderInput
+) -> Order:
+    """Validate, price, reserve stock and create the order: all or nothing.
+
+    Idempotent on (viewer or cart, key): a repeat with the same input returns the first order.
+    """
+    key = idempotency.validate_key(data.idempotency_key)
+    scope = viewer.subject if viewer.is_customer else f"cart:{data.cart_token}"
+    claimed = await idempotency.claim(
+        session,
+        scope=scope,
+        operation=PLACE_ORDER,
+        key=key,
+        digest=idempotency.request_hash(data.canonical()),
+    )
+    if claimed.replay_id is not None:
+        order = await session.get(Order, claimed.replay_id)
+        assert order is not None
+        return order
+
+    cart = await carts.get_cart(session, viewer, data.cart_token)
+    # Claim the cart itself: of two concurrent checkouts of one cart (different keys), one wins.
+    converted = await session.execute(
+        update(Cart)
+        .where(Cart.id == cart.id, Cart.status == CartStatus.ACTIVE)
+        .values(status=CartStatus.CONVERTED, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if converted.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("this cart was already checked out", field="cartToken")
+
+    customer = await pricing_customer(session, cart, viewer)
+    address = data.shipping_address or cart.shipping_address
+    if not address:
+        raise ValidationFailed("a shipping address is needed", field="shippingAddress")
+    address = carts.clean_address(address, "shippingAddress")
+    email = data.email or cart.email or (customer.email if customer else None)
+    if not email:
+        raise ValidationFailed("an email address is needed for a guest order", field="email")
+    email = carts._clean_email(email)
+
+    quote = await quote_cart(session, plugins, cart, customer, address=address)
+    if not quote.lines:
+        raise EmptyCart("the cart is empty", field="cartToken")
+    problems = _core_problems(quote)
+    for source, found in await plugins.call(
+        "validate_checkout", session=session, cart=quote.view, customer=customer
+    ):
+        problems.extend(
+            {"source": p.source or source, "code": p.code, "message": p.message, "field": p.field}
+            for p in found
+        )
+    if problems:
+        raise CheckoutProblems(problems)
+    shipping = quote.shipping_quote(data.shipping_method)
+    shipping_amount = shipping.amount if shipping is not None else 0
+
+    # Lock rows in one order (by product) so concurrent multi-line checkouts cannot deadlock.
+    warehouses: dict[int, int] = {}
+    for p in sorted(quote.lines, key=lambda p: p.line.product_id):
+        warehouses[p.line.product_id] = await inventory.reserve(
+            session, p.line.product_id, p.line.quantity
+        )
+
+    order = Order(
+        number=order_number(),
+        customer_id=cart.customer_id if cart.customer_id is not None else viewer.customer_id,
+        cart_id=cart.id,
+        email=email,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency=cart.currency,
+        subtotal_amount=quote.subtotal,
+        discount_amount=quote.discount,
+        shipping_amount=shipping_amount,
+        total_amount=quote.total(shipping_amount),
+        adjustments=pricing.adjustments_as_dicts(quote.order_adjustments),
+        shipping_address=address,
+    )
+    session.add(order)
+    await session.flush()
+    order_lines = _order_lines(order, quote.lines, warehouses)
+    session.add_all(order_lines)
+    session.add(
+        OrderStatusChange(
+            order_id=order.id,  # type: ignore[arg-type]
+            from_status=None,
+            to_status=OrderStatus.PENDING_PAYMENT,
+            actor=viewer.subject,
+            note="order placed"
+            + (f" (shipping: {shipping.carrier} {shipping.label})" if shipping else ""),
+        )
+    )
+    await session.flush()
+    for line in order_lines:
+        await behaviour.record(
+            session,
+            kind=CustomerEventKind.PURCHASE,
+            customer_id=order.customer_id,
+            session_id=None if order.customer_id else carts.behaviour_session_id(cart),
+            product_id=line.product_id,
+            order_id=order.id,
+            quantity=line.quantity,
+            data={"unit_price": line.unit_price_amount, "currency": order.currency},
+        )
+    await outbox.emit(
+        session,
+        "order_placed",
+        {
+            "order_id": order.id,
+            "number": order.number,
+            "customer_id": order.customer_id,
+            "total": order.total_amount,
+            "currency": order.currency,
+            "lines": [
+                {
+                    "order_line_id": line.id,
+                    "product_id": line.product_id,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price_amount,
+                    "warehouse_id": line.warehouse_id,
+                }
+                for line in order_lines
+            ],
+        },
+    )
+    await idempotency.complete(session, claimed, order.id)  # type: ignore[arg-type]
+    return order
+
+
+def _order_lines(
+    order: Order, lines: Sequence[PricedLine], warehouses: dict[int, int]
+) -> list[OrderLine]:
+    return [
+        OrderLine(
+            order_id=order.id,  # type: ignore[arg-type]
+            product_id=p.line.product_id,
+            warehouse_id=warehouses[p.line.product_id],
+            sku=p.product.sku,
+            product_name=p.product.name,
+            quantity=p.line.quantity,
+            base_unit_price_amount=p.breakdown.base,
+            unit_price_amount=p.breakdown.final,
+            line_total_amount=p.total,
+            adjustments=pricing.adjustments_as_dicts(p.breakdown.adjustments),
+        )
+        for p in lines
+    ]

@@ -1,0 +1,95 @@
+"""Stock reservation: conditional UPDATEs, so concurrent buyers never oversell.
+
+A reservation moves units from "available" (on_hand - reserved) to "reserved"; shipping consumes
+them (on_hand and reserved both drop); cancelling releases them. Every change is one UPDATE whose
+WHERE clause re-checks the condition on the row as it is when the UPDATE runs: PostgreSQL
+re-evaluates it after waiting for a concurrent writer's row lock, SQLite runs writers one at a
+time. So no read-then-write race can take a unit twice, on one server process or several.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import StockLevel, Warehouse
+from server.services.errors import OutOfStock
+
+
+async def available_by_warehouse(
+    session: AsyncSession, product_id: int
+) -> list[tuple[int, int, int]]:
+    """[(stock level id, warehouse id, available)] of active warehouses, most available first."""
+    available = (StockLevel.on_hand - StockLevel.reserved).label("available")
+    rows = await session.execute(
+        select(StockLevel.id, StockLevel.warehouse_id, available)
+        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+        .where(StockLevel.product_id == product_id, Warehouse.is_active)
+        .order_by(available.desc(), StockLevel.id)
+    )
+    return [(row.id, row.warehouse_id, row.available) for row in rows]
+
+
+async def reserve(session: AsyncSession, product_id: int, quantity: int) -> int:
+    """Reserve ``quantity`` units of ``product_id`` in one warehouse; return that warehouse's id.
+
+    Warehouses are tried in order of availability. Raises OutOfStock (with the most one warehouse
+    can supply right now) when none can take the whole quantity.
+    """
+    for level_id, warehouse_id, available in await available_by_warehouse(session, product_id):
+        if available < quantity:
+            # Sorted by availability: no later warehouse has enough either.
+            break
+        result = await session.execute(
+            update(StockLevel)
+            .where(
+                StockLevel.id == level_id,
+                StockLevel.on_hand - StockLevel.reserved >= quantity,
+            )
+            .values(reserved=StockLevel.reserved + quantity)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return warehouse_id
+    # Read again: a concurrent buyer may have changed the picture since the first read.
+    best = await session.scalar(
+        select(func.max(StockLevel.on_hand - StockLevel.reserved))
+        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+        .where(StockLevel.product_id == product_id, Warehouse.is_active)
+    )
+    raise OutOfStock(product_id, quantity, max(0, int(best or 0)))
+
+
+async def release(session: AsyncSession, warehouse_id: int, product_id: int, quantity: int) -> None:
+    """Give reserved units back to the available pool (an order was cancelled)."""
+    await _change(session, warehouse_id, product_id, quantity, consume=False)
+
+
+async def consume(session: AsyncSession, warehouse_id: int, product_id: int, quantity: int) -> None:
+    """Take reserved units out of stock for good (an order shipped)."""
+    await _change(session, warehouse_id, product_id, quantity, consume=True)
+
+
+async def _change(
+    session: AsyncSession, warehouse_id: int, product_id: int, quantity: int, *, consume: bool
+) -> None:
+    values: dict[str, object] = {"reserved": StockLevel.reserved - quantity}
+    if consume:
+        values["on_hand"] = StockLevel.on_hand - quantity
+    result = await session.execute(
+        update(StockLevel)
+        .where(
+            StockLevel.warehouse_id == warehouse_id,
+            StockLevel.product_id == product_id,
+            StockLevel.reserved >= quantity,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        # A reservation this order holds has gone missing: stock bookkeeping is broken, and
+        # carrying on would hide it. Fail the whole transaction instead.
+        raise RuntimeError(
+            f"stock level of product {product_id} in warehouse {warehouse_id} "
+            f"holds fewer than {quantity} reserved units"
+        )

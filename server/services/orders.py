@@ -1,0 +1,167 @@
+"""The order state machine, and who may move an order along it.
+
+PENDING_PAYMENT → PAID → FULFILLING → SHIPPED → DELIVERED → COMPLETED, and CANCELLED from
+PENDING_PAYMENT, PAID or FULFILLING. Every change goes through :func:`transition_order`: one
+conditional UPDATE (so two concurrent changes cannot both start from the same status), its side
+effects on stock and payments, a history row and an ``order_status_changed`` event.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import Viewer
+from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
+from server.services import inventory, outbox, payments
+from server.services.errors import InvalidTransition, NotFound, ValidationFailed
+
+S = OrderStatus
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED}),
+    S.PAID: frozenset({S.FULFILLING, S.CANCELLED}),
+    S.FULFILLING: frozenset({S.SHIPPED, S.CANCELLED}),
+    S.SHIPPED: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset({S.COMPLETED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+# What an order's owner may cancel by themselves; later, goods are being packed (staff decide).
+CUSTOMER_CANCELLABLE = frozenset({S.PENDING_PAYMENT, S.PAID})
+
+
+def can_view(order: Order, viewer: Viewer) -> bool:
+    if viewer.is_staff:
+        return True
+    return viewer.customer_id is not None and order.customer_id == viewer.customer_id
+
+
+async def load(session: AsyncSession, order_id: int, *, lock: bool = False) -> Order | None:
+    stmt = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    if lock:
+        # PostgreSQL: serialise work on one order (shipments); SQLite already runs writers
+        # one at a time, and ignores FOR UPDATE.
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def get_order(
+    session: AsyncSession, viewer: Viewer, order_id: int, *, lock: bool = False
+) -> Order:
+    """The order if this viewer may see it: another customer's order is "not found"."""
+    order = await load(session, order_id, lock=lock)
+    if order is None or not can_view(order, viewer):
+        raise NotFound("order", order_id, field="orderId")
+    return order
+
+
+async def transition_order(
+    session: AsyncSession,
+    order_id: int,
+    target: OrderStatus,
+    *,
+    note: str = "",
+    actor: str = "system",
+) -> Order:
+    """Move the order to ``target`` with its side effects, or raise InvalidTransition."""
+    order = await load(session, order_id)
+    if order is None:
+        raise NotFound("order", order_id, field="orderId")
+    current = order.status
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition("order", current.value, target.value)
+    now = utcnow()
+    values: dict[str, object] = {"status": target, "updated_at": now}
+    if target is S.PAID:
+        values["paid_at"] = now
+    elif target is S.CANCELLED:
+        values["cancelled_at"] = now
+    result = await session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.status == current)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        # Someone else moved it first; report the status it has now.
+        fresh = await load(session, order_id)
+        raise InvalidTransition("order", fresh.status.value if fresh else "?", target.value)
+
+    if target is S.CANCELLED:
+        for line in await _lines(session, order_id):
+            if line.warehouse_id is not None:
+                await inventory.release(session, line.warehouse_id, line.product_id, line.quantity)
+        await payments.refund_captured(session, order_id, reason=note or "order cancelled")
+    elif target is S.SHIPPED:
+        for line in await _lines(session, order_id):
+            if line.warehouse_id is not None:
+                await inventory.consume(session, line.warehouse_id, line.product_id, line.quantity)
+
+    session.add(
+        OrderStatusChange(
+            order_id=order_id, from_status=current, to_status=target, actor=actor, note=note
+        )
+    )
+    await outbox.emit(
+        session,
+        "order_status_changed",
+        {
+            "order_id": order_id,
+            "customer_id": order.customer_id,
+            "from_status": current.value,
+            "to_status": target.value,
+            "actor": actor,
+            "note": note,
+        },
+    )
+    fresh = await load(session, order_id)
+    assert fresh is not None
+    return fresh
+
+
+async def _lines(session: AsyncSession, order_id: int) -> list[OrderLine]:
+    return list(
+        await session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.product_id)
+        )
+    )
+
+
+def _note(note: str | None) -> str:
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise ValidationFailed("a note is at most 500 characters", field="note")
+    return note
+
+
+async def cancel_order(
+    session: AsyncSession, viewer: Viewer, order_id: int, reason: str | None = None
+) -> Order:
+    """The owner cancels while unpaid or paid; staff cancel anything the machine allows."""
+    order = await get_order(session, viewer, order_id)
+    if not viewer.is_staff and order.status not in CUSTOMER_CANCELLABLE:
+        raise InvalidTransition("order", order.status.value, S.CANCELLED.value)
+    return await transition_order(
+        session, order_id, S.CANCELLED, note=_note(reason), actor=viewer.subject
+    )
+
+
+async def update_status(
+    session: AsyncSession, viewer: Viewer, order_id: int, target: OrderStatus, note: str | None
+) -> Order:
+    """Staff move an order along the machine by hand."""
+    if not viewer.is_staff:
+        raise NotFound("order", order_id, field="orderId")
+    await get_order(session, viewer, order_id)
+    return await transition_order(session, order_id, target, note=_note(note), actor=viewer.subject)
+
+
+async def confirm_receipt(session: AsyncSession, viewer: Viewer, order_id: int) -> Order:
+    """The owner says the goods arrived: DELIVERED → COMPLETED."""
+    order = await get_order(session, viewer, order_id)
+    if order.customer_id is None or order.customer_id != viewer.customer_id:
+        # Only the buyer confirms receipt; staff use updateOrderStatus.
+        raise NotFound("order", order_id, field="orderId")
+    return await transition_order(
+        session, order_id, S.COMPLETED, note="receipt confirmed", actor=viewer.subject
+    )

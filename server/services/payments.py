@@ -1,0 +1,162 @@
+"""Payments through the built-in gateways: ``manual`` (staff record money received offline) and
+``test`` (a card-like gateway for development: the token ``tok_declined`` is declined).
+
+A declined attempt is recorded too (it is part of the order's history, and fraud checks read
+it); the order stays PENDING_PAYMENT. A capture moves the order to PAID.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import Viewer
+from server.models import Cart, Order, OrderStatus, Payment, PaymentStatus
+from server.services import orders, outbox
+from server.services.errors import InvalidTransition, NotFound, ValidationFailed
+
+DECLINED_TEST_TOKEN = "tok_declined"
+
+
+@dataclass(frozen=True)
+class Charge:
+    captured: bool
+    reference: str
+    message: str = ""
+
+
+class Gateway(Protocol):
+    staff_only: bool
+
+    async def charge(self, amount: int, currency: str, token: str | None) -> Charge: ...
+
+    async def refund(self, payment: Payment) -> str: ...
+
+
+class ManualGateway:
+    """Money received outside shopgraph (bank transfer, cash): staff say so."""
+
+    staff_only = True
+
+    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
+        return Charge(captured=True, reference=token or f"manual_{secrets.token_hex(6)}")
+
+    async def refund(self, payment: Payment) -> str:
+        return "refund to be paid back outside shopgraph"
+
+
+class TestGateway:
+    """Captures every token but ``tok_declined``."""
+
+    staff_only = False
+
+    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
+        if token == DECLINED_TEST_TOKEN:
+            return Charge(
+                captured=False, reference=f"test_{secrets.token_hex(6)}", message="card declined"
+            )
+        return Charge(captured=True, reference=f"test_{secrets.token_hex(6)}")
+
+    async def refund(self, payment: Payment) -> str:
+        return f"refunded {payment.reference}"
+
+
+GATEWAYS: dict[str, Gateway] = {"manual": ManualGateway(), "test": TestGateway()}
+
+
+@dataclass(frozen=True)
+class PayOrderInput:
+    order_id: int
+    gateway: str
+    amount: int
+    currency: str
+    token: str | None = None
+    cart_token: str | None = None
+
+
+async def _order_for_payment(session: AsyncSession, viewer: Viewer, data: PayOrderInput) -> Order:
+    order = await orders.load(session, data.order_id)
+    if order is None:
+        raise NotFound("order", data.order_id, field="orderId")
+    if orders.can_view(order, viewer):
+        return order
+    # A guest pays for their order by showing the token of the cart it was placed from.
+    if order.customer_id is None and data.cart_token and order.cart_id is not None:
+        cart = await session.scalar(select(Cart).where(Cart.token == data.cart_token))
+        if cart is not None and cart.id == order.cart_id:
+            return order
+    raise NotFound("order", data.order_id, field="orderId")
+
+
+async def pay_order(session: AsyncSession, viewer: Viewer, data: PayOrderInput) -> Payment:
+    """Charge the order's total. Returns the payment: CAPTURED (the order is PAID now) or
+    DECLINED (recorded; the order is unchanged)."""
+    gateway = GATEWAYS.get(data.gateway)
+    if gateway is None:
+        raise ValidationFailed(
+            f"unknown gateway {data.gateway!r}; use one of {', '.join(sorted(GATEWAYS))}",
+            field="gateway",
+        )
+    order = await _order_for_payment(session, viewer, data)
+    if gateway.staff_only and not viewer.is_staff:
+        raise ValidationFailed(
+            f"the {data.gateway} gateway is for staff recording offline payments",
+            field="gateway",
+        )
+    if order.status is not OrderStatus.PENDING_PAYMENT:
+        raise InvalidTransition("order", order.status.value, OrderStatus.PAID.value)
+    if data.currency != order.currency or data.amount != order.total_amount:
+        raise ValidationFailed("the amount must equal the order total", field="amount")
+
+    charge = await gateway.charge(order.total_amount, order.currency, data.token)
+    payment = Payment(
+        order_id=order.id,  # type: ignore[arg-type]
+        gateway=data.gateway,
+        amount=order.total_amount,
+        currency=order.currency,
+        status=PaymentStatus.CAPTURED if charge.captured else PaymentStatus.DECLINED,
+        reference=charge.reference,
+        message=charge.message,
+    )
+    session.add(payment)
+    await session.flush()
+    if charge.captured:
+        await orders.transition_order(
+            session,
+            order.id,  # type: ignore[arg-type]
+            OrderStatus.PAID,
+            note=f"paid via {data.gateway} ({payment.reference})",
+            actor=viewer.subject,
+        )
+        await outbox.emit(
+            session,
+            "payment_captured",
+            {
+                "order_id": order.id,
+                "payment_id": payment.id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "gateway": payment.gateway,
+            },
+        )
+    return payment
+
+
+async def refund_captured(session: AsyncSession, order_id: int, *, reason: str) -> None:
+    """Refund every captured payment of a cancelled order."""
+    captured = await session.scalars(
+        select(Payment).where(
+            Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURED
+        )
+    )
+    for payment in captured:
+        gateway = GATEWAYS.get(payment.gateway)
+        message = await gateway.refund(payment) if gateway is not None else ""
+        payment.status = PaymentStatus.REFUNDED
+        payment.message = f"{reason}: {message}" if message else reason
+        session.add(payment)
+    await session.flush()

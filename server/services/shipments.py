@@ -1,0 +1,273 @@
+"""Shipments of an order and their tracking timeline.
+
+A shipment's status follows CREATED → IN_TRANSIT → OUT_FOR_DELIVERY → DELIVERED; EXCEPTION can
+happen in any state that is not final (and goes back to IN_TRANSIT when resolved); RETURNED ends
+a shipment that was on its way. The order follows: the first shipment on its way ships the order
+(stock is consumed then), and the order is DELIVERED when every shipment still going to the
+customer has been delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import Viewer
+from server.models import (
+    OrderLine,
+    OrderStatus,
+    Shipment,
+    ShipmentLine,
+    ShipmentStatus,
+    TrackingEvent,
+    Warehouse,
+    utcnow,
+)
+from server.services import orders, outbox
+from server.services.errors import InvalidTransition, NotFound, ValidationFailed
+
+T = ShipmentStatus
+TRANSITIONS: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
+    T.CREATED: frozenset({T.IN_TRANSIT, T.EXCEPTION}),
+    T.IN_TRANSIT: frozenset({T.OUT_FOR_DELIVERY, T.EXCEPTION, T.RETURNED}),
+    T.OUT_FOR_DELIVERY: frozenset({T.DELIVERED, T.EXCEPTION, T.RETURNED}),
+    T.EXCEPTION: frozenset({T.IN_TRANSIT, T.RETURNED}),
+    T.DELIVERED: frozenset(),
+    T.RETURNED: frozenset(),
+}
+FINAL = frozenset({T.DELIVERED, T.RETURNED})
+SHIPPABLE_ORDER = frozenset({OrderStatus.PAID, OrderStatus.FULFILLING})
+# Carriers' clocks are not ours: an event a few minutes "in the future" is still believable.
+_CLOCK_SKEW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    order_line_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CreateShipmentInput:
+    order_id: int
+    warehouse_id: int
+    carrier: str
+    tracking_number: str
+    lines: Sequence[LineRequest] | None = None
+    promised_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TrackingInput:
+    shipment_id: int
+    status: ShipmentStatus
+    description: str = ""
+    location: str = ""
+    occurred_at: datetime | None = None
+
+
+def _required(value: str, field: str, limit: int = 120) -> str:
+    value = value.strip()
+    if not value or len(value) > limit:
+        raise ValidationFailed(f"{field} must be 1 to {limit} characters", field=field)
+    return value
+
+
+async def _shipped_quantities(session: AsyncSession, order_id: int) -> dict[int, int]:
+    """Units of each order line already in a shipment that has not come back."""
+    rows = await session.execute(
+        select(ShipmentLine.order_line_id, func.sum(ShipmentLine.quantity))
+        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+        .where(Shipment.order_id == order_id, Shipment.status != T.RETURNED)
+        .group_by(ShipmentLine.order_line_id)
+    )
+    return {line_id: int(total) for line_id, total in rows}
+
+
+def _staff_only(viewer: Viewer, kind: str, ident: int, field: str) -> None:
+    if not viewer.is_staff:
+        # Shipments are staff work; to anyone else the object simply is not there.
+        raise NotFound(kind, ident, field=field)
+
+
+async def create_shipment(
+    session: AsyncSession, viewer: Viewer, data: CreateShipmentInput
+) -> Shipment:
+    _staff_only(viewer, "order", data.order_id, "orderId")
+    # Locked, so that two concurrent shipments of one order cannot ship a unit twice.
+    order = await orders.get_order(session, viewer, data.order_id, lock=True)
+    if order.status not in SHIPPABLE_ORDER:
+        raise InvalidTransition("order", order.status.value, OrderStatus.FULFILLING.value)
+    if await session.get(Warehouse, data.warehouse_id) is None:
+        raise NotFound("warehouse", data.warehouse_id, field="warehouseId")
+    carrier = _required(data.carrier, "carrier")
+    tracking_number = _required(data.tracking_number, "trackingNumber")
+
+    order_lines = {
+        line.id: line
+        for line in await session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+        )
+    }
+    shipped = await _shipped_quantities(session, order.id)  # type: ignore[arg-type]
+    remaining = {lid: line.quantity - shipped.get(lid, 0) for lid, line in order_lines.items()}
+    if data.lines is None:
+        wanted = {lid: qty for lid, qty in remaining.items() if qty > 0}
+        if not wanted:
+            raise ValidationFailed("every unit of this order is already shipped", field="lines")
+    else:
+        if not data.lines:
+            raise ValidationFailed("a shipment needs at least one line", field="lines")
+        wanted = {}
+        for i, req in enumerate(data.lines):
+            if req.order_line_id not in order_lines:
+                raise NotFound("order line", req.order_line_id, field=f"lines.{i}.orderLineId")
+            if req.quantity < 1:
+                raise ValidationFailed("quantity must be at least 1", field=f"lines.{i}.quantity")
+            wanted[req.order_line_id] = wanted.get(req.order_line_id, 0) + req.quantity
+        for lid, qty in wanted.items():
+            if qty > remaining[lid]:
+                raise ValidationFailed(
+                    f"order line {lid} has {remaining[lid]} unshipped units, not {qty}",
+                    field="lines",
+                )
+
+    if order.status is OrderStatus.PAID:
+        await orders.transition_order(
+            session,
+            order.id,  # type: ignore[arg-type]
+            OrderStatus.FULFILLING,
+            note=f"shipment {carrier} {tracking_number} created",
+            actor=viewer.subject,
+        )
+    shipment = Shipment(
+        order_id=order.id,  # type: ignore[arg-type]
+        warehouse_id=data.warehouse_id,
+        carrier=carrier,
+        tracking_number=tracking_number,
+        status=T.CREATED,
+        promised_at=data.promised_at,
+    )
+    session.add(shipment)
+    await session.flush()
+    session.add_all(
+        ShipmentLine(shipment_id=shipment.id, order_line_id=lid, quantity=qty)  # type: ignore[arg-type]
+        for lid, qty in wanted.items()
+    )
+    session.add(
+        TrackingEvent(
+            shipment_id=shipment.id,  # type: ignore[arg-type]
+            status=T.CREATED,
+            description="shipment created",
+            location="",
+        )
+    )
+    await session.flush()
+    await _announce(session, shipment, None, T.CREATED)
+    return shipment
+
+
+async def _announce(
+    session: AsyncSession, shipment: Shipment, before: ShipmentStatus | None, after: ShipmentStatus
+) -> None:
+    await outbox.emit(
+        session,
+        "shipment_status_changed",
+        {
+            "shipment_id": shipment.id,
+            "order_id": shipment.order_id,
+            "from_status": before.value if before else None,
+            "to_status": after.value,
+            "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number,
+        },
+    )
+
+
+async def record_tracking_event(
+    session: AsyncSession, viewer: Viewer, data: TrackingInput
+) -> Shipment:
+    """Add an event to the timeline; a new status moves the shipment (and maybe the order).
+
+    An event with the shipment's current status (another scan on the way) only extends the
+    timeline.
+    """
+    _staff_only(viewer, "shipment", data.shipment_id, "shipmentId")
+    shipment = await session.scalar(
+        select(Shipment)
+        .where(Shipment.id == data.shipment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if shipment is None:
+        raise NotFound("shipment", data.shipment_id, field="shipmentId")
+    occurred_at = data.occurred_at or utcnow()
+    if occurred_at > utcnow() + _CLOCK_SKEW:
+        raise ValidationFailed("occurredAt is in the future", field="occurredAt")
+    current = shipment.status
+    changed = data.status is not current
+    if current in FINAL or (changed and data.status not in TRANSITIONS[current]):
+        raise InvalidTransition("shipment", current.value, data.status.value)
+
+    session.add(
+        TrackingEvent(
+            shipment_id=shipment.id,  # type: ignore[arg-type]
+            status=data.status,
+            description=data.description.strip()[:500],
+            location=data.location.strip()[:200],
+            occurred_at=occurred_at,
+        )
+    )
+    if not changed:
+        await session.flush()
+        return shipment
+
+    values: dict[str, object] = {"status": data.status, "updated_at": utcnow()}
+    first_departure = data.status is T.IN_TRANSIT and shipment.shipped_at is None
+    if first_departure:
+        values["shipped_at"] = occurred_at
+    if data.status is T.DELIVERED:
+        values["delivered_at"] = occurred_at
+    await session.execute(
+        update(Shipment)
+        .where(Shipment.id == shipment.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+    await _announce(session, shipment, current, data.status)
+
+    order = await orders.load(session, shipment.order_id)
+    assert order is not None
+    if first_departure and order.status is not OrderStatus.SHIPPED:
+        # The first parcel on its way ships the order; a cancelled order cannot ship.
+        await orders.transition_order(
+            session,
+            order.id,  # type: ignore[arg-type]
+            OrderStatus.SHIPPED,
+            note=f"{shipment.carrier} {shipment.tracking_number} on its way",
+            actor=viewer.subject,
+        )
+    elif data.status is T.DELIVERED and order.status is OrderStatus.SHIPPED:
+        statuses = await session.scalars(
+            select(Shipment.status).where(
+                Shipment.order_id == order.id, Shipment.status != T.RETURNED
+            )
+        )
+        if all(s is T.DELIVERED for s in statuses):
+            await orders.transition_order(
+                session,
+                order.id,  # type: ignore[arg-type]
+                OrderStatus.DELIVERED,
+                note="every shipment delivered",
+                actor=viewer.subject,
+            )
+    fresh = await session.scalar(
+        select(Shipment).where(Shipment.id == shipment.id).execution_options(populate_existing=True)
+    )
+    assert fresh is not None
+    return fresh

@@ -1,0 +1,137 @@
+"""Concurrent checkouts over HTTP against the real server: no oversell, no duplicate orders."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.config import Settings
+from server.models import IdempotencyKey, Order, OrderLine, OutboxEvent
+from server.plugins import PluginRuntime
+from tests.support.graphql import GraphQLClient
+from tests.support.orders import (
+    PLACE_ORDER,
+    cart_with,
+    count,
+    make_product,
+    only_plugins,
+    order_input,
+    stock_of,
+    unthrottled,
+)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return unthrottled(settings)
+
+
+@pytest.fixture
+def plugins(settings: Settings) -> PluginRuntime:
+    return only_plugins(settings)
+
+
+async def _fire(gql: GraphQLClient, variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send every placeOrder at once; each must come back as data (typed result), not an error."""
+    bodies = await asyncio.gather(*(gql.execute(PLACE_ORDER, v) for v in variables))
+    for body in bodies:
+        assert not body.get("errors"), body["errors"]
+    return [body["data"]["placeOrder"] for body in bodies]
+
+
+async def test_forty_buyers_ten_units_no_oversell(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    product = await make_product(session, stock=10)
+    tokens = [await cart_with(gql, [(product, 1)]) for _ in range(40)]
+
+    results = await _fire(gql, [order_input(t, f"buy-{i}") for i, t in enumerate(tokens)])
+
+    kinds = [r["__typename"] for r in results]
+    assert kinds.count("PlaceOrderSuccess") == 10, kinds
+    assert kinds.count("OutOfStock") == 30, kinds
+    for r in results:
+        if r["__typename"] == "OutOfStock":
+            assert r["requested"] == 1
+            assert r["available"] == 0
+    assert len({r["order"]["id"] for r in results if "order" in r}) == 10
+    assert await stock_of(session, product) == [(10, 10)]
+    assert await count(session, Order) == 10
+    assert await count(session, OrderLine) == 10
+    assert await count(session, OutboxEvent, OutboxEvent.name == "order_placed") == 10
+
+
+async def test_multi_unit_orders_never_take_more_than_stock(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    # 12 buyers of 3 units each against 20 units: 6 fit (18), then 2 are left, less than 3.
+    product = await make_product(session, stock=20)
+    tokens = [await cart_with(gql, [(product, 3)]) for _ in range(12)]
+
+    results = await _fire(gql, [order_input(t, f"multi-{i}") for i, t in enumerate(tokens)])
+
+    kinds = [r["__typename"] for r in results]
+    assert kinds.count("PlaceOrderSuccess") == 6, kinds
+    assert {r["available"] for r in results if r["__typename"] == "OutOfStock"} == {2}
+    assert await stock_of(session, product) == [(20, 18)]
+
+
+async def test_same_key_fired_concurrently_places_one_order(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    product = await make_product(session, stock=50)
+    token = await cart_with(gql, [(product, 2)])
+    same = order_input(token, "retry-me")
+
+    results = await _fire(gql, [same] * 8)
+
+    assert [r["__typename"] for r in results] == ["PlaceOrderSuccess"] * 8
+    assert len({r["order"]["id"] for r in results}) == 1
+    assert len({r["order"]["number"] for r in results}) == 1
+    assert await count(session, Order) == 1
+    assert await count(session, IdempotencyKey) == 1
+    # Stock was reserved once, not eight times.
+    assert await stock_of(session, product) == [(50, 2)]
+
+    # A later retry, after the fact, still gets the same order.
+    again = await _fire(gql, [same])
+    assert again[0]["order"]["id"] == results[0]["order"]["id"]
+
+
+async def test_same_key_with_different_input_is_a_conflict_and_writes_nothing(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    product = await make_product(session, stock=5)
+    token = await cart_with(gql, [(product, 1)])
+    first = await _fire(gql, [order_input(token, "k-1")])
+    assert first[0]["__typename"] == "PlaceOrderSuccess"
+    outbox_before = await count(session, OutboxEvent)
+
+    changed = order_input(token, "k-1", email="someone-else@example.cn")
+    results = await _fire(gql, [changed] * 3)
+
+    for r in results:
+        assert r["__typename"] == "IdempotencyConflict", r
+        assert r["code"] == "IDEMPOTENCY_CONFLICT"
+        assert r["field"] == "idempotencyKey"
+    assert await count(session, Order) == 1
+    assert await count(session, IdempotencyKey) == 1
+    assert await count(session, OutboxEvent) == outbox_before
+    assert await stock_of(session, product) == [(5, 1)]
+
+
+async def test_one_cart_checked_out_twice_concurrently_with_different_keys(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    product = await make_product(session, stock=10)
+    token = await cart_with(gql, [(product, 1)])
+
+    results = await _fire(gql, [order_input(token, f"tab-{i}") for i in range(6)])
+
+    kinds = sorted(r["__typename"] for r in results)
+    assert kinds == ["ConflictError"] * 5 + ["PlaceOrderSuccess"]
+    assert await count(session, Order) == 1
+    assert await stock_of(session, product) == [(10, 1)]

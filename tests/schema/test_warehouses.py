@@ -1,0 +1,305 @@
+"""Warehouses and stock administration over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry import relay
+
+from server.config import Settings
+from server.models import OutboxEvent, Product, StockLevel, Warehouse, WarehouseKind
+from tests.support.accounts import make_customer, make_staff, token_for
+from tests.support.graphql import GraphQLClient
+
+
+def gid(type_name: str, ident: int | None) -> str:
+    return str(relay.GlobalID(type_name, str(ident)))
+
+
+CREATE = """
+mutation($input: CreateWarehouseInput!) {
+  createWarehouse(input: $input) {
+    __typename
+    ... on CreateWarehouseSuccess { warehouse { id code name kind region province city } }
+    ... on Error { code field }
+  }
+}
+"""
+
+SET = """
+mutation($input: SetStockLevelInput!) {
+  setStockLevel(input: $input) {
+    __typename
+    ... on SetStockLevelSuccess { stockLevel { onHand reserved available safetyStock } }
+    ... on Error { code field message }
+  }
+}
+"""
+
+ADJUST = """
+mutation($input: AdjustStockInput!) {
+  adjustStock(input: $input) {
+    __typename
+    ... on AdjustStockSuccess { stockLevel { onHand reserved available } }
+    ... on Error { code field message }
+  }
+}
+"""
+
+LEVELS = """
+query($filter: StockLevelFilter, $sort: StockLevelSort) {
+  stockLevels(first: 50, filter: $filter, sort: $sort) {
+    totalCount
+    nodes {
+      onHand available safetyStock belowSafetyStock
+      product { sku } warehouse { code kind }
+    }
+  }
+}
+"""
+
+
+async def _arrange(session: AsyncSession) -> tuple[Warehouse, Warehouse, Product, Product]:
+    hz = Warehouse(code="HZ-RDC", name="杭州区域仓", region="华东", province="浙江省", city="杭州")
+    sh = Warehouse(
+        code="SH-FDC-01",
+        name="上海前置仓",
+        kind=WarehouseKind.FORWARD,
+        province="上海",
+        city="上海",
+    )
+    tea = Product(sku="TEA-LJ", name="西湖龙井 250g", price_amount=26800)
+    cup = Product(sku="CUP-01", name="玻璃杯", price_amount=3900)
+    session.add_all([hz, sh, tea, cup])
+    await session.commit()
+    return hz, sh, tea, cup
+
+
+async def _reserve(session: AsyncSession, units: int) -> None:
+    """Hold ``units`` of the (single) stock row for orders, as checkout would."""
+    # A write as the transaction's first statement: on SQLite it waits for the write lock
+    # instead of failing to upgrade a read snapshot the server's event dispatch has outdated.
+    await session.execute(update(StockLevel).values(reserved=units))
+    await session.commit()
+
+
+async def _on_hand(session: AsyncSession) -> dict[int, int]:
+    # End the previous read transaction first: a SQLite snapshot would show old rows.
+    await session.commit()
+    rows = (await session.execute(select(StockLevel))).scalars().all()
+    return {lv.product_id: lv.on_hand for lv in rows}
+
+
+async def _staff(gql: GraphQLClient, session: AsyncSession, settings: Settings) -> GraphQLClient:
+    return gql.as_(token_for(settings, await make_staff(session)))
+
+
+async def test_create_and_list_warehouses(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    staff = await _staff(gql, session, settings)
+    made = (
+        await staff(
+            CREATE,
+            {
+                "input": {
+                    "code": "bj-fdc-01",
+                    "name": "北京朝阳前置仓",
+                    "kind": "FORWARD",
+                    "region": "华北",
+                    "province": "北京",
+                    "city": "北京",
+                }
+            },
+        )
+    )["createWarehouse"]
+    assert made["__typename"] == "CreateWarehouseSuccess"
+    assert made["warehouse"]["code"] == "BJ-FDC-01"
+    await staff(CREATE, {"input": {"code": "GZ-RDC", "name": "广州区域仓", "region": "华南"}})
+
+    taken = (await staff(CREATE, {"input": {"code": "BJ-fdc-01", "name": "x"}}))["createWarehouse"]
+    assert (taken["__typename"], taken["field"]) == ("ConflictError", "code")
+    bad = (await staff(CREATE, {"input": {"code": "坏 code", "name": "x"}}))["createWarehouse"]
+    assert (bad["__typename"], bad["field"]) == ("ValidationError", "code")
+
+    # Anyone may list warehouses (delivery promises depend on them); only staff create them.
+    listed = await gql("{ warehouses(first: 10) { edges { node { code kind } } } }")
+    assert [e["node"] for e in listed["warehouses"]["edges"]] == [
+        {"code": "BJ-FDC-01", "kind": "FORWARD"},
+        {"code": "GZ-RDC", "kind": "REGIONAL"},
+    ]
+    forward = await gql("{ warehouses(filter: {kind: FORWARD}) { nodes { code } } }")
+    assert forward["warehouses"]["nodes"] == [{"code": "BJ-FDC-01"}]
+    customer = gql.as_(token_for(settings, await make_customer(session)))
+    body = await customer.execute(CREATE, {"input": {"code": "X-1", "name": "x"}})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert len((await session.execute(select(Warehouse))).scalars().all()) == 2
+
+
+async def test_set_stock_level_rules(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    hz, _, tea, _ = await _arrange(session)
+    staff = await _staff(gql, session, settings)
+    ids = {"warehouseId": gid("Warehouse", hz.id), "productId": gid("Product", tea.id)}
+
+    created = await staff(SET, {"input": {**ids, "onHand": 40, "safetyStock": 10}})
+    assert created["setStockLevel"]["stockLevel"] == {
+        "onHand": 40,
+        "reserved": 0,
+        "available": 40,
+        "safetyStock": 10,
+    }
+    # Orders hold 15 units.
+    await _reserve(session, 15)
+    level = (await session.execute(select(StockLevel))).scalars().one()
+
+    refused = (await staff(SET, {"input": {**ids, "onHand": 14, "safetyStock": 0}}))[
+        "setStockLevel"
+    ]
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "onHand")
+    assert "15" in refused["message"]
+    await session.commit()  # end the read transaction: a fresh snapshot (SQLite)
+    await session.refresh(level)
+    assert (level.on_hand, level.reserved, level.safety_stock) == (40, 15, 10)
+
+    ok = (await staff(SET, {"input": {**ids, "onHand": 15}}))["setStockLevel"]
+    assert ok["stockLevel"] == {"onHand": 15, "reserved": 15, "available": 0, "safetyStock": 10}
+
+    negative = (await staff(SET, {"input": {**ids, "onHand": -1}}))["setStockLevel"]
+    assert negative["__typename"] == "ValidationError"
+    for missing in (
+        {**ids, "warehouseId": gid("Warehouse", 999)},
+        {**ids, "productId": gid("Product", 999)},
+        {**ids, "productId": gid("Warehouse", hz.id)},
+    ):
+        result = (await staff(SET, {"input": {**missing, "onHand": 1}}))["setStockLevel"]
+        assert result["__typename"] == "NotFoundError"
+    assert len((await session.execute(select(StockLevel))).scalars().all()) == 1
+
+
+async def test_adjust_stock_rules(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    hz, _, tea, _ = await _arrange(session)
+    staff = await _staff(gql, session, settings)
+    ids = {"warehouseId": gid("Warehouse", hz.id), "productId": gid("Product", tea.id)}
+
+    def adjust(delta: int, reason: str = "到货入库") -> dict[str, Any]:
+        return {"input": {**ids, "delta": delta, "reason": reason}}
+
+    # Removing from a product that has no stock row is refused; adding creates the row.
+    assert (await staff(ADJUST, adjust(-1)))["adjustStock"]["__typename"] == "ValidationError"
+    added = (await staff(ADJUST, adjust(12)))["adjustStock"]
+    assert added["stockLevel"] == {"onHand": 12, "reserved": 0, "available": 12}
+
+    await _reserve(session, 5)
+    level = (await session.execute(select(StockLevel))).scalars().one()
+    too_many = (await staff(ADJUST, adjust(-8, "盘亏")))["adjustStock"]
+    assert (too_many["__typename"], too_many["field"]) == ("ValidationError", "delta")
+    removed = (await staff(ADJUST, adjust(-7, "盘亏")))["adjustStock"]
+    assert removed["stockLevel"] == {"onHand": 5, "reserved": 5, "available": 0}
+
+    for bad, field in ((adjust(0), "delta"), (adjust(3, "  "), "reason")):
+        result = (await staff(ADJUST, bad))["adjustStock"]
+        assert (result["__typename"], result["field"]) == ("ValidationError", field)
+    await session.commit()  # end the read transaction: a fresh snapshot (SQLite)
+    await session.refresh(level)
+    assert level.on_hand == 5
+
+    # Each adjustment is reported, with its reason, in the outbox.
+    events = (
+        (await session.execute(select(OutboxEvent).where(OutboxEvent.name == "stock_adjusted")))
+        .scalars()
+        .all()
+    )
+    assert [(e.payload["delta"], e.payload["reason"]) for e in events] == [
+        (12, "到货入库"),
+        (-7, "盘亏"),
+    ]
+
+
+async def test_concurrent_adjustments_never_lose_one(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    hz, _, tea, cup = await _arrange(session)
+    session.add(StockLevel(warehouse_id=hz.id, product_id=tea.id, on_hand=100))
+    await session.commit()
+    staff = await _staff(gql, session, settings)
+
+    def adjust(product: Product, delta: int) -> dict[str, Any]:
+        ids = {"warehouseId": gid("Warehouse", hz.id), "productId": gid("Product", product.id)}
+        return {"input": {**ids, "delta": delta, "reason": "并发测试"}}
+
+    # 20 concurrent +1 on an existing row, and 20 concurrent +1 racing to create a new row.
+    results = await asyncio.gather(
+        *(staff(ADJUST, adjust(tea, 1)) for _ in range(20)),
+        *(staff(ADJUST, adjust(cup, 1)) for _ in range(20)),
+    )
+    assert all(r["adjustStock"]["__typename"] == "AdjustStockSuccess" for r in results)
+    assert await _on_hand(session) == {tea.id: 120, cup.id: 20}
+
+    # 30 concurrent -5 on 120: exactly 24 succeed and stock ends at 0, never below.
+    results = await asyncio.gather(*(staff(ADJUST, adjust(tea, -5)) for _ in range(30)))
+    kinds = [r["adjustStock"]["__typename"] for r in results]
+    assert kinds.count("AdjustStockSuccess") == 24
+    assert kinds.count("ValidationError") == 6
+    assert await _on_hand(session) == {tea.id: 0, cup.id: 20}
+
+
+async def test_stock_levels_filter_and_sort(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    hz, sh, tea, cup = await _arrange(session)
+    session.add_all(
+        [
+            StockLevel(
+                warehouse_id=hz.id, product_id=tea.id, on_hand=50, reserved=5, safety_stock=10
+            ),
+            StockLevel(
+                warehouse_id=hz.id, product_id=cup.id, on_hand=8, reserved=0, safety_stock=10
+            ),
+            StockLevel(
+                warehouse_id=sh.id, product_id=tea.id, on_hand=12, reserved=4, safety_stock=10
+            ),
+        ]
+    )
+    await session.commit()
+    staff = await _staff(gql, session, settings)
+
+    async def rows(
+        flt: dict[str, Any], sort: dict[str, Any] | None = None
+    ) -> list[tuple[str, str, int]]:
+        data = (await staff(LEVELS, {"filter": flt, "sort": sort}))["stockLevels"]
+        assert data["totalCount"] == len(data["nodes"])
+        return [
+            (n["warehouse"]["code"], n["product"]["sku"], n["available"]) for n in data["nodes"]
+        ]
+
+    assert await rows({}) == [
+        ("HZ-RDC", "TEA-LJ", 45),
+        ("HZ-RDC", "CUP-01", 8),
+        ("SH-FDC-01", "TEA-LJ", 8),
+    ]
+    assert await rows({"belowSafetyStock": True}) == [
+        ("HZ-RDC", "CUP-01", 8),
+        ("SH-FDC-01", "TEA-LJ", 8),
+    ]
+    assert await rows({"belowSafetyStock": False}) == [("HZ-RDC", "TEA-LJ", 45)]
+    assert await rows({"productId": gid("Product", tea.id)}) == [
+        ("HZ-RDC", "TEA-LJ", 45),
+        ("SH-FDC-01", "TEA-LJ", 8),
+    ]
+    assert await rows({"warehouseId": gid("Warehouse", sh.id)}) == [("SH-FDC-01", "TEA-LJ", 8)]
+    assert await rows({"warehouseId": gid("Product", sh.id)}) == []
+    assert await rows({}, {"field": "AVAILABLE", "direction": "DESC"}) == [
+        ("HZ-RDC", "TEA-LJ", 45),
+        ("SH-FDC-01", "TEA-LJ", 8),
+        ("HZ-RDC", "CUP-01", 8),
+    ]
+    first = (await staff(LEVELS, {}))["stockLevels"]["nodes"][0]
+    assert first["belowSafetyStock"] is False
+    assert first["warehouse"]["kind"] == "REGIONAL"

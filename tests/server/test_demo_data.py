@@ -1,0 +1,313 @@
+"""Demo data: reproducible from a seed, consistent, driven by (hidden) preferences, searchable."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import models as m
+from server.auth import verify_password
+from server.cli import main
+from server.db import create_engine, session_factory
+from server.demo import DEMO_PASSWORD, OPEN_STATUSES, DemoReport, load
+from tests.support.graphql import GraphQLClient
+
+AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
+SMALL = {"customers": 30, "products": 60, "orders": 90}
+_extra = itertools.count()
+
+
+@pytest.fixture
+async def fresh_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """More fresh, migrated databases on the test's backend (copies of the same templates the
+    ``database_url`` fixture copies)."""
+    dropped: list[str] = []
+    admin = request.getfixturevalue("postgres_admin_url") if backend == "postgresql" else None
+
+    async def make() -> str:
+        n = next(_extra)
+        if backend == "sqlite":
+            path = tmp_path / f"extra-{n}.db"
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            return f"sqlite+aiosqlite:///{path}"
+        template = request.getfixturevalue("postgres_template")
+        name = f"shopgraph_demo_{os.getpid()}_{n}"
+        conn = await asyncpg.connect(admin.replace("postgresql+asyncpg://", "postgresql://"))
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        await conn.close()
+        dropped.append(name)
+        return f"{admin.rpartition('/')[0]}/{name}"
+
+    yield make
+    if dropped:
+        conn = await asyncpg.connect(admin.replace("postgresql+asyncpg://", "postgresql://"))
+        for name in dropped:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+async def _fill(url: str, seed: int, **sizes: int) -> DemoReport:
+    report = await load(url, seed=seed, as_of=AS_OF, **(SMALL | sizes))
+    assert report is not None
+    return report
+
+
+async def _rows(session: AsyncSession, model: Any) -> list[dict[str, Any]]:
+    table = model.__table__
+    result = await session.execute(select(table).order_by(table.c.id))
+    return [dict(row._mapping) for row in result]
+
+
+async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every column of every demo table, ids replaced by natural keys, rows in a fixed order:
+    two databases are the same shop exactly when their dumps are equal."""
+    engine = create_engine(url)
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with session_factory(engine)() as session:
+        keys: dict[str, dict[int, Any]] = {}
+        natural = {
+            "category_id": (m.Category, "slug"),
+            "parent_id": (m.Category, "slug"),
+            "product_id": (m.Product, "sku"),
+            "warehouse_id": (m.Warehouse, "code"),
+            "customer_id": (m.Customer, "email"),
+            "order_id": (m.Order, "number"),
+            "shipment_id": (m.Shipment, "tracking_number"),
+            "cart_id": (m.Cart, "token"),
+        }
+        for column, (model, key) in natural.items():
+            keys[column] = {r["id"]: r[key] for r in await _rows(session, model)}
+        lines = await _rows(session, m.OrderLine)
+        keys["order_line_id"] = {
+            r["id"]: (keys["order_id"][r["order_id"]], keys["product_id"][r["product_id"]])
+            for r in lines
+        }
+        tables = [
+            m.Category, m.Product, m.Warehouse, m.StockLevel, m.Customer, m.Address, m.Order,
+            m.OrderLine, m.OrderStatusChange, m.Payment, m.Shipment, m.ShipmentLine,
+            m.TrackingEvent, m.CustomerEvent, m.Cart, m.CartLine, m.StaffUser,
+        ]  # fmt: skip
+        for model in tables:
+            rows = []
+            for row in await _rows(session, model):
+                row.pop("id")
+                for column, value in list(row.items()):
+                    if column in keys and value is not None:
+                        row[column] = keys[column][value]
+                rows.append(tuple(sorted((k, repr(v)) for k, v in row.items())))
+            out[model.__tablename__] = sorted(rows)
+    await engine.dispose()
+    return out
+
+
+async def test_same_seed_gives_the_same_shop_and_another_seed_another(
+    database_url: str, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    other = await fresh_database()
+    third = await fresh_database()
+    await _fill(database_url, seed=7)
+    await _fill(other, seed=7)
+    await _fill(third, seed=8)
+    first, again, different = await dump(database_url), await dump(other), await dump(third)
+    assert first == again
+    assert first["product"] and first["order"] and first["customer_event"]
+    for table in ("product", "customer", "order", "order_line", "customer_event"):
+        assert first[table] != different[table], table
+
+
+async def test_a_populated_shop_is_left_alone(database_url: str) -> None:
+    await _fill(database_url, seed=1, customers=10, products=20, orders=15)
+    before = await dump(database_url)
+    assert await load(database_url, seed=2, as_of=AS_OF, if_empty=True) is None
+    with pytest.raises(ValueError, match="already has products"):
+        await load(database_url, seed=2, as_of=AS_OF)
+    assert await dump(database_url) == before
+
+
+async def test_stock_orders_and_money_are_consistent(
+    database_url: str, session: AsyncSession
+) -> None:
+    report = await _fill(database_url, seed=11, customers=60, products=80, orders=250)
+    assert report.counts["orders"] == 250
+
+    levels = (await session.execute(select(m.StockLevel))).scalars().all()
+    assert levels and all(0 <= lv.reserved <= lv.on_hand for lv in levels)
+    held: Counter[tuple[int, int]] = Counter()
+    rows = await session.execute(
+        select(m.OrderLine.warehouse_id, m.OrderLine.product_id, m.OrderLine.quantity)
+        .join(m.Order, m.Order.id == m.OrderLine.order_id)
+        .where(m.Order.status.in_(OPEN_STATUSES))
+    )
+    for warehouse_id, product_id, quantity in rows:
+        held[(warehouse_id, product_id)] += quantity
+    assert held, "some orders are still open"
+    assert {(lv.warehouse_id, lv.product_id): lv.reserved for lv in levels if lv.reserved} == held
+    assert any(lv.on_hand - lv.reserved == 0 for lv in levels), "something is sold out"
+    assert any(0 < lv.on_hand - lv.reserved < lv.safety_stock for lv in levels), "something low"
+
+    orders = (await session.execute(select(m.Order))).scalars().all()
+    lines_of: dict[int, list[m.OrderLine]] = defaultdict(list)
+    for line in (await session.execute(select(m.OrderLine))).scalars():
+        assert line.line_total_amount == line.unit_price_amount * line.quantity
+        assert line.unit_price_amount == line.base_unit_price_amount and line.adjustments == []
+        lines_of[line.order_id].append(line)
+    payments = {p.order_id: p for p in (await session.execute(select(m.Payment))).scalars()}
+    shipments = {s.order_id: s for s in (await session.execute(select(m.Shipment))).scalars()}
+    history: dict[int, list[m.OrderStatusChange]] = defaultdict(list)
+    changes = select(m.OrderStatusChange).order_by(m.OrderStatusChange.at)
+    for change in (await session.execute(changes)).scalars():
+        history[change.order_id].append(change)
+    for order in orders:
+        assert order.subtotal_amount == sum(line.line_total_amount for line in lines_of[order.id])
+        assert order.total_amount == (
+            order.subtotal_amount + order.shipping_amount - order.discount_amount
+        )
+        assert order.placed_at <= AS_OF
+        steps = history[order.id]
+        assert steps[0].from_status is None and steps[-1].to_status == order.status
+        assert all(a.to_status == b.from_status for a, b in itertools.pairwise(steps))
+        assert (order.id in payments) == (order.paid_at is not None)
+        if order.id in payments:
+            assert payments[order.id].amount == order.total_amount
+            assert payments[order.id].gateway == "manual"
+        shipped = order.status in (
+            m.OrderStatus.SHIPPED,
+            m.OrderStatus.DELIVERED,
+            m.OrderStatus.COMPLETED,
+        )
+        assert (order.id in shipments) == shipped
+    mix = Counter(o.status for o in orders)
+    done = mix[m.OrderStatus.COMPLETED] + mix[m.OrderStatus.DELIVERED]
+    assert done > len(orders) * 0.7
+    assert mix[m.OrderStatus.CANCELLED] > 0
+    assert sum(mix[s] for s in OPEN_STATUSES) + mix[m.OrderStatus.SHIPPED] > 0
+
+    events = await session.execute(
+        select(m.TrackingEvent.shipment_id, m.TrackingEvent.occurred_at).order_by(
+            m.TrackingEvent.id
+        )
+    )
+    timelines: dict[int, list[datetime]] = defaultdict(list)
+    for shipment_id, at in events:
+        timelines[shipment_id].append(at)
+    assert set(timelines) == {s.id for s in shipments.values()}
+    assert all(ts == sorted(ts) and ts[-1] <= AS_OF for ts in timelines.values())
+
+    customer = await session.scalar(select(m.Customer).where(m.Customer.email == report.demo_email))
+    assert customer is not None and verify_password(customer.password_hash, DEMO_PASSWORD)
+    assert await session.scalar(
+        select(func.count()).select_from(m.Order).where(m.Order.customer_id == customer.id)
+    )
+
+
+async def test_hidden_preferences_drive_behaviour(database_url: str, session: AsyncSession) -> None:
+    report = await _fill(database_url, seed=5, customers=80, products=104, orders=300)
+    slug_of = {c.id: c.slug for c in (await session.execute(select(m.Category))).scalars().all()}
+    products = (await session.execute(select(m.Product))).scalars().all()
+    category_of = {p.id: slug_of[p.category_id] for p in products}
+    catalogue = Counter(category_of.values())
+    emails = {c.id: c.email for c in (await session.execute(select(m.Customer))).scalars()}
+
+    seen: dict[str, list[str]] = defaultdict(list)
+    last_seen: dict[str, datetime] = {}
+    rows = await session.execute(
+        select(m.CustomerEvent.customer_id, m.CustomerEvent.product_id, m.CustomerEvent.kind)
+        .add_columns(m.CustomerEvent.occurred_at)
+        .order_by(m.CustomerEvent.occurred_at)
+    )
+    for customer_id, product_id, kind, at in rows:
+        email = emails[customer_id]
+        last_seen[email] = at
+        if kind in (m.CustomerEventKind.VIEW, m.CustomerEventKind.PURCHASE):
+            seen[email].append(category_of[product_id])
+
+    shares = []
+    for email, categories in seen.items():
+        if len(categories) < 10:
+            continue
+        favourite = set(report.preferences[email].categories)
+        in_favourite = sum(c in favourite for c in categories) / len(categories)
+        catalogue_share = sum(catalogue[c] for c in favourite) / len(products)
+        # Far above chance for everyone, and most of what people look at and buy overall.
+        assert in_favourite > 3 * catalogue_share, (email, in_favourite, catalogue_share)
+        shares.append(in_favourite)
+    assert len(shares) >= 40
+    assert sum(shares) / len(shares) > 0.65
+
+    # Churning customers went quiet: nothing from them in the last two months.
+    churning = [e for e, p in report.preferences.items() if p.lifecycle == "churning"]
+    assert churning
+    assert all(last_seen[e] < AS_OF - timedelta(days=60) for e in churning if e in last_seen)
+    # Loyal customers come back for what they bought before.
+    repeat = Counter[str]()
+    bought = await session.execute(
+        select(m.Order.customer_id, m.OrderLine.product_id).join(
+            m.Order, m.Order.id == m.OrderLine.order_id
+        )
+    )
+    for customer_id, product_id in bought:
+        repeat[f"{customer_id}:{product_id}"] += 1
+    assert any(n > 1 for n in repeat.values())
+
+
+async def test_search_finds_a_demo_product_by_a_chinese_substring(
+    database_url: str, gql: GraphQLClient, session: AsyncSession
+) -> None:
+    await _fill(database_url, seed=3)
+    product = await session.scalar(
+        select(m.Product)
+        .where(m.Product.is_active, m.Product.sku.like("PHO-%"))
+        .order_by(m.Product.id)
+    )
+    assert product is not None and "手机" in product.name
+    query = """query($q: String!) {
+      products(first: 100, filter: {search: $q}) { totalCount edges { node { sku name } } }
+    }"""
+    # A substring of a Chinese run inside the name ("5G手机" → "手机").
+    data = await gql(query, {"q": "手机"})
+    assert product.sku in {e["node"]["sku"] for e in data["products"]["edges"]}
+    # The category path is indexed too: the top category's name finds the phone.
+    data = await gql(query, {"q": "数码"})
+    assert product.sku in {e["node"]["sku"] for e in data["products"]["edges"]}
+    colour = product.attributes["颜色"]
+    data = await gql(query, {"q": f"{product.brand} {colour[:2]}"})
+    assert product.sku in {e["node"]["sku"] for e in data["products"]["edges"]}
+
+
+async def test_cli_fills_an_empty_shop_once(database_url: str, session: AsyncSession) -> None:
+    runner = CliRunner()
+    env = {"SHOPGRAPH_DATABASE_URL": database_url}
+    args = ["demo-data", "--customers", "12", "--products", "30", "--orders", "25"]
+    args += ["--seed", "9", "--as-of", "2025-03-01"]
+    result = runner.invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "30 products" in result.output and "25 orders" in result.output
+    assert f"/ {DEMO_PASSWORD}" in result.output
+
+    async def count(model: Any) -> int:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+    assert (await count(m.Product), await count(m.Customer), await count(m.Order)) == (30, 12, 25)
+    latest = await session.scalar(select(func.max(m.Order.placed_at)))
+    assert latest is not None and latest <= AS_OF
+
+    again = runner.invoke(main, [*args[:-4], "--if-empty"], env=env)
+    assert again.exit_code == 0 and "left as it is" in again.output
+    refused = runner.invoke(main, ["demo-data", "--products", "5"], env=env)
+    assert refused.exit_code == 1 and "already has products" in refused.output
+    session.expire_all()
+    assert (await count(m.Product), await count(m.Order)) == (30, 25)

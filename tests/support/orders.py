@@ -1,0 +1,276 @@
+"""Helpers for tests of carts, checkout, orders and shipments.
+
+Catalogue and stock rows are created directly with the models and committed, so the server
+under test sees them at once; everything else goes through GraphQL like a client would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry import relay
+
+from server.config import Settings
+from server.models import Category, OutboxEvent, Product, StockLevel, Warehouse
+from server.plugins import PluginRuntime, load_plugins
+from tests.support.graphql import GraphQLClient
+
+_serial = itertools.count(1)
+
+ADDRESS = {
+    "recipientName": "王小明",
+    "phone": "13800138000",
+    "province": "浙江省",
+    "city": "杭州市",
+    "district": "西湖区",
+    "street": "文三路 90 号",
+    "postalCode": "310012",
+}
+
+
+def gid(type_name: str, ident: int | None) -> str:
+    return str(relay.GlobalID(type_name, str(ident)))
+
+
+def only_plugins(settings: Settings, *extra: Any) -> PluginRuntime:
+    """The core with exactly ``extra`` as plugins (installed ones are left out), so a test
+    asserts the core's behaviour and its own plugins', nothing else's."""
+    return load_plugins(settings.model_copy(update={"plugins": ""}), extra=extra)
+
+
+def unthrottled(settings: Settings) -> Settings:
+    """Settings whose query-cost budget does not get in the way: these tests play many
+    shoppers from one client, and ask for big nested pages on purpose."""
+    return settings.model_copy(
+        update={"cost_bucket_size": 10_000_000, "max_query_cost": 10_000_000}
+    )
+
+
+async def make_warehouse(session: AsyncSession, *, code: str | None = None) -> Warehouse:
+    n = next(_serial)
+    warehouse = Warehouse(
+        code=code or f"WH-{n}", name=f"杭州仓 {n}", region="华东", province="浙江省", city="杭州市"
+    )
+    session.add(warehouse)
+    await session.commit()
+    return warehouse
+
+
+async def make_product(
+    session: AsyncSession,
+    *,
+    price: int = 19900,
+    stock: int | Iterable[tuple[Warehouse, int]] = 100,
+    category: Category | None = None,
+    name: str | None = None,
+) -> Product:
+    """A committed product; ``stock`` is units in a new warehouse or [(warehouse, units)]."""
+    n = next(_serial)
+    if category is None:
+        category = Category(name=f"数码 {n}", slug=f"digital-{n}")
+        session.add(category)
+        await session.flush()
+    product = Product(
+        sku=f"SKU-{n}",
+        name=name or f"蓝牙耳机 {n}",
+        price_amount=price,
+        category_id=category.id,
+    )
+    session.add(product)
+    await session.flush()
+    if isinstance(stock, int):
+        warehouse = Warehouse(code=f"WH-P{n}", name=f"上海仓 {n}")
+        session.add(warehouse)
+        await session.flush()
+        stock = [(warehouse, stock)]
+    for warehouse, units in stock:
+        session.add(StockLevel(warehouse_id=warehouse.id, product_id=product.id, on_hand=units))
+    await session.commit()
+    return product
+
+
+async def stock_of(session: AsyncSession, product: Product | int) -> list[tuple[int, int]]:
+    """[(on_hand, reserved)] of the product, per warehouse, as committed now."""
+    product_id = product if isinstance(product, int) else product.id
+    await session.commit()  # a fresh snapshot (SQLite keeps one per read transaction)
+    rows = await session.execute(
+        select(StockLevel.on_hand, StockLevel.reserved)
+        .where(StockLevel.product_id == product_id)
+        .order_by(StockLevel.id)
+    )
+    levels = [(r.on_hand, r.reserved) for r in rows]
+    await session.commit()  # no read transaction left open to block a later write
+    return levels
+
+
+async def count(session: AsyncSession, model: Any, *where: Any) -> int:
+    await session.commit()  # a fresh snapshot (SQLite keeps one per read transaction)
+    stmt = select(func.count()).select_from(model)
+    for clause in where:
+        stmt = stmt.where(clause)
+    found = int(await session.scalar(stmt) or 0)
+    await session.commit()
+    return found
+
+
+async def outbox_names(session: AsyncSession) -> list[str]:
+    await session.commit()  # a fresh snapshot (SQLite keeps one per read transaction)
+    names = list(await session.scalars(select(OutboxEvent.name).order_by(OutboxEvent.id)))
+    await session.commit()
+    return names
+
+
+CREATE_CART = """
+mutation CreateCart($input: CreateCartInput!) {
+  createCart(input: $input) {
+    __typename
+    ... on CreateCartSuccess { cart { token currency } }
+    ... on Error { code message field }
+  }
+}"""
+
+ADD_LINES = """
+mutation CartAddLines($input: CartAddLinesInput!) {
+  cartAddLines(input: $input) {
+    __typename
+    ... on CartAddLinesSuccess {
+      cart {
+        itemCount
+        lines { id quantity product { id } unitPrice { amount } lineTotal { amount } }
+        subtotal { amount }
+      }
+    }
+    ... on Error { code message field }
+  }
+}"""
+
+PLACE_ORDER = """
+mutation PlaceOrder($input: PlaceOrderInput!) {
+  placeOrder(input: $input) {
+    __typename
+    ... on PlaceOrderSuccess {
+      order {
+        id number status
+        subtotal { amount } discount { amount } shipping { amount } total { amount currency }
+        lines { id quantity sku unitPrice { amount } basePrice { amount } }
+      }
+    }
+    ... on OutOfStock { code productId requested available }
+    ... on CheckoutProblems { code problems { source code message field } }
+    ... on Error { code message field }
+  }
+}"""
+
+PAY_ORDER = """
+mutation PayOrder($input: PayOrderInput!) {
+  payOrder(input: $input) {
+    __typename
+    ... on PayOrderSuccess { order { status paidAt } payment { status gateway amount { amount } } }
+    ... on InvalidTransition { current target }
+    ... on Error { code message field }
+  }
+}"""
+
+ORDER_RESULT = """
+    __typename
+    ... on InvalidTransition { code current target }
+    ... on Error { code message field }
+"""
+
+CANCEL_ORDER = (
+    """
+mutation CancelOrder($input: CancelOrderInput!) {
+  cancelOrder(input: $input) {
+    ... on CancelOrderSuccess { order { status cancelledAt } }
+"""
+    + ORDER_RESULT
+    + "} }"
+)
+
+UPDATE_STATUS = (
+    """
+mutation UpdateOrderStatus($input: UpdateOrderStatusInput!) {
+  updateOrderStatus(input: $input) {
+    ... on UpdateOrderStatusSuccess { order { status } }
+"""
+    + ORDER_RESULT
+    + "} }"
+)
+
+CONFIRM_RECEIPT = (
+    """
+mutation ConfirmReceipt($input: ConfirmReceiptInput!) {
+  confirmReceipt(input: $input) {
+    ... on ConfirmReceiptSuccess { order { status } }
+"""
+    + ORDER_RESULT
+    + "} }"
+)
+
+
+async def new_cart(gql: GraphQLClient, **fields: Any) -> str:
+    data = await gql(CREATE_CART, {"input": fields})
+    assert data["createCart"]["__typename"] == "CreateCartSuccess", data
+    return str(data["createCart"]["cart"]["token"])
+
+
+async def cart_with(gql: GraphQLClient, lines: Iterable[tuple[Product, int]], **fields: Any) -> str:
+    """A new cart holding ``lines``; returns its token."""
+    token = await new_cart(gql, **fields)
+    lines = list(lines)
+    if not lines:
+        return token
+    data = await gql(
+        ADD_LINES,
+        {
+            "input": {
+                "cartToken": token,
+                "lines": [{"productId": gid("Product", p.id), "quantity": q} for p, q in lines],
+            }
+        },
+    )
+    assert data["cartAddLines"]["__typename"] == "CartAddLinesSuccess", data
+    return token
+
+
+def order_input(token: str, key: str, **extra: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "cartToken": token,
+        "idempotencyKey": key,
+        "shippingAddress": ADDRESS,
+        "email": "buyer@example.cn",
+    }
+    fields.update(extra)
+    return {"input": fields}
+
+
+async def place(gql: GraphQLClient, token: str, key: str | None = None, **extra: Any) -> Any:
+    """placeOrder's result (the union member as a dict)."""
+    data = await gql(PLACE_ORDER, order_input(token, key or f"key-{next(_serial)}", **extra))
+    return data["placeOrder"]
+
+
+async def place_ok(gql: GraphQLClient, lines: Iterable[tuple[Product, int]]) -> dict[str, Any]:
+    """A placed order (PENDING_PAYMENT) of ``lines``."""
+    result = await place(gql, await cart_with(gql, lines))
+    assert result["__typename"] == "PlaceOrderSuccess", result
+    return dict(result["order"])
+
+
+async def pay(gql: GraphQLClient, order: dict[str, Any], token: str = "tok_visa") -> Any:
+    data = await gql(
+        PAY_ORDER,
+        {
+            "input": {
+                "orderId": order["id"],
+                "gateway": "test",
+                "token": token,
+                "amount": {"amount": order["total"]["amount"]},
+            }
+        },
+    )
+    return data["payOrder"]
