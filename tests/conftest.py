@@ -6,9 +6,9 @@ a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import importlib.metadata
-import fcntl
 import itertools
 import os
 import shutil
