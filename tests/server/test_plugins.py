@@ -5,8 +5,12 @@ own test (tests/server/test_hookspecs.py checks that every hook has one)."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +36,8 @@ from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
 from tests.support.server import LiveServer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def only(*plugins: Any, **settings: Any) -> PluginRuntime:
@@ -81,20 +87,20 @@ def test_plugins_can_be_disabled_in_the_config_file(tmp_path: Any) -> None:
     assert not runtime.is_enabled("loyalty")
 
 
-def test_schemas_with_different_plugin_sets_coexist_in_one_process() -> None:
+async def test_schemas_with_different_plugin_sets_coexist_in_one_process() -> None:
     with_loyalty = build_schema(load_plugins(Settings()))
     without = build_schema(load_plugins(Settings(plugins="")))
     again = build_schema(load_plugins(Settings()))
     query = '{ __type(name: "Customer") { fields { name } } }'
 
-    def customer_fields(schema: strawberry.Schema) -> set[str]:
-        result = schema.execute_sync(query)
+    async def customer_fields(schema: strawberry.Schema) -> set[str]:
+        result = await schema.execute(query)
         assert result.errors is None, result.errors
         return {f["name"] for f in result.data["__type"]["fields"]}  # type: ignore[index]
 
-    assert "loyaltyPoints" in customer_fields(with_loyalty)
-    assert "loyaltyPoints" not in customer_fields(without)
-    assert customer_fields(again) == customer_fields(with_loyalty)
+    assert "loyaltyPoints" in await customer_fields(with_loyalty)
+    assert "loyaltyPoints" not in await customer_fields(without)
+    assert await customer_fields(again) == await customer_fields(with_loyalty)
     # The core class itself was left as it was.
     from schema.customers import Customer
 
@@ -287,9 +293,9 @@ BADGES = FakePlugin(
 )
 
 
-def test_hook_graphql_queries() -> None:
+async def test_hook_graphql_queries() -> None:
     schema = build_schema(only(BADGES))
-    assert schema.execute_sync("{ badgeOfTheDay { label } }").data == {
+    assert (await schema.execute("{ badgeOfTheDay { label } }")).data == {
         "badgeOfTheDay": {"label": "今日推荐"}
     }
     assert "badgeOfTheDay" not in sdl(only())
@@ -313,9 +319,9 @@ def _products_again() -> type:
     return Products
 
 
-def test_hook_graphql_mutations() -> None:
+async def test_hook_graphql_mutations() -> None:
     schema = build_schema(only(BADGES))
-    result = schema.execute_sync('mutation { awardBadge(label: "金牌") { label } }')
+    result = await schema.execute('mutation { awardBadge(label: "金牌") { label } }')
     assert result.data == {"awardBadge": {"label": "金牌"}}
     clash = FakePlugin("copycat", graphql_mutations=lambda: [BadgeMutations])
     with pytest.raises(
@@ -731,3 +737,41 @@ def test_hook_shutdown(database_url: str) -> None:
     assert stopped == []
     server.stop()
     assert stopped == ["Starlette"]
+
+
+def test_plugin_new_scaffolds_an_installable_plugin_whose_test_passes(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["plugin", "new", "gift_wrap", "--directory", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "shopgraph-gift-wrap"
+    assert (
+        root / "shopgraph_gift_wrap" / "migrations" / "versions" / "0001_gift_wrap_initial.py"
+    ).exists()
+    again = CliRunner().invoke(cli, ["plugin", "new", "gift_wrap", "--directory", str(tmp_path)])
+    assert again.exit_code != 0 and "already exists" in again.output
+    assert CliRunner().invoke(cli, ["plugin", "new", "Bad-Name"]).exit_code != 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGRAPH_")}
+    # Its own test passes …
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    # … and pip installs it as a plugin (into a separate target, leaving this environment be).
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
+        + ["--no-build-isolation", "--target", str(target), str(root)],
+        check=True,
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "server.cli", "plugins", "list"],
+        env={**env, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("gift_wrap "))
+    assert "entry point" in row and "graphql_queries" in row and "migration_locations" in row
