@@ -3,12 +3,7 @@ every relation is batched by a per-request DataLoader."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
@@ -29,6 +24,7 @@ from server.plugins import PluginRuntime
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.orders import make_product, make_warehouse, only_plugins, unthrottled
+from tests.support.statements import counting
 
 NESTED = """
 query($first: Int!) {
@@ -65,25 +61,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def plugins(settings: Settings) -> PluginRuntime:
     return only_plugins(settings)
-
-
-@contextmanager
-def counting(app: Starlette) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.state.shopgraph.engine.sync_engine
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        # The app's background outbox dispatcher shares the engine; the query under test
-        # touches neither of its tables.
-        if "outbox_" in statement or "job_lease" in statement:
-            return
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
 
 
 async def _add_orders(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
@@ -15,6 +15,7 @@ from server.config import Settings
 from server.models import Category, Customer, Product, StaffUser
 from tests.support.catalog import make_category, make_product, make_warehouse
 from tests.support.graphql import GraphQLClient
+from tests.support.statements import counting
 
 
 def gid(type_name: str, pk: int | None) -> str:
@@ -729,26 +730,16 @@ async def test_statement_count_does_not_grow_with_page_size(
         await make_product(
             session, f"耳机 {i}", category=audio if i % 2 else digital, stock={"SH-01": i}
         )
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    engine = app.state.shopgraph.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
     query = """query($first: Int!) { products(first: $first) { totalCount edges { node {
         name basePrice { amount } priceBreakdown(quantity: 2) { total { amount } }
         availability { inStock }
         category { name productCount parent { name } ancestors { name } children { name } }
     } } } }"""
-    try:
-        counts = []
-        for first in (2, 12):
-            statements.clear()
+    counts = []
+    for first in (2, 12):
+        with counting(app) as statements:
             data = await gql(query, {"first": first})
-            assert len(data["products"]["edges"]) == first
-            counts.append(len(statements))
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+        assert len(data["products"]["edges"]) == first
+        counts.append(len(statements))
     assert counts[0] > 0
     assert counts[0] == counts[1], counts
