@@ -2,8 +2,9 @@
 production-mode rules (no introspection, no field suggestions, masked unexpected errors).
 
 Everything here runs on the parsed, cached document: validation rules are built once per
-schema (so ``ValidationCache`` keeps hitting), and the cost is one walk over the operation's
-selections before execution plus one walk over the returned data after it.
+schema (so ``ValidationCache`` keeps hitting), and what each selection set costs is worked out
+once per document (``CostCache``); a request then costs one estimate from its variables before
+execution and one walk over the returned data after it.
 
 Cost model (Shopify's): a scalar or enum field costs 0, an object 1, a connection 2 plus its
 page size (``first``/``last``, else the default page size) times the cost of one node; edges
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -78,17 +81,18 @@ def _is_edge(tp: GraphQLObjectType) -> bool:
 
 
 class QueryCostCalculator:
-    """The requested (static) and actual (measured) cost of one operation of a document."""
+    """The requested (static) and actual (measured) cost of one operation of a document.
+
+    Built once per (document, operation) and kept by :class:`CostCache`: what a selection set
+    selects on a type is worked out once, so the per-request work is reading page sizes from
+    the variables and walking the returned data.
+    """
 
     def __init__(
-        self,
-        schema: GraphQLSchema,
-        document: DocumentNode,
-        variables: Mapping[str, Any] | None,
-        operation_name: str | None,
+        self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
     ) -> None:
         self.schema = schema
-        self.variables = variables or {}
+        self.document = document  # kept alive: the plans below are keyed by its nodes' ids
         self.fragments: dict[str, FragmentDefinitionNode] = {}
         operations: list[OperationDefinitionNode] = []
         for definition in document.definitions:
@@ -103,28 +107,30 @@ class QueryCostCalculator:
             self.operation = next(
                 (o for o in operations if o.name and o.name.value == operation_name), None
             )
-        # Static costs depend only on (selection sets, type, page size): memoised, so nested
-        # abstract types cannot make the estimate exponential in the document's depth.
-        self._memo: dict[tuple[tuple[int, ...], str], int] = {}
+        self.root = (
+            None if self.operation is None else schema.get_root_type(self.operation.operation)
+        )
+        self.is_mutation = (
+            self.operation is not None and self.operation.operation is OperationType.MUTATION
+        )
+        # (selection sets, type) -> the fields they select there: independent of variables.
+        self._plans: dict[tuple[tuple[int, ...], str], list[_Selected]] = {}
 
-    def _root(self) -> GraphQLObjectType | None:
-        if self.operation is None:
-            return None
-        return self.schema.get_root_type(self.operation.operation)
-
-    def requested(self) -> int:
-        root = self._root()
-        if root is None or self.operation is None:
+    def requested(self, variables: Mapping[str, Any] | None = None) -> int:
+        if self.root is None or self.operation is None:
             return 0
-        return self._selections([self.operation.selection_set], root, _STATIC, root=True)
+        # Static costs depend only on (selection sets, type, page size): memoised per call, so
+        # nested abstract types cannot make the estimate exponential in the document's depth.
+        walk = _Walk(self, variables or {}, {})
+        return walk.selections([self.operation.selection_set], self.root, _STATIC, root=True)
 
-    def actual(self, data: Any) -> int:
-        root = self._root()
-        if root is None or self.operation is None or not isinstance(data, dict):
+    def actual(self, data: Any, variables: Mapping[str, Any] | None = None) -> int:
+        if self.root is None or self.operation is None or not isinstance(data, dict):
             return 0
-        return self._selections([self.operation.selection_set], root, data, root=True)
+        walk = _Walk(self, variables or {}, None)
+        return walk.selections([self.operation.selection_set], self.root, data, root=True)
 
-    # -- walking
+    # -- what a selection selects
 
     def _applies(self, condition: str | None, tp: GraphQLObjectType) -> bool:
         if condition is None or condition == tp.name:
@@ -156,7 +162,79 @@ class QueryCostCalculator:
                     if self._applies(fragment.type_condition.name.value, tp):
                         self._collect([fragment.selection_set], tp, fields, seen | {name})
 
-    def _selections(
+    def plan(self, sets: list[SelectionSetNode], tp: GraphQLObjectType) -> list[_Selected]:
+        """The costed fields ``sets`` select on ``tp`` (introspection and unknown names left out)."""
+        key = (tuple(id(s) for s in sets), tp.name)
+        found = self._plans.get(key)
+        if found is not None:
+            return found
+        fields: dict[str, list[FieldNode]] = {}
+        self._collect(sets, tp, fields, set())
+        connection = _is_connection(tp)
+        selected: list[_Selected] = []
+        for response_key, nodes in fields.items():
+            name = nodes[0].name.value
+            field = tp.fields.get(name)
+            if name.startswith("__") or field is None:
+                continue  # introspection and __typename are free
+            # Inside a connection, its edges/nodes lists hold one page.
+            in_page = connection and name in ("edges", "nodes")
+            selected.append(_Selected.of(response_key, nodes, field, in_page))
+        self._plans[key] = selected
+        return selected
+
+
+@dataclass(frozen=True, slots=True)
+class _Selected:
+    """One response key of a selection on a type, with what its cost depends on worked out."""
+
+    key: str
+    nodes: list[FieldNode]
+    field: GraphQLField
+    children: list[SelectionSetNode]
+    in_page: bool  # an edges/nodes list of a connection: one page long
+    leaf: bool
+    named: Any  # the field's named type
+    item: Any  # for a list: the item type, else None
+    each: int  # for a list: what being an item costs (edges are free wrappers)
+    connection: bool
+    edge: bool
+
+    @classmethod
+    def of(cls, key: str, nodes: list[FieldNode], field: GraphQLField, in_page: bool) -> _Selected:
+        named = get_named_type(field.type)
+        inner = get_nullable_type(field.type)  # type: ignore[arg-type]
+        item = get_named_type(inner) if is_list_type(inner) else None
+        each = 0 if item is not None and is_object_type(item) and _is_edge(item) else OBJECT_COST
+        return cls(
+            key=key,
+            nodes=nodes,
+            field=field,
+            children=[n.selection_set for n in nodes if n.selection_set is not None],
+            in_page=in_page,
+            leaf=is_leaf_type(named),
+            named=named,
+            item=item,
+            each=each,
+            connection=item is None and is_object_type(named) and _is_connection(named),  # type: ignore[arg-type]
+            edge=item is None and is_object_type(named) and _is_edge(named),  # type: ignore[arg-type]
+        )
+
+
+class _Walk:
+    """One costing pass: estimated when ``memo`` is a dict, else measured on the data."""
+
+    def __init__(
+        self,
+        calc: QueryCostCalculator,
+        variables: Mapping[str, Any],
+        memo: dict[tuple[tuple[int, ...], str, int | None], int] | None,
+    ) -> None:
+        self.calc = calc
+        self.variables = variables
+        self.memo = memo
+
+    def selections(
         self,
         sets: list[SelectionSetNode],
         tp: GraphQLOutputType,
@@ -166,85 +244,60 @@ class QueryCostCalculator:
         size: int | None = None,
     ) -> int:
         """Cost of ``sets`` selected on ``tp`` (an object or abstract type)."""
+        schema = self.calc.schema
         if is_abstract_type(tp):
-            candidates = list(self.schema.get_possible_types(tp))  # type: ignore[arg-type]
+            candidates = list(schema.get_possible_types(tp))  # type: ignore[arg-type]
             if isinstance(data, dict) and isinstance(data.get("__typename"), str):
                 candidates = [c for c in candidates if c.name == data["__typename"]]
-            return max((self._selections(sets, c, data, size=size) for c in candidates), default=0)
+            return max((self.selections(sets, c, data, size=size) for c in candidates), default=0)
         assert isinstance(tp, GraphQLObjectType)
         static = data is _STATIC
-        memo_key = (tuple(id(s) for s in sets), f"{tp.name}/{size}")
-        if static and memo_key in self._memo:
-            return self._memo[memo_key]
-        fields: dict[str, list[FieldNode]] = {}
-        self._collect(sets, tp, fields, set())
-        connection = _is_connection(tp)
-        is_mutation = (
-            root
-            and self.operation is not None
-            and self.operation.operation is OperationType.MUTATION
-        )
+        memo_key = (tuple(id(s) for s in sets), tp.name, size)
+        if self.memo is not None and memo_key in self.memo:
+            return self.memo[memo_key]
+        mutation = root and self.calc.is_mutation
         total = 0
-        for key, nodes in fields.items():
-            name = nodes[0].name.value
-            if name.startswith("__"):
-                continue  # introspection and __typename are free
-            field = tp.fields.get(name)
-            if field is None:
-                continue
+        for selected in self.calc.plan(sets, tp):
             if static:
                 value: Any = _STATIC
-            elif not isinstance(data, dict) or key not in data:
+            elif not isinstance(data, dict) or selected.key not in data:
                 continue
             else:
-                value = data[key]
-            # Inside a connection, its edges/nodes lists hold one page.
-            page = size if connection and name in ("edges", "nodes") else None
-            total += self._field(nodes, field, value, mutation=is_mutation, page=page)
-        if static:
-            self._memo[memo_key] = total
+                value = data[selected.key]
+            page = size if selected.in_page else None
+            total += self._field(selected, value, mutation=mutation, page=page)
+        if self.memo is not None:
+            self.memo[memo_key] = total
         return total
 
-    def _field(
-        self,
-        nodes: list[FieldNode],
-        field: GraphQLField,
-        value: Any,
-        *,
-        mutation: bool,
-        page: int | None,
-    ) -> int:
-        named = get_named_type(field.type)
+    def _field(self, selected: _Selected, value: Any, *, mutation: bool, page: int | None) -> int:
         own = MUTATION_COST if mutation else 0
-        if is_leaf_type(named):
+        if selected.leaf:
             return own
         static = value is _STATIC
         if not static and value is None:
             return own
-        sets = [n.selection_set for n in nodes if n.selection_set is not None]
-        inner = get_nullable_type(field.type)  # type: ignore[arg-type]
-        if is_list_type(inner):
-            item_type = get_named_type(inner)
-            each = 0 if is_object_type(item_type) and _is_edge(item_type) else OBJECT_COST  # type: ignore[arg-type]
+        sets = selected.children
+        if selected.item is not None:
+            each, item_type = selected.each, selected.item
             if static:
-                count = page if page is not None else self._list_size(nodes[0], field)
-                return own + count * (each + self._selections(sets, item_type, _STATIC))
+                count = page if page is not None else self._list_size(selected)
+                return own + count * (each + self.selections(sets, item_type, _STATIC))
             items = value if isinstance(value, list) else []
             return own + sum(
-                each + self._selections(sets, item_type, item) for item in items if item is not None
+                each + self.selections(sets, item_type, item) for item in items if item is not None
             )
-        if is_object_type(named) and _is_connection(named):  # type: ignore[arg-type]
-            size = self._page_size(nodes[0], field)
+        if selected.connection:
+            size = self._page_size(selected)
             base = own or CONNECTION_COST
-            return base + self._selections(sets, named, value, size=size)
-        if is_object_type(named) and _is_edge(named):  # type: ignore[arg-type]
-            return own + self._selections(sets, named, value)
-        return (own or OBJECT_COST) + self._selections(sets, named, value)  # type: ignore[arg-type]
+            return base + self.selections(sets, selected.named, value, size=size)
+        if selected.edge:
+            return own + self.selections(sets, selected.named, value)
+        return (own or OBJECT_COST) + self.selections(sets, selected.named, value)
 
-    def _int_argument(
-        self, node: FieldNode, field: GraphQLField, names: tuple[str, ...]
-    ) -> int | None:
+    def _int_argument(self, selected: _Selected, names: tuple[str, ...]) -> int | None:
         """The first of ``names`` given as an int (literal or variable), else its default."""
+        node, field = selected.nodes[0], selected.field
         given = {argument.name.value: argument.value for argument in node.arguments or ()}
         for name in names:
             raw: Any = None
@@ -260,13 +313,46 @@ class QueryCostCalculator:
                 return max(0, raw)
         return None
 
-    def _page_size(self, node: FieldNode, field: GraphQLField) -> int:
-        size = self._int_argument(node, field, ("first", "last"))
+    def _page_size(self, selected: _Selected) -> int:
+        size = self._int_argument(selected, ("first", "last"))
         return DEFAULT_PAGE_SIZE if size is None else size
 
-    def _list_size(self, node: FieldNode, field: GraphQLField) -> int:
-        size = self._int_argument(node, field, LIST_SIZE_ARGUMENTS)
+    def _list_size(self, selected: _Selected) -> int:
+        size = self._int_argument(selected, LIST_SIZE_ARGUMENTS)
         return 1 if size is None else size
+
+
+class CostCache:
+    """Calculators per (query text, operation name), least recently used dropped first.
+
+    The parsed document comes from ``ParserCache``, so a repeated query is one dict lookup
+    here and no walk over its AST.
+    """
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self._entries: OrderedDict[tuple[str, str | None], QueryCostCalculator] = OrderedDict()
+
+    def get(
+        self,
+        schema: GraphQLSchema,
+        query: str | None,
+        document: DocumentNode,
+        operation_name: str | None,
+    ) -> QueryCostCalculator:
+        if query is None:
+            return QueryCostCalculator(schema, document, operation_name)
+        key = (query, operation_name)
+        found = self._entries.get(key)
+        if found is not None and found.document is document and found.schema is schema:
+            self._entries.move_to_end(key)
+            return found
+        calculator = QueryCostCalculator(schema, document, operation_name)
+        self._entries[key] = calculator
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+        return calculator
 
 
 # ---- throttling --------------------------------------------------------------------------
@@ -286,8 +372,9 @@ class QueryCost(SchemaExtension):
     """Estimates the cost before execution, refuses what is too costly or throttled, measures
     the actual cost afterwards and settles the difference; reports ``extensions.cost``."""
 
-    def __init__(self, bucket: LeakyBucket, max_cost: float) -> None:
+    def __init__(self, bucket: LeakyBucket, max_cost: float, costs: CostCache) -> None:
         self.bucket = bucket
+        self.costs = costs
         self.max_cost = min(max_cost, bucket.size)
         self.requested: int | None = None
         self.actual: int | None = None
@@ -303,10 +390,11 @@ class QueryCost(SchemaExtension):
         if document is None:
             yield
             return
-        calculator = QueryCostCalculator(
-            context.schema._schema, document, context.variables, context.operation_name
+        calculator = self.costs.get(
+            context.schema._schema, context.query, document, context.operation_name
         )
-        requested = self.requested = calculator.requested()
+        variables = context.variables
+        requested = self.requested = calculator.requested(variables)
         key = client_key(context.context)
         if requested > self.max_cost:
             self.status = self.bucket.status(key)
@@ -332,7 +420,7 @@ class QueryCost(SchemaExtension):
         yield
         result = context.result
         data = getattr(result, "data", None)
-        self.actual = calculator.actual(data)
+        self.actual = calculator.actual(data, variables)
         self.status = self.bucket.settle(key, requested, self.actual)
 
     def get_results(self) -> dict[str, Any]:
@@ -411,11 +499,12 @@ def limit_extensions(settings: Settings | None) -> list[Callable[[], SchemaExten
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)
     bucket = LeakyBucket(settings.cost_bucket_size, settings.cost_restore_rate)
+    costs = CostCache()
     max_tokens, max_cost = settings.max_tokens, settings.max_query_cost
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: AddValidationRules(rules),
-        lambda: QueryCost(bucket, max_cost),
+        lambda: QueryCost(bucket, max_cost, costs),
     ]
     if production:
         extensions.append(HideSuggestions)

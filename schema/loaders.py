@@ -8,7 +8,7 @@ and fetch them with ``info.context.loaders.get(MyLoader)``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import select
@@ -18,6 +18,10 @@ from schema.context import Database
 from server import models as m
 
 LoaderT = TypeVar("LoaderT", bound=DataLoader[Any, Any])
+
+
+# What ``peek`` answers for a key the request has not loaded yet (None means "no such row").
+NOT_LOADED: Any = object()
 
 
 class ModelByIdLoader(DataLoader[int, Any]):
@@ -33,6 +37,22 @@ class ModelByIdLoader(DataLoader[int, Any]):
         rows = await self.db.scalars(select(self.model).where(self.model.id.in_(set(keys))))
         by_id = {row.id: row for row in rows}
         return [by_id.get(key) for key in keys]
+
+    def prime_rows(self, rows: Iterable[Any]) -> None:
+        """Rows a list query fetched anyway (a join): loading them later runs no SQL."""
+        for row in rows:
+            if row is not None:
+                self.prime(row.id, row)
+
+    def peek(self, key: int) -> Any:
+        """The row of ``key`` if this request already holds it (None: no such row), else
+        NOT_LOADED. Lets a resolver answer at once instead of awaiting a loaded future."""
+        future = self.cache_map.get(key)
+        if future is None or not future.done() or future.cancelled():
+            return NOT_LOADED
+        if future.exception() is not None:
+            return NOT_LOADED
+        return future.result()
 
 
 class ModelsByFieldLoader(DataLoader[int, list[Any]]):

@@ -28,16 +28,10 @@ def to_minor(amount: Decimal, currency: str) -> int:
 
 @strawberry.type(description="An amount of money in a currency (amount is a decimal string).")
 class Money:
-    amount: strawberry.Private[int]
+    # Plain fields, filled once by money(): a page of products reads them with no resolver call.
     currency: str
-
-    @strawberry.field(name="amount", description='Decimal amount, e.g. "199.00".')
-    def decimal_amount(self) -> Decimal:
-        return to_decimal(self.amount, self.currency)
-
-    @strawberry.field(description="Integer minor units (fen for CNY).")
-    def minor_units(self) -> int:
-        return self.amount
+    amount: Decimal = strawberry.field(description='Decimal amount, e.g. "199.00".')
+    minor_units: int = strawberry.field(description="Integer minor units (fen for CNY).")
 
 
 @strawberry.input(description="Money as input: a decimal amount and an optional currency.")
@@ -47,4 +41,4 @@ class MoneyInput:
 
 
 def money(minor: int, currency: str) -> Money:
-    return Money(amount=minor, currency=currency)
+    return Money(amount=to_decimal(minor, currency), currency=currency, minor_units=minor)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, ClassVar, Self
 
 from strawberry import relay
 
 from schema.context import Info
-from schema.loaders import ModelByIdLoader
+from schema.loaders import NOT_LOADED, ModelByIdLoader
 
 
 def parse_node_id(global_id: relay.GlobalID | str, type_name: str) -> int | None:
@@ -39,6 +39,27 @@ class ModelNode(relay.Node):
     @classmethod
     def can_view(cls, info: Info, model: Any) -> bool:
         return True
+
+    @classmethod
+    def by_id(cls, info: Info, pk: int | None) -> Self | None | Awaitable[Self | None]:
+        """The node of row ``pk`` for a relation's resolver.
+
+        Answers at once when the request already holds the row (a list query joined it), so
+        the field needs no await; otherwise returns an awaitable that loads it in a batch.
+        GraphQL executors accept either from a resolver.
+        """
+        if pk is None:
+            return None
+        loader = info.context.loaders.get(cls.loader)
+        row = loader.peek(pk)
+        if row is NOT_LOADED:
+            return cls._load_visible(info, loader, pk)
+        return cls.from_model(row) if row is not None and cls.can_view(info, row) else None
+
+    @classmethod
+    async def _load_visible(cls, info: Info, loader: ModelByIdLoader, pk: int) -> Self | None:
+        row = await loader.load(pk)
+        return cls.from_model(row) if row is not None and cls.can_view(info, row) else None
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -38,8 +38,13 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
     node: NodeT
+    _key: strawberry.Private[Sequence[Any]]
+
+    @strawberry.field(description="Where this edge is: pass it as after/before.")
+    def cursor(self) -> str:
+        # Encoded on demand: most pages are read without asking for every edge's cursor.
+        return encode_cursor(self._key)
 
 
 @strawberry.type
@@ -133,12 +138,12 @@ async def paginate(
     if backwards:
         rows.reverse()
 
-    edges = [Edge(cursor=encode_cursor(key_of(row)), node=to_node(row)) for row in rows]
+    edges = [Edge(node=to_node(row), _key=key_of(row)) for row in rows]
     page_info = PageInfo(
         has_next_page=has_more if not backwards else before is not None,
         has_previous_page=has_more if backwards else after is not None,
-        start_cursor=edges[0].cursor if edges else None,
-        end_cursor=edges[-1].cursor if edges else None,
+        start_cursor=edges[0].cursor() if edges else None,
+        end_cursor=edges[-1].cursor() if edges else None,
     )
 
     counter = None

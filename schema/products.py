@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -224,7 +224,13 @@ class Product(ModelNode):
         return money(self._model.price_amount, self._model.currency)
 
     @strawberry.field(description="The unit price for the current viewer, adjustments applied.")
-    async def price(self, info: Info) -> Money:
+    def price(self, info: Info) -> Money:
+        if not info.context.plugins.implements("price_adjustments"):
+            # Nothing can adjust it: the base price, with no await (a page shows many).
+            return money(self._model.price_amount, self._model.currency)
+        return self._adjusted_price(info)  # type: ignore[return-value]
+
+    async def _adjusted_price(self, info: Info) -> Money:
         breakdown = await _breakdown(info, self._model, 1)
         return money(breakdown.final, breakdown.currency)
 
@@ -259,11 +265,9 @@ class Product(ModelNode):
         return ProductMargin(amount=money(price - cost, self._model.currency), rate=rate)
 
     @strawberry.field
-    async def category(self, info: Info) -> Category | None:
-        if self._model.category_id is None:
-            return None
-        row = await info.context.loaders.get(CategoryByIdLoader).load(self._model.category_id)
-        return Category.from_model(row) if row else None
+    def category(self, info: Info) -> Category | None:
+        # At once when the listing joined it, else batched through the loader.
+        return Category.by_id(info, self._model.category_id)  # type: ignore[return-value]
 
     @strawberry.field
     async def availability(self, info: Info) -> StockAvailability:
@@ -274,11 +278,11 @@ class Product(ModelNode):
 
 async def _breakdown(info: Info, product: m.Product, quantity: int) -> pricing.PriceBreakdown:
     ctx = info.context
+    if not ctx.plugins.implements("price_adjustments"):
+        return pricing.PriceBreakdown(currency=product.currency, base=product.price_amount)
     customer = None
     if ctx.viewer.customer_id is not None:
         customer = await ctx.loaders.get(CustomerByIdLoader).load(ctx.viewer.customer_id)
-    if not ctx.plugins.pm.hook.price_adjustments.get_hookimpls():
-        return pricing.PriceBreakdown(currency=product.currency, base=product.price_amount)
     return await ctx.db.run(pricing.unit_price, ctx.plugins, product, customer, quantity)
 
 
@@ -406,26 +410,27 @@ async def list_products(
         raise _bad_input("sort RELEVANCE needs filter.search")
     direction = (sort.direction if sort else None) or _DEFAULT_DIRECTION[field]
 
-    run: Callable[[Any], Awaitable[Sequence[Any]]]
+    # Each product comes with its category (one LEFT JOIN), primed into the request's
+    # CategoryByIdLoader: a page that shows categories needs no second statement.
+    categories = info.context.loaders.get(CategoryByIdLoader)
     if field is ProductSortField.RELEVANCE and match is not None:
-        stmt = select(m.Product, match.rank.label("rank"))
+        stmt = select(m.Product, m.Category, match.rank.label("rank"))
         keys = [SortKey(match.rank, "rank")]
-        run = db.rows
-
-        def to_node(row: Any) -> Product:
-            return Product.from_model(row[0])
 
         def key_of(row: Any) -> list[Any]:
-            return [row[1], row[0].id]
+            return [row[2], row[0].id]
     else:
-        stmt = select(m.Product)
+        stmt = select(m.Product, m.Category)
         column, value_of = _SORT_COLUMNS.get(field, _SORT_COLUMNS[ProductSortField.NEWEST])
         keys = [SortKey(column, field.value.lower())]
-        run = db.scalars
-        to_node = Product.from_model
 
         def key_of(row: Any) -> list[Any]:
-            return [value_of(row), row.id]
+            return [value_of(row[0]), row[0].id]
+
+    def to_node(row: Any) -> Product:
+        if row[1] is not None:
+            categories.prime(row[1].id, row[1])
+        return Product.from_model(row[0])
 
     if match is not None:
         stmt = match.apply(stmt)
@@ -433,9 +438,10 @@ async def list_products(
         # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
         stmt = stmt.where(false())
     stmt = catalog.filter_products(stmt, dialect, query)
+    stmt = stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
     try:
         return await paginate(
-            run,
+            db.rows,
             stmt,
             keys=keys,
             id_column=m.Product.id,

@@ -104,6 +104,11 @@ class PluginRuntime:
             return []
         return list(reversed(caller.get_hookimpls()))
 
+    def implements(self, hook_name: str) -> bool:
+        """Whether any enabled plugin implements the hook (the core skips work when none does)."""
+        caller = getattr(self.pm.hook, hook_name, None)
+        return caller is not None and bool(caller.get_hookimpls())
+
     def implementers(self, hook_name: str) -> list[str]:
         return [impl.plugin_name for impl in self.implementations(hook_name)]
 

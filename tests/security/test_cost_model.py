@@ -28,8 +28,8 @@ def cost(
     data: Any = None,
     operation_name: str | None = None,
 ) -> tuple[int, int]:
-    calc = QueryCostCalculator(schema._schema, parse(query), variables, operation_name)
-    return calc.requested(), calc.actual(data)
+    calc = QueryCostCalculator(schema._schema, parse(query), operation_name)
+    return calc.requested(variables), calc.actual(data, variables)
 
 
 def test_scalars_are_free_and_objects_cost_one(schema: strawberry.Schema) -> None:
@@ -94,3 +94,23 @@ def test_actual_cost_counts_what_was_returned(schema: strawberry.Schema) -> None
     assert requested == 2 + 50 * 2
     assert actual == 2 + (1 + 1) + 1
     assert cost(schema, '{ product(id: "x") { id } }', data={"product": None})[1] == 0
+
+
+def test_one_calculator_serves_every_request_of_a_document(schema: strawberry.Schema) -> None:
+    from schema.limits import CostCache
+
+    query = "query($n: Int) { products(first: $n) { nodes { id } } }"
+    document = parse(query)
+    cache = CostCache(maxsize=2)
+    calc = cache.get(schema._schema, query, document, None)
+    assert cache.get(schema._schema, query, document, None) is calc
+    # Variables are read per request, not baked into the cached plan.
+    assert calc.requested({"n": 3}) == 5
+    assert calc.requested({"n": 50}) == 52
+    data = {"products": {"nodes": [{"id": "a"}, {"id": "b"}]}}
+    assert calc.actual(data, {"n": 50}) == 4
+    # A re-parsed document (evicted from the parser cache) gets a fresh plan; the LRU is bounded.
+    assert cache.get(schema._schema, query, parse(query), None) is not calc
+    for other in ("{ __typename }", "{ categories { id } }"):
+        cache.get(schema._schema, other, parse(other), None)
+    assert len(cache._entries) == 2
