@@ -110,9 +110,11 @@ def create_bench_app() -> Any:
 def serve(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        create_bench_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    from server.app import freeze_startup_objects
+
+    app = create_bench_app()
+    freeze_startup_objects()  # as `shopgraph serve` does (server.app.asgi_app)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -162,9 +162,14 @@ class QueryCostCalculator:
                     if self._applies(fragment.type_condition.name.value, tp):
                         self._collect([fragment.selection_set], tp, fields, seen | {name})
 
-    def plan(self, sets: list[SelectionSetNode], tp: GraphQLObjectType) -> list[_Selected]:
+    def plan(
+        self,
+        sets: list[SelectionSetNode],
+        tp: GraphQLObjectType,
+        sets_key: tuple[int, ...] | None = None,
+    ) -> list[_Selected]:
         """The costed fields ``sets`` select on ``tp`` (introspection and unknown names left out)."""
-        key = (tuple(id(s) for s in sets), tp.name)
+        key = (sets_key if sets_key is not None else tuple(id(s) for s in sets), tp.name)
         found = self._plans.get(key)
         if found is not None:
             return found
@@ -192,6 +197,7 @@ class _Selected:
     nodes: list[FieldNode]
     field: GraphQLField
     children: list[SelectionSetNode]
+    children_key: tuple[int, ...]  # identifies ``children`` in the calculator's plans
     in_page: bool  # an edges/nodes list of a connection: one page long
     leaf: bool
     named: Any  # the field's named type
@@ -206,11 +212,13 @@ class _Selected:
         inner = get_nullable_type(field.type)  # type: ignore[arg-type]
         item = get_named_type(inner) if is_list_type(inner) else None
         each = 0 if item is not None and is_object_type(item) and _is_edge(item) else OBJECT_COST
+        children = [n.selection_set for n in nodes if n.selection_set is not None]
         return cls(
             key=key,
             nodes=nodes,
             field=field,
-            children=[n.selection_set for n in nodes if n.selection_set is not None],
+            children=children,
+            children_key=tuple(id(c) for c in children),
             in_page=in_page,
             leaf=is_leaf_type(named),
             named=named,
@@ -242,22 +250,28 @@ class _Walk:
         *,
         root: bool = False,
         size: int | None = None,
+        sets_key: tuple[int, ...] | None = None,
     ) -> int:
         """Cost of ``sets`` selected on ``tp`` (an object or abstract type)."""
         schema = self.calc.schema
+        if sets_key is None:
+            sets_key = tuple(id(s) for s in sets)
         if is_abstract_type(tp):
             candidates = list(schema.get_possible_types(tp))  # type: ignore[arg-type]
             if isinstance(data, dict) and isinstance(data.get("__typename"), str):
                 candidates = [c for c in candidates if c.name == data["__typename"]]
-            return max((self.selections(sets, c, data, size=size) for c in candidates), default=0)
+            return max(
+                (self.selections(sets, c, data, size=size, sets_key=sets_key) for c in candidates),
+                default=0,
+            )
         assert isinstance(tp, GraphQLObjectType)
         static = data is _STATIC
-        memo_key = (tuple(id(s) for s in sets), tp.name, size)
+        memo_key = (sets_key, tp.name, size)
         if self.memo is not None and memo_key in self.memo:
             return self.memo[memo_key]
         mutation = root and self.calc.is_mutation
         total = 0
-        for selected in self.calc.plan(sets, tp):
+        for selected in self.calc.plan(sets, tp, sets_key):
             if static:
                 value: Any = _STATIC
             elif not isinstance(data, dict) or selected.key not in data:
@@ -277,23 +291,27 @@ class _Walk:
         static = value is _STATIC
         if not static and value is None:
             return own
-        sets = selected.children
+        sets, key = selected.children, selected.children_key
         if selected.item is not None:
             each, item_type = selected.each, selected.item
             if static:
                 count = page if page is not None else self._list_size(selected)
-                return own + count * (each + self.selections(sets, item_type, _STATIC))
+                return own + count * (
+                    each + self.selections(sets, item_type, _STATIC, sets_key=key)
+                )
             items = value if isinstance(value, list) else []
             return own + sum(
-                each + self.selections(sets, item_type, item) for item in items if item is not None
+                each + self.selections(sets, item_type, item, sets_key=key)
+                for item in items
+                if item is not None
             )
         if selected.connection:
             size = self._page_size(selected)
             base = own or CONNECTION_COST
-            return base + self.selections(sets, selected.named, value, size=size)
+            return base + self.selections(sets, selected.named, value, size=size, sets_key=key)
         if selected.edge:
-            return own + self.selections(sets, selected.named, value)
-        return (own or OBJECT_COST) + self.selections(sets, selected.named, value)
+            return own + self.selections(sets, selected.named, value, sets_key=key)
+        return (own or OBJECT_COST) + self.selections(sets, selected.named, value, sets_key=key)
 
     def _int_argument(self, selected: _Selected, names: tuple[str, ...]) -> int | None:
         """The first of ``names`` given as an int (literal or variable), else its default."""

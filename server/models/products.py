@@ -24,10 +24,16 @@ class Category(SQLModel, table=True):
 
 class Product(SQLModel, table=True):
     __tablename__ = "product"
+    # Keyset pages read an index in order and stop after one page, never sorting the table:
+    # (sort column, id) for listings that include archived products (staff), and
+    # (is_active, sort column, id) for the shop, which lists what is on sale.
     __table_args__ = (
         Index("ix_product_price_id", "price_amount", "id"),
         Index("ix_product_created_id", "created_at", "id"),
         Index("ix_product_name_id", "name", "id"),
+        Index("ix_product_active_price_id", "is_active", "price_amount", "id"),
+        Index("ix_product_active_created_id", "is_active", "created_at", "id"),
+        Index("ix_product_active_name_id", "is_active", "name", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -42,7 +48,7 @@ class Product(SQLModel, table=True):
     price_amount: int
     cost_amount: int | None = None
     currency: str = "CNY"
-    is_active: bool = Field(default=True, index=True)
+    is_active: bool = True
     # What the full-text index covers, segmented for CJK by server.services.search: the
     # title (name, brand) ranks above the body (description, tags, category, attributes).
     search_title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Product
@@ -21,3 +26,22 @@ async def test_products_over_http(gql: GraphQLClient, session: AsyncSession) -> 
             }
         }
     ]
+
+
+def test_the_served_app_freezes_what_start_up_built(tmp_path: Path) -> None:
+    # A fresh interpreter: freezing inside the test process would pin every later test's objects.
+    code = (
+        "import gc\n"
+        "from server.app import asgi_app\n"
+        "before = gc.get_freeze_count()\n"
+        "app = asgi_app()\n"
+        "print(before, gc.get_freeze_count())\n"
+    )
+    env = {**os.environ, "SHOPGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 's.db'}"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    before, after = map(int, out.stdout.split())
+    assert before == 0
+    # The schema alone is tens of thousands of objects.
+    assert after > 10_000
