@@ -9,6 +9,7 @@ clash is a :class:`SchemaAssemblyError` naming both contributors.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,13 +22,15 @@ from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, Vali
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types.base import StrawberryContainer, StrawberryObjectDefinition
+from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
+from strawberry.utils.logging import StrawberryLogger
 
 from schema import customers, inventory, orders, products, security, shipments
 from schema import plugins as plugin_admin
-from schema.audit import AuditTrail
+from schema.audit import AuditTrail, record_outcomes
 from schema.limits import is_unexpected, limit_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
@@ -202,6 +205,29 @@ def _should_mask(error: GraphQLError) -> bool:
     return _not_plugin_failure(error) and is_unexpected(error)
 
 
+class ShopSchema(strawberry.Schema):
+    """The schema, logging what the operators must look at and not what clients got wrong.
+
+    strawberry logs every error at ERROR with a stack trace. A refused permission, a missing
+    object, a validation, limit, throttling or domain error is the client's: DEBUG, one line.
+    An unexpected exception (a bug, a failing plugin, a lost database) stays at ERROR with its
+    trace. Runs before production masking, so the original error is what gets logged.
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = [e for e in errors if is_unexpected(e)]
+        logger = StrawberryLogger.logger
+        if logger.isEnabledFor(logging.DEBUG):
+            for error in errors:
+                if not is_unexpected(error):
+                    code = (error.extensions or {}).get("code") or "-"
+                    where = ".".join(map(str, error.path or ())) or "-"
+                    logger.debug("client error %s at %s: %s", code, where, error.message)
+        super().process_errors(unexpected, execution_context)
+
+
 def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> strawberry.Schema:
     """The schema of the core plus every enabled plugin's contributions."""
     queries = [_Contribution(CORE, _node_queries())]
@@ -260,7 +286,7 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
         try:
             for name, fields in added.items():
                 registry[name].fields = [*saved[name], *fields]
-            return strawberry.Schema(
+            schema = ShopSchema(
                 query=query,
                 mutation=mutation,
                 subscription=subscription,
@@ -270,3 +296,6 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
         finally:
             for name, fields in saved.items():
                 registry[name].fields = fields
+    # Audit rows say what each mutation answered, typed errors included (see schema/audit.py).
+    record_outcomes(schema)
+    return schema

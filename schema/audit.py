@@ -1,40 +1,66 @@
 """Auditing of mutations run by staff and API keys.
 
 ``run_mutation`` writes the row in the mutation's own transaction (``write_in_transaction``).
-:class:`AuditTrail` is the safety net for root mutation fields that never reached
-``run_mutation`` — refused by a permission check, failed with a GraphQL error, or written by a
-plugin some other way — so no mutation a staff user or an app calls goes unrecorded.
+Every root mutation field is wrapped (:func:`record_outcomes`) so that its row says what the
+payload really was: a typed error answered after a commit (a declined payment) corrects the
+row, and a call that answered without reaching ``run_mutation`` (an input error returned as
+data) gets a row of its own. :class:`AuditTrail` is the safety net for root mutation fields that
+raised — refused by a permission check, failed with a GraphQL error — so no mutation a staff
+user or an app calls goes unrecorded.
+
+A result is the payload's type (``UpdateProductSuccess``), ``Type:CODE`` for a typed error
+(``NotFoundError:NOT_FOUND``), or the GraphQL error code of a call that raised (``FORBIDDEN``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
+import strawberry
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLFieldResolver,
+    GraphQLResolveInfo,
     GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    default_field_resolver,
     get_named_type,
 )
 from graphql.utilities import value_from_ast_untyped
 from strawberry.extensions import SchemaExtension
 
 from schema.context import Context, Info
+from schema.errors import Error
+from server.auth import Viewer, ViewerKind
 from server.db import mark_write
 from server.services import audit
 
 ERROR_INTERFACE = "Error"
 
 
-def arguments(info: Info) -> dict[str, Any]:
-    """The field's arguments as the client sent them (variables substituted)."""
-    raw = info._raw_info
+@dataclass
+class _Written:
+    """The audit row written for the root mutation field being resolved."""
+
+    entry_id: int | None = None
+    result: str = ""
+
+
+# Set around each root mutation field's resolver; mutation fields run one after another, and
+# ``run_mutation`` runs inside the resolver, so the writers below find the field's slot here.
+_written: ContextVar[_Written | None] = ContextVar("shopgraph_audit_written", default=None)
+
+
+def _raw_arguments(raw: GraphQLResolveInfo) -> dict[str, Any]:
     variables = raw.variable_values or {}
     return {
         arg.name.value: value_from_ast_untyped(arg.value, variables)
@@ -42,10 +68,13 @@ def arguments(info: Info) -> dict[str, Any]:
     }
 
 
-def success_type_name(info: Info) -> str:
-    """The name of the type a successful call of this mutation returns (the union member that
-    is not an Error), e.g. ``UpdateProductSuccess``."""
-    named = get_named_type(info._raw_info.return_type)
+def arguments(info: Info) -> dict[str, Any]:
+    """The field's arguments as the client sent them (variables substituted)."""
+    return _raw_arguments(info._raw_info)
+
+
+def _success_type_name(raw: GraphQLResolveInfo) -> str:
+    named = get_named_type(raw.return_type)
     if isinstance(named, GraphQLUnionType):
         for member in named.types:
             if ERROR_INTERFACE not in {i.name for i in member.interfaces}:
@@ -53,13 +82,53 @@ def success_type_name(info: Info) -> str:
     return named.name if named is not None else "SUCCESS"
 
 
+def success_type_name(info: Info) -> str:
+    """The name of the type a successful call of this mutation returns (the union member that
+    is not an Error), e.g. ``UpdateProductSuccess``."""
+    return _success_type_name(info._raw_info)
+
+
 def type_name(value: Any) -> str:
     definition = getattr(type(value), "__strawberry_definition__", None)
     return definition.name if definition is not None else type(value).__name__
 
 
+def outcome(value: Any) -> str:
+    """The audit result of a payload: ``NotFoundError:NOT_FOUND`` for a typed error (its code
+    tells apart the failures one type covers), else the payload's type name."""
+    if isinstance(value, Error):
+        return f"{type_name(value)}:{value.code}"
+    return type_name(value)
+
+
+def _outcome_of(value: Any, raw: GraphQLResolveInfo) -> str:
+    if isinstance(value, Error) or hasattr(type(value), "__strawberry_definition__"):
+        return outcome(value)
+    # A scalar or null payload: what run_mutation records for a success.
+    return _success_type_name(raw)
+
+
 def response_key(info: Info) -> str:
     return str(info.path.key)
+
+
+async def _record(raw: GraphQLResolveInfo, actor: Viewer, result: str) -> None:
+    ctx: Context = raw.context
+    ctx.audited.add(str(raw.path.key))
+    row = await audit.record(ctx.db.session, actor, raw.field_name, _raw_arguments(raw), result)
+    written = _written.get()
+    if written is not None:
+        written.entry_id, written.result = row.id, row.result
+
+
+async def _record_alone(raw: GraphQLResolveInfo, actor: Viewer, result: str) -> None:
+    """The row in a transaction of its own. The caller holds the database lock."""
+    session = raw.context.db.session
+    if session.in_transaction():
+        await session.commit()
+    await mark_write(session)
+    await _record(raw, actor, result)
+    await session.commit()
 
 
 async def write_in_transaction(info: Info, result: str) -> None:
@@ -67,8 +136,7 @@ async def write_in_transaction(info: Info, result: str) -> None:
     ctx = info.context
     if not audit.is_audited(ctx.viewer):
         return
-    ctx.audited.add(response_key(info))
-    await audit.record(ctx.db.session, ctx.viewer, info.field_name, arguments(info), result)
+    await _record(info._raw_info, ctx.viewer, result)
 
 
 async def write_alone(info: Info, result: str) -> None:
@@ -77,13 +145,72 @@ async def write_alone(info: Info, result: str) -> None:
     ctx = info.context
     if not audit.is_audited(ctx.viewer):
         return
-    session = ctx.db.session
-    if session.in_transaction():
-        await session.commit()
-    await mark_write(session)
-    ctx.audited.add(response_key(info))
-    await audit.record(session, ctx.viewer, info.field_name, arguments(info), result)
-    await session.commit()
+    await _record_alone(info._raw_info, ctx.viewer, result)
+
+
+async def write_sign_in(info: Info, payload: Any, staff_id: int | None) -> None:
+    """Audit a staff sign-in attempt, whoever calls (usually nobody is signed in yet): failed
+    attempts are how password guessing shows. A success is recorded under the staff user who
+    signed in, a failure under the caller (``anonymous``)."""
+    ctx = info.context
+    actor = ctx.viewer if staff_id is None else Viewer(kind=ViewerKind.STAFF, staff_id=staff_id)
+    async with ctx.db.lock:
+        await _record_alone(info._raw_info, actor, outcome(payload))
+
+
+async def _settle(raw: GraphQLResolveInfo, written: _Written, value: Any) -> None:
+    """Make the audit row of a root mutation field say what its payload is."""
+    ctx = raw.context
+    if not isinstance(ctx, Context):
+        return
+    if written.entry_id is not None:
+        result = _outcome_of(value, raw)
+        if written.result != result[: audit.MAX_RESULT]:
+            # Committed as a success, answered with a typed error (a declined payment).
+            async with ctx.db.lock:
+                session = ctx.db.session
+                if session.in_transaction():
+                    await session.commit()
+                await mark_write(session)
+                await audit.set_result(session, written.entry_id, result)
+                await session.commit()
+        return
+    if str(raw.path.key) in ctx.audited or not audit.is_audited(ctx.viewer):
+        return
+    # Answered without reaching run_mutation (e.g. a malformed id returned as a typed error).
+    async with ctx.db.lock:
+        await _record_alone(raw, ctx.viewer, _outcome_of(value, raw))
+
+
+def _recording(resolve: GraphQLFieldResolver) -> GraphQLFieldResolver:
+    async def resolve_and_record(source: Any, raw: GraphQLResolveInfo, **kwargs: Any) -> Any:
+        written = _Written()
+        token = _written.set(written)
+        try:
+            value = resolve(source, raw, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+        finally:
+            _written.reset(token)
+        await _settle(raw, written, value)
+        return value
+
+    return resolve_and_record
+
+
+def record_outcomes(schema: strawberry.Schema) -> None:
+    """Wrap every root mutation field of the built ``schema`` (its own GraphQL objects, shared
+    with no other build) so that its audit row records the payload it answered with.
+
+    Done on the graphql-core schema rather than as a strawberry field extension: the
+    strawberry fields belong to the domain classes, which every build shares; and rather than
+    as a schema extension's ``resolve`` hook, which would wrap every field of every query.
+    """
+    mutation = schema._schema.mutation_type
+    if mutation is None:
+        return
+    for field in mutation.fields.values():
+        field.resolve = _recording(field.resolve or default_field_resolver)
 
 
 def _root_fields(selection_set: SelectionSetNode, fragments: dict[str, Any]) -> Iterator[FieldNode]:

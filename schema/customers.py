@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
+from schema import audit
 from schema.context import Database, Info
 from schema.errors import (
     AuthenticationError,
@@ -38,7 +39,7 @@ from schema.pagination import Connection, PaginationError, SortDirection, SortKe
 from schema.permissions import HasPermission, IsCustomer
 from schema.products import Product
 from server import models as m
-from server.permissions import CUSTOMERS_MANAGE, CUSTOMERS_READ
+from server.permissions import AUDIT_READ, CUSTOMERS_MANAGE, CUSTOMERS_READ, STAFF_MANAGE
 from server.services import accounts, behaviour
 from server.services import customers as service
 from server.services.errors import DomainError
@@ -141,7 +142,7 @@ class Address(ModelNode):
         return _is_self_or_staff(info, model.customer_id)
 
 
-@strawberry.type(description="A customer: visible to themself and to staff only.")
+@strawberry.type(description="A customer: visible to themself and with customers.read only.")
 class Customer(ModelNode):
     loader = CustomerByIdLoader
 
@@ -229,7 +230,11 @@ class StaffUser(ModelNode):
 
     @classmethod
     def can_view(cls, info: Info, model: m.StaffUser) -> bool:
-        return info.context.viewer.is_staff
+        # Oneself; staff.manage; audit.read, which names staff users in the log anyway.
+        viewer = info.context.viewer
+        return (viewer.is_staff and viewer.staff_id == model.id) or viewer.has(
+            STAFF_MANAGE, AUDIT_READ
+        )
 
 
 @strawberry.type(description="One step of a customer's (or anonymous visitor's) shopping path.")
@@ -565,7 +570,10 @@ class AccountMutations:
             refresh_token=result.refresh_token,
         )
 
-    @strawberry.mutation(description="Sign a staff user in; the token carries their role.")
+    @strawberry.mutation(
+        description="Sign a staff user in; the token carries their role. Every attempt, failed "
+        "or not, is in the audit log."
+    )
     async def staff_login(self, info: Info, input: LoginInput) -> StaffLoginResult:
         result = await run_read(
             info,
@@ -575,10 +583,13 @@ class AccountMutations:
             password=input.password,
         )
         if isinstance(result, Error):
+            await audit.write_sign_in(info, result, staff_id=None)
             return result  # type: ignore[return-value]
-        return StaffLoginSuccess(
+        success = StaffLoginSuccess(
             staff=StaffUser.from_model(result.staff), access_token=result.access_token
         )
+        await audit.write_sign_in(info, success, staff_id=result.staff.id)
+        return success
 
 
 # --- mutations: profile and addresses -------------------------------------------------------

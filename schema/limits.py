@@ -377,9 +377,10 @@ class CostCache:
 
 
 def client_key(context: Any) -> str:
-    """Whom a request is charged to: the signed-in viewer, else the client's IP address."""
+    """Whom a request is charged to: the signed-in viewer or API key, else the client's IP
+    address (each key has its own budget, wherever its calls come from)."""
     viewer = getattr(context, "viewer", None)
-    if viewer is not None and (viewer.is_customer or viewer.is_staff):
+    if viewer is not None and (viewer.is_customer or viewer.is_staff or viewer.is_app):
         return viewer.subject
     request = getattr(context, "request", None)
     client = getattr(request, "client", None)

@@ -48,7 +48,7 @@ async def run_mutation(
         except DomainError as exc:
             await session.rollback()
             error = to_graphql(exc)
-            await audit.write_alone(info, audit.type_name(error))
+            await audit.write_alone(info, audit.outcome(error))
             return error
         except BaseException:
             await session.rollback()

@@ -48,8 +48,10 @@ from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, br
 from schema.pricing import stored_breakdown as stored_breakdown_type
 from schema.products import Product
 from server import models as m
+from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import carts, checkout, payments
 from server.services import orders as service
+from server.services import shipments as shipment_service
 from server.services.errors import NotFound, ValidationFailed
 
 if TYPE_CHECKING:
@@ -337,9 +339,9 @@ class OrderStatusChange:
     at: datetime
     _actor: strawberry.Private[str]
 
-    @strawberry.field(description="Who made the change (staff only; null for others).")
+    @strawberry.field(description="Who made the change (with orders.read; null for others).")
     def actor(self, info: Info) -> str | None:
-        return self._actor if info.context.viewer.is_staff else None
+        return self._actor if info.context.viewer.has(ORDERS_READ, ORDERS_MANAGE) else None
 
 
 @strawberry.type(description="A payment attempt for an order.")
@@ -363,7 +365,7 @@ class Payment:
         )
 
 
-@strawberry.type(description="An order: visible to its customer and to staff only.")
+@strawberry.type(description="An order: visible to its customer and with orders.read only.")
 class Order(ModelNode):
     loader = OrderByIdLoader
 
@@ -456,6 +458,9 @@ class Order(ModelNode):
     ) -> list[Annotated[Shipment, strawberry.lazy("schema.shipments")]]:
         from schema.shipments import Shipment
 
+        # The same rule as a shipment by id: orders.read alone does not show shipments.
+        if not shipment_service.can_view(self._model, info.context.viewer):
+            return []
         rows = await info.context.loaders.get(ShipmentsByOrderIdLoader).load(self._model.id)
         return [Shipment.from_model(row) for row in rows]
 
@@ -477,7 +482,7 @@ class Order(ModelNode):
 class OrderFilter:
     status: OrderStatus | None = None
     customer_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Staff only: one customer's orders."
+        default=None, description="One customer's orders (a customer gets only their own)."
     )
     placed_from: datetime | None = None
     placed_to: datetime | None = strawberry.field(
@@ -508,7 +513,7 @@ def _orders_statement(info: Info, filter: OrderFilter | None) -> Any:
     stmt = select(m.Order)
     if viewer.is_customer:
         stmt = stmt.where(m.Order.customer_id == viewer.customer_id)
-    elif not viewer.is_staff:
+    elif not viewer.has(ORDERS_READ, ORDERS_MANAGE):
         return None
     if filter is None:
         return stmt
@@ -533,7 +538,7 @@ class OrderQueries:
         return Cart.from_model(row) if row is not None else None
 
     @strawberry.field(
-        description="Orders you may see: a customer their own, staff all, a guest none."
+        description="Orders you may see: a customer their own, orders.read all, others none."
     )
     async def orders(
         self,
@@ -667,7 +672,7 @@ class PayOrderInput:
     order_id: strawberry.ID
     gateway: str = strawberry.field(
         description='"test" (token "tok_declined" is declined) or '
-        '"manual" (staff: money received offline).'
+        '"manual" (orders.manage: money received offline).'
     )
     amount: MoneyInput = strawberry.field(description="Must equal the order total.")
     token: str | None = None
@@ -912,8 +917,8 @@ class OrderMutations:
         return PayOrderSuccess(order=Order.from_model(order), payment=Payment.from_model(payment))
 
     @strawberry.mutation(
-        description="Cancel an order: its customer while unpaid or paid, staff until it ships. "
-        "Reserved stock is released and a captured payment refunded."
+        description="Cancel an order: its customer while unpaid or paid, orders.manage until it "
+        "ships. Reserved stock is released and a captured payment refunded."
     )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
         viewer = info.context.viewer
@@ -925,7 +930,7 @@ class OrderMutations:
         )
         return _order_result(result, CancelOrderSuccess)
 
-    @strawberry.mutation(description="Staff: move an order along its state machine.")
+    @strawberry.mutation(description="orders.manage: move an order along its state machine.")
     async def update_order_status(
         self, info: Info, input: UpdateOrderStatusInput
     ) -> UpdateOrderStatusResult:

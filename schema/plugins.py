@@ -1,5 +1,5 @@
-"""Operating the plugin framework over GraphQL (staff only): the installed plugins, and the
-outbox deliveries to them, dead letters included."""
+"""Operating the plugin framework over GraphQL: the installed plugins (plugins.read), and the
+outbox deliveries to them, dead letters included (events.manage)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from schema.loaders import ModelByIdLoader
 from schema.mutations import run_mutation
 from schema.node import ModelNode, parse_node_id
 from schema.pagination import Connection, paginate
-from schema.permissions import IsStaff
+from schema.permissions import HasPermission
 from server import models as m
+from server.permissions import EVENTS_MANAGE, PLUGINS_READ
 from server.services.errors import NotFound
 
 DeliveryStatus = strawberry.enum(
@@ -87,7 +88,7 @@ class OutboxDelivery(ModelNode):
 
     @classmethod
     def can_view(cls, info: Info, model: Any) -> bool:
-        return info.context.viewer.is_staff
+        return info.context.viewer.has(EVENTS_MANAGE)
 
     @strawberry.field
     async def event(self, info: Info) -> OutboxEvent | None:
@@ -113,7 +114,8 @@ class OutboxDeliveryFilter:
 @strawberry.type
 class PluginQueries:
     @strawberry.field(
-        permission_classes=[IsStaff], description="Every discovered plugin (staff only)."
+        permission_classes=[HasPermission(PLUGINS_READ)],
+        description="Every discovered plugin (plugins.read).",
     )
     def plugins(self, info: Info) -> list[PluginInfo]:
         return [
@@ -132,9 +134,9 @@ class PluginQueries:
         ]
 
     @strawberry.field(
-        permission_classes=[IsStaff],
+        permission_classes=[HasPermission(EVENTS_MANAGE)],
         description="Event deliveries to plugins, newest first; filter by status DEAD for the "
-        "dead letters (staff only).",
+        "dead letters (events.manage).",
     )
     async def outbox_deliveries(
         self,
@@ -215,8 +217,8 @@ async def _requeue(session: AsyncSession, delivery_id: int | None) -> m.OutboxDe
 @strawberry.type
 class PluginMutations:
     @strawberry.mutation(
-        permission_classes=[IsStaff],
-        description="Retry a failed (e.g. DEAD) event delivery from scratch (staff only).",
+        permission_classes=[HasPermission(EVENTS_MANAGE)],
+        description="Retry a failed (e.g. DEAD) event delivery from scratch (events.manage).",
     )
     async def retry_outbox_delivery(
         self, info: Info, input: RetryOutboxDeliveryInput

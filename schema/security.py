@@ -76,18 +76,20 @@ class ApiKey(ModelNode):
         return self.revoked_at is None
 
 
-@strawberry.type(description="One mutation run by a staff user or an API key.")
+@strawberry.type(description="One mutation run by a staff user or an API key, or a staff sign-in.")
 class AuditLogEntry(ModelNode):
     loader = AuditLogEntryByIdLoader
 
     id: relay.NodeID[int]
     at: datetime
-    actor: str = strawberry.field(description='"staff:<id>" or "apikey:<id>".')
+    actor: str = strawberry.field(
+        description='"staff:<id>", "apikey:<id>", or "anonymous" (a failed staff sign-in).'
+    )
     mutation: str
     input: JSON = strawberry.field(description="The arguments, secrets redacted.")
     result: str = strawberry.field(
-        description="The result type (e.g. UpdateProductSuccess, NotFoundError) or, for a "
-        "refused or failed call, the GraphQL error code."
+        description="The result type (e.g. UpdateProductSuccess), Type:CODE for a typed error "
+        "(e.g. NotFoundError:NOT_FOUND) or, for a refused or failed call, the GraphQL error code."
     )
     _model: strawberry.Private[m.AuditLogEntry]
 
@@ -151,7 +153,9 @@ class AuditLogFilter:
         default=None, description="A StaffUser or ApiKey id."
     )
     mutation: str | None = None
-    result: str | None = None
+    result: str | None = strawberry.field(
+        default=None, description="A result; a typed error's type alone matches every code."
+    )
     from_: datetime | None = strawberry.field(
         default=None, name="from", description="Entries at or after this time."
     )

@@ -1,7 +1,8 @@
 """Shipments and their tracking timeline over GraphQL.
 
-Staff create shipments and record tracking events; a customer sees the shipments of their own
-orders (another customer's shipment answers exactly like a missing one).
+shipments.manage creates shipments and records tracking events; shipments.read sees every
+shipment, a customer the shipments of their own orders (another customer's shipment answers
+exactly like a missing one).
 """
 
 from __future__ import annotations
@@ -50,13 +51,16 @@ class ShipmentLine:
     quantity: int
     _model: strawberry.Private[m.ShipmentLine]
 
-    @strawberry.field
+    @strawberry.field(description="The order line; null without the right to see the order.")
     async def order_line(self, info: Info) -> OrderLine | None:
         row = await info.context.loaders.get(OrderLineByIdLoader).load(self._model.order_line_id)
         if row is None:
             return None
         order = await info.context.loaders.get(OrderByIdLoader).load(row.order_id)
-        return OrderLine.from_model(row, order.currency if order is not None else "CNY")
+        # Like OrderLine by id: a line is visible exactly when its order is.
+        if order is None or not order_service.can_view(order, info.context.viewer):
+            return None
+        return OrderLine.from_model(row, order.currency)
 
 
 @strawberry.type(description="A parcel on its way to the customer, with its tracking timeline.")
@@ -91,7 +95,7 @@ class Shipment(ModelNode):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        # A shipment is visible exactly when its order is.
+        # A shipment is visible to its order's customer and with shipments.read.
         ids = [int(i) if str(i).isdigit() else None for i in node_ids]
         rows = await info.context.loaders.get(ShipmentByIdLoader).load_many(
             [i for i in ids if i is not None]
@@ -101,9 +105,7 @@ class Shipment(ModelNode):
             [row.order_id for row in by_id.values()]
         )
         visible = {
-            o.id
-            for o in order_rows
-            if o is not None and order_service.can_view(o, info.context.viewer)
+            o.id for o in order_rows if o is not None and service.can_view(o, info.context.viewer)
         }
         out: list[Self | None] = []
         for i in ids:
@@ -111,10 +113,12 @@ class Shipment(ModelNode):
             out.append(cls.from_model(row) if row is not None and row.order_id in visible else None)
         return out
 
-    @strawberry.field
+    @strawberry.field(description="The order; null without the right to see it (orders.read).")
     async def order(self, info: Info) -> Order | None:
         row = await info.context.loaders.get(OrderByIdLoader).load(self._model.order_id)
-        return Order.from_model(row) if row is not None else None
+        if row is None or not order_service.can_view(row, info.context.viewer):
+            return None
+        return Order.from_model(row)
 
     @strawberry.field
     async def warehouse(
@@ -217,7 +221,8 @@ async def _with_order(session: AsyncSession, shipment: m.Shipment) -> tuple[m.Sh
 @strawberry.type
 class ShipmentMutations:
     @strawberry.mutation(
-        description="Staff: ship units of a PAID or FULFILLING order (it becomes FULFILLING)."
+        description="shipments.manage: ship units of a PAID or FULFILLING order (it becomes "
+        "FULFILLING)."
     )
     async def create_shipment(self, info: Info, input: CreateShipmentInput) -> CreateShipmentResult:
         viewer = info.context.viewer
@@ -257,8 +262,8 @@ class ShipmentMutations:
         )
 
     @strawberry.mutation(
-        description="Staff: add a tracking event; a new status moves the shipment (the first "
-        "IN_TRANSIT ships the order, the last DELIVERED delivers it)."
+        description="shipments.manage: add a tracking event; a new status moves the shipment "
+        "(the first IN_TRANSIT ships the order, the last DELIVERED delivers it)."
     )
     async def record_tracking_event(
         self, info: Info, input: RecordTrackingEventInput

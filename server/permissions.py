@@ -28,6 +28,7 @@ STAFF_MANAGE = "staff.manage"
 AUDIT_READ = "audit.read"
 APIKEYS_MANAGE = "apikeys.manage"
 PLUGINS_READ = "plugins.read"
+EVENTS_MANAGE = "events.manage"
 
 CORE_PERMISSIONS: dict[str, str] = {
     CATALOG_READ: "See the whole catalogue, archived products included.",
@@ -45,9 +46,11 @@ CORE_PERMISSIONS: dict[str, str] = {
     AUDIT_READ: "Read the audit log.",
     APIKEYS_MANAGE: "Create, list and revoke API keys.",
     PLUGINS_READ: "See the installed plugins.",
+    EVENTS_MANAGE: "See event deliveries to plugins (payloads included) and retry failed ones.",
 }
 
-# What each role needs for its job; ADMIN is not listed: it holds everything.
+# What each role needs for its job; ADMIN is not listed: it holds everything (events.manage,
+# operating the plugins' event deliveries, is deliberately ADMIN's alone).
 BUILTIN_ROLES: dict[StaffRole, frozenset[str]] = {
     StaffRole.CATALOG: frozenset(
         {CATALOG_READ, CATALOG_MANAGE, PRICING_MANAGE, STOCK_READ, PLUGINS_READ}

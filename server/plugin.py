@@ -170,6 +170,7 @@ _REEXPORTS = {
     "IsAuthenticated": "schema.permissions:IsAuthenticated",
     "IsCustomer": "schema.permissions:IsCustomer",
     "IsStaff": "schema.permissions:IsStaff",
+    "HasPermission": "schema.permissions:HasPermission",
 }
 
 

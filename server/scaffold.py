@@ -93,6 +93,12 @@ def migration_locations() -> Sequence[str]:
 
 
 @hookimpl
+def permissions() -> Sequence[str]:
+    # Admins hold it; give it to other roles with SHOPGRAPH_ROLE_PERMISSIONS or an API key.
+    return ["{name}.manage"]
+
+
+@hookimpl
 def graphql_queries() -> Sequence[type]:
     from {package} import schema
 
@@ -158,7 +164,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from server.plugin import Info, IsStaff, ValidationError, run_mutation
+from server.plugin import HasPermission, Info, ValidationError, run_mutation
 from {package} import service
 
 
@@ -193,7 +199,7 @@ Add{pascal}ItemResult = Annotated[
 
 @strawberry.type
 class {pascal}Mutations:
-    @strawberry.mutation(permission_classes=[IsStaff])
+    @strawberry.mutation(permission_classes=[HasPermission("{name}.manage")])
     async def add_{name}_item(
         self, info: Info, input: Add{pascal}ItemInput
     ) -> Add{pascal}ItemResult:
@@ -261,6 +267,8 @@ def _runtime():  # type: ignore[no-untyped-def]
 def test_plugin_loads_and_extends_the_schema() -> None:
     runtime = _runtime()
     assert runtime.is_enabled("{name}")
+    # Its mutation needs the permission it declares (admins hold every declared permission).
+    assert "{name}.manage" in runtime.permissions
     sdl = build_schema(runtime).as_str()
     assert "{camel}Items: [{pascal}Item!]!" in sdl
     assert "add{pascal}Item(input: Add{pascal}ItemInput!)" in sdl

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer
 from server.models import AuditLogEntry
@@ -23,6 +24,7 @@ _SECRET = re.compile(r"password|secret|token|api_?key|credential|card|cvv", re.I
 _MAX_STRING = 500
 _MAX_ITEMS = 50
 _MAX_DEPTH = 6
+MAX_RESULT = 120
 
 
 def is_audited(viewer: Viewer) -> bool:
@@ -61,7 +63,7 @@ def entry(viewer: Viewer, mutation: str, input: dict[str, Any], result: str) -> 
         api_key_id=viewer.api_key_id,
         mutation=mutation,
         input=summarize(input),
-        result=result[:120],
+        result=result[:MAX_RESULT],
     )
 
 
@@ -72,6 +74,16 @@ async def record(
     session.add(row)
     await session.flush()
     return row
+
+
+async def set_result(session: AsyncSession, entry_id: int, result: str) -> None:
+    """Correct the result of a row written before the call's outcome was known."""
+    await session.execute(
+        update(AuditLogEntry)
+        .where(AuditLogEntry.id == entry_id)
+        .values(result=result[:MAX_RESULT])
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -94,5 +106,11 @@ def conditions(flt: AuditFilter) -> list[ColumnElement[bool]]:
     if flt.until is not None:
         out.append(AuditLogEntry.at < flt.until)
     if flt.result is not None:
-        out.append(AuditLogEntry.result == flt.result)
+        # "NotFoundError" finds "NotFoundError:NOT_FOUND" too: a typed error's code is extra.
+        out.append(
+            or_(
+                AuditLogEntry.result == flt.result,
+                col(AuditLogEntry.result).startswith(f"{flt.result}:", autoescape=True),
+            )
+        )
     return out

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Viewer
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
+from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import inventory, outbox, payments
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
@@ -30,10 +31,18 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 CUSTOMER_CANCELLABLE = frozenset({S.PENDING_PAYMENT, S.PAID})
 
 
-def can_view(order: Order, viewer: Viewer) -> bool:
-    if viewer.is_staff:
-        return True
+def is_owner(order: Order, viewer: Viewer) -> bool:
     return viewer.customer_id is not None and order.customer_id == viewer.customer_id
+
+
+def can_view(order: Order, viewer: Viewer) -> bool:
+    """Its customer, and whoever holds orders.read (or orders.manage: one acts on what one sees)."""
+    return is_owner(order, viewer) or viewer.has(ORDERS_READ, ORDERS_MANAGE)
+
+
+def can_manage(viewer: Viewer) -> bool:
+    """Change any order (staff role or API-key scope), beyond what its customer may do."""
+    return viewer.has(ORDERS_MANAGE)
 
 
 async def load(session: AsyncSession, order_id: int, *, lock: bool = False) -> Order | None:
@@ -137,10 +146,14 @@ def _note(note: str | None) -> str:
 async def cancel_order(
     session: AsyncSession, viewer: Viewer, order_id: int, reason: str | None = None
 ) -> Order:
-    """The owner cancels while unpaid or paid; staff cancel anything the machine allows."""
+    """The owner cancels while unpaid or paid; orders.manage cancels anything the machine
+    allows. Anyone else, a mere reader included, finds no order to cancel."""
     order = await get_order(session, viewer, order_id)
-    if not viewer.is_staff and order.status not in CUSTOMER_CANCELLABLE:
-        raise InvalidTransition("order", order.status.value, S.CANCELLED.value)
+    if not can_manage(viewer):
+        if not is_owner(order, viewer):
+            raise NotFound("order", order_id, field="orderId")
+        if order.status not in CUSTOMER_CANCELLABLE:
+            raise InvalidTransition("order", order.status.value, S.CANCELLED.value)
     return await transition_order(
         session, order_id, S.CANCELLED, note=_note(reason), actor=viewer.subject
     )
@@ -149,8 +162,8 @@ async def cancel_order(
 async def update_status(
     session: AsyncSession, viewer: Viewer, order_id: int, target: OrderStatus, note: str | None
 ) -> Order:
-    """Staff move an order along the machine by hand."""
-    if not viewer.is_staff:
+    """orders.manage moves an order along the machine by hand."""
+    if not can_manage(viewer):
         raise NotFound("order", order_id, field="orderId")
     await get_order(session, viewer, order_id)
     return await transition_order(session, order_id, target, note=_note(note), actor=viewer.subject)

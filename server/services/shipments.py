@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Viewer
 from server.models import (
+    Order,
     OrderLine,
     OrderStatus,
     Shipment,
@@ -27,6 +28,7 @@ from server.models import (
     Warehouse,
     utcnow,
 )
+from server.permissions import SHIPMENTS_MANAGE, SHIPMENTS_READ
 from server.services import orders, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
@@ -88,18 +90,27 @@ async def _shipped_quantities(session: AsyncSession, order_id: int) -> dict[int,
     return {line_id: int(total) for line_id, total in rows}
 
 
-def _staff_only(viewer: Viewer, kind: str, ident: int, field: str) -> None:
-    if not viewer.is_staff:
-        # Shipments are staff work; to anyone else the object simply is not there.
+def can_view(order: Order, viewer: Viewer) -> bool:
+    """A shipment is seen by its order's customer and by whoever holds shipments.read (or
+    shipments.manage)."""
+    return orders.is_owner(order, viewer) or viewer.has(SHIPMENTS_READ, SHIPMENTS_MANAGE)
+
+
+def _require_manage(viewer: Viewer, kind: str, ident: int, field: str) -> None:
+    if not viewer.has(SHIPMENTS_MANAGE):
+        # Shipping is work for shipments.manage; to anyone else the object simply is not there.
         raise NotFound(kind, ident, field=field)
 
 
 async def create_shipment(
     session: AsyncSession, viewer: Viewer, data: CreateShipmentInput
 ) -> Shipment:
-    _staff_only(viewer, "order", data.order_id, "orderId")
-    # Locked, so that two concurrent shipments of one order cannot ship a unit twice.
-    order = await orders.get_order(session, viewer, data.order_id, lock=True)
+    _require_manage(viewer, "order", data.order_id, "orderId")
+    # Locked, so that two concurrent shipments of one order cannot ship a unit twice. Not
+    # get_order: shipments.manage reaches the orders it ships without orders.read.
+    order = await orders.load(session, data.order_id, lock=True)
+    if order is None:
+        raise NotFound("order", data.order_id, field="orderId")
     if order.status not in SHIPPABLE_ORDER:
         raise InvalidTransition("order", order.status.value, OrderStatus.FULFILLING.value)
     if await session.get(Warehouse, data.warehouse_id) is None:
@@ -196,7 +207,7 @@ async def record_tracking_event(
     An event with the shipment's current status (another scan on the way) only extends the
     timeline.
     """
-    _staff_only(viewer, "shipment", data.shipment_id, "shipmentId")
+    _require_manage(viewer, "shipment", data.shipment_id, "shipmentId")
     shipment = await session.scalar(
         select(Shipment)
         .where(Shipment.id == data.shipment_id)

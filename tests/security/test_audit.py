@@ -20,9 +20,13 @@ from strawberry import relay
 
 from server.config import Settings
 from server.models import AuditLogEntry, StaffRole
+from server.permissions import RoleMap
+from server.services import apikeys
 from tests.support.accounts import DEFAULT_PASSWORD, make_customer, make_staff, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
+from tests.support.orders import make_product as make_order_product
+from tests.support.orders import place_ok
 
 SCALARS: dict[str, Any] = {
     "String": "审计 audit",
@@ -122,8 +126,8 @@ async def test_audit_row_content_redaction_and_same_transaction(
         "UpdateProductSuccess",
         {"input": {"id": pid, "name": "桂花乌龙 新"}},
     )
-    assert got[1][:2] == ("updateProduct", "NotFoundError")
-    assert got[2][0] == "staffLogin"
+    assert got[1][:2] == ("updateProduct", "NotFoundError:NOT_FOUND")
+    assert got[2][:2] == ("staffLogin", "StaffLoginSuccess")
     assert got[2][2] == {"input": {"email": "cat@shop.cn", "password": "[REDACTED]"}}
     assert got[3] == ("eraseMyAccount", "UNAUTHENTICATED", {"input": {"password": "[REDACTED]"}})
     await session.refresh(product)
@@ -182,3 +186,106 @@ async def test_audit_log_query_filters_and_needs_audit_read(
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     # An API key with audit.read reads it too; its own mutations would be logged as apikey:<id>.
     assert (await gql.as_(key)(query))["auditLog"]["totalCount"] == 3
+
+
+LOGIN_NO_TYPENAME = """mutation($input: LoginInput!) {
+  staffLogin(input: $input) { ... on StaffLoginSuccess { accessToken } } }"""
+
+
+async def test_every_staff_sign_in_attempt_is_audited_with_its_outcome(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    staff = await make_staff(session, role=StaffRole.SUPPORT, email="ops@shop.cn")
+    # Nobody is signed in, and the client selects no __typename: the row still tells.
+    wrong = {"input": {"email": "ops@shop.cn", "password": "not-the-password"}}
+    assert (await gql(LOGIN_NO_TYPENAME, wrong))["staffLogin"] == {}
+    right = {"input": {"email": "ops@shop.cn", "password": DEFAULT_PASSWORD}}
+    assert (await gql(LOGIN_NO_TYPENAME, right))["staffLogin"]["accessToken"]
+    nobody = {"input": {"email": "nobody@shop.cn", "password": DEFAULT_PASSWORD}}
+    assert (await gql(LOGIN_NO_TYPENAME, nobody))["staffLogin"] == {}
+    # A customer's sign-in is not a staff matter.
+    await make_customer(session, email="buyer@shop.cn")
+    customer_login = """mutation($input: LoginInput!) { login(input: $input) { __typename } }"""
+    ok = await gql(
+        customer_login, {"input": {"email": "buyer@shop.cn", "password": DEFAULT_PASSWORD}}
+    )
+    assert ok["login"]["__typename"] == "LoginSuccess"
+
+    rows = (await session.execute(select(AuditLogEntry).order_by(AuditLogEntry.id))).scalars()
+    failed = "AuthenticationError:AUTHENTICATION_FAILED"
+    assert [(r.mutation, r.actor, r.staff_id, r.result, r.input) for r in rows] == [
+        (
+            "staffLogin",
+            "anonymous",
+            None,
+            failed,
+            {"input": {**wrong["input"], "password": "[REDACTED]"}},
+        ),
+        (
+            "staffLogin",
+            f"staff:{staff.id}",
+            staff.id,
+            "StaffLoginSuccess",
+            {"input": {**right["input"], "password": "[REDACTED]"}},
+        ),
+        (
+            "staffLogin",
+            "anonymous",
+            None,
+            failed,
+            {"input": {**nobody["input"], "password": "[REDACTED]"}},
+        ),
+    ]
+    # A typed error's type finds it whatever its code.
+    admin = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.ADMIN)))
+    query = """query($filter: AuditLogFilter) { auditLog(first: 10, filter: $filter) {
+      totalCount edges { node { actor result staff { email } } } } }"""
+    found = (await admin(query, {"filter": {"result": "AuthenticationError"}}))["auditLog"]
+    assert found["totalCount"] == 2
+    assert {e["node"]["actor"] for e in found["edges"]} == {"anonymous"}
+    ok_rows = (await admin(query, {"filter": {"result": "StaffLoginSuccess"}}))["auditLog"]
+    assert [e["node"]["staff"]["email"] for e in ok_rows["edges"]] == ["ops@shop.cn"]
+    assert (await admin(query, {"filter": {"result": "Authentication"}}))["auditLog"][
+        "totalCount"
+    ] == 0
+
+
+async def test_a_typed_error_is_audited_as_such_whatever_the_client_selects(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    created = await apikeys.create_api_key(
+        session, RoleMap.build(settings), name="POS", scopes=["orders.manage"], created_by="test"
+    )
+    await session.commit()
+    pos = gql.as_(created.secret)
+    buyer = gql.as_(token_for(settings, await make_customer(session)))
+    product = await make_order_product(session, price=5000)
+    declined_order = await place_ok(buyer, [(product, 1)])
+    paid_order = await place_ok(buyer, [(product, 1)])
+    pay = """mutation($input: PayOrderInput!) {
+      payOrder(input: $input) { ... on PayOrderSuccess { order { status } } } }"""
+
+    def paying(order: dict[str, Any], token: str) -> dict[str, Any]:
+        amount = {"amount": order["total"]["amount"]}
+        return {
+            "input": {"orderId": order["id"], "gateway": "test", "token": token, "amount": amount}
+        }
+
+    # The declined attempt is committed (with its audit row) before the answer is a typed error.
+    assert (await pos(pay, paying(declined_order, "tok_declined")))["payOrder"] == {}
+    done = await pos(pay, paying(paid_order, "tok_visa"))
+    assert done["payOrder"]["order"]["status"] == "PAID"
+    # A malformed id is answered as data before run_mutation: no __typename selected either.
+    catalog = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.CATALOG)))
+    update = """mutation($input: UpdateProductInput!) {
+      updateProduct(input: $input) { ... on UpdateProductSuccess { product { name } } } }"""
+    assert (await catalog(update, {"input": {"id": "not-an-id", "name": "x"}}))[
+        "updateProduct"
+    ] == {}
+
+    rows = (await session.execute(select(AuditLogEntry).order_by(AuditLogEntry.id))).scalars()
+    assert [(r.mutation, r.result) for r in rows] == [
+        ("payOrder", "PaymentDeclined:PAYMENT_DECLINED"),
+        ("payOrder", "PayOrderSuccess"),
+        ("updateProduct", "NotFoundError:NOT_FOUND"),
+    ]

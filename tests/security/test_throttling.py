@@ -8,6 +8,8 @@ import pytest
 
 from server.auth import create_access_token
 from server.config import Settings
+from server.permissions import RoleMap
+from server.services.apikeys import create_api_key_in
 from tests.support.graphql import GraphQLClient
 
 BUCKET = 10
@@ -76,3 +78,22 @@ async def test_a_query_costing_more_than_the_bucket_never_runs(gql: GraphQLClien
     assert body["errors"][0]["extensions"]["code"] == "MAX_COST_EXCEEDED"
     assert body["extensions"]["cost"]["requestedQueryCost"] == 22
     assert body["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == BUCKET
+
+
+async def test_each_api_key_has_its_own_bucket(
+    gql: GraphQLClient, settings: Settings, database_url: str
+) -> None:
+    roles = RoleMap.build(settings)
+    first, second = [
+        await create_api_key_in(
+            database_url, roles, name=name, scopes=["catalog.read"], created_by="test"
+        )
+        for name in ("ERP", "POS")
+    ]
+    # Same address, different keys: the first key's empty bucket does not throttle the second.
+    assert (await gql.as_(first.secret).execute(QUERY))["data"] is not None
+    refused = await gql.as_(first.secret).execute(QUERY)
+    assert refused["errors"][0]["extensions"]["code"] == "THROTTLED"
+    assert (await gql.as_(second.secret).execute(QUERY))["data"] is not None
+    # Nor does it throttle anonymous callers from that address.
+    assert (await gql.execute(QUERY))["data"] is not None
