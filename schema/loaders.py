@@ -8,7 +8,7 @@ and fetch them with ``info.context.loaders.get(MyLoader)``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import select
@@ -37,12 +37,6 @@ class ModelByIdLoader(DataLoader[int, Any]):
         rows = await self.db.scalars(select(self.model).where(self.model.id.in_(set(keys))))
         by_id = {row.id: row for row in rows}
         return [by_id.get(key) for key in keys]
-
-    def prime_rows(self, rows: Iterable[Any]) -> None:
-        """Rows a list query fetched anyway (a join): loading them later runs no SQL."""
-        for row in rows:
-            if row is not None:
-                self.prime(row.id, row)
 
     def peek(self, key: int) -> Any:
         """The row of ``key`` if this request already holds it (None: no such row), else

@@ -154,3 +154,20 @@ async def test_nested_orders_query_statement_count_does_not_grow(
     assert len(small) == len(large), (small, large)
     # One per relation plus the page and its count (and BEGIN on SQLite): a handful, not 50.
     assert len(large) < 20
+
+
+async def test_a_product_page_reads_its_categories_in_the_same_statement(
+    app: Starlette, gql: GraphQLClient, session: AsyncSession
+) -> None:
+    for _ in range(3):
+        await make_product(session, price=1000)
+    query = "{ products(first: 10) { nodes { sku category { id name } } } }"
+    await gql(query)
+    with counting(app) as with_categories:
+        data = await gql(query)
+    with counting(app) as without:
+        await gql("{ products(first: 10) { nodes { sku } } }")
+    assert len(data["products"]["nodes"]) == 3
+    assert all(n["category"]["name"] for n in data["products"]["nodes"])
+    # The categories came with the page: no statement of their own.
+    assert len(with_categories) == len(without) == 1, with_categories
