@@ -41,6 +41,11 @@ class ModelNode(relay.Node):
         return True
 
     @classmethod
+    def _visible(cls, info: Info, row: Any) -> Self | None:
+        """The node of ``row``, or None when there is no row or the viewer may not see it."""
+        return cls.from_model(row) if row is not None and cls.can_view(info, row) else None
+
+    @classmethod
     def by_id(cls, info: Info, pk: int | None) -> Self | None | Awaitable[Self | None]:
         """The node of row ``pk`` for a relation's resolver.
 
@@ -54,12 +59,12 @@ class ModelNode(relay.Node):
         row = loader.peek(pk)
         if row is NOT_LOADED:
             return cls._load_visible(info, loader, pk)
-        return cls.from_model(row) if row is not None and cls.can_view(info, row) else None
+        return cls._visible(info, row)
 
     @classmethod
     async def _load_visible(cls, info: Info, loader: ModelByIdLoader, pk: int) -> Self | None:
         row = await loader.load(pk)
-        return cls.from_model(row) if row is not None and cls.can_view(info, row) else None
+        return cls._visible(info, row)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -72,5 +77,5 @@ class ModelNode(relay.Node):
         out: list[Self | None] = []
         for i in ids:
             row = next(found) if i is not None else None
-            out.append(cls.from_model(row) if row is not None and cls.can_view(info, row) else None)
+            out.append(cls._visible(info, row))
         return out
