@@ -185,13 +185,17 @@ class OutboxDispatcher:
             due = _due(now) & OutboxDelivery.plugin.in_(enabled)
             candidates = select(OutboxDelivery.id).where(due).order_by(OutboxDelivery.id)
             candidates = candidates.limit(limit)
+            picked: Any = candidates.scalar_subquery()
             if dialect == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
+                # Picked once, in a materialised CTE: as a plain IN subquery, the planner may
+                # run the LIMIT … SKIP LOCKED select again per row and claim far past the batch.
+                cte = candidates.with_for_update(skip_locked=True).cte("picked")
+                picked = select(cte.prefix_with("MATERIALIZED").c.id)
             # The WHERE repeats the due condition: whoever updates a row second finds it no
             # longer due (PostgreSQL re-checks it after waiting for the first), so one wins.
             await session.execute(
                 update(OutboxDelivery)
-                .where(OutboxDelivery.id.in_(candidates.scalar_subquery()))
+                .where(OutboxDelivery.id.in_(picked))
                 .where(due)
                 .values(
                     claim_token=token,

@@ -24,7 +24,7 @@ from schema.mutations import run_mutation
 from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, session_factory
-from server.events import DispatchSettings, OutboxDispatcher
+from server.events import DispatchSettings, DrainReport, OutboxDispatcher
 from server.plugin import Event, hookspec
 from server.plugins import PluginRuntime, load_plugins
 from server.services import outbox
@@ -89,11 +89,55 @@ def create() -> Any:
     return create_app(settings, runtime(settings))
 
 
-async def _drain() -> None:
+class SharingDispatcher(OutboxDispatcher):
+    """A dispatcher process that shares the outbox's work with its peers whatever the scheduler
+    does, instead of letting a fast starter drain it alone.
+
+    Two meeting points, both outside any transaction: before its first delivery it waits until
+    every peer has fanned out (else a peer that finds nothing due yet ends its drain at once),
+    and after its first non-empty claim it waits until every peer has claimed too (its lease
+    keeps them off the batch it holds, so they claim other deliveries).
+    """
+
+    def __init__(self, *args: Any, meeting: Path, peers: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.meeting = meeting
+        self.peers = peers
+        self.met: set[str] = set()
+
+    async def _meet(self, point: str) -> None:
+        if point in self.met:
+            return
+        self.met.add(point)
+        directory = self.meeting / point
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / str(os.getpid())).touch()
+        deadline = time.monotonic() + 60  # past it, the test's assertions report what happened
+        while time.monotonic() < deadline:
+            if len(list(directory.iterdir())) >= self.peers:
+                return
+            await asyncio.sleep(0.01)
+
+    async def deliver_due(self, limit: int | None = None) -> DrainReport:
+        await self._meet("fanned-out")
+        return await super().deliver_due(limit)
+
+    async def _claim(self, limit: int) -> Any:
+        token, claimed = await super()._claim(limit)
+        if claimed:
+            await self._meet("claimed")
+        return token, claimed
+
+
+async def _drain(meeting: Path, peers: int) -> None:
     settings = Settings(env="test")
     engine = create_engine(settings.database_url)
-    dispatcher = OutboxDispatcher(
-        session_factory(engine), runtime(settings, delay=0.005), DispatchSettings(batch_size=5)
+    dispatcher = SharingDispatcher(
+        session_factory(engine),
+        runtime(settings, delay=0.005),
+        DispatchSettings(batch_size=5),
+        meeting=meeting,
+        peers=peers,
     )
     await dispatcher.drain()
     await engine.dispose()
@@ -110,5 +154,6 @@ def _wait_for_peers(barrier: Path, peers: int) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "drain":
-        _wait_for_peers(Path(sys.argv[2]), int(sys.argv[3]))
-        asyncio.run(_drain())
+        barrier, peers = Path(sys.argv[2]), int(sys.argv[3])
+        _wait_for_peers(barrier, peers)
+        asyncio.run(_drain(barrier.with_name(barrier.name + "-met"), peers))

@@ -196,6 +196,25 @@ async def test_event_nobody_listens_to_is_marked_dispatched(
         assert await s.scalar(select(func.count()).select_from(OutboxDelivery)) == 0
 
 
+async def test_a_batch_claims_no_more_deliveries_than_its_size(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    recorder = Recorder()
+    dispatcher = OutboxDispatcher(sessions, only(FakePlugin("listener", order_placed=recorder)))
+    for n in range(30):
+        await emit(sessions, "order_placed", order_id=n)
+    while await dispatcher.fan_out(limit=100):
+        pass
+    batch = await dispatcher.deliver_due(limit=7)
+    assert batch.delivered == 7
+    # The oldest first, and the rest still due for the next batch.
+    assert [e.payload["order_id"] for e in recorder.events] == list(range(7))
+    async with sessions() as s:
+        pending = select(func.count()).where(OutboxDelivery.status == DeliveryStatus.PENDING)
+        assert await s.scalar(pending) == 23
+        assert await s.scalar(pending.where(OutboxDelivery.claim_token.is_not(None))) == 0
+
+
 async def test_failing_plugin_does_not_stop_others_retries_with_backoff_then_dead_letters(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
