@@ -31,6 +31,7 @@ from strawberry.utils.logging import StrawberryLogger
 from schema import customers, inventory, orders, products, security, shipments
 from schema import plugins as plugin_admin
 from schema.audit import AuditTrail, record_outcomes
+from schema.direct_resolvers import call_directly
 from schema.limits import is_unexpected, limit_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
@@ -296,6 +297,7 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
         finally:
             for name, fields in saved.items():
                 registry[name].fields = fields
+    call_directly(schema)
     # Audit rows say what each mutation answered, typed errors included (see schema/audit.py).
     record_outcomes(schema)
     return schema
