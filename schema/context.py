@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
@@ -35,17 +35,21 @@ class Database:
         self.session = session
         self.lock = asyncio.Lock()
 
-    async def scalars(self, stmt: Select[Any]) -> Sequence[Any]:
+    async def scalars(
+        self, stmt: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Any]:
         async with self.lock:
-            return (await self.session.execute(stmt)).scalars().all()
+            return (await self.session.execute(stmt, params)).scalars().all()
 
-    async def rows(self, stmt: Select[Any]) -> Sequence[Any]:
+    async def rows(
+        self, stmt: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Any]:
         async with self.lock:
-            return (await self.session.execute(stmt)).all()
+            return (await self.session.execute(stmt, params)).all()
 
-    async def scalar(self, stmt: Select[Any]) -> Any:
+    async def scalar(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> Any:
         async with self.lock:
-            return (await self.session.execute(stmt)).scalar()
+            return (await self.session.execute(stmt, params)).scalar()
 
     async def run(
         self,

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Integer, Select, bindparam, func, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 MAX_PAGE_SIZE = 100
@@ -95,8 +95,40 @@ def check_page_args(first: int | None, last: int | None) -> None:
         raise PaginationError("pass first or last, not both")
 
 
+Run = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Any]]]
+_LIMIT = "page_limit"
+# Page and count statements of the shapes listings declare (see ``paginate``'s shape_key).
+_STATEMENTS: dict[Hashable, tuple[Select[Any], Select[Any]]] = {}
+_MAX_STATEMENTS = 256
+
+
+def _statements(
+    stmt: Select[Any],
+    columns: Sequence[ColumnElement[Any]],
+    *,
+    descending: bool,
+    backwards: bool,
+    bounds: Sequence[str],
+) -> tuple[Select[Any], Select[Any]]:
+    """The page statement of ``stmt`` (cursor values and size as bound parameters) and the
+    statement counting all of ``stmt``'s rows."""
+    page = stmt
+    for name in bounds:
+        forward = (name == "after") != descending
+        key = tuple_(*columns)
+        values = tuple_(
+            *(bindparam(f"page_{name}_{i}", type_=c.type) for i, c in enumerate(columns))
+        )
+        page = page.where(key > values if forward else key < values)
+    scan_desc = descending != backwards
+    page = page.order_by(*[c.desc() if scan_desc else c.asc() for c in columns])
+    page = page.limit(bindparam(_LIMIT, type_=Integer))
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
+    return page, count
+
+
 async def paginate(
-    run: Callable[[Select[Any]], Awaitable[Sequence[Any]]],
+    run: Run,
     stmt: Select[Any],
     *,
     keys: Sequence[SortKey],
@@ -109,11 +141,16 @@ async def paginate(
     last: int | None = None,
     before: str | None = None,
     count: Callable[[Select[Any]], Awaitable[int]] | None = None,
+    shape_key: Hashable | None = None,
 ) -> Connection[NodeT]:
     """Run one page of ``stmt`` ordered by ``keys`` + id.
 
-    ``run`` executes a select and returns its rows; ``key_of(row)`` gives the row's sort-key values
-    (same order as ``keys``, then the id); ``to_node(row)`` builds the GraphQL node.
+    ``run`` executes a select with bound parameters and returns its rows; ``key_of(row)`` gives
+    the row's sort-key values (same order as ``keys``, then the id); ``to_node(row)`` builds the
+    GraphQL node. A caller whose ``stmt`` is one of a few fixed shapes names the shape with a
+    ``shape_key`` (equal keys, equal statements): its page statements are then built once and
+    reused, which spares each request the statement's construction and the ORM's work on a new
+    statement object.
     """
     check_page_args(first, last)
     columns = [k.column for k in keys] + [id_column]
@@ -121,18 +158,26 @@ async def paginate(
     size = last if backwards else (first if first is not None else DEFAULT_PAGE_SIZE)
     assert size is not None
 
-    page = stmt
-    for cursor, is_after in ((after, True), (before, False)):
-        if cursor is None:
-            continue
-        values = decode_cursor(cursor, len(columns))
-        forward = is_after != descending
-        bound = tuple_(*columns)
-        page = page.where(bound > tuple_(*values) if forward else bound < tuple_(*values))
+    params: dict[str, Any] = {_LIMIT: size + 1}
+    bounds = []
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor is not None:
+            bounds.append(name)
+            values = decode_cursor(cursor, len(columns))
+            params.update((f"page_{name}_{i}", v) for i, v in enumerate(values))
+    shape = (shape_key, descending, backwards, *bounds)
+    built = _STATEMENTS.get(shape) if shape_key is not None else None
+    if built is None:
+        built = _statements(
+            stmt, columns, descending=descending, backwards=backwards, bounds=bounds
+        )
+        if shape_key is not None:
+            if len(_STATEMENTS) >= _MAX_STATEMENTS:
+                _STATEMENTS.clear()
+            _STATEMENTS[shape] = built
+    page, count_stmt = built
 
-    scan_desc = descending != backwards
-    page = page.order_by(*[c.desc() if scan_desc else c.asc() for c in columns]).limit(size + 1)
-    rows = list(await run(page)) if size > 0 else []
+    rows = list(await run(page, params)) if size > 0 else []
     has_more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -148,7 +193,6 @@ async def paginate(
 
     counter = None
     if count is not None:
-        count_stmt = select(func.count()).select_from(stmt.order_by(None).subquery())
 
         async def counter() -> int:
             return await count(count_stmt)

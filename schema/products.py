@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import and_, false, func, literal_column, select
+from sqlalchemy import Select, and_, false, func, literal_column, select
 from sqlalchemy.orm import aliased
 from strawberry import relay
 from strawberry.dataloader import DataLoader
@@ -432,13 +433,20 @@ async def list_products(
             categories.prime(row[1].id, row[1])
         return Product.from_model(row[0])
 
-    if match is not None:
-        stmt = match.apply(stmt)
-    elif text:
-        # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
-        stmt = stmt.where(false())
-    stmt = catalog.filter_products(stmt, dialect, query)
-    stmt = stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
+    shape_key: tuple[Any, ...] | None = None
+    if not text and query == catalog.ProductQuery(include_archived=query.include_archived):
+        # A whole-catalogue page (the storefront's most common read): one of a few statement
+        # shapes, built once and reused (see paginate).
+        shape_key = ("products", dialect, field, query.include_archived)
+        stmt = _whole_catalogue(dialect, query.include_archived)
+    else:
+        if match is not None:
+            stmt = match.apply(stmt)
+        elif text:
+            # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
+            stmt = stmt.where(false())
+        stmt = catalog.filter_products(stmt, dialect, query)
+        stmt = stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
     try:
         return await paginate(
             db.rows,
@@ -453,9 +461,20 @@ async def list_products(
             last=last,
             before=before,
             count=db.scalar,
+            shape_key=shape_key,
         )
     except PaginationError as exc:
         raise _bad_input(str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _whole_catalogue(dialect: str, include_archived: bool) -> Select[Any]:
+    """Every product (the active ones unless ``include_archived``) with its category."""
+    stmt = select(m.Product, m.Category)
+    stmt = catalog.filter_products(
+        stmt, dialect, catalog.ProductQuery(include_archived=include_archived)
+    )
+    return stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
 
 
 @dataclass

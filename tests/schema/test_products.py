@@ -197,6 +197,33 @@ async def test_every_sort_paginates_both_ways_without_gaps(
     ]
 
 
+async def test_whole_catalogue_pages_reuse_their_statements(
+    gql: GraphQLClient, session: AsyncSession
+):
+    from schema import pagination
+
+    for name in ("alpha", "bravo", "charlie"):
+        await make_product(session, name, brand="茶")
+    pagination._STATEMENTS.clear()
+    page = await gql(PAGE_QUERY, {"first": 1})
+    after = page["products"]["pageInfo"]["endCursor"]
+    second = await gql(PAGE_QUERY, {"first": 1, "after": after})
+    assert (
+        second["products"]["edges"][0]["node"]["id"] != page["products"]["edges"][0]["node"]["id"]
+    )
+    built = dict(pagination._STATEMENTS)
+    assert len(built) == 2  # a first page; a page after a cursor
+    # Another size, another cursor, the total count: the same statements.
+    await gql(PAGE_QUERY, {"first": 2})
+    await gql(PAGE_QUERY, {"first": 1, "after": second["products"]["pageInfo"]["endCursor"]})
+    assert pagination._STATEMENTS.keys() == built.keys()
+    assert all(pagination._STATEMENTS[shape] is built[shape] for shape in built)
+    # A narrowed listing builds its own.
+    narrowed = await gql(PAGE_QUERY, {"first": 5, "filter": {"brands": ["茶"]}})
+    assert narrowed["products"]["totalCount"] == 3
+    assert pagination._STATEMENTS.keys() == built.keys()
+
+
 async def test_page_size_limit_and_bad_cursor(gql: GraphQLClient, session: AsyncSession):
     await make_product(session)
     body = await gql.execute("{ products(first: 101) { edges { cursor } } }")
