@@ -5,7 +5,8 @@ converts the (absent) arguments, runs the field-extension chain (empty) and only
 function. For a field with no arguments, no field extensions and no exception handler, that
 path reduces to "call the function with the object and, if it asks, the info". A product page
 holds about eighty such fields (each object's ``id``, ``price``, ``category``, …), and the
-general path costs more than most of the resolvers it leads to.
+general path costs more than most of the resolvers it leads to. A relay Node's ``id`` gets the
+same treatment one step further: relay's resolver, inlined.
 
 :func:`call_directly` installs, on the graphql-core fields of one built schema, a resolver that
 does just that reduced call. Everything the general path would do for these fields still
@@ -20,6 +21,8 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLObjectType, GraphQLResolveInfo
+from strawberry import relay
+from strawberry.relay import GlobalID
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
@@ -73,6 +76,25 @@ def direct_resolver(field: StrawberryField, info_class: type[Any]) -> Resolve | 
     return resolve
 
 
+def node_id_resolver(graphql_type: GraphQLObjectType) -> Resolve | None:
+    """The reduced resolver of a relay Node type's ``id``: what ``relay.Node``'s own resolver
+    answers when the type keeps its default ``resolve_id`` and ``resolve_typename`` (the
+    NodeID attribute, under the GraphQL type's name). None for a type that overrides them."""
+    definition = (graphql_type.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(definition, "origin", None)
+    if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+        return None
+    for name in ("resolve_id", "resolve_typename", "_id"):
+        if getattr(origin, name).__func__ is not getattr(relay.Node, name).__func__:
+            return None
+    type_name = graphql_type.name
+
+    def resolve_node_id(source: Any, info: GraphQLResolveInfo) -> GlobalID:
+        return GlobalID(type_name=type_name, node_id=str(getattr(source, source.resolve_id_attr())))
+
+    return resolve_node_id
+
+
 def call_directly(schema: strawberry.Schema) -> int:
     """Give every eligible object-type field of the built ``schema`` its direct resolver; returns
     how many fields changed. The graphql-core objects belong to this build alone."""
@@ -83,11 +105,13 @@ def call_directly(schema: strawberry.Schema) -> int:
     for graphql_type in schema._schema.type_map.values():
         if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
             continue
-        for graphql_field in graphql_type.fields.values():
+        for name, graphql_field in graphql_type.fields.items():
             field = (graphql_field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if not isinstance(field, StrawberryField):
                 continue
             resolve = direct_resolver(field, info_class)
+            if name == "id" and field.base_resolver is not None:
+                resolve = node_id_resolver(graphql_type) or resolve
             if resolve is not None:
                 graphql_field.resolve = resolve
                 changed += 1

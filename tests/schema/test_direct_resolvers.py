@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry import relay
 from strawberry.permission import BasePermission
 
 from schema.direct_resolvers import call_directly
@@ -57,6 +58,31 @@ class Query:
         return [Item(n=1), Item(n=5)]
 
 
+@strawberry.type
+class Plain(relay.Node):
+    code: relay.NodeID[int]
+
+
+@strawberry.type
+class Custom(relay.Node):
+    code: relay.NodeID[int]
+
+    @classmethod
+    def resolve_id(cls, root: Custom, *, info: strawberry.Info) -> str:
+        return f"c{root.code}"
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field
+    def plain(self) -> Plain:
+        return Plain(code=7)
+
+    @strawberry.field
+    def custom(self) -> Custom:
+        return Custom(code=7)
+
+
 QUERY = "{ items { n doubled path fromRoot later times(k: 3) } }"
 
 
@@ -91,6 +117,24 @@ async def test_arguments_and_permissions_keep_strawberrys_path() -> None:
     result = await schema.execute("{ items { secret } }", context_value={"who": "ana"})
     assert result.data is None
     assert result.errors and result.errors[0].message == "refused"
+
+
+async def test_a_nodes_id_is_relays_global_id() -> None:
+    plain = strawberry.Schema(query=NodeQuery)
+    direct = strawberry.Schema(query=NodeQuery)
+    call_directly(direct)
+    resolve = direct._schema.type_map["Plain"].fields["id"].resolve  # type: ignore[union-attr]
+    assert resolve is not None and resolve.__name__ == "resolve_node_id"
+    # A type with its own resolve_id keeps relay's resolver, which calls it.
+    resolve = direct._schema.type_map["Custom"].fields["id"].resolve  # type: ignore[union-attr]
+    assert resolve is not None and resolve.__name__ != "resolve_node_id"
+    query = "{ plain { id } custom { id } }"
+    expected, got = await plain.execute(query), await direct.execute(query)
+    assert got.errors is None and got.data == expected.data
+    assert got.data == {
+        "plain": {"id": str(relay.GlobalID("Plain", "7"))},
+        "custom": {"id": str(relay.GlobalID("Custom", "c7"))},
+    }
 
 
 @pytest.mark.parametrize(
