@@ -6,7 +6,8 @@ function. For a field with no arguments, no field extensions and no exception ha
 path reduces to "call the function with the object and, if it asks, the info". A product page
 holds about eighty such fields (each object's ``id``, ``price``, ``category``, …), and the
 general path costs more than most of the resolvers it leads to. A relay Node's ``id`` gets the
-same treatment one step further: relay's resolver, inlined.
+same treatment one step further (relay's resolver, inlined), and a plain attribute field is
+read with one ``getattr``.
 
 :func:`call_directly` installs, on the graphql-core fields of one built schema, a resolver that
 does just that reduced call. Everything the general path would do for these fields still
@@ -32,6 +33,16 @@ Resolve = Callable[..., Any]
 def direct_resolver(field: StrawberryField, info_class: type[Any]) -> Resolve | None:
     """The reduced resolver of ``field``, or None when the field needs strawberry's path."""
     resolver = field.base_resolver
+    if resolver is None and not field.extensions and field.default_resolver is getattr:
+        # A plain attribute: strawberry's own path is three calls deep for one getattr.
+        name = field.python_name
+
+        def resolve_attribute(source: Any, info: GraphQLResolveInfo) -> Any:
+            return getattr(source, name)
+
+        # Tracing extensions skip default resolvers (strawberry.resolvers.is_default_resolver).
+        resolve_attribute._is_default = True  # type: ignore[attr-defined]
+        return resolve_attribute
     if resolver is None or field.arguments or field.extensions or field.is_subscription:
         return None
     reserved = {

@@ -8,6 +8,7 @@ import pytest
 import strawberry
 from strawberry import relay
 from strawberry.permission import BasePermission
+from strawberry.resolvers import is_default_resolver
 
 from schema.direct_resolvers import call_directly
 from server.config import Settings
@@ -94,8 +95,8 @@ def _is_direct(schema: strawberry.Schema, type_name: str, field: str) -> bool:
 async def test_direct_resolvers_answer_as_strawberry_does() -> None:
     plain = strawberry.Schema(query=Query)
     direct = strawberry.Schema(query=Query)
-    # doubled, path, fromRoot, later, and Query.items itself.
-    assert call_directly(direct) == 5
+    # n, doubled, path, fromRoot, later, and Query.items itself.
+    assert call_directly(direct) == 6
     expected = await plain.execute(QUERY, context_value={"who": "ana"})
     got = await direct.execute(QUERY, context_value={"who": "ana"})
     assert expected.errors is None and got.errors is None
@@ -112,6 +113,9 @@ async def test_arguments_and_permissions_keep_strawberrys_path() -> None:
     schema = strawberry.Schema(query=Query)
     call_directly(schema)
     assert _is_direct(schema, "Item", "doubled")
+    assert _is_direct(schema, "Item", "n")
+    assert is_default_resolver(schema._schema.type_map["Item"].fields["n"].resolve)  # type: ignore[union-attr, arg-type]
+    assert not is_default_resolver(schema._schema.type_map["Item"].fields["doubled"].resolve)  # type: ignore[union-attr, arg-type]
     assert not _is_direct(schema, "Item", "times")
     assert not _is_direct(schema, "Item", "secret")
     result = await schema.execute("{ items { secret } }", context_value={"who": "ana"})
@@ -145,7 +149,7 @@ async def test_a_nodes_id_is_relays_global_id() -> None:
         ("Product", "category", True),
         ("Product", "priceBreakdown", False),  # an argument
         ("Product", "costPrice", False),  # a permission class
-        ("Product", "sku", False),  # no resolver: graphql-core's own path already
+        ("Product", "sku", True),  # a plain attribute
     ],
 )
 def test_the_shop_schema_calls_its_plain_resolvers_directly(
