@@ -24,6 +24,7 @@ import strawberry
 from graphql import GraphQLObjectType, GraphQLResolveInfo
 from strawberry import relay
 from strawberry.relay import GlobalID
+from strawberry.relay.exceptions import NodeIDAnnotationError
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
@@ -98,10 +99,16 @@ def node_id_resolver(graphql_type: GraphQLObjectType) -> Resolve | None:
     for name in ("resolve_id", "resolve_typename", "_id"):
         if getattr(origin, name).__func__ is not getattr(relay.Node, name).__func__:
             return None
+    try:
+        id_attr = origin.resolve_id_attr()
+    except NodeIDAnnotationError:
+        return None  # relay's resolver reports it, at query time as before
     type_name = graphql_type.name
 
     def resolve_node_id(source: Any, info: GraphQLResolveInfo) -> GlobalID:
-        return GlobalID(type_name=type_name, node_id=str(getattr(source, source.resolve_id_attr())))
+        # By the type's NodeID attribute, so that an object that is not a Node instance (an
+        # ORM row a plugin returns as the type) answers too, as with relay's resolver.
+        return GlobalID(type_name=type_name, node_id=str(getattr(source, id_attr)))
 
     return resolve_node_id
 
