@@ -32,6 +32,7 @@ from schema import customers, inventory, orders, products, security, shipments
 from schema import plugins as plugin_admin
 from schema.audit import AuditTrail, record_outcomes
 from schema.direct_resolvers import call_directly
+from schema.execution import ShopExecutionContext
 from schema.limits import is_unexpected, limit_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
@@ -293,6 +294,7 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
                 subscription=subscription,
                 types=[c.cls for c in types],
                 extensions=extensions,
+                execution_context_class=ShopExecutionContext,
             )
         finally:
             for name, fields in saved.items():

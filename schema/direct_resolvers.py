@@ -7,7 +7,9 @@ path reduces to "call the function with the object and, if it asks, the info". A
 holds about eighty such fields (each object's ``id``, ``price``, ``category``, …), and the
 general path costs more than most of the resolvers it leads to. A relay Node's ``id`` gets the
 same treatment one step further (relay's resolver, inlined), and a plain attribute field is
-read with one ``getattr``.
+read with one ``getattr``. Of these, the ones that need no ``Info`` and return a scalar or an
+enum are also marked as leaves, which the executor reads and serializes in one step
+(:mod:`schema.execution`).
 
 :func:`call_directly` installs, on the graphql-core fields of one built schema, a resolver that
 does just that reduced call. Everything the general path would do for these fields still
@@ -17,11 +19,19 @@ happens: the same function gets the same arguments and the same ``Info``; a perm
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLObjectType, GraphQLResolveInfo
+from graphql import (
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLScalarType,
+)
 from strawberry import relay
 from strawberry.relay import GlobalID
 from strawberry.relay.exceptions import NodeIDAnnotationError
@@ -43,6 +53,7 @@ def direct_resolver(field: StrawberryField, info_class: type[Any]) -> Resolve | 
 
         # Tracing extensions skip default resolvers (strawberry.resolvers.is_default_resolver).
         resolve_attribute._is_default = True  # type: ignore[attr-defined]
+        resolve_attribute.read = operator.attrgetter(name)  # type: ignore[attr-defined]
         return resolve_attribute
     if resolver is None or field.arguments or field.extensions or field.is_subscription:
         return None
@@ -105,11 +116,15 @@ def node_id_resolver(graphql_type: GraphQLObjectType) -> Resolve | None:
         return None  # relay's resolver reports it, at query time as before
     type_name = graphql_type.name
 
-    def resolve_node_id(source: Any, info: GraphQLResolveInfo) -> GlobalID:
+    def read_node_id(source: Any) -> GlobalID:
         # By the type's NodeID attribute, so that an object that is not a Node instance (an
         # ORM row a plugin returns as the type) answers too, as with relay's resolver.
         return GlobalID(type_name=type_name, node_id=str(getattr(source, id_attr)))
 
+    def resolve_node_id(source: Any, info: GraphQLResolveInfo) -> GlobalID:
+        return read_node_id(source)
+
+    resolve_node_id.read = read_node_id  # type: ignore[attr-defined]
     return resolve_node_id
 
 
@@ -132,5 +147,22 @@ def call_directly(schema: strawberry.Schema) -> int:
                 resolve = node_id_resolver(graphql_type) or resolve
             if resolve is not None:
                 graphql_field.resolve = resolve
+                mark_leaf(graphql_field)
                 changed += 1
     return changed
+
+
+def mark_leaf(graphql_field: GraphQLField) -> None:
+    """Let the executor read a scalar or enum field in one step (see schema/execution.py).
+
+    Applies to a field whose direct resolver needs no ``Info`` and cannot await (it has a
+    ``read(source)``): the field's plan becomes ``(read, serialize, non_null)``.
+    """
+    read = getattr(graphql_field.resolve, "read", None)
+    if read is None:
+        return
+    field_type = graphql_field.type
+    non_null = isinstance(field_type, GraphQLNonNull)
+    named = field_type.of_type if non_null else field_type
+    if isinstance(named, (GraphQLScalarType, GraphQLEnumType)):
+        graphql_field.resolve.leaf = (read, named.serialize, non_null)  # type: ignore[union-attr]

@@ -115,6 +115,8 @@ class QueryCostCalculator:
         )
         # (selection sets, type) -> the fields they select there: independent of variables.
         self._plans: dict[tuple[tuple[int, ...], str], list[_Selected]] = {}
+        # The plans that select leaves only: free in a query, whatever the data.
+        self.leaves_only: set[tuple[tuple[int, ...], str]] = set()
 
     def requested(self, variables: Mapping[str, Any] | None = None) -> int:
         if self.root is None or self.operation is None:
@@ -186,6 +188,8 @@ class QueryCostCalculator:
             in_page = connection and name in ("edges", "nodes")
             selected.append(_Selected.of(response_key, nodes, field, in_page))
         self._plans[key] = selected
+        if all(s.leaf for s in selected):
+            self.leaves_only.add(key)
         return selected
 
 
@@ -270,8 +274,11 @@ class _Walk:
         if self.memo is not None and memo_key in self.memo:
             return self.memo[memo_key]
         mutation = root and self.calc.is_mutation
+        plan = self.calc.plan(sets, tp, sets_key)
+        if not mutation and (sets_key, tp.name) in self.calc.leaves_only:
+            return 0  # leaves cost nothing in a query (e.g. each price's amount and currency)
         total = 0
-        for selected in self.calc.plan(sets, tp, sets_key):
+        for selected in plan:
             if static:
                 value: Any = _STATIC
             elif not isinstance(data, dict) or selected.key not in data:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,6 +35,7 @@ from schema.pagination import Connection, PaginationError, SortDirection, SortKe
 from schema.permissions import HasPermission
 from schema.pricing import PriceBreakdown, breakdown_type
 from server import models as m
+from server.models.records import RecordType, is_record
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
 from server.services import catalog, pricing, search
 from server.services.errors import DomainError, NotFound, ValidationFailed
@@ -197,6 +198,7 @@ class Product(ModelNode):
     is_active: bool = strawberry.field(description="False once archived: no longer on sale.")
     created_at: datetime
     updated_at: datetime | None
+    # The entity, or on a listing its record (server.models.records): same attributes.
     _model: strawberry.Private[m.Product]
 
     @classmethod
@@ -281,6 +283,12 @@ async def _breakdown(info: Info, product: m.Product, quantity: int) -> pricing.P
     ctx = info.context
     if not ctx.plugins.implements("price_adjustments"):
         return pricing.PriceBreakdown(currency=product.currency, base=product.price_amount)
+    if is_record(product):
+        # A listing read the product as a record; the hooks receive the entity.
+        entity = await ctx.loaders.get(ProductByIdLoader).load(product.id)
+        if entity is None:  # products are archived, never deleted
+            raise LookupError(f"product {product.id} vanished during the request")
+        product = entity
     customer = None
     if ctx.viewer.customer_id is not None:
         customer = await ctx.loaders.get(CustomerByIdLoader).load(ctx.viewer.customer_id)
@@ -381,10 +389,19 @@ def _product_query(info: Info, flt: ProductFilter | None) -> catalog.ProductQuer
     )
 
 
-_SORT_COLUMNS: dict[ProductSortField, tuple[Any, Callable[[m.Product], Any]]] = {
-    ProductSortField.NAME: (m.Product.name, lambda p: p.name),
-    ProductSortField.PRICE: (m.Product.price_amount, lambda p: p.price_amount),
-    ProductSortField.NEWEST: (m.Product.created_at, lambda p: p.created_at),
+PRODUCT_RECORDS = RecordType(m.Product)
+CATEGORY_RECORDS = RecordType(m.Category)
+# A listing row: the product's columns, then its category's (all None without one), then the
+# search rank when sorted by relevance.
+_LISTING_COLUMNS = [*PRODUCT_RECORDS.columns, *CATEGORY_RECORDS.labelled("category_")]
+_CATEGORY_START = PRODUCT_RECORDS.width
+_RANK = _CATEGORY_START + CATEGORY_RECORDS.width
+
+# Each sort field's column, and where a listing row holds its value.
+_SORT_COLUMNS: dict[ProductSortField, tuple[Any, int]] = {
+    ProductSortField.NAME: (m.Product.name, PRODUCT_RECORDS.names.index("name")),
+    ProductSortField.PRICE: (m.Product.price_amount, PRODUCT_RECORDS.names.index("price_amount")),
+    ProductSortField.NEWEST: (m.Product.created_at, PRODUCT_RECORDS.names.index("created_at")),
 }
 
 
@@ -412,26 +429,27 @@ async def list_products(
     direction = (sort.direction if sort else None) or _DEFAULT_DIRECTION[field]
 
     # Each product comes with its category (one LEFT JOIN), primed into the request's
-    # CategoryByIdLoader: a page that shows categories needs no second statement.
+    # CategoryByIdLoader: a page that shows categories needs no second statement. Rows are read
+    # as records, not entities (see server.models.records): a listing only shows them.
     categories = info.context.loaders.get(CategoryByIdLoader)
     if field is ProductSortField.RELEVANCE and match is not None:
-        stmt = select(m.Product, m.Category, match.rank.label("rank"))
+        stmt = select(*_LISTING_COLUMNS, match.rank.label("rank"))
         keys = [SortKey(match.rank, "rank")]
 
         def key_of(row: Any) -> list[Any]:
-            return [row[2], row[0].id]
+            return [row[_RANK], row[0]]
     else:
-        stmt = select(m.Product, m.Category)
+        stmt = select(*_LISTING_COLUMNS)
         column, value_of = _SORT_COLUMNS.get(field, _SORT_COLUMNS[ProductSortField.NEWEST])
         keys = [SortKey(column, field.value.lower())]
 
         def key_of(row: Any) -> list[Any]:
-            return [value_of(row[0]), row[0].id]
+            return [row[value_of], row[0]]
 
     def to_node(row: Any) -> Product:
-        if row[1] is not None:
-            categories.prime(row[1].id, row[1])
-        return Product.from_model(row[0])
+        if row[_CATEGORY_START] is not None:
+            categories.prime(row[_CATEGORY_START], CATEGORY_RECORDS.from_row(row, _CATEGORY_START))
+        return Product.from_model(PRODUCT_RECORDS.from_row(row))  # type: ignore[arg-type]
 
     shape_key: tuple[Any, ...] | None = None
     if not text and query == catalog.ProductQuery(include_archived=query.include_archived):
@@ -470,7 +488,7 @@ async def list_products(
 @functools.lru_cache(maxsize=8)
 def _whole_catalogue(dialect: str, include_archived: bool) -> Select[Any]:
     """Every product (the active ones unless ``include_archived``) with its category."""
-    stmt = select(m.Product, m.Category)
+    stmt = select(*_LISTING_COLUMNS)
     stmt = catalog.filter_products(
         stmt, dialect, catalog.ProductQuery(include_archived=include_archived)
     )

@@ -12,13 +12,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from server import sqlite_driver
+
 WRITE_OPTION = "shopgraph_write"
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine for ``url``.
 
-    SQLite gets WAL, a busy timeout and explicit transactions: a transaction that will write
+    SQLite gets the one-trip aiosqlite driver (:mod:`server.sqlite_driver`), WAL, a busy timeout
+    and explicit transactions: a transaction that will write
     starts with ``BEGIN IMMEDIATE`` (sessions opened with :func:`write_session`), so concurrent
     writers queue on the lock instead of failing a read-to-write upgrade.
     """
@@ -29,6 +32,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # _configure_sqlite): a session that already ended its transaction costs no second
         # ROLLBACK round trip to the driver's thread.
         kwargs["pool_reset_on_return"] = None
+        if url.startswith("sqlite+aiosqlite"):
+            kwargs["module"] = sqlite_driver.dbapi()
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
@@ -51,6 +56,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine.pool, "reset")
     def _on_reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
+        if isinstance(dbapi_conn, sqlite_driver.OneTripConnection):
+            dbapi_conn.take_begin()  # never sent: there is nothing to end
         # The driver knows whether a transaction is open without a round trip; a connection
         # discarded by the garbage collector (not asyncio-safe) is closed, never reused.
         if state.asyncio_safe and dbapi_conn.driver_connection.in_transaction:
@@ -59,7 +66,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        dbapi_conn = conn.connection.dbapi_connection
+        if isinstance(dbapi_conn, sqlite_driver.OneTripConnection):
+            # Sent with the transaction's first statement, on the same trip.
+            dbapi_conn.defer_begin(statement)
+        else:
+            conn.exec_driver_sql(statement)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -69,8 +82,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def mark_write(session: AsyncSession) -> None:
     """Declare that ``session``'s transaction will write.
 
-    Call before the first statement of a transaction that changes data. On SQLite this takes the
-    write lock up front; on PostgreSQL it is a no-op (row locks and conditional UPDATEs do the work).
+    Call before the first statement of a transaction that changes data. On SQLite the
+    transaction then opens with ``BEGIN IMMEDIATE``, which takes the write lock before that first
+    statement runs; on PostgreSQL it is a no-op (row locks and conditional UPDATEs do the work).
     """
     if not session.in_transaction():
         await session.connection(execution_options={WRITE_OPTION: True})

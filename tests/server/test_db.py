@@ -1,13 +1,19 @@
-"""The SQLite engine: explicit transactions and what a pooled connection is returned as."""
+"""The SQLite engine: one driver trip per statement, explicit transactions and what a pooled
+connection is returned as."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db import create_engine, session_factory
+from server.db import create_engine, mark_write, session_factory
 
 
 async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
@@ -69,4 +75,132 @@ async def test_a_session_ends_its_transaction_with_one_rollback(
         assert statements == ["ROLLBACK"]
         assert not driver.in_transaction
     finally:
+        await engine.dispose()
+
+
+async def _engine_on_a_copy(sqlite_template: Path, tmp_path: Path) -> AsyncEngine:
+    path = tmp_path / "shop.db"
+    shutil.copyfile(sqlite_template, path)
+    return create_engine(f"sqlite+aiosqlite:///{path}")
+
+
+async def test_a_statement_takes_one_trip_to_the_drivers_thread(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+    trips: list[str] = []
+    queue = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return await queue(self, fn, *args, **kwargs)
+
+    try:
+        async with session_factory(engine)() as session:
+            await session.execute(text("SELECT 1"))  # connects, outside the count
+            await session.rollback()
+            monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+            rows = (await session.execute(text("SELECT id, slug FROM category"))).all()
+        # BEGIN with the select (cursor, execute, rows and close at once), then ROLLBACK.
+        assert trips == ["_run", "rollback"]
+        assert len(rows) == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_the_one_trip_cursor_reports_what_a_driver_cursor_does(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+    insert = text(
+        "INSERT INTO category (name, slug, description, position) VALUES (:n, :s, '', :p)"
+    )
+    try:
+        async with session_factory(engine)() as session:
+            await mark_write(session)
+            one = await session.execute(insert, {"n": "Tea", "s": "tea", "p": 0})
+            assert one.rowcount == 1
+            assert one.lastrowid is not None
+            many = await session.execute(
+                insert, [{"n": f"Tea {i}", "s": f"tea-{i}", "p": i} for i in range(1, 6)]
+            )
+            assert many.rowcount == 5
+            changed = await session.execute(
+                text("UPDATE category SET position = position + 1 WHERE slug LIKE 'tea-%'")
+            )
+            assert changed.rowcount == 5
+            result = await session.execute(
+                text("SELECT id, slug FROM category WHERE slug LIKE 'tea%' ORDER BY id")
+            )
+            assert list(result.keys()) == ["id", "slug"]
+            assert result.fetchone() == (one.lastrowid, "tea")
+            assert [slug for _, slug in result.fetchmany(2)] == ["tea-1", "tea-2"]
+            assert [slug for _, slug in result.all()] == ["tea-3", "tea-4", "tea-5"]
+            await session.commit()
+        async with session_factory(engine)() as session:
+            # A failing statement raises the driver's error and leaves the session usable.
+            with pytest.raises(IntegrityError):
+                await session.execute(insert, {"n": "Tea", "s": "tea", "p": 0})
+            await session.rollback()
+            count = await session.scalar(
+                text("SELECT count(*) FROM category WHERE slug LIKE 'tea%'")
+            )
+            assert count == 6
+            # A streamed result keeps a real driver cursor and reads in chunks.
+            stream = await session.stream(text("SELECT slug FROM category ORDER BY id"))
+            assert [slug async for (slug,) in stream][-1] == "tea-5"
+    finally:
+        await engine.dispose()
+
+
+async def test_begin_goes_with_the_transactions_first_statement(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+    other = create_engine(str(engine.url))
+    try:
+        async with session_factory(engine)() as session:
+            await mark_write(session)
+            raw = await (await session.connection()).get_raw_connection()
+            driver = raw.driver_connection
+            assert not driver.in_transaction  # BEGIN IMMEDIATE not sent yet
+            await session.execute(
+                text(
+                    "INSERT INTO category (name, slug, description, position) VALUES ('A', 'a', '', 0)"
+                )
+            )
+            assert driver.in_transaction
+            # It holds the write lock: another writer gives up after its (shortened) wait.
+            async with other.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA busy_timeout=50")
+                await conn.commit()
+            with pytest.raises(OperationalError, match="locked"):
+                async with session_factory(other)() as writer:
+                    await mark_write(writer)
+                    await writer.execute(text("DELETE FROM category"))
+            await session.commit()
+
+        trips: list[str] = []
+        queue = aiosqlite.Connection._execute
+
+        async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            trips.append(getattr(fn, "__name__", repr(fn)))
+            return await queue(self, fn, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        # A transaction that ends before any statement ran was never opened: no trip at all.
+        async with session_factory(engine)() as session:
+            await mark_write(session)
+            await session.commit()
+        assert trips == []
+        # A streamed result, whose cursor is the driver's own, still runs inside a transaction.
+        async with session_factory(engine)() as session:
+            stream = await session.stream(text("SELECT slug FROM category"))
+            assert [slug async for (slug,) in stream] == ["a"]
+            raw = await (await session.connection()).get_raw_connection()
+            driver = raw.driver_connection
+            assert driver.in_transaction
+        assert not driver.in_transaction
+    finally:
+        await other.dispose()
         await engine.dispose()
