@@ -47,6 +47,15 @@ class Database:
         async with self.lock:
             return (await self.session.execute(stmt, params)).all()
 
+    async def core_rows(
+        self, stmt: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Any]:
+        """The rows of a select of columns (no entities), read on the session's connection:
+        within its transaction, without the ORM's result processing."""
+        async with self.lock:
+            connection = await self.session.connection()
+            return (await connection.execute(stmt, params)).all()
+
     async def scalar(self, stmt: Select[Any], params: Mapping[str, Any] | None = None) -> Any:
         async with self.lock:
             return (await self.session.execute(stmt, params)).scalar()

@@ -467,7 +467,7 @@ async def list_products(
         stmt = stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
     try:
         return await paginate(
-            db.rows,
+            db.core_rows,
             stmt,
             keys=keys,
             id_column=m.Product.id,
