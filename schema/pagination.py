@@ -97,21 +97,22 @@ def check_page_args(first: int | None, last: int | None) -> None:
 
 Run = Callable[[Select[Any], Mapping[str, Any]], Awaitable[Sequence[Any]]]
 _LIMIT = "page_limit"
-# Page and count statements of the shapes listings declare (see ``paginate``'s shape_key).
-_STATEMENTS: dict[Hashable, tuple[Select[Any], Select[Any]]] = {}
+# Page statements of the shapes listings declare (see ``paginate``'s shape_key), and count
+# statements of their base statements.
+_STATEMENTS: dict[Hashable, Select[Any]] = {}
+_COUNTS: dict[Hashable, Select[Any]] = {}
 _MAX_STATEMENTS = 256
 
 
-def _statements(
+def _page_statement(
     stmt: Select[Any],
     columns: Sequence[ColumnElement[Any]],
     *,
     descending: bool,
     backwards: bool,
     bounds: Sequence[str],
-) -> tuple[Select[Any], Select[Any]]:
-    """The page statement of ``stmt`` (cursor values and size as bound parameters) and the
-    statement counting all of ``stmt``'s rows."""
+) -> Select[Any]:
+    """The page statement of ``stmt``: cursor values and size as bound parameters."""
     page = stmt
     for name in bounds:
         forward = (name == "after") != descending
@@ -122,9 +123,18 @@ def _statements(
         page = page.where(key > values if forward else key < values)
     scan_desc = descending != backwards
     page = page.order_by(*[c.desc() if scan_desc else c.asc() for c in columns])
-    page = page.limit(bindparam(_LIMIT, type_=Integer))
-    count = select(func.count()).select_from(stmt.order_by(None).subquery())
-    return page, count
+    return page.limit(bindparam(_LIMIT, type_=Integer))
+
+
+def _count_statement(stmt: Select[Any]) -> Select[Any]:
+    """The statement counting all of ``stmt``'s rows."""
+    return select(func.count()).select_from(stmt.order_by(None).subquery())
+
+
+def _remember(cache: dict[Hashable, Select[Any]], key: Hashable, built: Select[Any]) -> None:
+    if len(cache) >= _MAX_STATEMENTS:
+        cache.clear()
+    cache[key] = built
 
 
 async def paginate(
@@ -166,16 +176,13 @@ async def paginate(
             values = decode_cursor(cursor, len(columns))
             params.update((f"page_{name}_{i}", v) for i, v in enumerate(values))
     shape = (shape_key, descending, backwards, *bounds)
-    built = _STATEMENTS.get(shape) if shape_key is not None else None
-    if built is None:
-        built = _statements(
+    page = _STATEMENTS.get(shape) if shape_key is not None else None
+    if page is None:
+        page = _page_statement(
             stmt, columns, descending=descending, backwards=backwards, bounds=bounds
         )
         if shape_key is not None:
-            if len(_STATEMENTS) >= _MAX_STATEMENTS:
-                _STATEMENTS.clear()
-            _STATEMENTS[shape] = built
-    page, count_stmt = built
+            _remember(_STATEMENTS, shape, page)
 
     rows = list(await run(page, params)) if size > 0 else []
     has_more = len(rows) > size
@@ -195,6 +202,12 @@ async def paginate(
     if count is not None:
 
         async def counter() -> int:
+            # Built only when asked for (totalCount), once per shape when the shape has a key.
+            count_stmt = _COUNTS.get(shape_key) if shape_key is not None else None
+            if count_stmt is None:
+                count_stmt = _count_statement(stmt)
+                if shape_key is not None:
+                    _remember(_COUNTS, shape_key, count_stmt)
             return await count(count_stmt)
 
     return Connection(edges=edges, page_info=page_info, _count=counter)

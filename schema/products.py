@@ -432,14 +432,14 @@ async def list_products(
     # CategoryByIdLoader: a page that shows categories needs no second statement. Rows are read
     # as records, not entities (see server.models.records): a listing only shows them.
     categories = info.context.loaders.get(CategoryByIdLoader)
+    rank = None
     if field is ProductSortField.RELEVANCE and match is not None:
-        stmt = select(*_LISTING_COLUMNS, match.rank.label("rank"))
+        rank = match.rank.label("rank")
         keys = [SortKey(match.rank, "rank")]
 
         def key_of(row: Any) -> list[Any]:
             return [row[_RANK], row[0]]
     else:
-        stmt = select(*_LISTING_COLUMNS)
         column, value_of = _SORT_COLUMNS.get(field, _SORT_COLUMNS[ProductSortField.NEWEST])
         keys = [SortKey(column, field.value.lower())]
 
@@ -458,6 +458,7 @@ async def list_products(
         shape_key = ("products", dialect, field, query.include_archived)
         stmt = _whole_catalogue(dialect, query.include_archived)
     else:
+        stmt = select(*_LISTING_COLUMNS) if rank is None else select(*_LISTING_COLUMNS, rank)
         if match is not None:
             stmt = match.apply(stmt)
         elif text:

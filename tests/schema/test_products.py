@@ -205,6 +205,7 @@ async def test_whole_catalogue_pages_reuse_their_statements(
     for name in ("alpha", "bravo", "charlie"):
         await make_product(session, name, brand="茶")
     pagination._STATEMENTS.clear()
+    pagination._COUNTS.clear()
     page = await gql(PAGE_QUERY, {"first": 1})
     after = page["products"]["pageInfo"]["endCursor"]
     second = await gql(PAGE_QUERY, {"first": 1, "after": after})
@@ -213,6 +214,8 @@ async def test_whole_catalogue_pages_reuse_their_statements(
     )
     built = dict(pagination._STATEMENTS)
     assert len(built) == 2  # a first page; a page after a cursor
+    counts = dict(pagination._COUNTS)
+    assert len(counts) == 1  # one count for the whole catalogue, whatever the page
     # Another size, another cursor, the total count: the same statements.
     await gql(PAGE_QUERY, {"first": 2})
     await gql(PAGE_QUERY, {"first": 1, "after": second["products"]["pageInfo"]["endCursor"]})
@@ -222,6 +225,8 @@ async def test_whole_catalogue_pages_reuse_their_statements(
     narrowed = await gql(PAGE_QUERY, {"first": 5, "filter": {"brands": ["茶"]}})
     assert narrowed["products"]["totalCount"] == 3
     assert pagination._STATEMENTS.keys() == built.keys()
+    assert pagination._COUNTS.keys() == counts.keys()
+    assert all(pagination._COUNTS[shape] is counts[shape] for shape in counts)
 
 
 async def test_page_size_limit_and_bad_cursor(gql: GraphQLClient, session: AsyncSession):
