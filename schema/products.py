@@ -394,7 +394,9 @@ CATEGORY_RECORDS = RecordType(m.Category)
 # A listing row: the product's columns, then its category's (all None without one), then the
 # search rank when sorted by relevance.
 _LISTING_COLUMNS = [*PRODUCT_RECORDS.columns, *CATEGORY_RECORDS.labelled("category_")]
+_ID = PRODUCT_RECORDS.names.index("id")
 _CATEGORY_START = PRODUCT_RECORDS.width
+_CATEGORY_ID = _CATEGORY_START + CATEGORY_RECORDS.names.index("id")
 _RANK = _CATEGORY_START + CATEGORY_RECORDS.width
 
 # Each sort field's column, and where a listing row holds its value.
@@ -438,17 +440,17 @@ async def list_products(
         keys = [SortKey(match.rank, "rank")]
 
         def key_of(row: Any) -> list[Any]:
-            return [row[_RANK], row[0]]
+            return [row[_RANK], row[_ID]]
     else:
-        column, value_of = _SORT_COLUMNS.get(field, _SORT_COLUMNS[ProductSortField.NEWEST])
+        column, at = _SORT_COLUMNS.get(field, _SORT_COLUMNS[ProductSortField.NEWEST])
         keys = [SortKey(column, field.value.lower())]
 
         def key_of(row: Any) -> list[Any]:
-            return [row[value_of], row[0]]
+            return [row[at], row[_ID]]
 
     def to_node(row: Any) -> Product:
-        if row[_CATEGORY_START] is not None:
-            categories.prime(row[_CATEGORY_START], CATEGORY_RECORDS.from_row(row, _CATEGORY_START))
+        if row[_CATEGORY_ID] is not None:
+            categories.prime(row[_CATEGORY_ID], CATEGORY_RECORDS.from_row(row, _CATEGORY_START))
         return Product.from_model(PRODUCT_RECORDS.from_row(row))  # type: ignore[arg-type]
 
     shape_key: tuple[Any, ...] | None = None
