@@ -32,30 +32,22 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 _Outcome = tuple[Any, int, int | None, list[Any]]
 
 
-def _run(conn: sqlite3.Connection, sql: str, parameters: Any, begin: str | None) -> _Outcome:
+def _run(
+    conn: sqlite3.Connection, sql: str, parameters: Any, begin: str | None, many: bool
+) -> _Outcome:
     """Runs on the driver's thread: the transaction's BEGIN if it is still to be sent, then the
-    whole life of one cursor."""
+    whole life of one cursor (``executemany`` when ``many``)."""
     if begin is not None:
         conn.execute(begin)
     cursor = conn.cursor()
     try:
-        cursor.execute(sql, parameters)
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
-
-
-def _run_many(
-    conn: sqlite3.Connection, sql: str, seq_of_parameters: Any, begin: str | None
-) -> _Outcome:
-    if begin is not None:
-        conn.execute(begin)
-    cursor = conn.cursor()
-    try:
-        cursor.executemany(sql, seq_of_parameters)
-        return cursor.description, cursor.rowcount, cursor.lastrowid, []
     finally:
         cursor.close()
 
@@ -108,24 +100,20 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     async def _execute_async(self, operation: Any, parameters: Sequence[Any] | None) -> Any:
+        await self._trip(operation, () if parameters is None else parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._trip(operation, seq_of_parameters, many=True)
+
+    async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
             outcome = await self._connection._execute(
                 _run,
                 self._connection._conn,
                 operation,
-                () if parameters is None else parameters,
+                parameters,
                 self._adapt_connection.take_begin(),  # type: ignore[attr-defined]
-            )
-            self._keep(outcome)
-
-    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
-        async with self._adapt_connection._execute_mutex:
-            outcome = await self._connection._execute(
-                _run_many,
-                self._connection._conn,
-                operation,
-                seq_of_parameters,
-                self._adapt_connection.take_begin(),  # type: ignore[attr-defined]
+                many,
             )
             self._keep(outcome)
 
