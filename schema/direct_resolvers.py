@@ -20,6 +20,7 @@ happens: the same function gets the same arguments and the same ``Info``; a perm
 from __future__ import annotations
 
 import operator
+from base64 import b64encode
 from collections.abc import Callable
 from typing import Any
 
@@ -124,7 +125,12 @@ def node_id_resolver(graphql_type: GraphQLObjectType) -> Resolve | None:
     def resolve_node_id(source: Any, info: GraphQLResolveInfo) -> GlobalID:
         return read_node_id(source)
 
-    resolve_node_id.read = read_node_id  # type: ignore[attr-defined]
+    def read_encoded_id(source: Any) -> str:
+        # What serializing read_node_id's GlobalID gives (relay.utils.to_base64), without the
+        # GlobalID: an id per object on every page.
+        return b64encode(f"{type_name}:{getattr(source, id_attr)}".encode()).decode()
+
+    resolve_node_id.read = read_encoded_id  # type: ignore[attr-defined]
     return resolve_node_id
 
 

@@ -117,6 +117,8 @@ class QueryCostCalculator:
         self._plans: dict[tuple[tuple[int, ...], str], list[_Selected]] = {}
         # The plans that select leaves only: free in a query, whatever the data.
         self.leaves_only: set[tuple[tuple[int, ...], str]] = set()
+        # Each plan without its leaves: what a query's cost walk visits (leaves cost nothing).
+        self.costed: dict[tuple[tuple[int, ...], str], list[_Selected]] = {}
 
     def requested(self, variables: Mapping[str, Any] | None = None) -> int:
         if self.root is None or self.operation is None:
@@ -188,7 +190,8 @@ class QueryCostCalculator:
             in_page = connection and name in ("edges", "nodes")
             selected.append(_Selected.of(response_key, nodes, field, in_page))
         self._plans[key] = selected
-        if all(s.leaf for s in selected):
+        self.costed[key] = [s for s in selected if not s.leaf]
+        if not self.costed[key]:
             self.leaves_only.add(key)
         return selected
 
@@ -275,8 +278,11 @@ class _Walk:
             return self.memo[memo_key]
         mutation = root and self.calc.is_mutation
         plan = self.calc.plan(sets, tp, sets_key)
-        if not mutation and (sets_key, tp.name) in self.calc.leaves_only:
-            return 0  # leaves cost nothing in a query (e.g. each price's amount and currency)
+        if not mutation:
+            # Leaves cost nothing in a query (e.g. each price's amount and currency).
+            plan = self.calc.costed[(sets_key, tp.name)]
+            if not plan:
+                return 0
         total = 0
         for selected in plan:
             if static:
@@ -316,9 +322,13 @@ class _Walk:
             size = self._page_size(selected)
             base = own or CONNECTION_COST
             return base + self.selections(sets, selected.named, value, size=size, sets_key=key)
+        if not mutation and (key, selected.named.name) in self.calc.leaves_only:
+            children = 0  # known to select leaves only: no walk (the price of every product)
+        else:
+            children = self.selections(sets, selected.named, value, sets_key=key)
         if selected.edge:
-            return own + self.selections(sets, selected.named, value, sets_key=key)
-        return (own or OBJECT_COST) + self.selections(sets, selected.named, value, sets_key=key)
+            return own + children
+        return (own or OBJECT_COST) + children
 
     def _int_argument(self, selected: _Selected, names: tuple[str, ...]) -> int | None:
         """The first of ``names`` given as an int (literal or variable), else its default."""

@@ -18,6 +18,7 @@ from strawberry.asgi import GraphQL
 from schema.assembly import build_schema
 from schema.context import Context, Database
 from schema.loaders import Loaders
+from server import json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
 from server.authn import authenticate
 from server.config import Settings, check_production, get_settings
@@ -43,6 +44,12 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
         ide = state.settings.graphiql and state.settings.env != "production"
         super().__init__(schema, graphql_ide="graphiql" if ide else None)
         self.state = state
+
+    def decode_json(self, data: str | bytes) -> object:
+        return json_codec.loads(data)
+
+    def encode_json(self, data: object) -> str:
+        return json_codec.dumps(data)
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
         session = request.scope["shopgraph.session"]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from server import sqlite_driver
+from server import json_codec, sqlite_driver
 
 WRITE_OPTION = "shopgraph_write"
 
@@ -25,7 +25,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     starts with ``BEGIN IMMEDIATE`` (sessions opened with :func:`write_session`), so concurrent
     writers queue on the lock instead of failing a read-to-write upgrade.
     """
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": json_codec.loads}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
         # Returned connections are rolled back only when a transaction is really open (see

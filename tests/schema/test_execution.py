@@ -189,3 +189,127 @@ def test_the_shop_schema_reads_its_leaves_directly() -> None:
     # An object-typed field and one with arguments keep the general path.
     assert getattr(fields["category"].resolve, "leaf", None) is None
     assert getattr(fields["priceBreakdown"].resolve, "leaf", None) is None
+
+
+# ---- object values ---------------------------------------------------------------------------
+
+
+@strawberry.interface
+class Named:
+    text: str
+
+
+@strawberry.type
+class Label(Named):  # an interface's implementation: strawberry checks values' types
+    weight: int
+
+
+@strawberry.type
+class Box:
+    name: str
+    label: Label  # a non-null object read off the box
+    spare: Label | None  # a nullable one
+
+
+class NotALabel:
+    text = "impostor"
+    weight = 1
+
+
+BOX_CHANGES: dict[str, Any] = {}
+
+
+def _boxes() -> list[Box]:
+    boxes = [
+        Box(name="a", label=Label(text="tea", weight=3), spare=None),
+        Box(name="b", label=Label(text="cup", weight=1), spare=Label(text="lid", weight=2)),
+    ]
+    for path, value in BOX_CHANGES.items():
+        owner: Any = boxes[1]
+        *parents, attr = path.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        object.__setattr__(owner, attr, value)
+    return boxes
+
+
+@strawberry.type
+class BoxQuery:
+    @strawberry.field
+    def boxes(self) -> list[Box] | None:
+        return _boxes()
+
+
+BOX_QUERY = "{ boxes { name label { text weight } spare { text weight } } }"
+
+
+def _box_schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
+    general = strawberry.Schema(query=BoxQuery)
+    shortcut = strawberry.Schema(query=BoxQuery, execution_context_class=ShopExecutionContext)
+    call_directly(general)
+    call_directly(shortcut)
+    return general, shortcut
+
+
+async def test_objects_complete_as_on_the_general_path(general_path_calls: list[str]) -> None:
+    general, shortcut = _box_schemas()
+    expected = await general.execute(BOX_QUERY)
+    general_path_calls.clear()
+    got = await shortcut.execute(BOX_QUERY)
+    assert got.errors is None and expected.errors is None
+    assert got.data == expected.data
+    assert got.data == {
+        "boxes": [
+            {"name": "a", "label": {"text": "tea", "weight": 3}, "spare": None},
+            {
+                "name": "b",
+                "label": {"text": "cup", "weight": 1},
+                "spare": {"text": "lid", "weight": 2},
+            },
+        ]
+    }
+    # The present labels were read off their boxes and completed without graphql-core's
+    # general path; the null spare took it (it answers null for a nullable field).
+    assert general_path_calls == ["BoxQuery.boxes", "Box.spare"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"spare.weight": "heavy"},  # fails inside a nullable object: that object becomes null
+        {"label.weight": "heavy"},  # inside a non-null one: the null reaches the list item
+        {"label": None},  # null for a non-null object
+        {"spare": NotALabel()},  # not a Label: strawberry's type check refuses it
+        {"label": NotALabel()},
+    ],
+)
+async def test_a_failing_object_gets_the_general_paths_error_and_nulls(
+    change: dict[str, Any],
+) -> None:
+    general, shortcut = _box_schemas()
+    BOX_CHANGES.update(change)
+    try:
+        expected = await general.execute(BOX_QUERY)
+        got = await shortcut.execute(BOX_QUERY)
+    finally:
+        BOX_CHANGES.clear()
+    assert got.errors is not None and expected.errors is not None
+    assert [e.formatted for e in got.errors] == [e.formatted for e in expected.errors]
+    assert got.data == expected.data
+
+
+def test_only_strawberrys_own_type_check_is_skipped_for_the_info() -> None:
+    from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, GraphQLString
+
+    from schema.execution import object_shortcut
+
+    _, shortcut = _box_schemas()
+    label = shortcut._schema.type_map["Label"]
+    assert object_shortcut(label) is label
+    assert object_shortcut(GraphQLNonNull(label)) is label  # type: ignore[arg-type]
+    # A hand-written is_type_of may use the info or await: completed on the general path.
+    custom = GraphQLObjectType(
+        "Custom", {"a": GraphQLField(GraphQLString)}, is_type_of=lambda value, info: True
+    )
+    assert object_shortcut(custom) is None
+    assert object_shortcut(GraphQLString) is None

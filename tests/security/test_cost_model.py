@@ -96,6 +96,20 @@ def test_actual_cost_counts_what_was_returned(schema: strawberry.Schema) -> None
     assert cost(schema, '{ product(id: "x") { id } }', data={"product": None})[1] == 0
 
 
+def test_objects_of_leaves_cost_one_each_when_present(schema: strawberry.Schema) -> None:
+    # A price and a category select leaves only: the walk knows they cost 1 apiece without
+    # entering them, and still charges nothing for a null one.
+    query = "{ products(first: 2) { nodes { id price { amount } category { name } } } }"
+    node = {"id": "1", "price": {"amount": "1.00"}, "category": {"name": "x"}}
+    data = {"products": {"nodes": [node, {**node, "category": None}]}}
+    calc = QueryCostCalculator(schema._schema, parse(query), None)
+    assert calc.requested({}) == 2 + 2 * 3
+    # The connection, then each node with its price and (when present) its category.
+    for _ in range(2):  # the first walk learns the plans, the second takes the short way
+        assert calc.actual(data, {}) == 2 + (1 + 1 + 1) + (1 + 1)
+    assert calc.actual({"products": {"nodes": [{**node, "price": None}]}}, {}) == 2 + (1 + 1)
+
+
 def test_one_calculator_serves_every_request_of_a_document(schema: strawberry.Schema) -> None:
     from schema.limits import CostCache
 
