@@ -5,8 +5,9 @@ orjson encodes and decodes several times faster than :mod:`json`, and a GraphQL 
 one JSON document per request (a product page's JSON columns are forty more). It refuses a few
 things :mod:`json` accepts: integers beyond 64 bits, ``NaN``/``Infinity`` literals, objects it
 does not know (``Decimal``), non-string keys. Those inputs go to :mod:`json`, so they encode
-and decode as they did before. Two differences remain: a float NaN or infinity encodes as ``null``
-(:mod:`json` writes ``NaN``, which is not JSON), and non-ASCII text is written as UTF-8 rather than as ``\\u`` escapes.
+and decode as they did before. Two differences remain: a float NaN or infinity encodes as
+``null`` (:mod:`json` writes ``NaN``, which is not JSON), and non-ASCII text is written as
+UTF-8 rather than as ``\\u`` escapes.
 """
 
 from __future__ import annotations
