@@ -82,14 +82,22 @@ class Query:
 QUERY = "{ things { id name maybe colour seenAt count must } }"
 
 
-def _schemas(**kwargs: Any) -> tuple[strawberry.Schema, strawberry.Schema]:
-    general = strawberry.Schema(query=Query, **kwargs)
+def _schemas(query: type = Query, **kwargs: Any) -> tuple[strawberry.Schema, strawberry.Schema]:
+    """The same schema on graphql-core's general path and on the shop's executor."""
+    general = strawberry.Schema(query=query, **kwargs)
     shortcut = strawberry.Schema(
-        query=Query, execution_context_class=ShopExecutionContext, **kwargs
+        query=query, execution_context_class=ShopExecutionContext, **kwargs
     )
     call_directly(general)
     call_directly(shortcut)
     return general, shortcut
+
+
+def _assert_failed_alike(expected: Any, got: Any) -> None:
+    """Both paths failed, with the same errors (message, path, locations) and the same data."""
+    assert got.errors is not None and expected.errors is not None
+    assert [e.formatted for e in got.errors] == [e.formatted for e in expected.errors]
+    assert got.data == expected.data
 
 
 @pytest.fixture
@@ -145,9 +153,7 @@ async def test_a_leaf_that_fails_gets_the_general_paths_error(
         got = await shortcut.execute(QUERY)
     finally:
         BAD.clear()
-    assert got.errors is not None and expected.errors is not None
-    assert [e.formatted for e in got.errors] == [e.formatted for e in expected.errors]
-    assert got.data == expected.data
+    _assert_failed_alike(expected, got)
     assert f"Thing.{attr}" in general_path_calls
 
 
@@ -243,16 +249,8 @@ class BoxQuery:
 BOX_QUERY = "{ boxes { name label { text weight } spare { text weight } } }"
 
 
-def _box_schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
-    general = strawberry.Schema(query=BoxQuery)
-    shortcut = strawberry.Schema(query=BoxQuery, execution_context_class=ShopExecutionContext)
-    call_directly(general)
-    call_directly(shortcut)
-    return general, shortcut
-
-
 async def test_objects_complete_as_on_the_general_path(general_path_calls: list[str]) -> None:
-    general, shortcut = _box_schemas()
+    general, shortcut = _schemas(BoxQuery)
     expected = await general.execute(BOX_QUERY)
     general_path_calls.clear()
     got = await shortcut.execute(BOX_QUERY)
@@ -286,16 +284,14 @@ async def test_objects_complete_as_on_the_general_path(general_path_calls: list[
 async def test_a_failing_object_gets_the_general_paths_error_and_nulls(
     change: dict[str, Any],
 ) -> None:
-    general, shortcut = _box_schemas()
+    general, shortcut = _schemas(BoxQuery)
     BOX_CHANGES.update(change)
     try:
         expected = await general.execute(BOX_QUERY)
         got = await shortcut.execute(BOX_QUERY)
     finally:
         BOX_CHANGES.clear()
-    assert got.errors is not None and expected.errors is not None
-    assert [e.formatted for e in got.errors] == [e.formatted for e in expected.errors]
-    assert got.data == expected.data
+    _assert_failed_alike(expected, got)
 
 
 def test_only_strawberrys_own_type_check_is_skipped_for_the_info() -> None:
@@ -303,7 +299,7 @@ def test_only_strawberrys_own_type_check_is_skipped_for_the_info() -> None:
 
     from schema.execution import object_shortcut
 
-    _, shortcut = _box_schemas()
+    _, shortcut = _schemas(BoxQuery)
     label = shortcut._schema.type_map["Label"]
     assert object_shortcut(label) is label
     assert object_shortcut(GraphQLNonNull(label)) is label  # type: ignore[arg-type]
