@@ -175,27 +175,13 @@ class ShopExecutionContext(StrawberryGraphQLCoreExecutionContext):
             value = read(source_value)
         except Exception:  # noqa: BLE001 - the general path reads it again and reports it
             value = None
-        is_type_of = object_type.is_type_of
-        if (
-            value is None
-            or isinstance(value, Exception)
-            or self.is_awaitable(value)
-            or (is_type_of is not None and not is_type_of(value, None))
-        ):
+        if value is None or isinstance(value, Exception) or self.is_awaitable(value):
             return self.execute_field(
                 parent_type, source_value, field_details_list, field_path, position_context
             )
         try:
-            grouped_field_set, new_defer_usages, _ = self.collect_subfields(
-                object_type, field_details_list
-            )
-            completed = self.execute_collected_subfields(
-                object_type,
-                value,
-                field_path,
-                grouped_field_set,
-                new_defer_usages,
-                position_context,
+            completed = self._complete_object(
+                object_type, field_details_list, None, field_path, value, position_context
             )
             if self.is_awaitable(completed):
                 return self._await_object(completed, return_type, field_details_list, field_path)
@@ -246,6 +232,21 @@ class ShopExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().complete_value(
                 return_type, field_details_list, info, path, result, position_context
             )
+        return self._complete_object(
+            object_type, field_details_list, info, path, result, position_context
+        )
+
+    def _complete_object(
+        self,
+        object_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """A present value of ``object_type``: the type check, then the sub-selection. The info
+        may be None: only strawberry's check, which ignores it, gets this far."""
         is_type_of = object_type.is_type_of
         if is_type_of is not None and not is_type_of(result, info):
             raise invalid_return_type_error(object_type, result, field_details_list)

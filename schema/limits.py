@@ -115,9 +115,8 @@ class QueryCostCalculator:
         )
         # (selection sets, type) -> the fields they select there: independent of variables.
         self._plans: dict[tuple[tuple[int, ...], str], list[_Selected]] = {}
-        # The plans that select leaves only: free in a query, whatever the data.
-        self.leaves_only: set[tuple[tuple[int, ...], str]] = set()
-        # Each plan without its leaves: what a query's cost walk visits (leaves cost nothing).
+        # Each plan without its leaves: what a query's cost walk visits (leaves cost nothing,
+        # so a plan of leaves only is free in a query, whatever the data).
         self.costed: dict[tuple[tuple[int, ...], str], list[_Selected]] = {}
 
     def requested(self, variables: Mapping[str, Any] | None = None) -> int:
@@ -191,9 +190,11 @@ class QueryCostCalculator:
             selected.append(_Selected.of(response_key, nodes, field, in_page))
         self._plans[key] = selected
         self.costed[key] = [s for s in selected if not s.leaf]
-        if not self.costed[key]:
-            self.leaves_only.add(key)
         return selected
+
+    def leaves_only(self, key: tuple[tuple[int, ...], str]) -> bool:
+        """Whether the plan of ``key``, once made, selects leaves only."""
+        return self.costed.get(key) == []
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +323,7 @@ class _Walk:
             size = self._page_size(selected)
             base = own or CONNECTION_COST
             return base + self.selections(sets, selected.named, value, size=size, sets_key=key)
-        if not mutation and (key, selected.named.name) in self.calc.leaves_only:
+        if not mutation and self.calc.leaves_only((key, selected.named.name)):
             children = 0  # known to select leaves only: no walk (the price of every product)
         else:
             children = self.selections(sets, selected.named, value, sets_key=key)
