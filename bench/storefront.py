@@ -110,10 +110,10 @@ def create_bench_app() -> Any:
 def serve(port: int) -> None:
     import uvicorn
 
-    from server.app import freeze_startup_objects
+    from server.app import tune_process
 
     app = create_bench_app()
-    freeze_startup_objects()  # as `shopgraph serve` does (server.app.asgi_app)
+    tune_process()  # as `shopgraph serve` does (server.app.asgi_app)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -71,7 +72,12 @@ class AppState:
     def __init__(self, settings: Settings, plugins: PluginRuntime) -> None:
         self.settings = settings
         self.plugins = plugins
-        self.engine = create_engine(settings.database_url, echo=settings.echo_sql)
+        self.engine = create_engine(
+            settings.database_url,
+            echo=settings.echo_sql,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         # Commits that write outbox events wake the dispatcher: events go out right after.
         self.sessions = dispatching_sessions(self.engine, lambda: self.dispatcher.notify())
         self.dispatcher = OutboxDispatcher(self.sessions, plugins)
@@ -158,16 +164,29 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     return app
 
 
-def freeze_startup_objects() -> None:
-    """Move what start-up built (schema, plugin manager, mappers: ~10^5 objects that live as
-    long as the process) out of the cyclic garbage collector's sight, so that its collections,
-    which every request's allocations trigger, stop rescanning them."""
+# sqlite3 lets go of the GIL around every step of a statement, so the SQLite driver's thread
+# takes it back once per row it reads. While the event loop's thread is running Python, each of
+# those waits lasts until the loop is made to let go, after the switch interval: 5 ms by default,
+# which can keep a page of twenty rows (and its connection) waiting 100 ms and wakes both threads
+# over and over. A tenth of it lets the driver in sooner at a small cost to the loop.
+SWITCH_INTERVAL_SECONDS = 0.0005
+
+
+def tune_process() -> None:
+    """Settings for a serving process, once start-up is done.
+
+    - Move what start-up built (schema, plugin manager, mappers: ~10^5 objects that live as
+      long as the process) out of the cyclic garbage collector's sight, so that its
+      collections, which every request's allocations trigger, stop rescanning them.
+    - Shorten the interpreter's switch interval (:data:`SWITCH_INTERVAL_SECONDS`).
+    """
     gc.collect()
     gc.freeze()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def asgi_app() -> Any:
     """Factory for ``uvicorn --factory server.app:asgi_app`` (one call per worker process)."""
     app = create_app()
-    freeze_startup_objects()
+    tune_process()
     return app

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""
     echo_sql: bool = False
+    # Database connections kept open per process, and opened beyond that under a burst;
+    # unset means the backend's default (server/db.py: 20 and 20 on SQLite, 10 and 20 on
+    # PostgreSQL).
+    db_pool_size: int | None = Field(default=None, ge=1)
+    db_max_overflow: int | None = Field(default=None, ge=0)
     # Request limits (see docs/security.md): checked before a request executes.
     max_depth: int = Field(default=12, ge=1, description="deepest field nesting of a document")
     max_aliases: int = Field(default=30, ge=0, description="aliased fields in a document")

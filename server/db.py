@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,9 +16,24 @@ from server import json_codec, sqlite_driver
 
 WRITE_OPTION = "shopgraph_write"
 
+# Connections a pool keeps open, and how many more it opens under a burst (then closes).
+# SQLite keeps more: a request holds its connection until its response is sent and its
+# transaction ended, and under keep-alive a client's next request starts before that, so a busy
+# server holds about twice as many connections as it has clients. A connection the pool cannot
+# keep is closed, and its successor costs a thread, the PRAGMAs and a fresh parse of the schema.
+SQLITE_POOL = (20, 20)
+POSTGRES_POOL = (10, 20)
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine for ``url``.
+
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> AsyncEngine:
+    """Create the async engine for ``url``; ``pool_size``/``max_overflow`` default per backend
+    (:data:`SQLITE_POOL`, :data:`POSTGRES_POOL`).
 
     SQLite gets the one-trip aiosqlite driver (:mod:`server.sqlite_driver`), WAL, a busy timeout
     and explicit transactions: a transaction that will write
@@ -26,6 +41,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     writers queue on the lock instead of failing a read-to-write upgrade.
     """
     kwargs: dict[str, Any] = {"echo": echo, "json_deserializer": json_codec.loads}
+    if not _in_memory(url):  # an in-memory SQLite database has one connection, no pool to size
+        size, overflow = SQLITE_POOL if url.startswith("sqlite") else POSTGRES_POOL
+        kwargs["pool_size"] = size if pool_size is None else pool_size
+        kwargs["max_overflow"] = overflow if max_overflow is None else max_overflow
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
         # Returned connections are rolled back only when a transaction is really open (see
@@ -35,11 +54,19 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         if url.startswith("sqlite+aiosqlite"):
             kwargs["module"] = sqlite_driver.dbapi()
     else:
-        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         _configure_sqlite(engine)
     return engine
+
+
+def _in_memory(url: str) -> bool:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return database in ("", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

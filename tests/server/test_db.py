@@ -3,17 +3,20 @@ connection is returned as."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.db import create_engine, mark_write, session_factory
+from server.app import create_app
+from server.config import Settings
+from server.db import POSTGRES_POOL, SQLITE_POOL, create_engine, mark_write, session_factory
 
 
 async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
@@ -204,3 +207,55 @@ async def test_begin_goes_with_the_transactions_first_statement(
     finally:
         await other.dispose()
         await engine.dispose()
+
+
+async def test_a_burst_of_sessions_reuses_the_connections_it_opened(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    # Fifteen requests at once, three times: the pool keeps the fifteen connections the first
+    # burst opened (each new one is a thread, the PRAGMAs and a fresh parse of the schema).
+    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+    opened: list[int] = []
+    event.listen(engine.sync_engine, "connect", lambda conn, record: opened.append(id(conn)))
+    all_in = asyncio.Event()
+    inside = 0
+
+    async def request() -> None:
+        nonlocal inside
+        async with session_factory(engine)() as session:
+            await session.execute(text("SELECT count(*) FROM product"))
+            inside += 1
+            if inside == 15:
+                all_in.set()
+            await all_in.wait()  # all fifteen hold a connection at once
+
+    try:
+        for _ in range(3):
+            inside = 0
+            all_in.clear()
+            await asyncio.gather(*(request() for _ in range(15)))
+        assert len(opened) == 15
+        assert engine.pool.checkedin() == 15
+    finally:
+        await engine.dispose()
+
+
+async def test_pool_sizes_default_per_backend_and_can_be_set(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
+    engines = [
+        create_engine(url),
+        create_engine(url, pool_size=3, max_overflow=0),
+        create_engine("postgresql+asyncpg://shop@127.0.0.1:1/shop"),  # never connected
+        create_engine("sqlite+aiosqlite://"),  # in memory: one connection, no pool to size
+    ]
+    try:
+        sized = [(e.pool.size(), e.pool._max_overflow) for e in engines[:3]]  # type: ignore[attr-defined]
+        assert sized == [SQLITE_POOL, (3, 0), POSTGRES_POOL]
+        assert not hasattr(engines[3].pool, "size")
+        # The app's engine takes them from the settings (SHOPGRAPH_DB_POOL_SIZE, ...).
+        app = create_app(Settings(database_url=url, db_pool_size=4, db_max_overflow=2))
+        engines.append(app.state.shopgraph.engine)
+        assert (engines[4].pool.size(), engines[4].pool._max_overflow) == (4, 2)  # type: ignore[attr-defined]
+    finally:
+        for engine in engines:
+            await engine.dispose()
