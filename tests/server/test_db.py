@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,13 @@ import aiosqlite
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from server import sqlite_driver
 from server.app import create_app
 from server.config import Settings
 from server.db import POSTGRES_POOL, SQLITE_POOL, create_engine, mark_write, session_factory
+from server.sqlite_driver import DriverThread
 
 
 async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
@@ -55,58 +59,136 @@ async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
         await engine.dispose()
 
 
-async def test_a_session_ends_its_transaction_with_one_rollback(
-    sqlite_template: Path, tmp_path: Path
-) -> None:
-    path = tmp_path / "shop.db"
-    shutil.copyfile(sqlite_template, path)
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    statements: list[str] = []
-    try:
-        async with session_factory(engine)() as session:
-            await session.execute(text("SELECT 1"))
-            raw = await (await session.connection()).get_raw_connection()
-            driver = raw.driver_connection
-            rollback = driver.rollback
-
-            async def counting_rollback() -> None:
-                statements.append("ROLLBACK")
-                await rollback()
-
-            driver.rollback = counting_rollback
-        # Closing the session rolls back; returning its connection to the pool does not again.
-        assert statements == ["ROLLBACK"]
-        assert not driver.in_transaction
-    finally:
-        await engine.dispose()
-
-
 async def _engine_on_a_copy(sqlite_template: Path, tmp_path: Path) -> AsyncEngine:
     path = tmp_path / "shop.db"
     shutil.copyfile(sqlite_template, path)
     return create_engine(f"sqlite+aiosqlite:///{path}")
 
 
-async def test_a_statement_takes_one_trip_to_the_drivers_thread(
+async def _driver(session: AsyncSession) -> DriverThread:
+    raw = await (await session.connection()).get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, DriverThread)
+    return driver
+
+
+def _trace(driver: DriverThread) -> list[tuple[str, str]]:
+    """Every statement the sqlite3 connection runs from now on, and on which thread: the
+    event loop's (``loop``) or the driver's (``driver``)."""
+    seen: list[tuple[str, str]] = []
+    loop = threading.get_ident()
+
+    def record(sql: str) -> None:
+        where = "loop" if threading.get_ident() == loop else "driver"
+        seen.append((" ".join(sql.split())[:40], where))
+
+    driver._conn.set_trace_callback(record)
+    return seen
+
+
+INSERT_TEA = text(
+    "INSERT INTO category (name, slug, description, position) VALUES ('Tea', 'tea', '', 0)"
+)
+
+
+async def test_reads_run_on_the_loops_thread_and_the_rest_takes_one_trip(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+    try:
+        async with session_factory(engine)() as session:
+            driver = await _driver(session)
+            trace, handed = _trace(driver), driver.handed
+            rows = (await session.execute(text("SELECT id, slug FROM category"))).all()
+            assert rows == []
+        # A read-only session: its BEGIN, its read and its ROLLBACK, none on the driver's thread.
+        assert trace == [
+            ("BEGIN", "loop"),
+            ("SELECT id, slug FROM category", "loop"),
+            ("ROLLBACK", "loop"),
+        ]
+        assert driver.handed == handed
+        assert not driver.in_transaction
+
+        async with session_factory(engine)() as session:
+            await mark_write(session)
+            driver = await _driver(session)
+            trace, handed = _trace(driver), driver.handed
+            await session.execute(INSERT_TEA)
+            assert await session.scalar(text("SELECT count(*) FROM category")) == 1
+            await session.commit()
+        # BEGIN IMMEDIATE waits for the write lock and COMMIT may checkpoint: the driver's
+        # thread, one trip each. A read inside the write transaction stays on the loop's.
+        assert trace == [
+            ("BEGIN IMMEDIATE", "driver"),
+            ("INSERT INTO category (name, slug, descri", "driver"),
+            ("SELECT count(*) FROM category", "loop"),
+            ("COMMIT", "driver"),
+        ]
+        assert driver.handed - handed == 2
+    finally:
+        await engine.dispose()
+
+
+LONG_READ = text(
+    "SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+    "WHERE x < :upto) SELECT x FROM n)"
+)
+
+
+async def test_a_read_past_its_budget_moves_to_the_drivers_thread(
     sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = await _engine_on_a_copy(sqlite_template, tmp_path)
-    trips: list[str] = []
-    queue = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        trips.append(getattr(fn, "__name__", repr(fn)))
-        return await queue(self, fn, *args, **kwargs)
-
     try:
         async with session_factory(engine)() as session:
-            await session.execute(text("SELECT 1"))  # connects, outside the count
-            await session.rollback()
-            monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-            rows = (await session.execute(text("SELECT id, slug FROM category"))).all()
-        # BEGIN with the select (cursor, execute, rows and close at once), then ROLLBACK.
-        assert trips == ["_run", "rollback"]
-        assert len(rows) == 0
+            await mark_write(session)
+            await session.execute(INSERT_TEA)
+            driver = await _driver(session)
+            trace = _trace(driver)
+            assert await session.scalar(LONG_READ, {"upto": 10}) == 10
+            # Interrupted on the loop's thread, then read in full on the driver's.
+            assert await session.scalar(LONG_READ, {"upto": 300_000}) == 300_000
+            monkeypatch.setattr(sqlite_driver, "INLINE_READ_SECONDS", 0.0)
+            assert await session.scalar(LONG_READ, {"upto": 1000}) == 1000
+            await session.commit()
+        threads = [where for sql, where in trace if sql.startswith("SELECT count(*)")]
+        assert threads == ["loop", "loop", "driver", "loop", "driver"]
+        # The interrupted reads left the transaction they were part of as it was.
+        async with session_factory(engine)() as session:
+            assert await session.scalar(text("SELECT count(*) FROM category")) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_whose_thread_is_busy_sends_everything_there(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    # A request cancelled while its statement ran leaves the thread busy with it: the next use
+    # of the connection queues behind it rather than running beside it.
+    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+    try:
+        async with session_factory(engine)() as session:
+            await mark_write(session)
+            await session.execute(INSERT_TEA)
+            await session.commit()
+        async with session_factory(engine)() as session:
+            driver = await _driver(session)
+            trace = _trace(driver)
+            busy = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+            await asyncio.sleep(0)
+            assert not driver.idle
+            assert await session.scalar(text("SELECT slug FROM category")) == "tea"
+            assert busy.done()
+            assert driver.idle
+            busy = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+            await asyncio.sleep(0)
+        await busy
+        assert trace == [
+            ("BEGIN", "driver"),
+            ("SELECT slug FROM category", "driver"),
+            ("ROLLBACK", "driver"),
+        ]
     finally:
         await engine.dispose()
 
