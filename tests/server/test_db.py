@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,47 +23,41 @@ from server.config import Settings
 from server.db import POSTGRES_POOL, SQLITE_POOL, create_engine, mark_write, session_factory
 from server.sqlite_driver import DriverThread
 
+INSERT_TEA = text(
+    "INSERT INTO category (name, slug, description, position) VALUES ('Tea', 'tea', '', 0)"
+)
 
-async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
-    sqlite_template: Path, tmp_path: Path
-) -> None:
+
+@pytest.fixture
+async def engine(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a copy of the migrated template database."""
     path = tmp_path / "shop.db"
     shutil.copyfile(sqlite_template, path)
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    try:
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            await conn.rollback()
-            # A transaction the engine does not know about, opened on the driver itself.
-            driver = raw.driver_connection
-            await driver.execute("BEGIN IMMEDIATE")
-            await driver.execute(
-                "INSERT INTO category (name, slug, description, position) "
-                "VALUES ('Tea', 'tea', '', 0)"
-            )
-            assert driver.in_transaction
-        # Back in the pool: the open transaction was rolled back, its write lock released.
-        async with session_factory(engine)() as session:
-            count = await session.scalar(text("SELECT count(*) FROM category WHERE slug = 'tea'"))
-            assert count == 0
-            await session.execute(
-                text(
-                    "INSERT INTO category (name, slug, description, position) "
-                    "VALUES ('Tea', 'tea', '', 0)"
-                )
-            )
-            await session.commit()
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            assert (await conn.scalar(text("SELECT count(*) FROM category"))) >= 1
-    finally:
-        await engine.dispose()
+    yield engine
+    await engine.dispose()
 
 
-async def _engine_on_a_copy(sqlite_template: Path, tmp_path: Path) -> AsyncEngine:
-    path = tmp_path / "shop.db"
-    shutil.copyfile(sqlite_template, path)
-    return create_engine(f"sqlite+aiosqlite:///{path}")
+async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        await conn.rollback()
+        # A transaction the engine does not know about, opened on the driver itself.
+        driver = raw.driver_connection
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute(INSERT_TEA.text)
+        assert driver.in_transaction
+    # Back in the pool: the open transaction was rolled back, its write lock released.
+    async with session_factory(engine)() as session:
+        count = await session.scalar(text("SELECT count(*) FROM category WHERE slug = 'tea'"))
+        assert count == 0
+        await session.execute(INSERT_TEA)
+        await session.commit()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert (await conn.scalar(text("SELECT count(*) FROM category"))) >= 1
 
 
 async def _driver(session: AsyncSession) -> DriverThread:
@@ -86,48 +81,39 @@ def _trace(driver: DriverThread) -> list[tuple[str, str]]:
     return seen
 
 
-INSERT_TEA = text(
-    "INSERT INTO category (name, slug, description, position) VALUES ('Tea', 'tea', '', 0)"
-)
-
-
 async def test_reads_run_on_the_loops_thread_and_the_rest_takes_one_trip(
-    sqlite_template: Path, tmp_path: Path
+    engine: AsyncEngine,
 ) -> None:
-    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
-    try:
-        async with session_factory(engine)() as session:
-            driver = await _driver(session)
-            trace, handed = _trace(driver), driver.handed
-            rows = (await session.execute(text("SELECT id, slug FROM category"))).all()
-            assert rows == []
-        # A read-only session: its BEGIN, its read and its ROLLBACK, none on the driver's thread.
-        assert trace == [
-            ("BEGIN", "loop"),
-            ("SELECT id, slug FROM category", "loop"),
-            ("ROLLBACK", "loop"),
-        ]
-        assert driver.handed == handed
-        assert not driver.in_transaction
+    async with session_factory(engine)() as session:
+        driver = await _driver(session)
+        trace, handed = _trace(driver), driver.handed
+        rows = (await session.execute(text("SELECT id, slug FROM category"))).all()
+        assert rows == []
+    # A read-only session: its BEGIN, its read and its ROLLBACK, none on the driver's thread.
+    assert trace == [
+        ("BEGIN", "loop"),
+        ("SELECT id, slug FROM category", "loop"),
+        ("ROLLBACK", "loop"),
+    ]
+    assert driver.handed == handed
+    assert not driver.in_transaction
 
-        async with session_factory(engine)() as session:
-            await mark_write(session)
-            driver = await _driver(session)
-            trace, handed = _trace(driver), driver.handed
-            await session.execute(INSERT_TEA)
-            assert await session.scalar(text("SELECT count(*) FROM category")) == 1
-            await session.commit()
-        # BEGIN IMMEDIATE waits for the write lock and COMMIT may checkpoint: the driver's
-        # thread, one trip each. A read inside the write transaction stays on the loop's.
-        assert trace == [
-            ("BEGIN IMMEDIATE", "driver"),
-            ("INSERT INTO category (name, slug, descri", "driver"),
-            ("SELECT count(*) FROM category", "loop"),
-            ("COMMIT", "driver"),
-        ]
-        assert driver.handed - handed == 2
-    finally:
-        await engine.dispose()
+    async with session_factory(engine)() as session:
+        await mark_write(session)
+        driver = await _driver(session)
+        trace, handed = _trace(driver), driver.handed
+        await session.execute(INSERT_TEA)
+        assert await session.scalar(text("SELECT count(*) FROM category")) == 1
+        await session.commit()
+    # BEGIN IMMEDIATE waits for the write lock and COMMIT may checkpoint: the driver's
+    # thread, one trip each. A read inside the write transaction stays on the loop's.
+    assert trace == [
+        ("BEGIN IMMEDIATE", "driver"),
+        ("INSERT INTO category (name, slug, descri", "driver"),
+        ("SELECT count(*) FROM category", "loop"),
+        ("COMMIT", "driver"),
+    ]
+    assert driver.handed - handed == 2
 
 
 LONG_READ = text(
@@ -137,111 +123,94 @@ LONG_READ = text(
 
 
 async def test_a_read_past_its_budget_moves_to_the_drivers_thread(
-    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
-    try:
-        async with session_factory(engine)() as session:
-            await mark_write(session)
-            await session.execute(INSERT_TEA)
-            driver = await _driver(session)
-            trace = _trace(driver)
-            assert await session.scalar(LONG_READ, {"upto": 10}) == 10
-            # Interrupted on the loop's thread, then read in full on the driver's.
-            assert await session.scalar(LONG_READ, {"upto": 300_000}) == 300_000
-            monkeypatch.setattr(sqlite_driver, "INLINE_READ_SECONDS", 0.0)
-            assert await session.scalar(LONG_READ, {"upto": 1000}) == 1000
-            await session.commit()
-        threads = [where for sql, where in trace if sql.startswith("SELECT count(*)")]
-        assert threads == ["loop", "loop", "driver", "loop", "driver"]
-        # The interrupted reads left the transaction they were part of as it was.
-        async with session_factory(engine)() as session:
-            assert await session.scalar(text("SELECT count(*) FROM category")) == 1
-    finally:
-        await engine.dispose()
+    async with session_factory(engine)() as session:
+        await mark_write(session)
+        await session.execute(INSERT_TEA)
+        driver = await _driver(session)
+        trace = _trace(driver)
+        assert await session.scalar(LONG_READ, {"upto": 10}) == 10
+        # Interrupted on the loop's thread, then read in full on the driver's.
+        assert await session.scalar(LONG_READ, {"upto": 300_000}) == 300_000
+        monkeypatch.setattr(sqlite_driver, "INLINE_READ_SECONDS", 0.0)
+        assert await session.scalar(LONG_READ, {"upto": 1000}) == 1000
+        await session.commit()
+    threads = [where for sql, where in trace if sql.startswith("SELECT count(*)")]
+    assert threads == ["loop", "loop", "driver", "loop", "driver"]
+    # The interrupted reads left the transaction they were part of as it was.
+    async with session_factory(engine)() as session:
+        assert await session.scalar(text("SELECT count(*) FROM category")) == 1
 
 
 async def test_a_connection_whose_thread_is_busy_sends_everything_there(
-    sqlite_template: Path, tmp_path: Path
+    engine: AsyncEngine,
 ) -> None:
     # A request cancelled while its statement ran leaves the thread busy with it: the next use
     # of the connection queues behind it rather than running beside it.
-    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
-    try:
-        async with session_factory(engine)() as session:
-            await mark_write(session)
-            await session.execute(INSERT_TEA)
-            await session.commit()
-        async with session_factory(engine)() as session:
-            driver = await _driver(session)
-            trace = _trace(driver)
-            busy = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
-            await asyncio.sleep(0)
-            assert not driver.idle
-            assert await session.scalar(text("SELECT slug FROM category")) == "tea"
-            assert busy.done()
-            assert driver.idle
-            busy = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
-            await asyncio.sleep(0)
-        await busy
-        assert trace == [
-            ("BEGIN", "driver"),
-            ("SELECT slug FROM category", "driver"),
-            ("ROLLBACK", "driver"),
-        ]
-    finally:
-        await engine.dispose()
+    async with session_factory(engine)() as session:
+        await mark_write(session)
+        await session.execute(INSERT_TEA)
+        await session.commit()
+    async with session_factory(engine)() as session:
+        driver = await _driver(session)
+        trace = _trace(driver)
+        busy = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+        await asyncio.sleep(0)
+        assert not driver.idle
+        assert await session.scalar(text("SELECT slug FROM category")) == "tea"
+        assert busy.done()
+        assert driver.idle
+        busy = asyncio.ensure_future(driver._execute(time.sleep, 0.3))
+        await asyncio.sleep(0)
+    await busy
+    assert trace == [
+        ("BEGIN", "driver"),
+        ("SELECT slug FROM category", "driver"),
+        ("ROLLBACK", "driver"),
+    ]
 
 
-async def test_the_one_trip_cursor_reports_what_a_driver_cursor_does(
-    sqlite_template: Path, tmp_path: Path
-) -> None:
-    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
+async def test_the_one_trip_cursor_reports_what_a_driver_cursor_does(engine: AsyncEngine) -> None:
     insert = text(
         "INSERT INTO category (name, slug, description, position) VALUES (:n, :s, '', :p)"
     )
-    try:
-        async with session_factory(engine)() as session:
-            await mark_write(session)
-            one = await session.execute(insert, {"n": "Tea", "s": "tea", "p": 0})
-            assert one.rowcount == 1
-            assert one.lastrowid is not None
-            many = await session.execute(
-                insert, [{"n": f"Tea {i}", "s": f"tea-{i}", "p": i} for i in range(1, 6)]
-            )
-            assert many.rowcount == 5
-            changed = await session.execute(
-                text("UPDATE category SET position = position + 1 WHERE slug LIKE 'tea-%'")
-            )
-            assert changed.rowcount == 5
-            result = await session.execute(
-                text("SELECT id, slug FROM category WHERE slug LIKE 'tea%' ORDER BY id")
-            )
-            assert list(result.keys()) == ["id", "slug"]
-            assert result.fetchone() == (one.lastrowid, "tea")
-            assert [slug for _, slug in result.fetchmany(2)] == ["tea-1", "tea-2"]
-            assert [slug for _, slug in result.all()] == ["tea-3", "tea-4", "tea-5"]
-            await session.commit()
-        async with session_factory(engine)() as session:
-            # A failing statement raises the driver's error and leaves the session usable.
-            with pytest.raises(IntegrityError):
-                await session.execute(insert, {"n": "Tea", "s": "tea", "p": 0})
-            await session.rollback()
-            count = await session.scalar(
-                text("SELECT count(*) FROM category WHERE slug LIKE 'tea%'")
-            )
-            assert count == 6
-            # A streamed result keeps a real driver cursor and reads in chunks.
-            stream = await session.stream(text("SELECT slug FROM category ORDER BY id"))
-            assert [slug async for (slug,) in stream][-1] == "tea-5"
-    finally:
-        await engine.dispose()
+    async with session_factory(engine)() as session:
+        await mark_write(session)
+        one = await session.execute(insert, {"n": "Tea", "s": "tea", "p": 0})
+        assert one.rowcount == 1
+        assert one.lastrowid is not None
+        many = await session.execute(
+            insert, [{"n": f"Tea {i}", "s": f"tea-{i}", "p": i} for i in range(1, 6)]
+        )
+        assert many.rowcount == 5
+        changed = await session.execute(
+            text("UPDATE category SET position = position + 1 WHERE slug LIKE 'tea-%'")
+        )
+        assert changed.rowcount == 5
+        result = await session.execute(
+            text("SELECT id, slug FROM category WHERE slug LIKE 'tea%' ORDER BY id")
+        )
+        assert list(result.keys()) == ["id", "slug"]
+        assert result.fetchone() == (one.lastrowid, "tea")
+        assert [slug for _, slug in result.fetchmany(2)] == ["tea-1", "tea-2"]
+        assert [slug for _, slug in result.all()] == ["tea-3", "tea-4", "tea-5"]
+        await session.commit()
+    async with session_factory(engine)() as session:
+        # A failing statement raises the driver's error and leaves the session usable.
+        with pytest.raises(IntegrityError):
+            await session.execute(insert, {"n": "Tea", "s": "tea", "p": 0})
+        await session.rollback()
+        count = await session.scalar(text("SELECT count(*) FROM category WHERE slug LIKE 'tea%'"))
+        assert count == 6
+        # A streamed result keeps a real driver cursor and reads in chunks.
+        stream = await session.stream(text("SELECT slug FROM category ORDER BY id"))
+        assert [slug async for (slug,) in stream][-1] == "tea-5"
 
 
 async def test_begin_goes_with_the_transactions_first_statement(
-    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
     other = create_engine(str(engine.url))
     try:
         async with session_factory(engine)() as session:
@@ -288,15 +257,11 @@ async def test_begin_goes_with_the_transactions_first_statement(
         assert not driver.in_transaction
     finally:
         await other.dispose()
-        await engine.dispose()
 
 
-async def test_a_burst_of_sessions_reuses_the_connections_it_opened(
-    sqlite_template: Path, tmp_path: Path
-) -> None:
+async def test_a_burst_of_sessions_reuses_the_connections_it_opened(engine: AsyncEngine) -> None:
     # Fifteen requests at once, three times: the pool keeps the fifteen connections the first
     # burst opened (each new one is a thread, the PRAGMAs and a fresh parse of the schema).
-    engine = await _engine_on_a_copy(sqlite_template, tmp_path)
     opened: list[int] = []
     event.listen(engine.sync_engine, "connect", lambda conn, record: opened.append(id(conn)))
     all_in = asyncio.Event()
@@ -311,15 +276,12 @@ async def test_a_burst_of_sessions_reuses_the_connections_it_opened(
                 all_in.set()
             await all_in.wait()  # all fifteen hold a connection at once
 
-    try:
-        for _ in range(3):
-            inside = 0
-            all_in.clear()
-            await asyncio.gather(*(request() for _ in range(15)))
-        assert len(opened) == 15
-        assert engine.pool.checkedin() == 15
-    finally:
-        await engine.dispose()
+    for _ in range(3):
+        inside = 0
+        all_in.clear()
+        await asyncio.gather(*(request() for _ in range(15)))
+    assert len(opened) == 15
+    assert engine.pool.checkedin() == 15
 
 
 async def test_pool_sizes_default_per_backend_and_can_be_set(tmp_path: Path) -> None:
