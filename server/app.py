@@ -164,11 +164,12 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     return app
 
 
-# sqlite3 lets go of the GIL around every step of a statement, so the SQLite driver's thread
-# takes it back once per row it reads. While the event loop's thread is running Python, each of
-# those waits lasts until the loop is made to let go, after the switch interval: 5 ms by default,
-# which can keep a page of twenty rows (and its connection) waiting 100 ms and wakes both threads
-# over and over. A tenth of it lets the driver in sooner at a small cost to the loop.
+# sqlite3 lets go of the GIL around every step of a statement, so a statement on the SQLite
+# driver's thread (a write, a read past its budget on the loop's thread) takes it back once per
+# row. While the event loop's thread is running Python, each of those waits lasts until the loop
+# is made to let go, after the switch interval: 5 ms by default, which can keep twenty rows (and
+# their connection) waiting 100 ms and wakes both threads over and over. A tenth of it lets the
+# driver in sooner at a small cost to the loop.
 SWITCH_INTERVAL_SECONDS = 0.0005
 
 

@@ -258,7 +258,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             super().rollback()  # after what the thread has in hand
             return
         try:
-            # Discards the transaction's changes and releases its locks: no wait, no I/O.
+            # In WAL mode this drops the transaction's uncommitted pages and releases its locks:
+            # no wait, no I/O.
             self._connection._conn.rollback()
         except Exception as error:
             self._handle_exception(error)
