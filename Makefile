@@ -7,7 +7,7 @@ TEST_WORKERS ?= auto
 DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo serve test lint schema bench clean
+.PHONY: install demo serve test lint schema bench clean vendor-graphiql
 
 $(BIN)/shopgraph: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ schema: install
 
 bench: install
 	$(BIN)/python bench/storefront.py
+
+# Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
+vendor-graphiql:
+	scripts/vendor-graphiql.sh
 
 clean:
 	rm -rf $(VENV) shopgraph.db shopgraph.db-wal shopgraph.db-shm

@@ -12,14 +12,14 @@ import strawberry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from schema.assembly import build_schema
 from schema.context import Context, Database
 from schema.loaders import Loaders
-from server import json_codec
+from server import graphiql, json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
 from server.authn import authenticate
 from server.config import Settings, check_production, get_settings
@@ -45,6 +45,10 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
         ide = state.settings.graphiql and state.settings.env != "production"
         super().__init__(schema, graphql_ide="graphiql" if ide else None)
         self.state = state
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our own page with assets served from the package: no CDN (server/graphiql.py).
+        return graphiql.page(request)
 
     def decode_json(self, data: str | bytes) -> object:
         return json_codec.loads(data)
@@ -152,12 +156,15 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
             await plugins.call("shutdown", app=app)
             await state.engine.dispose()
 
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", endpoint),
+    ]
+    if endpoint.graphql.graphql_ide:
+        routes.append(graphiql.assets_mount())
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/graphql", endpoint, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", endpoint),
-        ],
+        routes=routes,
         lifespan=lifespan,
     )
     app.state.shopgraph = state
