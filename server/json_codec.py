@@ -19,11 +19,17 @@ import orjson
 
 
 def loads(data: str | bytes) -> Any:
-    """Decode ``data``; invalid JSON raises :class:`json.JSONDecodeError` (as ``json.loads``)."""
+    """Decode ``data``; invalid JSON raises :class:`json.JSONDecodeError` (as ``json.loads``),
+    and so does a document nested too deeply for either decoder (orjson stops at 1024 levels;
+    the standard library would exhaust the interpreter's stack)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            text = data.decode(errors="replace") if isinstance(data, bytes) else data
+            raise json.JSONDecodeError("the document is nested too deeply", text, 0) from None
 
 
 def dumps(data: Any) -> str:

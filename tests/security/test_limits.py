@@ -112,6 +112,21 @@ async def test_huge_body_is_refused_before_parsing(
         assert ok.json()["data"] == {"__typename": "Query"}
 
 
+async def test_deeply_nested_variables_are_a_bad_request(live_server: LiveServer) -> None:
+    # 3 KB of brackets: past what either JSON decoder can nest. A 400, never a 500.
+    nested = "[" * 1500 + "]" * 1500
+    body = '{"query": "query($v: JSON) { __typename }", "variables": {"v": ' + nested + "}}"
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as http:
+        response = await http.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert "parse" in response.text.lower()
+        # The server is unharmed.
+        ok = await http.post("/graphql", json={"query": "{ __typename }"})
+        assert ok.json()["data"] == {"__typename": "Query"}
+
+
 async def test_batches_are_not_accepted(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as http:
         response = await http.post(

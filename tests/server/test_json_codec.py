@@ -51,3 +51,12 @@ def test_text_is_written_as_utf8_and_compact() -> None:
     assert (
         json_codec.dumps({"name": "绿茶", "tags": ["a", "b"]}) == '{"name":"绿茶","tags":["a","b"]}'
     )
+
+
+@pytest.mark.parametrize("depth", [1_100, 1_500, 100_000])
+def test_a_document_nested_too_deeply_is_invalid_json_not_a_crash(depth: int) -> None:
+    body = '{"query": "{ __typename }", "variables": {"v": ' + "[" * depth + "]" * depth + "}}"
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        json_codec.loads(body)
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        json_codec.loads(body.encode())
