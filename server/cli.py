@@ -244,22 +244,25 @@ def demo_data(
 ) -> None:
     """Fill an empty (migrated) database with a demo shop: catalogue, stock, customers with
     their behaviour, orders, payments and shipments."""
-    from server.demo import load
+    from server.demo import POPULATE_STEPS, load
     from server.migrate import run_async
+    from server.progress import Progress
 
     when = as_of.replace(tzinfo=UTC) if as_of else None
     try:
-        report = run_async(
-            lambda: load(
-                get_settings().database_url,
-                customers=customers,
-                products=products,
-                orders=orders,
-                seed=seed,
-                as_of=when,
-                if_empty=if_empty,
+        with Progress("demo-data", POPULATE_STEPS) as progress:
+            report = run_async(
+                lambda: load(
+                    get_settings().database_url,
+                    customers=customers,
+                    products=products,
+                    orders=orders,
+                    seed=seed,
+                    as_of=when,
+                    if_empty=if_empty,
+                    progress=progress,
+                )
             )
-        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(report.summary() if report else "the shop already has products: left as it is")

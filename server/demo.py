@@ -57,6 +57,7 @@ from server.models import (
     Warehouse,
     WarehouseKind,
 )
+from server.progress import Progress
 from server.services.search import product_search_text
 
 DEMO_PASSWORD = "shopgraph-demo"
@@ -1312,35 +1313,51 @@ async def populate(
     orders: int = 600,
     seed: int = 2024,
     as_of: datetime,
+    progress: Progress | None = None,
 ) -> DemoReport:
-    """Plan a shop from ``seed`` and write it in the session's transaction (not committed)."""
+    """Plan a shop from ``seed`` and write it in the session's transaction (not committed).
+
+    ``progress`` (of :data:`POPULATE_STEPS` steps) hears of each planned part and each table
+    written.
+    """
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     if products < 1 or customers < 0 or orders < 0:
         raise ValueError("need at least one product, and no negative counts")
     if orders and not customers:
         raise ValueError("orders need customers")
+
+    def step(what: str) -> None:
+        if progress is not None:
+            progress.advance(what)
+
     plan = _Planner(seed, as_of)
     tree = plan.category_rows()
     plan.plan_products(products)
     plan.plan_stock()
+    step("planned the catalogue")
     password_hash = demo_password_hash(seed)
     plan.plan_customers(customers, password_hash)
+    step("planned the customers")
     plan.plan_orders(orders)
     plan.finish()
+    step("planned the orders and behaviour")
 
     await mark_write(session)
     tops = [top for top, _ in tree]
     await _insert(session, Category, tops, "slug")
+    step(f"wrote {Category.__tablename__}")
     leaves: dict[str, Row] = {}
     for top, kids in tree:
         for kid in kids:
             kid["parent_id"] = top["id"]
             leaves[kid["slug"]] = kid
     await _insert(session, Category, list(leaves.values()), "slug")
+    step(f"wrote {Category.__tablename__}")
     for p in plan.products:
         p.row["category_id"] = leaves[plan._slug(p)]["id"]
     await _insert(session, Product, [p.row for p in plan.products], "sku")
+    step(f"wrote {Product.__tablename__}")
 
     warehouses = {
         code: {"code": code, "name": name, "kind": kind, "region": region}
@@ -1348,6 +1365,7 @@ async def populate(
         for code, name, kind, region, province, city in WAREHOUSES
     }
     await _insert(session, Warehouse, list(warehouses.values()), "code")
+    step(f"wrote {Warehouse.__tablename__}")
     reserved = plan.reserved()
     stock = [
         {
@@ -1360,17 +1378,21 @@ async def populate(
         for (code, index), (on_hand, safety) in plan.stock.items()
     ]
     await _insert(session, StockLevel, stock)
+    step(f"wrote {StockLevel.__tablename__}")
 
     await _insert(session, Customer, [c.row for c in plan.customers], "email")
+    step(f"wrote {Customer.__tablename__}")
     for c in plan.customers:
         for address in c.addresses:
             address["customer_id"] = c.row["id"]
     addresses = [a for c in plan.customers for a in c.addresses]
     await _insert(session, Address, addresses)
+    step(f"wrote {Address.__tablename__}")
 
     for o in plan.orders:
         o.row["customer_id"] = o.customer.row["id"]
     await _insert(session, Order, [o.row for o in plan.orders], "number")
+    step(f"wrote {Order.__tablename__}")
     lines = []
     for o in plan.orders:
         for line, product in o.lines:
@@ -1379,6 +1401,7 @@ async def populate(
             lines.append(line)
     # An order holds each product once: (order, product) tells its lines apart.
     await _insert(session, OrderLine, lines, "order_id", "product_id")
+    step(f"wrote {OrderLine.__tablename__}")
     changes = [
         ch
         | {"order_id": o.row["id"]}
@@ -1387,8 +1410,10 @@ async def populate(
         for ch in o.changes
     ]
     await _insert(session, OrderStatusChange, changes)
+    step(f"wrote {OrderStatusChange.__tablename__}")
     payments = [o.payment | {"order_id": o.row["id"]} for o in plan.orders if o.payment]
     await _insert(session, Payment, payments)
+    step(f"wrote {Payment.__tablename__}")
 
     shipped = [o for o in plan.orders if o.shipment is not None]
     shipments: list[Row] = []
@@ -1398,18 +1423,21 @@ async def populate(
         o.shipment["warehouse_id"] = warehouses[o.warehouse]["id"]
         shipments.append(o.shipment)
     await _insert(session, Shipment, shipments, "order_id")
+    step(f"wrote {Shipment.__tablename__}")
     shipment_lines = [
         {"shipment_id": s["id"], "order_line_id": line["id"], "quantity": line["quantity"]}
         for o, s in zip(shipped, shipments, strict=True)
         for line, _ in o.lines
     ]
     await _insert(session, ShipmentLine, shipment_lines)
+    step(f"wrote {ShipmentLine.__tablename__}")
     tracking = [
         t | {"shipment_id": s["id"]}
         for o, s in zip(shipped, shipments, strict=True)
         for t in o.tracking
     ]
     await _insert(session, TrackingEvent, tracking)
+    step(f"wrote {TrackingEvent.__tablename__}")
 
     events = [
         {
@@ -1426,6 +1454,7 @@ async def populate(
         for e in sorted(plan.events, key=lambda e: (e.at, e.session_id))
     ]
     await _insert(session, CustomerEvent, events)
+    step(f"wrote {CustomerEvent.__tablename__}")
 
     carts = [
         {
@@ -1441,12 +1470,14 @@ async def populate(
         for i, (customer, at, _) in enumerate(plan.carts)
     ]
     await _insert(session, Cart, carts, "token")
+    step(f"wrote {Cart.__tablename__}")
     cart_lines = [
         {"cart_id": cart["id"], "product_id": p.row["id"], "quantity": 1}
         for cart, (_, _, items) in zip(carts, plan.carts, strict=True)
         for p in items
     ]
     await _insert(session, CartLine, cart_lines)
+    step(f"wrote {CartLine.__tablename__}")
 
     staff_email: str | None = None
     if not await session.scalar(select(func.count()).select_from(StaffUser)):
@@ -1454,6 +1485,7 @@ async def populate(
         staff = {"email": DEMO_STAFF_EMAIL, "password_hash": password_hash, "name": "店长（演示）"}
         staff |= {"role": StaffRole.ADMIN, "is_active": True, "created_at": plan.history_start}
         await _insert(session, StaffUser, [staff])
+    step("staff user")
 
     counts = {
         "categories": len(tops) + len(leaves),
@@ -1489,6 +1521,10 @@ async def populate(
     )
 
 
+# Three planning steps, one per table written and one for the staff user (made or kept).
+POPULATE_STEPS = 21
+
+
 def default_as_of() -> datetime:
     """Midnight (UTC) today: a demo shop's history ends when it is made, so that "last 30
     days", recency and churn read naturally. Pass an explicit date for identical rows."""
@@ -1504,6 +1540,7 @@ async def load(
     seed: int = 2024,
     as_of: datetime | None = None,
     if_empty: bool = False,
+    progress: Progress | None = None,
 ) -> DemoReport | None:
     """Fill the (migrated) database at ``database_url`` and commit.
 
@@ -1528,6 +1565,7 @@ async def load(
                 orders=orders,
                 seed=seed,
                 as_of=as_of or default_as_of(),
+                progress=progress,
             )
             await session.commit()
             return report

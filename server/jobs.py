@@ -24,6 +24,7 @@ from server.events import DispatchSettings, DrainReport, OutboxDispatcher
 from server.models import JobLease, utcnow
 from server.plugin import Job, JobContext
 from server.plugins import PluginError, PluginRuntime
+from server.progress import Progress
 
 log = logging.getLogger("shopgraph.jobs")
 # A job that outlives this is presumed dead, and another runner may take it over.
@@ -110,34 +111,49 @@ class JobRunner:
             )
             await session.commit()
 
-    async def run_once(self, *, only: str | None = None, force: bool = False) -> JobsReport:
+    def steps(self, only: str | None = None) -> int:
+        """How many steps :meth:`run_once` reports: the outbox drain and each job it considers."""
+        jobs = [job for job in scheduled_jobs(self.plugins) if only in (None, job.name)]
+        return (only in (None, "outbox")) + len(jobs)
+
+    async def run_once(
+        self, *, only: str | None = None, force: bool = False, progress: Progress | None = None
+    ) -> JobsReport:
         """Drain the outbox, then run every due job (``only``: just that one; ``force``:
-        ignore intervals, not leases)."""
+        ignore intervals, not leases); ``progress`` hears of each of :meth:`steps`."""
         report = JobsReport()
         if only in (None, "outbox"):
             report.outbox = await self.dispatcher.drain()
+            if progress is not None:
+                progress.advance("outbox")
         for job in scheduled_jobs(self.plugins):
             if only not in (None, job.name):
                 continue
-            if not await self._acquire(job, force):
-                report.skipped.append(job.name)
-                continue
-            context = JobContext(
-                sessions=self.sessions,
-                settings=self.settings,
-                plugins=self.plugins,
-                config=self.plugins.config_for(job.plugin),
-            )
-            error: str | None = None
-            try:
-                await job.job.run(context)
-                report.ran.append(job.name)
-            except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
-                error = f"{type(exc).__name__}: {exc}"
-                report.failed[job.name] = error
-                log.exception("job %s failed", job.name)
-            await self._release(job, error)
+            outcome = await self._run_job(job, force, report)
+            if progress is not None:
+                progress.advance(f"{job.name} {outcome}")
         return report
+
+    async def _run_job(self, job: ScheduledJob, force: bool, report: JobsReport) -> str:
+        if not await self._acquire(job, force):
+            report.skipped.append(job.name)
+            return "not due"
+        context = JobContext(
+            sessions=self.sessions,
+            settings=self.settings,
+            plugins=self.plugins,
+            config=self.plugins.config_for(job.plugin),
+        )
+        error: str | None = None
+        try:
+            await job.job.run(context)
+            report.ran.append(job.name)
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
+            error = f"{type(exc).__name__}: {exc}"
+            report.failed[job.name] = error
+            log.exception("job %s failed", job.name)
+        await self._release(job, error)
+        return "failed" if error else "ran"
 
     async def run_forever(self, poll_seconds: float = 5.0) -> None:
         """A worker process: run what is due, sleep, repeat."""
@@ -164,7 +180,8 @@ def run_jobs_command(
             runner = JobRunner(session_factory(engine), settings, plugins)
             if loop:
                 await runner.run_forever(runner.dispatcher.policy.poll_seconds)
-            return await runner.run_once(only=only, force=force)
+            with Progress("jobs", runner.steps(only)) as progress:
+                return await runner.run_once(only=only, force=force, progress=progress)
         finally:
             await engine.dispose()
 

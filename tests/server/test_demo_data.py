@@ -21,7 +21,7 @@ from server import models as m
 from server.auth import verify_password
 from server.cli import main
 from server.db import create_engine, session_factory
-from server.demo import DEMO_PASSWORD, OPEN_STATUSES, DemoReport, load
+from server.demo import DEMO_PASSWORD, OPEN_STATUSES, POPULATE_STEPS, DemoReport, load
 from tests.support.graphql import GraphQLClient
 
 AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
@@ -297,6 +297,11 @@ async def test_cli_fills_an_empty_shop_once(database_url: str, session: AsyncSes
     assert result.exit_code == 0, result.output
     assert "30 products" in result.output and "25 orders" in result.output
     assert f"/ {DEMO_PASSWORD}" in result.output
+    # Not a terminal: one plain progress line per step, ending at the total.
+    steps = [line for line in result.stderr.splitlines() if line.startswith("demo-data: ")]
+    assert steps[0] == f"demo-data: planned the catalogue (1/{POPULATE_STEPS})"
+    assert steps[-1].endswith(f"({POPULATE_STEPS}/{POPULATE_STEPS})")
+    assert len(steps) == POPULATE_STEPS
 
     async def count(model: Any) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)

@@ -5,6 +5,7 @@ own test (tests/server/test_hookspecs.py checks that every hook has one)."""
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from server.jobs import JobRunner
 from server.models import CustomerEvent, JobLease, Product
 from server.plugin import Adjustment, CheckoutProblem, Job, JobContext, ShippingQuote, hookspec
 from server.plugins import PluginError, PluginFailed, PluginRuntime, load_plugins
+from server.progress import Progress
 from tests.plugins.fakes import FakePlugin, cart_of, gid, place_order
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.catalog import make_product
@@ -678,7 +680,15 @@ async def test_hook_jobs(database_url: str) -> None:
     runtime = load_plugins(settings, extra=[plugin])
     engine = create_engine(database_url)
     try:
-        first = await JobRunner(session_factory(engine), settings, runtime).run_once()
+        runner = JobRunner(session_factory(engine), settings, runtime)
+        shown = io.StringIO()
+        with Progress("jobs", runner.steps(), stream=shown) as progress:
+            first = await runner.run_once(progress=progress)
+        assert shown.getvalue().splitlines() == [
+            "jobs: outbox (1/3)",
+            "jobs: analytics.count ran (2/3)",
+            "jobs: analytics.rebuild failed (3/3)",
+        ]
         assert first.ran == ["analytics.count"]
         assert "model rebuild failed" in first.failed["analytics.rebuild"]
         # Another process, within the interval: nothing is due.
@@ -707,7 +717,8 @@ async def test_hook_jobs(database_url: str) -> None:
         env={"SHOPGRAPH_DATABASE_URL": database_url, "SHOPGRAPH_PLUGINS": ""},
     )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("outbox: ")
+    assert result.stdout.startswith("outbox: ")
+    assert result.stderr.splitlines() == ["jobs: outbox (1/1)"]
 
 
 def test_hook_startup(database_url: str) -> None:
