@@ -19,7 +19,6 @@ from schema import audit
 from schema.context import Database, Info
 from schema.errors import (
     AuthenticationError,
-    ConflictError,
     Error,
     NotFoundError,
     ValidationError,
@@ -471,11 +470,19 @@ class RegisterCustomerInput:
     interests: list[str] | None = None
 
 
-@strawberry.type
-class RegisterCustomerSuccess:
-    customer: Customer
-    access_token: str
-    refresh_token: str = strawberry.field(description="Exchange it with refreshToken.")
+@strawberry.type(
+    description="The answer to every well-formed registration, whether or not the address "
+    "already has an account: a link to finish signing up goes to the address (its owner, if "
+    "it has an account, is told of the attempt instead)."
+)
+class RegistrationAccepted:
+    email: str = strawberry.field(description="The address, normalised.")
+    message: str
+
+
+@strawberry.input
+class ConfirmRegistrationInput:
+    token: str = strawberry.field(description="The token of the link sent by registerCustomer.")
 
 
 @strawberry.input
@@ -500,8 +507,7 @@ class StaffLoginSuccess:
 
 
 RegisterCustomerResult = Annotated[
-    RegisterCustomerSuccess | ValidationError | ConflictError,
-    strawberry.union("RegisterCustomerResult"),
+    RegistrationAccepted | ValidationError, strawberry.union("RegisterCustomerResult")
 ]
 LoginResult = Annotated[LoginSuccess | AuthenticationError, strawberry.union("LoginResult")]
 StaffLoginResult = Annotated[
@@ -532,7 +538,11 @@ def _profile_changes(data: Any) -> service.ProfileChanges:
 
 @strawberry.type
 class AccountMutations:
-    @strawberry.mutation(description="Create a customer account; returns a signed-in token.")
+    @strawberry.mutation(
+        description="Ask for a customer account. The answer never tells whether the address "
+        "has one: the account is created when the link sent to it is confirmed "
+        "(confirmRegistration)."
+    )
     async def register_customer(
         self, info: Info, input: RegisterCustomerInput
     ) -> RegisterCustomerResult:
@@ -546,7 +556,21 @@ class AccountMutations:
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
-        return RegisterCustomerSuccess(
+        return RegistrationAccepted(email=result.email, message=accounts.REGISTRATION_ACCEPTED)
+
+    @strawberry.mutation(
+        description="Finish a registration with the token of its e-mail link: the account is "
+        "created and signed in."
+    )
+    async def confirm_registration(
+        self, info: Info, input: ConfirmRegistrationInput
+    ) -> LoginResult:
+        result = await run_mutation(
+            info, accounts.confirm_registration, info.context.settings, token=input.token
+        )
+        if isinstance(result, Error):
+            return result  # type: ignore[return-value]
+        return LoginSuccess(
             customer=Customer.from_model(result.customer),
             access_token=result.access_token,
             refresh_token=result.refresh_token,

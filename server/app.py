@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -88,6 +89,10 @@ class AppState:
         self.schema = build_schema(plugins, settings)
 
 
+log = logging.getLogger("shopgraph.auth")
+TOKEN_REFUSED = "The access token or API key is invalid, expired or revoked."
+
+
 def _unauthorized(message: str) -> JSONResponse:
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
@@ -109,7 +114,10 @@ class GraphQLEndpoint:
             try:
                 scope["shopgraph.viewer"] = await self._viewer(scope)
             except InvalidToken as exc:
-                await _unauthorized(f"invalid or expired token: {exc}")(scope, receive, send)
+                # Which check failed (signature, expiry, revocation) is for the log, not the
+                # client: one answer for all of them.
+                log.debug("token refused: %s", exc)
+                await _unauthorized(TOKEN_REFUSED)(scope, receive, send)
                 return
             # Refused before anything is read or parsed.
             limit = self.state.settings.max_body_bytes

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET
     access_token_minutes: int = 30
     refresh_token_days: int = Field(default=30, ge=1, description="refresh token lifetime")
+    registration_link_hours: int = Field(
+        default=24, ge=1, description="how long a registration's confirmation link is valid"
+    )
     # Extra permissions per staff role, on top of the built-in mapping (docs/security.md),
     # e.g. SHOPGRAPH_ROLE_PERMISSIONS='{"SUPPORT": ["complaints.manage"]}'.
     role_permissions: dict[str, list[str]] = Field(default_factory=dict)

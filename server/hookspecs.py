@@ -183,6 +183,26 @@ def customer_event_recorded(
     payload ``customer_id``, ``kind``, ``product_id``, ``query``."""
 
 
+@hookspec
+def customer_registration_requested(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a registration for an address without an account is stored: payload
+    ``email``, ``token`` and ``expires_at`` (ISO 8601). Send the address a link carrying the
+    token; the frontend behind the link calls ``confirmRegistration(input: {token})``, which
+    creates the account. The token is a secret: put it in the e-mail, nowhere else."""
+
+
+@hookspec
+def customer_registration_attempted(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after someone asked to register an address that already has an account: payload
+    ``customer_id`` and ``email``. Tell the owner (someone tried to sign up with their
+    address; if it was them, they can sign in or reset their password). The caller of
+    ``registerCustomer`` got the same answer as for a new address."""
+
+
 # --- the rest ----------------------------------------------------------------------------
 
 

@@ -1,7 +1,14 @@
 """The core's tables. Importing this package registers them all on ``SQLModel.metadata``."""
 
 from server.models.base import utcnow
-from server.models.customers import Address, Customer, MembershipTier, StaffRole, StaffUser
+from server.models.customers import (
+    Address,
+    Customer,
+    MembershipTier,
+    PendingRegistration,
+    StaffRole,
+    StaffUser,
+)
 from server.models.events import (
     CustomerEvent,
     CustomerEventKind,
@@ -48,6 +55,7 @@ __all__ = [
     "OrderStatusChange",
     "OutboxDelivery",
     "OutboxEvent",
+    "PendingRegistration",
     "Payment",
     "PaymentStatus",
     "Product",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
@@ -48,6 +49,26 @@ class Customer(SQLModel, table=True):
     is_active: bool = True
     created_at: datetime = created_at_field()
     updated_at: datetime | None = datetime_field()
+
+
+class PendingRegistration(SQLModel, table=True):
+    """A registration waiting for its e-mail address to be confirmed.
+
+    The account is created only when the link sent to the address is followed, with the
+    password and profile of *this* registration: nobody without the mailbox can create or
+    take over an account, and registering never reveals whether an address has one.
+    """
+
+    __tablename__ = "pending_registration"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(sa_column=Column(String(254), nullable=False, index=True))
+    # sha256 of the token in the link: the raw token is only in the e-mail.
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    password_hash: str
+    profile: dict[str, Any] = json_field(dict)
+    expires_at: datetime = datetime_field(nullable=False)
+    created_at: datetime = created_at_field()
 
 
 class Address(SQLModel, table=True):

@@ -7,20 +7,29 @@ thread and does not stall the event loop that serves other requests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import create_access_token, hash_password, verify_password
 from server.config import Settings
 from server.db import create_engine, mark_write, session_factory
-from server.models import Customer, StaffRole, StaffUser
+from server.models import Customer, PendingRegistration, StaffRole, StaffUser, utcnow
+from server.services import outbox
 from server.services.customers import ProfileChanges, apply_profile
 from server.services.errors import AuthenticationFailed, Conflict, ValidationFailed
-from server.services.tokens import sign_in
+from server.services.tokens import hash_token, sign_in
+
+log = logging.getLogger("shopgraph.accounts")
+REGISTRATION_REQUESTED = "customer_registration_requested"
+REGISTRATION_ATTEMPTED = "customer_registration_attempted"
 
 MIN_PASSWORD_LENGTH = 8
 # Longer inputs only cost hashing time; nobody types a 256-character password.
@@ -72,6 +81,20 @@ def staff_token(settings: Settings, staff: StaffUser) -> str:
     return create_access_token(settings, f"staff:{staff.id}", role=staff.role.value)
 
 
+@dataclass(frozen=True)
+class RegistrationAccepted:
+    """The one answer to every well-formed registration, whether or not the address has an
+    account: what happens next is told to the mailbox, not to the caller."""
+
+    email: str
+
+
+REGISTRATION_ACCEPTED = (
+    "Check your e-mail: we have sent a link to confirm the address and finish signing up."
+)
+VERIFICATION_FAILED = "The confirmation link is invalid or has expired. Register again."
+
+
 async def register_customer(
     session: AsyncSession,
     settings: Settings,
@@ -79,26 +102,91 @@ async def register_customer(
     email: str,
     password: str,
     profile: ProfileChanges,
-) -> CustomerSession:
-    """Create a customer account and sign it in.
+) -> RegistrationAccepted:
+    """Ask for a customer account; the same answer whether or not ``email`` has one.
 
-    Raises ValidationFailed (bad email, weak password, bad profile) or Conflict (email taken).
+    A new address gets a pending registration and a ``customer_registration_requested`` event
+    carrying the confirmation token (a mail plugin sends the link; :func:`confirm_registration`
+    creates the account). An address with an account gets nothing created and a
+    ``customer_registration_attempted`` event, so that its owner can be told. Both paths hash
+    the password and write one event, so they also take about as long.
+
+    Raises ValidationFailed (bad email, weak password, bad profile): those depend on the input
+    alone, never on the accounts.
     """
     address = normalize_email(email)
     check_password(password)
-    customer = Customer(email=address)
-    apply_profile(customer, profile)
-    if not customer.first_name and not customer.last_name:
+    probe = Customer(email=address)
+    apply_profile(probe, profile)
+    if not probe.first_name and not probe.last_name:
         raise ValidationFailed("a first or last name is required", field="firstName")
+    password_hash = await asyncio.to_thread(hash_password, password)
+    existing = await _customer_by_email(session, address)
+    if existing is not None:
+        await outbox.emit(
+            session,
+            REGISTRATION_ATTEMPTED,
+            {"customer_id": existing.id, "email": address},
+        )
+        return RegistrationAccepted(address)
+    now = utcnow()
+    # Expired requests for this address are of no use to anyone.
+    await session.execute(
+        delete(PendingRegistration).where(
+            PendingRegistration.email == address, PendingRegistration.expires_at <= now
+        )
+    )
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(hours=settings.registration_link_hours)
+    session.add(
+        PendingRegistration(
+            email=address,
+            token_hash=hash_token(token),
+            password_hash=password_hash,
+            profile=dict(profile),
+            expires_at=expires_at,
+        )
+    )
+    await outbox.emit(
+        session,
+        REGISTRATION_REQUESTED,
+        {"email": address, "token": token, "expires_at": expires_at.isoformat()},
+    )
+    if settings.env == "development":
+        # No mail plugin in a development shop: the link's token is shown to the developer.
+        log.info("registration of %s: confirm with verifyEmail(token: %r)", address, token)
+    return RegistrationAccepted(address)
+
+
+async def confirm_registration(
+    session: AsyncSession, settings: Settings, *, token: str
+) -> CustomerSession:
+    """Create the account of the pending registration ``token`` confirms, and sign it in.
+
+    Raises AuthenticationFailed for an unknown, expired or used token, and when the address
+    got an account in the meantime (another confirmed registration): one message for all.
+    """
+    now = utcnow()
+    pending = (
+        await session.execute(
+            select(PendingRegistration).where(PendingRegistration.token_hash == hash_token(token))
+        )
+    ).scalar_one_or_none()
+    if pending is None or pending.expires_at <= now:
+        raise AuthenticationFailed(VERIFICATION_FAILED, field="token")
+    address = pending.email
+    # Every request for this address is answered by this one confirmation.
+    await session.execute(delete(PendingRegistration).where(PendingRegistration.email == address))
     if await _customer_by_email(session, address) is not None:
-        raise Conflict(f"an account for {address} already exists", field="email")
-    customer.password_hash = await asyncio.to_thread(hash_password, password)
+        raise AuthenticationFailed(VERIFICATION_FAILED, field="token")
+    customer = Customer(email=address, password_hash=pending.password_hash)
+    apply_profile(customer, cast(ProfileChanges, pending.profile))
     session.add(customer)
     try:
         await session.flush()
     except IntegrityError as exc:
-        # Someone registered the same address between our check and our insert.
-        raise Conflict(f"an account for {address} already exists", field="email") from exc
+        # Two links for one address followed at once: the other one won.
+        raise AuthenticationFailed(VERIFICATION_FAILED, field="token") from exc
     tokens = await sign_in(session, settings, customer)
     return CustomerSession(customer, tokens.access_token, tokens.refresh_token)
 

@@ -10,7 +10,7 @@ from typing import Any
 from strawberry import relay
 
 from server.models import Product
-from server.plugin import PluginInfo, hookimpl
+from server.plugin import Event, PluginInfo, hookimpl
 from tests.support.graphql import GraphQLClient
 
 _keys = itertools.count(1)
@@ -99,3 +99,13 @@ async def place_order(gql: GraphQLClient, token: str) -> dict[str, Any]:
         "email": "buyer@example.cn",
     }
     return await gql.execute(PLACE_ORDER, {"input": order})
+
+
+class Recorder:
+    """An event-hook implementation that remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.events.append(event)

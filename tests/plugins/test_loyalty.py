@@ -19,6 +19,7 @@ from tests.plugins.fakes import FakePlugin, cart_of, place_order
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
+from tests.support.waiting import eventually
 
 REDEEM = """
 mutation($input: RedeemPointsInput!) {
@@ -50,14 +51,6 @@ async def balance(session: AsyncSession, customer: Customer) -> int:
         text("SELECT balance FROM loyalty_account WHERE customer_id = :c"), {"c": customer.id}
     )
     return int(value or 0)
-
-
-async def eventually(check: Any, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_installed_with_pip_not_from_the_source_tree() -> None:

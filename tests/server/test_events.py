@@ -34,10 +34,11 @@ from server.models import (
 from server.plugin import Event
 from server.plugins import PluginRuntime, load_plugins
 from server.services import outbox
-from tests.plugins.fakes import FakePlugin, gid
+from tests.plugins.fakes import FakePlugin, Recorder, gid
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.postgres import free_port
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = DispatchSettings(max_attempts=3, backoff_seconds=0.05, backoff_max_seconds=0.05)
@@ -48,23 +49,6 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = create_engine(database_url)
     yield session_factory(engine)
     await engine.dispose()
-
-
-class Recorder:
-    """An event-hook implementation that remembers what it was given."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    async def __call__(self, event: Event, session: AsyncSession) -> None:
-        self.events.append(event)
-
-
-async def eventually(check: Any, seconds: float) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
 
 
 def only(*plugins: Any) -> PluginRuntime:
