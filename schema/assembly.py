@@ -34,6 +34,7 @@ from schema.audit import AuditTrail, record_outcomes
 from schema.direct_resolvers import call_directly
 from schema.execution import ShopExecutionContext
 from schema.limits import is_unexpected, limit_extensions
+from schema.operation_metrics import OperationMetrics, tracing_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
 
@@ -267,6 +268,8 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
         *limit_extensions(settings),
         # Every mutation by staff or an API key is in the audit log (see schema/audit.py).
         AuditTrail,
+        OperationMetrics,
+        *tracing_extensions(settings),
     ]
     if production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))

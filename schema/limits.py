@@ -58,6 +58,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as max_de
 
 from schema.pagination import DEFAULT_PAGE_SIZE, PaginationError
 from server.config import Settings
+from server.metrics import QUERY_COST
 from server.services.errors import DomainError
 from server.throttle import LeakyBucket, ThrottleStatus
 
@@ -459,6 +460,7 @@ class QueryCost(SchemaExtension):
         data = getattr(result, "data", None)
         self.actual = calculator.actual(data, variables)
         self.status = self.bucket.settle(key, requested, self.actual)
+        QUERY_COST.observe(self.actual)
 
     def get_results(self) -> dict[str, Any]:
         status = self.status

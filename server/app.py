@@ -11,6 +11,7 @@ from typing import Any
 
 import strawberry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -33,6 +34,9 @@ from server.http import (
     limited_receive,
     payload_too_large,
 )
+from server.logs import RequestIds, configure_logging
+from server.metrics import HttpMetrics
+from server.operator_routes import count_pool_connections, operator_routes
 from server.permissions import RoleMap
 from server.plugins import PluginRuntime, load_plugins
 
@@ -86,6 +90,7 @@ class AppState:
         # Commits that write outbox events wake the dispatcher: events go out right after.
         self.sessions = dispatching_sessions(self.engine, lambda: self.dispatcher.notify())
         self.dispatcher = OutboxDispatcher(self.sessions, plugins)
+        count_pool_connections(self.engine)
         self.schema = build_schema(plugins, settings)
 
 
@@ -149,9 +154,6 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     state = AppState(settings, plugins)
     endpoint = GraphQLEndpoint(state)
 
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await plugins.call("startup", app=app)
@@ -165,7 +167,7 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
             await state.engine.dispose()
 
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
+        *operator_routes(state),
         Route("/graphql", endpoint, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", endpoint),
     ]
@@ -173,6 +175,10 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
         routes.append(graphiql.assets_mount())
     app = Starlette(
         routes=routes,
+        middleware=[
+            Middleware(RequestIds),
+            Middleware(HttpMetrics, routes=tuple(r.path for r in routes if hasattr(r, "path"))),
+        ],
         lifespan=lifespan,
     )
     app.state.shopgraph = state
@@ -203,6 +209,8 @@ def tune_process() -> None:
 
 def asgi_app() -> Any:
     """Factory for ``uvicorn --factory server.app:asgi_app`` (one call per worker process)."""
-    app = create_app()
+    settings = get_settings()
+    configure_logging(settings.effective_log_format, settings.log_level)
+    app = create_app(settings)
     tune_process()
     return app

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from datetime import UTC, datetime
 
 import click
 
-from server.config import get_settings
+from server.config import METRICS_DIR_VARIABLE, get_settings
 
 
 @click.group()
@@ -22,8 +24,16 @@ def main() -> None:
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 def serve(host: str, port: int, workers: int, reload: bool) -> None:
     """Serve the GraphQL API (GraphiQL at /graphql outside production)."""
+    if workers > 1 and not os.environ.get(METRICS_DIR_VARIABLE):
+        # Each worker writes its metrics here; /metrics, answered by any worker, adds them up.
+        # Set before prometheus_client is imported anywhere: it picks its storage then.
+        os.environ[METRICS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="shopgraph-metrics-")
     import uvicorn
 
+    from server.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.effective_log_format, settings.log_level)
     uvicorn.run(
         "server.app:asgi_app",
         factory=True,
@@ -31,7 +41,9 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         port=port,
         workers=workers,
         reload=reload,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        # Logging is configured by shopgraph (server/logs.py), in this process and each worker.
+        log_config=None,
     )
 
 

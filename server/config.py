@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(default=1000, ge=1)
     cost_bucket_size: int = Field(default=1000, ge=1)
     cost_restore_rate: float = Field(default=50.0, gt=0)
+    # Operations (docs/operations.md): /metrics is open outside production; in production it
+    # needs ``Authorization: Bearer <metrics_token>`` and is closed without a token.
+    metrics_token: str | None = None
+    # Log lines as JSON objects (with the request id) or as text; unset: JSON in production.
+    log_format: Literal["json", "text"] | None = None
+    log_level: str = "INFO"
+    # OpenTelemetry spans per operation and resolver (schema/operation_metrics.py); unset:
+    # on when the package is installed and the process has a tracer provider configured.
+    tracing: bool | None = None
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env == "production" else "text"
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,6 +91,11 @@ class Settings(BaseSettings):
         if self.plugins is None:
             return None
         return {p.strip() for p in self.plugins.split(",") if p.strip()}
+
+
+# Where prometheus-client keeps the samples of several worker processes (server/metrics.py);
+# `shopgraph serve --workers N` sets it to a fresh directory when it is not set.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class InsecureSettings(ValueError):

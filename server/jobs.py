@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.config import Settings
 from server.db import mark_write
 from server.events import DispatchSettings, DrainReport, OutboxDispatcher
+from server.metrics import JOB_RUNS
 from server.models import JobLease, utcnow
 from server.plugin import Job, JobContext
 from server.plugins import PluginError, PluginRuntime
@@ -130,6 +131,7 @@ class JobRunner:
             if only not in (None, job.name):
                 continue
             outcome = await self._run_job(job, force, report)
+            JOB_RUNS.labels(job.name, outcome.replace(" ", "_")).inc()
             if progress is not None:
                 progress.advance(f"{job.name} {outcome}")
         return report
