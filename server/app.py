@@ -32,7 +32,7 @@ from server.http import (
     GraphQLOverHTTP,
     declared_length,
     limited_receive,
-    payload_too_large,
+    refuse_too_large,
 )
 from server.logs import RequestIds, configure_logging
 from server.metrics import HttpMetrics
@@ -115,6 +115,7 @@ class GraphQLEndpoint:
         self.roles = RoleMap.build(state.settings, state.plugins.permissions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body_receive = receive
         if scope["type"] == "http":
             try:
                 scope["shopgraph.viewer"] = await self._viewer(scope)
@@ -124,11 +125,11 @@ class GraphQLEndpoint:
                 log.debug("token refused: %s", exc)
                 await _unauthorized(TOKEN_REFUSED)(scope, receive, send)
                 return
-            # Refused before anything is read or parsed.
+            # Refused before anything is parsed.
             limit = self.state.settings.max_body_bytes
             length = declared_length(scope.get("headers", []))
             if length is not None and length > limit:
-                await payload_too_large(limit)(scope, receive, send)
+                await refuse_too_large(limit, receive, send)
                 return
             receive = limited_receive(receive, limit)
         try:
@@ -137,7 +138,7 @@ class GraphQLEndpoint:
                 await self.graphql(scope, receive, send)
         except BodyTooLarge:
             # Raised while strawberry reads the body, so nothing has been sent yet.
-            await payload_too_large(self.state.settings.max_body_bytes)(scope, receive, send)
+            await refuse_too_large(self.state.settings.max_body_bytes, body_receive, send)
 
     async def _viewer(self, scope: Scope) -> Viewer:
         # Access tokens (checked against the revocation list) or API keys (their scopes).

@@ -11,17 +11,19 @@ that legacy media type.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Message, Receive
+from starlette.responses import Response
+from starlette.types import Message, Receive, Send
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from schema.limits import THROTTLED
+from server import json_codec
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
@@ -114,19 +116,53 @@ class BodyTooLarge(Exception):
     """The request body grew past the configured limit while it was being read."""
 
 
-def payload_too_large(limit: int) -> JSONResponse:
-    return JSONResponse(
+# After a 413 the rest of the refused body is still read and thrown away, up to this many times
+# the limit and until the client pauses this long: closing a connection with unread data
+# resets it, and a client that writes its whole body before reading would then never see the
+# answer. (What web servers call a lingering close.)
+DRAIN_FACTOR = 8
+DRAIN_IDLE_SECONDS = 1.0
+
+
+def _too_large_body(limit: int) -> bytes:
+    error = {
+        "message": f"request body is larger than {limit} bytes",
+        "extensions": {"code": PAYLOAD_TOO_LARGE},
+    }
+    return json_codec.dumps({"errors": [error]}).encode()
+
+
+async def refuse_too_large(limit: int, receive: Receive, send: Send) -> None:
+    """Answer 413, then drain what the client still sends before the connection closes.
+
+    The whole answer goes out first (its length is declared), so a client that reads as it
+    writes has it at once; the response ends, and the connection closes, after the drain.
+    """
+    body = _too_large_body(limit)
+    await send(
         {
-            "errors": [
-                {
-                    "message": f"request body is larger than {limit} bytes",
-                    "extensions": {"code": PAYLOAD_TOO_LARGE},
-                }
-            ]
-        },
-        status_code=413,
-        headers={"Connection": "close"},
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body, "more_body": True})
+    budget, seen = limit * DRAIN_FACTOR, 0
+    while seen <= budget:
+        try:
+            message = await asyncio.wait_for(receive(), DRAIN_IDLE_SECONDS)
+        except TimeoutError:
+            break  # the client waits for us: nothing more is coming
+        if message["type"] != "http.request":
+            break
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.body", "body": b""})
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -112,6 +112,26 @@ async def test_huge_body_is_refused_before_parsing(
         assert ok.json()["data"] == {"__typename": "Query"}
 
 
+async def test_a_client_that_sends_its_whole_oversized_body_first_gets_the_413(
+    live_server: LiveServer, settings: Settings
+) -> None:
+    limit = settings.max_body_bytes
+    body = b'{"query": "{ __typename }", "pad": "' + b"x" * (limit + 500_000) + b'"}'
+    chunk = b"x" * 65536
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(limit // len(chunk) + 8)
+    )
+    for head, payload in (
+        (f"Content-Length: {len(body)}\r\n", body),
+        # No length given: refused once past the limit, the rest still read.
+        ("Transfer-Encoding: chunked\r\n", chunked + b"0\r\n\r\n"),
+    ):
+        # Everything is written before anything is read; a reset would fail _raw_post's read.
+        status, answer = await _raw_post(live_server, head, payload)
+        assert status == 413, head
+        assert json.loads(answer)["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
 async def test_deeply_nested_variables_are_a_bad_request(live_server: LiveServer) -> None:
     # 3 KB of brackets: past what either JSON decoder can nest. A 400, never a 500.
     nested = "[" * 1500 + "]" * 1500
