@@ -605,6 +605,11 @@ class CartLineInput:
 class CartAddLinesInput:
     cart_token: str
     lines: list[CartLineInput]
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Makes a retry safe: the same key with the same lines adds nothing again "
+        "and returns the cart; with other lines it is an IdempotencyConflict.",
+    )
 
 
 @strawberry.type
@@ -725,7 +730,7 @@ CreateCartResult = Annotated[
     CreateCartSuccess | ValidationError, strawberry.union("CreateCartResult")
 ]
 CartAddLinesResult = Annotated[
-    CartAddLinesSuccess | CartErrors, strawberry.union("CartAddLinesResult")
+    CartAddLinesSuccess | CartErrors | IdempotencyConflict, strawberry.union("CartAddLinesResult")
 ]
 CartUpdateLineResult = Annotated[
     CartUpdateLineSuccess | CartErrors, strawberry.union("CartUpdateLineResult")
@@ -800,7 +805,14 @@ class OrderMutations:
     async def cart_add_lines(self, info: Info, input: CartAddLinesInput) -> CartAddLinesResult:
         viewer = info.context.viewer
         result = await mutate(
-            info, lambda s: carts.add_lines(s, viewer, input.cart_token, _lines(input.lines))
+            info,
+            lambda s: carts.add_lines(
+                s,
+                viewer,
+                input.cart_token,
+                _lines(input.lines),
+                idempotency_key=input.idempotency_key,
+            ),
         )
         return _cart_result(result, CartAddLinesSuccess)
 

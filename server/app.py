@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import strawberry
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from schema.assembly import build_schema
@@ -106,6 +107,20 @@ def _unauthorized(message: str) -> JSONResponse:
     )
 
 
+# What the database layer raises when the database cannot be reached or answer.
+DATABASE_DOWN = (SQLAlchemyError, OSError, TimeoutError)
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+def _unavailable() -> JSONResponse:
+    message = "The service is briefly unavailable; nothing was done. Try again shortly."
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": SERVICE_UNAVAILABLE}}]},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 class GraphQLEndpoint:
     """Authenticates the request and gives it one database session for its whole life."""
 
@@ -125,6 +140,12 @@ class GraphQLEndpoint:
                 log.debug("token refused: %s", exc)
                 await _unauthorized(TOKEN_REFUSED)(scope, receive, send)
                 return
+            except DATABASE_DOWN as exc:
+                # The revocation list or the API keys could not be read: say so in GraphQL's
+                # terms, the request was not run and may be retried.
+                log.warning("database unavailable while authenticating: %s", exc)
+                await _unavailable()(scope, receive, send)
+                return
             # Refused before anything is parsed.
             limit = self.state.settings.max_body_bytes
             length = declared_length(scope.get("headers", []))
@@ -132,13 +153,28 @@ class GraphQLEndpoint:
                 await refuse_too_large(limit, receive, send)
                 return
             receive = limited_receive(receive, limit)
+        answered = False
+
+        async def send_noting(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
         try:
             async with self.state.sessions() as session:
                 scope["shopgraph.session"] = session
-                await self.graphql(scope, receive, send)
+                await self.graphql(scope, receive, send_noting)
         except BodyTooLarge:
             # Raised while strawberry reads the body, so nothing has been sent yet.
             await refuse_too_large(self.state.settings.max_body_bytes, body_receive, send)
+        except DATABASE_DOWN as exc:
+            # Ending the request's transaction on a connection the database dropped: the
+            # answer is out already (and said what failed); the connection is discarded.
+            if answered:
+                log.warning("database connection lost after answering: %s", exc)
+            else:
+                log.warning("database unavailable: %s", exc)
+                await _unavailable()(scope, receive, send)
 
     async def _viewer(self, scope: Scope) -> Viewer:
         # Access tokens (checked against the revocation list) or API keys (their scopes).

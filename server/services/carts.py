@@ -27,10 +27,11 @@ from server.models import (
     utcnow,
 )
 from server.permissions import CUSTOMERS_READ
-from server.services import behaviour
+from server.services import behaviour, idempotency
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 MAX_LINE_QUANTITY = 999
+ADD_LINES = "cartAddLines"
 ADDRESS_FIELDS = (
     "recipient_name",
     "phone",
@@ -140,9 +141,19 @@ def _upsert(session: AsyncSession) -> Any:
 
 
 async def add_lines(
-    session: AsyncSession, viewer: Viewer, token: str, lines: Sequence[LineRequest]
+    session: AsyncSession,
+    viewer: Viewer,
+    token: str,
+    lines: Sequence[LineRequest],
+    *,
+    idempotency_key: str | None = None,
 ) -> Cart:
-    """Add quantities to the cart (merged into an existing line of the same product)."""
+    """Add quantities to the cart (merged into an existing line of the same product).
+
+    Adding is not naturally safe to repeat: with ``idempotency_key``, a retry of the same lines
+    (say, after an answer lost to a network or database failure) adds nothing and returns the
+    cart; the same key with other lines is an IdempotencyConflict.
+    """
     cart = await get_cart(session, viewer, token)
     if not lines:
         raise ValidationFailed("give at least one line", field="lines")
@@ -150,6 +161,17 @@ async def add_lines(
     for i, line in enumerate(lines):
         _check_quantity(line.quantity, f"lines.{i}.quantity")
         merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
+    claimed: idempotency.Claim | None = None
+    if idempotency_key is not None:
+        claimed = await idempotency.claim(
+            session,
+            scope=f"cart:{cart.id}",
+            operation=ADD_LINES,
+            key=idempotency.validate_key(idempotency_key),
+            digest=idempotency.request_hash({str(p): q for p, q in sorted(merged.items())}),
+        )
+        if claimed.replay_id is not None:
+            return cart
     products = {
         p.id: p for p in await session.scalars(select(Product).where(Product.id.in_(list(merged))))
     }
@@ -189,6 +211,9 @@ async def add_lines(
             quantity=quantity,
             data={"cart_id": cart.id},
         )
+    if claimed is not None:
+        assert cart.id is not None  # a stored cart
+        await idempotency.complete(session, claimed, cart.id)
     return await _touch(session, cart)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -108,6 +109,31 @@ async def add(gql: GraphQLClient, token: str, *lines: tuple[Any, int]) -> Any:
         },
     )
     return data["cartAddLines"]
+
+
+async def test_a_retried_add_with_its_idempotency_key_adds_once(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    tea = await make_product(session, price=8800, name="西湖龙井")
+    cup = await make_product(session, price=3900, name="玻璃杯")
+    token = await new_cart(gql)
+
+    def request(key: str, *lines: tuple[Any, int]) -> dict[str, Any]:
+        items = [{"productId": gid("Product", p.id), "quantity": q} for p, q in lines]
+        return {"input": {"cartToken": token, "lines": items, "idempotencyKey": key}}
+
+    first = (await gql(ADD_LINES, request("add-1", (tea, 2))))["cartAddLines"]
+    assert first["cart"]["itemCount"] == 2
+    # The answer was lost and the client retries, several times at once: nothing is added.
+    retries = await asyncio.gather(*(gql(ADD_LINES, request("add-1", (tea, 2))) for _ in range(4)))
+    assert [r["cartAddLines"]["cart"]["itemCount"] for r in retries] == [2] * 4
+    # The same key for other lines is a mistake, answered as such; nothing changes.
+    misuse = (await gql(ADD_LINES, request("add-1", (cup, 1))))["cartAddLines"]
+    assert misuse["__typename"] == "IdempotencyConflict"
+    # A new key is a new addition.
+    second = (await gql(ADD_LINES, request("add-2", (tea, 2))))["cartAddLines"]
+    assert second["cart"]["itemCount"] == 4
+    assert await count(session, CartLine) == 1
 
 
 async def test_anonymous_cart_lines_merge_and_record_behaviour(

@@ -64,6 +64,10 @@ class TemporaryPostgres:
             "--locale=C.UTF-8",
             "--no-sync",
         )
+        return self.resume()
+
+    def resume(self) -> TemporaryPostgres:
+        """Start the server on its data directory (again, after :meth:`halt`)."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
@@ -83,6 +87,10 @@ class TemporaryPostgres:
             "start",
         )
         return self
+
+    def halt(self) -> None:
+        """Stop the server at once, as a crash would, keeping its data for :meth:`resume`."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
