@@ -158,17 +158,29 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of a process and its direct children: a PostgreSQL server and its backends."""
-    total = cpu_seconds(root)
+def tree_cpu_seconds(root: int) -> dict[int, float]:
+    """CPU time of a process and of each of its direct children, by pid: a PostgreSQL server
+    and its backends."""
+    times = {root: cpu_seconds(root)}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = _stat_fields(int(entry))
             if int(fields[1]) == root:
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+                times[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU time used between two readings of :func:`tree_cpu_seconds`.
+
+    A process that started in between counts from zero. One that exited in between (a
+    backend the pool closed, an autovacuum worker) is left out: what it used before exiting
+    is no longer readable, and counting its earlier total as a loss would make the sum
+    negative.
+    """
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,8 +192,9 @@ def tree_cpu_seconds(root: int) -> float:
 class Database:
     name: str
     url: str
-    # CPU time of the database server's processes, where it runs outside the shopgraph process.
-    cpu: Callable[[], float] | None = None
+    # CPU time of the database server's processes by pid, where it runs outside the shopgraph
+    # process (see `tree_cpu_seconds`).
+    cpu: Callable[[], dict[int, float]] | None = None
     version: str = ""
 
 
@@ -206,6 +219,16 @@ def sqlite_database(directory: Path) -> Iterator[Database]:
     yield Database(DATABASES["sqlite"], url, None, f"SQLite {sqlite3.sqlite_version}")
 
 
+async def _vacuum_analyze(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
 @contextlib.contextmanager
 def postgresql_database() -> Iterator[Database]:
     bindir = find_bindir()
@@ -221,6 +244,9 @@ def postgresql_database() -> Iterator[Database]:
     try:
         postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
         fill(server.url())
+        # Autovacuum would otherwise vacuum and analyse the freshly loaded tables on its own,
+        # perhaps during a measured window, adding to PostgreSQL's CPU there.
+        asyncio.run(_vacuum_analyze(server.url()))
         yield Database(
             DATABASES["postgresql"],
             server.url(),
@@ -307,15 +333,14 @@ class Answer:
 
 
 def fetch(server: Server, endpoint: str, method: str) -> Answer:
+    """One answer of ``endpoint``; GraphQL is asked with ``method``, as wrk asks it."""
     if endpoint == "graphql":
         path, body = graphql_target(method)
     else:
-        path, body = HANDWRITTEN_PATH, None
+        path, body, method = HANDWRITTEN_PATH, None, "GET"
     request = urllib.request.Request(f"{server.base}{path}", data=body, method=method)
     if body is not None:
         request.add_header("Content-Type", "application/json")
-    if endpoint == "handwritten":
-        request.method = "GET"
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             data: dict[str, Any] = json.loads(response.read())
@@ -436,8 +461,8 @@ def verdict(ratio: float | None, target: float) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    duration: float
-    warmup: float
+    duration: int
+    warmup: int
     threads: int
     connections: int
     rounds: int
@@ -450,7 +475,7 @@ def measure(
     options: Options,
     script: Path | None,
     *,
-    seconds: float,
+    seconds: int,
 ) -> Window:
     path = graphql_target(setup.method)[0] if endpoint == "graphql" else HANDWRITTEN_PATH
     cpu = setup.database.cpu
@@ -465,7 +490,9 @@ def measure(
         script=script if endpoint == "graphql" else None,
     )
     server_cpu = cpu_seconds(server.pid) - server_before
-    database_cpu = cpu() - database_before if cpu and database_before is not None else None
+    database_cpu = None
+    if cpu and database_before is not None:
+        database_cpu = cpu_between(database_before, cpu())
     machine = machine_cpu_seconds() - machine_before
     others = machine - server_cpu - (database_cpu or 0.0) - run.cpu_seconds
     if run.report.failures:
@@ -492,7 +519,7 @@ def run_setup(setup: Setup, options: Options, script: Path | None) -> Outcome:
     log(f"{label}: starting the server")
     with server_process(setup) as server:
         graphql = fetch(server, "graphql", setup.method)
-        hand = fetch(server, "handwritten", "GET")
+        hand = fetch(server, "handwritten", setup.method)
         check_equivalent(graphql.data, hand.data, compare_prices=setup.plugins == "")
         for endpoint in ENDPOINTS:
             measure(server, setup, endpoint, options, script, seconds=options.warmup)
@@ -682,8 +709,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--duration", type=float, default=10, help="seconds per measured window")
-    parser.add_argument("--warmup", type=float, default=2, help="seconds per endpoint and server")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured window")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds per endpoint and server")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per setup")
     parser.add_argument("--connections", type=int, default=8, help="wrk's open connections")
     parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
@@ -712,8 +739,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve)
         return 0
-    if args.connections < args.threads or min(args.rounds, args.threads) < 1:
-        parser.error("--rounds and --threads must be at least 1, --connections at least --threads")
+    if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
+        parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads (wrk gives each thread some)")
     try:
         wrk.executable()
     except wrk.WrkMissing as missing:

@@ -134,14 +134,14 @@ class WrkRun:
 def run(
     url: str,
     *,
-    duration: float,
+    duration: int,
     threads: int,
     connections: int,
     script: Path | None = None,
 ) -> WrkRun:
     """Run wrk against ``url`` for ``duration`` seconds and return what it measured."""
     args = [executable(), f"--threads={threads}", f"--connections={connections}"]
-    args += [f"--duration={max(1, round(duration))}s", "--latency", "--timeout=10s"]
+    args += [f"--duration={duration}s", "--latency", "--timeout=10s"]
     if script is not None:
         args += [f"--script={script}"]
     started = time.monotonic()

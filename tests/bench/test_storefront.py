@@ -184,3 +184,11 @@ def test_option_lists_are_checked() -> None:
     ]
     with pytest.raises(argparse.ArgumentTypeError):
         storefront.comma_list("mysql", ["sqlite", "postgresql"], "x")
+
+
+def test_database_cpu_counts_new_processes_and_leaves_out_exited_ones() -> None:
+    before = {100: 5.0, 101: 2.0, 102: 9.0}
+    # 102 exited (its time is gone), 103 started.
+    after = {100: 5.5, 101: 2.25, 103: 0.5}
+
+    assert storefront.cpu_between(before, after) == pytest.approx(1.25)
