@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import secrets
 import signal
 import statistics
@@ -78,6 +79,8 @@ PROBES = 3
 # Past these, a window measured the machine rather than the server (see `instrument_notes`).
 WRK_BUSY_LIMIT = 0.5
 SERVER_BUSY_FLOOR = 0.9
+# Cores other processes may use before the machine counts as busy.
+OTHERS_LIMIT = 0.25
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,9 +240,12 @@ def postgresql_database() -> Iterator[Database]:
             "PostgreSQL's initdb and pg_ctl were not found: install the Debian package "
             "postgresql, or measure SQLite alone with --databases sqlite"
         )
-    version = subprocess.run(
+    # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    said = subprocess.run(
         [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
-    ).stdout.split()[-1]
+    ).stdout
+    found = re.search(r"\(PostgreSQL\) (\S+)", said)
+    version = found.group(1) if found else said.strip()
     server = TemporaryPostgres(bindir).start()
     try:
         postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
@@ -647,7 +653,13 @@ def instrument_notes(outcomes: Sequence[Outcome]) -> list[str]:
             f"**Warning:** the server was below {SERVER_BUSY_FLOOR:.0%} of a core in some "
             "windows: it was waiting (for the database, for the CPU on a busy machine, or for "
             "the load generator), so those requests/s understate it. Server CPU per request "
-            "does not depend on this."
+            "depends much less on this."
+        )
+    if others > OTHERS_LIMIT:
+        notes.append(
+            f"**Warning:** other processes used {others:.2f} cores while the benchmark ran: "
+            "the machine was busy with other work, and these figures are noisy. Measure on "
+            "a quiet machine."
         )
     return notes
 

@@ -95,11 +95,14 @@ def test_a_warm_run_without_a_cache_says_so() -> None:
     assert problem is not None and "never answered X-Cache: HIT" in problem
 
 
-def _window(endpoint: str, rps: float, server_cpu_ms: float) -> Window:
+def _window(
+    endpoint: str, rps: float, server_cpu_ms: float, *, wrk_cpu: float = 0.5, others: float = 0.0
+) -> Window:
+    """A 10 s window; with the defaults, the server uses a whole core and wrk 5% of one."""
     requests = int(rps * 10)
     report = wrk.WrkReport(requests, 10.0, rps, {50.0: 1.0, 99.0: 2.0}, 0, 0)
-    run = wrk.WrkRun(report, "", wall_seconds=10.0, cpu_seconds=0.5)
-    return Window(endpoint, run, server_cpu_ms * requests / 1000, None, 0.0)
+    run = wrk.WrkRun(report, "", wall_seconds=10.0, cpu_seconds=wrk_cpu)
+    return Window(endpoint, run, server_cpu_ms * requests / 1000, None, others)
 
 
 def _outcome(mode: str, pairs: list[tuple[float, float]]) -> Outcome:
@@ -192,3 +195,25 @@ def test_database_cpu_counts_new_processes_and_leaves_out_exited_ones() -> None:
     after = {100: 5.5, 101: 2.25, 103: 0.5}
 
     assert storefront.cpu_between(before, after) == pytest.approx(1.25)
+
+
+def test_a_quiet_run_reports_the_instrument_without_warnings() -> None:
+    notes = storefront.instrument_notes([_outcome("cold", [(500, 2000), (500, 2000)])])
+
+    assert len(notes) == 1
+    assert "wrk used at most 5% of a core" in notes[0]
+    assert "100%–100% of a core" in notes[0]
+
+
+def test_a_busy_instrument_or_machine_is_warned_about() -> None:
+    outcome = _outcome("cold", [])
+    # wrk at 60% of a core, the server at half a core, other processes at 1.5 cores.
+    outcome.windows["handwritten"] = [_window("handwritten", 1000, 0.5, wrk_cpu=6.0, others=15.0)]
+    outcome.windows["graphql"] = [_window("graphql", 250, 2.0, others=15.0)]
+
+    warnings = storefront.instrument_notes([outcome])[1:]
+
+    assert len(warnings) == 3
+    assert "wrk went above 50% of a core" in warnings[0]
+    assert "server was below 90% of a core" in warnings[1]
+    assert "other processes used 1.50 cores" in warnings[2]
