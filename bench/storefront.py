@@ -549,11 +549,16 @@ def run_setup(setup: Setup, options: Options, script: Path | None) -> Outcome:
                     f"p99 {window.run.report.p99_ms:.1f} ms, server CPU {window.server_busy:.0%}, "
                     f"wrk CPU {window.run.cpu_share:.0%}"
                 )
-                if endpoint == "graphql":
-                    seen = probe_cache(server, setup, graphql.data)
-                    problem = cache_problem(setup.mode, seen)
-                    if problem:
-                        raise RuntimeError(f"{label}: after round {round_ + 1}: {problem}")
+                if endpoint != "graphql":
+                    continue
+                problem = cache_problem(setup.mode, probe_cache(server, setup, graphql.data))
+                if problem and setup.mode == "cold":
+                    raise RuntimeError(f"{label}: after round {round_ + 1}: {problem}")
+                if problem:
+                    # The window may have mixed cached and uncached answers: no figure.
+                    outcome.skipped = f"after round {round_ + 1}, {problem}"
+                    log(f"{label}: not measured: {outcome.skipped}")
+                    return outcome
     return outcome
 
 
