@@ -45,8 +45,20 @@ lint: install
 schema: install
 	$(BIN)/shopgraph schema export > schema/schema.graphql
 
+# The storefront benchmark (docs/benchmarks.md), driven by wrk, the compiled load generator
+# (Debian package wrk, installed here when missing and run as root). Options go in BENCH_ARGS,
+# e.g. make bench BENCH_ARGS='--databases sqlite --duration 5 --rounds 1'.
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python bench/storefront.py
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+		else \
+			echo "make bench needs wrk, the compiled HTTP load generator:" \
+				"install the Debian package wrk (sudo apt-get install wrk)" >&2; \
+			exit 1; \
+		fi; }
+	$(BIN)/python -m bench.storefront $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

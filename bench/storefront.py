@@ -1,16 +1,18 @@
 """The storefront benchmark: the first page of products over GraphQL against a hand-written
-endpoint that runs the same SQL and returns the same JSON.
+endpoint that runs the same SQL and returns the same JSON, driven by wrk.
 
-    python bench/storefront.py [--requests N] [--concurrency C] [--plugins a,b | --no-plugins]
-                               [--write]
+    python -m bench.storefront [--duration S] [--connections C] [--threads T] [--rounds N]
+                               [--databases sqlite,postgresql] [--modes cold,warm]
+                               [--plugins a,b | --no-plugins] [--write]
 
-It builds a fresh SQLite shop in a temporary directory (migrations + demo data with a fixed
-seed), starts a real uvicorn in a subprocess serving both endpoints, checks that both answer
-the same, and drives each over HTTP with httpx at a fixed concurrency: a warm-up, then N
-requests (or T seconds, whichever comes first), a few rounds, alternating. It prints a markdown
-table (requests/s, p50/p99 latency, server CPU per request) and the GraphQL/hand-written ratio;
-``--write`` puts it into docs/benchmarks.md. Without --plugins/--no-plugins it measures both
-"all installed plugins" and "none".
+For each database (a fresh SQLite file, a throwaway PostgreSQL server) it migrates and fills
+a demo shop (fixed seed); for each cache mode (cold: ``SHOPGRAPH_RESPONSE_CACHE=false``, warm:
+``=true``) and plugin set it starts one uvicorn worker with production settings serving both
+endpoints, checks that they answer the same, warms both up, checks the ``X-Cache`` header
+against the mode, then measures each endpoint with wrk for a few alternating rounds. It
+prints markdown tables (requests/s, p50/p99 latency, server CPU per request, the CPU wrk
+itself used) and each GraphQL/hand-written ratio against its target; ``--write`` puts them
+into docs/benchmarks.md. Only 127.0.0.1 is contacted; every run stops by itself.
 """
 
 from __future__ import annotations
@@ -19,23 +21,29 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import platform
+import re
 import secrets
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
+from bench import wrk
+from tests.support.postgres import TemporaryPostgres, find_bindir, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -55,8 +63,24 @@ WHERE p.is_active
 ORDER BY p.created_at DESC, p.id DESC
 LIMIT :limit
 """
+HANDWRITTEN_PATH = "/handwritten/products"
 START_MARK = "<!-- results:start -->"
 END_MARK = "<!-- results:end -->"
+
+DATABASES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+ENDPOINTS = {"handwritten": "hand-written", "graphql": "GraphQL"}
+# The cache modes and their targets: GraphQL's throughput as a share of the hand-written
+# endpoint's, measured in the same run.
+TARGETS = {"cold": 0.25, "warm": 0.8}
+CACHE_SETTING = {"cold": "false", "warm": "true"}
+HIT = "HIT"
+# Answers checked for X-Cache after the warm-up and after each GraphQL window.
+PROBES = 3
+# Past these, a window measured the machine rather than the server (see `instrument_notes`).
+WRK_BUSY_LIMIT = 0.5
+SERVER_BUSY_FLOOR = 0.9
+# Cores other processes may use before the machine counts as busy.
+OTHERS_LIMIT = 0.25
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,16 +92,13 @@ def _global_id(type_name: str, ident: int) -> str:
     return base64.b64encode(f"{type_name}:{ident}".encode()).decode()
 
 
-def create_bench_app() -> Any:
-    """The shopgraph app, plus the hand-written endpoint on the same engine."""
+def add_handwritten_endpoint(app: Any) -> Any:
+    """Add the hand-written endpoint to a shopgraph app, on the app's own engine."""
     from sqlalchemy import text
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from server.app import create_app
-
-    app = create_app()
     engine = app.state.shopgraph.engine
     statement = text(HAND_SQL)
 
@@ -103,90 +124,182 @@ def create_bench_app() -> Any:
         ]
         return JSONResponse({"data": {"products": {"edges": edges}}})
 
-    app.router.routes.insert(0, Route("/handwritten/products", products))
+    app.router.routes.insert(0, Route(HANDWRITTEN_PATH, products))
     return app
 
 
 def serve(port: int) -> None:
     import uvicorn
 
-    from server.app import tune_process
+    from server.app import asgi_app
 
-    app = create_bench_app()
-    tune_process()  # as `shopgraph serve` does (server.app.asgi_app)
+    # The app as `shopgraph serve` builds it (one worker, the same process tuning).
+    app = add_handwritten_endpoint(asgi_app())
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 # --------------------------------------------------------------------------------------------
-# The driver
+# CPU time from /proc
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    endpoint: str
-    plugins: str
-    requests: int
-    seconds: float
-    latencies: list[float]
-    cpu_seconds: float | None
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-    @property
-    def cpu_ms(self) -> float | None:
-        return None if self.cpu_seconds is None else self.cpu_seconds * 1000 / self.requests
+def _stat_fields(pid: int) -> list[str]:
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), to see server cost apart from the
-    load generator's, which shares the machine."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def prepare_database(directory: Path) -> str:
+def machine_cpu_seconds() -> float:
+    """CPU time every core of the machine spent working (not idle, not waiting on I/O)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> dict[int, float]:
+    """CPU time of a process and of each of its direct children, by pid: a PostgreSQL server
+    and its backends."""
+    times = {root: cpu_seconds(root)}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat_fields(int(entry))
+            if int(fields[1]) == root:
+                times[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU time used between two readings of :func:`tree_cpu_seconds`.
+
+    A process that started in between counts from zero. One that exited in between (a
+    backend the pool closed, an autovacuum worker) is left out: what it used before exiting
+    is no longer readable, and counting its earlier total as a loss would make the sum
+    negative.
+    """
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Databases
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    url: str
+    # CPU time of the database server's processes by pid, where it runs outside the shopgraph
+    # process (see `tree_cpu_seconds`).
+    cpu: Callable[[], dict[int, float]] | None = None
+    version: str = ""
+
+
+def fill(url: str) -> None:
+    """Migrate (every installed plugin's tables too) and load the demo shop."""
     from server import demo, migrate
     from server.config import Settings
     from server.plugins import load_plugins
 
-    url = f"sqlite+aiosqlite:///{directory / 'storefront.db'}"
-    # Every installed plugin's tables exist, whichever set a run enables.
     migrate.upgrade(url, plugin_manager=load_plugins(Settings(database_url=url)).pm)
     report = asyncio.run(demo.load(url, seed=SEED, as_of=AS_OF))
-    assert report is not None
-    return url
+    if report is None:
+        raise RuntimeError("the demo shop was not loaded")
 
 
 @contextlib.contextmanager
-def server_process(url: str, plugins: str | None) -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    env = {**os.environ, "SHOPGRAPH_DATABASE_URL": url, "SHOPGRAPH_ENV": "production"}
+def sqlite_database(directory: Path) -> Iterator[Database]:
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{directory / 'storefront.db'}"
+    fill(url)
+    yield Database(DATABASES["sqlite"], url, None, f"SQLite {sqlite3.sqlite_version}")
+
+
+async def _vacuum_analyze(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def postgresql_database() -> Iterator[Database]:
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit(
+            "PostgreSQL's initdb and pg_ctl were not found: install the Debian package "
+            "postgresql, or measure SQLite alone with --databases sqlite"
+        )
+    # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    said = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(r"\(PostgreSQL\) (\S+)", said)
+    version = found.group(1) if found else said.strip()
+    server = TemporaryPostgres(bindir).start()
+    try:
+        postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
+        fill(server.url())
+        # Autovacuum would otherwise vacuum and analyse the freshly loaded tables on its own,
+        # perhaps during a measured window, adding to PostgreSQL's CPU there.
+        asyncio.run(_vacuum_analyze(server.url()))
+        yield Database(
+            DATABASES["postgresql"],
+            server.url(),
+            lambda: tree_cpu_seconds(postmaster),
+            f"PostgreSQL {version}",
+        )
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The server process and its answers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    database: Database
+    mode: str
+    plugins_label: str
+    # SHOPGRAPH_PLUGINS for the server: None leaves it unset (every installed plugin).
+    plugins: str | None
+    method: str
+
+
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+
+@contextlib.contextmanager
+def server_process(setup: Setup) -> Iterator[Server]:
+    port = free_port()
+    env = {**os.environ, "SHOPGRAPH_DATABASE_URL": setup.database.url}
     # Production settings (no GraphiQL, masked errors) need a real secret.
-    env |= {"SHOPGRAPH_GRAPHIQL": "false", "SHOPGRAPH_SECRET_KEY": secrets.token_hex(32)}
+    env |= {"SHOPGRAPH_ENV": "production", "SHOPGRAPH_GRAPHIQL": "false"}
+    env |= {"SHOPGRAPH_SECRET_KEY": secrets.token_hex(32)}
     # One client sends thousands of queries a second here: the per-client cost budget would
     # throttle it. The cost of each query is still computed; only the refill is unbounded.
     env |= {"SHOPGRAPH_COST_RESTORE_RATE": "1e12"}
+    env |= {"SHOPGRAPH_RESPONSE_CACHE": CACHE_SETTING[setup.mode]}
     env.pop("SHOPGRAPH_PLUGINS", None)
-    if plugins is not None:
-        env["SHOPGRAPH_PLUGINS"] = plugins
+    if setup.plugins is not None:
+        env["SHOPGRAPH_PLUGINS"] = setup.plugins
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)], env=env, cwd=ROOT
+        [sys.executable, "-m", "bench.storefront", "--serve", str(port)], env=env, cwd=ROOT
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -195,13 +308,13 @@ def server_process(url: str, plugins: str | None) -> Iterator[tuple[str, int]]:
             if proc.poll() is not None:
                 raise RuntimeError(f"the benchmark server exited with {proc.returncode}")
             try:
-                httpx.get(f"{base}/healthz", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the benchmark server did not start") from None
                 time.sleep(0.1)
-        yield base, proc.pid
+        yield Server(base, proc.pid)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -211,158 +324,428 @@ def server_process(url: str, plugins: str | None) -> Iterator[tuple[str, int]]:
             proc.wait()
 
 
-def _request(endpoint: str) -> tuple[str, str, dict[str, Any] | None]:
+def graphql_target(method: str) -> tuple[str, bytes | None]:
+    """The GraphQL request as path and body: a POST of JSON, or a GET with the query in the
+    URL (the form HTTP caches can store)."""
+    if method == "GET":
+        return "/graphql?" + urllib.parse.urlencode({"query": GRAPHQL_QUERY}), None
+    return "/graphql", json.dumps({"query": GRAPHQL_QUERY}).encode()
+
+
+@dataclass(frozen=True)
+class Answer:
+    data: dict[str, Any]
+    x_cache: str | None
+
+
+def fetch(server: Server, endpoint: str, method: str) -> Answer:
+    """One answer of ``endpoint``; GraphQL is asked with ``method``, as wrk asks it."""
     if endpoint == "graphql":
-        return "POST", "/graphql", {"query": GRAPHQL_QUERY}
-    return "GET", "/handwritten/products", None
-
-
-async def _fetch(client: httpx.AsyncClient, endpoint: str) -> dict[str, Any]:
-    method, path, body = _request(endpoint)
-    response = await client.request(method, path, json=body)
-    response.raise_for_status()
-    data: dict[str, Any] = response.json()
+        path, body = graphql_target(method)
+    else:
+        path, body, method = HANDWRITTEN_PATH, None, "GET"
+    request = urllib.request.Request(f"{server.base}{path}", data=body, method=method)
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            x_cache = response.headers.get("X-Cache")
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"{endpoint}: HTTP {error.code} {error.read()!r}") from None
     if data.get("errors"):
         raise RuntimeError(f"{endpoint} answered with errors: {data['errors']}")
-    return data
+    return Answer(data, x_cache)
 
 
-async def check_equivalent(base: str, *, compare_prices: bool) -> None:
+def check_equivalent(
+    graphql: dict[str, Any], hand: dict[str, Any], *, compare_prices: bool
+) -> None:
     """Both endpoints must answer the same page, or the comparison means nothing."""
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        graphql = await _fetch(client, "graphql")
-        hand = await _fetch(client, "handwritten")
     nodes = [e["node"] for e in graphql["data"]["products"]["edges"]]
     others = [e["node"] for e in hand["data"]["products"]["edges"]]
     if len(nodes) != PAGE:
         raise RuntimeError(f"expected {PAGE} products, GraphQL gave {len(nodes)}")
     if not compare_prices:
         # Plugins may adjust prices; everything else must still agree.
-        for node in nodes + others:
-            node.pop("price")
+        nodes = [{k: v for k, v in n.items() if k != "price"} for n in nodes]
+        others = [{k: v for k, v in n.items() if k != "price"} for n in others]
     if nodes != others:
         raise RuntimeError("GraphQL and the hand-written endpoint disagree")
 
 
-async def drive(
-    base: str, endpoint: str, *, count: int, concurrency: int, max_seconds: float
-) -> tuple[int, float, list[float]]:
-    """``count`` requests from ``concurrency`` workers, stopping early at ``max_seconds``."""
-    method, path, body = _request(endpoint)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    remaining = count
-    deadline = time.perf_counter() + max_seconds
-
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0 and time.perf_counter() < deadline:
-                remaining -= 1
-                started = time.perf_counter()
-                response = await client.request(method, path, json=body)
-                if response.status_code != 200 or b'"errors"' in response.content:
-                    raise RuntimeError(f"{endpoint}: HTTP {response.status_code} {response.text}")
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return len(latencies), elapsed, latencies
+def cache_problem(mode: str, seen: Sequence[str | None]) -> str | None:
+    """Why the X-Cache headers ``seen`` on GraphQL answers do not fit the cache ``mode``, or
+    None when they do: cold answers are never HIT, warm ones (after a warm-up) always are."""
+    said = ", ".join(sorted({s or "no header" for s in seen}))
+    hits = sum(s == HIT for s in seen)
+    if mode == "cold":
+        return None if hits == 0 else f"X-Cache said HIT with the cache off (saw {said})"
+    if hits == len(seen):
+        return None
+    if hits == 0:
+        return f"the server never answered X-Cache: HIT (saw {said}): no response cache to measure"
+    return f"only {hits} of {len(seen)} answers said X-Cache: HIT (saw {said})"
 
 
-def measure(base: str, pid: int, endpoint: str, label: str, args: argparse.Namespace) -> Result:
-    asyncio.run(
-        drive(base, endpoint, count=args.warmup, concurrency=args.concurrency, max_seconds=30)
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One endpoint measured by one wrk run."""
+
+    endpoint: str
+    run: wrk.WrkRun
+    server_cpu_seconds: float
+    database_cpu_seconds: float | None
+    # What every other process of the machine used meanwhile (other work shares the cores).
+    others_cpu_seconds: float
+
+    @property
+    def requests(self) -> int:
+        return self.run.report.requests
+
+    @property
+    def rps(self) -> float:
+        return self.run.report.requests_per_second
+
+    @property
+    def server_cpu_ms(self) -> float:
+        return self.server_cpu_seconds * 1000 / self.requests
+
+    @property
+    def database_cpu_ms(self) -> float | None:
+        if self.database_cpu_seconds is None:
+            return None
+        return self.database_cpu_seconds * 1000 / self.requests
+
+    @property
+    def server_busy(self) -> float:
+        """The server's CPU as a share of one core over the window."""
+        return self.server_cpu_seconds / self.run.wall_seconds
+
+    @property
+    def others_busy(self) -> float:
+        """Other processes' CPU over the window, in cores."""
+        return max(0.0, self.others_cpu_seconds / self.run.wall_seconds)
+
+
+@dataclass
+class Outcome:
+    setup: Setup
+    windows: dict[str, list[Window]] = field(
+        default_factory=lambda: {name: [] for name in ENDPOINTS}
     )
-    cpu_before = _cpu_seconds(pid)
-    done, elapsed, latencies = asyncio.run(
-        drive(
-            base,
-            endpoint,
-            count=args.requests,
-            concurrency=args.concurrency,
-            max_seconds=args.max_seconds,
+    x_cache: list[str | None] = field(default_factory=list)
+    # Why nothing is reported for this setup (the warm mode without a response cache).
+    skipped: str | None = None
+
+    def ratios(self) -> list[float]:
+        """GraphQL's requests/s over the hand-written endpoint's, round by round."""
+        pairs = zip(self.windows["graphql"], self.windows["handwritten"], strict=True)
+        return [g.rps / h.rps for g, h in pairs]
+
+    def cpu_ratios(self) -> list[float]:
+        """The hand-written endpoint's server CPU per request over GraphQL's, round by round."""
+        pairs = zip(self.windows["graphql"], self.windows["handwritten"], strict=True)
+        return [h.server_cpu_ms / g.server_cpu_ms for g, h in pairs]
+
+    @property
+    def ratio(self) -> float | None:
+        ratios = self.ratios()
+        return statistics.median(ratios) if ratios and self.skipped is None else None
+
+
+def verdict(ratio: float | None, target: float) -> str:
+    if ratio is None:
+        return "not measured"
+    return "met" if ratio >= target else "not met"
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    warmup: int
+    threads: int
+    connections: int
+    rounds: int
+
+
+def measure(
+    server: Server,
+    setup: Setup,
+    endpoint: str,
+    options: Options,
+    script: Path | None,
+    *,
+    seconds: int,
+) -> Window:
+    path = graphql_target(setup.method)[0] if endpoint == "graphql" else HANDWRITTEN_PATH
+    cpu = setup.database.cpu
+    machine_before = machine_cpu_seconds()
+    server_before = cpu_seconds(server.pid)
+    database_before = cpu() if cpu else None
+    run = wrk.run(
+        f"{server.base}{path}",
+        duration=seconds,
+        threads=options.threads,
+        connections=options.connections,
+        script=script if endpoint == "graphql" else None,
+    )
+    server_cpu = cpu_seconds(server.pid) - server_before
+    database_cpu = None
+    if cpu and database_before is not None:
+        database_cpu = cpu_between(database_before, cpu())
+    machine = machine_cpu_seconds() - machine_before
+    others = machine - server_cpu - (database_cpu or 0.0) - run.cpu_seconds
+    if run.report.failures:
+        raise RuntimeError(
+            f"{endpoint}: {run.report.failures} requests failed during the run "
+            f"(socket errors or non-2xx answers):\n{run.output}"
         )
-    )
-    cpu_after = _cpu_seconds(pid)
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return Result(endpoint, label, done, elapsed, latencies, cpu)
+    return Window(endpoint, run, server_cpu, database_cpu, others)
 
 
-def run_configuration(
-    url: str, label: str, plugins: str | None, args: argparse.Namespace
-) -> list[Result]:
-    with server_process(url, plugins) as (base, pid):
-        asyncio.run(check_equivalent(base, compare_prices=plugins == ""))
-        rounds: dict[str, list[Result]] = {"handwritten": [], "graphql": []}
-        for _ in range(args.rounds):
-            for endpoint in rounds:
-                rounds[endpoint].append(measure(base, pid, endpoint, label, args))
-    # The median round by throughput: one noisy round does not decide the result.
-    return [sorted(rs, key=lambda r: r.rps)[len(rs) // 2] for rs in rounds.values()]
+def probe_cache(server: Server, setup: Setup, expected: dict[str, Any]) -> list[str | None]:
+    seen = []
+    for _ in range(PROBES):
+        answer = fetch(server, "graphql", setup.method)
+        if answer.data != expected:
+            raise RuntimeError("GraphQL's answer changed during the benchmark")
+        seen.append(answer.x_cache)
+    return seen
 
 
-def table(results: list[Result], args: argparse.Namespace) -> str:
+def run_setup(setup: Setup, options: Options, script: Path | None) -> Outcome:
+    outcome = Outcome(setup)
+    label = f"{setup.database.name}, {setup.mode}, plugins {setup.plugins_label}"
+    log(f"{label}: starting the server")
+    with server_process(setup) as server:
+        graphql = fetch(server, "graphql", setup.method)
+        hand = fetch(server, "handwritten", setup.method)
+        check_equivalent(graphql.data, hand.data, compare_prices=setup.plugins == "")
+        for endpoint in ENDPOINTS:
+            measure(server, setup, endpoint, options, script, seconds=options.warmup)
+        outcome.x_cache = probe_cache(server, setup, graphql.data)
+        problem = cache_problem(setup.mode, outcome.x_cache)
+        if problem and setup.mode == "cold":
+            raise RuntimeError(f"{label}: {problem}")
+        if problem:
+            log(f"{label}: not measured: {problem}")
+            outcome.skipped = problem
+            return outcome
+        for round_ in range(options.rounds):
+            # Each round pairs the two endpoints back to back, the order swapped every round so
+            # that a drift in the machine's load does not always favour the same one.
+            order = list(ENDPOINTS) if round_ % 2 == 0 else list(reversed(ENDPOINTS))
+            for endpoint in order:
+                window = measure(server, setup, endpoint, options, script, seconds=options.duration)
+                outcome.windows[endpoint].append(window)
+                log(
+                    f"{label}: round {round_ + 1} {ENDPOINTS[endpoint]}: {window.rps:,.0f} req/s, "
+                    f"p99 {window.run.report.p99_ms:.1f} ms, server CPU {window.server_busy:.0%}, "
+                    f"wrk CPU {window.run.cpu_share:.0%}"
+                )
+                if endpoint != "graphql":
+                    continue
+                problem = cache_problem(setup.mode, probe_cache(server, setup, graphql.data))
+                if problem and setup.mode == "cold":
+                    raise RuntimeError(f"{label}: after round {round_ + 1}: {problem}")
+                if problem:
+                    # The window may have mixed cached and uncached answers: no figure.
+                    outcome.skipped = f"after round {round_ + 1}, {problem}"
+                    log(f"{label}: not measured: {outcome.skipped}")
+                    return outcome
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _ms(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _cache_seen(outcome: Outcome) -> str:
+    return "/".join(sorted({s or "none" for s in outcome.x_cache})) or "–"
+
+
+def measurements_table(outcomes: Sequence[Outcome]) -> str:
     lines = [
-        "| endpoint | plugins | requests | req/s | p50 ms | p99 ms | server CPU ms/req |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| database | cache | plugins | endpoint | req/s | p50 ms | p99 ms | server CPU ms/req "
+        "| database CPU ms/req | server CPU | wrk CPU | X-Cache |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in results:
-        cpu = "n/a" if r.cpu_ms is None else f"{r.cpu_ms:.2f}"
-        name = "GraphQL `products(first: 20)`" if r.endpoint == "graphql" else "hand-written"
-        lines.append(
-            f"| {name} | {r.plugins} | {r.requests} | {r.rps:,.0f} | {r.percentile(0.5):.1f} "
-            f"| {r.percentile(0.99):.1f} | {cpu} |"
-        )
-    lines.append("")
-    by_label: dict[str, dict[str, Result]] = {}
-    for r in results:
-        by_label.setdefault(r.plugins, {})[r.endpoint] = r
-    for label, pair in by_label.items():
-        g, h = pair["graphql"], pair["handwritten"]
-        line = f"- GraphQL / hand-written, plugins {label}: **{g.rps / h.rps:.2f}×** throughput"
-        if g.cpu_ms and h.cpu_ms:
-            line += f", {h.cpu_ms / g.cpu_ms:.2f}× by server CPU per request"
-        lines.append(line)
-    lines.append("")
-    lines.append(
-        f"{args.concurrency} concurrent connections, {args.warmup} warm-up requests, then "
-        f"{args.requests} requests (at most {args.max_seconds:.0f} s) per endpoint; median of "
-        f"{args.rounds} alternating rounds."
-    )
+    for outcome in outcomes:
+        setup = outcome.setup
+        head = f"| {setup.database.name} | {setup.mode} | {setup.plugins_label} "
+        if outcome.skipped:
+            lines.append(
+                f"{head}| GraphQL | n/a: {outcome.skipped} ||||||| {_cache_seen(outcome)} |"
+            )
+            continue
+        for endpoint, windows in outcome.windows.items():
+            cached = _cache_seen(outcome) if endpoint == "graphql" else "–"
+            lines.append(
+                f"{head}| {ENDPOINTS[endpoint]} "
+                f"| {statistics.median(w.rps for w in windows):,.0f} "
+                f"| {_ms(_median([w.run.report.p50_ms for w in windows]), 1)} "
+                f"| {_ms(_median([w.run.report.p99_ms for w in windows]), 1)} "
+                f"| {_ms(_median([w.server_cpu_ms for w in windows]))} "
+                f"| {_ms(_median([w.database_cpu_ms for w in windows]))} "
+                f"| {statistics.median(w.server_busy for w in windows):.0%} "
+                f"| {max(w.run.cpu_share for w in windows):.0%} "
+                f"| {cached} |"
+            )
     return "\n".join(lines)
 
 
-def machine() -> str:
+def ratios_table(outcomes: Sequence[Outcome]) -> str:
+    lines = [
+        "| database | cache | plugins | GraphQL / hand-written, req/s | by server CPU per request "
+        "| target | |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for outcome in outcomes:
+        setup = outcome.setup
+        target = TARGETS[setup.mode]
+        ratio = outcome.ratio
+        if ratio is None:
+            shown, by_cpu = "n/a", "n/a"
+        else:
+            ratios = outcome.ratios()
+            shown = f"**{ratio:.2f}×** ({min(ratios):.2f}–{max(ratios):.2f})"
+            by_cpu = f"{statistics.median(outcome.cpu_ratios()):.2f}×"
+        lines.append(
+            f"| {setup.database.name} | {setup.mode} | {setup.plugins_label} | {shown} "
+            f"| {by_cpu} | ≥ {target:.2f}× | {verdict(ratio, target)} |"
+        )
+    return "\n".join(lines)
+
+
+def instrument_notes(outcomes: Sequence[Outcome]) -> list[str]:
+    """What the windows say about the instrument: wrk's CPU should stay well below a core
+    while the server's is near one, or the figures measure the machine's load instead."""
+    windows = [w for o in outcomes for ws in o.windows.values() for w in ws]
+    if not windows:
+        return []
+    wrk_max = max(w.run.cpu_share for w in windows)
+    busy = [w.server_busy for w in windows]
+    others = statistics.median(w.others_busy for w in windows)
+    notes = [
+        f"Instrument: wrk used at most {wrk_max:.0%} of a core in any measured window; the "
+        f"server process used {min(busy):.0%}–{max(busy):.0%} of a core "
+        f"(median {statistics.median(busy):.0%}); other processes of the machine used "
+        f"{others:.2f} of its {os.cpu_count()} cores (median)."
+    ]
+    if wrk_max > WRK_BUSY_LIMIT:
+        notes.append(
+            f"**Warning:** wrk went above {WRK_BUSY_LIMIT:.0%} of a core: it may have limited "
+            "the throughput; fewer connections or threads would measure the server better."
+        )
+    if min(busy) < SERVER_BUSY_FLOOR:
+        notes.append(
+            f"**Warning:** the server was below {SERVER_BUSY_FLOOR:.0%} of a core in some "
+            "windows: it was waiting (for the database, for the CPU on a busy machine, or for "
+            "the load generator), so those requests/s understate it. Server CPU per request "
+            "depends much less on this."
+        )
+    if others > OTHERS_LIMIT:
+        notes.append(
+            f"**Warning:** other processes used {others:.2f} cores while the benchmark ran: "
+            "the machine was busy with other work, and these figures are noisy. Measure on "
+            "a quiet machine."
+        )
+    return notes
+
+
+def report(outcomes: Sequence[Outcome], options: Options, method: str) -> str:
+    parts = [measurements_table(outcomes), "", ratios_table(outcomes), ""]
+    parts.append(
+        f"wrk with {options.threads} thread(s) and {options.connections} connections; "
+        f"GraphQL over {method}; per server, a {options.warmup:g} s warm-up of each endpoint, "
+        f"then {options.rounds} round(s) of {options.duration:g} s per endpoint, alternating; "
+        "medians over the rounds (wrk CPU: the highest), ratios from the same rounds (range in "
+        "brackets)."
+    )
+    notes = instrument_notes(outcomes)
+    if notes:
+        parts += [""] + [f"- {n}" for n in notes]
+    return "\n".join(parts)
+
+
+def machine(databases: Sequence[Database]) -> str:
     cpu = platform.processor() or platform.machine()
+    versions = ", ".join(d.version for d in databases)
+    wrk_version = subprocess.run(
+        [wrk.executable(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
     return (
         f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, SQLite {_sqlite_version()}"
+        f"Python {platform.python_version()}, {versions}, "
+        f"wrk {wrk_version[1] if len(wrk_version) > 1 else '?'}"
     )
 
 
-def _sqlite_version() -> str:
-    import sqlite3
-
-    return sqlite3.sqlite_version
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{START_MARK}\n{END_MARK}\n"
+def replace_results(text: str, section: str) -> str:
+    """``text`` with what lies between the result markers replaced by ``section``."""
+    if START_MARK not in text or END_MARK not in text:
+        text = f"{text.rstrip()}\n\n{START_MARK}\n{END_MARK}\n"
     head, _, rest = text.partition(START_MARK)
     _, _, tail = rest.partition(END_MARK)
-    DOCS.write_text(f"{head}{START_MARK}\n{section}\n{END_MARK}{tail}")
+    return f"{head}{START_MARK}\n{section}\n{END_MARK}{tail}"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def comma_list(value: str, allowed: Sequence[str], what: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{what}: choose from {', '.join(allowed)} (got {value!r})"
+        )
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000, help="per endpoint and round")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-seconds", type=float, default=60, help="cap per measurement")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.storefront",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured window")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds per endpoint and server")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per setup")
+    parser.add_argument("--connections", type=int, default=8, help="wrk's open connections")
+    parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
+    parser.add_argument(
+        "--databases",
+        type=lambda v: comma_list(v, list(DATABASES), "--databases"),
+        default=list(DATABASES),
+        help="comma-separated: sqlite,postgresql",
+    )
+    parser.add_argument(
+        "--modes",
+        type=lambda v: comma_list(v, list(TARGETS), "--modes"),
+        default=list(TARGETS),
+        help="comma-separated: cold,warm",
+    )
+    parser.add_argument(
+        "--method", choices=["POST", "GET"], default="POST", help="how GraphQL is asked"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--plugins", help="SHOPGRAPH_PLUGINS for the server (an allow-list)")
     group.add_argument("--no-plugins", action="store_true", help="an empty allow-list")
@@ -373,35 +756,54 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.serve)
         return 0
+    if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
+        parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads (wrk gives each thread some)")
+    try:
+        wrk.executable()
+    except wrk.WrkMissing as missing:
+        parser.exit(2, f"{missing}\n")
 
     if args.no_plugins:
-        configurations = [("none", "")]
+        plugin_sets: list[tuple[str, str | None]] = [("none", "")]
     elif args.plugins is not None:
-        configurations = [(args.plugins or "none", args.plugins)]
+        plugin_sets = [(args.plugins or "none", args.plugins)]
     else:
-        configurations = [("all installed", None), ("none", "")]
+        plugin_sets = [("all installed", None), ("none", "")]
+    options = Options(args.duration, args.warmup, args.threads, args.connections, args.rounds)
 
-    results: list[Result] = []
+    outcomes: list[Outcome] = []
+    databases: list[Database] = []
     with tempfile.TemporaryDirectory(prefix="shopgraph-bench-") as tmp:
-        print("preparing a demo shop (SQLite) …", file=sys.stderr)
-        url = prepare_database(Path(tmp))
-        for label, plugins in configurations:
-            print(f"measuring with plugins: {label} …", file=sys.stderr)
-            results += run_configuration(url, label, plugins, args)
+        script: Path | None = None
+        if args.method == "POST":
+            script = Path(tmp) / "graphql.lua"
+            script.write_text(wrk.post_script(json.dumps({"query": GRAPHQL_QUERY})))
+        for name in args.databases:
+            log(f"preparing a demo shop ({DATABASES[name]}) …")
+            opened = sqlite_database(Path(tmp)) if name == "sqlite" else postgresql_database()
+            with opened as database:
+                databases.append(database)
+                for label, plugins in plugin_sets:
+                    for mode in args.modes:
+                        setup = Setup(database, mode, label, plugins, args.method)
+                        outcomes.append(run_setup(setup, options, script))
 
-    report = table(results, args)
-    print(report)
+    text = report(outcomes, options, args.method)
+    print(text)
     if args.write:
         from server.config import Settings
         from server.plugins import load_plugins
 
         installed = ", ".join(r.name for r in load_plugins(Settings()).records) or "none"
         section = (
-            f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}; installed plugins: "
-            f"{installed}.\n\n{report}"
+            f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine(databases)}; installed "
+            f"plugins: {installed}.\n\n{text}"
         )
-        write_docs(section)
-        print(f"\nwrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+        current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+        DOCS.write_text(replace_results(current, section))
+        log(f"wrote {DOCS.relative_to(ROOT)}")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.storefront` (see docs/benchmarks.md)."""
