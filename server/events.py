@@ -107,6 +107,9 @@ class OutboxDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # Claims (token, delivery ids) whose outcome could not be recorded because the
+        # database went away: given back at the next attempt instead of waiting for the lease.
+        self._unsettled: list[tuple[str, list[int]]] = []
 
     # --- which plugins receive which event -----------------------------------------------
 
@@ -290,12 +293,41 @@ class OutboxDispatcher:
             )
             await session.commit()
 
+    async def _give_back_unsettled(self) -> None:
+        """Make due again the deliveries this dispatcher claimed but could not settle: a lost
+        database must delay them by seconds, not by the whole lease."""
+        while self._unsettled:
+            token, ids = self._unsettled[0]
+            async with self.sessions() as session:
+                await mark_write(session)
+                await session.execute(
+                    update(OutboxDelivery)
+                    .where(OutboxDelivery.id.in_(ids))
+                    .where(OutboxDelivery.claim_token == token)
+                    .values(
+                        claim_token=None,
+                        claimed_until=None,
+                        last_error="outcome not recorded: the database was unavailable",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()
+            self._unsettled.pop(0)
+
     async def deliver_due(self, limit: int | None = None) -> DrainReport:
         """Claim and deliver one batch of due deliveries."""
+        await self._give_back_unsettled()
         report = DrainReport()
         token, claimed = await self._claim(limit or self.policy.batch_size)
-        for item in claimed:
-            if await self._deliver(token, item):
+        for index, item in enumerate(claimed):
+            try:
+                delivered = await self._deliver(token, item)
+            except Exception:
+                # Neither the outcome nor the failure could be written: this delivery and
+                # the rest of the batch are still claimed. Give them back when possible.
+                self._unsettled.append((token, [c.delivery_id for c in claimed[index:]]))
+                raise
+            if delivered:
                 report.delivered += 1
             else:
                 report.failed += 1

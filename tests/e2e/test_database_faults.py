@@ -5,6 +5,7 @@ duplicates nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import Counter
@@ -13,14 +14,18 @@ from collections.abc import Iterator
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import select
 
 from server import migrate
 from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, session_factory
-from server.models import CartLine
+from server.events import DispatchSettings, OutboxDispatcher
+from server.models import CartLine, DeliveryStatus, OutboxDelivery
+from server.plugin import Event
 from server.plugins import load_plugins
-from tests.plugins.fakes import gid
+from server.services import outbox
+from tests.plugins.fakes import FakePlugin, gid
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
 from tests.support.postgres import TemporaryPostgres, find_bindir
@@ -153,3 +158,50 @@ async def test_a_database_restart_under_load(own_postgres: TemporaryPostgres) ->
         lines = (await session.execute(CartLine.__table__.select())).all()
     await engine.dispose()
     assert [line.quantity for line in lines] == [12]
+
+
+async def test_a_delivery_cut_off_by_the_database_is_due_again_within_seconds(
+    own_postgres: TemporaryPostgres,
+) -> None:
+    admin = await asyncpg.connect(own_postgres.url().replace("+asyncpg", ""))
+    await admin.execute('CREATE DATABASE "shop"')
+    await admin.close()
+    url = own_postgres.url("shop")
+    settings = Settings(database_url=url, plugins="")
+    await asyncio.to_thread(migrate.upgrade, url, "heads", load_plugins(settings).pm)
+    calls: list[int] = []
+
+    async def order_placed(event: Event) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            # The database goes away after the plugin did its work, before the delivery is
+            # marked: neither the outcome nor the failure can be written.
+            await asyncio.to_thread(own_postgres.halt)
+
+    runtime = load_plugins(settings, extra=[FakePlugin("crm", order_placed=order_placed)])
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    # The default lease (two minutes) would keep the delivery claimed for the whole test.
+    dispatcher = OutboxDispatcher(sessions, runtime, DispatchSettings(backoff_seconds=0.01))
+    try:
+        async with sessions() as session:
+            await outbox.emit(session, "order_placed", {"order_id": 1})
+            await session.commit()
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises for a lost server
+            await dispatcher.drain()
+        assert len(calls) == 1
+        await asyncio.to_thread(own_postgres.resume)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(Exception):  # the pool finds its connections dead first
+                report = await dispatcher.drain()
+                if report.delivered:
+                    break
+            assert time.monotonic() < deadline, "the delivery waited for its lease"
+            await asyncio.sleep(0.2)
+        assert len(calls) == 2  # at least once: delivered again, then marked
+        async with sessions() as session:
+            [delivery] = (await session.execute(select(OutboxDelivery))).scalars().all()
+            assert delivery.status == DeliveryStatus.DELIVERED
+    finally:
+        await engine.dispose()

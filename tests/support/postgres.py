@@ -89,8 +89,10 @@ class TemporaryPostgres:
         return self
 
     def halt(self) -> None:
-        """Stop the server at once, as a crash would, keeping its data for :meth:`resume`."""
-        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        """Stop the server, dropping every client's connection, for :meth:`resume`. A fast
+        shutdown, not an immediate one: with this server's durability settings off, a crash
+        would also lose the last commits, which a production server keeps."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
