@@ -183,6 +183,38 @@ def customer_event_recorded(
     payload ``customer_id``, ``kind``, ``product_id``, ``query``."""
 
 
+@hookspec
+def product_changed(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a product is created, updated (its price included) or archived: payload
+    ``product_id`` and ``change`` (``created``, ``updated`` or ``archived``)."""
+
+
+@hookspec
+def category_changed(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a category is created or updated: payload ``category_id`` and ``change``
+    (``created`` or ``updated``)."""
+
+
+@hookspec
+def stock_level_set(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after staff set a stock level: payload ``warehouse_id``, ``product_id``,
+    ``on_hand``, ``safety_stock`` and ``staff_id``."""
+
+
+@hookspec
+def stock_adjusted(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after units on hand are adjusted: payload ``warehouse_id``, ``product_id``,
+    ``delta``, ``reason``, ``on_hand`` and ``staff_id``."""
+
+
 # --- the rest ----------------------------------------------------------------------------
 
 
