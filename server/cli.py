@@ -22,7 +22,12 @@ def main() -> None:
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 def serve(host: str, port: int, workers: int, reload: bool) -> None:
     """Serve the GraphQL API (GraphiQL at /graphql outside production)."""
+    import os
+
     import uvicorn
+
+    # Each worker process builds its app from the environment: tell it how many there are.
+    os.environ["SHOPGRAPH_WORKERS"] = str(workers)
 
     uvicorn.run(
         "server.app:asgi_app",

@@ -68,6 +68,15 @@ def graphql_type_extensions() -> Mapping[str, Sequence[type]]:
     Resolvers receive the core object as ``self`` (or a parameter named ``root``)."""
 
 
+@hookspec
+def cacheable_fields() -> Mapping[str, Sequence[str]]:
+    """Return ``{"Type.field": [event names]}``: the plugin's fields whose answer is public (the
+    same for every anonymous viewer, no personal data) and the outbox events whose commit
+    changes it (e.g. ``{"Product.badge": ["product_changed", "badge_changed"]}``). A query
+    reading only declared fields may be answered from the response cache until one of those
+    events commits. An undeclared field is never cached."""
+
+
 # --- data --------------------------------------------------------------------------------
 # Called by ``shopgraph db upgrade`` / ``downgrade`` and by the migration environment.
 
