@@ -126,9 +126,11 @@ def check_declarations(schema: GraphQLSchema, declared: Iterable[str]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """A cacheable operation: its normalised text and the events that change its answer."""
+    """A cacheable operation: its normalised text (and that text's digest, for the keys) and
+    the events that change its answer."""
 
     normalised: str
+    digest: bytes
     events: tuple[str, ...]
 
 
@@ -205,7 +207,12 @@ class Cacheability:
             if not fields.public:
                 return None
             events |= fields.events
-        return Analysis(normalised=print_ast(document), events=tuple(sorted(events)))
+        normalised = print_ast(document)
+        return Analysis(
+            normalised=normalised,
+            digest=hashlib.blake2b(normalised.encode(), digest_size=20).digest(),
+            events=tuple(sorted(events)),
+        )
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -513,7 +520,7 @@ class CachedEndpoint:
 
     def key(self, analysis: Analysis, variables: dict[str, Any], operation: str | None) -> bytes:
         digest = hashlib.blake2b(self.fingerprint, digest_size=24)
-        digest.update(analysis.normalised.encode())
+        digest.update(analysis.digest)
         digest.update(b"\0" + (operation or "").encode() + b"\0")
         digest.update(orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
         return digest.digest()

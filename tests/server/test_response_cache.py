@@ -25,7 +25,7 @@ from schema.mutations import run_mutation
 from server.app import create_app
 from server.config import Settings
 from server.plugins import PluginError, PluginRuntime
-from server.response_cache import CachedEndpoint, ResponseCache
+from server.response_cache import CachedEndpoint, Entry, ResponseCache
 from server.services import outbox
 from tests.plugins.fakes import FakePlugin
 from tests.support.accounts import make_customer, make_staff, token_for
@@ -629,3 +629,89 @@ def test_several_workers_on_sqlite_serve_without_the_cache(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+# ---- the store and the analysis, without a server -----------------------------------------
+
+
+def _entry(cache: ResponseCache, events: tuple[str, ...], data: bytes = b"{}") -> Entry:
+    return Entry(
+        data=data,
+        etag='W/"x"',
+        requested=1,
+        actual=1,
+        events=events,
+        stamp=cache.stamp(events),
+        expires=cache.clock() + cache.ttl,
+    )
+
+
+def test_the_store_is_bounded_expires_and_follows_its_events() -> None:
+    now = [0.0]
+    cache = ResponseCache(max_entries=3, max_bytes=10_000, ttl=60, clock=lambda: now[0])
+    for key in (b"a", b"b", b"c"):
+        assert cache.put(key, _entry(cache, ("product_changed",)))
+    assert cache.get(b"a", ("product_changed",)) is not None  # a is now the most recent
+    cache.put(b"d", _entry(cache, ("category_changed",)))
+    assert len(cache) == 3 and cache.get(b"b", ("product_changed",)) is None  # evicted
+    # Bytes bound: one big answer pushes the least recently used ones out.
+    cache.put(b"big", _entry(cache, (), data=b"x" * 9_700))
+    assert len(cache) == 1 and cache.size_bytes <= 10_000
+    assert cache.stats.evictions == 4
+    # Events: only the answers that read what changed go.
+    cache.put(b"p", _entry(cache, ("product_changed",)))
+    cache.put(b"c", _entry(cache, ("category_changed",)))
+    cache.invalidate(["product_changed"])
+    assert cache.get(b"p", ("product_changed",)) is None
+    assert cache.get(b"c", ("category_changed",)) is not None
+    # Started before an invalidation, finished after it: not stored.
+    late = _entry(cache, ("category_changed",))
+    cache.invalidate(["category_changed"])
+    assert not cache.put(b"late", late) and cache.stats.races == 1
+    # Time: an entry expires after the TTL even when nothing invalidates it.
+    cache.put(b"t", _entry(cache, ()))
+    now[0] += 61
+    assert cache.get(b"t", ()) is None
+    # Everything at once (the channel of another process's writes was lost).
+    cache.put(b"u", _entry(cache, ()))
+    old = _entry(cache, ())
+    cache.invalidate_all()
+    assert len(cache) == 0 and not cache.put(b"old", old)
+
+
+def test_which_operations_are_cacheable(settings: Settings) -> None:
+    app = create_app(settings, only_plugins(settings))
+    cached: CachedEndpoint = app.state.shopgraph.cached
+
+    def events(query: str, operation: str | None = None) -> tuple[str, ...] | None:
+        analysis = cached.cacheability.analyse(query, operation)
+        return None if analysis is None else analysis.events
+
+    assert events("{ categories { name } }") == ("category_changed", "product_changed")
+    assert "stock_level_set" in (
+        events("{ products { nodes { availability { inStock } } } }") or ()
+    )
+    assert events("{ __typename }") == ()
+    assert events("{ __schema { types { name } } }") == ()
+    # Fragments: those the operation spreads count, others do not.
+    fragments = """
+        query Q { products { nodes { ...P } } }
+        fragment P on Product { name ...C }
+        fragment C on Product { category { name } }
+        fragment Unused on Customer { email }"""
+    assert events(fragments, "Q") == events("{ products { nodes { name category { name } } } }")
+    assert events(fragments, "Q") is not None
+    staff_only = (
+        "query { products { nodes { ...S } } } fragment S on Product { costPrice { amount } }"
+    )
+    assert events(staff_only) is None
+    # The operation named: a query next to a mutation is cacheable, the mutation is not.
+    both = "query A { categories { name } } mutation B { logout { __typename } }"
+    assert events(both, "A") is not None
+    assert events(both, "B") is None
+    assert events(both) is None  # two operations, none named
+    assert events("{ me { email } }") is None
+    assert events("{ products { nodes { margin { amount { amount } } } } }") is None
+    assert events("{ nope }") is None
+    assert events("{ categories { name ") is None  # does not parse
+    assert events("subscription { __typename }") is None
