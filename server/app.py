@@ -144,7 +144,7 @@ class GraphQLEndpoint:
             else:
                 await self._execute(scope, receive, send)
         except BodyTooLarge:
-            # Raised while strawberry reads the body, so nothing has been sent yet.
+            # Raised while the body is read (by the cache or strawberry): nothing was sent yet.
             await payload_too_large(self.state.settings.max_body_bytes)(scope, receive, send)
 
     async def _execute(self, scope: Scope, receive: Receive, send: Send) -> None:
