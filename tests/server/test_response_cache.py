@@ -202,6 +202,14 @@ UPDATE_CATEGORY = """
 mutation($input: UpdateCategoryInput!) {
   updateCategory(input: $input) { __typename ... on Error { message } }
 }"""
+CREATE_PRODUCT = """
+mutation($input: CreateProductInput!) {
+  createProduct(input: $input) { __typename ... on Error { message } }
+}"""
+ADJUST_STOCK = """
+mutation($input: AdjustStockInput!) {
+  adjustStock(input: $input) { __typename ... on Error { message } }
+}"""
 SET_STOCK = """
 mutation($input: SetStockLevelInput!) {
   setStockLevel(input: $input) { __typename ... on Error { message } }
@@ -261,6 +269,16 @@ async def test_every_catalogue_and_stock_write_invalidates(
     assert cancelled["cancelOrder"]["order"]["status"] == "CANCELLED"
     assert (await fresh())["availability"]["quantityAvailable"] == 9
 
+    assert (await read())["availability"]["quantityAvailable"] == 9
+    await write(
+        ADJUST_STOCK,
+        warehouseId=gid("Warehouse", warehouse.id),
+        productId=product_id,
+        delta=-4,
+        reason="盘点",
+    )
+    assert (await fresh())["availability"]["quantityAvailable"] == 5
+
     listing = await anon.post(LISTING, {"first": 10})
     assert (await anon.post(LISTING, {"first": 10})).headers["x-cache"] == "HIT"
     names = [e["node"]["name"] for e in listing.json()["data"]["products"]["edges"]]
@@ -270,6 +288,12 @@ async def test_every_catalogue_and_stock_write_invalidates(
     assert after.headers["x-cache"] == "MISS"
     assert "新名字" not in [e["node"]["name"] for e in after.json()["data"]["products"]["edges"]]
     assert (await anon.data(PRODUCT, variables))["product"] is None
+
+    assert (await anon.post(LISTING, {"first": 10})).headers["x-cache"] == "HIT"
+    await write(CREATE_PRODUCT, sku="NEW-1", name="新品", price={"amount": "1.00"})
+    created = await anon.post(LISTING, {"first": 10})
+    assert created.headers["x-cache"] == "MISS"
+    assert "新品" in [e["node"]["name"] for e in created.json()["data"]["products"]["edges"]]
 
 
 async def test_get_answers_carry_cache_control_and_etag_and_revalidate(
