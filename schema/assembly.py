@@ -37,6 +37,7 @@ from schema.limits import is_unexpected, limit_extensions
 from schema.operation_metrics import OperationMetrics, tracing_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
+from server.throttle import LeakyBucket
 
 CORE_DOMAINS = (products, customers, inventory, orders, shipments, security, plugin_admin)
 CORE = "core"
@@ -231,8 +232,11 @@ class ShopSchema(strawberry.Schema):
         super().process_errors(unexpected, execution_context)
 
 
-def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> strawberry.Schema:
-    """The schema of the core plus every enabled plugin's contributions."""
+def build_schema(
+    plugins: PluginRuntime, settings: Settings | None = None, bucket: LeakyBucket | None = None
+) -> strawberry.Schema:
+    """The schema of the core plus every enabled plugin's contributions; ``bucket`` holds the
+    clients' query-cost budgets (made from ``settings`` when not given)."""
     queries = [_Contribution(CORE, _node_queries())]
     mutations: list[_Contribution] = []
     subscriptions: list[_Contribution] = []
@@ -265,7 +269,7 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         # Depth, aliases, tokens, query cost and throttling; production's schema hiding.
-        *limit_extensions(settings),
+        *limit_extensions(settings, bucket),
         # Every mutation by staff or an API key is in the audit log (see schema/audit.py).
         AuditTrail,
         OperationMetrics,

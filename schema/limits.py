@@ -523,11 +523,19 @@ def is_unexpected(error: GraphQLError) -> bool:
 # ---- assembly ----------------------------------------------------------------------------
 
 
-def limit_extensions(settings: Settings | None) -> list[Callable[[], SchemaExtension]]:
+def cost_bucket(settings: Settings) -> LeakyBucket:
+    """The per-client query-cost buckets of ``settings``."""
+    return LeakyBucket(settings.cost_bucket_size, settings.cost_restore_rate)
+
+
+def limit_extensions(
+    settings: Settings | None, bucket: LeakyBucket | None = None
+) -> list[Callable[[], SchemaExtension]]:
     """The per-request extensions that enforce the limits of ``settings``.
 
     The validation rule classes and the bucket are made once here, per schema: the same rule
-    classes keep ``ValidationCache`` keys stable, and the bucket outlives requests.
+    classes keep ``ValidationCache`` keys stable, and the bucket outlives requests. ``bucket``
+    is given when something else charges the same clients (the response cache's hits).
     """
     settings = settings or Settings()
     production = settings.env == "production"
@@ -537,7 +545,8 @@ def limit_extensions(settings: Settings | None) -> list[Callable[[], SchemaExten
     ]
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)
-    bucket = LeakyBucket(settings.cost_bucket_size, settings.cost_restore_rate)
+    if bucket is None:
+        bucket = cost_bucket(settings)
     costs = CostCache()
     max_tokens, max_cost = settings.max_tokens, settings.max_query_cost
     extensions: list[Callable[[], SchemaExtension]] = [

@@ -21,6 +21,7 @@ from strawberry.asgi import GraphQL
 
 from schema.assembly import build_schema
 from schema.context import Context, Database
+from schema.limits import cost_bucket
 from schema.loaders import Loaders
 from server import graphiql, json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
@@ -40,6 +41,7 @@ from server.metrics import HttpMetrics
 from server.operator_routes import count_pool_connections, operator_routes
 from server.permissions import RoleMap
 from server.plugins import PluginRuntime, load_plugins
+from server.response_cache import CachedEndpoint, InvalidationListener, listen_dsn
 
 
 class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
@@ -88,11 +90,32 @@ class AppState:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
-        # Commits that write outbox events wake the dispatcher: events go out right after.
-        self.sessions = dispatching_sessions(self.engine, lambda: self.dispatcher.notify())
+        # Commits that write outbox events wake the dispatcher (events go out right after) and
+        # drop the cached answers they change.
+        self.sessions = dispatching_sessions(self.engine, self._committed)
         self.dispatcher = OutboxDispatcher(self.sessions, plugins)
         count_pool_connections(self.engine)
-        self.schema = build_schema(plugins, settings)
+        bucket = cost_bucket(settings)
+        self.schema = build_schema(plugins, settings, bucket)
+        # SQLite cannot tell other processes of a commit: one process only, or no cache.
+        shared = settings.is_sqlite and settings.workers > 1
+        self.cached = CachedEndpoint(
+            settings,
+            plugins,
+            self.schema.as_str(),
+            bucket,
+            enabled=settings.response_cache and not shared,
+        )
+        self.cache = self.cached.cache
+        self.cache_listener = (
+            InvalidationListener(listen_dsn(settings.database_url), self.cache)
+            if self.cached.enabled and not settings.is_sqlite
+            else None
+        )
+
+    def _committed(self, events: frozenset[str]) -> None:
+        self.cache.invalidate(events)
+        self.dispatcher.notify()
 
 
 log = logging.getLogger("shopgraph.auth")
@@ -161,11 +184,13 @@ class GraphQLEndpoint:
             await send(message)
 
         try:
-            async with self.state.sessions() as session:
-                scope["shopgraph.session"] = session
-                await self.graphql(scope, receive, send_noting)
+            if scope["type"] == "http":
+                viewer = scope["shopgraph.viewer"]
+                await self.state.cached(scope, receive, send_noting, viewer, self._execute)
+            else:
+                await self._execute(scope, receive, send)
         except BodyTooLarge:
-            # Raised while strawberry reads the body, so nothing has been sent yet.
+            # Raised while the body is read (by the cache or strawberry): nothing was sent yet.
             await refuse_too_large(self.state.settings.max_body_bytes, body_receive, send)
         except DATABASE_DOWN as exc:
             # Ending the request's transaction on a connection the database dropped: the
@@ -175,6 +200,11 @@ class GraphQLEndpoint:
             else:
                 log.warning("database unavailable: %s", exc)
                 await _unavailable()(scope, receive, send)
+
+    async def _execute(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self.state.sessions() as session:
+            scope["shopgraph.session"] = session
+            await self.graphql(scope, receive, send)
 
     async def _viewer(self, scope: Scope) -> Viewer:
         # Access tokens (checked against the revocation list) or API keys (their scopes).
@@ -196,9 +226,13 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
         await plugins.call("startup", app=app)
         # Delivers what a previous process committed but did not dispatch, then keeps going.
         await state.dispatcher.start()
+        if state.cache_listener is not None:
+            await state.cache_listener.start()
         try:
             yield
         finally:
+            if state.cache_listener is not None:
+                await state.cache_listener.stop()
             await state.dispatcher.stop()
             await plugins.call("shutdown", app=app)
             await state.engine.dispose()

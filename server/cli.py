@@ -28,6 +28,8 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         # Each worker writes its metrics here; /metrics, answered by any worker, adds them up.
         # Set before prometheus_client is imported anywhere: it picks its storage then.
         os.environ[METRICS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="shopgraph-metrics-")
+    # Each worker process builds its app from the environment: tell it how many there are.
+    os.environ["SHOPGRAPH_WORKERS"] = str(workers)
     import uvicorn
 
     from server.logs import configure_logging

@@ -56,6 +56,19 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(default=1000, ge=1)
     cost_bucket_size: int = Field(default=1000, ge=1)
     cost_restore_rate: float = Field(default=50.0, gt=0)
+    # The response cache of public catalogue reads (docs/api.md, "Response cache"): answers
+    # to anonymous queries of public fields only, dropped by the writes that change them.
+    response_cache: bool = True
+    response_cache_max_entries: int = Field(default=5000, ge=1)
+    response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Kept at most this long even when no write invalidates an entry: bounds what a change
+    # made without an event (a direct SQL fix, a data import) can leave stale.
+    response_cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    # ``Cache-Control: public, max-age=…`` of a cacheable GET answer (browsers and CDNs).
+    response_cache_max_age: int = Field(default=5, ge=0)
+    # Serving processes started together (``shopgraph serve --workers`` sets it): on SQLite,
+    # which cannot tell other processes of a commit, more than one turns the cache off.
+    workers: int = Field(default=1, ge=1)
     # Operations (docs/operations.md): /metrics is open outside production; in production it
     # needs ``Authorization: Bearer <metrics_token>`` and is closed without a token.
     metrics_token: str | None = None

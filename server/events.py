@@ -398,23 +398,26 @@ class OutboxDispatcher:
 
 
 def dispatching_sessions(
-    engine: AsyncEngine, on_outbox_commit: Callable[[], None]
+    engine: AsyncEngine, on_outbox_commit: Callable[[frozenset[str]], None]
 ) -> async_sessionmaker[AsyncSession]:
-    """A session factory that calls ``on_outbox_commit`` after a commit that wrote outbox
-    events (the app wakes its dispatcher with it)."""
+    """A session factory that calls ``on_outbox_commit`` with the names of the events a commit
+    wrote, right after that commit (the app wakes its dispatcher and invalidates its response
+    cache with it)."""
 
     class OutboxAwareSession(Session):
         pass
 
     @sa_event.listens_for(OutboxAwareSession, "after_flush")
     def _after_flush(session: Session, _context: Any) -> None:
-        if any(isinstance(obj, OutboxEvent) for obj in session.new):
-            session.info[OUTBOX_FLAG] = True
+        names = {obj.name for obj in session.new if isinstance(obj, OutboxEvent)}
+        if names:
+            session.info.setdefault(OUTBOX_FLAG, set()).update(names)
 
     @sa_event.listens_for(OutboxAwareSession, "after_commit")
     def _after_commit(session: Session) -> None:
-        if session.info.pop(OUTBOX_FLAG, False):
-            on_outbox_commit()
+        names = session.info.pop(OUTBOX_FLAG, None)
+        if names:
+            on_outbox_commit(frozenset(names))
 
     @sa_event.listens_for(OutboxAwareSession, "after_rollback")
     def _after_rollback(session: Session) -> None:

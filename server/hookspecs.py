@@ -68,6 +68,15 @@ def graphql_type_extensions() -> Mapping[str, Sequence[type]]:
     Resolvers receive the core object as ``self`` (or a parameter named ``root``)."""
 
 
+@hookspec
+def cacheable_fields() -> Mapping[str, Sequence[str]]:
+    """Return ``{"Type.field": [event names]}``: the plugin's fields whose answer is public (the
+    same for every anonymous viewer, no personal data) and the outbox events whose commit
+    changes it (e.g. ``{"Product.badge": ["product_changed", "badge_changed"]}``). A query
+    reading only declared fields may be answered from the response cache until one of those
+    events commits. An undeclared field is never cached."""
+
+
 # --- data --------------------------------------------------------------------------------
 # Called by ``shopgraph db upgrade`` / ``downgrade`` and by the migration environment.
 
@@ -201,6 +210,38 @@ def customer_registration_attempted(
     ``customer_id`` and ``email``. Tell the owner (someone tried to sign up with their
     address; if it was them, they can sign in or reset their password). The caller of
     ``registerCustomer`` got the same answer as for a new address."""
+
+
+@hookspec
+def product_changed(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a product is created, updated (its price included) or archived: payload
+    ``product_id`` and ``change`` (``created``, ``updated`` or ``archived``)."""
+
+
+@hookspec
+def category_changed(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a category is created or updated: payload ``category_id`` and ``change``
+    (``created`` or ``updated``)."""
+
+
+@hookspec
+def stock_level_set(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after staff set a stock level: payload ``warehouse_id``, ``product_id``,
+    ``on_hand``, ``safety_stock`` and ``staff_id``."""
+
+
+@hookspec
+def stock_adjusted(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after units on hand are adjusted: payload ``warehouse_id``, ``product_id``,
+    ``delta``, ``reason``, ``on_hand`` and ``staff_id``."""
 
 
 # --- the rest ----------------------------------------------------------------------------

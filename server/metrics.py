@@ -65,6 +65,12 @@ DB_CONNECTIONS = Gauge(
     "Database connections checked out of the pool.",
     multiprocess_mode="livesum",
 )
+RESPONSE_CACHE = Counter(
+    "shopgraph_response_cache_total",
+    "Response cache events: hits, misses, bypasses, stores, races (not stored: a write "
+    "committed meanwhile), invalidations, evictions.",
+    ["outcome"],
+)
 JOB_RUNS = Counter(
     "shopgraph_job_runs_total",
     "Periodic jobs considered, by job and outcome (ran, failed, not_due).",

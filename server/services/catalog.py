@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Category, Product, StockLevel, utcnow
-from server.services import search
+from server.services import outbox, search
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
@@ -37,6 +37,19 @@ class Keep(Enum):
 
 
 KEEP = Keep.KEEP
+
+# Outbox events of catalogue changes (payload: the id, and ``change``). They commit with the
+# change: plugins receive them, and the response cache drops the answers that read it.
+PRODUCT_CHANGED = "product_changed"
+CATEGORY_CHANGED = "category_changed"
+
+
+async def _product_changed(session: AsyncSession, product: Product, change: str) -> None:
+    await outbox.emit(session, PRODUCT_CHANGED, {"product_id": product.id, "change": change})
+
+
+async def _category_changed(session: AsyncSession, category: Category, change: str) -> None:
+    await outbox.emit(session, CATEGORY_CHANGED, {"category_id": category.id, "change": change})
 
 
 @dataclass(frozen=True)
@@ -226,6 +239,7 @@ async def create_category(
     await _require_unique_slug(session, category.slug, None)
     session.add(category)
     await _flush_unique(session, "slug")
+    await _category_changed(session, category, "created")
     return category
 
 
@@ -244,6 +258,7 @@ async def update_category(
     with session.no_autoflush:
         category = await _update_category(session, category_id, changes)
     await _flush_unique(session, "slug")
+    await _category_changed(session, category, "updated")
     return category
 
 
@@ -391,6 +406,7 @@ async def create_product(
     await refresh_search_text(session, [product])
     session.add(product)
     await _flush_unique(session, "sku")
+    await _product_changed(session, product, "created")
     return product
 
 
@@ -399,6 +415,7 @@ async def update_product(session: AsyncSession, product_id: int, changes: Produc
     with session.no_autoflush:
         product = await _update_product(session, product_id, changes)
     await _flush_unique(session, "sku")
+    await _product_changed(session, product, "updated")
     return product
 
 
@@ -430,6 +447,7 @@ async def archive_product(session: AsyncSession, product_id: int) -> Product:
         product.is_active = False
         product.updated_at = utcnow()
         await session.flush()
+        await _product_changed(session, product, "archived")
     return product
 
 

@@ -55,7 +55,8 @@ query($first: Int!) {
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return unthrottled(settings)
+    # Statements are counted on the cold path: no answer may come from the response cache.
+    return unthrottled(settings).model_copy(update={"response_cache": False})
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from strawberry import relay
 
 from server.auth import create_access_token
 from server.config import Settings
-from server.models import Category, Customer, Product, StaffUser
+from server.models import Category, Customer, OutboxEvent, Product, StaffUser
 from tests.support.catalog import make_category, make_product, make_warehouse
 from tests.support.graphql import GraphQLClient
 from tests.support.statements import counting
@@ -775,3 +775,36 @@ async def test_statement_count_does_not_grow_with_page_size(
         counts.append(len(statements))
     assert counts[0] > 0
     assert counts[0] == counts[1], counts
+
+
+async def test_catalogue_writes_emit_their_events(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+):
+    staff = gql.as_(await staff_token(session, settings))
+    category = (await staff(CREATE_CATEGORY, {"input": {"name": "数码", "slug": "digital"}}))[
+        "createCategory"
+    ]["category"]
+    await staff(UPDATE_CATEGORY, {"input": {"id": category["id"], "name": "电子"}})
+    new = {"sku": "NEW-1", "name": "新品", "price": {"amount": "10.00"}}
+    product = (await staff(CREATE_PRODUCT, {"input": new}))["createProduct"]["product"]
+    await staff(UPDATE_PRODUCT, {"input": {"id": product["id"], "price": {"amount": "9.00"}}})
+    for _ in range(2):  # the second archive changes nothing, and says nothing
+        await staff(ARCHIVE_PRODUCT, {"input": {"id": product["id"]}})
+    refused = await staff(CREATE_PRODUCT, {"input": {**new, "name": " "}})
+    assert refused["createProduct"]["__typename"] == "ValidationError"
+
+    await session.commit()
+    events = (
+        await session.execute(
+            select(OutboxEvent.name, OutboxEvent.payload).order_by(OutboxEvent.id)
+        )
+    ).all()
+    product_id = int(relay.GlobalID.from_id(product["id"]).node_id)
+    category_id = int(relay.GlobalID.from_id(category["id"]).node_id)
+    assert [(name, dict(payload)) for name, payload in events] == [
+        ("category_changed", {"category_id": category_id, "change": "created"}),
+        ("category_changed", {"category_id": category_id, "change": "updated"}),
+        ("product_changed", {"product_id": product_id, "change": "created"}),
+        ("product_changed", {"product_id": product_id, "change": "updated"}),
+        ("product_changed", {"product_id": product_id, "change": "archived"}),
+    ]

@@ -119,6 +119,37 @@ async def test_hook_shipment_status_changed(sessions: async_sessionmaker[AsyncSe
     )
 
 
+async def test_hook_product_changed(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(sessions, "product_changed", {"product_id": 7, "change": "updated"})
+
+
+async def test_hook_category_changed(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(sessions, "category_changed", {"category_id": 3, "change": "created"})
+
+
+async def test_hook_stock_level_set(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(
+        sessions,
+        "stock_level_set",
+        {"warehouse_id": 1, "product_id": 7, "on_hand": 12, "safety_stock": 0, "staff_id": 2},
+    )
+
+
+async def test_hook_stock_adjusted(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(
+        sessions,
+        "stock_adjusted",
+        {
+            "warehouse_id": 1,
+            "product_id": 7,
+            "delta": -2,
+            "reason": "盘点",
+            "on_hand": 10,
+            "staff_id": 2,
+        },
+    )
+
+
 class TestCustomerEventRecorded:
     """A real flow: recordEvent commits a behaviour event and its outbox row; the app's
     background dispatcher, woken by the commit, delivers it without waiting for a poll."""

@@ -48,6 +48,7 @@ async def test_metrics_count_operations_requests_and_the_outbox(live_server: Liv
     ok = ("shopgraph_graphql_operations_total", {"operation": "Shop", "type": "query"})
     before_ok = sample(ok[0], **ok[1], outcome="ok")
     before_costed = sample("shopgraph_graphql_query_cost_count")
+    before_hits = sample("shopgraph_response_cache_total", outcome="hits")
     before_rejected = sample(
         "shopgraph_graphql_operations_total",
         operation="anonymous",
@@ -63,8 +64,10 @@ async def test_metrics_count_operations_requests_and_the_outbox(live_server: Liv
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert sample(ok[0], **ok[1], outcome="ok") == before_ok + 3
-    # The three executed operations were costed; the rejected one never ran.
-    assert sample("shopgraph_graphql_query_cost_count") == before_costed + 3
+    # The first of the three public reads ran and was costed, the two repeats were answered
+    # by the response cache; the rejected one never ran.
+    assert sample("shopgraph_response_cache_total", outcome="hits") == before_hits + 2
+    assert sample("shopgraph_graphql_query_cost_count") == before_costed + 1
     assert (
         sample(
             "shopgraph_graphql_operations_total",

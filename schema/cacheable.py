@@ -1,0 +1,60 @@
+"""The core's public catalogue fields, declared for the response cache the way a plugin declares
+its own (the ``cacheable_fields`` hook): ``"Type.field"`` -> the outbox events whose commit
+changes what the field answers to an anonymous viewer.
+
+Declared here: what any anonymous visitor of the shop sees the same way (products on sale,
+categories, search, stock availability, prices). Not declared, hence never cached: the viewer
+(``me``, carts, orders, loyalty), staff fields (cost prices, margins, warehouses, customers),
+anything personal. A selection of an undeclared field makes the whole query uncacheable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from server.services.catalog import CATEGORY_CHANGED, PRODUCT_CHANGED
+
+CATALOGUE = (PRODUCT_CHANGED, CATEGORY_CHANGED)
+# Units available change when staff set or adjust stock, when an order is placed (its units
+# are reserved) and when an order changes status (cancelled: released; shipped: consumed).
+STOCK = ("stock_level_set", "stock_adjusted", "order_placed", "order_status_changed")
+
+
+def _fields(type_name: str, names: str, events: Sequence[str]) -> dict[str, Sequence[str]]:
+    return {f"{type_name}.{name}": tuple(events) for name in names.split()}
+
+
+# Prices for the anonymous viewer: the base price unless a plugin adjusts prices; a plugin
+# implementing ``price_adjustments`` must declare ``Product.price`` itself (with the events
+# that change its adjustments) for these to stay cacheable (server.response_cache).
+PRICE_FIELDS: dict[str, Sequence[str]] = {
+    **_fields("Product", "price priceBreakdown", CATALOGUE),
+    **_fields("PriceBreakdown", "quantity basePrice adjustments unitPrice total", CATALOGUE),
+    **_fields("PriceAdjustment", "source rule label amount", CATALOGUE),
+}
+
+CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
+    # Products on sale and their filters (``inStock``) read stock too.
+    **_fields("Query", "products", CATALOGUE + STOCK),
+    **_fields("Query", "node product productBySku categories category", CATALOGUE),
+    **_fields("Query", "searchSuggestions", CATALOGUE),
+    **_fields("Node", "id", CATALOGUE),
+    **_fields("ProductConnection", "edges pageInfo totalCount nodes", CATALOGUE),
+    **_fields("ProductEdge", "node cursor", CATALOGUE),
+    **_fields("PageInfo", "hasNextPage hasPreviousPage startCursor endCursor", CATALOGUE),
+    **_fields(
+        "Product",
+        "id sku name description brand tags attributes isActive createdAt updatedAt basePrice "
+        "category",
+        CATALOGUE,
+    ),
+    **_fields("Product", "availability", STOCK),
+    **_fields("StockAvailability", "inStock quantityAvailable", STOCK),
+    **_fields("Money", "currency amount minorUnits", CATALOGUE),
+    **_fields(
+        "Category",
+        "id name slug description position parent children ancestors productCount",
+        CATALOGUE,
+    ),
+    **_fields("SearchSuggestion", "text kind product category", CATALOGUE),
+}
