@@ -3,7 +3,6 @@ outcome), and traced with OpenTelemetry when it is installed."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -11,29 +10,9 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from server.config import Settings
-from server.metrics import OPERATION_LATENCY, OPERATIONS, THROTTLED
+from server.metrics import observe_operation
 
 THROTTLED_CODE = "THROTTLED"
-# Operation names are chosen by clients: past this many distinct ones (or past this length)
-# they are counted as "other", so that no client can grow the metrics without bound.
-MAX_NAMES = 200
-MAX_NAME_LENGTH = 64
-_known: set[str] = set()
-_known_lock = threading.Lock()
-
-
-def operation_label(name: str | None) -> str:
-    if not name:
-        return "anonymous"
-    if len(name) > MAX_NAME_LENGTH:
-        return "other"
-    with _known_lock:
-        if name in _known:
-            return name
-        if len(_known) < MAX_NAMES:
-            _known.add(name)
-            return name
-    return "other"
 
 
 def outcome_of(data: object, errors: list[GraphQLError] | None) -> str:
@@ -56,13 +35,9 @@ class OperationMetrics(SchemaExtension):
             kind = context.operation_type.value
         except (RuntimeError, GraphQLError):  # no document, or no such operation in it
             kind = "unknown"
-        name = operation_label(context.operation_name)
         result = context.result
         outcome = outcome_of(getattr(result, "data", None), getattr(result, "errors", None))
-        OPERATIONS.labels(name, kind, outcome).inc()
-        OPERATION_LATENCY.labels(name, kind).observe(time.perf_counter() - started)
-        if outcome == "throttled":
-            THROTTLED.inc()
+        observe_operation(context.operation_name, kind, outcome, time.perf_counter() - started)
 
 
 def tracing_extensions(settings: Settings | None) -> list[type[SchemaExtension]]:

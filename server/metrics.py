@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 
@@ -76,6 +77,36 @@ JOB_RUNS = Counter(
     "Periodic jobs considered, by job and outcome (ran, failed, not_due).",
     ["job", "outcome"],
 )
+
+# Operation names are chosen by clients: past this many distinct ones (or past this length)
+# they are counted as "other", so that no client can grow the metrics without bound.
+MAX_NAMES = 200
+MAX_NAME_LENGTH = 64
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return "anonymous"
+    if len(name) > MAX_NAME_LENGTH:
+        return "other"
+    with _known_lock:
+        if name in _known:
+            return name
+        if len(_known) < MAX_NAMES:
+            _known.add(name)
+            return name
+    return "other"
+
+
+def observe_operation(name: str | None, kind: str, outcome: str, seconds: float) -> None:
+    """One GraphQL operation answered (executed, or from the response cache)."""
+    label = operation_label(name)
+    OPERATIONS.labels(label, kind, outcome).inc()
+    OPERATION_LATENCY.labels(label, kind).observe(seconds)
+    if outcome == "throttled":
+        THROTTLED.inc()
 
 
 def _route_of(path: str, routes: tuple[str, ...]) -> str:

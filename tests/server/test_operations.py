@@ -64,8 +64,8 @@ async def test_metrics_count_operations_requests_and_the_outbox(live_server: Liv
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert sample(ok[0], **ok[1], outcome="ok") == before_ok + 3
-    # The first of the three public reads ran and was costed, the two repeats were answered
-    # by the response cache; the rejected one never ran.
+    # All three public reads are counted as operations: the first ran and was costed, the
+    # two repeats were answered by the response cache; the rejected one never ran.
     assert sample("shopgraph_response_cache_total", outcome="hits") == before_hits + 2
     assert sample("shopgraph_graphql_query_cost_count") == before_costed + 1
     assert (
@@ -92,7 +92,7 @@ async def test_metrics_count_operations_requests_and_the_outbox(live_server: Liv
 
 
 def test_operation_names_cannot_grow_the_metrics_without_bound() -> None:
-    from schema.operation_metrics import MAX_NAMES, operation_label
+    from server.metrics import MAX_NAMES, operation_label
 
     labels = {operation_label(f"Op{i}") for i in range(MAX_NAMES + 50)}
     assert "other" in labels and len(labels) <= MAX_NAMES + 1
