@@ -17,7 +17,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry import relay
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -33,6 +32,7 @@ from schema import plugins as plugin_admin
 from schema.audit import AuditTrail, record_outcomes
 from schema.direct_resolvers import call_directly
 from schema.execution import ShopExecutionContext
+from schema.global_ids import node_queries
 from schema.limits import is_unexpected, limit_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
@@ -55,15 +55,6 @@ class SchemaAssemblyError(Exception):
 class _Contribution:
     owner: str
     cls: type[Any]
-
-
-def _node_queries() -> type[Any]:
-    # relay.node() fields are mutated when a schema is built: each build needs its own.
-    @strawberry.type
-    class NodeQueries:
-        node: relay.Node | None = relay.node(description="Fetch any object by its global id.")
-
-    return NodeQueries
 
 
 def _definition(cls: Any) -> StrawberryObjectDefinition:
@@ -232,7 +223,7 @@ class ShopSchema(strawberry.Schema):
 
 def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> strawberry.Schema:
     """The schema of the core plus every enabled plugin's contributions."""
-    queries = [_Contribution(CORE, _node_queries())]
+    queries = [_Contribution(CORE, node_queries())]
     mutations: list[_Contribution] = []
     subscriptions: list[_Contribution] = []
     types: list[_Contribution] = []
