@@ -33,6 +33,7 @@ from schema.audit import AuditTrail, record_outcomes
 from schema.direct_resolvers import call_directly
 from schema.execution import ShopExecutionContext
 from schema.global_ids import node_queries
+from schema.input_bounds import input_bounds
 from schema.limits import is_unexpected, limit_extensions
 from server.config import Settings
 from server.plugins import PluginFailed, PluginRuntime
@@ -254,6 +255,8 @@ def build_schema(plugins: PluginRuntime, settings: Settings | None = None) -> st
     extensions: list[Any] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        # Length bounds on every string, list and JSON value a client sends (before it runs).
+        input_bounds(),
         # Depth, aliases, tokens, query cost and throttling; production's schema hiding.
         *limit_extensions(settings),
         # Every mutation by staff or an API key is in the audit log (see schema/audit.py).
