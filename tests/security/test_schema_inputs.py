@@ -16,6 +16,8 @@ A field added to the schema is covered without editing this file.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import shutil
@@ -641,3 +643,45 @@ def test_lists_and_json_values_are_bounded_too(shop: Shop) -> None:
     ).json()
     assert [e["extensions"]["code"] for e in created["errors"]] == ["JSON_TOO_LARGE"]
     assert row_counts(shop.database_url) == before
+
+
+# ---- cursors -----------------------------------------------------------------------------
+
+FORGED_CURSOR_VALUES: list[Any] = [
+    [2**31, 2**31],
+    [2**70, -(2**70)],
+    [1, 2**63],
+    ["x", "y"],
+    [{"dt": "not a time"}, 1],
+    [{"no": "dt"}, 1],
+    [1.5, True],
+    [None, 2**31],
+    [[1], {}],
+]
+
+
+def _cursor(values: Any) -> str:
+    raw = json.dumps(values).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.usefixtures("error_logs")
+def test_forged_cursors_never_reach_the_database(shop: Shop) -> None:
+    """A cursor holds its row's sort key and id: a forged one with a number out of the
+    column's range or a value of the wrong kind is a pagination error, never a driver's."""
+    query_type = shop.schema.query_type
+    assert query_type is not None
+    connections = [name for name, f in query_type.fields.items() if "after" in f.args]
+    assert len(connections) >= 5, connections
+    problems: list[str] = []
+    for who in ("customer", "staff"):
+        for name in connections:
+            for direction in ("after", "before"):
+                for values in FORGED_CURSOR_VALUES:
+                    query = f"query($c: String) {{ {name}({direction}: $c) {{ __typename }} }}"
+                    body = _post(shop, who, query, {"c": _cursor(values)}).json()
+                    for error in body.get("errors") or []:
+                        code = (error.get("extensions") or {}).get("code")
+                        if code not in ALLOWED_CODES and "cursor" not in error["message"]:
+                            problems.append(f"{who} {name}({direction}: {values}): {error}")
+    assert problems == [], "\n".join(problems[:20])
