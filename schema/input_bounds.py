@@ -7,8 +7,9 @@ appears (``BOUNDS_BY_NAME``; plugins' fields of these names included). A list gi
 holds at most ``MAX_LIST_ITEMS`` items and a ``JSON`` value serializes to at most
 ``MAX_JSON_LENGTH`` characters. docs/security.md lists them all.
 
-The check runs after validation and before execution, on the selected operation's literal
-arguments and coerced variables. A value past its bound refuses the whole operation with a
+The check runs after validation and before execution, on the selected operation's arguments:
+what its literals hold is worked out once per document, and each request's variables are
+checked where they land (a variable used as ``prefix`` has the bound of ``prefix``). A value past its bound refuses the whole operation with a
 GraphQL error (``extensions.code`` ``STRING_TOO_LONG``, ``LIST_TOO_LONG`` or
 ``JSON_TOO_LARGE``, naming the field, the argument path and the bound): no resolver runs,
 nothing is written. The services keep their own, finer rules (a product name of at most 200
@@ -35,20 +36,27 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     GraphQLInputType,
-    GraphQLNamedType,
     GraphQLSchema,
+    ListValueNode,
+    NullValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
+    StringValueNode,
     TypeInfo,
     TypeInfoVisitor,
+    Undefined,
+    ValueNode,
+    VariableDefinitionNode,
     VariableNode,
     Visitor,
     build_schema,
-    get_argument_values,
     get_named_type,
     get_nullable_type,
-    get_variable_values,
     is_input_object_type,
     is_list_type,
+    type_from_ast,
+    value_from_ast,
+    value_from_ast_untyped,
     visit,
 )
 from strawberry.extensions import SchemaExtension
@@ -124,46 +132,75 @@ def string_bound(name: str, type_name: str) -> int:
     return BOUNDS_BY_NAME.get(name, DEFAULT_MAX_LENGTH)
 
 
-def _carries_bounds(tp: GraphQLInputType, seen: set[str] | None = None) -> bool:
-    """Whether a value of ``tp`` can hold anything bounded (a string, a list, JSON)."""
-    inner = get_nullable_type(tp)  # type: ignore[type-var]
-    if is_list_type(inner):
-        return True
-    named: GraphQLNamedType = get_named_type(inner)  # type: ignore[assignment]
-    if is_input_object_type(named):
-        seen = seen if seen is not None else set()
-        if named.name in seen:
-            return False
-        seen.add(named.name)
-        fields = named.fields  # type: ignore[attr-defined]
-        return any(_carries_bounds(f.type, seen) for f in fields.values())
-    return named.name in ("String", "ID", "JSON")
+class _Kinds:
+    """Which input types of a schema can hold a bounded value (a string, a list, JSON)."""
+
+    def __init__(self) -> None:
+        self._named: dict[str, bool] = {}
+
+    def bounded(self, tp: GraphQLInputType) -> bool:
+        inner = get_nullable_type(tp)  # type: ignore[type-var]
+        if is_list_type(inner):
+            return True
+        named: Any = get_named_type(inner)
+        found = self._named.get(named.name)
+        if found is None:
+            self._named[named.name] = False  # a recursive input type, while it is worked out
+            if is_input_object_type(named):
+                found = any(self.bounded(f.type) for f in named.fields.values())
+            else:
+                found = named.name in ("String", "ID", "JSON")
+            self._named[named.name] = found
+        return found
 
 
 @dataclass(frozen=True, slots=True)
-class _Site:
-    """A field of the operation whose arguments can hold bounded values."""
+class _Usage:
+    """A variable used in an argument: its value is checked where it lands."""
 
-    coordinate: str  # Type.field
-    field: GraphQLField
-    node: FieldNode
-    static_errors: list[GraphQLError] | None  # known once when no argument uses a variable
+    variable: str
+    type: GraphQLInputType  # the type of the place it lands in
+    path: str
+    name: str
+    coordinate: str
+    node: ArgumentNode
+    default: Any  # the variable's default in the document, or None
 
 
 class _Plan:
-    """The sites of one operation of a document: found once, checked per request."""
+    """What one operation of a document needs checked: the violations its literals hold
+    (found once) and where its variables land (checked per request)."""
 
     def __init__(
-        self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        kinds: _Kinds,
     ) -> None:
         self.schema = schema
         self.document = document
-        self.operation = _operation(document, operation_name)
-        self.sites: list[_Site] = []
-        if self.operation is not None:
-            self.sites = list(self._find_sites(self.operation))
+        self.kinds = kinds
+        self.static_errors: list[GraphQLError] = []
+        self.usages: list[_Usage] = []
+        self.defaults: dict[str, Any] = {}
+        operation = _operation(document, operation_name)
+        if operation is None:
+            return
+        self.defaults = {
+            d.variable.name.value: _default(schema, d) for d in operation.variable_definitions or ()
+        }
+        for coordinate, field, node in self._fields(operation):
+            for argument in node.arguments or ():
+                arg = field.args.get(argument.name.value)
+                if arg is not None and kinds.bounded(arg.type):
+                    name = argument.name.value
+                    self._walk(argument.value, arg.type, name, name, coordinate, argument)
 
-    def _find_sites(self, operation: OperationDefinitionNode) -> Iterator[_Site]:
+    def _fields(
+        self, operation: OperationDefinitionNode
+    ) -> list[tuple[str, GraphQLField, FieldNode]]:
+        """The operation's fields (its fragments' included) with arguments."""
         fragments = {
             d.name.value: d
             for d in self.document.definitions
@@ -176,39 +213,80 @@ class _Plan:
             def enter_field(self, node: FieldNode, *_: Any) -> None:
                 field = type_info.get_field_def()
                 parent = type_info.get_parent_type()
-                if field is None or parent is None or not node.arguments:
-                    return
-                if any(_carries_bounds(arg.type) for arg in field.args.values()):
+                if field is not None and parent is not None and node.arguments:
                     found.append((f"{parent.name}.{node.name.value}", field, node))
 
         finder = TypeInfoVisitor(type_info, Finder())
         for definition in [operation, *_used_fragments(operation, fragments)]:
             visit(definition, finder)
-        for coordinate, field, node in found:
-            static = None
-            if not any(_has_variable(arg) for arg in node.arguments):
-                static = _check_field(coordinate, field, node, None)
-            yield _Site(coordinate, field, node, static)
+        return found
+
+    def _walk(
+        self,
+        node: ValueNode,
+        tp: GraphQLInputType,
+        path: str,
+        name: str,
+        coordinate: str,
+        argument: ArgumentNode,
+    ) -> None:
+        if isinstance(node, VariableNode):
+            variable = node.name.value
+            default = self.defaults.get(variable)
+            self.usages.append(_Usage(variable, tp, path, name, coordinate, argument, default))
+            return
+        if isinstance(node, NullValueNode):
+            return
+        inner: Any = get_nullable_type(tp)  # type: ignore[type-var]
+        if is_list_type(inner):
+            items = list(node.values) if isinstance(node, ListValueNode) else [node]
+            if len(items) > MAX_LIST_ITEMS:
+                self._refuse(LIST_TOO_LONG, coordinate, path, MAX_LIST_ITEMS, len(items), argument)
+            for i, item in enumerate(items[:MAX_LIST_ITEMS]):
+                self._walk(item, inner.of_type, f"{path}.{i}", name, coordinate, argument)
+        elif is_input_object_type(inner):
+            if isinstance(node, ObjectValueNode):
+                for given in node.fields:
+                    field = inner.fields.get(given.name.value)
+                    if field is not None and self.kinds.bounded(field.type):
+                        key = given.name.value
+                        self._walk(
+                            given.value, field.type, f"{path}.{key}", key, coordinate, argument
+                        )
+        elif inner.name == "JSON":
+            size = _json_size(value_from_ast_untyped(node))
+            if size > MAX_JSON_LENGTH:
+                self._refuse(JSON_TOO_LARGE, coordinate, path, MAX_JSON_LENGTH, size, argument)
+        elif isinstance(node, StringValueNode):
+            bound = string_bound(name, inner.name)
+            if len(node.value) > bound:
+                self._refuse(STRING_TOO_LONG, coordinate, path, bound, len(node.value), argument)
+
+    def _refuse(
+        self, code: str, coordinate: str, path: str, bound: int, size: int, node: ArgumentNode
+    ) -> None:
+        if len(self.static_errors) < _MAX_ERRORS:
+            self.static_errors.append(_error(code, coordinate, path, bound, size, node))
 
     def check(self, variables: Mapping[str, Any] | None) -> list[GraphQLError]:
-        if not self.sites or self.operation is None:
-            return []
-        coerced: Any = None
-        if any(site.static_errors is None for site in self.sites):
-            coerced = get_variable_values(
-                self.schema, self.operation.variable_definitions or (), dict(variables or {})
-            )
-            if isinstance(coerced, list):
-                return []  # execution reports the variables it cannot coerce
-        errors: list[GraphQLError] = []
-        for site in self.sites:
-            if site.static_errors is not None:
-                errors.extend(site.static_errors)
-            else:
-                errors.extend(_check_field(site.coordinate, site.field, site.node, coerced))
+        errors = list(self.static_errors)
+        given = variables or {}
+        for usage in self.usages:
             if len(errors) >= _MAX_ERRORS:
                 break
+            value = given.get(usage.variable, usage.default)
+            for code, path, bound, size in _violations(usage.type, value, usage.path, usage.name):
+                errors.append(_error(code, usage.coordinate, path, bound, size, usage.node))
         return errors[:_MAX_ERRORS]
+
+
+def _default(schema: GraphQLSchema, definition: VariableDefinitionNode) -> Any:
+    """A variable's default value in the document, as a client's value would be."""
+    if definition.default_value is None:
+        return None
+    tp = type_from_ast(schema, definition.type)
+    value = value_from_ast(definition.default_value, tp) if tp is not None else Undefined  # type: ignore[arg-type]
+    return None if value is Undefined else value
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -238,69 +316,40 @@ def _used_fragments(
     return list(used.values())
 
 
-def _has_variable(argument: ArgumentNode) -> bool:
-    found = False
+def _violations(
+    tp: GraphQLInputType, value: Any, path: str, name: str
+) -> Iterator[tuple[str, str, int, int]]:
+    """(code, argument path, bound, size) of every bounded value in a variable's value.
 
-    class Variables(Visitor):
-        def enter_variable(self, node: VariableNode, *_: Any) -> Any:
-            nonlocal found
-            found = True
-            return Visitor.BREAK
-
-    visit(argument, Variables())
-    return found
-
-
-def _check_field(
-    coordinate: str, field: GraphQLField, node: FieldNode, variables: Any
-) -> list[GraphQLError]:
-    try:
-        values = get_argument_values(field, node, variables)
-    except GraphQLError:
-        return []  # execution reports the argument it cannot coerce
-    arguments = {a.name.value: a for a in node.arguments or ()}
-    errors: list[GraphQLError] = []
-    for name, arg in field.args.items():
-        value = values.get(arg.out_name or name)
-        if value is None or not _carries_bounds(arg.type):
-            continue
-        for code, path, bound, size in _violations(arg.type, value, name):
-            errors.append(_error(code, coordinate, path, bound, size, arguments.get(name) or node))
-            if len(errors) >= _MAX_ERRORS:
-                return errors
-    return errors
-
-
-def _violations(tp: GraphQLInputType, value: Any, name: str) -> Iterator[tuple[str, str, int, int]]:
-    """(code, argument path, bound, size) of every bounded value past its bound."""
-    pending: deque[tuple[Any, Any, str, str]] = deque([(tp, value, name, name)])
+    The value is what the client sent: a shape that does not fit ``tp`` is left to the
+    variables' coercion, which refuses it.
+    """
+    pending: deque[tuple[Any, Any, str, str]] = deque([(tp, value, path, name)])
     while pending:
         tp, value, path, name = pending.popleft()
         if value is None:
             continue
-        inner = get_nullable_type(tp)
+        inner: Any = get_nullable_type(tp)
         if is_list_type(inner):
             items = value if isinstance(value, list) else [value]
             if len(items) > MAX_LIST_ITEMS:
                 yield LIST_TOO_LONG, path, MAX_LIST_ITEMS, len(items)
-            item_type = inner.of_type  # type: ignore[attr-defined]
             pending.extend(
-                (item_type, item, f"{path}.{i}", name)
+                (inner.of_type, item, f"{path}.{i}", name)
                 for i, item in enumerate(items[:MAX_LIST_ITEMS])
             )
         elif is_input_object_type(inner):
-            if not isinstance(value, Mapping):
-                continue
-            for field_name, field in inner.fields.items():  # type: ignore[attr-defined]
-                key = field.out_name or field_name
-                if key in value and _carries_bounds(field.type):
-                    pending.append((field.type, value[key], f"{path}.{field_name}", field_name))
-        elif inner.name == "JSON":  # type: ignore[attr-defined]
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    field = inner.fields.get(key)
+                    if field is not None:
+                        pending.append((field.type, item, f"{path}.{key}", key))
+        elif inner.name == "JSON":
             size = _json_size(value)
             if size > MAX_JSON_LENGTH:
                 yield JSON_TOO_LARGE, path, MAX_JSON_LENGTH, size
-        elif isinstance(value, str):
-            bound = string_bound(name, inner.name)  # type: ignore[attr-defined]
+        elif isinstance(value, str) and inner.name in ("String", "ID"):
+            bound = string_bound(name, inner.name)
             if len(value) > bound:
                 yield STRING_TOO_LONG, path, bound, len(value)
 
@@ -334,19 +383,19 @@ class _Plans:
     recently used is dropped first.
 
     Types, arguments and input fields are read from a graphql-core schema built from the
-    strawberry schema's SDL (its public form): same names and types, and plain values (input
-    objects as dicts) when arguments are coerced.
+    strawberry schema's SDL (its public form): the same names and types.
     """
 
     def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
         self._entries: OrderedDict[tuple[str, str | None], _Plan] = OrderedDict()
-        self._schema: tuple[Any, GraphQLSchema] | None = None
+        self._schema: tuple[Any, GraphQLSchema, _Kinds] | None = None
 
-    def schema(self, strawberry_schema: Any) -> GraphQLSchema:
+    def schema(self, strawberry_schema: Any) -> tuple[GraphQLSchema, _Kinds]:
         if self._schema is None or self._schema[0] is not strawberry_schema:
-            self._schema = (strawberry_schema, build_schema(strawberry_schema.as_str()))
-        return self._schema[1]
+            built = build_schema(strawberry_schema.as_str())
+            self._schema = (strawberry_schema, built, _Kinds())
+        return self._schema[1], self._schema[2]
 
     def get(
         self,
@@ -355,15 +404,15 @@ class _Plans:
         document: DocumentNode,
         operation_name: str | None,
     ) -> _Plan:
-        schema = self.schema(strawberry_schema)
+        schema, kinds = self.schema(strawberry_schema)
         if query is None:
-            return _Plan(schema, document, operation_name)
+            return _Plan(schema, document, operation_name, kinds)
         key = (query, operation_name)
         found = self._entries.get(key)
         if found is not None and found.document is document and found.schema is schema:
             self._entries.move_to_end(key)
             return found
-        plan = _Plan(schema, document, operation_name)
+        plan = _Plan(schema, document, operation_name, kinds)
         self._entries[key] = plan
         if len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
