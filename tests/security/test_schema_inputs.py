@@ -685,3 +685,51 @@ def test_forged_cursors_never_reach_the_database(shop: Shop) -> None:
                         if code not in ALLOWED_CODES and "cursor" not in error["message"]:
                             problems.append(f"{who} {name}({direction}: {values}): {error}")
     assert problems == [], "\n".join(problems[:20])
+
+
+# ---- amounts -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("error_logs")
+def test_amounts_out_of_the_columns_range_are_client_errors(shop: Shop) -> None:
+    """Money is stored as int4 minor units: a larger amount (or not a number at all) is the
+    client's error, never the driver's. Nothing is written but the staff call's audit row."""
+    before = row_counts(shop.database_url)
+    amounts = ("1e20", "21474836.48", "-1e30", "1e999999", "Infinity", "sNaN")
+    for amount in amounts:
+        listing = _post(
+            shop,
+            "anonymous",
+            "query($f: ProductFilter) { products(filter: $f) { totalCount } }",
+            {"f": {"priceMin": amount}},
+        ).json()
+        [error] = listing["errors"]
+        assert error["message"].startswith("priceMin: "), error
+        created = _post(
+            shop,
+            "staff",
+            "mutation($i: CreateProductInput!) { createProduct(input: $i) {"
+            " __typename ... on Error { field } } }",
+            {"i": {"sku": "HUGE-1", "name": "巨款", "price": {"amount": amount}}},
+        ).json()
+        assert created["data"]["createProduct"] == {
+            "__typename": "ValidationError",
+            "field": "price",
+        }
+        paid = _post(
+            shop,
+            "customer",
+            "mutation($i: PayOrderInput!) { payOrder(input: $i) {"
+            " __typename ... on Error { field } } }",
+            {
+                "i": {
+                    "orderId": gid("Order", shop.rows["Order"]),
+                    "gateway": "test",
+                    "amount": {"amount": amount},
+                }
+            },
+        ).json()
+        assert paid["data"]["payOrder"] == {"__typename": "ValidationError", "field": "amount"}
+    after = row_counts(shop.database_url)
+    assert after.pop("audit_log") == before.pop("audit_log") + len(amounts)
+    assert after == before
