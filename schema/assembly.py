@@ -17,7 +17,6 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry import relay
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -33,6 +32,8 @@ from schema import plugins as plugin_admin
 from schema.audit import AuditTrail, record_outcomes
 from schema.direct_resolvers import call_directly
 from schema.execution import ShopExecutionContext
+from schema.global_ids import node_queries
+from schema.input_bounds import input_bounds
 from schema.limits import is_unexpected, limit_extensions
 from schema.operation_metrics import OperationMetrics, tracing_extensions
 from server.config import Settings
@@ -57,15 +58,6 @@ class SchemaAssemblyError(Exception):
 class _Contribution:
     owner: str
     cls: type[Any]
-
-
-def _node_queries() -> type[Any]:
-    # relay.node() fields are mutated when a schema is built: each build needs its own.
-    @strawberry.type
-    class NodeQueries:
-        node: relay.Node | None = relay.node(description="Fetch any object by its global id.")
-
-    return NodeQueries
 
 
 def _definition(cls: Any) -> StrawberryObjectDefinition:
@@ -237,7 +229,7 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema of the core plus every enabled plugin's contributions; ``bucket`` holds the
     clients' query-cost budgets (made from ``settings`` when not given)."""
-    queries = [_Contribution(CORE, _node_queries())]
+    queries = [_Contribution(CORE, node_queries())]
     mutations: list[_Contribution] = []
     subscriptions: list[_Contribution] = []
     types: list[_Contribution] = []
@@ -268,6 +260,8 @@ def build_schema(
     extensions: list[Any] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        # Length bounds on every string, list and JSON value a client sends (before it runs).
+        input_bounds(),
         # Depth, aliases, tokens, query cost and throttling; production's schema hiding.
         *limit_extensions(settings, bucket),
         # Every mutation by staff or an API key is in the audit log (see schema/audit.py).

@@ -24,6 +24,12 @@ from schema.errors import (
     ValidationError,
     to_graphql,
 )
+from schema.global_ids import (
+    filter_node_id,
+    optional_node_id,
+    parse_node_id,
+    require_node_id,
+)
 from schema.loaders import (
     AddressByIdLoader,
     AddressesByCustomerIdLoader,
@@ -33,7 +39,7 @@ from schema.loaders import (
     StaffUserByIdLoader,
 )
 from schema.mutations import run_mutation
-from schema.node import ModelNode, parse_node_id
+from schema.node import ModelNode
 from schema.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
 from schema.permissions import HasPermission, IsCustomer
 from schema.products import Product
@@ -49,14 +55,6 @@ R = TypeVar("R")
 MembershipTier = strawberry.enum(m.MembershipTier, description="Membership tiers.")
 StaffRole = strawberry.enum(m.StaffRole, description="What a staff user is responsible for.")
 CustomerEventKind = strawberry.enum(m.CustomerEventKind, description="Steps of the shopping path.")
-
-
-def id_or_none(global_id: relay.GlobalID | None, type_name: str) -> int | None:
-    """The row id inside ``global_id`` or None when absent. An id of another type or a
-    malformed one is 0, which matches no row: a filter on it finds nothing."""
-    if global_id is None:
-        return None
-    return parse_node_id(global_id, type_name) or 0
 
 
 # --- loaders --------------------------------------------------------------------------------
@@ -321,9 +319,9 @@ class CustomerFilter:
 
 @strawberry.input
 class CustomerEventFilter:
-    customer_id: relay.GlobalID | None = None
+    customer_id: strawberry.ID | None = None
     kind: CustomerEventKind | None = None
-    product_id: relay.GlobalID | None = None
+    product_id: strawberry.ID | None = None
     from_: datetime | None = strawberry.field(
         default=None, name="from", description="Events at or after this time."
     )
@@ -409,9 +407,9 @@ class CustomerQueries:
         flt = filter or CustomerEventFilter()
         conditions = behaviour.event_conditions(
             behaviour.EventFilter(
-                customer_id=id_or_none(flt.customer_id, "Customer"),
+                customer_id=filter_node_id(flt.customer_id, "Customer"),
                 kind=flt.kind,
-                product_id=id_or_none(flt.product_id, "Product"),
+                product_id=filter_node_id(flt.product_id, "Product"),
                 since=flt.from_,
                 until=flt.to,
             )
@@ -654,7 +652,7 @@ class AddAddressInput:
 
 @strawberry.input
 class UpdateAddressInput:
-    id: relay.GlobalID
+    id: strawberry.ID
     recipient_name: str | None = strawberry.UNSET
     phone: str | None = strawberry.UNSET
     province: str | None = strawberry.UNSET
@@ -669,7 +667,7 @@ class UpdateAddressInput:
 
 @strawberry.input
 class AddressIdInput:
-    id: relay.GlobalID
+    id: strawberry.ID
 
 
 @strawberry.type
@@ -733,11 +731,6 @@ async def _customer_node(info: Info, customer_id: int) -> Customer:
     return Customer.from_model(row)
 
 
-def _address_id(global_id: relay.GlobalID) -> int:
-    # Not an Address id at all: look up 0, which is as missing as another customer's.
-    return parse_node_id(global_id, "Address") or 0
-
-
 @strawberry.type
 class ProfileMutations:
     @strawberry.mutation(permission_classes=[IsCustomer])
@@ -774,11 +767,13 @@ class ProfileMutations:
         assert customer_id is not None
         result = await run_mutation(
             info,
-            service.update_address,
-            customer_id,
-            _address_id(input.id),
-            _address_fields(input),
-            make_default=input.is_default,
+            lambda s: service.update_address(
+                s,
+                customer_id,
+                require_node_id(input.id, "Address", "id"),
+                _address_fields(input),
+                make_default=input.is_default,
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
@@ -793,7 +788,10 @@ class ProfileMutations:
         customer_id = info.context.viewer.customer_id
         assert customer_id is not None
         result = await run_mutation(
-            info, service.set_default_address, customer_id, _address_id(input.id)
+            info,
+            lambda s: service.set_default_address(
+                s, customer_id, require_node_id(input.id, "Address", "id")
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
@@ -805,13 +803,18 @@ class ProfileMutations:
     async def remove_address(self, info: Info, input: AddressIdInput) -> RemoveAddressResult:
         customer_id = info.context.viewer.customer_id
         assert customer_id is not None
+        address_id = parse_node_id(input.id, "Address")
         result = await run_mutation(
-            info, service.remove_address, customer_id, _address_id(input.id)
+            info,
+            lambda s: service.remove_address(
+                s, customer_id, require_node_id(input.id, "Address", "id")
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
         return RemoveAddressSuccess(
-            removed_address_id=input.id, customer=await _customer_node(info, customer_id)
+            removed_address_id=relay.GlobalID("Address", str(address_id)),
+            customer=await _customer_node(info, customer_id),
         )
 
 
@@ -820,13 +823,13 @@ class ProfileMutations:
 
 @strawberry.input
 class SetMembershipTierInput:
-    customer_id: relay.GlobalID
+    customer_id: strawberry.ID
     tier: MembershipTier
 
 
 @strawberry.input
 class CustomerTagsInput:
-    customer_id: relay.GlobalID
+    customer_id: strawberry.ID
     tags: list[str]
 
 
@@ -858,10 +861,6 @@ RemoveCustomerTagsResult = Annotated[
 ]
 
 
-def _customer_id(global_id: relay.GlobalID) -> int:
-    return parse_node_id(global_id, "Customer") or 0
-
-
 @strawberry.type
 class StaffCustomerMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CUSTOMERS_MANAGE)])
@@ -869,7 +868,10 @@ class StaffCustomerMutations:
         self, info: Info, input: SetMembershipTierInput
     ) -> SetMembershipTierResult:
         result = await run_mutation(
-            info, service.set_membership_tier, _customer_id(input.customer_id), input.tier
+            info,
+            lambda s: service.set_membership_tier(
+                s, require_node_id(input.customer_id, "Customer", "customerId"), input.tier
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
@@ -880,7 +882,10 @@ class StaffCustomerMutations:
         self, info: Info, input: CustomerTagsInput
     ) -> AddCustomerTagsResult:
         result = await run_mutation(
-            info, service.add_tags, _customer_id(input.customer_id), input.tags
+            info,
+            lambda s: service.add_tags(
+                s, require_node_id(input.customer_id, "Customer", "customerId"), input.tags
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
@@ -891,7 +896,10 @@ class StaffCustomerMutations:
         self, info: Info, input: CustomerTagsInput
     ) -> RemoveCustomerTagsResult:
         result = await run_mutation(
-            info, service.remove_tags, _customer_id(input.customer_id), input.tags
+            info,
+            lambda s: service.remove_tags(
+                s, require_node_id(input.customer_id, "Customer", "customerId"), input.tags
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
@@ -906,7 +914,7 @@ class RecordEventInput:
     kind: CustomerEventKind = strawberry.field(
         description="VIEW, SEARCH, FAVORITE or ADD_TO_CART (PURCHASE is recorded by checkout)."
     )
-    product_id: relay.GlobalID | None = None
+    product_id: strawberry.ID | None = None
     query: str | None = strawberry.field(default=None, description="The search text (SEARCH).")
     session_id: str | None = strawberry.field(
         default=None, description="Follows an anonymous visitor; required when not signed in."
@@ -931,17 +939,18 @@ RecordEventResult = Annotated[
 class BehaviourMutations:
     @strawberry.mutation(description="Record a behaviour event for the viewer.")
     async def record_event(self, info: Info, input: RecordEventInput) -> RecordEventResult:
-        product_id = id_or_none(input.product_id, "Product")
         result = await run_mutation(
             info,
-            behaviour.record_client_event,
-            kind=m.CustomerEventKind(input.kind.value),
-            customer_id=info.context.viewer.customer_id,
-            session_id=input.session_id,
-            product_id=product_id,
-            query=input.query,
-            quantity=input.quantity,
-            result_count=input.result_count,
+            lambda s: behaviour.record_client_event(
+                s,
+                kind=m.CustomerEventKind(input.kind.value),
+                customer_id=info.context.viewer.customer_id,
+                session_id=input.session_id,
+                product_id=optional_node_id(input.product_id, "Product", "productId"),
+                query=input.query,
+                quantity=input.quantity,
+                result_count=input.result_count,
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]

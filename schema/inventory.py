@@ -10,11 +10,11 @@ from sqlalchemy import select
 from strawberry import relay
 
 from schema.context import Info
-from schema.customers import id_or_none
 from schema.errors import ConflictError, Error, NotFoundError, ValidationError
+from schema.global_ids import filter_node_id, require_node_id
 from schema.loaders import ProductByIdLoader, StockLevelByIdLoader, WarehouseByIdLoader
 from schema.mutations import run_mutation
-from schema.node import ModelNode, parse_node_id
+from schema.node import ModelNode
 from schema.pagination import Connection, SortDirection, SortKey, paginate
 from schema.permissions import HasPermission
 from schema.products import Product
@@ -109,8 +109,8 @@ class WarehouseFilter:
 
 @strawberry.input
 class StockLevelFilter:
-    product_id: relay.GlobalID | None = None
-    warehouse_id: relay.GlobalID | None = None
+    product_id: strawberry.ID | None = None
+    warehouse_id: strawberry.ID | None = None
     below_safety_stock: bool | None = None
 
 
@@ -177,8 +177,8 @@ class InventoryQueries:
         order = sort or StockLevelSort()
         conditions = service.stock_conditions(
             service.StockFilter(
-                product_id=id_or_none(flt.product_id, "Product"),
-                warehouse_id=id_or_none(flt.warehouse_id, "Warehouse"),
+                product_id=filter_node_id(flt.product_id, "Product"),
+                warehouse_id=filter_node_id(flt.warehouse_id, "Warehouse"),
                 below_safety_stock=flt.below_safety_stock,
             )
         )
@@ -221,16 +221,16 @@ class CreateWarehouseInput:
 
 @strawberry.input
 class SetStockLevelInput:
-    warehouse_id: relay.GlobalID
-    product_id: relay.GlobalID
+    warehouse_id: strawberry.ID
+    product_id: strawberry.ID
     on_hand: int = strawberry.field(description="The counted quantity; not below reserved.")
     safety_stock: int | None = None
 
 
 @strawberry.input
 class AdjustStockInput:
-    warehouse_id: relay.GlobalID
-    product_id: relay.GlobalID
+    warehouse_id: strawberry.ID
+    product_id: strawberry.ID
     delta: int = strawberry.field(description="Units to add (negative to remove).")
     reason: str = strawberry.field(description="Why, e.g. 到货入库 (goods received), 盘亏.")
 
@@ -262,11 +262,10 @@ AdjustStockResult = Annotated[
 ]
 
 
-def _ids(warehouse_id: relay.GlobalID, product_id: relay.GlobalID) -> dict[str, int]:
-    # An id of the wrong type is looked up as 0: answered NotFound like a missing one.
+def _ids(input: SetStockLevelInput | AdjustStockInput) -> dict[str, int]:
     return {
-        "warehouse_id": parse_node_id(warehouse_id, "Warehouse") or 0,
-        "product_id": parse_node_id(product_id, "Product") or 0,
+        "warehouse_id": require_node_id(input.warehouse_id, "Warehouse", "warehouseId"),
+        "product_id": require_node_id(input.product_id, "Product", "productId"),
     }
 
 
@@ -297,11 +296,13 @@ class InventoryMutations:
     async def set_stock_level(self, info: Info, input: SetStockLevelInput) -> SetStockLevelResult:
         result = await run_mutation(
             info,
-            service.set_stock_level,
-            **_ids(input.warehouse_id, input.product_id),
-            on_hand=input.on_hand,
-            safety_stock=input.safety_stock,
-            staff_id=info.context.viewer.staff_id,
+            lambda s: service.set_stock_level(
+                s,
+                **_ids(input),
+                on_hand=input.on_hand,
+                safety_stock=input.safety_stock,
+                staff_id=info.context.viewer.staff_id,
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
@@ -314,11 +315,13 @@ class InventoryMutations:
     async def adjust_stock(self, info: Info, input: AdjustStockInput) -> AdjustStockResult:
         result = await run_mutation(
             info,
-            service.adjust_stock,
-            **_ids(input.warehouse_id, input.product_id),
-            delta=input.delta,
-            reason=input.reason,
-            staff_id=info.context.viewer.staff_id,
+            lambda s: service.adjust_stock(
+                s,
+                **_ids(input),
+                delta=input.delta,
+                reason=input.reason,
+                staff_id=info.context.viewer.staff_id,
+            ),
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]

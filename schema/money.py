@@ -18,8 +18,19 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 
 
+# Amounts are INTEGER columns (int4 on PostgreSQL): a larger one is a client's error, not the
+# driver's.
+MAX_MINOR_UNITS = 2**31 - 1
+
+
 def to_minor(amount: Decimal, currency: str) -> int:
-    """Convert a decimal amount to minor units, rejecting sub-minor precision."""
+    """Convert a decimal amount to minor units, rejecting sub-minor precision and amounts
+    the database cannot hold."""
+    if not amount.is_finite():
+        raise ValueError(f"{amount} is not an amount")
+    limit = to_decimal(MAX_MINOR_UNITS, currency)
+    if abs(amount) > limit:
+        raise ValueError(f"{amount} is out of range: at most {limit} {currency.upper()}")
     scaled = amount.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value(rounding=ROUND_HALF_UP):
         raise ValueError(f"{amount} has more decimals than {currency} allows")

@@ -8,19 +8,8 @@ from typing import Any, ClassVar, Self
 from strawberry import relay
 
 from schema.context import Info
+from schema.global_ids import parse_pk
 from schema.loaders import NOT_LOADED, ModelByIdLoader
-
-
-def parse_node_id(global_id: relay.GlobalID | str, type_name: str) -> int | None:
-    """The integer id inside a global id of ``type_name``, or None if it is not one."""
-    if isinstance(global_id, str):
-        try:
-            global_id = relay.GlobalID.from_id(global_id)
-        except Exception:  # noqa: BLE001 - any malformed id is simply "not found"
-            return None
-    if global_id.type_name != type_name or not global_id.node_id.isdigit():
-        return None
-    return int(global_id.node_id)
 
 
 class ModelNode(relay.Node):
@@ -70,7 +59,7 @@ class ModelNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        ids = [int(i) if str(i).isdigit() else None for i in node_ids]
+        ids = [parse_pk(i) for i in node_ids]
         loader = info.context.loaders.get(cls.loader)
         rows = await loader.load_many([i for i in ids if i is not None])
         found = iter(rows)

@@ -30,6 +30,7 @@ from schema.errors import (
     PaymentDeclined,
     ValidationError,
 )
+from schema.global_ids import filter_node_id, parse_node_id, parse_pk, require_node_id
 from schema.loaders import (
     CustomerByIdLoader,
     OrderByIdLoader,
@@ -42,7 +43,7 @@ from schema.loaders import (
 )
 from schema.money import Money, MoneyInput, money, to_minor
 from schema.mutations import run_mutation
-from schema.node import ModelNode, parse_node_id
+from schema.node import ModelNode
 from schema.pagination import Connection, SortDirection, SortKey, paginate
 from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
 from schema.pricing import stored_breakdown as stored_breakdown_type
@@ -52,7 +53,7 @@ from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import carts, checkout, payments
 from server.services import orders as service
 from server.services import shipments as shipment_service
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import ValidationFailed
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -63,14 +64,6 @@ R = TypeVar("R")
 OrderStatus = strawberry.enum(m.OrderStatus, name="OrderStatus")
 PaymentStatus = strawberry.enum(m.PaymentStatus, name="PaymentStatus")
 CartStatus = strawberry.enum(m.CartStatus, name="CartStatus")
-
-
-def node_id(global_id: str, type_name: str, field: str) -> int:
-    """The row id inside a global id, or a typed NotFound (a malformed id finds nothing)."""
-    ident = parse_node_id(global_id, type_name)
-    if ident is None:
-        raise NotFound(type_name.lower(), global_id, field=field)
-    return ident
 
 
 async def mutate(info: Info, work: Callable[[AsyncSession], Awaitable[R]]) -> R | Error:
@@ -286,7 +279,7 @@ class OrderLine(ModelNode):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         # A line is visible exactly when its order is.
-        ids = [int(i) if str(i).isdigit() else None for i in node_ids]
+        ids = [parse_pk(i) for i in node_ids]
         rows = await info.context.loaders.get(OrderLineByIdLoader).load_many(
             [i for i in ids if i is not None]
         )
@@ -521,8 +514,7 @@ def _orders_statement(info: Info, filter: OrderFilter | None) -> Any:
         stmt = stmt.where(m.Order.status == filter.status)
     if filter.customer_id is not None:
         # For a customer this can only narrow their own orders (another id gives nothing).
-        ident = parse_node_id(filter.customer_id, "Customer")
-        stmt = stmt.where(m.Order.customer_id == (ident if ident is not None else -1))
+        stmt = stmt.where(m.Order.customer_id == filter_node_id(filter.customer_id, "Customer"))
     if filter.placed_from is not None:
         stmt = stmt.where(m.Order.placed_at >= filter.placed_from)
     if filter.placed_to is not None:
@@ -770,7 +762,7 @@ ConfirmReceiptResult = Annotated[
 def _lines(lines: list[CartLineInput]) -> list[carts.LineRequest]:
     return [
         carts.LineRequest(
-            product_id=node_id(line.product_id, "Product", f"lines.{i}.productId"),
+            product_id=require_node_id(line.product_id, "Product", f"lines.{i}.productId"),
             quantity=line.quantity,
         )
         for i, line in enumerate(lines)
@@ -827,7 +819,7 @@ class OrderMutations:
                 s,
                 viewer,
                 input.cart_token,
-                node_id(input.line_id, "CartLine", "lineId"),
+                require_node_id(input.line_id, "CartLine", "lineId"),
                 input.quantity,
             ),
         )
@@ -841,7 +833,7 @@ class OrderMutations:
         result = await mutate(
             info,
             lambda s: carts.remove_line(
-                s, viewer, input.cart_token, node_id(input.line_id, "CartLine", "lineId")
+                s, viewer, input.cart_token, require_node_id(input.line_id, "CartLine", "lineId")
             ),
         )
         return _cart_result(result, CartRemoveLineSuccess)
@@ -859,7 +851,7 @@ class OrderMutations:
                 address = input.address.as_dict()
             else:
                 address = await carts.saved_address(
-                    session, viewer, node_id(input.address_id or "", "Address", "addressId")
+                    session, viewer, require_node_id(input.address_id or "", "Address", "addressId")
                 )
             return await carts.set_shipping_address(session, viewer, input.cart_token, address)
 
@@ -896,7 +888,7 @@ class OrderMutations:
         viewer = info.context.viewer
 
         async def work(session: AsyncSession) -> tuple[m.Payment, m.Order]:
-            order_id = node_id(input.order_id, "Order", "orderId")
+            order_id = require_node_id(input.order_id, "Order", "orderId")
             order = await service.load(session, order_id)
             currency = (input.amount.currency or (order.currency if order else "CNY")).upper()
             payment = await payments.pay_order(
@@ -937,7 +929,7 @@ class OrderMutations:
         result = await mutate(
             info,
             lambda s: service.cancel_order(
-                s, viewer, node_id(input.order_id, "Order", "orderId"), input.reason
+                s, viewer, require_node_id(input.order_id, "Order", "orderId"), input.reason
             ),
         )
         return _order_result(result, CancelOrderSuccess)
@@ -952,7 +944,7 @@ class OrderMutations:
             lambda s: service.update_status(
                 s,
                 viewer,
-                node_id(input.order_id, "Order", "orderId"),
+                require_node_id(input.order_id, "Order", "orderId"),
                 m.OrderStatus(input.status.value),
                 input.note,
             ),
@@ -965,7 +957,7 @@ class OrderMutations:
         result = await mutate(
             info,
             lambda s: service.confirm_receipt(
-                s, viewer, node_id(input.order_id, "Order", "orderId")
+                s, viewer, require_node_id(input.order_id, "Order", "orderId")
             ),
         )
         return _order_result(result, ConfirmReceiptSuccess)

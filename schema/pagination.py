@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from sqlalchemy import Integer, Select, bindparam, func, select, tuple_
+from sqlalchemy import BigInteger, Integer, Select, bindparam, func, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 MAX_PAGE_SIZE = 100
@@ -84,7 +86,37 @@ def decode_cursor(cursor: str, length: int) -> list[Any]:
         raise PaginationError(f"invalid cursor {cursor!r}") from exc
     if not isinstance(values, list) or len(values) != length:
         raise PaginationError(f"cursor {cursor!r} does not belong to this ordering")
-    return [datetime.fromisoformat(v["dt"]) if isinstance(v, dict) else v for v in values]
+    try:
+        return [datetime.fromisoformat(v["dt"]) if isinstance(v, dict) else v for v in values]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PaginationError(f"invalid cursor {cursor!r}") from exc
+
+
+_INT4 = range(-(2**31), 2**31)
+_INT8 = range(-(2**63), 2**63)
+
+
+def _fits(value: Any, column: ColumnElement[Any]) -> bool:
+    """Whether a cursor's value can be compared with ``column`` by the database.
+
+    A cursor comes from the client: a forged one must not put a number past the column's
+    range, or a string where a number belongs, into the statement (a driver error, not an
+    answer). A computed key (a relevance rank) is a finite number.
+    """
+    if value is None:
+        return True
+    kind = column.type
+    if isinstance(kind, Integer):
+        return type(value) is int and value in (_INT8 if isinstance(kind, BigInteger) else _INT4)
+    try:
+        python_type: Any = kind.python_type
+    except NotImplementedError:
+        python_type = float
+    if python_type in (float, Decimal):
+        if type(value) is int:
+            return value in _INT8
+        return type(value) is float and math.isfinite(value)
+    return isinstance(value, python_type) and not (python_type is int and type(value) is bool)
 
 
 def check_page_args(first: int | None, last: int | None) -> None:
@@ -174,6 +206,8 @@ async def paginate(
         if cursor is not None:
             bounds.append(name)
             values = decode_cursor(cursor, len(columns))
+            if not all(_fits(v, c) for v, c in zip(values, columns, strict=True)):
+                raise PaginationError(f"cursor {cursor!r} does not belong to this ordering")
             params.update((f"page_{name}_{i}", v) for i, v in enumerate(values))
     shape = (shape_key, descending, backwards, *bounds)
     page = _STATEMENTS.get(shape) if shape_key is not None else None

@@ -14,9 +14,10 @@ from strawberry.scalars import JSON
 
 from schema.context import Info
 from schema.errors import NotFoundError, ValidationError
+from schema.global_ids import require_node_id
 from schema.loaders import ModelByIdLoader
 from schema.mutations import run_mutation
-from schema.node import ModelNode, parse_node_id
+from schema.node import ModelNode
 from schema.pagination import Connection, paginate
 from schema.permissions import HasPermission
 from server import models as m
@@ -177,7 +178,7 @@ class PluginQueries:
 
 @strawberry.input
 class RetryOutboxDeliveryInput:
-    delivery_id: relay.GlobalID
+    delivery_id: strawberry.ID
 
 
 @strawberry.type
@@ -191,10 +192,8 @@ RetryOutboxDeliveryResult = Annotated[
 ]
 
 
-async def _requeue(session: AsyncSession, delivery_id: int | None) -> m.OutboxDelivery:
+async def _requeue(session: AsyncSession, delivery_id: int) -> m.OutboxDelivery:
     """Give a delivery (typically DEAD) a fresh set of attempts, due now."""
-    if delivery_id is None:
-        raise NotFound("outbox delivery", "(malformed id)", field="deliveryId")
     result = await session.execute(
         update(m.OutboxDelivery)
         .where(m.OutboxDelivery.id == delivery_id)
@@ -224,7 +223,10 @@ class PluginMutations:
         self, info: Info, input: RetryOutboxDeliveryInput
     ) -> RetryOutboxDeliveryResult:
         result = await run_mutation(
-            info, _requeue, parse_node_id(input.delivery_id, "OutboxDelivery")
+            info,
+            lambda s: _requeue(
+                s, require_node_id(input.delivery_id, "OutboxDelivery", "deliveryId")
+            ),
         )
         if isinstance(result, m.OutboxDelivery):
             return RetryOutboxDeliverySuccess(delivery=OutboxDelivery.from_model(result))

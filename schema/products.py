@@ -21,6 +21,7 @@ from strawberry.scalars import JSON
 
 from schema.context import Database, Info
 from schema.errors import ConflictError, Error, NotFoundError, ValidationError, to_graphql
+from schema.global_ids import optional_node_id, parse_node_id, require_node_id
 from schema.loaders import (
     CategoriesByParentIdLoader,
     CategoryByIdLoader,
@@ -30,7 +31,7 @@ from schema.loaders import (
 )
 from schema.money import Money, MoneyInput, money, to_minor
 from schema.mutations import run_mutation
-from schema.node import ModelNode, parse_node_id
+from schema.node import ModelNode
 from schema.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
 from schema.permissions import HasPermission
 from schema.pricing import PriceBreakdown, breakdown_type
@@ -38,7 +39,7 @@ from server import models as m
 from server.models.records import RecordType, is_record
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
 from server.services import catalog, pricing, search
-from server.services.errors import DomainError, NotFound, ValidationFailed
+from server.services.errors import DomainError, ValidationFailed
 
 MAX_SUGGESTIONS = 50
 # Suggestions are picked from this many of the best-ranked title matches.
@@ -653,16 +654,6 @@ class ProductQueries:
 # Mutations (staff)
 
 
-def _id(value: strawberry.ID | None, type_name: str, field: str) -> int | None:
-    """The integer id of an input's global id; NotFound (for ``field``) if it is not one."""
-    if value is None:
-        return None
-    pk = parse_node_id(value, type_name)
-    if pk is None:
-        raise NotFound(type_name, value, field=field)
-    return pk
-
-
 def _price(value: MoneyInput, default_currency: str, field: str) -> tuple[int, str]:
     currency = (value.currency or default_currency).strip().upper()
     try:
@@ -789,7 +780,7 @@ def _category_changes(input: UpdateCategoryInput) -> catalog.CategoryFields:
     if _given(input.position):
         changes["position"] = _required(input.position, "position")
     if _given(input.parent_id):
-        changes["parent_id"] = _id(input.parent_id, "Category", "parentId")
+        changes["parent_id"] = optional_node_id(input.parent_id, "Category", "parentId")
     return catalog.CategoryFields(**changes)
 
 
@@ -812,7 +803,7 @@ def _product_changes(info: Info, input: UpdateProductInput) -> catalog.ProductFi
     if _given(input.brand):
         changes["brand"] = input.brand
     if _given(input.category_id):
-        changes["category_id"] = _id(input.category_id, "Category", "categoryId")
+        changes["category_id"] = optional_node_id(input.category_id, "Category", "categoryId")
     if _given(input.tags):
         changes["tags"] = _required(input.tags, "tags")
     if _given(input.attributes):
@@ -835,7 +826,7 @@ class ProductMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
         try:
-            parent_id = _id(input.parent_id, "Category", "parentId")
+            parent_id = optional_node_id(input.parent_id, "Category", "parentId")
         except DomainError as exc:
             return to_graphql(exc)
         result = await run_mutation(
@@ -854,11 +845,10 @@ class ProductMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def update_category(self, info: Info, input: UpdateCategoryInput) -> UpdateCategoryResult:
         try:
-            pk = _id(input.id, "Category", "id")
+            pk = require_node_id(input.id, "Category", "id")
             changes = _category_changes(input)
         except DomainError as exc:
             return to_graphql(exc)
-        assert pk is not None
         result = await run_mutation(info, catalog.update_category, pk, changes)
         if isinstance(result, Error):
             return result
@@ -876,7 +866,7 @@ class ProductMutations:
                     raise ValidationFailed(
                         "costPrice must be in the price's currency", field="costPrice"
                     )
-            category_id = _id(input.category_id, "Category", "categoryId")
+            category_id = optional_node_id(input.category_id, "Category", "categoryId")
             attributes = _attributes(input.attributes)
         except DomainError as exc:
             return to_graphql(exc)
@@ -901,11 +891,10 @@ class ProductMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
         try:
-            pk = _id(input.id, "Product", "id")
+            pk = require_node_id(input.id, "Product", "id")
             changes = _product_changes(info, input)
         except DomainError as exc:
             return to_graphql(exc)
-        assert pk is not None
         result = await run_mutation(info, catalog.update_product, pk, changes)
         if isinstance(result, Error):
             return result
@@ -914,10 +903,9 @@ class ProductMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def archive_product(self, info: Info, input: ArchiveProductInput) -> ArchiveProductResult:
         try:
-            pk = _id(input.id, "Product", "id")
+            pk = require_node_id(input.id, "Product", "id")
         except DomainError as exc:
             return to_graphql(exc)
-        assert pk is not None
         result = await run_mutation(info, catalog.archive_product, pk)
         if isinstance(result, Error):
             return result

@@ -13,9 +13,10 @@ from strawberry.scalars import JSON
 from schema.context import Info
 from schema.customers import Customer, StaffUser
 from schema.errors import AuthenticationError, Error, NotFoundError, ValidationError, to_graphql
+from schema.global_ids import parse_node_id, require_node_id
 from schema.loaders import ModelByIdLoader, StaffUserByIdLoader
 from schema.mutations import run_mutation
-from schema.node import ModelNode, parse_node_id
+from schema.node import ModelNode
 from schema.pagination import Connection, SortKey, paginate
 from schema.permissions import HasPermission, IsCustomer, IsStaffOrApp
 from server import models as m
@@ -149,7 +150,7 @@ class ApiKeyFilter:
 
 @strawberry.input
 class AuditLogFilter:
-    actor: relay.GlobalID | None = strawberry.field(
+    actor: strawberry.ID | None = strawberry.field(
         default=None, description="A StaffUser or ApiKey id."
     )
     mutation: str | None = None
@@ -162,7 +163,7 @@ class AuditLogFilter:
     to: datetime | None = strawberry.field(default=None, description="Entries before this time.")
 
 
-def _actor(global_id: relay.GlobalID) -> str:
+def _actor(global_id: strawberry.ID) -> str:
     for type_name, label in (("StaffUser", "staff"), ("ApiKey", "apikey")):
         pk = parse_node_id(global_id, type_name)
         if pk is not None:
@@ -373,7 +374,7 @@ class CreateApiKeySuccess:
 
 @strawberry.input
 class RevokeApiKeyInput:
-    id: relay.GlobalID
+    id: strawberry.ID
 
 
 @strawberry.type
@@ -410,8 +411,9 @@ class ApiKeyMutations:
         permission_classes=[HasPermission(perms.APIKEYS_MANAGE)],
     )
     async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> RevokeApiKeyResult:
-        pk = parse_node_id(input.id, "ApiKey") or 0
-        result = await run_mutation(info, apikeys.revoke_api_key, pk)
+        result = await run_mutation(
+            info, lambda s: apikeys.revoke_api_key(s, require_node_id(input.id, "ApiKey", "id"))
+        )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
         return RevokeApiKeySuccess(api_key=ApiKey.from_model(result))

@@ -17,6 +17,7 @@ from strawberry import relay
 
 from schema.context import Info
 from schema.errors import Error, InvalidTransition, NotFoundError, ValidationError
+from schema.global_ids import parse_node_id, parse_pk, require_node_id
 from schema.loaders import (
     OrderByIdLoader,
     OrderLineByIdLoader,
@@ -27,7 +28,7 @@ from schema.loaders import (
 )
 from schema.mutations import run_mutation
 from schema.node import ModelNode
-from schema.orders import Order, OrderLine, node_id
+from schema.orders import Order, OrderLine
 from server import models as m
 from server.services import orders as order_service
 from server.services import shipments as service
@@ -96,7 +97,7 @@ class Shipment(ModelNode):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         # A shipment is visible to its order's customer and with shipments.read.
-        ids = [int(i) if str(i).isdigit() else None for i in node_ids]
+        ids = [parse_pk(i) for i in node_ids]
         rows = await info.context.loaders.get(ShipmentByIdLoader).load_many(
             [i for i in ids if i is not None]
         )
@@ -152,16 +153,11 @@ class Shipment(ModelNode):
 class ShipmentQueries:
     @strawberry.field(description="A shipment by id; null if it is not there or not yours.")
     async def shipment(self, info: Info, id: strawberry.ID) -> Shipment | None:
-        nodes = await Shipment.resolve_nodes(info=info, node_ids=[_raw_id(id)])
+        pk = parse_node_id(id, "Shipment")
+        if pk is None:
+            return None
+        nodes = await Shipment.resolve_nodes(info=info, node_ids=[str(pk)])
         return nodes[0]
-
-
-def _raw_id(global_id: str) -> str:
-    try:
-        parsed = relay.GlobalID.from_id(global_id)
-    except Exception:  # noqa: BLE001 - a malformed id is simply "not found"
-        return ""
-    return parsed.node_id if parsed.type_name == "Shipment" else ""
 
 
 @strawberry.input
@@ -232,7 +228,7 @@ class ShipmentMutations:
             if input.lines is not None:
                 lines = [
                     service.LineRequest(
-                        order_line_id=node_id(
+                        order_line_id=require_node_id(
                             line.order_line_id, "OrderLine", f"lines.{i}.orderLineId"
                         ),
                         quantity=line.quantity,
@@ -243,8 +239,8 @@ class ShipmentMutations:
                 session,
                 viewer,
                 service.CreateShipmentInput(
-                    order_id=node_id(input.order_id, "Order", "orderId"),
-                    warehouse_id=node_id(input.warehouse_id, "Warehouse", "warehouseId"),
+                    order_id=require_node_id(input.order_id, "Order", "orderId"),
+                    warehouse_id=require_node_id(input.warehouse_id, "Warehouse", "warehouseId"),
                     carrier=input.carrier,
                     tracking_number=input.tracking_number,
                     lines=lines,
@@ -275,7 +271,7 @@ class ShipmentMutations:
                 session,
                 viewer,
                 service.TrackingInput(
-                    shipment_id=node_id(input.shipment_id, "Shipment", "shipmentId"),
+                    shipment_id=require_node_id(input.shipment_id, "Shipment", "shipmentId"),
                     status=m.ShipmentStatus(input.status.value),
                     description=input.description,
                     location=input.location,
