@@ -1,6 +1,7 @@
 """Every library that shopgraph's code imports directly is declared in pyproject.toml: the
-application's in `dependencies`, the suite's in the `test` extra. A library that arrives only
-through another one's requirements can disappear with that library's next release."""
+application's in `dependencies` (or an optional feature's extra), the suite's in the `test`
+extra. A library that arrives only through another one's requirements can disappear with that
+library's next release."""
 
 from __future__ import annotations
 
@@ -20,13 +21,20 @@ TEST_TREES = ["tests"]
 FIRST_PARTY = {"server", "schema", "migrations", "plugins", "tests", "shopgraph_loyalty"}
 
 
+def _names(requirements: list[str]) -> set[str]:
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+
 def _declared() -> tuple[set[str], set[str]]:
+    """The application's libraries (`dependencies`, and the extras of optional features, whose
+    imports the code guards) and the suite's (the `test` extra)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
-    test = {
-        canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["test"]
-    }
-    return runtime, test
+    extras: dict[str, list[str]] = project.get("optional-dependencies", {})
+    runtime = _names(project["dependencies"])
+    for extra, requirements in extras.items():
+        if extra != "test":
+            runtime |= _names(requirements)
+    return runtime, _names(extras["test"])
 
 
 def _imported_modules(trees: list[str]) -> dict[str, set[str]]:
