@@ -7,12 +7,14 @@ TEST_WORKERS ?= auto
 DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo serve test lint schema bench clean vendor-graphiql
+.PHONY: install demo serve test test-lowest lock lint schema bench clean vendor-graphiql
 
-$(BIN)/shopgraph: pyproject.toml
+# constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
+# that `make test` installs the same versions on every machine.
+$(BIN)/shopgraph: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(BIN)/shopgraph
 
 install: $(BIN)/shopgraph
@@ -37,6 +39,40 @@ $(GRAPHQL_HTTP_AUDIT):
 test: install $(GRAPHQL_HTTP_AUDIT)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS)
+
+# uv resolves the lock and the lowest versions; it lives in a virtualenv of its own, so that
+# `make lock` works even when pyproject.toml no longer agrees with constraints.txt.
+UV_VERSION := 0.13.9
+UV := build/uv/bin/uv
+$(UV):
+	$(PYTHON) -m venv build/uv
+	build/uv/bin/pip install --quiet 'uv==$(UV_VERSION)'
+
+# Pin the newest versions pyproject.toml allows, for every platform, on Python 3.11 and later.
+lock: $(UV)
+	$(UV) pip compile --quiet --universal --python-version 3.11 --extra test \
+		--custom-compile-command 'make lock' -o constraints.txt pyproject.toml
+
+# The lower bounds of pyproject.toml, tested: a virtualenv with the lowest allowed version of
+# every direct dependency, then lint and a fast subset of the suite that imports every module
+# and runs API tests on SQLite and PostgreSQL. pytest's exit status fails the target whenever
+# it is not 0, "no tests collected" (5) included.
+LOWEST_VENV := build/lowest-venv
+LOWEST_TESTS := tests/packaging tests/server/test_smoke.py tests/server/test_migrations.py \
+	tests/server/test_json_codec.py tests/server/test_demo_data.py tests/schema/test_accounts.py \
+	tests/schema/test_orders.py tests/security/test_limits.py tests/security/test_fuzz.py \
+	tests/plugins/test_loyalty.py tests/server/test_operations.py tests/e2e/test_graphiql.py
+test-lowest: $(UV)
+	rm -rf $(LOWEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LOWEST_VENV)
+	$(UV) pip install --quiet --python $(LOWEST_VENV)/bin/python --resolution lowest-direct \
+		-e '.[test]'
+	# The suite pip-installs the example plugin without build isolation. Installed last, so
+	# that no package they pull in stands in for a lower version of a dependency.
+	$(UV) pip install --quiet --python $(LOWEST_VENV)/bin/python pip setuptools
+	$(LOWEST_VENV)/bin/ruff check .
+	$(LOWEST_VENV)/bin/ruff format --check .
+	$(LOWEST_VENV)/bin/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) $(LOWEST_TESTS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -65,4 +101,4 @@ vendor-graphiql:
 	scripts/vendor-graphiql.sh
 
 clean:
-	rm -rf $(VENV) shopgraph.db shopgraph.db-wal shopgraph.db-shm
+	rm -rf $(VENV) build/uv $(LOWEST_VENV) shopgraph.db shopgraph.db-wal shopgraph.db-shm
