@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from schema.structure import graphql_structure
 from server.config import Settings
 from server.models import AuditLogEntry, StaffRole
 from server.permissions import RoleMap
@@ -82,7 +83,7 @@ async def test_every_mutation_called_by_staff_leaves_an_audit_row(
     gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Any
 ) -> None:
     staff = await make_staff(session, role=StaffRole.ADMIN)
-    schema = app.state.shopgraph.schema._schema
+    schema = graphql_structure(app.state.shopgraph.schema)
     calls = mutation_calls(schema)
     assert {"updateProduct", "createApiKey", "logout", "login"} <= set(calls)
     for name, (document, variables) in calls.items():
