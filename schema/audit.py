@@ -65,9 +65,10 @@ def _field_node(info: Info) -> FieldNode | None:
     key = response_key(info)
     selection_set = info.operation.selection_set
     found = next((n for n in _root_fields(selection_set, {}) if _key(n) == key), None)
-    if found is None and info.query is not None:
+    location = info.operation.loc
+    if found is None and location is not None:
         # Selected through a fragment spread: the fragment is in the request's document.
-        document = parse(info.query)
+        document = parse(location.source)
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
