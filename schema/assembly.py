@@ -20,18 +20,15 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 from strawberry.types.base import StrawberryContainer, StrawberryObjectDefinition
-from strawberry.types.execution import ExecutionContext
 from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
-from strawberry.utils.logging import StrawberryLogger
 
 from schema import customers, inventory, orders, products, security, shipments
 from schema import plugins as plugin_admin
 from schema.audit import AuditTrail, record_outcomes
-from schema.direct_resolvers import call_directly
-from schema.execution import ShopExecutionContext
 from schema.global_ids import node_queries
 from schema.input_bounds import input_bounds
 from schema.limits import is_unexpected, limit_extensions
@@ -48,6 +45,8 @@ PLUGIN_FAILED = "PLUGIN_FAILED"
 # ``strawberry.Schema(...)`` call; builds in other threads must not see them.
 _BUILD_LOCK = threading.Lock()
 _names = NameConverter()
+# strawberry reports execution errors to this logger (its documented name).
+_errors_logger = logging.getLogger("strawberry.execution")
 
 
 class SchemaAssemblyError(Exception):
@@ -214,7 +213,7 @@ class ShopSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         unexpected = [e for e in errors if is_unexpected(e)]
-        logger = StrawberryLogger.logger
+        logger = _errors_logger
         if logger.isEnabledFor(logging.DEBUG):
             for error in errors:
                 if not is_unexpected(error):
@@ -276,6 +275,9 @@ def build_schema(
 
     query = merge_types("Query", tuple(c.cls for c in queries))
     mutation = merge_types("Mutation", tuple(c.cls for c in mutations)) if mutations else None
+    if mutation is not None:
+        # Audit rows say what each mutation answered, typed errors included (see schema/audit.py).
+        record_outcomes(mutation)
     subscription = (
         merge_types("Subscription", tuple(c.cls for c in subscriptions)) if subscriptions else None
     )
@@ -295,12 +297,8 @@ def build_schema(
                 subscription=subscription,
                 types=[c.cls for c in types],
                 extensions=extensions,
-                execution_context_class=ShopExecutionContext,
             )
         finally:
             for name, fields in saved.items():
                 registry[name].fields = fields
-    call_directly(schema)
-    # Audit rows say what each mutation answered, typed errors included (see schema/audit.py).
-    record_outcomes(schema)
     return schema

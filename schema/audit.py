@@ -14,32 +14,32 @@ A result is the payload's type (``UpdateProductSuccess``), ``Type:CODE`` for a t
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import strawberry
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLFieldResolver,
-    GraphQLResolveInfo,
     GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    default_field_resolver,
     get_named_type,
+    parse,
 )
 from graphql.utilities import value_from_ast_untyped
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import FieldExtension, SchemaExtension
+from strawberry.types import get_object_definition
 
 from schema.context import Context, Info
 from schema.errors import Error
+from schema.structure import graphql_structure
 from server.auth import Viewer, ViewerKind
 from server.db import mark_write
 from server.services import audit
@@ -60,32 +60,45 @@ class _Written:
 _written: ContextVar[_Written | None] = ContextVar("shopgraph_audit_written", default=None)
 
 
-def _raw_arguments(raw: GraphQLResolveInfo) -> dict[str, Any]:
-    variables = raw.variable_values or {}
-    return {
-        arg.name.value: value_from_ast_untyped(arg.value, variables)
-        for arg in raw.field_nodes[0].arguments or ()
-    }
+def _field_node(info: Info) -> FieldNode | None:
+    """The document's node of the root field being resolved."""
+    key = response_key(info)
+    selection_set = info.operation.selection_set
+    found = next((n for n in _root_fields(selection_set, {}) if _key(n) == key), None)
+    location = info.operation.loc
+    if found is None and location is not None:
+        # Selected through a fragment spread: the fragment is in the request's document.
+        document = parse(location.source)
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        found = next((n for n in _root_fields(selection_set, fragments) if _key(n) == key), None)
+    return found
 
 
 def arguments(info: Info) -> dict[str, Any]:
     """The field's arguments as the client sent them (variables substituted)."""
-    return _raw_arguments(info._raw_info)
-
-
-def _success_type_name(raw: GraphQLResolveInfo) -> str:
-    named = get_named_type(raw.return_type)
-    if isinstance(named, GraphQLUnionType):
-        for member in named.types:
-            if ERROR_INTERFACE not in {i.name for i in member.interfaces}:
-                return member.name
-    return named.name if named is not None else "SUCCESS"
+    node = _field_node(info)
+    variables = info.variable_values or {}
+    return {
+        arg.name.value: value_from_ast_untyped(arg.value, variables)
+        for arg in (node.arguments if node is not None else ()) or ()
+    }
 
 
 def success_type_name(info: Info) -> str:
     """The name of the type a successful call of this mutation returns (the union member that
     is not an Error), e.g. ``UpdateProductSuccess``."""
-    return _success_type_name(info._raw_info)
+    mutation = graphql_structure(info.schema).mutation_type
+    field = mutation.fields.get(info.field_name) if mutation is not None else None
+    if field is None:
+        return "SUCCESS"
+    named = get_named_type(field.type)
+    if isinstance(named, GraphQLUnionType):
+        for member in named.types:
+            if ERROR_INTERFACE not in {i.name for i in member.interfaces}:
+                return member.name
+    return named.name
 
 
 def type_name(value: Any) -> str:
@@ -101,33 +114,33 @@ def outcome(value: Any) -> str:
     return type_name(value)
 
 
-def _outcome_of(value: Any, raw: GraphQLResolveInfo) -> str:
+def _outcome_of(value: Any, info: Info) -> str:
     if isinstance(value, Error) or hasattr(type(value), "__strawberry_definition__"):
         return outcome(value)
     # A scalar or null payload: what run_mutation records for a success.
-    return _success_type_name(raw)
+    return success_type_name(info)
 
 
 def response_key(info: Info) -> str:
     return str(info.path.key)
 
 
-async def _record(raw: GraphQLResolveInfo, actor: Viewer, result: str) -> None:
-    ctx: Context = raw.context
-    ctx.audited.add(str(raw.path.key))
-    row = await audit.record(ctx.db.session, actor, raw.field_name, _raw_arguments(raw), result)
+async def _record(info: Info, actor: Viewer, result: str) -> None:
+    ctx = info.context
+    ctx.audited.add(response_key(info))
+    row = await audit.record(ctx.db.session, actor, info.field_name, arguments(info), result)
     written = _written.get()
     if written is not None:
         written.entry_id, written.result = row.id, row.result
 
 
-async def _record_alone(raw: GraphQLResolveInfo, actor: Viewer, result: str) -> None:
+async def _record_alone(info: Info, actor: Viewer, result: str) -> None:
     """The row in a transaction of its own. The caller holds the database lock."""
-    session = raw.context.db.session
+    session = info.context.db.session
     if session.in_transaction():
         await session.commit()
     await mark_write(session)
-    await _record(raw, actor, result)
+    await _record(info, actor, result)
     await session.commit()
 
 
@@ -136,7 +149,7 @@ async def write_in_transaction(info: Info, result: str) -> None:
     ctx = info.context
     if not audit.is_audited(ctx.viewer):
         return
-    await _record(info._raw_info, ctx.viewer, result)
+    await _record(info, ctx.viewer, result)
 
 
 async def write_alone(info: Info, result: str) -> None:
@@ -145,7 +158,7 @@ async def write_alone(info: Info, result: str) -> None:
     ctx = info.context
     if not audit.is_audited(ctx.viewer):
         return
-    await _record_alone(info._raw_info, ctx.viewer, result)
+    await _record_alone(info, ctx.viewer, result)
 
 
 async def write_sign_in(info: Info, payload: Any, staff_id: int | None) -> None:
@@ -155,16 +168,16 @@ async def write_sign_in(info: Info, payload: Any, staff_id: int | None) -> None:
     ctx = info.context
     actor = ctx.viewer if staff_id is None else Viewer(kind=ViewerKind.STAFF, staff_id=staff_id)
     async with ctx.db.lock:
-        await _record_alone(info._raw_info, actor, outcome(payload))
+        await _record_alone(info, actor, outcome(payload))
 
 
-async def _settle(raw: GraphQLResolveInfo, written: _Written, value: Any) -> None:
+async def _settle(info: Info, written: _Written, value: Any) -> None:
     """Make the audit row of a root mutation field say what its payload is."""
-    ctx = raw.context
+    ctx = info.context
     if not isinstance(ctx, Context):
         return
     if written.entry_id is not None:
-        result = _outcome_of(value, raw)
+        result = _outcome_of(value, info)
         if written.result != result[: audit.MAX_RESULT]:
             # Committed as a success, answered with a typed error (a declined payment).
             async with ctx.db.lock:
@@ -175,42 +188,49 @@ async def _settle(raw: GraphQLResolveInfo, written: _Written, value: Any) -> Non
                 await audit.set_result(session, written.entry_id, result)
                 await session.commit()
         return
-    if str(raw.path.key) in ctx.audited or not audit.is_audited(ctx.viewer):
+    if response_key(info) in ctx.audited or not audit.is_audited(ctx.viewer):
         return
     # Answered without reaching run_mutation (e.g. a malformed id returned as a typed error).
     async with ctx.db.lock:
-        await _record_alone(raw, ctx.viewer, _outcome_of(value, raw))
+        await _record_alone(info, ctx.viewer, _outcome_of(value, info))
 
 
-def _recording(resolve: GraphQLFieldResolver) -> GraphQLFieldResolver:
-    async def resolve_and_record(source: Any, raw: GraphQLResolveInfo, **kwargs: Any) -> Any:
+class RecordOutcome(FieldExtension):
+    """Around a root mutation field: gives ``run_mutation`` the slot it records its row in,
+    then makes the row say what the payload really was."""
+
+    async def resolve_async(
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Info, **kwargs: Any
+    ) -> Any:
         written = _Written()
         token = _written.set(written)
         try:
-            value = resolve(source, raw, **kwargs)
+            value = next_(source, info, **kwargs)
             if inspect.isawaitable(value):
                 value = await value
         finally:
             _written.reset(token)
-        await _settle(raw, written, value)
+        await _settle(info, written, value)
         return value
 
-    return resolve_and_record
 
+def record_outcomes(mutation: type[Any]) -> None:
+    """Give every field of the root ``mutation`` type, made for one build, the
+    :class:`RecordOutcome` extension, outermost, so that its audit row records the payload it
+    answered with.
 
-def record_outcomes(schema: strawberry.Schema) -> None:
-    """Wrap every root mutation field of the built ``schema`` (its own GraphQL objects, shared
-    with no other build) so that its audit row records the payload it answered with.
-
-    Done on the graphql-core schema rather than as a strawberry field extension: the
-    strawberry fields belong to the domain classes, which every build shares; and rather than
-    as a schema extension's ``resolve`` hook, which would wrap every field of every query.
+    The fields are copied first: the originals belong to the domain classes, which every build
+    shares. A field extension rather than a schema extension's ``resolve`` hook, which would
+    wrap every field of every query.
     """
-    mutation = schema._schema.mutation_type
-    if mutation is None:
-        return
-    for field in mutation.fields.values():
-        field.resolve = _recording(field.resolve or default_field_resolver)
+    definition = get_object_definition(mutation, strict=True)
+    extension = RecordOutcome()
+    copies = []
+    for field in definition.fields:
+        recorded = copy.copy(field)
+        recorded.extensions = [*field.extensions, extension]
+        copies.append(recorded)
+    definition.fields = copies
 
 
 def _root_fields(selection_set: SelectionSetNode, fragments: dict[str, Any]) -> Iterator[FieldNode]:

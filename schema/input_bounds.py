@@ -49,7 +49,6 @@ from graphql import (
     VariableDefinitionNode,
     VariableNode,
     Visitor,
-    build_schema,
     get_named_type,
     get_nullable_type,
     is_input_object_type,
@@ -60,6 +59,8 @@ from graphql import (
     visit,
 )
 from strawberry.extensions import SchemaExtension
+
+from schema.structure import graphql_structure
 
 STRING_TOO_LONG = "STRING_TOO_LONG"
 LIST_TOO_LONG = "LIST_TOO_LONG"
@@ -382,8 +383,8 @@ class _Plans:
     """The plans of one schema's operations, per (query text, operation name); the least
     recently used is dropped first.
 
-    Types, arguments and input fields are read from a graphql-core schema built from the
-    strawberry schema's SDL (its public form): the same names and types.
+    Types, arguments and input fields are read from the schema's graphql-core structure
+    (schema/structure.py): the same names and types.
     """
 
     def __init__(self, maxsize: int = 512) -> None:
@@ -393,7 +394,7 @@ class _Plans:
 
     def schema(self, strawberry_schema: Any) -> tuple[GraphQLSchema, _Kinds]:
         if self._schema is None or self._schema[0] is not strawberry_schema:
-            built = build_schema(strawberry_schema.as_str())
+            built = graphql_structure(strawberry_schema)
             self._schema = (strawberry_schema, built, _Kinds())
         return self._schema[1], self._schema[2]
 

@@ -28,6 +28,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLArgument,
     GraphQLError,
     GraphQLField,
     GraphQLObjectType,
@@ -47,16 +48,18 @@ from graphql import (
     is_list_type,
     is_object_type,
 )
+from graphql.utilities import value_from_ast_untyped
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
+    MaxAliasesLimiter,
     MaxTokensLimiter,
+    QueryDepthLimiter,
     SchemaExtension,
 )
-from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
 from schema.pagination import DEFAULT_PAGE_SIZE, PaginationError
+from schema.structure import graphql_structure
 from server.config import Settings
 from server.metrics import QUERY_COST
 from server.services.errors import DomainError
@@ -345,7 +348,7 @@ class _Walk:
                 elif isinstance(value, IntValueNode):
                     raw = int(value.value)
             elif name in field.args:
-                raw = field.args[name].default_value
+                raw = _default(field.args[name])
             if isinstance(raw, int) and not isinstance(raw, bool):
                 return max(0, raw)
         return None
@@ -357,6 +360,16 @@ class _Walk:
     def _list_size(self, selected: _Selected) -> int:
         size = self._int_argument(selected, LIST_SIZE_ARGUMENTS)
         return 1 if size is None else size
+
+
+def _default(argument: GraphQLArgument) -> Any:
+    """An argument's default value. The schema here is built from SDL (schema.structure), so
+    the default is the SDL's literal: graphql-core 3.2 converts it into ``default_value``,
+    3.3 keeps the literal; read from the literal, it is the same on both."""
+    node = argument.ast_node
+    if node is not None and node.default_value is not None:
+        return value_from_ast_untyped(node.default_value)
+    return argument.default_value
 
 
 class CostCache:
@@ -429,7 +442,7 @@ class QueryCost(SchemaExtension):
             yield
             return
         calculator = self.costs.get(
-            context.schema._schema, context.query, document, context.operation_name
+            graphql_structure(context.schema), context.query, document, context.operation_name
         )
         variables = context.variables
         requested = self.requested = calculator.requested(variables)
@@ -534,14 +547,18 @@ def limit_extensions(
     """The per-request extensions that enforce the limits of ``settings``.
 
     The validation rule classes and the bucket are made once here, per schema: the same rule
-    classes keep ``ValidationCache`` keys stable, and the bucket outlives requests. ``bucket``
+    classes keep ``ValidationCache`` keys stable (a ``QueryDepthLimiter`` made per request
+    would bring a rule class of its own, and every request would miss the cache), and the
+    bucket outlives requests. The depth and alias rules are those of strawberry's
+    ``QueryDepthLimiter`` and ``MaxAliasesLimiter``, made once and run by one
+    ``AddValidationRules``. ``bucket``
     is given when something else charges the same clients (the response cache's hits).
     """
     settings = settings or Settings()
     production = settings.env == "production"
     rules: list[type[ValidationRule]] = [
-        max_depth_rule(settings.max_depth, should_ignore=None),
-        max_aliases_rule(settings.max_aliases),
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)

@@ -17,8 +17,7 @@ from enum import Enum
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from sqlalchemy import BigInteger, Integer, Select, bindparam, func, select, tuple_
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, bindparam, func, select, tuple_
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from schema.assembly import build_schema
 from schema.context import Context, Database
 from schema.limits import cost_bucket
 from schema.loaders import Loaders
+from schema.structure import graphql_structure
 from server import graphiql, json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
 from server.authn import authenticate
@@ -102,6 +102,7 @@ class AppState:
         self.cached = CachedEndpoint(
             settings,
             plugins,
+            graphql_structure(self.schema),
             self.schema.as_str(),
             bucket,
             enabled=settings.response_cache and not shared,
@@ -256,26 +257,13 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     return app
 
 
-# sqlite3 lets go of the GIL around every step of a statement, so a statement on the SQLite
-# driver's thread (a write, a read past its budget on the loop's thread) takes it back once per
-# row. While the event loop's thread is running Python, each of those waits lasts until the loop
-# is made to let go, after the switch interval: 5 ms by default, which can keep twenty rows (and
-# their connection) waiting 100 ms and wakes both threads over and over. A tenth of it lets the
-# driver in sooner at a small cost to the loop.
-SWITCH_INTERVAL_SECONDS = 0.0005
-
-
 def tune_process() -> None:
-    """Settings for a serving process, once start-up is done.
-
-    - Move what start-up built (schema, plugin manager, mappers: ~10^5 objects that live as
-      long as the process) out of the cyclic garbage collector's sight, so that its
-      collections, which every request's allocations trigger, stop rescanning them.
-    - Shorten the interpreter's switch interval (:data:`SWITCH_INTERVAL_SECONDS`).
-    """
+    """Settings for a serving process, once start-up is done: move what start-up built (schema,
+    plugin manager, mappers: ~10^5 objects that live as long as the process) out of the cyclic
+    garbage collector's sight, so that its collections, which every request's allocations
+    trigger, stop rescanning them."""
     gc.collect()
     gc.freeze()
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
 def asgi_app() -> Any:

@@ -524,6 +524,11 @@ class _Product:
     index: int
 
 
+def category_slug(product: _Product) -> str:
+    """The slug of the demo category (a leaf under its top category) a product belongs to."""
+    return f"{product.top}-{product.leaf.slug}"
+
+
 @dataclass(eq=False)
 class _Customer:
     row: Row
@@ -1153,7 +1158,7 @@ class _Planner:
         for _, product in order.lines:
             # Compared with an alternative or two from the same category before deciding.
             for _ in range(rng.randint(0, 2)):
-                alt = self._pick_product(customer, placed, leaf=self._slug(product))
+                alt = self._pick_product(customer, placed, leaf=category_slug(product))
                 events.append(_Event(customer, CustomerEventKind.VIEW, t, sid, product=alt))
                 t += step / 2
             events.append(_Event(customer, CustomerEventKind.VIEW, t, sid, product=product))
@@ -1174,9 +1179,6 @@ class _Planner:
                     quantity=line["quantity"],
                 )
             )
-
-    def _slug(self, product: _Product) -> str:
-        return f"{product.top}-{product.leaf.slug}"
 
     def _browsing(self, customer: _Customer) -> None:
         """Visits that bought nothing: browsing, searching, favourites, abandoned carts."""
@@ -1203,7 +1205,7 @@ class _Planner:
                 viewed = (
                     product
                     if i == 0
-                    else self._pick_product(customer, at, leaf=self._slug(product))
+                    else self._pick_product(customer, at, leaf=category_slug(product))
                 )
                 events.append(_Event(customer, CustomerEventKind.VIEW, t, sid, product=viewed))
                 t += timedelta(seconds=rng.randint(20, 300))
@@ -1355,7 +1357,7 @@ async def populate(
     await _insert(session, Category, list(leaves.values()), "slug")
     step(f"wrote {Category.__tablename__}")
     for p in plan.products:
-        p.row["category_id"] = leaves[plan._slug(p)]["id"]
+        p.row["category_id"] = leaves[category_slug(p)]["id"]
     await _insert(session, Product, [p.row for p in plan.products], "sku")
     step(f"wrote {Product.__tablename__}")
 

@@ -59,7 +59,6 @@ from graphql import (
     print_ast,
     visit,
 )
-from graphql import build_schema as build_sdl_schema
 from sqlalchemy import make_url
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
@@ -510,6 +509,7 @@ class CachedEndpoint:
         self,
         settings: Settings,
         plugins: PluginRuntime,
+        structure: GraphQLSchema,
         sdl: str,
         bucket: LeakyBucket,
         *,
@@ -523,10 +523,9 @@ class CachedEndpoint:
             max_bytes=settings.response_cache_max_bytes,
             ttl=settings.response_cache_ttl_seconds,
         )
-        schema = build_sdl_schema(sdl)
         declared = declared_fields(plugins)
-        check_declarations(schema, declared)
-        self.cacheability = Cacheability(schema, declared, max_tokens=settings.max_tokens)
+        check_declarations(structure, declared)
+        self.cacheability = Cacheability(structure, declared, max_tokens=settings.max_tokens)
         self.fingerprint = fingerprint(settings, plugins, sdl)
 
     def key(self, analysis: Analysis, variables: dict[str, Any], operation: str | None) -> bytes:

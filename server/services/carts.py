@@ -79,7 +79,7 @@ async def create_cart(
     cart = Cart(
         token=new_token(),
         customer_id=viewer.customer_id if viewer.is_customer else None,
-        email=_clean_email(email),
+        email=clean_email(email),
         currency=currency,
     )
     session.add(cart)
@@ -87,7 +87,8 @@ async def create_cart(
     return cart
 
 
-def _clean_email(email: str | None) -> str | None:
+def clean_email(email: str | None) -> str | None:
+    """``email`` trimmed and lower-cased; ValidationFailed when it is not an address."""
     if email is None:
         return None
     email = email.strip().lower()

@@ -238,7 +238,7 @@ async def place_order(
     email = data.email or cart.email or (customer.email if customer else None)
     if not email:
         raise ValidationFailed("an email address is needed for a guest order", field="email")
-    email = carts._clean_email(email)
+    email = carts.clean_email(email)
 
     quote = await quote_cart(session, plugins, cart, customer, address=address)
     if not quote.lines:

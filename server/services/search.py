@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Select, column, func, literal_column, table
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_column, table
 
 from server.models import Product
 

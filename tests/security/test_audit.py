@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from schema.structure import graphql_structure
 from server.config import Settings
 from server.models import AuditLogEntry, StaffRole
 from server.permissions import RoleMap
@@ -82,7 +83,7 @@ async def test_every_mutation_called_by_staff_leaves_an_audit_row(
     gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Any
 ) -> None:
     staff = await make_staff(session, role=StaffRole.ADMIN)
-    schema = app.state.shopgraph.schema._schema
+    schema = graphql_structure(app.state.shopgraph.schema)
     calls = mutation_calls(schema)
     assert {"updateProduct", "createApiKey", "logout", "login"} <= set(calls)
     for name, (document, variables) in calls.items():
@@ -132,6 +133,42 @@ async def test_audit_row_content_redaction_and_same_transaction(
     assert got[3] == ("eraseMyAccount", "UNAUTHENTICATED", {"input": {"password": "[REDACTED]"}})
     await session.refresh(product)
     assert product.name == "桂花乌龙 新"
+
+
+async def test_audit_rows_record_arguments_as_sent_through_aliases_and_fragments(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    staff = await make_staff(session, role=StaffRole.CATALOG)
+    client = gql.as_(token_for(settings, staff))
+    product = await make_product(session, name="白茶")
+    pid = str(relay.GlobalID("Product", str(product.id)))
+    # Literals (an Int stays an int), a variable inside a literal object, an alias, and a
+    # root field selected through a fragment spread.
+    document = """
+      mutation($id: ID!, $name: String!) {
+        renamed: updateProduct(input: {id: $id, name: $name}) { __typename }
+        ...Again
+      }
+      fragment Again on Mutation {
+        updateProduct(input: {id: $id, name: "白茶 二", attributes: {grams: 250}}) {
+          __typename
+        }
+      }
+    """
+    body = await client.execute(document, {"id": pid, "name": "白茶 一"})
+    assert body["data"] == {
+        "renamed": {"__typename": "UpdateProductSuccess"},
+        "updateProduct": {"__typename": "UpdateProductSuccess"},
+    }
+    rows = (await session.execute(select(AuditLogEntry).order_by(AuditLogEntry.id))).scalars()
+    assert [(r.mutation, r.result, r.input) for r in rows] == [
+        ("updateProduct", "UpdateProductSuccess", {"input": {"id": pid, "name": "白茶 一"}}),
+        (
+            "updateProduct",
+            "UpdateProductSuccess",
+            {"input": {"id": pid, "name": "白茶 二", "attributes": {"grams": 250}}},
+        ),
+    ]
 
 
 async def test_customer_mutations_are_not_audited(

@@ -11,6 +11,7 @@ from graphql import parse
 from schema.assembly import build_schema
 from schema.limits import QueryCostCalculator
 from schema.pagination import DEFAULT_PAGE_SIZE
+from schema.structure import graphql_structure
 from server.config import Settings
 from server.plugins import load_plugins
 
@@ -28,7 +29,7 @@ def cost(
     data: Any = None,
     operation_name: str | None = None,
 ) -> tuple[int, int]:
-    calc = QueryCostCalculator(schema._schema, parse(query), operation_name)
+    calc = QueryCostCalculator(graphql_structure(schema), parse(query), operation_name)
     return calc.requested(variables), calc.actual(data, variables)
 
 
@@ -102,7 +103,7 @@ def test_objects_of_leaves_cost_one_each_when_present(schema: strawberry.Schema)
     query = "{ products(first: 2) { nodes { id price { amount } category { name } } } }"
     node = {"id": "1", "price": {"amount": "1.00"}, "category": {"name": "x"}}
     data = {"products": {"nodes": [node, {**node, "category": None}]}}
-    calc = QueryCostCalculator(schema._schema, parse(query), None)
+    calc = QueryCostCalculator(graphql_structure(schema), parse(query), None)
     assert calc.requested({}) == 2 + 2 * 3
     # The connection, then each node with its price and (when present) its category.
     for _ in range(2):  # the first walk learns the plans, the second takes the short way
@@ -116,15 +117,19 @@ def test_one_calculator_serves_every_request_of_a_document(schema: strawberry.Sc
     query = "query($n: Int) { products(first: $n) { nodes { id } } }"
     document = parse(query)
     cache = CostCache(maxsize=2)
-    calc = cache.get(schema._schema, query, document, None)
-    assert cache.get(schema._schema, query, document, None) is calc
+    calc = cache.get(graphql_structure(schema), query, document, None)
+    assert cache.get(graphql_structure(schema), query, document, None) is calc
     # Variables are read per request, not baked into the cached plan.
     assert calc.requested({"n": 3}) == 5
     assert calc.requested({"n": 50}) == 52
     data = {"products": {"nodes": [{"id": "a"}, {"id": "b"}]}}
     assert calc.actual(data, {"n": 50}) == 4
     # A re-parsed document (evicted from the parser cache) gets a fresh plan; the LRU is bounded.
-    assert cache.get(schema._schema, query, parse(query), None) is not calc
+    reparsed = parse(query)
+    again = cache.get(graphql_structure(schema), query, reparsed, None)
+    assert again is not calc
+    assert cache.get(graphql_structure(schema), query, reparsed, None) is again
     for other in ("{ __typename }", "{ categories { id } }"):
-        cache.get(schema._schema, other, parse(other), None)
-    assert len(cache._entries) == 2
+        cache.get(graphql_structure(schema), other, parse(other), None)
+    # Two newer documents pushed it out of a cache of two.
+    assert cache.get(graphql_structure(schema), query, reparsed, None) is not again

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
 from schema.assembly import build_schema
+from schema.structure import graphql_structure
 from server.config import Settings
 from server.models import (
     Address,
@@ -62,7 +63,7 @@ def gid(type_name: str, pk: int | None) -> str:
 
 
 def node_types(settings: Settings) -> set[str]:
-    schema = build_schema(load_plugins(settings), settings)._schema
+    schema = graphql_structure(build_schema(load_plugins(settings), settings))
     return {
         name
         for name, tp in schema.type_map.items()

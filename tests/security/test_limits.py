@@ -8,10 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import ValidationContext, print_ast
 from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.extensions import AddValidationRules
 
+from schema.assembly import build_schema
 from server.config import Settings
 from server.models import Product
+from server.plugins import load_plugins
 from tests.support.graphql import GraphQLClient
 from tests.support.server import LiveServer
 
@@ -209,3 +213,30 @@ async def test_every_response_carries_the_cost(gql: GraphQLClient) -> None:
     assert bodies[1]["extensions"]["cost"]["requestedQueryCost"] == 2
     assert bodies[6]["data"]["login"]["__typename"] == "AuthenticationError"
     assert bodies[6]["extensions"]["cost"]["actualQueryCost"] == 10
+
+
+async def test_a_repeated_document_is_validated_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The limit rules are made once per schema: a rule made per request would change the
+    # validation cache's key, and every request would be validated again.
+    schema = build_schema(load_plugins(settings), settings)
+    rules = [
+        rule
+        for extension in (factory() for factory in schema.extensions)
+        if isinstance(extension, AddValidationRules)
+        for rule in extension.validation_rules
+    ]
+    assert rules
+    validated: list[str] = []
+    original = rules[0].__init__
+
+    def counting(self: Any, context: ValidationContext) -> None:
+        validated.append(print_ast(context.document))
+        original(self, context)
+
+    monkeypatch.setattr(rules[0], "__init__", counting)
+    for query in ("{ __typename }", "{ __typename }", "{ a: __typename }", "{ __typename }"):
+        result = await schema.execute(query)
+        assert result.errors is None
+    assert validated == ["{\n  __typename\n}", "{\n  a: __typename\n}"]

@@ -59,8 +59,8 @@ async def test_json_and_datetimes_round_trip(session: AsyncSession) -> None:
 def test_sqlite_text_reads_as_sqlalchemys_parser_reads_it(stored: str) -> None:
     dialect = sqlite.dialect()
     column_type = UTCDateTime()
-    fast = column_type._cached_result_processor(dialect, None)
-    parse = DateTime(timezone=True)._cached_result_processor(dialect, None)
+    fast = column_type.dialect_impl(dialect).result_processor(dialect, None)
+    parse = DateTime(timezone=True).dialect_impl(dialect).result_processor(dialect, None)
     assert fast is not None and parse is not None
     expected = column_type.process_result_value(parse(stored), dialect)
     got = fast(stored)

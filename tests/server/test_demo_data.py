@@ -69,7 +69,7 @@ async def _fill(url: str, seed: int, **sizes: int) -> DemoReport:
 async def _rows(session: AsyncSession, model: Any) -> list[dict[str, Any]]:
     table = model.__table__
     result = await session.execute(select(table).order_by(table.c.id))
-    return [dict(row._mapping) for row in result]
+    return [dict(row) for row in result.mappings()]
 
 
 async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
