@@ -16,9 +16,18 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_TREES = ["server", "schema", "migrations", "plugins", "examples"]
-TEST_TREES = ["tests"]
-# Top-level modules of shopgraph itself and of its example plugin.
-FIRST_PARTY = {"server", "schema", "migrations", "plugins", "tests", "shopgraph_loyalty"}
+# The benchmark runs in the test environment (make bench installs the test extra).
+TEST_TREES = ["tests", "bench"]
+# Top-level modules of shopgraph itself, its benchmark and its example plugin.
+FIRST_PARTY = {
+    "server",
+    "schema",
+    "migrations",
+    "plugins",
+    "tests",
+    "bench",
+    "shopgraph_loyalty",
+}
 
 
 def _names(requirements: list[str]) -> set[str]:
