@@ -160,7 +160,8 @@ class Cart:
     created_at: datetime
     updated_at: datetime | None
     _model: strawberry.Private[m.Cart]
-    _quote: strawberry.Private[dict[str, asyncio.Future[checkout.CartQuote]]]
+    # The quote, once computed, and the lock its first computation holds.
+    _quote: strawberry.Private[dict[str, Any]]
 
     @classmethod
     def from_model(cls, model: m.Cart) -> Cart:
@@ -172,14 +173,18 @@ class Cart:
             created_at=model.created_at,
             updated_at=model.updated_at,
             _model=model,
-            _quote={},
+            _quote={"lock": asyncio.Lock()},
         )
 
     async def quote(self, info: Info) -> checkout.CartQuote:
-        # Priced once per cart object, however many fields ask.
-        if "q" not in self._quote:
-            self._quote["q"] = asyncio.ensure_future(self._compute(info))
-        return await self._quote["q"]
+        # Priced once per cart object, however many fields ask. Computed in the asking field's
+        # own task, never a task of its own: when the request's fields are cancelled, so is
+        # the pricing, and no work outlives the request's database session.
+        async with self._quote["lock"]:
+            if "q" not in self._quote:
+                self._quote["q"] = await self._compute(info)
+        quote: checkout.CartQuote = self._quote["q"]
+        return quote
 
     async def _compute(self, info: Info) -> checkout.CartQuote:
         ctx = info.context

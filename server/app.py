@@ -65,8 +65,7 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
         return json_codec.dumps(data)
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
-        session = request.scope["shopgraph.session"]
-        db = Database(session)
+        db: Database = request.scope["shopgraph.db"]
         return Context(
             request=request,
             response=response,
@@ -204,8 +203,15 @@ class GraphQLEndpoint:
 
     async def _execute(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with self.state.sessions() as session:
-            scope["shopgraph.session"] = session
-            await self.graphql(scope, receive, send)
+            db = scope["shopgraph.db"] = Database(session)
+            try:
+                await self.graphql(scope, receive, send)
+            finally:
+                # A field cancelled when a sibling failed may still be ending its statement:
+                # the session is closed only once that has let go of it (one asyncpg
+                # connection runs one operation at a time).
+                async with db.lock:
+                    pass
 
     async def _viewer(self, scope: Scope) -> Viewer:
         # Access tokens (checked against the revocation list) or API keys (their scopes).

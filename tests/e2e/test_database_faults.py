@@ -10,10 +10,12 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import strawberry
 from sqlalchemy import select
 
 from server import migrate
@@ -204,4 +206,74 @@ async def test_a_delivery_cut_off_by_the_database_is_due_again_within_seconds(
             [delivery] = (await session.execute(select(OutboxDelivery))).scalars().all()
             assert delivery.status == DeliveryStatus.DELIVERED
     finally:
+        await engine.dispose()
+
+
+@strawberry.type
+class FailingQueries:
+    @strawberry.field
+    async def fail_now(self) -> int:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("a non-null root field fails: its siblings are cancelled")
+
+
+async def test_no_work_outlives_its_request(database_url: str, settings: Settings) -> None:
+    """A field cancelled because a sibling failed stops with the request: nothing keeps using
+    the request's session after it is closed (one asyncpg connection runs one operation at a
+    time, and a closed session would quietly open another)."""
+    started: list[int] = []
+    finished: list[int] = []
+
+    async def price_adjustments(product: Any) -> list[Any]:
+        started.append(product.id)
+        await asyncio.sleep(0.4)
+        finished.append(product.id)
+        return []
+
+    pricing = FakePlugin(
+        "slow_pricing",
+        price_adjustments=price_adjustments,
+        graphql_queries=lambda: [FailingQueries],
+    )
+    plugins = load_plugins(settings.model_copy(update={"plugins": ""}), extra=[pricing])
+    engine = create_engine(database_url)
+    async with session_factory(engine)() as session:
+        tea = await make_product(session, price=8800, name="西湖龙井", stock={"MAIN": 5})
+    server = LiveServer(create_app(settings, plugins)).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            created = await http.post(
+                "/graphql",
+                json={
+                    "query": 'mutation { createCart(input: {currency: "CNY"}) { '
+                    "... on CreateCartSuccess { cart { token } } } }"
+                },
+            )
+            token = created.json()["data"]["createCart"]["cart"]["token"]
+            lines = [{"productId": gid("Product", tea.id), "quantity": 1}]
+            await http.post(
+                "/graphql",
+                json={"query": ADD, "variables": {"input": {"cartToken": token, "lines": lines}}},
+            )
+            started.clear()
+            finished.clear()
+            query = "query($t: String!) { cart(token: $t) { total { amount } } failNow }"
+            answer = (
+                await http.post("/graphql", json={"query": query, "variables": {"t": token}})
+            ).json()
+            assert answer["data"] is None and answer["errors"]
+            assert started, "the cart was being priced when its sibling failed"
+            await asyncio.sleep(0.6)
+            assert finished == [], "the pricing went on after the request had ended"
+            # The server is unharmed and prices the same cart normally.
+            again = await http.post(
+                "/graphql",
+                json={
+                    "query": "query($t: String!) { cart(token: $t) { total { amount } } }",
+                    "variables": {"t": token},
+                },
+            )
+            assert again.json()["data"]["cart"]["total"]["amount"] == "88.00"
+    finally:
+        server.stop()
         await engine.dispose()
