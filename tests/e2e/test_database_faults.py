@@ -273,7 +273,7 @@ async def test_no_work_outlives_its_request(database_url: str, settings: Setting
                     "variables": {"t": token},
                 },
             )
-            assert again.json()["data"]["cart"]["total"]["amount"] == "88.00"
+            assert again.json()["data"]["cart"]["total"]["amount"] == "8800.00"
     finally:
         server.stop()
         await engine.dispose()
