@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,16 +26,26 @@ from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, session_factory
 from server.events import DispatchSettings, OutboxDispatcher
-from server.models import CartLine, DeliveryStatus, OutboxDelivery
+from server.models import (
+    CartLine,
+    DeliveryStatus,
+    Order,
+    OrderLine,
+    OutboxDelivery,
+    OutboxEvent,
+    StockLevel,
+)
 from server.plugin import Event
 from server.plugins import load_plugins
 from server.services import outbox
-from tests.plugins.fakes import FakePlugin, gid
+from tests.plugins.fakes import ADDRESS, FakePlugin, gid
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
-from tests.support.postgres import TemporaryPostgres, find_bindir
+from tests.support.orders import PLACE_ORDER as PLACE
+from tests.support.postgres import TemporaryPostgres, find_bindir, free_port
 from tests.support.server import LiveServer
 
+ROOT = Path(__file__).resolve().parents[2]
 GRAPHQL_MEDIA = ("application/json", "application/graphql-response+json")
 ME = "query Me { me { email } }"
 PRODUCTS = "query Page { products(first: 5) { edges { node { name } } } }"
@@ -276,4 +289,151 @@ async def test_no_work_outlives_its_request(database_url: str, settings: Setting
             assert again.json()["data"]["cart"]["total"]["amount"] == "8800.00"
     finally:
         server.stop()
+        await engine.dispose()
+
+
+def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "SHOPGRAPH_DATABASE_URL": url,
+        "SHOPGRAPH_ENV": "production",
+        "SHOPGRAPH_SECRET_KEY": "k" * 40,
+        "SHOPGRAPH_COST_RESTORE_RATE": "1e12",
+        "SHOPGRAPH_LOG_LEVEL": "ERROR",
+        # A killed process's claimed deliveries come back after their lease: short here.
+        "SHOPGRAPH_OUTBOX_LEASE_SECONDS": "2",
+        "SHOPGRAPH_OUTBOX_POLL_SECONDS": "0.5",
+    }
+    command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+def _wait_until_serving(port: int) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz/ready", timeout=1).status_code == 200:
+                return
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+
+
+async def test_a_server_process_killed_under_load_loses_and_duplicates_nothing(
+    own_postgres: TemporaryPostgres,
+) -> None:
+    admin = await asyncpg.connect(own_postgres.url().replace("+asyncpg", ""))
+    await admin.execute('CREATE DATABASE "shop"')
+    await admin.close()
+    url = own_postgres.url("shop")
+    settings = Settings(database_url=url, env="production", secret_key="k" * 40)
+    await asyncio.to_thread(migrate.upgrade, url, "heads", load_plugins(settings).pm)
+    engine = create_engine(url)
+    buyers = 16
+    async with session_factory(engine)() as session:
+        tea = await make_product(session, price=88, name="西湖龙井", stock={"MAIN": 100})
+        customers = [await make_customer(session) for _ in range(buyers)]
+    ports = [free_port(), free_port()]
+    servers = [_serve(url, port) for port in ports]
+    try:
+        for port in ports:
+            await asyncio.to_thread(_wait_until_serving, port)
+        alive = list(ports)
+        refused: list[int] = []
+
+        async def post(
+            http: httpx.AsyncClient, start: int, token: str, query: str, variables: Any
+        ) -> Any:
+            """Send until some server answers, first to ``ports[start]`` (the buyers share
+            both), then to the others; a killed one's connections just fail."""
+            for attempt in range(200):
+                port = ports[(start + attempt) % 2] if attempt < 2 else alive[attempt % len(alive)]
+                try:
+                    response = await http.post(
+                        f"http://127.0.0.1:{port}/graphql",
+                        json={"query": query, "variables": variables},
+                        headers={"authorization": f"Bearer {token}"},
+                    )
+                except httpx.TransportError:
+                    refused.append(port)
+                else:
+                    if response.status_code == 200:
+                        return response.json()["data"]
+                await asyncio.sleep(0.05)
+            raise AssertionError("no server answered")
+
+        async def buy(n: int) -> None:
+            token = token_for(settings, customers[n])
+            async with httpx.AsyncClient(timeout=30) as http:
+                created = await post(
+                    http,
+                    n % 2,
+                    token,
+                    'mutation { createCart(input: {currency: "CNY"}) { '
+                    "... on CreateCartSuccess { cart { token } } } }",
+                    {},
+                )
+                cart = created["createCart"]["cart"]["token"]
+                line = [{"productId": gid("Product", tea.id), "quantity": 2}]
+                added = await post(
+                    http,
+                    n % 2,
+                    token,
+                    ADD,
+                    {"input": {"cartToken": cart, "lines": line, "idempotencyKey": f"add-{n}"}},
+                )
+                assert added["cartAddLines"]["__typename"] == "CartAddLinesSuccess", added
+                placed = await post(
+                    http,
+                    n % 2,
+                    token,
+                    PLACE,
+                    {
+                        "input": {
+                            "cartToken": cart,
+                            "idempotencyKey": f"order-{n}",
+                            "shippingAddress": ADDRESS,
+                        }
+                    },
+                )
+                assert placed["placeOrder"]["__typename"] == "PlaceOrderSuccess", placed
+
+        async def kill_one() -> None:
+            await asyncio.sleep(0.3)
+            alive.remove(ports[0])
+            servers[0].kill()
+
+        await asyncio.gather(kill_one(), *(buy(n) for n in range(buyers)))
+        # The killed process was in the middle of it: requests to it failed and were retried.
+        assert ports[0] in refused
+        async with session_factory(engine)() as session:
+            orders = (await session.execute(select(Order))).scalars().all()
+            assert sorted(o.customer_id for o in orders) == sorted(c.id for c in customers)
+            lines = (await session.execute(select(OrderLine))).scalars().all()
+            assert [line.quantity for line in lines] == [2] * buyers
+            [level] = (await session.execute(select(StockLevel))).scalars().all()
+            assert (level.on_hand, level.reserved) == (100, 2 * buyers)
+        # Every order's event reaches the installed plugin, including those the killed
+        # process had claimed: their lease runs out and the survivor delivers them.
+        deadline = time.monotonic() + 20
+        while True:
+            async with session_factory(engine)() as session:
+                statuses = (
+                    (
+                        await session.execute(
+                            select(OutboxDelivery.status)
+                            .join(OutboxEvent, OutboxEvent.id == OutboxDelivery.event_id)
+                            .where(OutboxEvent.name == "order_placed")
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            if len(statuses) == buyers and set(statuses) == {DeliveryStatus.DELIVERED}:
+                break
+            assert time.monotonic() < deadline, Counter(statuses)
+            await asyncio.sleep(0.3)
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(timeout=30)
         await engine.dispose()
