@@ -11,7 +11,7 @@ The check runs after validation and before execution, on the selected operation'
 what its literals hold is worked out once per document, and each request's variables are
 checked where they land (a variable used as ``prefix`` has the bound of ``prefix``). A value past its bound refuses the whole operation with a
 GraphQL error (``extensions.code`` ``STRING_TOO_LONG``, ``LIST_TOO_LONG`` or
-``JSON_TOO_LARGE``, naming the field, the argument path and the bound): no resolver runs,
+``JSON_TOO_LARGE``, or ``NUL_CHARACTER`` for text holding U+0000, naming the field, the argument path and the bound): no resolver runs,
 nothing is written. The services keep their own, finer rules (a product name of at most 200
 characters, an address of at most 20 …) and answer them with typed errors as before; these
 bounds only keep absurd input from reaching the database, the search index or a regular
@@ -63,6 +63,9 @@ from strawberry.extensions import SchemaExtension
 from schema.structure import graphql_structure
 
 STRING_TOO_LONG = "STRING_TOO_LONG"
+# Text with U+0000 in it: PostgreSQL's text types cannot hold it (the driver would fail), and
+# no name, address or search a person types contains it.
+NUL_CHARACTER = "NUL_CHARACTER"
 LIST_TOO_LONG = "LIST_TOO_LONG"
 JSON_TOO_LARGE = "JSON_TOO_LARGE"
 
@@ -262,6 +265,8 @@ class _Plan:
             bound = string_bound(name, inner.name)
             if len(node.value) > bound:
                 self._refuse(STRING_TOO_LONG, coordinate, path, bound, len(node.value), argument)
+            elif "\x00" in node.value:
+                self._refuse(NUL_CHARACTER, coordinate, path, 0, 1, argument)
 
     def _refuse(
         self, code: str, coordinate: str, path: str, bound: int, size: int, node: ArgumentNode
@@ -353,6 +358,8 @@ def _violations(
             bound = string_bound(name, inner.name)
             if len(value) > bound:
                 yield STRING_TOO_LONG, path, bound, len(value)
+            elif "\x00" in value:
+                yield NUL_CHARACTER, path, 0, 1
 
 
 def _json_size(value: Any) -> int:
@@ -371,6 +378,12 @@ _WHAT = {
 
 
 def _error(code: str, coordinate: str, path: str, bound: int, size: int, node: Any) -> GraphQLError:
+    if code == NUL_CHARACTER:
+        return GraphQLError(
+            f"{path} of {coordinate} contains the NUL character (U+0000), which text may not hold.",
+            nodes=[node],
+            extensions={"code": code, "field": coordinate, "argument": path},
+        )
     unit, adjective, key = _WHAT[code]
     return GraphQLError(
         f"{path} of {coordinate} is too {adjective}: {size} {unit}, at most {bound} allowed.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -240,3 +241,24 @@ async def test_a_repeated_document_is_validated_once(
         result = await schema.execute(query)
         assert result.errors is None
     assert validated == ["{\n  __typename\n}", "{\n  a: __typename\n}"]
+
+
+async def test_text_with_a_nul_character_is_refused_before_the_database(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PostgreSQL's text cannot hold U+0000: without the check the driver fails (a 500 in
+    # disguise). As a variable and as a literal, in a mutation and in a query.
+    login = 'mutation($e: String!) { login(input: {email: $e, password: "x"}) { __typename } }'
+    cases = [
+        (login, {"e": "a\x00@example.cn"}, "input.email"),
+        # A GraphQL string literal spells it as an escape.
+        ('{ searchSuggestions(prefix: "耳\\u0000机") { text } }', None, "prefix"),
+    ]
+    with caplog.at_level(logging.ERROR):
+        for query, variables, path in cases:
+            body = await gql.execute(query, variables)
+            assert body.get("data") is None, body
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "NUL_CHARACTER"
+            assert error["extensions"]["argument"] == path
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
