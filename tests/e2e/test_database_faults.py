@@ -72,13 +72,20 @@ def own_postgres() -> Iterator[TemporaryPostgres]:
         server.stop()
 
 
-async def test_a_database_restart_under_load(own_postgres: TemporaryPostgres) -> None:
-    admin = await asyncpg.connect(own_postgres.url().replace("+asyncpg", ""))
+async def migrated_shop(server: TemporaryPostgres) -> str:
+    """A database "shop" on ``server``, migrated with every installed plugin; its URL."""
+    admin = await asyncpg.connect(server.url().replace("+asyncpg", ""))
     await admin.execute('CREATE DATABASE "shop"')
     await admin.close()
-    url = own_postgres.url("shop")
+    url = server.url("shop")
+    pm = load_plugins(Settings(database_url=url)).pm
+    await asyncio.to_thread(migrate.upgrade, url, "heads", pm)
+    return url
+
+
+async def test_a_database_restart_under_load(own_postgres: TemporaryPostgres) -> None:
+    url = await migrated_shop(own_postgres)
     settings = Settings(database_url=url, env="production", secret_key="k" * 40)
-    await asyncio.to_thread(migrate.upgrade, url, "heads", load_plugins(settings).pm)
     engine = create_engine(url)
     async with session_factory(engine)() as session:
         customer = await make_customer(session)
@@ -178,12 +185,8 @@ async def test_a_database_restart_under_load(own_postgres: TemporaryPostgres) ->
 async def test_a_delivery_cut_off_by_the_database_is_due_again_within_seconds(
     own_postgres: TemporaryPostgres,
 ) -> None:
-    admin = await asyncpg.connect(own_postgres.url().replace("+asyncpg", ""))
-    await admin.execute('CREATE DATABASE "shop"')
-    await admin.close()
-    url = own_postgres.url("shop")
+    url = await migrated_shop(own_postgres)
     settings = Settings(database_url=url, plugins="")
-    await asyncio.to_thread(migrate.upgrade, url, "heads", load_plugins(settings).pm)
     calls: list[int] = []
 
     async def order_placed(event: Event) -> None:
@@ -321,12 +324,8 @@ def _wait_until_serving(port: int) -> None:
 async def test_a_server_process_killed_under_load_loses_and_duplicates_nothing(
     own_postgres: TemporaryPostgres,
 ) -> None:
-    admin = await asyncpg.connect(own_postgres.url().replace("+asyncpg", ""))
-    await admin.execute('CREATE DATABASE "shop"')
-    await admin.close()
-    url = own_postgres.url("shop")
+    url = await migrated_shop(own_postgres)
     settings = Settings(database_url=url, env="production", secret_key="k" * 40)
-    await asyncio.to_thread(migrate.upgrade, url, "heads", load_plugins(settings).pm)
     engine = create_engine(url)
     buyers = 16
     async with session_factory(engine)() as session:
