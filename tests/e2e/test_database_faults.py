@@ -225,33 +225,35 @@ async def test_a_delivery_cut_off_by_the_database_is_due_again_within_seconds(
         await engine.dispose()
 
 
-@strawberry.type
-class FailingQueries:
-    @strawberry.field
-    async def fail_now(self) -> int:
-        await asyncio.sleep(0.05)
-        raise RuntimeError("a non-null root field fails: its siblings are cancelled")
-
-
 async def test_no_work_outlives_its_request(database_url: str, settings: Settings) -> None:
     """A field cancelled because a sibling failed stops with the request: nothing keeps using
     the request's session after it is closed (one asyncpg connection runs one operation at a
     time, and a closed session would quietly open another)."""
     started: list[int] = []
     finished: list[int] = []
+    pricing = asyncio.Event()  # bound to the server's loop at first use
 
     async def price_adjustments(product: Any) -> list[Any]:
         started.append(product.id)
+        pricing.set()
         await asyncio.sleep(0.4)
         finished.append(product.id)
         return []
 
-    pricing = FakePlugin(
+    @strawberry.type
+    class FailingQueries:
+        @strawberry.field
+        async def fail_now(self) -> int:
+            # Fails once the cart's pricing is under way: it is then what gets cancelled.
+            await asyncio.wait_for(pricing.wait(), timeout=10)
+            raise RuntimeError("a non-null root field fails: its siblings are cancelled")
+
+    slow = FakePlugin(
         "slow_pricing",
         price_adjustments=price_adjustments,
         graphql_queries=lambda: [FailingQueries],
     )
-    plugins = load_plugins(settings.model_copy(update={"plugins": ""}), extra=[pricing])
+    plugins = load_plugins(settings.model_copy(update={"plugins": ""}), extra=[slow])
     engine = create_engine(database_url)
     async with session_factory(engine)() as session:
         tea = await make_product(session, price=8800, name="西湖龙井", stock={"MAIN": 5})
@@ -273,6 +275,7 @@ async def test_no_work_outlives_its_request(database_url: str, settings: Setting
             )
             started.clear()
             finished.clear()
+            pricing.clear()
             query = "query($t: String!) { cart(token: $t) { total { amount } } failNow }"
             answer = (
                 await http.post("/graphql", json={"query": query, "variables": {"t": token}})
