@@ -66,6 +66,8 @@ def configure_logging(log_format: str, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Readiness probes read the migration state: alembic's notes on it are not news.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 class RequestIds:
