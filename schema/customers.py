@@ -497,6 +497,14 @@ class LoginSuccess:
         description="Single-use; exchange it with refreshToken for a new pair."
     )
 
+    @classmethod
+    def signed_in(cls, session: accounts.CustomerSession) -> LoginSuccess:
+        return cls(
+            customer=Customer.from_model(session.customer),
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+        )
+
 
 @strawberry.type
 class StaffLoginSuccess:
@@ -568,11 +576,7 @@ class AccountMutations:
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
-        return LoginSuccess(
-            customer=Customer.from_model(result.customer),
-            access_token=result.access_token,
-            refresh_token=result.refresh_token,
-        )
+        return LoginSuccess.signed_in(result)
 
     @strawberry.mutation(description="Sign a customer in.")
     async def login(self, info: Info, input: LoginInput) -> LoginResult:
@@ -586,11 +590,7 @@ class AccountMutations:
         )
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
-        return LoginSuccess(
-            customer=Customer.from_model(result.customer),
-            access_token=result.access_token,
-            refresh_token=result.refresh_token,
-        )
+        return LoginSuccess.signed_in(result)
 
     @strawberry.mutation(
         description="Sign a staff user in; the token carries their role. Every attempt, failed "

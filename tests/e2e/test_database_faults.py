@@ -38,7 +38,7 @@ from server.models import (
 from server.plugin import Event
 from server.plugins import load_plugins
 from server.services import outbox
-from tests.plugins.fakes import ADDRESS, FakePlugin, gid
+from tests.plugins.fakes import ADDRESS, CREATE_CART, FakePlugin, gid
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
 from tests.support.orders import PLACE_ORDER as PLACE
@@ -100,10 +100,7 @@ async def test_a_database_restart_under_load(own_postgres: TemporaryPostgres) ->
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             created = await http.post(
                 "/graphql",
-                json={
-                    "query": 'mutation { createCart(input: {currency: "CNY"}) { '
-                    "... on CreateCartSuccess { cart { token } } } }"
-                },
+                json={"query": CREATE_CART, "variables": {"input": {"currency": "CNY"}}},
                 headers={"authorization": f"Bearer {token}"},
             )
             cart = created.json()["data"]["createCart"]["cart"]["token"]
@@ -262,10 +259,7 @@ async def test_no_work_outlives_its_request(database_url: str, settings: Setting
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             created = await http.post(
                 "/graphql",
-                json={
-                    "query": 'mutation { createCart(input: {currency: "CNY"}) { '
-                    "... on CreateCartSuccess { cart { token } } } }"
-                },
+                json={"query": CREATE_CART, "variables": {"input": {"currency": "CNY"}}},
             )
             token = created.json()["data"]["createCart"]["cart"]["token"]
             lines = [{"productId": gid("Product", tea.id), "quantity": 1}]
@@ -370,9 +364,8 @@ async def test_a_server_process_killed_under_load_loses_and_duplicates_nothing(
                     http,
                     n % 2,
                     token,
-                    'mutation { createCart(input: {currency: "CNY"}) { '
-                    "... on CreateCartSuccess { cart { token } } } }",
-                    {},
+                    CREATE_CART,
+                    {"input": {"currency": "CNY"}},
                 )
                 cart = created["createCart"]["cart"]["token"]
                 line = [{"productId": gid("Product", tea.id), "quantity": 2}]
