@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from server.graphql.response_cache import CoreFields
 from server.services.catalog import CATEGORY_CHANGED, PRODUCT_CHANGED
 
 CATALOGUE = (PRODUCT_CHANGED, CATEGORY_CHANGED)
@@ -26,7 +27,7 @@ def _fields(type_name: str, names: str, events: Sequence[str]) -> dict[str, Sequ
 
 # Prices for the anonymous viewer: the base price unless a plugin adjusts prices; a plugin
 # implementing ``price_adjustments`` must declare ``Product.price`` itself (with the events
-# that change its adjustments) for these to stay cacheable (server.response_cache).
+# that change its adjustments) for these to stay cacheable (server.graphql.response_cache).
 PRICE_FIELDS: dict[str, Sequence[str]] = {
     **_fields("Product", "price priceBreakdown", CATALOGUE),
     **_fields("PriceBreakdown", "quantity basePrice adjustments unitPrice total", CATALOGUE),
@@ -58,3 +59,5 @@ CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
     ),
     **_fields("SearchSuggestion", "text kind product category", CATALOGUE),
 }
+
+CORE_FIELDS = CoreFields(public=CORE_CACHEABLE_FIELDS, prices=PRICE_FIELDS)

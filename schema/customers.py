@@ -15,21 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
-from schema import audit
-from schema.context import Database, Info
-from schema.errors import (
-    AuthenticationError,
-    Error,
-    NotFoundError,
-    ValidationError,
-    to_graphql,
-)
-from schema.global_ids import (
-    filter_node_id,
-    optional_node_id,
-    parse_node_id,
-    require_node_id,
-)
 from schema.loaders import (
     AddressByIdLoader,
     AddressesByCustomerIdLoader,
@@ -38,12 +23,27 @@ from schema.loaders import (
     ProductByIdLoader,
     StaffUserByIdLoader,
 )
-from schema.mutations import run_mutation
-from schema.node import ModelNode
-from schema.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
-from schema.permissions import HasPermission, IsCustomer
 from schema.products import Product
 from server import models as m
+from server.graphql import audit
+from server.graphql.context import Database, Info
+from server.graphql.errors import (
+    AuthenticationError,
+    Error,
+    NotFoundError,
+    ValidationError,
+    to_graphql,
+)
+from server.graphql.ids import (
+    filter_node_id,
+    optional_node_id,
+    parse_node_id,
+    require_node_id,
+)
+from server.graphql.mutations import run_mutation
+from server.graphql.node import ModelNode
+from server.graphql.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
+from server.graphql.permissions import HasPermission, IsCustomer
 from server.permissions import AUDIT_READ, CUSTOMERS_MANAGE, CUSTOMERS_READ, STAFF_MANAGE
 from server.services import accounts, behaviour
 from server.services import customers as service

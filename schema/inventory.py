@@ -9,16 +9,16 @@ import strawberry
 from sqlalchemy import select
 from strawberry import relay
 
-from schema.context import Info
-from schema.errors import ConflictError, Error, NotFoundError, ValidationError
-from schema.global_ids import filter_node_id, require_node_id
 from schema.loaders import ProductByIdLoader, StockLevelByIdLoader, WarehouseByIdLoader
-from schema.mutations import run_mutation
-from schema.node import ModelNode
-from schema.pagination import Connection, SortDirection, SortKey, paginate
-from schema.permissions import HasPermission
 from schema.products import Product
 from server import models as m
+from server.graphql.context import Info
+from server.graphql.errors import ConflictError, Error, NotFoundError, ValidationError
+from server.graphql.ids import filter_node_id, require_node_id
+from server.graphql.mutations import run_mutation
+from server.graphql.node import ModelNode
+from server.graphql.pagination import Connection, SortDirection, SortKey, paginate
+from server.graphql.permissions import HasPermission
 from server.permissions import STOCK_MANAGE, STOCK_READ
 from server.services import warehouses as service
 

@@ -17,8 +17,22 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from schema.context import Info
-from schema.errors import (
+from schema.loaders import (
+    CustomerByIdLoader,
+    OrderByIdLoader,
+    OrderLineByIdLoader,
+    OrderLinesByOrderIdLoader,
+    OrderStatusChangesByOrderIdLoader,
+    PaymentsByOrderIdLoader,
+    ProductByIdLoader,
+    ShipmentsByOrderIdLoader,
+)
+from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
+from schema.pricing import stored_breakdown as stored_breakdown_type
+from schema.products import Product
+from server import models as m
+from server.graphql.context import Info
+from server.graphql.errors import (
     CheckoutProblems,
     ConflictError,
     EmptyCart,
@@ -30,25 +44,11 @@ from schema.errors import (
     PaymentDeclined,
     ValidationError,
 )
-from schema.global_ids import filter_node_id, parse_node_id, parse_pk, require_node_id
-from schema.loaders import (
-    CustomerByIdLoader,
-    OrderByIdLoader,
-    OrderLineByIdLoader,
-    OrderLinesByOrderIdLoader,
-    OrderStatusChangesByOrderIdLoader,
-    PaymentsByOrderIdLoader,
-    ProductByIdLoader,
-    ShipmentsByOrderIdLoader,
-)
-from schema.money import Money, MoneyInput, money, to_minor
-from schema.mutations import run_mutation
-from schema.node import ModelNode
-from schema.pagination import Connection, SortDirection, SortKey, paginate
-from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
-from schema.pricing import stored_breakdown as stored_breakdown_type
-from schema.products import Product
-from server import models as m
+from server.graphql.ids import filter_node_id, parse_node_id, parse_pk, require_node_id
+from server.graphql.money import Money, MoneyInput, money, to_minor
+from server.graphql.mutations import run_mutation
+from server.graphql.node import ModelNode
+from server.graphql.pagination import Connection, SortDirection, SortKey, paginate
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import carts, checkout, payments
 from server.services import orders as service

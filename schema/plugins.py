@@ -12,15 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from schema.context import Info
-from schema.errors import NotFoundError, ValidationError
-from schema.global_ids import require_node_id
-from schema.loaders import ModelByIdLoader
-from schema.mutations import run_mutation
-from schema.node import ModelNode
-from schema.pagination import Connection, paginate
-from schema.permissions import HasPermission
 from server import models as m
+from server.graphql.context import Info
+from server.graphql.errors import NotFoundError, ValidationError
+from server.graphql.ids import require_node_id
+from server.graphql.loaders import ModelByIdLoader
+from server.graphql.mutations import run_mutation
+from server.graphql.node import ModelNode
+from server.graphql.pagination import Connection, paginate
+from server.graphql.permissions import HasPermission
 from server.permissions import EVENTS_MANAGE, PLUGINS_READ
 from server.services.errors import NotFound
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 
-from schema.money import Money, money
+from server.graphql.money import Money, money
 from server.plugin import Adjustment
 from server.services.pricing import PriceBreakdown as PriceBreakdownValue
 

@@ -14,14 +14,12 @@ from typing import Annotated, Any
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy import Select, and_, false, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from schema.context import Database, Info
-from schema.errors import ConflictError, Error, NotFoundError, ValidationError, to_graphql
-from schema.global_ids import optional_node_id, parse_node_id, require_node_id
 from schema.loaders import (
     CategoriesByParentIdLoader,
     CategoryByIdLoader,
@@ -29,17 +27,20 @@ from schema.loaders import (
     ProductByIdLoader,
     StockLevelsByProductIdLoader,
 )
-from schema.money import Money, MoneyInput, money, to_minor
-from schema.mutations import run_mutation
-from schema.node import ModelNode
-from schema.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
-from schema.permissions import HasPermission
 from schema.pricing import PriceBreakdown, breakdown_type
 from server import models as m
+from server.graphql.context import Database, Info
+from server.graphql.errors import ConflictError, NotFoundError, ValidationError
+from server.graphql.ids import optional_node_id, parse_node_id, require_node_id
+from server.graphql.money import Money, MoneyInput, money, to_minor
+from server.graphql.mutations import mutate
+from server.graphql.node import ModelNode
+from server.graphql.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
+from server.graphql.permissions import HasPermission
 from server.models.records import RecordType, is_record
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
 from server.services import catalog, pricing, search
-from server.services.errors import DomainError, ValidationFailed
+from server.services.errors import ValidationFailed
 
 MAX_SUGGESTIONS = 50
 # Suggestions are picked from this many of the best-ranked title matches.
@@ -59,7 +60,7 @@ def _dialect(info: Info) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loaders of the catalogue (per request, like those in schema.loaders)
+# Loaders of the catalogue (per request, like those in server.graphql.loaders)
 
 
 class CategoryAncestorsByIdLoader(DataLoader[int, list[m.Category]]):
@@ -201,22 +202,6 @@ class Product(ModelNode):
     updated_at: datetime | None
     # The entity, or on a listing its record (server.models.records): same attributes.
     _model: strawberry.Private[m.Product]
-
-    @classmethod
-    def from_model(cls, model: m.Product) -> Product:
-        return cls(
-            id=model.id,
-            sku=model.sku,
-            name=model.name,
-            description=model.description,
-            brand=model.brand,
-            tags=model.tags,
-            attributes=model.attributes,
-            is_active=model.is_active,
-            created_at=model.created_at,
-            updated_at=model.updated_at,
-            _model=model,
-        )
 
     @classmethod
     def can_view(cls, info: Info, model: m.Product) -> bool:
@@ -825,40 +810,34 @@ def _attributes(value: Any) -> dict[str, Any]:
 class ProductMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
-        try:
-            parent_id = optional_node_id(input.parent_id, "Category", "parentId")
-        except DomainError as exc:
-            return to_graphql(exc)
-        result = await run_mutation(
-            info,
-            catalog.create_category,
-            name=input.name,
-            slug=input.slug,
-            parent_id=parent_id,
-            description=input.description,
-            position=input.position,
+        async def work(session: AsyncSession) -> m.Category:
+            return await catalog.create_category(
+                session,
+                name=input.name,
+                slug=input.slug,
+                parent_id=optional_node_id(input.parent_id, "Category", "parentId"),
+                description=input.description,
+                position=input.position,
+            )
+
+        return await mutate(
+            info, work, lambda row: CreateCategorySuccess(category=Category.from_model(row))
         )
-        if isinstance(result, Error):
-            return result
-        return CreateCategorySuccess(category=Category.from_model(result))
 
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def update_category(self, info: Info, input: UpdateCategoryInput) -> UpdateCategoryResult:
-        try:
+        async def work(session: AsyncSession) -> m.Category:
             pk = require_node_id(input.id, "Category", "id")
-            changes = _category_changes(input)
-        except DomainError as exc:
-            return to_graphql(exc)
-        result = await run_mutation(info, catalog.update_category, pk, changes)
-        if isinstance(result, Error):
-            return result
-        return UpdateCategorySuccess(category=Category.from_model(result))
+            return await catalog.update_category(session, pk, _category_changes(input))
+
+        return await mutate(
+            info, work, lambda row: UpdateCategorySuccess(category=Category.from_model(row))
+        )
 
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
-        default_currency = info.context.settings.currency
-        try:
-            price_amount, currency = _price(input.price, default_currency, "price")
+        async def work(session: AsyncSession) -> m.Product:
+            price_amount, currency = _price(input.price, info.context.settings.currency, "price")
             cost_amount = None
             if input.cost_price is not None:
                 cost_amount, cost_currency = _price(input.cost_price, currency, "costPrice")
@@ -866,50 +845,44 @@ class ProductMutations:
                     raise ValidationFailed(
                         "costPrice must be in the price's currency", field="costPrice"
                     )
-            category_id = optional_node_id(input.category_id, "Category", "categoryId")
-            attributes = _attributes(input.attributes)
-        except DomainError as exc:
-            return to_graphql(exc)
-        result = await run_mutation(
-            info,
-            catalog.create_product,
-            sku=input.sku,
-            name=input.name,
-            price_amount=price_amount,
-            currency=currency,
-            cost_amount=cost_amount,
-            description=input.description,
-            brand=input.brand,
-            category_id=category_id,
-            tags=input.tags,
-            attributes=attributes,
+            return await catalog.create_product(
+                session,
+                sku=input.sku,
+                name=input.name,
+                price_amount=price_amount,
+                currency=currency,
+                cost_amount=cost_amount,
+                description=input.description,
+                brand=input.brand,
+                category_id=optional_node_id(input.category_id, "Category", "categoryId"),
+                tags=input.tags,
+                attributes=_attributes(input.attributes),
+            )
+
+        return await mutate(
+            info, work, lambda row: CreateProductSuccess(product=Product.from_model(row))
         )
-        if isinstance(result, Error):
-            return result
-        return CreateProductSuccess(product=Product.from_model(result))
 
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
-        try:
+        async def work(session: AsyncSession) -> m.Product:
             pk = require_node_id(input.id, "Product", "id")
-            changes = _product_changes(info, input)
-        except DomainError as exc:
-            return to_graphql(exc)
-        result = await run_mutation(info, catalog.update_product, pk, changes)
-        if isinstance(result, Error):
-            return result
-        return UpdateProductSuccess(product=Product.from_model(result))
+            return await catalog.update_product(session, pk, _product_changes(info, input))
+
+        return await mutate(
+            info, work, lambda row: UpdateProductSuccess(product=Product.from_model(row))
+        )
 
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def archive_product(self, info: Info, input: ArchiveProductInput) -> ArchiveProductResult:
-        try:
-            pk = require_node_id(input.id, "Product", "id")
-        except DomainError as exc:
-            return to_graphql(exc)
-        result = await run_mutation(info, catalog.archive_product, pk)
-        if isinstance(result, Error):
-            return result
-        return ArchiveProductSuccess(product=Product.from_model(result))
+        async def work(session: AsyncSession) -> m.Product:
+            return await catalog.archive_product(
+                session, require_node_id(input.id, "Product", "id")
+            )
+
+        return await mutate(
+            info, work, lambda row: ArchiveProductSuccess(product=Product.from_model(row))
+        )
 
 
 QUERIES: list[type[Any]] = [ProductQueries]

@@ -10,17 +10,24 @@ from sqlalchemy import select
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from schema.context import Info
 from schema.customers import Customer, StaffUser
-from schema.errors import AuthenticationError, Error, NotFoundError, ValidationError, to_graphql
-from schema.global_ids import parse_node_id, require_node_id
-from schema.loaders import ModelByIdLoader, StaffUserByIdLoader
-from schema.mutations import run_mutation
-from schema.node import ModelNode
-from schema.pagination import Connection, SortKey, paginate
-from schema.permissions import HasPermission, IsCustomer, IsStaffOrApp
+from schema.loaders import StaffUserByIdLoader
 from server import models as m
 from server import permissions as perms
+from server.graphql.context import Info
+from server.graphql.errors import (
+    AuthenticationError,
+    Error,
+    NotFoundError,
+    ValidationError,
+    to_graphql,
+)
+from server.graphql.ids import parse_node_id, require_node_id
+from server.graphql.loaders import ModelByIdLoader
+from server.graphql.mutations import run_mutation
+from server.graphql.node import ModelNode
+from server.graphql.pagination import Connection, SortKey, paginate
+from server.graphql.permissions import HasPermission, IsCustomer, IsStaffOrApp
 from server.services import apikeys, audit, privacy, tokens
 from server.services.errors import AuthenticationFailed, ValidationFailed
 

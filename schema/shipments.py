@@ -15,9 +15,6 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from schema.context import Info
-from schema.errors import Error, InvalidTransition, NotFoundError, ValidationError
-from schema.global_ids import parse_node_id, parse_pk, require_node_id
 from schema.loaders import (
     OrderByIdLoader,
     OrderLineByIdLoader,
@@ -26,10 +23,13 @@ from schema.loaders import (
     TrackingEventsByShipmentIdLoader,
     WarehouseByIdLoader,
 )
-from schema.mutations import run_mutation
-from schema.node import ModelNode
 from schema.orders import Order, OrderLine
 from server import models as m
+from server.graphql.context import Info
+from server.graphql.errors import Error, InvalidTransition, NotFoundError, ValidationError
+from server.graphql.ids import parse_node_id, parse_pk, require_node_id
+from server.graphql.mutations import run_mutation
+from server.graphql.node import ModelNode
 from server.services import orders as order_service
 from server.services import shipments as service
 

@@ -18,17 +18,19 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from schema.assembly import build_schema
-from schema.context import Context, Database
-from schema.limits import cost_bucket
-from schema.loaders import Loaders
-from schema.structure import graphql_structure
+from schema.cacheable import CORE_FIELDS
+from schema.core import build_schema
 from server import graphiql, json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
 from server.authn import authenticate
 from server.config import Settings, check_production, get_settings
 from server.db import create_engine
 from server.events import OutboxDispatcher, dispatching_sessions
+from server.graphql.context import Context, Database
+from server.graphql.limits import cost_bucket
+from server.graphql.loaders import Loaders
+from server.graphql.response_cache import CachedEndpoint, InvalidationListener, listen_dsn
+from server.graphql.structure import graphql_structure
 from server.http import (
     BodyTooLarge,
     GraphQLOverHTTP,
@@ -41,7 +43,6 @@ from server.metrics import HttpMetrics
 from server.operator_routes import count_pool_connections, operator_routes
 from server.permissions import RoleMap
 from server.plugins import PluginRuntime, load_plugins
-from server.response_cache import CachedEndpoint, InvalidationListener, listen_dsn
 
 
 class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
@@ -100,6 +101,7 @@ class AppState:
         shared = settings.is_sqlite and settings.workers > 1
         self.cached = CachedEndpoint(
             settings,
+            CORE_FIELDS,
             plugins,
             graphql_structure(self.schema),
             self.schema.as_str(),

@@ -100,7 +100,7 @@ def schema() -> None:
 @schema.command("export")
 def schema_export() -> None:
     """Print the SDL of the schema this configuration builds."""
-    from schema.assembly import build_schema
+    from schema.core import build_schema
 
     settings = get_settings()
     sys.stdout.write(build_schema(_plugins(), settings).as_str() + "\n")

@@ -22,8 +22,8 @@ from strawberry import UNSET
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from schema.limits import THROTTLED
 from server import json_codec
+from server.graphql.limits import THROTTLED
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"

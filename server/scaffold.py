@@ -253,7 +253,7 @@ import sqlite3
 from pathlib import Path
 
 import {package} as plugin
-from schema.assembly import build_schema
+from schema.core import build_schema
 from server import migrate
 from server.config import Settings
 from server.plugins import load_plugins

@@ -1,7 +1,7 @@
 """Expected domain failures. Services raise them; the GraphQL layer returns them as data.
 
 Services never import GraphQL: each error carries what its GraphQL union member shows
-(``schema.errors`` maps them).
+(``server.graphql.errors`` maps them).
 """
 
 from __future__ import annotations

@@ -19,12 +19,12 @@ from typing import Any
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.context import Info
-from schema.mutations import run_mutation
 from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, session_factory
 from server.events import DispatchSettings, DrainReport, OutboxDispatcher
+from server.graphql.context import Info
+from server.graphql.mutations import run_mutation
 from server.plugin import Event, hookspec
 from server.plugins import PluginRuntime, load_plugins
 from server.services import outbox

@@ -65,7 +65,7 @@ def test_installed_with_pip_not_from_the_source_tree() -> None:
 
 def test_disabling_removes_the_plugin_entirely() -> None:
     runtime = load_plugins(Settings(disabled_plugins="loyalty"))
-    from schema.assembly import build_schema
+    from schema.core import build_schema
 
     sdl = build_schema(runtime).as_str()
     for name in ("loyaltyPoints", "loyaltyAccount", "redeemPoints", "LoyaltyAccount"):

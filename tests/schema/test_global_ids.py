@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from strawberry import relay
 
-from schema.global_ids import (
+from server.graphql.ids import (
     ID_MAX,
     NO_ROW,
     filter_node_id,

@@ -200,7 +200,7 @@ async def test_every_sort_paginates_both_ways_without_gaps(
 async def test_whole_catalogue_pages_reuse_their_statements(
     gql: GraphQLClient, session: AsyncSession
 ):
-    from schema import pagination
+    from server.graphql import pagination
 
     for name in ("alpha", "bravo", "charlie"):
         await make_product(session, name, brand="茶")

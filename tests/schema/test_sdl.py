@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schema.assembly import build_schema
+from schema.core import build_schema
 from server.config import Settings
 from server.plugins import load_plugins
 

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from schema.structure import graphql_structure
 from server.config import Settings
+from server.graphql.structure import graphql_structure
 from server.models import AuditLogEntry, StaffRole
 from server.permissions import RoleMap
 from server.services import apikeys

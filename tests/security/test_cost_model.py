@@ -8,11 +8,11 @@ import pytest
 import strawberry
 from graphql import parse
 
-from schema.assembly import build_schema
-from schema.limits import QueryCostCalculator
-from schema.pagination import DEFAULT_PAGE_SIZE
-from schema.structure import graphql_structure
+from schema.core import build_schema
 from server.config import Settings
+from server.graphql.limits import QueryCostCalculator
+from server.graphql.pagination import DEFAULT_PAGE_SIZE
+from server.graphql.structure import graphql_structure
 from server.plugins import load_plugins
 
 
@@ -112,7 +112,7 @@ def test_objects_of_leaves_cost_one_each_when_present(schema: strawberry.Schema)
 
 
 def test_one_calculator_serves_every_request_of_a_document(schema: strawberry.Schema) -> None:
-    from schema.limits import CostCache
+    from server.graphql.limits import CostCache
 
     query = "query($n: Int) { products(first: $n) { nodes { id } } }"
     document = parse(query)

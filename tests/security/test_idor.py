@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from schema.assembly import build_schema
-from schema.structure import graphql_structure
+from schema.core import build_schema
 from server.config import Settings
+from server.graphql.structure import graphql_structure
 from server.models import (
     Address,
     ApiKey,

@@ -13,7 +13,7 @@ from graphql import ValidationContext, print_ast
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.extensions import AddValidationRules
 
-from schema.assembly import build_schema
+from schema.core import build_schema
 from server.config import Settings
 from server.models import Product
 from server.plugins import load_plugins

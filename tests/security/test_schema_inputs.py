@@ -49,11 +49,11 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 from strawberry import relay
 
-from schema.input_bounds import STRING_TOO_LONG, string_bound
 from server import migrate
 from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, session_factory
+from server.graphql.input_bounds import STRING_TOO_LONG, string_bound
 from server.models import StockLevel
 from server.plugins import load_plugins
 from tests.support.accounts import make_customer, make_staff, token_for

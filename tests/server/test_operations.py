@@ -246,7 +246,7 @@ def test_operations_are_traced_when_a_tracer_provider_is_configured(tmp_path: Pa
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
 
-        from schema.assembly import build_schema
+        from schema.core import build_schema
         from server.config import Settings
         from server.plugins import load_plugins
 

@@ -22,12 +22,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from schema.assembly import SchemaAssemblyError, build_schema
+from schema.core import build_schema
 from server import migrate
 from server.app import create_app
 from server.cli import main as cli
 from server.config import Settings
 from server.db import create_engine, session_factory
+from server.graphql.assembly import SchemaAssemblyError
 from server.jobs import JobRunner
 from server.models import CustomerEvent, JobLease, Product
 from server.plugin import Adjustment, CheckoutProblem, Job, JobContext, ShippingQuote, hookspec

@@ -20,12 +20,12 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
-from schema.context import Info
-from schema.mutations import run_mutation
 from server.app import create_app
 from server.config import Settings
+from server.graphql.context import Info
+from server.graphql.mutations import run_mutation
+from server.graphql.response_cache import CachedEndpoint, Entry, ResponseCache
 from server.plugins import PluginError, PluginRuntime
-from server.response_cache import CachedEndpoint, Entry, ResponseCache
 from server.services import outbox
 from tests.plugins.fakes import FakePlugin
 from tests.support.accounts import make_customer, make_staff, token_for

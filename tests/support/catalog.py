@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.money import to_minor
+from server.graphql.money import to_minor
 from server.models import Category, Product, StockLevel, Warehouse, WarehouseKind
 from server.services import catalog
 

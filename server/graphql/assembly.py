@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import strawberry
 from graphql import GraphQLError
@@ -26,18 +26,15 @@ from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
 
-from schema import customers, inventory, orders, products, security, shipments
-from schema import plugins as plugin_admin
-from schema.audit import AuditTrail, record_outcomes
-from schema.global_ids import node_queries
-from schema.input_bounds import input_bounds
-from schema.limits import is_unexpected, limit_extensions
-from schema.operation_metrics import OperationMetrics, tracing_extensions
 from server.config import Settings
+from server.graphql.audit import AuditTrail, record_outcomes
+from server.graphql.ids import node_queries
+from server.graphql.input_bounds import input_bounds
+from server.graphql.limits import is_unexpected, limit_extensions
+from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
 from server.plugins import PluginFailed, PluginRuntime
 from server.throttle import LeakyBucket
 
-CORE_DOMAINS = (products, customers, inventory, orders, shipments, security, plugin_admin)
 CORE = "core"
 PLUGIN_FAILED = "PLUGIN_FAILED"
 
@@ -223,16 +220,27 @@ class ShopSchema(strawberry.Schema):
         super().process_errors(unexpected, execution_context)
 
 
+class Domain(Protocol):
+    """A module of the core's API: its root query and mutation classes and extra types."""
+
+    QUERIES: Sequence[type[Any]]
+    MUTATIONS: Sequence[type[Any]]
+    TYPES: Sequence[type[Any]]
+
+
 def build_schema(
-    plugins: PluginRuntime, settings: Settings | None = None, bucket: LeakyBucket | None = None
+    domains: Sequence[Domain],
+    plugins: PluginRuntime,
+    settings: Settings | None = None,
+    bucket: LeakyBucket | None = None,
 ) -> strawberry.Schema:
-    """The schema of the core plus every enabled plugin's contributions; ``bucket`` holds the
-    clients' query-cost budgets (made from ``settings`` when not given)."""
+    """The schema of the core's ``domains`` plus every enabled plugin's contributions;
+    ``bucket`` holds the clients' query-cost budgets (made from ``settings`` when not given)."""
     queries = [_Contribution(CORE, node_queries())]
     mutations: list[_Contribution] = []
     subscriptions: list[_Contribution] = []
     types: list[_Contribution] = []
-    for domain in CORE_DOMAINS:
+    for domain in domains:
         queries.extend(_Contribution(CORE, cls) for cls in domain.QUERIES)
         mutations.extend(_Contribution(CORE, cls) for cls in domain.MUTATIONS)
         types.extend(_Contribution(CORE, cls) for cls in domain.TYPES)

@@ -60,7 +60,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from schema.structure import graphql_structure
+from server.graphql.structure import graphql_structure
 
 STRING_TOO_LONG = "STRING_TOO_LONG"
 # Text with U+0000 in it: PostgreSQL's text types cannot hold it (the driver would fail), and

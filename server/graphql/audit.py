@@ -37,11 +37,11 @@ from graphql.utilities import value_from_ast_untyped
 from strawberry.extensions import FieldExtension, SchemaExtension
 from strawberry.types import get_object_definition
 
-from schema.context import Context, Info
-from schema.errors import Error
-from schema.structure import graphql_structure
 from server.auth import Viewer, ViewerKind
 from server.db import mark_write
+from server.graphql.context import Context, Info
+from server.graphql.errors import Error
+from server.graphql.structure import graphql_structure
 from server.services import audit
 
 ERROR_INTERFACE = "Error"

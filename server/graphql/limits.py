@@ -58,9 +58,9 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 
-from schema.pagination import DEFAULT_PAGE_SIZE, PaginationError
-from schema.structure import graphql_structure
 from server.config import Settings
+from server.graphql.pagination import DEFAULT_PAGE_SIZE, PaginationError
+from server.graphql.structure import graphql_structure
 from server.metrics import QUERY_COST
 from server.services.errors import DomainError
 from server.throttle import LeakyBucket, ThrottleStatus
@@ -363,7 +363,7 @@ class _Walk:
 
 
 def _default(argument: GraphQLArgument) -> Any:
-    """An argument's default value. The schema here is built from SDL (schema.structure), so
+    """An argument's default value. The schema here is built from SDL (server.graphql.structure), so
     the default is the SDL's literal: graphql-core 3.2 converts it into ``default_value``,
     3.3 keeps the literal; read from the literal, it is the same on both."""
     node = argument.ast_node

@@ -7,7 +7,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from schema.context import Info
+from server.graphql.context import Info
 
 
 class IsAuthenticated(BasePermission):

@@ -21,7 +21,7 @@ import strawberry
 from strawberry import relay
 from strawberry.relay import GlobalIDValueError
 
-from schema.context import Info
+from server.graphql.context import Info
 from server.services.errors import NotFound
 
 ID_MIN = 1

@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Awaitable, Iterable
 from typing import Any, ClassVar, Self
 
 from strawberry import relay
 
-from schema.context import Info
-from schema.global_ids import parse_pk
-from schema.loaders import NOT_LOADED, ModelByIdLoader
+from server.graphql.context import Info
+from server.graphql.ids import parse_pk
+from server.graphql.loaders import NOT_LOADED, ModelByIdLoader
 
 
-class ModelNode(relay.Node):
+@functools.cache
+def _init_fields(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)
+
+
+class FromModel:
+    """A strawberry type built from a row (a table's model or a listing record)."""
+
+    @classmethod
+    def from_model(cls, row: Any, **values: Any) -> Self:
+        """The type of ``row``: each field takes ``values[name]`` when given, else the row's
+        attribute of the same name; a ``_model`` field keeps the row itself. A field that is
+        in neither and has no default is a TypeError, at once."""
+        kwargs: dict[str, Any] = {}
+        for name in _init_fields(cls):
+            if name in values:
+                kwargs[name] = values[name]
+            elif name == "_model":
+                kwargs[name] = row
+            elif hasattr(row, name):
+                kwargs[name] = getattr(row, name)
+        return cls(**kwargs)
+
+
+class ModelNode(FromModel, relay.Node):
     """A Node whose objects are rows: loaded by id through a DataLoader.
 
-    Subclasses set ``loader`` and implement ``from_model``; ``can_view`` hides rows the viewer
-    may not see (they resolve exactly like missing ones).
+    Subclasses set ``loader``; ``from_model`` (see :class:`FromModel`) builds the node of a
+    row; ``can_view`` hides rows the viewer may not see (they resolve exactly like missing
+    ones).
     """
 
     loader: ClassVar[type[ModelByIdLoader]]
-
-    @classmethod
-    def from_model(cls, model: Any) -> Self:
-        raise NotImplementedError
 
     @classmethod
     def can_view(cls, info: Info, model: Any) -> bool:

@@ -17,7 +17,7 @@ from server.auth import Viewer
 from server.config import Settings
 
 if TYPE_CHECKING:
-    from schema.loaders import Loaders
+    from server.graphql.loaders import Loaders
     from server.plugins import PluginRuntime
 
 P = ParamSpec("P")

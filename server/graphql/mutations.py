@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema import audit
-from schema.context import Info
-from schema.errors import Error, to_graphql
 from server.db import mark_write
+from server.graphql import audit
+from server.graphql.context import Info
+from server.graphql.errors import Error, to_graphql
 from server.services.errors import DomainError
 
 P = ParamSpec("P")
@@ -58,3 +58,24 @@ async def run_mutation(
     for callback in callbacks:
         await callback()
     return result
+
+
+S = TypeVar("S")
+
+
+async def mutate(
+    info: Info,
+    work: Callable[[AsyncSession], Awaitable[R]],
+    success: Callable[[R], S],
+) -> Any:
+    """The one way a mutation resolver runs: ``work`` (parse the input's ids and values, call
+    the service) in the request's write transaction, a DomainError raised anywhere in it as
+    its typed error, and ``success`` wrapping what ``work`` returned.
+
+    Returns the resolver's union member. Typed ``Any``: whether that member is one of the
+    field's union is strawberry's check at run time, not something a type checker can see.
+    """
+    result = await run_mutation(info, work)
+    if isinstance(result, Error):
+        return result
+    return success(result)

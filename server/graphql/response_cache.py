@@ -64,10 +64,9 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from schema.cacheable import CORE_CACHEABLE_FIELDS, PRICE_FIELDS
-from schema.limits import client_key
 from server.auth import Viewer, ViewerKind
 from server.config import Settings
+from server.graphql.limits import client_key
 from server.http import GRAPHQL_RESPONSE_JSON, response_media_type
 from server.metrics import RESPONSE_CACHE, observe_operation
 from server.plugins import PluginError, PluginRuntime
@@ -84,7 +83,16 @@ Execute = Callable[[Scope, Receive, Send], Awaitable[None]]
 # ---- what may be cached --------------------------------------------------------------------
 
 
-def declared_fields(plugins: PluginRuntime) -> dict[str, frozenset[str]]:
+@dataclass(frozen=True)
+class CoreFields:
+    """The core's public fields, ``"Type.field"`` -> the events that change them; ``prices``
+    apart, since they stay public only while every price-adjusting plugin declares them too."""
+
+    public: Mapping[str, Sequence[str]]
+    prices: Mapping[str, Sequence[str]]
+
+
+def declared_fields(core: CoreFields, plugins: PluginRuntime) -> dict[str, frozenset[str]]:
     """Every public field, ``"Type.field"`` -> the events that change it: the core's and the
     enabled plugins' (a field declared twice is changed by the events of both).
 
@@ -92,13 +100,13 @@ def declared_fields(plugins: PluginRuntime) -> dict[str, frozenset[str]]:
     ``Product.price`` too: an adjustment may depend on data and time the core knows nothing of.
     """
     declarations: list[tuple[str, Mapping[str, Sequence[str]]]] = [
-        (CORE, CORE_CACHEABLE_FIELDS),
+        (CORE, core.public),
         *plugins.call_sync("cacheable_fields"),
     ]
     by_plugin = dict(declarations)
     adjusters = plugins.implementers("price_adjustments")
     if all("Product.price" in by_plugin.get(name, {}) for name in adjusters):
-        declarations.insert(1, (CORE, PRICE_FIELDS))
+        declarations.insert(1, (CORE, core.prices))
     merged: dict[str, set[str]] = {}
     for owner, mapping in declarations:
         if not isinstance(mapping, Mapping):
@@ -465,7 +473,7 @@ def fingerprint(settings: Settings, plugins: PluginRuntime, sdl: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Caller:
-    """What :func:`schema.limits.client_key` reads of a request's context."""
+    """What :func:`server.graphql.limits.client_key` reads of a request's context."""
 
     viewer: Viewer
     request: Any
@@ -508,6 +516,7 @@ class CachedEndpoint:
     def __init__(
         self,
         settings: Settings,
+        core: CoreFields,
         plugins: PluginRuntime,
         structure: GraphQLSchema,
         sdl: str,
@@ -523,7 +532,7 @@ class CachedEndpoint:
             max_bytes=settings.response_cache_max_bytes,
             ttl=settings.response_cache_ttl_seconds,
         )
-        declared = declared_fields(plugins)
+        declared = declared_fields(core, plugins)
         check_declarations(structure, declared)
         self.cacheability = Cacheability(structure, declared, max_tokens=settings.max_tokens)
         self.fingerprint = fingerprint(settings, plugins, sdl)

@@ -250,3 +250,47 @@ async def paginate(
 class SortDirection(Enum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+async def connection(
+    info: Any,
+    stmt: Select[Any],
+    *,
+    sort: Sequence[SortKey],
+    to_node: Callable[[Any], NodeT],
+    descending: bool = False,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    shape_key: Hashable | None = None,
+) -> Connection[NodeT]:
+    """One page of the rows ``stmt`` selects (one entity, already filtered), as a connection.
+
+    ``sort`` names the ordering columns; each key's ``label`` is the row attribute holding its
+    value, and the entity's primary key ``id`` breaks ties. ``to_node`` builds the GraphQL node
+    of a row. ``totalCount`` is one COUNT query, run only when asked for. ``shape_key`` as in
+    :func:`paginate`.
+    """
+    entity = stmt.column_descriptions[0]["entity"]
+    labels = [key.label for key in sort]
+
+    def key_of(row: Any) -> list[Any]:
+        return [*(getattr(row, label) for label in labels), row.id]
+
+    db = info.context.db
+    return await paginate(
+        db.scalars,
+        stmt,
+        keys=sort,
+        id_column=entity.id,
+        descending=descending,
+        to_node=to_node,
+        key_of=key_of,
+        first=first,
+        after=after,
+        last=last,
+        before=before,
+        count=db.scalar,
+        shape_key=shape_key,
+    )

@@ -1,0 +1,29 @@
+"""The core's GraphQL API: its domain modules, composed with the enabled plugins into one schema."""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema import customers, inventory, orders, products, security, shipments
+from schema import plugins as plugin_admin
+from server.config import Settings
+from server.graphql import assembly
+from server.plugins import PluginRuntime
+from server.throttle import LeakyBucket
+
+DOMAINS: tuple[assembly.Domain, ...] = (
+    products,
+    customers,
+    inventory,
+    orders,
+    shipments,
+    security,
+    plugin_admin,
+)
+
+
+def build_schema(
+    plugins: PluginRuntime, settings: Settings | None = None, bucket: LeakyBucket | None = None
+) -> strawberry.Schema:
+    """The schema of the core plus every enabled plugin's contributions."""
+    return assembly.build_schema(DOMAINS, plugins, settings, bucket)
