@@ -164,6 +164,7 @@ _REEXPORTS = {
     "ModelNode": "server.graphql.node:ModelNode",
     "parse_node_id": "server.graphql.ids:parse_node_id",
     "require_node_id": "server.graphql.ids:require_node_id",
+    "input_extras": "server.graphql.inputs:input_extras",
     "Connection": "server.graphql.pagination:Connection",
     "paginate": "server.graphql.pagination:paginate",
     "ModelByIdLoader": "server.graphql.loaders:ModelByIdLoader",

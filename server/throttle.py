@@ -20,6 +20,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The error code of a request refused for its client's spent budget (HTTP 429 when alone).
+THROTTLED = "THROTTLED"
+
 Clock = Callable[[], float]
 
 

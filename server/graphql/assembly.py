@@ -9,6 +9,7 @@ clash is a :class:`SchemaAssemblyError` naming both contributors.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,7 @@ from server.config import Settings
 from server.graphql.audit import AuditTrail, record_outcomes
 from server.graphql.ids import node_queries
 from server.graphql.input_bounds import input_bounds
+from server.graphql.inputs import InputExtension, attach_plugin_inputs
 from server.graphql.limits import is_unexpected, limit_extensions
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
 from server.plugins import PluginFailed, PluginRuntime
@@ -102,7 +104,8 @@ def _referenced(tp: Any) -> Iterator[StrawberryObjectDefinition]:
 
 
 def _type_registry(roots: list[type[Any]]) -> dict[str, StrawberryObjectDefinition]:
-    """Every named object type reachable from ``roots``: the targets extensions may name."""
+    """Every named object and input type reachable from ``roots`` (through field types and
+    arguments): the targets extensions may name."""
     registry: dict[str, StrawberryObjectDefinition] = {}
     pending = [_definition(cls) for cls in roots]
     visited: set[int] = set()
@@ -111,21 +114,26 @@ def _type_registry(roots: list[type[Any]]) -> dict[str, StrawberryObjectDefiniti
         if id(definition) in visited:
             continue
         visited.add(id(definition))
-        if not definition.is_graphql_generic and not definition.is_input:
+        if not definition.is_graphql_generic:
             registry.setdefault(definition.name, definition)
         pending.extend(definition.interfaces)
         for fld in definition.fields:
             try:
                 pending.extend(_referenced(fld.type))
+                for argument in fld.arguments:
+                    pending.extend(_referenced(argument.type))
             except Exception:  # noqa: BLE001 - an unresolvable annotation fails later, in strawberry
                 continue
     return registry
 
 
 def _extension_fields(
-    plugins: PluginRuntime, registry: dict[str, StrawberryObjectDefinition]
+    plugins: PluginRuntime,
+    registry: dict[str, StrawberryObjectDefinition],
+    inputs: dict[str, list[InputExtension]],
 ) -> dict[str, list[StrawberryField]]:
-    """``{core type name: [copied fields]}``, checked for clashes."""
+    """``{core type name: [copied fields]}``, checked for clashes; the extensions of core
+    input types also go to ``inputs`` (by type name)."""
     added: dict[str, list[StrawberryField]] = {}
     owners: dict[tuple[str, str], str] = {}
     for owner, mapping in plugins.call_sync("graphql_type_extensions"):
@@ -134,6 +142,11 @@ def _extension_fields(
             if target is None:
                 raise SchemaAssemblyError(
                     f"plugin {owner!r} extends type {type_name!r}, which is not in the schema"
+                )
+            _check_input_target(owner, type_name, target, classes)
+            if target.is_input:
+                inputs.setdefault(type_name, []).extend(
+                    InputExtension(owner, cls) for cls in classes
                 )
             core_fields = {_names.from_field(f) for f in target.fields}
             for cls in classes:
@@ -146,6 +159,29 @@ def _extension_fields(
                     owners[type_name, name] = owner
                     added.setdefault(type_name, []).append(copy.copy(fld))
     return added
+
+
+def _check_input_target(
+    owner: str, type_name: str, target: StrawberryObjectDefinition, classes: Sequence[type[Any]]
+) -> None:
+    """Fields go to inputs from inputs, to outputs from outputs; a core input takes plugin
+    fields only when it says so, and only optional ones (old clients must stay valid)."""
+    for cls in classes:
+        if _definition(cls).is_input != target.is_input:
+            kind = "an input" if target.is_input else "an object"
+            raise SchemaAssemblyError(
+                f"plugin {owner!r} extends {kind} type {type_name!r} with {cls.__name__}, "
+                f"which is not {kind} type"
+            )
+    if not target.is_input:
+        return
+    for cls in classes:
+        for fld in _definition(cls).fields:
+            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+                raise SchemaAssemblyError(
+                    f"plugin {owner!r} adds {type_name}.{_names.from_field(fld)} without a "
+                    "default: fields added to a core input must be optional"
+                )
 
 
 class PluginErrors(SchemaExtension):
@@ -292,7 +328,12 @@ def build_schema(
     roots = [query, *(c.cls for c in types)]
     roots += [r for r in (mutation, subscription) if r is not None]
     registry = _type_registry(roots)
-    added = _extension_fields(plugins, registry)
+    inputs: dict[str, list[InputExtension]] = {}
+    added = _extension_fields(plugins, registry, inputs)
+    # The roots were made for this build: their fields may take extensions of their own.
+    for root in (query, mutation, subscription):
+        if root is not None:
+            attach_plugin_inputs(root, inputs)
 
     with _BUILD_LOCK:
         saved = {name: registry[name].fields for name in added}

@@ -63,12 +63,11 @@ from server.graphql.pagination import DEFAULT_PAGE_SIZE, PaginationError
 from server.graphql.structure import graphql_structure
 from server.metrics import QUERY_COST
 from server.services.errors import DomainError
-from server.throttle import LeakyBucket, ThrottleStatus
+from server.throttle import THROTTLED, LeakyBucket, ThrottleStatus
 
 OBJECT_COST = 1
 CONNECTION_COST = 2
 MUTATION_COST = 10
-THROTTLED = "THROTTLED"
 MAX_COST_EXCEEDED = "MAX_COST_EXCEEDED"
 LIST_SIZE_ARGUMENTS = ("first", "last", "limit")
 _STATIC = object()  # "no data": estimate instead of measuring

@@ -11,15 +11,14 @@ from strawberry.extensions import SchemaExtension
 
 from server.config import Settings
 from server.metrics import observe_operation
-
-THROTTLED_CODE = "THROTTLED"
+from server.throttle import THROTTLED
 
 
 def outcome_of(data: object, errors: list[GraphQLError] | None) -> str:
     """ok, error (some fields failed), rejected (never executed) or throttled."""
     if not errors:
         return "ok"
-    if any((e.extensions or {}).get("code") == THROTTLED_CODE for e in errors):
+    if any((e.extensions or {}).get("code") == THROTTLED for e in errors):
         return "throttled"
     if data is None and all(not e.path for e in errors):
         return "rejected"
