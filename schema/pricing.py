@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 
 from server.graphql.money import Money, money
-from server.plugin import Adjustment
+from server.hooktypes import Adjustment
 from server.services.pricing import PriceBreakdown as PriceBreakdownValue
 
 

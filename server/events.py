@@ -39,8 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from server.db import mark_write
+from server.hooktypes import Event
 from server.models import DeliveryStatus, OutboxDelivery, OutboxEvent, utcnow
-from server.plugin import Event
 from server.plugins import PluginFailed, PluginRuntime
 
 log = logging.getLogger("shopgraph.events")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from server.plugin import (
+from server.hooktypes import (
     Adjustment,
     CartView,
     CheckoutProblem,

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.config import Settings
 from server.db import mark_write
 from server.events import DispatchSettings, DrainReport, OutboxDispatcher
+from server.hooktypes import Job, JobContext
 from server.metrics import JOB_RUNS
 from server.models import JobLease, utcnow
-from server.plugin import Job, JobContext
 from server.plugins import PluginError, PluginRuntime
 from server.progress import Progress
 

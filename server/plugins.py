@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 import server
 from server import hookspecs
 from server.config import Settings
-from server.plugin import PROJECT
+from server.hooktypes import PROJECT
 
 ENTRY_POINT_GROUP = "shopgraph.plugins"
 BUILTIN_PLUGINS: tuple[str, ...] = ()

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Viewer
+from server.hooktypes import Adjustment, CartLineView, CartView, ShippingQuote
 from server.models import (
     Cart,
     CartLine,
@@ -29,7 +30,6 @@ from server.models import (
     Product,
     utcnow,
 )
-from server.plugin import Adjustment, CartLineView, CartView, ShippingQuote
 from server.plugins import PluginRuntime
 from server.services import behaviour, carts, idempotency, inventory, outbox, pricing
 from server.services.errors import (

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.hooktypes import Adjustment
 from server.models import Customer, Product, utcnow
-from server.plugin import Adjustment
 from server.plugins import PluginRuntime
 
 
