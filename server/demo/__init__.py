@@ -2,7 +2,7 @@
 
 The whole shop is planned in memory first (so that, say, a customer's membership tier can
 follow from the orders they will place) and then written with multi-row INSERTs, a few
-statements per table.
+statements per table; then each plugin adds its own demo data through the ``demo_data`` hook.
 Same seed and same ``as_of``, same rows, in a fresh database on either backend.
 
 Customers are not random clicks. Each has hidden preferences — favourite categories and brands,
@@ -17,7 +17,8 @@ The modules, one job each:
 - ``planner`` with ``plan_catalogue``, ``plan_customers``, ``plan_orders`` and
   ``plan_behaviour``: the plan, drawn from one seeded ``random.Random``, no database;
 - ``writer``: a plan written through a session;
-- ``loader``: the command's work — an empty shop, plan, write, commit.
+- ``plugin_data``: each plugin's demo data, through the ``demo_data`` hook;
+- ``loader``: the command's work — an empty shop, plan, write, plugins, commit.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from server.demo.loader import (
     POPULATE_STEPS,
     DemoReport,
     default_as_of,
+    demo_steps,
     load,
     populate,
 )
@@ -42,6 +44,7 @@ __all__ = [
     "Preferences",
     "ShopPlan",
     "default_as_of",
+    "demo_steps",
     "load",
     "plan_shop",
     "populate",

@@ -4,7 +4,7 @@ Rows go in as multi-row INSERTs in the session's transaction (the caller commits
 written is one progress step. Orders are written as history: lines at catalogue price (no
 plugin adjustments), payments, status changes, shipments and tracking timelines. No outbox
 events are emitted for them, since nothing about the past is news; plugins that learn from
-history read the tables.
+history read the tables (and fill their own through the ``demo_data`` hook).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from server.models import (
     TrackingEvent,
     Warehouse,
 )
+from server.plugin import DemoShop
 from server.progress import Progress
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
@@ -48,11 +49,12 @@ WRITE_STEPS = 18
 
 @dataclass(frozen=True)
 class WrittenShop:
-    """What :func:`write_plan` wrote: row counts, and the staff login it made (None when the
-    database had staff already)."""
+    """What :func:`write_plan` wrote: row counts, the staff login it made (None when the
+    database had staff already), and the ids of the rows for plugins to refer to."""
 
     counts: dict[str, int]
     staff_email: str | None
+    shop: DemoShop
 
 
 async def has_products(session: AsyncSession) -> bool:
@@ -96,6 +98,7 @@ class _Writer:
         self.progress = progress
         self.counts: dict[str, int] = {}
         self.warehouses: dict[str, Row] = {}
+        self.cart_ids: tuple[int, ...] = ()
 
     async def write(self, model: Any, rows: list[Row], *key: str) -> None:
         await _insert(self.session, model, rows, *key)
@@ -242,6 +245,7 @@ class _Writer:
             for cart in plan.carts
         ]
         await self.write(Cart, carts, "token")
+        self.cart_ids = tuple(row["id"] for row in carts)
         cart_lines = [
             {"cart_id": row["id"], "product_id": p.row["id"], "quantity": 1}
             for row, cart in zip(carts, plan.carts, strict=True)
@@ -269,6 +273,22 @@ class _Writer:
         self.step("staff user")
         return staff_email
 
+    def shop(self) -> DemoShop:
+        plan = self.plan
+        demo = plan.demo_customer()
+        return DemoShop(
+            seed=plan.seed,
+            as_of=plan.as_of,
+            category_ids=tuple(top["id"] for top, _ in plan.categories)
+            + tuple(kid["id"] for _, kids in plan.categories for kid in kids),
+            product_ids=tuple(p.row["id"] for p in plan.products),
+            warehouse_ids=tuple(row["id"] for row in self.warehouses.values()),
+            customer_ids=tuple(c.row["id"] for c in plan.customers),
+            order_ids=tuple(o.row["id"] for o in plan.orders),
+            cart_ids=self.cart_ids,
+            demo_customer_id=demo.row["id"] if demo is not None else None,
+        )
+
 
 async def write_plan(
     session: AsyncSession, plan: ShopPlan, *, progress: Progress | None = None
@@ -283,4 +303,4 @@ async def write_plan(
     await writer.shipments()
     await writer.behaviour()
     staff_email = await writer.staff()
-    return WrittenShop(counts=writer.counts, staff_email=staff_email)
+    return WrittenShop(counts=writer.counts, staff_email=staff_email, shop=writer.shop())
