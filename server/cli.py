@@ -257,14 +257,17 @@ def demo_data(
     if_empty: bool,
 ) -> None:
     """Fill an empty (migrated) database with a demo shop: catalogue, stock, customers with
-    their behaviour, orders, payments and shipments."""
-    from server.demo import POPULATE_STEPS, load
+    their behaviour, orders, payments and shipments; then each enabled plugin's demo data.
+    All of it is committed together, or nothing when a plugin fails."""
+    from server.demo import demo_steps, load
     from server.migrate import run_async
+    from server.plugins import PluginFailed
     from server.progress import Progress
 
     when = as_of.replace(tzinfo=UTC) if as_of else None
+    plugins = _plugins()
     try:
-        with Progress("demo-data", POPULATE_STEPS) as progress:
+        with Progress("demo-data", demo_steps(plugins)) as progress:
             report = run_async(
                 lambda: load(
                     get_settings().database_url,
@@ -274,11 +277,17 @@ def demo_data(
                     seed=seed,
                     as_of=when,
                     if_empty=if_empty,
+                    plugins=plugins,
                     progress=progress,
                 )
             )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    except PluginFailed as exc:
+        raise click.ClickException(
+            f"the demo data of plugin {exc.plugin!r} failed: {exc.error!r}. Nothing was written; "
+            f"to fill the shop without it: SHOPGRAPH_DISABLED_PLUGINS={exc.plugin}"
+        ) from exc
     click.echo(report.summary() if report else "the shop already has products: left as it is")
 
 

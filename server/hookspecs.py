@@ -1,7 +1,7 @@
 """The hook specifications: what shopgraph asks of its plugins, and what each must return.
 
 Four families: schema, data, order flow (inside the request's transaction) and events (after
-commit). Plus permissions, settings, jobs, startup and shutdown.
+commit). Plus permissions, settings, jobs, demo data, startup and shutdown.
 
 Hooks are called with keyword arguments only (pluggy refuses positional ones); an
 implementation declares, as ordinary parameters, any subset of its spec's parameters. Two
@@ -13,7 +13,8 @@ parameters are offered to every runtime hook besides those listed in its spec:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from server.hooktypes import (
     Adjustment,
     CartView,
     CheckoutProblem,
+    DemoShop,
     Event,
     Job,
     ShippingQuote,
@@ -263,6 +265,25 @@ def settings() -> type | None:
 def jobs(plugins: PluginRuntime, config: Any) -> Sequence[Job]:
     """Return periodic jobs (:class:`server.plugin.Job`): ``shopgraph jobs run`` runs each
     when its interval has passed, in one process at a time."""
+
+
+@hookspec
+def demo_data(
+    session: AsyncSession,
+    shop: DemoShop,
+    rng: random.Random,
+    progress: Callable[[str], None],
+    plugins: PluginRuntime,
+    config: Any,
+) -> Mapping[str, int] | None:
+    """Fill this plugin's tables with demo data during ``shopgraph demo-data``, after the core's
+    demo shop is written: ``shop`` holds its seed, the moment its history ends and the ids of
+    its rows (customers, products, orders …). Write through ``session``, the core's transaction:
+    flush if you need ids, never commit. Draw every random choice from ``rng`` (seeded from the
+    demo seed and this plugin's name) and date rows from ``shop.as_of``, so that the same seed
+    gives the same rows. ``progress("…")`` shows what is under way. Return ``{what: how many}``
+    of the rows written (shown in the command's summary), or None. Raising fails the command,
+    naming the plugin, and nothing is written, the core's demo data included."""
 
 
 @hookspec

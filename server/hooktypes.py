@@ -138,3 +138,22 @@ class Job:
     interval_seconds: float
     run: Callable[[JobContext], Awaitable[None]]
     description: str = ""
+
+
+@dataclass(frozen=True)
+class DemoShop:
+    """The core's demo shop, as a plugin's ``demo_data`` hook sees it: the seed it was drawn
+    from, the moment its history ends (date demo rows from it, never from the clock), and the
+    ids of its rows, each in the order the rows were made (``cart_ids``: the carts customers
+    left with something in them). ``demo_customer_id`` is the customer whose login
+    ``shopgraph demo-data`` prints (None in a shop without customers)."""
+
+    seed: int
+    as_of: datetime
+    category_ids: tuple[int, ...] = ()
+    product_ids: tuple[int, ...] = ()
+    warehouse_ids: tuple[int, ...] = ()
+    customer_ids: tuple[int, ...] = ()
+    order_ids: tuple[int, ...] = ()
+    cart_ids: tuple[int, ...] = ()
+    demo_customer_id: int | None = None

@@ -41,6 +41,16 @@ class Progress:
             self.stream.write(f"{self.label}: {what} ({self.done}/{self.total})\n")
             self.stream.flush()
 
+    def note(self, what: str) -> None:
+        """Say what the step under way is doing, without counting a step."""
+        if self._bar is not None:
+            # update() draws only after a whole step: show the item at once.
+            self._bar.current_item = what
+            self._bar.render_progress()
+        else:
+            self.stream.write(f"{self.label}: {what} ({self.done}/{self.total})\n")
+            self.stream.flush()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.__exit__(None, None, None)

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from click.testing import CliRunner
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.cli import main as cli
 from server.config import Settings
+from server.demo import POPULATE_STEPS
 from server.models import Cart, CartStatus, Customer
 from server.plugins import PluginRuntime, load_plugins
 from tests.plugins.fakes import FakePlugin, cart_of, place_order
@@ -30,6 +33,9 @@ mutation($input: RedeemPointsInput!) {
   }
 }
 """
+# What seed 9's small shop (below) gives the loyalty plugin.
+HOLDS = 3
+SUMMARY = "10 loyalty accounts, 70 loyalty transactions, 3 loyalty redemptions"
 ME_POINTS = (
     "{ me { loyaltyPoints } loyaltyAccount { points lifetimeEarned history { kind points note } } }"
 )
@@ -270,3 +276,72 @@ class TestLoyaltySettings:
             return await balance(session, other) == 30  # ¥10 × 3 points
 
         await eventually(earned)
+
+
+class TestLoyaltyDemoData:
+    """``shopgraph demo-data`` with the plugin enabled, as ``make demo`` runs it."""
+
+    @pytest.fixture
+    def plugins(self, settings: Settings) -> PluginRuntime:
+        return load_plugins(settings.model_copy(update={"plugins": "loyalty"}))
+
+    async def test_demo_customers_get_the_points_their_orders_earned(
+        self, database_url: str, gql: GraphQLClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        env = {"SHOPGRAPH_DATABASE_URL": database_url, "SHOPGRAPH_PLUGINS": "loyalty"}
+        args = ["demo-data", "--customers", "20", "--products", "30", "--orders", "60"]
+        args += ["--seed", "9", "--as-of", "2025-03-01"]
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 0, result.output
+        steps = [line for line in result.stderr.splitlines() if line.startswith("demo-data: ")]
+        total = POPULATE_STEPS + 1
+        assert steps[-2:] == [
+            f"demo-data: loyalty: {HOLDS} carts with points held ({POPULATE_STEPS}/{total})",
+            f"demo-data: loyalty: {SUMMARY} ({total}/{total})",
+        ]
+        assert f"plugin loyalty: {SUMMARY}" in result.stdout
+
+        async def rows(sql: str) -> list[Any]:
+            return list((await session.execute(text(sql))).all())
+
+        orders = {r.id: r for r in await rows('SELECT id, total_amount, status FROM "order"')}
+        ledger = await rows(
+            "SELECT customer_id, kind, points, order_id, cart_id FROM loyalty_transaction"
+        )
+        accounts = await rows("SELECT customer_id, balance, lifetime_earned FROM loyalty_account")
+        holds = await rows("SELECT cart_id, customer_id, points FROM loyalty_redemption")
+        # Every order earned a point per yuan; a cancelled one gave them back.
+        earned = {e.order_id: e.points for e in ledger if e.kind == "EARN"}
+        assert earned == {i: o.total_amount // 100 for i, o in orders.items()}
+        reversed_ = {e.order_id: e.points for e in ledger if e.kind == "REVERSE"}
+        cancelled = {i for i, o in orders.items() if o.status == "CANCELLED"}
+        assert cancelled and reversed_ == {i: -earned[i] for i in cancelled}
+        # Some hold points against the cart they left; the ledger says so.
+        assert len(holds) == HOLDS > 0
+        redeemed = {e.cart_id: (e.customer_id, -e.points) for e in ledger if e.kind == "REDEEM"}
+        assert redeemed == {h.cart_id: (h.customer_id, h.points) for h in holds}
+        # Each balance is its ledger's sum, never below zero.
+        for account in accounts:
+            own = [e for e in ledger if e.customer_id == account.customer_id]
+            assert account.balance == sum(e.points for e in own) >= 0
+            assert account.lifetime_earned == sum(e.points for e in own if e.kind == "EARN")
+
+        # The demo login sees its points.
+        demo = await session.scalar(select(Customer).where(Customer.email == _login(result.stdout)))
+        assert demo is not None
+        mine = next(a for a in accounts if a.customer_id == demo.id)
+        data = await gql.as_(token_for(settings, demo))(ME_POINTS)
+        assert data["me"]["loyaltyPoints"] == mine.balance > 0
+        assert data["loyaltyAccount"]["lifetimeEarned"] == mine.lifetime_earned
+
+        # A populated shop is left alone, the plugin's tables included.
+        again = CliRunner().invoke(cli, [*args, "--if-empty"], env=env)
+        assert again.exit_code == 0 and "left as it is" in again.output
+        count = await session.scalar(text("SELECT count(*) FROM loyalty_transaction"))
+        assert count == len(ledger)
+
+
+def _login(summary: str) -> str:
+    """The demo customer's e-mail address in ``demo-data``'s summary."""
+    line = next(line for line in summary.splitlines() if line.startswith("customer login: "))
+    return line.removeprefix("customer login: ").split(" / ")[0]

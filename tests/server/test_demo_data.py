@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import os
+import random
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,8 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import models as m
 from server.auth import verify_password
 from server.cli import main
+from server.config import Settings
 from server.db import create_engine, session_factory
-from server.demo import DEMO_PASSWORD, OPEN_STATUSES, POPULATE_STEPS, DemoReport, load
+from server.demo import (
+    DEMO_PASSWORD,
+    OPEN_STATUSES,
+    POPULATE_STEPS,
+    DemoReport,
+    ShopPlan,
+    demo_steps,
+    load,
+    plan_shop,
+)
+from server.plugin import DemoShop
+from server.plugins import PluginFailed, PluginRuntime, load_plugins
+from server.progress import Progress
+from tests.plugins.fakes import FakePlugin
 from tests.support.graphql import GraphQLClient
 
 AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
@@ -290,7 +307,7 @@ async def test_search_finds_a_demo_product_by_a_chinese_substring(
 
 async def test_cli_fills_an_empty_shop_once(database_url: str, session: AsyncSession) -> None:
     runner = CliRunner()
-    env = {"SHOPGRAPH_DATABASE_URL": database_url}
+    env = {"SHOPGRAPH_DATABASE_URL": database_url, "SHOPGRAPH_PLUGINS": ""}  # the core alone
     args = ["demo-data", "--customers", "12", "--products", "30", "--orders", "25"]
     args += ["--seed", "9", "--as-of", "2025-03-01"]
     result = runner.invoke(main, args, env=env)
@@ -316,3 +333,176 @@ async def test_cli_fills_an_empty_shop_once(database_url: str, session: AsyncSes
     assert refused.exit_code == 1 and "already has products" in refused.output
     session.expire_all()
     assert (await count(m.Product), await count(m.Order)) == (30, 25)
+
+
+# --- the plan, apart from the database --------------------------------------------------------
+
+
+def fingerprint(plan: ShopPlan) -> str:
+    """Every row a plan holds, references by natural key, hashed: two plans are the same shop
+    exactly when their fingerprints are equal."""
+    sku = {id(p): p.row["sku"] for p in plan.products}
+    email = {id(c): c.row["email"] for c in plan.customers}
+    number = {id(o): o.row["number"] for o in plan.orders}
+    parts: list[Any] = [plan.password_hash, plan.categories, sorted(plan.stock.items())]
+    parts += [(p.row, p.index) for p in plan.products]
+    parts += [(c.row, c.addresses, c.prefs) for c in plan.customers]
+    for o in plan.orders:
+        lines = [(line, sku[id(p)]) for line, p in o.lines]
+        parts.append((o.row, email[id(o.customer)], o.warehouse, lines))
+        parts.append((o.changes, o.payment, o.shipment, o.tracking))
+    for e in plan.events:
+        product = sku[id(e.product)] if e.product else None
+        order = number[id(e.order)] if e.order else None
+        parts.append((email[id(e.customer)], e.kind, e.at, e.session_id, product, order))
+        parts.append((e.query, e.quantity))
+    for cart in plan.carts:
+        parts.append((cart.token, email[id(cart.customer)], cart.at))
+        parts.append([sku[id(p)] for p in cart.products])
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+# The demo shop of seed 7 (SMALL, as of AS_OF), unchanged since the demo module became a
+# package. When it changes, every demo shop has changed: on purpose? Then update it.
+SEED_7_FINGERPRINT = "142f96a8f311faf9eab3527cc0b559815af01930e702f84a9c30ed45b24722b5"
+
+
+def test_the_plan_is_drawn_from_the_seed_alone() -> None:
+    first = plan_shop(seed=7, as_of=AS_OF, **SMALL)
+    assert fingerprint(first) == fingerprint(plan_shop(seed=7, as_of=AS_OF, **SMALL))
+    assert fingerprint(first) == SEED_7_FINGERPRINT
+    assert fingerprint(first) != fingerprint(plan_shop(seed=8, as_of=AS_OF, **SMALL))
+    # Planned, not written: no row has an id yet.
+    assert all("id" not in p.row for p in first.products)
+    assert (len(first.products), len(first.customers), len(first.orders)) == (60, 30, 90)
+
+
+# --- the demo_data hook --------------------------------------------------------------------
+
+
+def only(*plugins: Any) -> PluginRuntime:
+    """Exactly these plugins (the installed ones are left out)."""
+    return load_plugins(Settings(plugins=""), extra=plugins)
+
+
+class Seen:
+    """A ``demo_data`` implementation that remembers its arguments, checks that the core's
+    rows are there, in its transaction, and writes to them."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        shop: DemoShop,
+        rng: random.Random,
+        progress: Callable[[str], None],
+        plugins: PluginRuntime,
+        config: Any,
+    ) -> dict[str, int]:
+        products = await session.scalar(select(func.count()).select_from(m.Product))
+        draws = [rng.random() for _ in range(3)]
+        self.calls.append(
+            {"session": session, "shop": shop, "draws": draws, "products": products}
+            | {"plugins": plugins, "config": config}
+        )
+        progress("tagging")
+        customer = await session.get(m.Customer, shop.demo_customer_id)
+        assert customer is not None
+        customer.tags = [*customer.tags, "demo-plugin"]
+        await session.flush()
+        return {"tagged customers": 1}
+
+
+async def test_hook_demo_data(
+    database_url: str, session: AsyncSession, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    seen = Seen()
+    runtime = only(FakePlugin("tagger", demo_data=seen))
+    assert demo_steps(runtime) == POPULATE_STEPS + 1
+    shown = io.StringIO()
+    with Progress("demo-data", demo_steps(runtime), stream=shown) as progress:
+        report = await load(
+            database_url, seed=4, as_of=AS_OF, plugins=runtime, progress=progress, **SMALL
+        )
+    assert report is not None
+    [call] = seen.calls
+    shop = call["shop"]
+    assert isinstance(shop, DemoShop) and isinstance(call["session"], AsyncSession)
+    assert call["plugins"] is runtime and call["config"] is None
+    assert (shop.seed, shop.as_of, call["products"]) == (4, AS_OF, SMALL["products"])
+
+    async def ids(model: Any) -> tuple[int, ...]:
+        return tuple((await session.scalars(select(model.id).order_by(model.id))).all())
+
+    assert shop.product_ids == await ids(m.Product)
+    assert shop.customer_ids == await ids(m.Customer)
+    assert shop.order_ids == await ids(m.Order)
+    assert shop.category_ids == await ids(m.Category)
+    assert shop.warehouse_ids == await ids(m.Warehouse)
+    assert shop.cart_ids == await ids(m.Cart)
+    demo = await session.scalar(select(m.Customer).where(m.Customer.email == report.demo_email))
+    assert demo is not None and shop.demo_customer_id == demo.id
+    # What the plugin wrote was committed with the core's rows.
+    assert "demo-plugin" in demo.tags
+    assert report.plugins == {"tagger": {"tagged customers": 1}}
+    assert "plugin tagger: 1 tagged customers" in report.summary()
+    total = POPULATE_STEPS + 1
+    assert shown.getvalue().splitlines()[-2:] == [
+        f"demo-data: tagger: tagging ({POPULATE_STEPS}/{total})",
+        f"demo-data: tagger: 1 tagged customers ({total}/{total})",
+    ]
+    # A populated shop is left alone: --if-empty calls no plugin.
+    assert await load(database_url, as_of=AS_OF, if_empty=True, plugins=runtime) is None
+    assert len(seen.calls) == 1
+
+    # Each plugin draws from its own random source, seeded from the demo seed and its name:
+    # the same draws whatever other plugins there are, another plugin other draws.
+    other = Seen()
+    both = only(FakePlugin("another", demo_data=other), FakePlugin("tagger", demo_data=seen))
+    await load(await fresh_database(), seed=4, as_of=AS_OF, plugins=both, **SMALL)
+    assert seen.calls[1]["draws"] == call["draws"]
+    assert other.calls[0]["draws"] != call["draws"]
+
+
+async def test_a_failing_plugin_fails_the_command_and_nothing_is_written(
+    database_url: str, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(shop: DemoShop) -> None:
+        raise RuntimeError("no points table")
+
+    fine = Seen()
+    # Called in pluggy's order, the last registered first: "fine" writes, then "broken" fails.
+    runtime = only(FakePlugin("broken", demo_data=broken), FakePlugin("fine", demo_data=fine))
+    with pytest.raises(PluginFailed) as failed:
+        await load(database_url, seed=4, as_of=AS_OF, plugins=runtime, **SMALL)
+    assert (failed.value.plugin, failed.value.hook) == ("broken", "demo_data")
+    assert len(fine.calls) == 1
+    # One transaction: the core's rows and the other plugin's went with it, and the shop is
+    # empty again, ready for another run (after fixing or disabling the plugin).
+    assert all(rows == [] for rows in (await dump(database_url)).values())
+
+    # The command says which plugin failed, and how to go on without it.
+    monkeypatch.setattr("server.cli._plugins", lambda: runtime)
+    env = {"SHOPGRAPH_DATABASE_URL": database_url}
+    result = CliRunner().invoke(main, ["demo-data", "--products", "5", "--orders", "0"], env=env)
+    assert result.exit_code == 1
+    assert "the demo data of plugin 'broken' failed: RuntimeError('no points table')" in (
+        result.output
+    )
+    assert "SHOPGRAPH_DISABLED_PLUGINS=broken" in result.output
+    assert not await session.scalar(select(func.count()).select_from(m.Product))
+    # --if-empty still fills a shop a failed run left empty.
+    monkeypatch.setattr("server.cli._plugins", lambda: only(FakePlugin("fine", demo_data=fine)))
+    args = ["demo-data", "--customers", "3", "--products", "5", "--orders", "4", "--if-empty"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "plugin fine: 1 tagged customers" in result.output
+    assert f"demo-data: fine: 1 tagged customers ({POPULATE_STEPS + 1}/" in result.stderr
+
+
+async def test_a_plugin_must_say_what_it_wrote_as_counts(database_url: str) -> None:
+    runtime = only(FakePlugin("vague", demo_data=lambda: "lots of rows"))
+    with pytest.raises(PluginFailed, match="vague.*demo_data must return"):
+        await load(database_url, seed=4, as_of=AS_OF, plugins=runtime, **SMALL)

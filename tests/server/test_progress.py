@@ -38,3 +38,21 @@ def test_steps_never_run_past_the_total() -> None:
     progress.advance("a")
     progress.advance("b")
     assert progress.done == 1
+
+
+def test_a_note_says_what_the_step_under_way_does_without_counting_it() -> None:
+    stream = io.StringIO()
+    with Progress("demo-data", 2, stream=stream) as progress:
+        progress.advance("catalogue")
+        progress.note("loyalty: ledger")
+        progress.advance("loyalty")
+    assert stream.getvalue().splitlines() == [
+        "demo-data: catalogue (1/2)",
+        "demo-data: loyalty: ledger (1/2)",
+        "demo-data: loyalty (2/2)",
+    ]
+    terminal = Terminal()
+    with Progress("demo-data", 2, stream=terminal) as progress:
+        progress.note("loyalty: ledger")
+        assert progress.done == 0
+    assert "loyalty: ledger" in terminal.getvalue()

@@ -6,11 +6,12 @@ offers other plugins, and the ``@hookimpl`` functions below what it does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from server.plugin import Adjustment, CartView, Event, PluginInfo, hookimpl
+from server.plugin import Adjustment, CartView, DemoShop, Event, PluginInfo, hookimpl
 from shopgraph_loyalty import hookspecs as HOOKSPECS  # noqa: N812 - the name shopgraph looks for
 
 PLUGIN_INFO = PluginInfo(
@@ -93,3 +94,19 @@ async def order_status_changed(event: Event, session: Any) -> None:
 
     if event.payload.get("to_status") == "CANCELLED":
         await service.order_cancelled(session, int(event.payload["order_id"]))
+
+
+# --- demo data -----------------------------------------------------------------------------
+
+
+@hookimpl
+async def demo_data(
+    session: Any,
+    shop: DemoShop,
+    rng: random.Random,
+    progress: Callable[[str], None],
+    config: Any,
+) -> dict[str, int]:
+    from shopgraph_loyalty import demo
+
+    return await demo.fill(session, shop, rng, config, progress)

@@ -1,0 +1,158 @@
+"""``shopgraph demo-data``'s work: into an empty shop, the core's demo shop (planned, then
+written) and then each plugin's demo data, committed together — or nothing at all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db import create_engine, mark_write, session_factory
+from server.demo.plan import DEMO_PASSWORD, Preferences
+from server.demo.planner import PLAN_STEPS, plan_shop
+from server.demo.plugin_data import fill_plugins, plugin_steps
+from server.demo.writer import WRITE_STEPS, has_products, write_plan
+from server.plugins import PluginRuntime
+from server.progress import Progress
+
+# The core's steps: three planning steps, one per table written and one for the staff user.
+POPULATE_STEPS = PLAN_STEPS + WRITE_STEPS
+
+
+@dataclass
+class DemoReport:
+    """What was generated: row counts, logins to try, each customer's hidden preferences, and
+    the row counts each plugin reported."""
+
+    seed: int
+    as_of: datetime
+    counts: dict[str, int]
+    demo_email: str
+    demo_password: str
+    staff_email: str | None
+    preferences: dict[str, Preferences] = field(default_factory=dict)
+    plugins: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        shown = ("categories", "products", "warehouses", "stock levels", "customers", "addresses")
+        shown += ("orders", "order lines", "payments", "shipments", "tracking events")
+        shown += ("behaviour events", "carts")
+        parts = [f"{self.counts[k]} {k}" for k in shown if k in self.counts]
+        lines = [
+            f"demo data (seed {self.seed}, as of {self.as_of:%Y-%m-%d}): " + ", ".join(parts),
+        ]
+        for plugin, counts in self.plugins.items():
+            made = ", ".join(f"{n} {what}" for what, n in counts.items()) or "done"
+            lines.append(f"plugin {plugin}: {made}")
+        lines.append(f"customer login: {self.demo_email} / {self.demo_password}")
+        if self.staff_email:
+            lines.append(f"staff login:    {self.staff_email} / {self.demo_password}")
+        return "\n".join(lines)
+
+
+def demo_steps(plugins: PluginRuntime | None = None) -> int:
+    """How many progress steps :func:`load` reports: the core's and one per plugin that
+    implements ``demo_data``."""
+    return POPULATE_STEPS + plugin_steps(plugins)
+
+
+def default_as_of() -> datetime:
+    """Midnight (UTC) today: a demo shop's history ends when it is made, so that "last 30
+    days", recency and churn read naturally. Pass an explicit date for identical rows."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def populate(
+    session: AsyncSession,
+    *,
+    customers: int = 200,
+    products: int = 300,
+    orders: int = 600,
+    seed: int = 2024,
+    as_of: datetime,
+    plugins: PluginRuntime | None = None,
+    progress: Progress | None = None,
+) -> DemoReport:
+    """Plan a shop from ``seed``, write it in the session's transaction (not committed), then
+    let each of ``plugins`` that implements ``demo_data`` add its own.
+
+    ``progress`` (of :func:`demo_steps` steps) hears of each planned part, each table written
+    and each plugin's demo data. A plugin that fails raises
+    :class:`server.plugins.PluginFailed`, naming it.
+    """
+
+    def planned(what: str) -> None:
+        if progress is not None:
+            progress.advance(what)
+
+    plan = plan_shop(
+        seed=seed,
+        as_of=as_of,
+        customers=customers,
+        products=products,
+        orders=orders,
+        on_planned=planned,
+    )
+    written = await write_plan(session, plan, progress=progress)
+    filled: dict[str, dict[str, int]] = {}
+    if plugins is not None:
+        filled = await fill_plugins(session, plugins, written.shop, progress=progress)
+    demo = plan.demo_customer()
+    return DemoReport(
+        seed=seed,
+        as_of=plan.as_of,
+        counts=written.counts,
+        demo_email=demo.row["email"] if demo else "",
+        demo_password=DEMO_PASSWORD,
+        staff_email=written.staff_email,
+        preferences={c.row["email"]: c.prefs for c in plan.customers},
+        plugins=filled,
+    )
+
+
+async def load(
+    database_url: str,
+    *,
+    customers: int = 200,
+    products: int = 300,
+    orders: int = 600,
+    seed: int = 2024,
+    as_of: datetime | None = None,
+    if_empty: bool = False,
+    plugins: PluginRuntime | None = None,
+    progress: Progress | None = None,
+) -> DemoReport | None:
+    """Fill the (migrated) database at ``database_url`` and commit: the core's demo shop, then
+    the demo data of each of ``plugins`` that implements ``demo_data`` (none without them).
+
+    Returns None when ``if_empty`` and the shop already has products (no plugin is called);
+    raises ``ValueError`` for a shop that has products otherwise (demo rows would collide with
+    real ones). When a plugin fails, :class:`server.plugins.PluginFailed` names it and nothing
+    is committed: the database is left as it was, empty, so that the command can run again.
+    """
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            await mark_write(session)
+            if await has_products(session):
+                if if_empty:
+                    return None
+                raise ValueError(
+                    "the database already has products: demo data goes into an empty shop "
+                    "(--if-empty leaves a populated shop alone)"
+                )
+            report = await populate(
+                session,
+                customers=customers,
+                products=products,
+                orders=orders,
+                seed=seed,
+                as_of=as_of or default_as_of(),
+                plugins=plugins,
+                progress=progress,
+            )
+            await session.commit()
+            return report
+    finally:
+        await engine.dispose()
