@@ -141,7 +141,8 @@ class JobContext:
 @dataclass(frozen=True)
 class Job:
     """Periodic work a plugin asks for (the ``jobs`` hook): run every ``interval_seconds``
-    by ``shopgraph jobs run``; at most one process runs a given job at a time."""
+    by the serving processes (``SHOPGRAPH_RUN_JOBS``) and ``shopgraph jobs run``; at most one
+    process runs a given job at a time, across the cluster."""
 
     name: str
     interval_seconds: float
@@ -172,6 +173,18 @@ _REEXPORTS = {
     "IsCustomer": "schema.permissions:IsCustomer",
     "IsStaff": "schema.permissions:IsStaff",
     "HasPermission": "schema.permissions:HasPermission",
+    # Events of a plugin's own (delivered after commit to every plugin implementing the hook
+    # of that name, see the plugin guide).
+    "emit_event": "server.services.outbox:emit",
+    # For plugins' HTTP routes (the routes hook).
+    "Viewer": "server.auth:Viewer",
+    "RouteError": "server.plugin_routes:RouteError",
+    "request_viewer": "server.plugin_routes:request_viewer",
+    "require_permission": "server.plugin_routes:require_permission",
+    "require_staff": "server.plugin_routes:require_staff",
+    "require_signature": "server.plugin_routes:require_signature",
+    "verify_signature": "server.plugin_routes:verify_signature",
+    "route_session": "server.plugin_routes:route_session",
 }
 
 
