@@ -38,10 +38,12 @@ from server.http import (
     limited_receive,
     refuse_too_large,
 )
+from server.jobs import BackgroundJobs, JobRunner
 from server.logs import RequestIds, configure_logging
 from server.metrics import HttpMetrics
 from server.operator_routes import count_pool_connections, operator_routes
 from server.permissions import RoleMap
+from server.plugin_routes import metric_labels, plugin_mounts
 from server.plugins import PluginRuntime, load_plugins
 
 
@@ -94,6 +96,11 @@ class AppState:
         # drop the cached answers they change.
         self.sessions = dispatching_sessions(self.engine, self._committed)
         self.dispatcher = OutboxDispatcher(self.sessions, plugins)
+        self.roles = RoleMap.build(settings, plugins.permissions)
+        # The plugins' periodic jobs, run in the background while serving (SHOPGRAPH_RUN_JOBS).
+        self.jobs = BackgroundJobs(
+            JobRunner(self.sessions, settings, plugins), settings.jobs_poll_seconds
+        )
         count_pool_connections(self.engine)
         bucket = cost_bucket(settings)
         self.schema = build_schema(plugins, settings, bucket)
@@ -152,7 +159,7 @@ class GraphQLEndpoint:
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.graphql = GraphQLApp(state.schema, state)
-        self.roles = RoleMap.build(state.settings, state.plugins.permissions)
+        self.roles = state.roles
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body_receive = receive
@@ -237,9 +244,13 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
         await state.dispatcher.start()
         if state.cache_listener is not None:
             await state.cache_listener.start()
+        if settings.run_jobs:
+            await state.jobs.start()
         try:
             yield
         finally:
+            # A job that is running is cancelled, and given back, before the rest stops.
+            await state.jobs.stop()
             if state.cache_listener is not None:
                 await state.cache_listener.stop()
             await state.dispatcher.stop()
@@ -253,11 +264,15 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     ]
     if endpoint.graphql.graphql_ide:
         routes.append(graphiql.assets_mount())
+    # Plugins' routes (webhooks), each plugin's under /plugins/<name>.
+    mounts = plugin_mounts(plugins, state)
+    labels = (*(r.path for r in routes if hasattr(r, "path")), *metric_labels(mounts))
+    routes.extend(mounts)
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestIds),
-            Middleware(HttpMetrics, routes=tuple(r.path for r in routes if hasattr(r, "path"))),
+            Middleware(HttpMetrics, routes=labels),
         ],
         lifespan=lifespan,
     )

@@ -1,7 +1,7 @@
 """The hook specifications: what shopgraph asks of its plugins, and what each must return.
 
 Four families: schema, data, order flow (inside the request's transaction) and events (after
-commit). Plus permissions, settings, jobs, demo data, startup and shutdown.
+commit). Plus permissions, settings, jobs, HTTP routes, demo data, startup and shutdown.
 
 Hooks are called with keyword arguments only (pluggy refuses positional ones); an
 implementation declares, as ordinary parameters, any subset of its spec's parameters. Two
@@ -9,6 +9,11 @@ parameters are offered to every runtime hook besides those listed in its spec:
 ``plugins`` (the :class:`server.plugins.PluginRuntime`, e.g. to call another hook) and
 ``config`` (this plugin's own settings object, see :func:`settings`). No core spec is
 ``firstresult``: each asks every plugin and composes the answers.
+
+Hooks are called through pluggy's call loop (:mod:`server.hookcall`), so ``tryfirst``,
+``trylast`` and wrappers (``@hookimpl(wrapper=True)``, and old-style ``hookwrapper=True``)
+work as pluggy documents them; a result that is awaitable is awaited inside the loop, so a
+wrapper receives the awaited results.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from server.hooktypes import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from starlette.applications import Starlette
+    from starlette.routing import BaseRoute
 
     from server.models import Customer, Product
     from server.plugins import PluginRuntime
@@ -284,6 +290,15 @@ def demo_data(
     gives the same rows. ``progress("…")`` shows what is under way. Return ``{what: how many}``
     of the rows written (shown in the command's summary), or None. Raising fails the command,
     naming the plugin, and nothing is written, the core's demo data included."""
+
+
+@hookspec
+def routes(plugins: PluginRuntime, config: Any) -> Sequence[BaseRoute]:
+    """Return starlette routes (``Route``, ``WebSocketRoute``, ``Mount``) to serve under
+    ``/plugins/<plugin name>``: ``Route("/webhook", receive, methods=["POST"])`` of plugin
+    ``sf_express`` answers ``POST /plugins/sf_express/webhook``. Called once, when the app is
+    built. The routes get the core's body limit, request ids and metrics; authenticate callers
+    with ``request_viewer``/``require_permission``/``require_signature`` (server.plugin)."""
 
 
 @hookspec

@@ -14,6 +14,7 @@ section for every name in ``__all__``.
 
 from __future__ import annotations
 
+from server.auth import Viewer
 from server.graphql.context import Context, Database, Info
 from server.graphql.errors import (
     AuthenticationError,
@@ -45,7 +46,17 @@ from server.hooktypes import (
     hookimpl,
     hookspec,
 )
+from server.plugin_routes import (
+    RouteError,
+    request_viewer,
+    require_permission,
+    require_signature,
+    require_staff,
+    route_session,
+    verify_signature,
+)
 from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from server.services.outbox import emit as emit_event
 
 __all__ = [
     # markers and metadata
@@ -67,6 +78,17 @@ __all__ = [
     "Context",
     "Database",
     "Info",
+    "Viewer",
+    # events of a plugin's own
+    "emit_event",
+    # HTTP routes (the routes hook)
+    "RouteError",
+    "request_viewer",
+    "require_permission",
+    "require_signature",
+    "require_staff",
+    "route_session",
+    "verify_signature",
     # writing the schema
     "Connection",
     "FromModel",

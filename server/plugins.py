@@ -24,6 +24,17 @@ from pydantic import BaseModel, ValidationError
 import server
 from server import hookspecs
 from server.config import Settings
+from server.hookcall import (
+    OWN_CONFIG,
+    BoundPlugin,
+    HookCall,
+    attribute,
+    bind_plugin,
+    drive,
+    run_sync,
+)
+from server.hookcall import PluginError as PluginError
+from server.hookcall import PluginFailed as PluginFailed
 from server.hooktypes import PROJECT
 
 ENTRY_POINT_GROUP = "shopgraph.plugins"
@@ -31,20 +42,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = ()
 IMPL_MARKER = f"{PROJECT}_impl"
 # Parameters the runtime offers every hook besides those of its spec.
 INJECTED = ("plugins", "config")
-
-
-class PluginError(Exception):
-    """The plugin set cannot start. The message names the plugin and what is wrong."""
-
-
-class PluginFailed(Exception):
-    """A plugin's hook raised. The request fails cleanly, naming the plugin."""
-
-    def __init__(self, plugin: str, hook: str, error: BaseException) -> None:
-        super().__init__(f"plugin {plugin!r} failed in {hook}: {error}")
-        self.plugin = plugin
-        self.hook = hook
-        self.error = error
 
 
 @dataclass
@@ -62,11 +59,18 @@ class PluginRecord:
     requires: tuple[str, ...] = ()
     permissions: tuple[str, ...] = ()
     config: Any = None
+    # What the plugin manager registered for it: its hook implementations, bound to it.
+    registered: BoundPlugin | None = None
 
 
 @dataclass
 class PluginRuntime:
-    """The enabled plugins of one app (or one test): their manager and what they are."""
+    """The enabled plugins of one app (or one test): their manager and what they are.
+
+    Hooks are called through pluggy (:mod:`server.hookcall`): wrappers, ``tryfirst``/
+    ``trylast`` and ``firstresult`` behave as pluggy documents them, with awaitable results
+    awaited inside the call loop.
+    """
 
     pm: pluggy.PluginManager
     records: list[PluginRecord]
@@ -96,84 +100,81 @@ class PluginRuntime:
         record = self.record(name)
         return record.config if record is not None else None
 
-    def implementations(self, hook_name: str) -> list[Any]:
+    def _caller(self, hook_name: str) -> Any:
+        return getattr(self.pm.hook, hook_name, None)
+
+    def implementations(self, hook_name: str) -> list[pluggy.HookImpl]:
         """The hook's implementations in call order (pluggy's: last registered first,
-        ``tryfirst``/``trylast`` honoured). Empty for a hook nobody declared."""
-        caller = getattr(self.pm.hook, hook_name, None)
+        ``tryfirst``/``trylast`` honoured), wrappers included. Empty for a hook nobody
+        declared."""
+        caller = self._caller(hook_name)
         if caller is None:
             return []
         return list(reversed(caller.get_hookimpls()))
 
-    def implements(self, hook_name: str) -> bool:
-        """Whether any enabled plugin implements the hook (the core skips work when none does)."""
-        caller = getattr(self.pm.hook, hook_name, None)
-        return caller is not None and bool(caller.get_hookimpls())
-
     def implementers(self, hook_name: str) -> list[str]:
-        return [impl.plugin_name for impl in self.implementations(hook_name)]
+        """The plugins that answer the hook (wrappers, which only wrap answers, not counted)."""
+        return [
+            impl.plugin_name
+            for impl in self.implementations(hook_name)
+            if not (impl.wrapper or impl.hookwrapper)
+        ]
 
-    def _is_firstresult(self, hook_name: str) -> bool:
-        caller = getattr(self.pm.hook, hook_name, None)
+    def implements(self, hook_name: str) -> bool:
+        """Whether any enabled plugin answers the hook (the core skips work when none does)."""
+        caller = self._caller(hook_name)
+        return caller is not None and any(
+            not (impl.wrapper or impl.hookwrapper) for impl in caller.get_hookimpls()
+        )
+
+    def is_firstresult(self, hook_name: str) -> bool:
+        caller = self._caller(hook_name)
         spec = getattr(caller, "spec", None)
         return bool(spec and spec.opts.get("firstresult"))
 
-    def _arguments(self, impl: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        offered = {**kwargs, "plugins": self, "config": self.config_for(impl.plugin_name)}
-        return {k: v for k, v in offered.items() if k in impl.argnames}
+    def _kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {**kwargs, "plugins": self, "config": OWN_CONFIG}
+
+    async def _run(
+        self, caller: Any, hook_name: str, kwargs: dict[str, Any]
+    ) -> list[tuple[str, Any]]:
+        call = HookCall(lambda: caller(**self._kwargs(kwargs)), hook_name, awaits=True)
+        result = await drive(call)
+        return attribute(call, result, self.is_firstresult(hook_name))
 
     async def call(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a hook, await awaitable results, and pair each with the plugin that gave it.
+        """Call a hook through pluggy, awaiting awaitable results, and pair each result with
+        the plugin that gave it (in call order).
 
         None results are dropped; a ``firstresult`` hook stops at the first other result. An
         exception becomes :class:`PluginFailed` naming the plugin.
         """
-        first = self._is_firstresult(hook_name)
-        results: list[tuple[str, Any]] = []
-        for impl in self.implementations(hook_name):
-            value = await self.call_impl(impl, hook_name, **kwargs)
-            if value is not None:
-                results.append((impl.plugin_name, value))
-                if first:
-                    break
-        return results
+        caller = self._caller(hook_name)
+        if caller is None or not caller.get_hookimpls():
+            return []
+        return await self._run(caller, hook_name, kwargs)
 
-    async def call_impl(self, impl: Any, hook_name: str, **kwargs: Any) -> Any:
-        """Call one implementation (the event dispatcher delivers to each plugin on its own)."""
-        try:
-            value = impl.function(**self._arguments(impl, kwargs))
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as exc:
-            raise PluginFailed(impl.plugin_name, hook_name, exc) from exc
-        return value
-
-    async def call_plugin(self, plugin: str, hook_name: str, **kwargs: Any) -> Any:
-        """Call plugin ``plugin``'s implementation of ``hook_name`` only."""
-        for impl in self.implementations(hook_name):
-            if impl.plugin_name == plugin:
-                return await self.call_impl(impl, hook_name, **kwargs)
-        raise LookupError(f"plugin {plugin!r} does not implement {hook_name}")
+    async def call_plugin(
+        self, plugin: str, hook_name: str, **kwargs: Any
+    ) -> list[tuple[str, Any]]:
+        """Call plugin ``plugin``'s implementations of ``hook_name`` only, its own wrappers
+        included (the event dispatcher delivers to each plugin on its own, so that no plugin's
+        failure touches another's delivery)."""
+        if plugin not in self.implementers(hook_name):
+            raise LookupError(f"plugin {plugin!r} does not implement {hook_name}")
+        others = [r.registered for r in self.enabled if r.name != plugin and r.registered]
+        caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+        return await self._run(caller, hook_name, kwargs)
 
     def call_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Like :meth:`call`, for hooks answered at start-up (schema, data, settings):
-        their implementations must not be coroutines."""
-        results: list[tuple[str, Any]] = []
-        for impl in self.implementations(hook_name):
-            try:
-                value = impl.function(**self._arguments(impl, kwargs))
-            except Exception as exc:
-                raise PluginFailed(impl.plugin_name, hook_name, exc) from exc
-            if inspect.isawaitable(value):
-                close = getattr(value, "close", None)
-                if close is not None:
-                    close()
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r}: {hook_name} must return its value, "
-                    "not an awaitable (it is called at start-up)"
-                )
-            if value is not None:
-                results.append((impl.plugin_name, value))
-        return results
+        """Like :meth:`call`, for hooks answered at start-up (schema, data, settings): their
+        implementations must return plain values, not awaitables."""
+        caller = self._caller(hook_name)
+        if caller is None or not caller.get_hookimpls():
+            return []
+        call = HookCall(lambda: caller(**self._kwargs(kwargs)), hook_name, awaits=False)
+        result = run_sync(call)
+        return attribute(call, result, self.is_firstresult(hook_name))
 
 
 # --- discovery -----------------------------------------------------------------------------
@@ -370,6 +371,7 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
         _check_signatures(record.name, record.module)
 
     pm = pluggy.PluginManager(PROJECT)
+    runtime = PluginRuntime(pm=pm, records=records)
     pm.add_hookspecs(hookspecs)
     # Plugins may declare hookspecs of their own (``HOOKSPECS``: a module or class of
     # @hookspec functions) for other plugins to implement: add them all before registering.
@@ -378,8 +380,13 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
         if own_specs is not None:
             pm.add_hookspecs(own_specs)
     for record in enabled:
+        # What pluggy registers: the plugin's implementations bound to it (each gets its own
+        # ``config``, and awaitable results are awaited inside pluggy's call loop).
+        record.registered = bind_plugin(
+            record.name, record.module, IMPL_MARKER, runtime.config_for, runtime.is_firstresult
+        )
         try:
-            pm.register(record.module, name=record.name)
+            pm.register(record.registered, name=record.name)
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise PluginError(f"plugin {record.name!r}: {exc}") from exc
     try:
@@ -390,9 +397,8 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
             f"plugin {name!r}: {exc} (a typo, or a hook of a plugin not enabled?)"
         ) from exc
     for record in enabled:
-        record.hooks = sorted(h.name for h in pm.get_hookcallers(record.module) or ())
+        record.hooks = sorted(h.name for h in pm.get_hookcallers(record.registered) or ())
 
-    runtime = PluginRuntime(pm=pm, records=records)
     for name, model in runtime.call_sync("settings"):
         runtime.record(name).config = load_config(name, model)  # type: ignore[union-attr]
     granted: dict[str, str] = {}

@@ -51,10 +51,11 @@ class FakePlugin:
 
 def _function(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A fresh function calling ``fn`` (pluggy only takes functions, and marks them): its
-    parameters are read from ``fn`` through ``__wrapped__``."""
+    parameters are read from ``fn`` through ``__wrapped__``, and pluggy passes them in that
+    order."""
 
-    def hook(**kwargs: Any) -> Any:
-        return fn(**kwargs)
+    def hook(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
 
     hook.__wrapped__ = fn if inspect.isroutine(fn) else fn.__call__  # type: ignore[attr-defined]
     return hook
