@@ -55,17 +55,16 @@ async def fill_plugins(
     Raises :class:`server.plugins.PluginFailed` naming the first plugin that fails.
     """
     filled: dict[str, dict[str, int]] = {}
-    for impl in plugins.implementations(HOOK):
-        name = impl.plugin_name
+    for name in plugins.implementers(HOOK):
 
         def note(what: str, name: str = name) -> None:
             if progress is not None:
                 progress.note(f"{name}: {what}")
 
-        value = await plugins.call_impl(
-            impl, HOOK, session=session, shop=shop, rng=plugin_rng(shop.seed, name), progress=note
+        answers = await plugins.call_plugin(
+            name, HOOK, session=session, shop=shop, rng=plugin_rng(shop.seed, name), progress=note
         )
-        counts = _counts(name, value)
+        counts = _counts(name, answers[0][1] if answers else None)
         filled[name] = counts
         if progress is not None:
             done = ", ".join(f"{n} {what}" for what, n in counts.items()) or "done"
