@@ -172,6 +172,14 @@ _REEXPORTS = {
     "IsCustomer": "server.graphql.permissions:IsCustomer",
     "IsStaff": "server.graphql.permissions:IsStaff",
     "HasPermission": "server.graphql.permissions:HasPermission",
+    # The catalogue's core types (a plugin's payload may return them), the typed roots their
+    # extension resolvers receive, and the filters plugins add to core lists.
+    "Product": "schema.products:Product",
+    "ProductView": "schema.products:ProductView",
+    "Category": "schema.categories:Category",
+    "CategoryView": "schema.categories:CategoryView",
+    "Warehouse": "schema.inventory:Warehouse",
+    "ListFilter": "server.graphql.list_filters:ListFilter",
 }
 
 
