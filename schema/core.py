@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import strawberry
 
-from schema import customers, inventory, orders, products, security, shipments
+from schema import (
+    catalog_admin,
+    categories,
+    customers,
+    inventory,
+    orders,
+    products,
+    search,
+    security,
+    shipments,
+)
 from schema import plugins as plugin_admin
 from server.config import Settings
 from server.graphql import assembly
@@ -13,6 +23,9 @@ from server.throttle import LeakyBucket
 
 DOMAINS: tuple[assembly.Domain, ...] = (
     products,
+    categories,
+    search,
+    catalog_admin,
     customers,
     inventory,
     orders,

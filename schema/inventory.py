@@ -6,18 +6,18 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
 from schema.loaders import ProductByIdLoader, StockLevelByIdLoader, WarehouseByIdLoader
 from schema.products import Product
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import ConflictError, Error, NotFoundError, ValidationError
+from server.graphql.errors import ConflictError, NotFoundError, ValidationError
 from server.graphql.ids import filter_node_id, require_node_id
-from server.graphql.mutations import run_mutation
+from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortDirection, SortKey, paginate
+from server.graphql.pagination import Connection, SortDirection, SortKey, connection
 from server.graphql.permissions import HasPermission
 from server.permissions import STOCK_MANAGE, STOCK_READ
 from server.services import warehouses as service
@@ -42,19 +42,6 @@ class Warehouse(ModelNode):
     city: str
     is_active: bool
 
-    @classmethod
-    def from_model(cls, model: m.Warehouse) -> Warehouse:
-        return cls(
-            id=model.id,
-            code=model.code,
-            name=model.name,
-            kind=model.kind,
-            region=model.region,
-            province=model.province,
-            city=model.city,
-            is_active=model.is_active,
-        )
-
 
 @strawberry.type(description="One product's stock in one warehouse (staff only).")
 class StockLevel(ModelNode):
@@ -64,17 +51,8 @@ class StockLevel(ModelNode):
     on_hand: int
     reserved: int = strawberry.field(description="Held for orders placed but not shipped.")
     safety_stock: int
-    _model: strawberry.Private[m.StockLevel]
-
-    @classmethod
-    def from_model(cls, model: m.StockLevel) -> StockLevel:
-        return cls(
-            id=model.id,
-            on_hand=model.on_hand,
-            reserved=model.reserved,
-            safety_stock=model.safety_stock,
-            _model=model,
-        )
+    product_id: strawberry.Private[int]
+    warehouse_id: strawberry.Private[int]
 
     @classmethod
     def can_view(cls, info: Info, model: m.StockLevel) -> bool:
@@ -82,20 +60,20 @@ class StockLevel(ModelNode):
 
     @strawberry.field(description="What can still be sold: on hand minus reserved.")
     def available(self) -> int:
-        return self._model.on_hand - self._model.reserved
+        return self.on_hand - self.reserved
 
     @strawberry.field(description="Available is below the safety stock.")
     def below_safety_stock(self) -> bool:
-        return self._model.on_hand - self._model.reserved < self._model.safety_stock
+        return self.on_hand - self.reserved < self.safety_stock
 
     @strawberry.field
     async def product(self, info: Info) -> Product | None:
-        row = await info.context.loaders.get(ProductByIdLoader).load(self._model.product_id)
+        row = await info.context.loaders.get(ProductByIdLoader).load(self.product_id)
         return Product.from_model(row) if row is not None else None
 
     @strawberry.field
     async def warehouse(self, info: Info) -> Warehouse | None:
-        row = await info.context.loaders.get(WarehouseByIdLoader).load(self._model.warehouse_id)
+        row = await info.context.loaders.get(WarehouseByIdLoader).load(self.warehouse_id)
         return Warehouse.from_model(row) if row is not None else None
 
 
@@ -139,24 +117,23 @@ class InventoryQueries:
         filter: WarehouseFilter | None = None,
     ) -> Connection[Warehouse]:
         flt = filter or WarehouseFilter()
-        conditions = service.warehouse_conditions(
-            service.WarehouseFilter(kind=flt.kind, region=flt.region, city=flt.city)
+        stmt = service.warehouses_query(
+            service.WarehouseFilter(
+                kind=flt.kind,
+                region=flt.region,
+                city=flt.city,
+                include_inactive=flt.include_inactive,
+            )
         )
-        if not flt.include_inactive:
-            conditions.append(m.Warehouse.is_active)
-        return await paginate(
-            info.context.db.scalars,
-            select(m.Warehouse).where(*conditions),
-            keys=[SortKey(m.Warehouse.code, "code")],
-            id_column=m.Warehouse.id,
-            descending=False,
+        return await connection(
+            info,
+            stmt,
+            sort=[SortKey(m.Warehouse.code, "code")],
             to_node=Warehouse.from_model,
-            key_of=lambda w: [w.code, w.id],
             first=first,
             after=after,
             last=last,
             before=before,
-            count=info.context.db.scalar,
         )
 
     @strawberry.field(
@@ -175,37 +152,24 @@ class InventoryQueries:
     ) -> Connection[StockLevel]:
         flt = filter or StockLevelFilter()
         order = sort or StockLevelSort()
-        conditions = service.stock_conditions(
+        stmt = service.stock_levels_query(
             service.StockFilter(
                 product_id=filter_node_id(flt.product_id, "Product"),
                 warehouse_id=filter_node_id(flt.warehouse_id, "Warehouse"),
                 below_safety_stock=flt.below_safety_stock,
             )
         )
-        if order.field is StockLevelSortField.AVAILABLE:
-            keys = [SortKey(service.available_expr(), "available")]
-
-            def key_of(lv: m.StockLevel) -> list[Any]:
-                return [lv.on_hand - lv.reserved, lv.id]
-        else:
-            keys = []
-
-            def key_of(lv: m.StockLevel) -> list[Any]:
-                return [lv.id]
-
-        return await paginate(
-            info.context.db.scalars,
-            select(m.StockLevel).where(*conditions),
-            keys=keys,
-            id_column=m.StockLevel.id,
-            descending=order.direction is SortDirection.DESC,
+        by_available = order.field is StockLevelSortField.AVAILABLE
+        return await connection(
+            info,
+            stmt,
+            sort=[SortKey(service.available_expr(), "available")] if by_available else [],
             to_node=StockLevel.from_model,
-            key_of=key_of,
+            descending=order.direction is SortDirection.DESC,
             first=first,
             after=after,
             last=last,
             before=before,
-            count=info.context.db.scalar,
         )
 
 
@@ -275,57 +239,56 @@ class InventoryMutations:
     async def create_warehouse(
         self, info: Info, input: CreateWarehouseInput
     ) -> CreateWarehouseResult:
-        result = await run_mutation(
-            info,
-            service.create_warehouse,
-            code=input.code,
-            name=input.name,
-            kind=m.WarehouseKind(input.kind.value),
-            region=input.region,
-            province=input.province,
-            city=input.city,
+        async def work(session: AsyncSession) -> m.Warehouse:
+            return await service.create_warehouse(
+                session,
+                code=input.code,
+                name=input.name,
+                kind=m.WarehouseKind(input.kind.value),
+                region=input.region,
+                province=input.province,
+                city=input.city,
+            )
+
+        return await mutate(
+            info, work, lambda row: CreateWarehouseSuccess(warehouse=Warehouse.from_model(row))
         )
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        return CreateWarehouseSuccess(warehouse=Warehouse.from_model(result))
 
     @strawberry.mutation(
         description="Set the counted on-hand quantity (a stock take).",
         permission_classes=[HasPermission(STOCK_MANAGE)],
     )
     async def set_stock_level(self, info: Info, input: SetStockLevelInput) -> SetStockLevelResult:
-        result = await run_mutation(
-            info,
-            lambda s: service.set_stock_level(
-                s,
+        async def work(session: AsyncSession) -> m.StockLevel:
+            return await service.set_stock_level(
+                session,
                 **_ids(input),
                 on_hand=input.on_hand,
                 safety_stock=input.safety_stock,
                 staff_id=info.context.viewer.staff_id,
-            ),
+            )
+
+        return await mutate(
+            info, work, lambda row: SetStockLevelSuccess(stock_level=StockLevel.from_model(row))
         )
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        return SetStockLevelSuccess(stock_level=StockLevel.from_model(result))
 
     @strawberry.mutation(
         description="Add or remove units atomically (concurrent adjustments all count).",
         permission_classes=[HasPermission(STOCK_MANAGE)],
     )
     async def adjust_stock(self, info: Info, input: AdjustStockInput) -> AdjustStockResult:
-        result = await run_mutation(
-            info,
-            lambda s: service.adjust_stock(
-                s,
+        async def work(session: AsyncSession) -> m.StockLevel:
+            return await service.adjust_stock(
+                session,
                 **_ids(input),
                 delta=input.delta,
                 reason=input.reason,
                 staff_id=info.context.viewer.staff_id,
-            ),
+            )
+
+        return await mutate(
+            info, work, lambda row: AdjustStockSuccess(stock_level=StockLevel.from_model(row))
         )
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        return AdjustStockSuccess(stock_level=StockLevel.from_model(result))
 
 
 QUERIES: list[type[Any]] = [InventoryQueries]

@@ -3,8 +3,14 @@ in server/graphql/loaders.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from strawberry.dataloader import DataLoader
+
 from server import models as m
+from server.graphql.context import Database
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
+from server.services import catalog
 
 
 class ProductByIdLoader(ModelByIdLoader):
@@ -59,6 +65,30 @@ class CategoriesByParentIdLoader(ModelsByFieldLoader):
     model = m.Category
     field = "parent_id"
     order_by = ("position", "name", "id")
+
+
+class CategoryAncestorsByIdLoader(DataLoader[int, list[m.Category]]):
+    """A category's ancestors, root first: one recursive query for a whole batch."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[list[m.Category]]:
+        found = await self.db.run(catalog.category_ancestors, keys)
+        return [found.get(key, []) for key in keys]
+
+
+class ProductCountByCategoryIdLoader(DataLoader[int, int]):
+    """Active products in a category and all its descendants: one query for a whole batch."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[int]:
+        counts = await self.db.run(catalog.active_product_counts, keys)
+        return [counts.get(key, 0) for key in keys]
 
 
 class AddressesByCustomerIdLoader(ModelsByFieldLoader):

@@ -1,27 +1,20 @@
-"""The catalogue over GraphQL: categories (a tree), products, search and suggestions."""
+"""Products over GraphQL: the Product type, its typed root for plugins, and the product queries
+(the listing's SQL: server.services.listing)."""
 
 from __future__ import annotations
 
-import functools
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from enum import Enum
-from typing import Annotated, Any
+from typing import Any, Protocol
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import Select, and_, false, func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from strawberry import relay
-from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
+from schema.categories import Category
 from schema.loaders import (
-    CategoriesByParentIdLoader,
     CategoryByIdLoader,
     CustomerByIdLoader,
     ProductByIdLoader,
@@ -29,25 +22,18 @@ from schema.loaders import (
 )
 from schema.pricing import PriceBreakdown, breakdown_type
 from server import models as m
-from server.graphql.context import Database, Info
-from server.graphql.errors import ConflictError, NotFoundError, ValidationError
-from server.graphql.ids import optional_node_id, parse_node_id, require_node_id
-from server.graphql.money import Money, MoneyInput, money, to_minor
-from server.graphql.mutations import mutate
+from server.graphql.context import Info
+from server.graphql.ids import filter_node_id, parse_node_id
+from server.graphql.list_filters import FilterInput
+from server.graphql.money import Money, money, to_minor
 from server.graphql.node import ModelNode
 from server.graphql.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
 from server.graphql.permissions import HasPermission
-from server.models.records import RecordType, is_record
+from server.models.records import is_record
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
-from server.services import catalog, pricing, search
-from server.services.errors import ValidationFailed
+from server.services import catalog, listing, pricing
 
-MAX_SUGGESTIONS = 50
-# Suggestions are picked from this many of the best-ranked title matches.
-SUGGESTION_CANDIDATES = 100
 MAX_QUANTITY = 100_000
-# A category tree deeper than this is a data error; the ancestor walk stops there.
-MAX_DEPTH = 64
 
 
 def _bad_input(message: str) -> GraphQLError:
@@ -55,121 +41,52 @@ def _bad_input(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
 
-def _dialect(info: Info) -> str:
-    return info.context.session.get_bind().dialect.name
+class ProductView(Protocol):
+    """What a plugin reads of a product: the root of its fields on ``Product``.
 
+    Resolvers a plugin adds to ``Product`` (``graphql_type_extensions``) receive the core
+    ``Product`` object as ``self`` or as a parameter named ``root``; annotate it with this
+    protocol. These attributes are its documented, read-only interface, the same on a listing
+    page as on the product's own page:
 
-# ---------------------------------------------------------------------------------------------
-# Loaders of the catalogue (per request, like those in server.graphql.loaders)
+    - ``id``: the primary key (the number inside the global id);
+    - ``sku``, ``name``, ``description``, ``brand`` (None when unbranded);
+    - ``category_id``: the category's primary key, None when uncategorised;
+    - ``price_amount``: the base price before any adjustment, in minor units of ``currency``;
+    - ``cost_amount``: the cost price, in minor units of ``currency``, None when unknown. It is
+      staff-only data: do not show it, or what it reveals, to shoppers;
+    - ``tags``, ``attributes`` (a JSON object), ``is_active`` (False once archived);
+    - ``created_at``, ``updated_at`` (None until the first update), timezone-aware.
+    """
 
-
-class CategoryAncestorsByIdLoader(DataLoader[int, list[m.Category]]):
-    """A category's ancestors, root first: one recursive query for a whole batch."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        super().__init__(load_fn=self._load)
-
-    async def _load(self, keys: Sequence[int]) -> list[list[m.Category]]:
-        up = (
-            select(
-                m.Category.id.label("start_id"),
-                m.Category.parent_id.label("id"),
-                literal_column("1").label("depth"),
-            )
-            .where(m.Category.id.in_(set(keys)), m.Category.parent_id.is_not(None))
-            .cte("ancestors", recursive=True)
-        )
-        parent = aliased(m.Category)
-        up = up.union_all(
-            select(up.c.start_id, parent.parent_id, up.c.depth + 1)
-            .join(parent, parent.id == up.c.id)
-            .where(parent.parent_id.is_not(None), up.c.depth < MAX_DEPTH)
-        )
-        stmt = select(up.c.start_id, up.c.depth, m.Category).join(
-            m.Category, m.Category.id == up.c.id
-        )
-        found: dict[int, list[tuple[int, m.Category]]] = defaultdict(list)
-        for start_id, depth, category in await self.db.rows(stmt):
-            found[start_id].append((depth, category))
-        return [[c for _, c in sorted(found.get(k, []), key=lambda p: -p[0])] for k in keys]
-
-
-class ProductCountByCategoryIdLoader(DataLoader[int, int]):
-    """Active products in a category and all its descendants: one query for a whole batch."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        super().__init__(load_fn=self._load)
-
-    async def _load(self, keys: Sequence[int]) -> list[int]:
-        subtree = (
-            select(m.Category.id.label("root_id"), m.Category.id.label("id"))
-            .where(m.Category.id.in_(set(keys)))
-            .cte("subtree", recursive=True)
-        )
-        child = aliased(m.Category)
-        subtree = subtree.union_all(
-            select(subtree.c.root_id, child.id).join(child, child.parent_id == subtree.c.id)
-        )
-        stmt = (
-            select(subtree.c.root_id, func.count(m.Product.id))
-            .select_from(subtree)
-            .join(m.Product, and_(m.Product.category_id == subtree.c.id, m.Product.is_active))
-            .group_by(subtree.c.root_id)
-        )
-        counts = {root: n for root, n in await self.db.rows(stmt)}
-        return [int(counts.get(k, 0)) for k in keys]
-
-
-# ---------------------------------------------------------------------------------------------
-# Types
-
-
-@strawberry.type(description="A node of the category tree.")
-class Category(ModelNode):
-    loader = CategoryByIdLoader
-
-    id: relay.NodeID[int]
-    name: str
-    slug: str
-    description: str
-    position: int
-    _model: strawberry.Private[m.Category]
-
-    @classmethod
-    def from_model(cls, model: m.Category) -> Category:
-        return cls(
-            id=model.id,
-            name=model.name,
-            slug=model.slug,
-            description=model.description,
-            position=model.position,
-            _model=model,
-        )
-
-    @strawberry.field
-    async def parent(self, info: Info) -> Category | None:
-        if self._model.parent_id is None:
-            return None
-        row = await info.context.loaders.get(CategoryByIdLoader).load(self._model.parent_id)
-        return Category.from_model(row) if row else None
-
-    @strawberry.field
-    async def children(self, info: Info) -> list[Category]:
-        rows = await info.context.loaders.get(CategoriesByParentIdLoader).load(self._model.id)
-        return [Category.from_model(r) for r in rows]
-
-    @strawberry.field(description="The path from the root down to the parent (a breadcrumb).")
-    async def ancestors(self, info: Info) -> list[Category]:
-        if self._model.parent_id is None:
-            return []
-        rows = await info.context.loaders.get(CategoryAncestorsByIdLoader).load(self._model.id)
-        return [Category.from_model(r) for r in rows]
-
-    @strawberry.field(description="Products on sale in this category and all categories below it.")
-    async def product_count(self, info: Info) -> int:
-        return await info.context.loaders.get(ProductCountByCategoryIdLoader).load(self._model.id)
+    @property
+    def id(self) -> int: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def brand(self) -> str | None: ...
+    @property
+    def category_id(self) -> int | None: ...
+    @property
+    def price_amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def cost_amount(self) -> int | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def attributes(self) -> Mapping[str, Any]: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime | None: ...
 
 
 @strawberry.type(description="How many units can be sold now, over all warehouses.")
@@ -188,6 +105,9 @@ class ProductMargin:
 
 @strawberry.type
 class Product(ModelNode):
+    """Built from a product row (entity or listing record) with ``Product.from_model(row)``;
+    a :class:`ProductView`."""
+
     loader = ProductByIdLoader
 
     id: relay.NodeID[int]
@@ -196,11 +116,15 @@ class Product(ModelNode):
     description: str
     brand: str | None
     tags: list[str]
-    attributes: JSON
+    attributes: dict[str, Any] = strawberry.field(graphql_type=JSON)
     is_active: bool = strawberry.field(description="False once archived: no longer on sale.")
     created_at: datetime
     updated_at: datetime | None
-    # The entity, or on a listing its record (server.models.records): same attributes.
+    category_id: strawberry.Private[int | None]
+    price_amount: strawberry.Private[int]
+    currency: strawberry.Private[str]
+    cost_amount: strawberry.Private[int | None]
+    # The row itself, for the price hooks (which receive the entity; see _breakdown).
     _model: strawberry.Private[m.Product]
 
     @classmethod
@@ -210,14 +134,14 @@ class Product(ModelNode):
 
     @strawberry.field(description="The catalogue price, before any adjustment.")
     def base_price(self) -> Money:
-        return money(self._model.price_amount, self._model.currency)
+        return money(self.price_amount, self.currency)
 
     @strawberry.field(description="The unit price for the current viewer, adjustments applied.")
     def price(self, info: Info) -> Money:
         if not info.context.plugins.implements("price_adjustments"):
             # Nothing can adjust it: the base price, with no await (a page shows many).
-            return money(self._model.price_amount, self._model.currency)
-        return self._adjusted_price(info)  # type: ignore[return-value]
+            return money(self.price_amount, self.currency)
+        return self._adjusted_price(info)  # type: ignore[return-value]  # an awaitable of Money: GraphQL awaits it
 
     async def _adjusted_price(self, info: Info) -> Money:
         breakdown = await _breakdown(info, self._model, 1)
@@ -234,16 +158,16 @@ class Product(ModelNode):
         description="What a unit costs the shop (pricing.manage or catalog.manage).",
     )
     def cost_price(self) -> Money | None:
-        if self._model.cost_amount is None:
+        if self.cost_amount is None:
             return None
-        return money(self._model.cost_amount, self._model.currency)
+        return money(self.cost_amount, self.currency)
 
     @strawberry.field(
         permission_classes=[HasPermission(PRICING_MANAGE, CATALOG_MANAGE)],
         description="Base price minus cost price (pricing.manage or catalog.manage).",
     )
     def margin(self) -> ProductMargin | None:
-        cost, price = self._model.cost_amount, self._model.price_amount
+        cost, price = self.cost_amount, self.price_amount
         if cost is None:
             return None
         rate = None
@@ -251,16 +175,16 @@ class Product(ModelNode):
             rate = (Decimal(price - cost) / Decimal(price)).quantize(
                 Decimal("0.0001"), rounding=ROUND_HALF_UP
             )
-        return ProductMargin(amount=money(price - cost, self._model.currency), rate=rate)
+        return ProductMargin(amount=money(price - cost, self.currency), rate=rate)
 
     @strawberry.field
     def category(self, info: Info) -> Category | None:
         # At once when the listing joined it, else batched through the loader.
-        return Category.by_id(info, self._model.category_id)  # type: ignore[return-value]
+        return Category.by_id(info, self.category_id)  # type: ignore[return-value]  # maybe an awaitable: GraphQL awaits it
 
     @strawberry.field
     async def availability(self, info: Info) -> StockAvailability:
-        levels = await info.context.loaders.get(StockLevelsByProductIdLoader).load(self._model.id)
+        levels = await info.context.loaders.get(StockLevelsByProductIdLoader).load(self.id)
         available = sum(max(0, lv.on_hand - lv.reserved) for lv in levels)
         return StockAvailability(in_stock=available > 0, quantity_available=available)
 
@@ -281,39 +205,17 @@ async def _breakdown(info: Info, product: m.Product, quantity: int) -> pricing.P
     return await ctx.db.run(pricing.unit_price, ctx.plugins, product, customer, quantity)
 
 
-@strawberry.enum(description="What a search suggestion completes to.")
-class SuggestionKind(Enum):
-    PRODUCT = "PRODUCT"
-    BRAND = "BRAND"
-    CATEGORY = "CATEGORY"
-
-
-@strawberry.type(description="A completion for what a shopper is typing.")
-class SearchSuggestion:
-    text: str
-    kind: SuggestionKind
-    product: Product | None = strawberry.field(description="Set for PRODUCT suggestions.")
-    category: Category | None = strawberry.field(description="Set for CATEGORY suggestions.")
-
-
 # ---------------------------------------------------------------------------------------------
-# Listing
+# The listing's arguments (its SQL: server.services.listing)
 
-
-@strawberry.enum
-class ProductSortField(Enum):
-    NAME = "NAME"
-    PRICE = "PRICE"
-    NEWEST = "NEWEST"
-    RELEVANCE = "RELEVANCE"
-
+ProductSortField = strawberry.enum(listing.ListingSort, name="ProductSortField")
 
 # Without an explicit direction: A-Z, cheapest first, newest first, best match first.
 _DEFAULT_DIRECTION = {
-    ProductSortField.NAME: SortDirection.ASC,
-    ProductSortField.PRICE: SortDirection.ASC,
-    ProductSortField.NEWEST: SortDirection.DESC,
-    ProductSortField.RELEVANCE: SortDirection.DESC,
+    listing.ListingSort.NAME: SortDirection.ASC,
+    listing.ListingSort.PRICE: SortDirection.ASC,
+    listing.ListingSort.NEWEST: SortDirection.DESC,
+    listing.ListingSort.RELEVANCE: SortDirection.DESC,
 }
 
 
@@ -326,7 +228,7 @@ class ProductSort:
 
 
 @strawberry.input(description="Narrows a product list; all given conditions must hold.")
-class ProductFilter:
+class ProductFilter(FilterInput, list_name="products"):
     category: strawberry.ID | None = strawberry.field(
         default=None, description="A Category id: products in it or in any category below it."
     )
@@ -354,17 +256,13 @@ def _minor_filter(value: Decimal | None, currency: str, name: str) -> int | None
         raise _bad_input(f"{name}: {exc}") from exc
 
 
-def _product_query(info: Info, flt: ProductFilter | None) -> catalog.ProductQuery:
+def _product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery:
     if flt is None:
-        return catalog.ProductQuery()
+        return listing.ProductQuery()
     currency = info.context.settings.currency
-    category_id = None
-    if flt.category is not None:
-        category_id = parse_node_id(flt.category, "Category")
-    return catalog.ProductQuery(
-        category_id=category_id,
+    return listing.ProductQuery(
         # A malformed or foreign id matches nothing, like an id that does not exist.
-        unknown_category=flt.category is not None and category_id is None,
+        category_id=filter_node_id(flt.category, "Category"),
         price_min=_minor_filter(flt.price_min, currency, "priceMin"),
         price_max=_minor_filter(flt.price_max, currency, "priceMax"),
         brands=flt.brands or (),
@@ -372,28 +270,12 @@ def _product_query(info: Info, flt: ProductFilter | None) -> catalog.ProductQuer
         in_stock=flt.in_stock,
         include_archived=flt.include_archived
         and info.context.viewer.has(CATALOG_READ, CATALOG_MANAGE),
+        search=(flt.search or "").strip(),
+        narrowing=flt.narrowing(),
     )
 
 
-PRODUCT_RECORDS = RecordType(m.Product)
-CATEGORY_RECORDS = RecordType(m.Category)
-# A listing row: the product's columns, then its category's (all None without one), then the
-# search rank when sorted by relevance.
-_LISTING_COLUMNS = [*PRODUCT_RECORDS.columns, *CATEGORY_RECORDS.labelled("category_")]
-_ID = PRODUCT_RECORDS.names.index("id")
-_CATEGORY_START = PRODUCT_RECORDS.width
-_CATEGORY_ID = _CATEGORY_START + CATEGORY_RECORDS.names.index("id")
-_RANK = _CATEGORY_START + CATEGORY_RECORDS.width
-
-# Each sort field's column, and where a listing row holds its value.
-_SORT_COLUMNS: dict[ProductSortField, tuple[Any, int]] = {
-    ProductSortField.NAME: (m.Product.name, PRODUCT_RECORDS.names.index("name")),
-    ProductSortField.PRICE: (m.Product.price_amount, PRODUCT_RECORDS.names.index("price_amount")),
-    ProductSortField.NEWEST: (m.Product.created_at, PRODUCT_RECORDS.names.index("created_at")),
-}
-
-
-async def list_products(
+async def _list_products(
     info: Info,
     *,
     first: int | None,
@@ -403,180 +285,49 @@ async def list_products(
     filter: ProductFilter | None,
     sort: ProductSort | None,
 ) -> Connection[Product]:
-    db = info.context.db
-    dialect = _dialect(info)
     query = _product_query(info, filter)
-    text = (filter.search or "").strip() if filter else ""
-    match = search.product_match(dialect, text) if text else None
-
-    field = (
-        sort.field if sort else (ProductSortField.RELEVANCE if text else ProductSortField.NEWEST)
-    )
-    if field is ProductSortField.RELEVANCE and not text:
+    default = listing.ListingSort.RELEVANCE if query.search else listing.ListingSort.NEWEST
+    field = sort.field if sort else default
+    if field is listing.ListingSort.RELEVANCE and not query.search:
         raise _bad_input("sort RELEVANCE needs filter.search")
     direction = (sort.direction if sort else None) or _DEFAULT_DIRECTION[field]
+    dialect = info.context.session.get_bind().dialect.name
+    plan = listing.product_listing(
+        dialect, query, sort=field, descending=direction is SortDirection.DESC
+    )
 
     # Each product comes with its category (one LEFT JOIN), primed into the request's
-    # CategoryByIdLoader: a page that shows categories needs no second statement. Rows are read
-    # as records, not entities (see server.models.records): a listing only shows them.
+    # CategoryByIdLoader: a page that shows categories needs no second statement.
     categories = info.context.loaders.get(CategoryByIdLoader)
-    rank = None
-    if field is ProductSortField.RELEVANCE and match is not None:
-        rank = match.rank.label("rank")
-        keys = [SortKey(match.rank, "rank")]
-
-        def key_of(row: Any) -> list[Any]:
-            return [row[_RANK], row[_ID]]
-    else:
-        column, at = _SORT_COLUMNS.get(field, _SORT_COLUMNS[ProductSortField.NEWEST])
-        keys = [SortKey(column, field.value.lower())]
-
-        def key_of(row: Any) -> list[Any]:
-            return [row[at], row[_ID]]
 
     def to_node(row: Any) -> Product:
-        if row[_CATEGORY_ID] is not None:
-            categories.prime(row[_CATEGORY_ID], CATEGORY_RECORDS.from_row(row, _CATEGORY_START))
-        return Product.from_model(PRODUCT_RECORDS.from_row(row))  # type: ignore[arg-type]
+        category = listing.listed_category(row)
+        if category is not None:
+            categories.prime(*category)
+        return Product.from_model(listing.listed_product(row))
 
-    shape_key: tuple[Any, ...] | None = None
-    if not text and query == catalog.ProductQuery(include_archived=query.include_archived):
-        # A whole-catalogue page (the storefront's most common read): one of a few statement
-        # shapes, built once and reused (see paginate).
-        shape_key = ("products", dialect, field, query.include_archived)
-        stmt = _whole_catalogue(dialect, query.include_archived)
-    else:
-        stmt = select(*_LISTING_COLUMNS) if rank is None else select(*_LISTING_COLUMNS, rank)
-        if match is not None:
-            stmt = match.apply(stmt)
-        elif text:
-            # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
-            stmt = stmt.where(false())
-        stmt = catalog.filter_products(stmt, dialect, query)
-        stmt = stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
+    db = info.context.db
     try:
+        # paginate, not connection: the listing reads Core rows as records (the category's
+        # columns and the search rank beside the product's), not entities, and reuses the page
+        # statements of the whole catalogue by shape (plan.shape_key).
         return await paginate(
             db.core_rows,
-            stmt,
-            keys=keys,
-            id_column=m.Product.id,
-            descending=direction is SortDirection.DESC,
+            plan.stmt,
+            keys=[SortKey(plan.sort_column, plan.sort_label)],
+            id_column=plan.id_column,
+            descending=plan.descending,
             to_node=to_node,
-            key_of=key_of,
+            key_of=plan.key_of,
             first=first,
             after=after,
             last=last,
             before=before,
             count=db.scalar,
-            shape_key=shape_key,
+            shape_key=plan.shape_key,
         )
     except PaginationError as exc:
         raise _bad_input(str(exc)) from exc
-
-
-@functools.lru_cache(maxsize=8)
-def _whole_catalogue(dialect: str, include_archived: bool) -> Select[Any]:
-    """Every product (the active ones unless ``include_archived``) with its category."""
-    stmt = select(*_LISTING_COLUMNS)
-    stmt = catalog.filter_products(
-        stmt, dialect, catalog.ProductQuery(include_archived=include_archived)
-    )
-    return stmt.outerjoin(m.Category, m.Category.id == m.Product.category_id)
-
-
-@dataclass
-class _Candidate:
-    text: str
-    kind: SuggestionKind
-    tier: int
-    weight: float
-    product: m.Product | None = None
-    category: m.Category | None = None
-
-
-def _tier(text: str, prefix: str) -> int:
-    """0: the text is the prefix; 1: it starts with it; 2: a later word starts with it."""
-    norm_text, norm_prefix = " ".join(text.lower().split()), " ".join(prefix.lower().split())
-    if norm_text == norm_prefix:
-        return 0
-    return 1 if norm_text.startswith(norm_prefix) else 2
-
-
-_KIND_ORDER = {SuggestionKind.CATEGORY: 0, SuggestionKind.BRAND: 1, SuggestionKind.PRODUCT: 2}
-
-
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
-async def suggest(info: Info, prefix: str, first: int) -> list[SearchSuggestion]:
-    if not 1 <= first <= MAX_SUGGESTIONS:
-        raise _bad_input(f"first must be between 1 and {MAX_SUGGESTIONS}")
-    prefix = " ".join(prefix.split())
-    match = search.title_prefix_match(_dialect(info), prefix)
-    if match is None:
-        return []
-    db = info.context.db
-    stmt = match.apply(select(m.Product, match.rank.label("rank")).where(m.Product.is_active))
-    rows = await db.rows(
-        stmt.order_by(match.rank.desc(), m.Product.id).limit(SUGGESTION_CANDIDATES)
-    )
-    categories = await db.scalars(
-        select(m.Category)
-        .where(func.lower(m.Category.name).like(_like_prefix(prefix), escape="\\"))
-        .order_by(m.Category.position, m.Category.id)
-        .limit(first)
-    )
-
-    candidates: list[_Candidate] = []
-    brand_hits: dict[str, int] = defaultdict(int)
-    for position, (product, _rank) in enumerate(rows):
-        if search.matches_prefix(product.name, prefix):
-            # Earlier rows ranked higher: weight falls with position.
-            candidates.append(
-                _Candidate(
-                    product.name,
-                    SuggestionKind.PRODUCT,
-                    _tier(product.name, prefix),
-                    -position,
-                    product=product,
-                )
-            )
-        if product.brand and search.matches_prefix(product.brand, prefix):
-            brand_hits[product.brand] += 1
-    for brand, hits in brand_hits.items():
-        candidates.append(_Candidate(brand, SuggestionKind.BRAND, _tier(brand, prefix), hits))
-    for category in categories:
-        candidates.append(
-            _Candidate(
-                category.name,
-                SuggestionKind.CATEGORY,
-                _tier(category.name, prefix),
-                0.0,
-                category=category,
-            )
-        )
-
-    candidates.sort(key=lambda c: (c.tier, _KIND_ORDER[c.kind], -c.weight, len(c.text), c.text))
-    out: list[SearchSuggestion] = []
-    seen: set[str] = set()
-    for c in candidates:
-        key = c.text.casefold()
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(
-            SearchSuggestion(
-                text=c.text,
-                kind=c.kind,
-                product=Product.from_model(c.product) if c.product is not None else None,
-                category=Category.from_model(c.category) if c.category is not None else None,
-            )
-        )
-        if len(out) == first:
-            break
-    return out
 
 
 @strawberry.type
@@ -592,7 +343,7 @@ class ProductQueries:
         filter: ProductFilter | None = None,
         sort: ProductSort | None = None,
     ) -> Connection[Product]:
-        return await list_products(
+        return await _list_products(
             info, first=first, after=after, last=last, before=before, filter=filter, sort=sort
         )
 
@@ -606,285 +357,10 @@ class ProductQueries:
 
     @strawberry.field(description="A product by its SKU (case-insensitive).")
     async def product_by_sku(self, info: Info, sku: str) -> Product | None:
-        row = await info.context.db.scalar(catalog.product_by_sku(sku))
+        row = await info.context.db.run(catalog.product_by_sku, sku)
         return Product.from_model(row) if row and Product.can_view(info, row) else None
-
-    @strawberry.field(description="The root categories, each with its children.")
-    async def categories(self, info: Info) -> list[Category]:
-        rows = await info.context.db.scalars(
-            select(m.Category)
-            .where(m.Category.parent_id.is_(None))
-            .order_by(m.Category.position, m.Category.name, m.Category.id)
-        )
-        return [Category.from_model(r) for r in rows]
-
-    @strawberry.field(description="A category by its slug.")
-    async def category(self, info: Info, slug: str) -> Category | None:
-        row = await info.context.db.scalar(
-            select(m.Category).where(m.Category.slug == slug.strip().lower())
-        )
-        return Category.from_model(row) if row else None
-
-    @strawberry.field(
-        description="Completions for a prefix: product names, brands and category names, "
-        "best first, each text once."
-    )
-    async def search_suggestions(
-        self, info: Info, prefix: str, first: int = 10
-    ) -> list[SearchSuggestion]:
-        return await suggest(info, prefix, first)
-
-
-# ---------------------------------------------------------------------------------------------
-# Mutations (staff)
-
-
-def _price(value: MoneyInput, default_currency: str, field: str) -> tuple[int, str]:
-    currency = (value.currency or default_currency).strip().upper()
-    try:
-        return to_minor(value.amount, currency), currency
-    except (ValueError, ArithmeticError) as exc:
-        raise ValidationFailed(f"{field}: {exc}", field=field) from exc
-
-
-def _given(value: Any) -> bool:
-    return value is not strawberry.UNSET
-
-
-@strawberry.input
-class CreateCategoryInput:
-    name: str
-    slug: str = strawberry.field(description="Lower-case words joined by '-', unique.")
-    parent_id: strawberry.ID | None = None
-    description: str = ""
-    position: int = 0
-
-
-@strawberry.input(description="Only the fields given change; parentId: null makes it a root.")
-class UpdateCategoryInput:
-    id: strawberry.ID
-    name: str | None = strawberry.UNSET
-    slug: str | None = strawberry.UNSET
-    parent_id: strawberry.ID | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    position: int | None = strawberry.UNSET
-
-
-@strawberry.input
-class CreateProductInput:
-    sku: str = strawberry.field(description="Letters, digits, '.', '_', '-'; stored upper-case.")
-    name: str
-    price: MoneyInput = strawberry.field(description="The base price (currency: shop default).")
-    cost_price: MoneyInput | None = None
-    description: str = ""
-    brand: str | None = None
-    category_id: strawberry.ID | None = None
-    tags: list[str] = strawberry.field(default_factory=list)
-    attributes: JSON | None = None
-
-
-@strawberry.input(description="Only the fields given change; null clears a nullable one.")
-class UpdateProductInput:
-    id: strawberry.ID
-    sku: str | None = strawberry.UNSET
-    name: str | None = strawberry.UNSET
-    price: MoneyInput | None = strawberry.UNSET
-    cost_price: MoneyInput | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
-    brand: str | None = strawberry.UNSET
-    category_id: strawberry.ID | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.UNSET
-    attributes: JSON | None = strawberry.UNSET
-    is_active: bool | None = strawberry.UNSET
-
-
-@strawberry.input
-class ArchiveProductInput:
-    id: strawberry.ID
-
-
-@strawberry.type
-class CreateCategorySuccess:
-    category: Category
-
-
-@strawberry.type
-class UpdateCategorySuccess:
-    category: Category
-
-
-@strawberry.type
-class CreateProductSuccess:
-    product: Product
-
-
-@strawberry.type
-class UpdateProductSuccess:
-    product: Product
-
-
-@strawberry.type
-class ArchiveProductSuccess:
-    product: Product
-
-
-CreateCategoryResult = Annotated[
-    CreateCategorySuccess | ValidationError | NotFoundError | ConflictError,
-    strawberry.union("CreateCategoryResult"),
-]
-UpdateCategoryResult = Annotated[
-    UpdateCategorySuccess | ValidationError | NotFoundError | ConflictError,
-    strawberry.union("UpdateCategoryResult"),
-]
-CreateProductResult = Annotated[
-    CreateProductSuccess | ValidationError | NotFoundError | ConflictError,
-    strawberry.union("CreateProductResult"),
-]
-UpdateProductResult = Annotated[
-    UpdateProductSuccess | ValidationError | NotFoundError | ConflictError,
-    strawberry.union("UpdateProductResult"),
-]
-ArchiveProductResult = Annotated[
-    ArchiveProductSuccess | NotFoundError, strawberry.union("ArchiveProductResult")
-]
-
-
-def _required(value: Any, field: str) -> Any:
-    # Non-null fields of an update may be omitted, but not set to null.
-    if value is None:
-        raise ValidationFailed(f"{field} cannot be null", field=field)
-    return value
-
-
-def _category_changes(input: UpdateCategoryInput) -> catalog.CategoryFields:
-    changes: dict[str, Any] = {}
-    for attr, field in (("name", "name"), ("slug", "slug"), ("description", "description")):
-        value = getattr(input, attr)
-        if _given(value):
-            changes[attr] = _required(value, field)
-    if _given(input.position):
-        changes["position"] = _required(input.position, "position")
-    if _given(input.parent_id):
-        changes["parent_id"] = optional_node_id(input.parent_id, "Category", "parentId")
-    return catalog.CategoryFields(**changes)
-
-
-def _product_changes(info: Info, input: UpdateProductInput) -> catalog.ProductFields:
-    currency = info.context.settings.currency
-    changes: dict[str, Any] = {}
-    for attr, field in (("sku", "sku"), ("name", "name"), ("description", "description")):
-        value = getattr(input, attr)
-        if _given(value):
-            changes[attr] = _required(value, field)
-    if _given(input.price):
-        price = _required(input.price, "price")
-        changes["price_amount"], changes["currency"] = _price(price, currency, "price")
-    if _given(input.cost_price):
-        if input.cost_price is None:
-            changes["cost_amount"] = None
-        else:
-            amount, cost_currency = _price(input.cost_price, currency, "costPrice")
-            changes["cost_amount"], changes["cost_currency"] = amount, cost_currency
-    if _given(input.brand):
-        changes["brand"] = input.brand
-    if _given(input.category_id):
-        changes["category_id"] = optional_node_id(input.category_id, "Category", "categoryId")
-    if _given(input.tags):
-        changes["tags"] = _required(input.tags, "tags")
-    if _given(input.attributes):
-        changes["attributes"] = _attributes(input.attributes)
-    if _given(input.is_active):
-        changes["is_active"] = _required(input.is_active, "isActive")
-    return catalog.ProductFields(**changes)
-
-
-def _attributes(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValidationFailed("attributes must be an object", field="attributes")
-    return value
-
-
-@strawberry.type
-class ProductMutations:
-    @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
-    async def create_category(self, info: Info, input: CreateCategoryInput) -> CreateCategoryResult:
-        async def work(session: AsyncSession) -> m.Category:
-            return await catalog.create_category(
-                session,
-                name=input.name,
-                slug=input.slug,
-                parent_id=optional_node_id(input.parent_id, "Category", "parentId"),
-                description=input.description,
-                position=input.position,
-            )
-
-        return await mutate(
-            info, work, lambda row: CreateCategorySuccess(category=Category.from_model(row))
-        )
-
-    @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
-    async def update_category(self, info: Info, input: UpdateCategoryInput) -> UpdateCategoryResult:
-        async def work(session: AsyncSession) -> m.Category:
-            pk = require_node_id(input.id, "Category", "id")
-            return await catalog.update_category(session, pk, _category_changes(input))
-
-        return await mutate(
-            info, work, lambda row: UpdateCategorySuccess(category=Category.from_model(row))
-        )
-
-    @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
-    async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
-        async def work(session: AsyncSession) -> m.Product:
-            price_amount, currency = _price(input.price, info.context.settings.currency, "price")
-            cost_amount = None
-            if input.cost_price is not None:
-                cost_amount, cost_currency = _price(input.cost_price, currency, "costPrice")
-                if cost_currency != currency:
-                    raise ValidationFailed(
-                        "costPrice must be in the price's currency", field="costPrice"
-                    )
-            return await catalog.create_product(
-                session,
-                sku=input.sku,
-                name=input.name,
-                price_amount=price_amount,
-                currency=currency,
-                cost_amount=cost_amount,
-                description=input.description,
-                brand=input.brand,
-                category_id=optional_node_id(input.category_id, "Category", "categoryId"),
-                tags=input.tags,
-                attributes=_attributes(input.attributes),
-            )
-
-        return await mutate(
-            info, work, lambda row: CreateProductSuccess(product=Product.from_model(row))
-        )
-
-    @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
-    async def update_product(self, info: Info, input: UpdateProductInput) -> UpdateProductResult:
-        async def work(session: AsyncSession) -> m.Product:
-            pk = require_node_id(input.id, "Product", "id")
-            return await catalog.update_product(session, pk, _product_changes(info, input))
-
-        return await mutate(
-            info, work, lambda row: UpdateProductSuccess(product=Product.from_model(row))
-        )
-
-    @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
-    async def archive_product(self, info: Info, input: ArchiveProductInput) -> ArchiveProductResult:
-        async def work(session: AsyncSession) -> m.Product:
-            return await catalog.archive_product(
-                session, require_node_id(input.id, "Product", "id")
-            )
-
-        return await mutate(
-            info, work, lambda row: ArchiveProductSuccess(product=Product.from_model(row))
-        )
 
 
 QUERIES: list[type[Any]] = [ProductQueries]
-MUTATIONS: list[type[Any]] = [ProductMutations]
-TYPES: list[type[Any]] = [Product, Category, SearchSuggestion]
+MUTATIONS: list[type[Any]] = []
+TYPES: list[type[Any]] = [Product]

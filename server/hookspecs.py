@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
     from starlette.routing import BaseRoute
 
+    from server.graphql.list_filters import ListFilter
     from server.models import Customer, Product
     from server.plugins import PluginRuntime
 
@@ -74,6 +75,16 @@ def graphql_type_extensions() -> Mapping[str, Sequence[type]]:
     """Return ``{core type name: [strawberry types]}``: their fields are added to that core type
     (e.g. ``{"Product": [ProductRecommendations]}`` adds ``Product.recommendations``).
     Resolvers receive the core object as ``self`` (or a parameter named ``root``)."""
+
+
+@hookspec
+def list_filters(plugins: PluginRuntime, config: Any) -> Mapping[str, Sequence[ListFilter]]:
+    """Return ``{core list name: [ListFilter]}``: each :class:`server.plugin.ListFilter` adds an
+    optional field to that list's ``filter`` input, with the function ``(stmt, value) -> stmt``
+    that narrows the list's statement when a client gives the field a value (e.g.
+    ``{"products": [ListFilter("min_rating", float, by_rating)]}`` adds
+    ``products(filter: {minRating: 4.5})``). The lists that take them: ``products``. A field
+    the input already has, or that another plugin adds too, is a start-up error."""
 
 
 @hookspec

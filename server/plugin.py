@@ -14,6 +14,9 @@ section for every name in ``__all__``.
 
 from __future__ import annotations
 
+from schema.categories import Category, CategoryView
+from schema.inventory import Warehouse
+from schema.products import Product, ProductView
 from server.auth import Viewer
 from server.graphql.context import Context, Database, Info
 from server.graphql.errors import (
@@ -25,6 +28,7 @@ from server.graphql.errors import (
 )
 from server.graphql.ids import optional_node_id, parse_node_id, require_node_id
 from server.graphql.inputs import input_extras
+from server.graphql.list_filters import ListFilter
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate, run_mutation
@@ -112,6 +116,13 @@ __all__ = [
     "IsAuthenticated",
     "IsCustomer",
     "IsStaff",
+    # the core's types: returned by a plugin's payloads, typed roots of its extension fields
+    "Category",
+    "CategoryView",
+    "ListFilter",
+    "Product",
+    "ProductView",
+    "Warehouse",
     # errors: raised by services, answered as typed GraphQL errors
     "AuthenticationError",
     "Conflict",

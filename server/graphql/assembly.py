@@ -2,8 +2,9 @@
 
 A pure function of the plugin set: two schemas built in one process share nothing mutable.
 Plugins contribute root fields (``graphql_queries`` / ``_mutations`` / ``_subscriptions``),
-types (``graphql_types``) and fields on core types (``graphql_type_extensions``). Any name
-clash is a :class:`SchemaAssemblyError` naming both contributors.
+types (``graphql_types``), fields on core types (``graphql_type_extensions``) and fields on
+core lists' filter inputs (``list_filters``, see server.graphql.list_filters). Any name clash
+is a :class:`SchemaAssemblyError` naming both contributors.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ from typing import Any, Protocol
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.annotation import StrawberryAnnotation
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
-from strawberry.types.base import StrawberryContainer, StrawberryObjectDefinition
+from strawberry.types.base import (
+    StrawberryContainer,
+    StrawberryObjectDefinition,
+    StrawberryOptional,
+)
 from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
 from strawberry.types.union import StrawberryUnion
@@ -33,6 +39,7 @@ from server.graphql.ids import node_queries
 from server.graphql.input_bounds import input_bounds
 from server.graphql.inputs import InputExtension, attach_plugin_inputs
 from server.graphql.limits import is_unexpected, limit_extensions
+from server.graphql.list_filters import FilterInput, ListFilter
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
 from server.plugins import PluginFailed, PluginRuntime
 from server.throttle import LeakyBucket
@@ -182,6 +189,108 @@ def _check_input_target(
                     f"plugin {owner!r} adds {type_name}.{_names.from_field(fld)} without a "
                     "default: fields added to a core input must be optional"
                 )
+
+
+def _filter_input_of(argument: Any) -> tuple[type[FilterInput], bool] | None:
+    """(the FilterInput class, whether optional) of a field argument typed with one."""
+    try:
+        tp = argument.type
+    except Exception:  # noqa: BLE001 - an unresolvable annotation fails later, in strawberry
+        return None
+    optional = isinstance(tp, StrawberryOptional)
+    inner = tp.of_type if optional else tp
+    if isinstance(inner, type) and issubclass(inner, FilterInput):
+        return inner, optional
+    return None
+
+
+def _extended_filter_input(
+    base: type[FilterInput], filters: list[tuple[str, ListFilter]]
+) -> type[FilterInput]:
+    """A subclass of the filter input ``base`` with the plugins' fields, under its GraphQL name."""
+    definition = _definition(base)
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {
+        "__annotations__": annotations,
+        "__module__": base.__module__,
+        "added_filters": (*base.added_filters, *filters),
+    }
+    for owner, flt in filters:
+        try:
+            annotations[flt.name] = flt.type | None
+        except TypeError as exc:
+            raise SchemaAssemblyError(
+                f"plugin {owner!r}: filter {flt.name!r} has no usable type ({flt.type!r})"
+            ) from exc
+        namespace[flt.name] = strawberry.field(default=None, description=flt.description or None)
+    cls = type(base.__name__, (base,), namespace)
+    return strawberry.input(name=definition.name, description=definition.description)(cls)
+
+
+def _filter_fields(
+    plugins: PluginRuntime, fields_by_type: dict[str, list[StrawberryField]]
+) -> dict[str, list[StrawberryField]]:
+    """``{type name: its fields}`` for the types (of ``fields_by_type``: every type's fields,
+    plugins' extensions included) with a field whose filter argument gets the plugins' filters
+    (``list_filters``): copies of those fields take the extended input."""
+    declared = plugins.call_sync("list_filters")
+    if not declared:
+        return {}
+    inputs: dict[str, type[FilterInput]] = {}
+    for type_fields in fields_by_type.values():
+        for fld in type_fields:
+            for argument in fld.arguments:
+                found = _filter_input_of(argument)
+                if found is not None:
+                    inputs.setdefault(found[0].list_name, found[0])
+    added: dict[str, list[tuple[str, ListFilter]]] = {}
+    owners: dict[tuple[str, str], str] = {}
+    for owner, mapping in declared:
+        for list_name, filters in dict(mapping).items():
+            base = inputs.get(list_name)
+            if base is None:
+                raise SchemaAssemblyError(
+                    f"plugin {owner!r} adds filters to list {list_name!r}, which is not in "
+                    "the schema (or takes no filter plugins may extend)"
+                )
+            input_name = _definition(base).name
+            core_fields = {_names.from_field(f) for f in _definition(base).fields}
+            for flt in filters:
+                if not isinstance(flt, ListFilter) or not flt.name.isidentifier():
+                    raise SchemaAssemblyError(
+                        f"plugin {owner!r}: list_filters[{list_name!r}] must be ListFilter "
+                        f"values named by Python identifiers, not {flt!r}"
+                    )
+                name = _names.apply_naming_config(flt.name)
+                if name in core_fields:
+                    raise _clash(f"{input_name}.{name}", CORE, owner)
+                if (list_name, name) in owners:
+                    raise _clash(f"{input_name}.{name}", owners[list_name, name], owner)
+                owners[list_name, name] = owner
+                added.setdefault(list_name, []).append((owner, flt))
+    extended = {
+        inputs[name]: _extended_filter_input(inputs[name], filters)
+        for name, filters in added.items()
+    }
+    replaced: dict[str, list[StrawberryField]] = {}
+    for type_name, type_fields in fields_by_type.items():
+        fields = list(type_fields)
+        for index, fld in enumerate(fields):
+            arguments = list(fld.arguments)
+            for position, argument in enumerate(arguments):
+                found = _filter_input_of(argument)
+                if found is None or found[0] not in extended:
+                    continue
+                cls, optional = found
+                arguments[position] = copy.copy(argument)
+                arguments[position].type_annotation = StrawberryAnnotation(
+                    extended[cls] | None if optional else extended[cls]
+                )
+            if arguments != fld.arguments:
+                fields[index] = copy.copy(fld)
+                fields[index].arguments = arguments
+                replaced[type_name] = fields
+    return replaced
 
 
 class PluginErrors(SchemaExtension):
@@ -336,10 +445,14 @@ def build_schema(
             attach_plugin_inputs(root, inputs)
 
     with _BUILD_LOCK:
-        saved = {name: registry[name].fields for name in added}
+        # Read under the lock: no other build has spliced its fields into a core type now.
+        current = {name: [*d.fields, *added.get(name, [])] for name, d in registry.items()}
+        changed = {name: current[name] for name in added}
+        changed.update(_filter_fields(plugins, current))
+        saved = {name: registry[name].fields for name in changed}
         try:
-            for name, fields in added.items():
-                registry[name].fields = [*saved[name], *fields]
+            for name, type_fields in changed.items():
+                registry[name].fields = type_fields
             schema = ShopSchema(
                 query=query,
                 mutation=mutation,

@@ -43,3 +43,8 @@ class StockLevel(SQLModel, table=True):
     on_hand: int = 0
     reserved: int = 0
     safety_stock: int = 0
+
+    @property
+    def available(self) -> int:
+        """What can still be sold: on hand minus reserved."""
+        return self.on_hand - self.reserved

@@ -1,4 +1,6 @@
-"""The catalogue: categories (a tree) and products, their validation and their search text.
+"""The catalogue: categories (a tree) and products, their validation, their search text, and
+the reads of the tree (roots, breadcrumbs, product counts). The product listing's SQL is in
+server.services.listing; search suggestions are in server.services.search.
 
 Plain async functions over an AsyncSession. They raise DomainError subclasses for bad input;
 the caller owns the transaction (commit or roll back).
@@ -12,12 +14,12 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, cast, exists, false, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Select, and_, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from server.models import Category, Product, StockLevel, utcnow
+from server.models import Category, Product, utcnow
 from server.services import outbox, search
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
@@ -28,6 +30,8 @@ MAX_NAME = 200
 MAX_SLUG = 120
 MAX_TAGS = 50
 MAX_TAG = 50
+# A category tree deeper than this is a data error; the ancestor walk stops there.
+MAX_DEPTH = 64
 
 
 class Keep(Enum):
@@ -200,6 +204,72 @@ def descendants_query(category_id: int) -> Select[Any]:
     return select(tree.c.id)
 
 
+async def root_categories(session: AsyncSession) -> Sequence[Category]:
+    """The categories at the top of the tree, in shop order."""
+    stmt = (
+        select(Category)
+        .where(Category.parent_id.is_(None))
+        .order_by(Category.position, Category.name, Category.id)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def category_by_slug(session: AsyncSession, slug: str) -> Category | None:
+    return await session.scalar(select(Category).where(Category.slug == slug.strip().lower()))
+
+
+async def category_ancestors(
+    session: AsyncSession, category_ids: Iterable[int]
+) -> dict[int, list[Category]]:
+    """Each category's ancestors, root first (its breadcrumb without itself): one recursive
+    query for them all. A category without a parent is absent from the answer."""
+    up = (
+        select(
+            Category.id.label("start_id"),
+            Category.parent_id.label("id"),
+            literal_column("1").label("depth"),
+        )
+        .where(Category.id.in_(set(category_ids)), Category.parent_id.is_not(None))
+        .cte("ancestors", recursive=True)
+    )
+    parent = aliased(Category)
+    up = up.union_all(
+        select(up.c.start_id, parent.parent_id, up.c.depth + 1)
+        .join(parent, parent.id == up.c.id)
+        .where(parent.parent_id.is_not(None), up.c.depth < MAX_DEPTH)
+    )
+    stmt = select(up.c.start_id, up.c.depth, Category).join(Category, Category.id == up.c.id)
+    found: dict[int, list[tuple[int, Category]]] = {}
+    for start_id, depth, category in await session.execute(stmt):
+        found.setdefault(start_id, []).append((depth, category))
+    return {
+        start: [c for _, c in sorted(path, key=lambda p: -p[0])] for start, path in found.items()
+    }
+
+
+async def active_product_counts(
+    session: AsyncSession, category_ids: Iterable[int]
+) -> dict[int, int]:
+    """Active products in each category and all categories below it: one query for them all.
+    A category with none is absent from the answer."""
+    subtree = (
+        select(Category.id.label("root_id"), Category.id.label("id"))
+        .where(Category.id.in_(set(category_ids)))
+        .cte("subtree", recursive=True)
+    )
+    child = aliased(Category)
+    subtree = subtree.union_all(
+        select(subtree.c.root_id, child.id).join(child, child.parent_id == subtree.c.id)
+    )
+    stmt = (
+        select(subtree.c.root_id, func.count(Product.id))
+        .select_from(subtree)
+        .join(Product, and_(Product.category_id == subtree.c.id, Product.is_active))
+        .group_by(subtree.c.root_id)
+    )
+    return {root: int(n) for root, n in await session.execute(stmt)}
+
+
 async def get_category(session: AsyncSession, category_id: int) -> Category:
     category = await session.get(Category, category_id)
     if category is None:
@@ -327,6 +397,11 @@ async def refresh_search_text(session: AsyncSession, products: Iterable[Product]
         )
 
 
+async def product_by_sku(session: AsyncSession, sku: str) -> Product | None:
+    """The product of ``sku`` (compared case-insensitively), archived or not."""
+    return await session.scalar(select(Product).where(Product.sku == normalize_sku(sku)))
+
+
 async def get_product(session: AsyncSession, product_id: int) -> Product:
     product = await session.get(Product, product_id)
     if product is None:
@@ -449,67 +524,3 @@ async def archive_product(session: AsyncSession, product_id: int) -> Product:
         await session.flush()
         await _product_changed(session, product, "archived")
     return product
-
-
-# ---------------------------------------------------------------------------------------------
-# Listing
-
-
-@dataclass(frozen=True)
-class ProductQuery:
-    """What a product listing is narrowed to. Amounts are minor units of the base price."""
-
-    category_id: int | None = None
-    unknown_category: bool = False
-    price_min: int | None = None
-    price_max: int | None = None
-    brands: Sequence[str] = ()
-    tags: Sequence[str] = ()
-    in_stock: bool | None = None
-    include_archived: bool = False
-
-
-def in_stock_condition() -> Any:
-    """Some warehouse has a unit that is neither sold nor reserved."""
-    return exists(
-        select(StockLevel.id).where(
-            StockLevel.product_id == Product.id,
-            StockLevel.on_hand - StockLevel.reserved > 0,
-        )
-    )
-
-
-def _has_tag(dialect: str, tag: str) -> Any:
-    """The product's JSON tag list contains ``tag``."""
-    if dialect == "sqlite":
-        each = func.json_each(Product.tags).table_valued("value")
-        return exists(select(1).select_from(each).where(each.c.value == tag))
-    # tags is a json column: jsonb containment needs the cast.
-    return cast(Product.tags, JSONB).contains([tag])
-
-
-def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
-    """``stmt`` (over Product) narrowed by ``query``."""
-    if not query.include_archived:
-        stmt = stmt.where(Product.is_active)
-    if query.unknown_category:
-        return stmt.where(false())
-    if query.category_id is not None:
-        stmt = stmt.where(Product.category_id.in_(descendants_query(query.category_id)))
-    if query.price_min is not None:
-        stmt = stmt.where(Product.price_amount >= query.price_min)
-    if query.price_max is not None:
-        stmt = stmt.where(Product.price_amount <= query.price_max)
-    if query.brands:
-        stmt = stmt.where(Product.brand.in_(list(query.brands)))
-    for tag in query.tags:
-        stmt = stmt.where(_has_tag(dialect, tag))
-    if query.in_stock is True:
-        stmt = stmt.where(in_stock_condition())
-    elif query.in_stock is False:
-        stmt = stmt.where(~in_stock_condition())
-    return stmt
-
-
-def product_by_sku(sku: str) -> Select[Any]:
-    return select(Product).where(Product.sku == normalize_sku(sku))

@@ -1,4 +1,4 @@
-"""Text for the full-text index, and queries against it.
+"""Text for the full-text index, queries against it, and search suggestions.
 
 Both backends tokenize on spaces and punctuation (FTS5 unicode61, PostgreSQL's 'simple'
 configuration), which leaves a run of Chinese characters as one token: "蓝牙耳机" would never
@@ -9,13 +9,16 @@ becomes a token of its own, and a CJK run in a query becomes a phrase (its chara
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_column, table
+from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_column, select, table
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Product
+from server.models import Category, Product
 
 # CJK Unified Ideographs (+ Extension A), Hiragana/Katakana, Hangul syllables.
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
@@ -192,3 +195,117 @@ def _phrase_at(tokens: list[str], start: int, wanted: list[str], *, open_end: bo
         if not (have == want or (open_end and is_last and have.startswith(want))):
             return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Suggestions: completions for what a shopper is typing
+
+MAX_SUGGESTIONS = 50
+# Suggestions are picked from this many of the best-ranked title matches.
+SUGGESTION_CANDIDATES = 100
+
+
+class SuggestionKind(Enum):
+    """What a search suggestion completes to."""
+
+    PRODUCT = "PRODUCT"
+    BRAND = "BRAND"
+    CATEGORY = "CATEGORY"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A completion: its text, and the product or category it names (PRODUCT, CATEGORY)."""
+
+    text: str
+    kind: SuggestionKind
+    product: Product | None = None
+    category: Category | None = None
+
+
+@dataclass
+class _Candidate:
+    suggestion: Suggestion
+    tier: int
+    weight: float
+
+
+def _tier(text: str, prefix: str) -> int:
+    """0: the text is the prefix; 1: it starts with it; 2: a later word starts with it."""
+    norm_text, norm_prefix = " ".join(text.lower().split()), " ".join(prefix.lower().split())
+    if norm_text == norm_prefix:
+        return 0
+    return 1 if norm_text.startswith(norm_prefix) else 2
+
+
+_KIND_ORDER = {SuggestionKind.CATEGORY: 0, SuggestionKind.BRAND: 1, SuggestionKind.PRODUCT: 2}
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+async def suggestions(session: AsyncSession, prefix: str, first: int) -> list[Suggestion]:
+    """At most ``first`` completions of ``prefix``: product names, brands and category names,
+    best first (the text itself, then texts starting with it, then texts with a later word
+    starting with it; categories before brands before products), each text once."""
+    prefix = " ".join(prefix.split())
+    match = title_prefix_match(session.get_bind().dialect.name, prefix)
+    if match is None:
+        return []
+    stmt = match.apply(select(Product, match.rank.label("rank")).where(Product.is_active))
+    rows = (
+        await session.execute(
+            stmt.order_by(match.rank.desc(), Product.id).limit(SUGGESTION_CANDIDATES)
+        )
+    ).all()
+    categories = (
+        (
+            await session.execute(
+                select(Category)
+                .where(func.lower(Category.name).like(_like_prefix(prefix), escape="\\"))
+                .order_by(Category.position, Category.id)
+                .limit(first)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+    candidates: list[_Candidate] = []
+    brand_hits: dict[str, int] = defaultdict(int)
+    for position, (product, _rank) in enumerate(rows):
+        if matches_prefix(product.name, prefix):
+            # Earlier rows ranked higher: weight falls with position.
+            found = Suggestion(product.name, SuggestionKind.PRODUCT, product=product)
+            candidates.append(_Candidate(found, _tier(product.name, prefix), -position))
+        if product.brand and matches_prefix(product.brand, prefix):
+            brand_hits[product.brand] += 1
+    for brand, hits in brand_hits.items():
+        found = Suggestion(brand, SuggestionKind.BRAND)
+        candidates.append(_Candidate(found, _tier(brand, prefix), hits))
+    for category in categories:
+        found = Suggestion(category.name, SuggestionKind.CATEGORY, category=category)
+        candidates.append(_Candidate(found, _tier(category.name, prefix), 0.0))
+
+    candidates.sort(
+        key=lambda c: (
+            c.tier,
+            _KIND_ORDER[c.suggestion.kind],
+            -c.weight,
+            len(c.suggestion.text),
+            c.suggestion.text,
+        )
+    )
+    out: list[Suggestion] = []
+    seen: set[str] = set()
+    for c in candidates:
+        key = c.suggestion.text.casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(c.suggestion)
+        if len(out) == first:
+            break
+    return out

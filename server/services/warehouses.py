@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,13 +35,16 @@ class WarehouseFilter:
     kind: WarehouseKind | None = None
     region: str | None = None
     city: str | None = None
+    include_inactive: bool = False
 
 
 def available_expr() -> ColumnElement[int]:
+    """What can still be sold, in SQL (``StockLevel.available`` of a row)."""
     return StockLevel.on_hand - StockLevel.reserved
 
 
-def stock_conditions(flt: StockFilter) -> list[ColumnElement[bool]]:
+def stock_levels_query(flt: StockFilter) -> Select[tuple[StockLevel]]:
+    """The stock levels ``flt`` selects."""
     conditions: list[ColumnElement[bool]] = []
     if flt.product_id is not None:
         conditions.append(StockLevel.product_id == flt.product_id)
@@ -52,10 +55,11 @@ def stock_conditions(flt: StockFilter) -> list[ColumnElement[bool]]:
         conditions.append(available_expr() < StockLevel.safety_stock)
     elif flt.below_safety_stock is False:
         conditions.append(available_expr() >= StockLevel.safety_stock)
-    return conditions
+    return select(StockLevel).where(*conditions)
 
 
-def warehouse_conditions(flt: WarehouseFilter) -> list[ColumnElement[bool]]:
+def warehouses_query(flt: WarehouseFilter) -> Select[tuple[Warehouse]]:
+    """The warehouses ``flt`` selects (the active ones unless it includes inactive ones)."""
     conditions: list[ColumnElement[bool]] = []
     if flt.kind is not None:
         conditions.append(Warehouse.kind == flt.kind)
@@ -63,7 +67,9 @@ def warehouse_conditions(flt: WarehouseFilter) -> list[ColumnElement[bool]]:
         conditions.append(Warehouse.region == flt.region.strip())
     if flt.city:
         conditions.append(Warehouse.city == flt.city.strip())
-    return conditions
+    if not flt.include_inactive:
+        conditions.append(Warehouse.is_active)
+    return select(Warehouse).where(*conditions)
 
 
 async def create_warehouse(
