@@ -7,7 +7,7 @@ the caller owns the transaction (commit or roll back).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import Select, cast, exists, false, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import Category, Product, StockLevel, utcnow
 from server.services import outbox, search
@@ -192,11 +193,11 @@ async def category_path(session: AsyncSession, category_id: int | None) -> list[
 def descendants_query(category_id: int) -> Select[Any]:
     """Ids of a category and all categories below it (a recursive CTE, one statement)."""
     tree = (
-        select(Category.id.label("id"))
-        .where(Category.id == category_id)
+        select(col(Category.id).label("id"))
+        .where(col(Category.id) == category_id)
         .cte("category_tree", recursive=True)
     )
-    tree = tree.union_all(select(Category.id).where(Category.parent_id == tree.c.id))
+    tree = tree.union_all(select(col(Category.id)).where(col(Category.parent_id) == tree.c.id))
     return select(tree.c.id)
 
 
@@ -208,9 +209,9 @@ async def get_category(session: AsyncSession, category_id: int) -> Category:
 
 
 async def _require_unique_slug(session: AsyncSession, slug: str, own_id: int | None) -> None:
-    stmt = select(Category.id).where(Category.slug == slug)
+    stmt = select(col(Category.id)).where(col(Category.slug) == slug)
     if own_id is not None:
-        stmt = stmt.where(Category.id != own_id)
+        stmt = stmt.where(col(Category.id) != own_id)
     # No autoflush: the pending change would hit the unique index before we can say why.
     with session.no_autoflush:
         taken = (await session.execute(stmt)).first() is not None
@@ -295,7 +296,9 @@ async def _update_category(
         products = (
             (
                 await session.execute(
-                    select(Product).where(Product.category_id.in_(descendants_query(category_id)))
+                    select(Product).where(
+                        col(Product.category_id).in_(descendants_query(category_id))
+                    )
                 )
             )
             .scalars()
@@ -335,9 +338,9 @@ async def get_product(session: AsyncSession, product_id: int) -> Product:
 
 
 async def _require_unique_sku(session: AsyncSession, sku: str, own_id: int | None) -> None:
-    stmt = select(Product.id).where(Product.sku == sku)
+    stmt = select(col(Product.id)).where(col(Product.sku) == sku)
     if own_id is not None:
-        stmt = stmt.where(Product.id != own_id)
+        stmt = stmt.where(col(Product.id) != own_id)
     with session.no_autoflush:
         taken = (await session.execute(stmt)).first() is not None
     if taken:
@@ -353,7 +356,7 @@ async def _flush_unique(session: AsyncSession, field: str) -> None:
 
 
 def _apply(product: Product, values: dict[str, Any]) -> None:
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "sku": _check_sku,
         "name": _check_name,
         "price_amount": lambda v: _check_amount(v, "price"),
@@ -472,9 +475,9 @@ class ProductQuery:
 def in_stock_condition() -> Any:
     """Some warehouse has a unit that is neither sold nor reserved."""
     return exists(
-        select(StockLevel.id).where(
-            StockLevel.product_id == Product.id,
-            StockLevel.on_hand - StockLevel.reserved > 0,
+        select(col(StockLevel.id)).where(
+            col(StockLevel.product_id) == Product.id,
+            col(StockLevel.on_hand) - StockLevel.reserved > 0,
         )
     )
 
@@ -491,17 +494,17 @@ def _has_tag(dialect: str, tag: str) -> Any:
 def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
     """``stmt`` (over Product) narrowed by ``query``."""
     if not query.include_archived:
-        stmt = stmt.where(Product.is_active)
+        stmt = stmt.where(col(Product.is_active))
     if query.unknown_category:
         return stmt.where(false())
     if query.category_id is not None:
-        stmt = stmt.where(Product.category_id.in_(descendants_query(query.category_id)))
+        stmt = stmt.where(col(Product.category_id).in_(descendants_query(query.category_id)))
     if query.price_min is not None:
-        stmt = stmt.where(Product.price_amount >= query.price_min)
+        stmt = stmt.where(col(Product.price_amount) >= query.price_min)
     if query.price_max is not None:
-        stmt = stmt.where(Product.price_amount <= query.price_max)
+        stmt = stmt.where(col(Product.price_amount) <= query.price_max)
     if query.brands:
-        stmt = stmt.where(Product.brand.in_(list(query.brands)))
+        stmt = stmt.where(col(Product.brand).in_(list(query.brands)))
     for tag in query.tags:
         stmt = stmt.where(_has_tag(dialect, tag))
     if query.in_stock is True:
@@ -512,4 +515,4 @@ def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Sel
 
 
 def product_by_sku(sku: str) -> Select[Any]:
-    return select(Product).where(Product.sku == normalize_sku(sku))
+    return select(Product).where(col(Product.sku) == normalize_sku(sku))
