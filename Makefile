@@ -38,6 +38,7 @@ $(GRAPHQL_HTTP_AUDIT):
 # Set everything up and run the whole suite (SQLite, and PostgreSQL where its binaries exist).
 test: install $(GRAPHQL_HTTP_AUDIT)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS)
 
 # uv resolves the lock and the lowest versions; it lives in a virtualenv of its own, so that
@@ -77,6 +78,7 @@ test-lowest: $(UV)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 schema: install
 	$(BIN)/shopgraph schema export > schema/schema.graphql
@@ -101,4 +103,4 @@ vendor-graphiql:
 	scripts/vendor-graphiql.sh
 
 clean:
-	rm -rf $(VENV) build/uv $(LOWEST_VENV) shopgraph.db shopgraph.db-wal shopgraph.db-shm
+	rm -rf $(VENV) build/uv $(LOWEST_VENV) .mypy_cache shopgraph.db shopgraph.db-wal shopgraph.db-shm

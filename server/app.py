@@ -67,7 +67,7 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
     def encode_json(self, data: object) -> str:
         return json_codec.dumps(data)
 
-    async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]  # strawberry's is typed Request | WebSocket; the context reads only what both have (scope), typed as Request
         db: Database = request.scope["shopgraph.db"]
         return Context(
             request=request,

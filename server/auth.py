@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
@@ -123,17 +124,17 @@ def viewer_from_token(settings: Settings, token: str) -> Viewer:
     kind, _, ident = str(claims["sub"]).partition(":")
     if not ident.isdigit():
         raise InvalidToken("malformed subject")
-    token = {
+    token_fields: dict[str, Any] = {
         "token_id": str(claims["jti"]) if claims.get("jti") else None,
         "token_issued_at": _timestamp(claims.get("iat")),
         "token_expires_at": _timestamp(claims.get("exp")),
         "token_family": str(claims["fam"]) if claims.get("fam") else None,
     }
     if kind == "customer":
-        return Viewer(kind=ViewerKind.CUSTOMER, customer_id=int(ident), **token)  # type: ignore[arg-type]
+        return Viewer(kind=ViewerKind.CUSTOMER, customer_id=int(ident), **token_fields)
     if kind == "staff":
         role = str(claims.get("role") or "")
-        return Viewer(kind=ViewerKind.STAFF, staff_id=int(ident), role=role, **token)  # type: ignore[arg-type]
+        return Viewer(kind=ViewerKind.STAFF, staff_id=int(ident), role=role, **token_fields)
     raise InvalidToken("unknown subject kind")
 
 

@@ -6,10 +6,15 @@ import os
 import sys
 import tempfile
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from server.config import METRICS_DIR_VARIABLE, get_settings
+
+if TYPE_CHECKING:
+    # Imported where used: the plugins load only for the commands that need them.
+    from server.plugins import PluginRuntime
 
 
 @click.group()
@@ -54,7 +59,7 @@ def db() -> None:
     """Database migrations (the core's history plus each enabled plugin's branch)."""
 
 
-def _plugins():  # type: ignore[no-untyped-def]
+def _plugins() -> PluginRuntime:
     from server.plugins import load_plugins
 
     return load_plugins(get_settings())

@@ -62,7 +62,9 @@ def response_media_type(accept: str | None) -> str:
 
 def _is_request_error(result: ExecutionResult) -> bool:
     """No data because the request never executed (field errors always carry a path)."""
-    return result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+    return (
+        result.data is None and bool(result.errors) and all(not e.path for e in result.errors or ())
+    )
 
 
 def _code(error: GraphQLError) -> Any:
@@ -72,10 +74,10 @@ def _code(error: GraphQLError) -> Any:
 class GraphQLOverHTTP:
     """Mixed into strawberry's ASGI view: media type and status code per the spec."""
 
-    async def process_result(  # type: ignore[no-untyped-def]
+    async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        body: GraphQLHTTPResponse = await super().process_result(request, result)  # type: ignore[misc]
+        body: GraphQLHTTPResponse = await super().process_result(request, result)  # type: ignore[misc]  # a mixin: super() is strawberry's view, which the mixin does not name
         if response_media_type(request.headers.get("accept")) != GRAPHQL_RESPONSE_JSON:
             throttled = next((e for e in result.errors or () if _code(e) == THROTTLED), None)
             if throttled is not None:
@@ -91,8 +93,8 @@ class GraphQLOverHTTP:
                 request.scope[_STATUS] = 400
         return body
 
-    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:  # type: ignore[no-untyped-def]
-        response = await super().run(request, context, root_value)  # type: ignore[misc]
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        response = await super().run(request, context, root_value)  # type: ignore[misc]  # a mixin: super() is strawberry's view, which the mixin does not name
         if not isinstance(response, Response) or not isinstance(request, Request):
             return response
         if response.media_type == APPLICATION_JSON:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,12 +56,16 @@ async def outbox_figures(
         by_status = dict(
             (
                 await session.execute(
-                    select(OutboxDelivery.status, func.count()).group_by(OutboxDelivery.status)
+                    select(col(OutboxDelivery.status), func.count()).group_by(
+                        col(OutboxDelivery.status)
+                    )
                 )
             ).all()
         )
         undispatched = await session.scalar(
-            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(col(OutboxEvent.dispatched_at).is_(None))
         )
     return {
         "outbox_events_undispatched": (

@@ -95,8 +95,8 @@ class RoleMap:
     ) -> RoleMap:
         known = frozenset(CORE_PERMISSIONS) | frozenset(plugin_permissions)
         roles: dict[str, frozenset[str]] = {StaffRole.ADMIN.value: known}
-        for role, granted in BUILTIN_ROLES.items():
-            roles[role.value] = granted
+        for builtin, granted in BUILTIN_ROLES.items():
+            roles[builtin.value] = granted
         extra = settings.role_permissions if settings is not None else {}
         for role_name, names in extra.items():
             role = role_name.strip().upper()

@@ -368,9 +368,13 @@ class ShopSchema(strawberry.Schema):
 class Domain(Protocol):
     """A module of the core's API: its root query and mutation classes and extra types."""
 
-    QUERIES: Sequence[type[Any]]
-    MUTATIONS: Sequence[type[Any]]
-    TYPES: Sequence[type[Any]]
+    # Read-only members, so that a module's lists (or tuples) match.
+    @property
+    def QUERIES(self) -> Sequence[type[Any]]: ...
+    @property
+    def MUTATIONS(self) -> Sequence[type[Any]]: ...
+    @property
+    def TYPES(self) -> Sequence[type[Any]]: ...
 
 
 def build_schema(

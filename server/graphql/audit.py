@@ -249,7 +249,7 @@ class AuditTrail(SchemaExtension):
     """After a mutation operation by staff or an app, audit every root field that was not
     audited by ``run_mutation`` (in its own, short transaction: nothing else changed)."""
 
-    async def on_operation(self) -> Any:  # type: ignore[override]
+    async def on_operation(self) -> Any:
         yield
         ctx = self.execution_context.context
         if not isinstance(ctx, Context) or not audit.is_audited(ctx.viewer):

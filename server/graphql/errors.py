@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry import relay
 
@@ -78,7 +80,7 @@ class CheckoutProblems(Error):
 
 def to_graphql(err: domain.DomainError) -> Error:
     """The union member that shows ``err`` to the client."""
-    base = {"code": err.code, "message": err.message, "field": err.field}
+    base: dict[str, Any] = {"code": err.code, "message": err.message, "field": err.field}
     match err:
         case domain.OutOfStock():
             return OutOfStock(

@@ -143,7 +143,7 @@ class _Kinds:
         self._named: dict[str, bool] = {}
 
     def bounded(self, tp: GraphQLInputType) -> bool:
-        inner = get_nullable_type(tp)  # type: ignore[type-var]
+        inner = get_nullable_type(tp)
         if is_list_type(inner):
             return True
         named: Any = get_named_type(inner)
@@ -241,7 +241,7 @@ class _Plan:
             return
         if isinstance(node, NullValueNode):
             return
-        inner: Any = get_nullable_type(tp)  # type: ignore[type-var]
+        inner: Any = get_nullable_type(tp)
         if is_list_type(inner):
             items = list(node.values) if isinstance(node, ListValueNode) else [node]
             if len(items) > MAX_LIST_ITEMS:
@@ -291,7 +291,7 @@ def _default(schema: GraphQLSchema, definition: VariableDefinitionNode) -> Any:
     if definition.default_value is None:
         return None
     tp = type_from_ast(schema, definition.type)
-    value = value_from_ast(definition.default_value, tp) if tp is not None else Undefined  # type: ignore[arg-type]
+    value = value_from_ast(definition.default_value, tp) if tp is not None else Undefined  # type: ignore[arg-type]  # a valid document types its variables with input types
     return None if value is Undefined else value
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     ExecutionResult,
     FieldNode,
@@ -39,7 +40,6 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    ValidationRule,
     VariableNode,
     get_named_type,
     get_nullable_type,
@@ -142,7 +142,7 @@ class QueryCostCalculator:
         if condition is None or condition == tp.name:
             return True
         named = self.schema.get_type(condition)
-        return is_abstract_type(named) and self.schema.is_sub_type(named, tp)  # type: ignore[arg-type]
+        return is_abstract_type(named) and self.schema.is_sub_type(named, tp)
 
     def _collect(
         self,
@@ -220,7 +220,7 @@ class _Selected:
     @classmethod
     def of(cls, key: str, nodes: list[FieldNode], field: GraphQLField, in_page: bool) -> _Selected:
         named = get_named_type(field.type)
-        inner = get_nullable_type(field.type)  # type: ignore[arg-type]
+        inner = get_nullable_type(field.type)
         item = get_named_type(inner) if is_list_type(inner) else None
         each = 0 if item is not None and is_object_type(item) and _is_edge(item) else OBJECT_COST
         children = [n.selection_set for n in nodes if n.selection_set is not None]
@@ -235,8 +235,8 @@ class _Selected:
             named=named,
             item=item,
             each=each,
-            connection=item is None and is_object_type(named) and _is_connection(named),  # type: ignore[arg-type]
-            edge=item is None and is_object_type(named) and _is_edge(named),  # type: ignore[arg-type]
+            connection=item is None and is_object_type(named) and _is_connection(named),
+            edge=item is None and is_object_type(named) and _is_edge(named),
         )
 
 
@@ -268,7 +268,7 @@ class _Walk:
         if sets_key is None:
             sets_key = tuple(id(s) for s in sets)
         if is_abstract_type(tp):
-            candidates = list(schema.get_possible_types(tp))  # type: ignore[arg-type]
+            candidates = list(schema.get_possible_types(tp))
             if isinstance(data, dict) and isinstance(data.get("__typename"), str):
                 candidates = [c for c in candidates if c.name == data["__typename"]]
             return max(
@@ -555,7 +555,7 @@ def limit_extensions(
     """
     settings = settings or Settings()
     production = settings.env == "production"
-    rules: list[type[ValidationRule]] = [
+    rules: list[type[ASTValidationRule]] = [
         *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
     ]

@@ -84,8 +84,8 @@ class Loaders:
     def get(self, loader_cls: type[LoaderT]) -> LoaderT:
         loader = self._loaders.get(loader_cls)
         if loader is None:
-            loader = self._loaders[loader_cls] = loader_cls(self.db)  # type: ignore[call-arg]
-        return loader  # type: ignore[return-value]
+            loader = self._loaders[loader_cls] = loader_cls(self.db)  # type: ignore[call-overload]  # every loader class takes the Database; the bound, DataLoader, takes a load function
+        return loader  # type: ignore[return-value]  # the dict maps each class to an instance of it, which its type cannot say
 
     def clear(self) -> None:
         """Forget everything loaded (after a mutation changed the data)."""

@@ -28,7 +28,7 @@ class FromModel:
         attribute of the same name; a ``_model`` field keeps the row itself. A field that is
         in neither and has no default is a TypeError, at once."""
         kwargs: dict[str, Any] = {}
-        for name in _init_fields(cls):
+        for name in _init_fields(cls):  # type: ignore[arg-type]  # a class is hashable; mypy does not count type[Self] as Hashable
             if name in values:
                 kwargs[name] = values[name]
             elif name == "_model":
@@ -79,7 +79,7 @@ class ModelNode(FromModel, relay.Node):
         return cls._visible(info, row)
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # strawberry's is overloaded on `required`; this one answers both
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         ids = [parse_pk(i) for i in node_ids]

@@ -51,7 +51,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 # A date alone parses with the offset dropped: SQLAlchemy's parser reads it.
                 if parsed is not None and parsed.tzinfo is not None:
                     return parsed
-            return general(value)  # type: ignore[no-any-return]
+            return general(value)
 
         return process
 

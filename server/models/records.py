@@ -34,8 +34,8 @@ class RecordType:
     """The record class of one model, and the columns a select reads it from."""
 
     def __init__(self, model: type[SQLModel]) -> None:
-        table = model.__table__  # type: ignore[attr-defined]
-        mapper = model.__mapper__  # type: ignore[attr-defined]
+        table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it on a table model without declaring it
+        mapper = model.__mapper__  # type: ignore[attr-defined]  # SQLModel sets it on a table model without declaring it
         # Attribute names, in table order: what entity code reads (e.g. product.price_amount).
         by_column = {prop.columns[0]: prop.key for prop in mapper.column_attrs}
         self.names = tuple(by_column[c] for c in table.c)

@@ -17,6 +17,7 @@ from typing import cast
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import create_access_token, hash_password, verify_password
 from server.config import Settings
@@ -133,7 +134,7 @@ async def register_customer(
     # Expired requests for this address are of no use to anyone.
     await session.execute(
         delete(PendingRegistration).where(
-            PendingRegistration.email == address, PendingRegistration.expires_at <= now
+            col(PendingRegistration.email) == address, col(PendingRegistration.expires_at) <= now
         )
     )
     token = secrets.token_urlsafe(32)
@@ -169,14 +170,18 @@ async def confirm_registration(
     now = utcnow()
     pending = (
         await session.execute(
-            select(PendingRegistration).where(PendingRegistration.token_hash == hash_token(token))
+            select(PendingRegistration).where(
+                col(PendingRegistration.token_hash) == hash_token(token)
+            )
         )
     ).scalar_one_or_none()
     if pending is None or pending.expires_at <= now:
         raise AuthenticationFailed(VERIFICATION_FAILED, field="token")
     address = pending.email
     # Every request for this address is answered by this one confirmation.
-    await session.execute(delete(PendingRegistration).where(PendingRegistration.email == address))
+    await session.execute(
+        delete(PendingRegistration).where(col(PendingRegistration.email) == address)
+    )
     if await _customer_by_email(session, address) is not None:
         raise AuthenticationFailed(VERIFICATION_FAILED, field="token")
     customer = Customer(email=address, password_hash=pending.password_hash)
@@ -209,7 +214,7 @@ async def staff_login(
     session: AsyncSession, settings: Settings, *, email: str, password: str
 ) -> StaffSession:
     """Sign a staff user in; the token carries their role."""
-    stmt = select(StaffUser).where(StaffUser.email == email.strip().lower())
+    stmt = select(StaffUser).where(col(StaffUser.email) == email.strip().lower())
     staff = (await session.execute(stmt)).scalar_one_or_none()
     stored = staff.password_hash if staff is not None else _DUMMY_HASH
     ok = await asyncio.to_thread(verify_password, stored, password)
@@ -229,7 +234,7 @@ async def create_staff(
     except ValueError as exc:
         choices = ", ".join(r.value for r in StaffRole)
         raise ValidationFailed(f"unknown role {role!r}; one of {choices}", field="role") from exc
-    taken = await session.execute(select(StaffUser.id).where(StaffUser.email == address))
+    taken = await session.execute(select(col(StaffUser.id)).where(col(StaffUser.email) == address))
     if taken.first() is not None:
         raise Conflict(f"a staff user {address} already exists", field="email")
     staff = StaffUser(
@@ -248,7 +253,7 @@ async def create_staff(
 
 async def _customer_by_email(session: AsyncSession, email: str) -> Customer | None:
     # Emails are stored lower-cased, so plain equality can use the unique index.
-    stmt = select(Customer).where(Customer.email == email)
+    stmt = select(Customer).where(col(Customer.email) == email)
     return (await session.execute(stmt)).scalars().first()
 
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.db import create_engine, mark_write, session_factory
 from server.models import ApiKey, utcnow
@@ -98,7 +99,7 @@ async def authenticate(session: AsyncSession, raw: str) -> ApiKey | None:
     if prefix is None:
         return None
     key = (
-        await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
+        await session.execute(select(ApiKey).where(col(ApiKey.prefix) == prefix))
     ).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         return None
@@ -117,8 +118,9 @@ async def touch(session: AsyncSession, key: ApiKey) -> None:
     await session.execute(
         update(ApiKey)
         .where(
-            ApiKey.id == key.id,
-            (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at <= now - TOUCH_INTERVAL),
+            col(ApiKey.id) == key.id,
+            (col(ApiKey.last_used_at).is_(None))
+            | (col(ApiKey.last_used_at) <= now - TOUCH_INTERVAL),
         )
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
@@ -149,7 +151,9 @@ async def revoke_api_key_in(database_url: str, prefix_or_id: str) -> ApiKey:
     try:
         async with session_factory(engine)() as session:
             await mark_write(session)
-            found = await session.execute(select(ApiKey.id).where(ApiKey.prefix == prefix_or_id))
+            found = await session.execute(
+                select(col(ApiKey.id)).where(col(ApiKey.prefix) == prefix_or_id)
+            )
             key_id = found.scalar_one_or_none()
             if key_id is None and prefix_or_id.isdigit():
                 key_id = int(prefix_or_id)

@@ -80,7 +80,7 @@ async def set_result(session: AsyncSession, entry_id: int, result: str) -> None:
     """Correct the result of a row written before the call's outcome was known."""
     await session.execute(
         update(AuditLogEntry)
-        .where(AuditLogEntry.id == entry_id)
+        .where(col(AuditLogEntry.id) == entry_id)
         .values(result=result[:MAX_RESULT])
         .execution_options(synchronize_session=False)
     )
@@ -98,18 +98,18 @@ class AuditFilter:
 def conditions(flt: AuditFilter) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if flt.actor is not None:
-        out.append(AuditLogEntry.actor == flt.actor)
+        out.append(col(AuditLogEntry.actor) == flt.actor)
     if flt.mutation is not None:
-        out.append(AuditLogEntry.mutation == flt.mutation)
+        out.append(col(AuditLogEntry.mutation) == flt.mutation)
     if flt.since is not None:
-        out.append(AuditLogEntry.at >= flt.since)
+        out.append(col(AuditLogEntry.at) >= flt.since)
     if flt.until is not None:
-        out.append(AuditLogEntry.at < flt.until)
+        out.append(col(AuditLogEntry.at) < flt.until)
     if flt.result is not None:
         # "NotFoundError" finds "NotFoundError:NOT_FOUND" too: a typed error's code is extra.
         out.append(
             or_(
-                AuditLogEntry.result == flt.result,
+                col(AuditLogEntry.result) == flt.result,
                 col(AuditLogEntry.result).startswith(f"{flt.result}:", autoescape=True),
             )
         )

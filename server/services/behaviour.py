@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import CustomerEvent, CustomerEventKind, Product
 from server.services import outbox
@@ -156,18 +157,20 @@ def latest_products_stmt(
     # The max id breaks ties between events with the same timestamp.
     rank = (
         func.row_number()
-        .over(partition_by=CustomerEvent.customer_id, order_by=(last_at.desc(), last_id.desc()))
+        .over(
+            partition_by=col(CustomerEvent.customer_id), order_by=(last_at.desc(), last_id.desc())
+        )
         .label("rank")
     )
     per_product = (
-        select(CustomerEvent.customer_id, CustomerEvent.product_id, rank)
-        .join(Product, Product.id == CustomerEvent.product_id)
+        select(col(CustomerEvent.customer_id), col(CustomerEvent.product_id), rank)
+        .join(Product, col(Product.id) == CustomerEvent.product_id)
         .where(
-            CustomerEvent.customer_id.in_(set(customer_ids)),
-            CustomerEvent.kind == kind,
-            Product.is_active,
+            col(CustomerEvent.customer_id).in_(set(customer_ids)),
+            col(CustomerEvent.kind) == kind,
+            col(Product.is_active),
         )
-        .group_by(CustomerEvent.customer_id, CustomerEvent.product_id)
+        .group_by(col(CustomerEvent.customer_id), col(CustomerEvent.product_id))
         .subquery()
     )
     return (
@@ -180,13 +183,13 @@ def latest_products_stmt(
 def event_conditions(flt: EventFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if flt.customer_id is not None:
-        conditions.append(CustomerEvent.customer_id == flt.customer_id)
+        conditions.append(col(CustomerEvent.customer_id) == flt.customer_id)
     if flt.kind is not None:
-        conditions.append(CustomerEvent.kind == flt.kind)
+        conditions.append(col(CustomerEvent.kind) == flt.kind)
     if flt.product_id is not None:
-        conditions.append(CustomerEvent.product_id == flt.product_id)
+        conditions.append(col(CustomerEvent.product_id) == flt.product_id)
     if flt.since is not None:
-        conditions.append(CustomerEvent.occurred_at >= flt.since)
+        conditions.append(col(CustomerEvent.occurred_at) >= flt.since)
     if flt.until is not None:
-        conditions.append(CustomerEvent.occurred_at < flt.until)
+        conditions.append(col(CustomerEvent.occurred_at) < flt.until)
     return conditions

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer
 from server.models import (
@@ -100,7 +101,7 @@ def clean_email(email: str | None) -> str | None:
 
 async def find_cart(session: AsyncSession, viewer: Viewer, token: str) -> Cart | None:
     """The cart with ``token`` if this viewer may see it, else None."""
-    cart = await session.scalar(select(Cart).where(Cart.token == token))
+    cart = await session.scalar(select(Cart).where(col(Cart.token) == token))
     if cart is None or not can_access(cart, viewer, write=False):
         return None
     return cart
@@ -111,7 +112,7 @@ async def get_cart(
 ) -> Cart:
     """The cart with ``token`` for changing it: NotFound if absent or not this viewer's."""
     cart = await session.scalar(
-        select(Cart).where(Cart.token == token).execution_options(populate_existing=True)
+        select(Cart).where(col(Cart.token) == token).execution_options(populate_existing=True)
     )
     if cart is None or not can_access(cart, viewer, write=True):
         raise NotFound("cart", "with this token", field="cartToken")
@@ -174,7 +175,8 @@ async def add_lines(
         if claimed.replay_id is not None:
             return cart
     products = {
-        p.id: p for p in await session.scalars(select(Product).where(Product.id.in_(list(merged))))
+        p.id: p
+        for p in await session.scalars(select(Product).where(col(Product.id).in_(list(merged))))
     }
     for product_id in merged:
         product = products.get(product_id)
@@ -187,7 +189,7 @@ async def add_lines(
             )
     existing = {
         line.product_id: line.quantity
-        for line in await session.scalars(select(CartLine).where(CartLine.cart_id == cart.id))
+        for line in await session.scalars(select(CartLine).where(col(CartLine.cart_id) == cart.id))
     }
     for product_id, quantity in merged.items():
         if existing.get(product_id, 0) + quantity > MAX_LINE_QUANTITY:
@@ -228,11 +230,11 @@ async def update_line(
         return await remove_line(session, viewer, token, line_id)
     result = await session.execute(
         update(CartLine)
-        .where(CartLine.id == line_id, CartLine.cart_id == cart.id)
+        .where(col(CartLine.id) == line_id, col(CartLine.cart_id) == cart.id)
         .values(quantity=quantity)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
         raise NotFound("cart line", line_id, field="lineId")
     return await _touch(session, cart)
 
@@ -241,10 +243,10 @@ async def remove_line(session: AsyncSession, viewer: Viewer, token: str, line_id
     cart = await get_cart(session, viewer, token)
     result = await session.execute(
         delete(CartLine)
-        .where(CartLine.id == line_id, CartLine.cart_id == cart.id)
+        .where(col(CartLine.id) == line_id, col(CartLine.cart_id) == cart.id)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
         raise NotFound("cart line", line_id, field="lineId")
     return await _touch(session, cart)
 
@@ -280,6 +282,6 @@ async def set_shipping_address(
 async def lines_of(session: AsyncSession, cart_id: int) -> list[CartLine]:
     return list(
         await session.scalars(
-            select(CartLine).where(CartLine.cart_id == cart_id).order_by(CartLine.id)
+            select(CartLine).where(col(CartLine.cart_id) == cart_id).order_by(col(CartLine.id))
         )
     )

@@ -9,7 +9,7 @@ the caller owns the transaction (commit or roll back).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, func, literal_column, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from server.models import Category, Product, utcnow
 from server.services import outbox, search
@@ -196,11 +197,11 @@ async def category_path(session: AsyncSession, category_id: int | None) -> list[
 def descendants_query(category_id: int) -> Select[Any]:
     """Ids of a category and all categories below it (a recursive CTE, one statement)."""
     tree = (
-        select(Category.id.label("id"))
-        .where(Category.id == category_id)
+        select(col(Category.id).label("id"))
+        .where(col(Category.id) == category_id)
         .cte("category_tree", recursive=True)
     )
-    tree = tree.union_all(select(Category.id).where(Category.parent_id == tree.c.id))
+    tree = tree.union_all(select(col(Category.id)).where(col(Category.parent_id) == tree.c.id))
     return select(tree.c.id)
 
 
@@ -278,9 +279,9 @@ async def get_category(session: AsyncSession, category_id: int) -> Category:
 
 
 async def _require_unique_slug(session: AsyncSession, slug: str, own_id: int | None) -> None:
-    stmt = select(Category.id).where(Category.slug == slug)
+    stmt = select(col(Category.id)).where(col(Category.slug) == slug)
     if own_id is not None:
-        stmt = stmt.where(Category.id != own_id)
+        stmt = stmt.where(col(Category.id) != own_id)
     # No autoflush: the pending change would hit the unique index before we can say why.
     with session.no_autoflush:
         taken = (await session.execute(stmt)).first() is not None
@@ -365,7 +366,9 @@ async def _update_category(
         products = (
             (
                 await session.execute(
-                    select(Product).where(Product.category_id.in_(descendants_query(category_id)))
+                    select(Product).where(
+                        col(Product.category_id).in_(descendants_query(category_id))
+                    )
                 )
             )
             .scalars()
@@ -410,9 +413,9 @@ async def get_product(session: AsyncSession, product_id: int) -> Product:
 
 
 async def _require_unique_sku(session: AsyncSession, sku: str, own_id: int | None) -> None:
-    stmt = select(Product.id).where(Product.sku == sku)
+    stmt = select(col(Product.id)).where(col(Product.sku) == sku)
     if own_id is not None:
-        stmt = stmt.where(Product.id != own_id)
+        stmt = stmt.where(col(Product.id) != own_id)
     with session.no_autoflush:
         taken = (await session.execute(stmt)).first() is not None
     if taken:
@@ -428,7 +431,7 @@ async def _flush_unique(session: AsyncSession, field: str) -> None:
 
 
 def _apply(product: Product, values: dict[str, Any]) -> None:
-    checks = {
+    checks: dict[str, Callable[[Any], Any]] = {
         "sku": _check_sku,
         "name": _check_name,
         "price_amount": lambda v: _check_amount(v, "price"),

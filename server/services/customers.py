@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import Address, Customer, MembershipTier, utcnow
 from server.services.errors import NotFound, ValidationFailed
@@ -106,7 +107,7 @@ def apply_profile(customer: Customer, changes: ProfileChanges) -> None:
     values: dict[str, Any] = {}
     for name, field in (("first_name", "firstName"), ("last_name", "lastName")):
         if name in changes:
-            values[name] = _text(changes[name], field)  # type: ignore[literal-required]
+            values[name] = _text(changes[name], field)  # type: ignore[literal-required]  # a key from the loop: each is one of the TypedDict's
     if "phone" in changes:
         values["phone"] = _phone(changes["phone"])
     if "gender" in changes:
@@ -123,7 +124,7 @@ def apply_profile(customer: Customer, changes: ProfileChanges) -> None:
         values["age_band"] = band
     for name, field in (("region", "region"), ("city", "city"), ("occupation", "occupation")):
         if name in changes:
-            values[name] = _optional_text(changes[name], field)  # type: ignore[literal-required]
+            values[name] = _optional_text(changes[name], field)  # type: ignore[literal-required]  # a key from the loop: each is one of the TypedDict's
     if "city_tier" in changes:
         tier = changes["city_tier"]
         if tier is not None and tier not in CITY_TIERS:
@@ -145,7 +146,7 @@ def _address_values(fields: AddressFields, *, partial: bool) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, field, limit in required:
         if name in fields or not partial:
-            values[name] = _text(fields.get(name), field, required=True, limit=limit)  # type: ignore[misc]
+            values[name] = _text(fields.get(name), field, required=True, limit=limit)  # type: ignore[arg-type]  # a key from the loop: the TypedDict's value type is lost
     if "phone" in fields or not partial:
         phone = _phone(fields.get("phone"))
         if phone is None:
@@ -170,7 +171,7 @@ async def lock_customer(session: AsyncSession, customer_id: int) -> Customer:
     transactions are serial already."""
     stmt = (
         select(Customer)
-        .where(Customer.id == customer_id)
+        .where(col(Customer.id) == customer_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -242,11 +243,11 @@ def customer_conditions(flt: CustomerFilter, dialect: str) -> list[ColumnElement
     """The WHERE conditions of the staff's customer list."""
     conditions: list[ColumnElement[bool]] = []
     if flt.membership_tier is not None:
-        conditions.append(Customer.membership_tier == flt.membership_tier)
+        conditions.append(col(Customer.membership_tier) == flt.membership_tier)
     if flt.region:
-        conditions.append(Customer.region == flt.region.strip())
+        conditions.append(col(Customer.region) == flt.region.strip())
     if flt.city:
-        conditions.append(Customer.city == flt.city.strip())
+        conditions.append(col(Customer.city) == flt.city.strip())
     if flt.tag and flt.tag.strip():
         conditions.append(json_array_contains(Customer.tags, flt.tag.strip(), dialect))
     if flt.search and flt.search.strip():
@@ -272,7 +273,7 @@ async def _own_address(session: AsyncSession, customer_id: int, address_id: int)
     """The customer's address; another customer's address is simply not found."""
     stmt = (
         select(Address)
-        .where(Address.id == address_id, Address.customer_id == customer_id)
+        .where(col(Address.id) == address_id, col(Address.customer_id) == customer_id)
         .execution_options(populate_existing=True)
     )
     address = (await session.execute(stmt)).scalar_one_or_none()
@@ -285,14 +286,18 @@ async def _make_default(session: AsyncSession, customer_id: int, address_id: int
     # One statement flips every address of the customer: exactly one default, never two.
     await session.execute(
         update(Address)
-        .where(Address.customer_id == customer_id)
+        .where(col(Address.customer_id) == customer_id)
         .values(is_default=Address.id == address_id)
         .execution_options(synchronize_session=False)
     )
 
 
 async def _reload(session: AsyncSession, address_id: int) -> Address:
-    stmt = select(Address).where(Address.id == address_id).execution_options(populate_existing=True)
+    stmt = (
+        select(Address)
+        .where(col(Address.id) == address_id)
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(stmt)).scalar_one()
 
 
@@ -304,7 +309,7 @@ async def add_address(
     await lock_customer(session, customer_id)
     count = (
         await session.execute(
-            select(func.count()).select_from(Address).where(Address.customer_id == customer_id)
+            select(func.count()).select_from(Address).where(col(Address.customer_id) == customer_id)
         )
     ).scalar_one()
     if count >= MAX_ADDRESSES:
@@ -313,8 +318,8 @@ async def add_address(
     session.add(address)
     await session.flush()
     if make_default or count == 0:
-        await _make_default(session, customer_id, address.id)  # type: ignore[arg-type]
-    return await _reload(session, address.id)  # type: ignore[arg-type]
+        await _make_default(session, customer_id, address.id)  # type: ignore[arg-type]  # a stored address has its id
+    return await _reload(session, address.id)  # type: ignore[arg-type]  # a stored address has its id
 
 
 async def update_address(
@@ -353,9 +358,9 @@ async def remove_address(session: AsyncSession, customer_id: int, address_id: in
     if was_default:
         newest = (
             await session.execute(
-                select(Address.id)
-                .where(Address.customer_id == customer_id)
-                .order_by(Address.created_at.desc(), Address.id.desc())
+                select(col(Address.id))
+                .where(col(Address.customer_id) == customer_id)
+                .order_by(col(Address.created_at).desc(), col(Address.id).desc())
                 .limit(1)
             )
         ).scalar_one_or_none()

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import IdempotencyKey
 from server.services.errors import Conflict, IdempotencyConflict, ValidationFailed
@@ -58,9 +59,9 @@ async def _find(
     return await session.scalar(
         select(IdempotencyKey)
         .where(
-            IdempotencyKey.scope == scope,
-            IdempotencyKey.operation == operation,
-            IdempotencyKey.key == key,
+            col(IdempotencyKey.scope) == scope,
+            col(IdempotencyKey.operation) == operation,
+            col(IdempotencyKey.key) == key,
         )
         .execution_options(populate_existing=True)
     )

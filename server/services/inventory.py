@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import StockLevel, Warehouse
 from server.services.errors import OutOfStock
@@ -20,12 +21,12 @@ async def available_by_warehouse(
     session: AsyncSession, product_id: int
 ) -> list[tuple[int, int, int]]:
     """[(stock level id, warehouse id, available)] of active warehouses, most available first."""
-    available = (StockLevel.on_hand - StockLevel.reserved).label("available")
+    available = (col(StockLevel.on_hand) - StockLevel.reserved).label("available")
     rows = await session.execute(
-        select(StockLevel.id, StockLevel.warehouse_id, available)
-        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
-        .where(StockLevel.product_id == product_id, Warehouse.is_active)
-        .order_by(available.desc(), StockLevel.id)
+        select(col(StockLevel.id), col(StockLevel.warehouse_id), available)
+        .join(Warehouse, col(Warehouse.id) == StockLevel.warehouse_id)
+        .where(col(StockLevel.product_id) == product_id, col(Warehouse.is_active))
+        .order_by(available.desc(), col(StockLevel.id))
     )
     return [(row.id, row.warehouse_id, row.available) for row in rows]
 
@@ -43,19 +44,19 @@ async def reserve(session: AsyncSession, product_id: int, quantity: int) -> int:
         result = await session.execute(
             update(StockLevel)
             .where(
-                StockLevel.id == level_id,
-                StockLevel.on_hand - StockLevel.reserved >= quantity,
+                col(StockLevel.id) == level_id,
+                col(StockLevel.on_hand) - StockLevel.reserved >= quantity,
             )
             .values(reserved=StockLevel.reserved + quantity)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if result.rowcount == 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
             return warehouse_id
     # Read again: a concurrent buyer may have changed the picture since the first read.
     best = await session.scalar(
-        select(func.max(StockLevel.on_hand - StockLevel.reserved))
-        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
-        .where(StockLevel.product_id == product_id, Warehouse.is_active)
+        select(func.max(col(StockLevel.on_hand) - StockLevel.reserved))
+        .join(Warehouse, col(Warehouse.id) == StockLevel.warehouse_id)
+        .where(col(StockLevel.product_id) == product_id, col(Warehouse.is_active))
     )
     raise OutOfStock(product_id, quantity, max(0, int(best or 0)))
 
@@ -79,14 +80,14 @@ async def _change(
     result = await session.execute(
         update(StockLevel)
         .where(
-            StockLevel.warehouse_id == warehouse_id,
-            StockLevel.product_id == product_id,
-            StockLevel.reserved >= quantity,
+            col(StockLevel.warehouse_id) == warehouse_id,
+            col(StockLevel.product_id) == product_id,
+            col(StockLevel.reserved) >= quantity,
         )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
         # A reservation this order holds has gone missing: stock bookkeeping is broken, and
         # carrying on would hide it. Fail the whole transaction instead.
         raise RuntimeError(

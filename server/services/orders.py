@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
@@ -46,7 +47,7 @@ def can_manage(viewer: Viewer) -> bool:
 
 
 async def load(session: AsyncSession, order_id: int, *, lock: bool = False) -> Order | None:
-    stmt = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    stmt = select(Order).where(col(Order.id) == order_id).execution_options(populate_existing=True)
     if lock:
         # PostgreSQL: serialise work on one order (shipments); SQLite already runs writers
         # one at a time, and ignores FOR UPDATE.
@@ -87,11 +88,11 @@ async def transition_order(
         values["cancelled_at"] = now
     result = await session.execute(
         update(Order)
-        .where(Order.id == order_id, Order.status == current)
+        .where(col(Order.id) == order_id, col(Order.status) == current)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
         # Someone else moved it first; report the status it has now.
         fresh = await load(session, order_id)
         raise InvalidTransition("order", fresh.status.value if fresh else "?", target.value)
@@ -131,7 +132,9 @@ async def transition_order(
 async def _lines(session: AsyncSession, order_id: int) -> list[OrderLine]:
     return list(
         await session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.product_id)
+            select(OrderLine)
+            .where(col(OrderLine.order_id) == order_id)
+            .order_by(col(OrderLine.product_id))
         )
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import verify_password
 from server.config import Settings
@@ -92,38 +93,39 @@ async def export_customer_data(session: AsyncSession, customer_id: int) -> dict[
     if customer is None or not customer.is_active:
         raise NotFound("customer", customer_id)
     addresses = await _all(
-        session, select(Address).where(Address.customer_id == customer_id).order_by(Address.id)
+        session,
+        select(Address).where(col(Address.customer_id) == customer_id).order_by(col(Address.id)),
     )
     orders = await _all(
-        session, select(Order).where(Order.customer_id == customer_id).order_by(Order.id)
+        session, select(Order).where(col(Order.customer_id) == customer_id).order_by(col(Order.id))
     )
     order_ids = [o.id for o in orders]
-    lines = await _all(session, select(OrderLine).where(OrderLine.order_id.in_(order_ids)))
+    lines = await _all(session, select(OrderLine).where(col(OrderLine.order_id).in_(order_ids)))
     history = await _all(
         session,
         select(OrderStatusChange)
-        .where(OrderStatusChange.order_id.in_(order_ids))
-        .order_by(OrderStatusChange.at, OrderStatusChange.id),
+        .where(col(OrderStatusChange.order_id).in_(order_ids))
+        .order_by(col(OrderStatusChange.at), col(OrderStatusChange.id)),
     )
-    payments = await _all(session, select(Payment).where(Payment.order_id.in_(order_ids)))
-    shipments = await _all(session, select(Shipment).where(Shipment.order_id.in_(order_ids)))
+    payments = await _all(session, select(Payment).where(col(Payment.order_id).in_(order_ids)))
+    shipments = await _all(session, select(Shipment).where(col(Shipment.order_id).in_(order_ids)))
     tracking = await _all(
         session,
         select(TrackingEvent)
-        .where(TrackingEvent.shipment_id.in_([s.id for s in shipments]))
-        .order_by(TrackingEvent.occurred_at, TrackingEvent.id),
+        .where(col(TrackingEvent.shipment_id).in_([s.id for s in shipments]))
+        .order_by(col(TrackingEvent.occurred_at), col(TrackingEvent.id)),
     )
     carts = await _all(
-        session, select(Cart).where(Cart.customer_id == customer_id).order_by(Cart.id)
+        session, select(Cart).where(col(Cart.customer_id) == customer_id).order_by(col(Cart.id))
     )
     cart_lines = await _all(
-        session, select(CartLine).where(CartLine.cart_id.in_([c.id for c in carts]))
+        session, select(CartLine).where(col(CartLine.cart_id).in_([c.id for c in carts]))
     )
     events = await _all(
         session,
         select(CustomerEvent)
-        .where(CustomerEvent.customer_id == customer_id)
-        .order_by(CustomerEvent.occurred_at, CustomerEvent.id),
+        .where(col(CustomerEvent.customer_id) == customer_id)
+        .order_by(col(CustomerEvent.occurred_at), col(CustomerEvent.id)),
     )
 
     def of(rows: list[Any], attr: str, key: int | None) -> list[dict[str, Any]]:
@@ -192,12 +194,12 @@ async def erase_customer(
     customer.is_active = False
     customer.updated_at = utcnow()
 
-    await session.execute(delete(Address).where(Address.customer_id == customer_id))
-    orders = await _all(session, select(Order).where(Order.customer_id == customer_id))
+    await session.execute(delete(Address).where(col(Address.customer_id) == customer_id))
+    orders = await _all(session, select(Order).where(col(Order.customer_id) == customer_id))
     for order in orders:
         order.email = erased_email(customer_id)
         order.shipping_address = anonymised_address(order.shipping_address)
-    carts = await _all(session, select(Cart).where(Cart.customer_id == customer_id))
+    carts = await _all(session, select(Cart).where(col(Cart.customer_id) == customer_id))
     for cart in carts:
         cart.email = None
         cart.shipping_address = (
@@ -206,11 +208,11 @@ async def erase_customer(
     # Behaviour stays in product statistics, but no longer points at a person.
     await session.execute(
         update(CustomerEvent)
-        .where(CustomerEvent.customer_id == customer_id)
+        .where(col(CustomerEvent.customer_id) == customer_id)
         .values(customer_id=None, session_id=None, query=None, data={})
         .execution_options(synchronize_session=False)
     )
-    await session.execute(delete(RefreshToken).where(RefreshToken.customer_id == customer_id))
+    await session.execute(delete(RefreshToken).where(col(RefreshToken.customer_id) == customer_id))
     await tokens.revoke_subject(session, settings, f"customer:{customer_id}")
     await emit(session, ERASED_EVENT, {"customer_id": customer_id})
     await session.flush()

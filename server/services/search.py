@@ -63,10 +63,10 @@ MAX_TERMS = 16
 
 # The FTS5 table over product.search_title / product.search_body (see migration 0001).
 _fts = table("product_fts", column("rowid", Integer))
-_fts_ref = literal_column("product_fts")
+_fts_ref: ColumnElement[Any] = literal_column("product_fts")
 # The generated tsvector column on PostgreSQL; it is not part of the ORM model.
-_search_vector = literal_column("product.search_vector")
-_RANK_WEIGHTS = literal_column("'{0.1, 0.1, 0.1, 1.0}'::float4[]")
+_search_vector: ColumnElement[Any] = literal_column("product.search_vector")
+_RANK_WEIGHTS: ColumnElement[Any] = literal_column("'{0.1, 0.1, 0.1, 1.0}'::float4[]")
 
 
 def _fts5_phrase(term: str, *, prefix: bool = False, column_name: str | None = None) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer
 from server.models import (
@@ -82,10 +83,10 @@ def _required(value: str, field: str, limit: int = 120) -> str:
 async def _shipped_quantities(session: AsyncSession, order_id: int) -> dict[int, int]:
     """Units of each order line already in a shipment that has not come back."""
     rows = await session.execute(
-        select(ShipmentLine.order_line_id, func.sum(ShipmentLine.quantity))
-        .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
-        .where(Shipment.order_id == order_id, Shipment.status != T.RETURNED)
-        .group_by(ShipmentLine.order_line_id)
+        select(col(ShipmentLine.order_line_id), func.sum(col(ShipmentLine.quantity)))
+        .join(Shipment, col(Shipment.id) == ShipmentLine.shipment_id)
+        .where(col(Shipment.order_id) == order_id, col(Shipment.status) != T.RETURNED)
+        .group_by(col(ShipmentLine.order_line_id))
     )
     return {line_id: int(total) for line_id, total in rows}
 
@@ -121,11 +122,11 @@ async def create_shipment(
     order_lines = {
         line.id: line
         for line in await session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+            select(OrderLine).where(col(OrderLine.order_id) == order.id).order_by(col(OrderLine.id))
         )
     }
-    shipped = await _shipped_quantities(session, order.id)  # type: ignore[arg-type]
-    remaining = {lid: line.quantity - shipped.get(lid, 0) for lid, line in order_lines.items()}
+    shipped = await _shipped_quantities(session, order.id)  # type: ignore[arg-type]  # a stored order has its id
+    remaining = {lid: line.quantity - shipped.get(lid, 0) for lid, line in order_lines.items()}  # type: ignore[arg-type]  # stored lines have their ids
     if data.lines is None:
         wanted = {lid: qty for lid, qty in remaining.items() if qty > 0}
         if not wanted:
@@ -150,13 +151,13 @@ async def create_shipment(
     if order.status is OrderStatus.PAID:
         await orders.transition_order(
             session,
-            order.id,  # type: ignore[arg-type]
+            order.id,  # type: ignore[arg-type]  # a stored order has its id
             OrderStatus.FULFILLING,
             note=f"shipment {carrier} {tracking_number} created",
             actor=viewer.subject,
         )
     shipment = Shipment(
-        order_id=order.id,  # type: ignore[arg-type]
+        order_id=order.id,  # type: ignore[arg-type]  # a stored order has its id
         warehouse_id=data.warehouse_id,
         carrier=carrier,
         tracking_number=tracking_number,
@@ -166,12 +167,12 @@ async def create_shipment(
     session.add(shipment)
     await session.flush()
     session.add_all(
-        ShipmentLine(shipment_id=shipment.id, order_line_id=lid, quantity=qty)  # type: ignore[arg-type]
+        ShipmentLine(shipment_id=shipment.id, order_line_id=lid, quantity=qty)  # type: ignore[arg-type]  # a stored shipment has its id
         for lid, qty in wanted.items()
     )
     session.add(
         TrackingEvent(
-            shipment_id=shipment.id,  # type: ignore[arg-type]
+            shipment_id=shipment.id,  # type: ignore[arg-type]  # a stored shipment has its id
             status=T.CREATED,
             description="shipment created",
             location="",
@@ -210,7 +211,7 @@ async def record_tracking_event(
     _require_manage(viewer, "shipment", data.shipment_id, "shipmentId")
     shipment = await session.scalar(
         select(Shipment)
-        .where(Shipment.id == data.shipment_id)
+        .where(col(Shipment.id) == data.shipment_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -226,7 +227,7 @@ async def record_tracking_event(
 
     session.add(
         TrackingEvent(
-            shipment_id=shipment.id,  # type: ignore[arg-type]
+            shipment_id=shipment.id,  # type: ignore[arg-type]  # a stored shipment has its id
             status=data.status,
             description=data.description.strip()[:500],
             location=data.location.strip()[:200],
@@ -245,7 +246,7 @@ async def record_tracking_event(
         values["delivered_at"] = occurred_at
     await session.execute(
         update(Shipment)
-        .where(Shipment.id == shipment.id)
+        .where(col(Shipment.id) == shipment.id)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -258,27 +259,29 @@ async def record_tracking_event(
         # The first parcel on its way ships the order; a cancelled order cannot ship.
         await orders.transition_order(
             session,
-            order.id,  # type: ignore[arg-type]
+            order.id,  # type: ignore[arg-type]  # a stored order has its id
             OrderStatus.SHIPPED,
             note=f"{shipment.carrier} {shipment.tracking_number} on its way",
             actor=viewer.subject,
         )
     elif data.status is T.DELIVERED and order.status is OrderStatus.SHIPPED:
         statuses = await session.scalars(
-            select(Shipment.status).where(
-                Shipment.order_id == order.id, Shipment.status != T.RETURNED
+            select(col(Shipment.status)).where(
+                col(Shipment.order_id) == order.id, col(Shipment.status) != T.RETURNED
             )
         )
         if all(s is T.DELIVERED for s in statuses):
             await orders.transition_order(
                 session,
-                order.id,  # type: ignore[arg-type]
+                order.id,  # type: ignore[arg-type]  # a stored order has its id
                 OrderStatus.DELIVERED,
                 note="every shipment delivered",
                 actor=viewer.subject,
             )
     fresh = await session.scalar(
-        select(Shipment).where(Shipment.id == shipment.id).execution_options(populate_existing=True)
+        select(Shipment)
+        .where(col(Shipment.id) == shipment.id)
+        .execution_options(populate_existing=True)
     )
     assert fresh is not None
     return fresh

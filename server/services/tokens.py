@@ -18,8 +18,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer, create_access_token
 from server.config import Settings
@@ -85,7 +86,7 @@ async def rotate(
 ) -> Refreshed | RefreshRejected:
     """Exchange a refresh token for a new pair. Never raises for a bad token: a reused token
     revokes its family, and that must be committed although the request fails."""
-    stmt = select(RefreshToken).where(RefreshToken.token_hash == hash_token(raw.strip()))
+    stmt = select(RefreshToken).where(col(RefreshToken.token_hash) == hash_token(raw.strip()))
     token = (await session.execute(stmt)).scalar_one_or_none()
     now = utcnow()
     if token is None or token.revoked_at is not None or token.expires_at <= now:
@@ -93,11 +94,11 @@ async def rotate(
     # Only one of two concurrent refreshes with the same token can flip used_at.
     claimed = await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+        .where(col(RefreshToken.id) == token.id, col(RefreshToken.used_at).is_(None))
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
         await revoke_family(session, token.family_id)
         return RefreshRejected(REFRESH_FAILED)
     customer = await session.get(Customer, token.customer_id)
@@ -112,7 +113,7 @@ async def rotate(
 async def revoke_family(session: AsyncSession, family: str) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+        .where(col(RefreshToken.family_id) == family, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -121,7 +122,7 @@ async def revoke_family(session: AsyncSession, family: str) -> None:
 async def revoke_all_refresh_tokens(session: AsyncSession, customer_id: int) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.customer_id == customer_id, RefreshToken.revoked_at.is_(None))
+        .where(col(RefreshToken.customer_id) == customer_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -131,7 +132,7 @@ async def _put_revocation(
     session: AsyncSession, key: str, *, not_before: datetime | None, expires_at: datetime
 ) -> None:
     # Expired entries cover only expired tokens: drop them while we are writing anyway.
-    await session.execute(delete(TokenRevocation).where(TokenRevocation.expires_at < utcnow()))
+    await session.execute(delete(TokenRevocation).where(col(TokenRevocation.expires_at) < utcnow()))
     existing = await session.get(TokenRevocation, key)
     if existing is None:
         session.add(TokenRevocation(key=key, not_before=not_before, expires_at=expires_at))
@@ -160,11 +161,11 @@ async def revoke_subject(session: AsyncSession, settings: Settings, subject: str
     )
 
 
-def revocation_lookup(viewer: Viewer):  # type: ignore[no-untyped-def]
+def revocation_lookup(viewer: Viewer) -> Select[str, datetime | None]:
     """The one statement that says whether the viewer's token was revoked."""
     keys = [viewer.subject] + ([viewer.token_id] if viewer.token_id else [])
-    return select(TokenRevocation.key, TokenRevocation.not_before).where(
-        TokenRevocation.key.in_(keys)
+    return select(col(TokenRevocation.key), col(TokenRevocation.not_before)).where(
+        col(TokenRevocation.key).in_(keys)
     )
 
 
@@ -189,7 +190,7 @@ async def logout(
     if viewer.token_family:
         families.add(viewer.token_family)
     if refresh_token:
-        stmt = select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
+        stmt = select(RefreshToken).where(col(RefreshToken.token_hash) == hash_token(refresh_token))
         token = (await session.execute(stmt)).scalar_one_or_none()
         # Only the owner's own token (or an anonymous caller holding it) ends its family.
         if token is not None and (

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import Product, StockLevel, Warehouse, WarehouseKind
 from server.services import outbox
@@ -40,16 +41,16 @@ class WarehouseFilter:
 
 def available_expr() -> ColumnElement[int]:
     """What can still be sold, in SQL (``StockLevel.available`` of a row)."""
-    return StockLevel.on_hand - StockLevel.reserved
+    return col(StockLevel.on_hand) - StockLevel.reserved
 
 
 def stock_levels_query(flt: StockFilter) -> Select[tuple[StockLevel]]:
     """The stock levels ``flt`` selects."""
     conditions: list[ColumnElement[bool]] = []
     if flt.product_id is not None:
-        conditions.append(StockLevel.product_id == flt.product_id)
+        conditions.append(col(StockLevel.product_id) == flt.product_id)
     if flt.warehouse_id is not None:
-        conditions.append(StockLevel.warehouse_id == flt.warehouse_id)
+        conditions.append(col(StockLevel.warehouse_id) == flt.warehouse_id)
     # "Below safety stock": what can still be sold is under the buffer the shop keeps.
     if flt.below_safety_stock is True:
         conditions.append(available_expr() < StockLevel.safety_stock)
@@ -62,13 +63,13 @@ def warehouses_query(flt: WarehouseFilter) -> Select[tuple[Warehouse]]:
     """The warehouses ``flt`` selects (the active ones unless it includes inactive ones)."""
     conditions: list[ColumnElement[bool]] = []
     if flt.kind is not None:
-        conditions.append(Warehouse.kind == flt.kind)
+        conditions.append(col(Warehouse.kind) == flt.kind)
     if flt.region:
-        conditions.append(Warehouse.region == flt.region.strip())
+        conditions.append(col(Warehouse.region) == flt.region.strip())
     if flt.city:
-        conditions.append(Warehouse.city == flt.city.strip())
+        conditions.append(col(Warehouse.city) == flt.city.strip())
     if not flt.include_inactive:
-        conditions.append(Warehouse.is_active)
+        conditions.append(col(Warehouse.is_active))
     return select(Warehouse).where(*conditions)
 
 
@@ -93,7 +94,9 @@ async def create_warehouse(
     for field, value in (("region", region), ("province", province), ("city", city)):
         if len(value.strip()) > 64:
             raise ValidationFailed(f"{field} must have at most 64 characters", field=field)
-    taken = await session.execute(select(Warehouse.id).where(Warehouse.code == normalized))
+    taken = await session.execute(
+        select(col(Warehouse.id)).where(col(Warehouse.code) == normalized)
+    )
     if taken.first() is not None:
         raise Conflict(f"warehouse code {normalized} is taken", field="code")
     warehouse = Warehouse(
@@ -135,14 +138,16 @@ async def _ensure_row(session: AsyncSession, warehouse_id: int, product_id: int)
 async def _load(session: AsyncSession, warehouse_id: int, product_id: int) -> StockLevel:
     stmt = (
         select(StockLevel)
-        .where(StockLevel.warehouse_id == warehouse_id, StockLevel.product_id == product_id)
+        .where(
+            col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.product_id) == product_id
+        )
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one()
 
 
 def _row(warehouse_id: int, product_id: int) -> list[ColumnElement[bool]]:
-    return [StockLevel.warehouse_id == warehouse_id, StockLevel.product_id == product_id]
+    return [col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.product_id) == product_id]
 
 
 async def set_stock_level(
@@ -169,9 +174,9 @@ async def set_stock_level(
     # happens before (and we see it) or after (and it sees our on_hand).
     result = await session.execute(
         update(StockLevel)
-        .where(*_row(warehouse_id, product_id), StockLevel.reserved <= on_hand)
+        .where(*_row(warehouse_id, product_id), col(StockLevel.reserved) <= on_hand)
         .values(**values)
-        .returning(StockLevel.id)
+        .returning(col(StockLevel.id))
         .execution_options(synchronize_session=False)
     )
     if result.first() is None:
@@ -220,9 +225,11 @@ async def adjust_stock(
         await _ensure_row(session, warehouse_id, product_id)
     result = await session.execute(
         update(StockLevel)
-        .where(*_row(warehouse_id, product_id), StockLevel.on_hand + delta >= StockLevel.reserved)
+        .where(
+            *_row(warehouse_id, product_id), col(StockLevel.on_hand) + delta >= StockLevel.reserved
+        )
         .values(on_hand=StockLevel.on_hand + delta)
-        .returning(StockLevel.on_hand)
+        .returning(col(StockLevel.on_hand))
         .execution_options(synchronize_session=False)
     )
     row = result.first()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
+from sqlmodel import col
 
 from server.plugin import (
     AuthenticationError,
@@ -49,8 +50,8 @@ class LoyaltyAccountType:
     async def history(self, info: Info, first: int = 20) -> list[LoyaltyTransactionType]:
         rows = await info.context.db.scalars(
             select(LoyaltyTransaction)
-            .where(LoyaltyTransaction.customer_id == self._customer_id)
-            .order_by(LoyaltyTransaction.id.desc())
+            .where(col(LoyaltyTransaction.customer_id) == self._customer_id)
+            .order_by(col(LoyaltyTransaction.id).desc())
             .limit(max(0, min(first, 100)))
         )
         return [
@@ -72,7 +73,7 @@ class CustomerLoyalty:
 
     @strawberry.field(description="Loyalty points available to spend (loyalty plugin).")
     async def loyalty_points(self, info: Info) -> int:
-        return await _points_of(info, int(self.id))  # type: ignore[attr-defined]
+        return await _points_of(info, int(self.id))  # type: ignore[attr-defined]  # self is the core Customer this class adds fields to
 
 
 @strawberry.type
@@ -119,8 +120,8 @@ class LoyaltyMutations:
             info, service.redeem, ctx.viewer.customer_id, input.cart_token, input.points
         )
         if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        hold: LoyaltyRedemption | None = result  # type: ignore[assignment]
+            return result
+        hold: LoyaltyRedemption | None = result
         config: service.LoyaltySettings = ctx.plugins.config_for(PLUGIN)
         points = hold.points if hold else 0
         balance = await ctx.db.run(service.account, ctx.viewer.customer_id or 0)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import Cart, CartStatus, Order, utcnow
 from server.plugin import Adjustment, CartView
@@ -35,7 +36,7 @@ async def _ensure_account(session: AsyncSession, customer_id: int) -> None:
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(
-        insert(LoyaltyAccount.__table__)  # type: ignore[arg-type]
+        insert(LoyaltyAccount.__table__)  # type: ignore[attr-defined]  # SQLModel sets __table__ on a table model without declaring it
         .values(customer_id=customer_id, balance=0, lifetime_earned=0)
         .on_conflict_do_nothing(index_elements=["customer_id"])
     )
@@ -47,22 +48,22 @@ async def _change_balance(
     """Add ``delta`` points; a debit only happens if the balance covers it (one conditional
     UPDATE: two concurrent debits cannot both spend the same points)."""
     await _ensure_account(session, customer_id)
-    stmt = update(LoyaltyAccount).where(LoyaltyAccount.customer_id == customer_id)
+    stmt = update(LoyaltyAccount).where(col(LoyaltyAccount.customer_id) == customer_id)
     if delta < 0:
-        stmt = stmt.where(LoyaltyAccount.balance >= -delta)
+        stmt = stmt.where(col(LoyaltyAccount.balance) >= -delta)
     values: dict[str, Any] = {"balance": LoyaltyAccount.balance + delta, "updated_at": utcnow()}
     if earned:
         values["lifetime_earned"] = LoyaltyAccount.lifetime_earned + delta
     result = await session.execute(
         stmt.values(**values).execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return result.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
 
 
 async def account(session: AsyncSession, customer_id: int) -> LoyaltyAccount | None:
     return (
         await session.execute(
-            select(LoyaltyAccount).where(LoyaltyAccount.customer_id == customer_id)
+            select(LoyaltyAccount).where(col(LoyaltyAccount.customer_id) == customer_id)
         )
     ).scalar_one_or_none()
 
@@ -113,13 +114,15 @@ async def redeem(
     if points < 0:
         raise ValidationFailed("points must not be negative", field="points")
     cart = (
-        await session.execute(select(Cart).where(Cart.token == cart_token))
+        await session.execute(select(Cart).where(col(Cart.token) == cart_token))
     ).scalar_one_or_none()
     if cart is None or cart.customer_id != customer_id or cart.status != CartStatus.ACTIVE:
         # Someone else's cart is answered exactly like a missing one.
         raise NotFound("cart", cart_token, field="cartToken")
     hold = (
-        await session.execute(select(LoyaltyRedemption).where(LoyaltyRedemption.cart_id == cart.id))
+        await session.execute(
+            select(LoyaltyRedemption).where(col(LoyaltyRedemption.cart_id) == cart.id)
+        )
     ).scalar_one_or_none()
     if hold is not None:
         await _release_hold(session, hold, "replaced")
@@ -129,7 +132,7 @@ async def redeem(
         current = await account(session, customer_id)
         have = current.balance if current else 0
         raise ValidationFailed(f"not enough points: {points} asked, {have} held", field="points")
-    hold = LoyaltyRedemption(cart_id=cart.id, customer_id=customer_id, points=points)
+    hold = LoyaltyRedemption(cart_id=cart.id, customer_id=customer_id, points=points)  # type: ignore[arg-type]  # a stored cart has its id
     session.add(hold)
     _record(session, customer_id, LoyaltyTransactionKind.REDEEM, -points, cart_id=cart.id)
     await session.flush()
@@ -149,7 +152,7 @@ async def order_adjustments(
         return []
     hold = (
         await session.execute(
-            select(LoyaltyRedemption).where(LoyaltyRedemption.cart_id == cart.cart_id)
+            select(LoyaltyRedemption).where(col(LoyaltyRedemption.cart_id) == cart.cart_id)
         )
     ).scalar_one_or_none()
     if hold is None:
@@ -182,7 +185,7 @@ async def earn_for_order(
     if order is not None and order.cart_id is not None:
         await session.execute(
             update(LoyaltyRedemption)
-            .where(LoyaltyRedemption.cart_id == order.cart_id)
+            .where(col(LoyaltyRedemption.cart_id) == order.cart_id)
             .values(order_id=order_id)
             .execution_options(synchronize_session=False)
         )
@@ -191,9 +194,9 @@ async def earn_for_order(
     customer_id = int(customer_id)
     already = (
         await session.execute(
-            select(LoyaltyTransaction.id).where(
-                LoyaltyTransaction.kind == LoyaltyTransactionKind.EARN,
-                LoyaltyTransaction.order_id == order_id,
+            select(col(LoyaltyTransaction.id)).where(
+                col(LoyaltyTransaction.kind) == LoyaltyTransactionKind.EARN,
+                col(LoyaltyTransaction.order_id) == order_id,
             )
         )
     ).first()
@@ -229,13 +232,15 @@ async def order_cancelled(session: AsyncSession, order_id: int) -> None:
     done = set(
         (
             await session.execute(
-                select(LoyaltyTransaction.kind).where(LoyaltyTransaction.order_id == order_id)
+                select(col(LoyaltyTransaction.kind)).where(
+                    col(LoyaltyTransaction.order_id) == order_id
+                )
             )
         ).scalars()
     )
     hold = (
         await session.execute(
-            select(LoyaltyRedemption).where(LoyaltyRedemption.order_id == order_id)
+            select(LoyaltyRedemption).where(col(LoyaltyRedemption.order_id) == order_id)
         )
     ).scalar_one_or_none()
     if hold is not None and LoyaltyTransactionKind.RELEASE not in done:
@@ -251,8 +256,8 @@ async def order_cancelled(session: AsyncSession, order_id: int) -> None:
     earned = (
         await session.execute(
             select(LoyaltyTransaction).where(
-                LoyaltyTransaction.kind == LoyaltyTransactionKind.EARN,
-                LoyaltyTransaction.order_id == order_id,
+                col(LoyaltyTransaction.kind) == LoyaltyTransactionKind.EARN,
+                col(LoyaltyTransaction.order_id) == order_id,
             )
         )
     ).scalar_one_or_none()
