@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import strawberry
 
-from schema import customers, inventory, orders, products, security, shipments
+from schema import (
+    carts,
+    checkout,
+    customers,
+    inventory,
+    orders,
+    payments,
+    products,
+    security,
+    shipments,
+)
 from schema import plugins as plugin_admin
 from server.config import Settings
 from server.graphql import assembly
@@ -15,6 +25,9 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     products,
     customers,
     inventory,
+    carts,
+    checkout,
+    payments,
     orders,
     shipments,
     security,

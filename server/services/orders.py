@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth import Viewer
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
-from server.services import inventory, outbox, payments
+from server.services import gateways, inventory, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
 S = OrderStatus
@@ -100,7 +100,7 @@ async def transition_order(
         for line in await _lines(session, order_id):
             if line.warehouse_id is not None:
                 await inventory.release(session, line.warehouse_id, line.product_id, line.quantity)
-        await payments.refund_captured(session, order_id, reason=note or "order cancelled")
+        await gateways.refund_captured(session, order_id, reason=note or "order cancelled")
     elif target is S.SHIPPED:
         for line in await _lines(session, order_id):
             if line.warehouse_id is not None:
