@@ -1,11 +1,14 @@
-"""Carts over GraphQL: a cart, its lines priced for the viewer now, and changing them.
+"""Carts over GraphQL: a cart by its token, its lines priced for the viewer now, and the
+mutations that change it.
 
-The rules live in server.services.carts; a cart's prices come from server.services.checkout.
+The rules live in server/services/carts.py; a cart's prices and shipping quotes come from
+server/services/checkout.py (``quote_cart``), as placeOrder's do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,23 +18,15 @@ from strawberry import relay
 
 from schema.addresses import ShippingAddress, ShippingAddressInput
 from schema.checkout import ShippingQuote
-from schema.loaders import (
-    ProductByIdLoader,
-)
 from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
 from schema.products import Product
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import (
-    ConflictError,
-    Error,
-    IdempotencyConflict,
-    NotFoundError,
-    ValidationError,
-)
+from server.graphql.errors import ConflictError, IdempotencyConflict, NotFoundError, ValidationError
 from server.graphql.ids import require_node_id
 from server.graphql.money import Money, money
-from server.graphql.mutations import run_mutation as mutate
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel
 from server.services import carts, checkout
 from server.services.errors import ValidationFailed
 
@@ -39,15 +34,16 @@ CartStatus = strawberry.enum(m.CartStatus, name="CartStatus")
 
 
 @strawberry.type(description="A product in a cart, priced for the viewer now.")
-class CartLine:
+class CartLine(FromModel):
+    # Built from a priced line's cart line (``_priced.line``), with its global id.
     id: relay.GlobalID
     quantity: int
     _priced: strawberry.Private[checkout.PricedLine]
 
     @strawberry.field
-    async def product(self, info: Info) -> Product | None:
-        row = await info.context.loaders.get(ProductByIdLoader).load(self._priced.line.product_id)
-        return Product.from_model(row) if row is not None else None
+    def product(self) -> Product | None:
+        # The row the cart was priced with: no statement of its own.
+        return Product.from_model(self._priced.product)
 
     @strawberry.field
     def unit_price(self) -> Money:
@@ -63,11 +59,19 @@ class CartLine:
         return money(self._priced.total, self._priced.breakdown.currency)
 
 
+class _Quote:
+    """A cart object's quote, once computed, and the lock its first computation holds."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.value: checkout.CartQuote | None = None
+
+
 @strawberry.type(
     description="A shopping cart. Reached by its token; a signed-in customer's cart is theirs "
     "alone. Prices are computed now (plugins' adjustments included)."
 )
-class Cart:
+class Cart(FromModel):
     token: str
     status: CartStatus
     email: str | None
@@ -75,30 +79,16 @@ class Cart:
     created_at: datetime
     updated_at: datetime | None
     _model: strawberry.Private[m.Cart]
-    # The quote, once computed, and the lock its first computation holds.
-    _quote: strawberry.Private[dict[str, Any]]
-
-    @classmethod
-    def from_model(cls, model: m.Cart) -> Cart:
-        return cls(
-            token=model.token,
-            status=model.status,
-            email=model.email,
-            currency=model.currency,
-            created_at=model.created_at,
-            updated_at=model.updated_at,
-            _model=model,
-            _quote={"lock": asyncio.Lock()},
-        )
+    _quote: strawberry.Private[_Quote] = dataclasses.field(default_factory=_Quote)
 
     async def quote(self, info: Info) -> checkout.CartQuote:
         # Priced once per cart object, however many fields ask. Computed in the asking field's
         # own task, never a task of its own: when the request's fields are cancelled, so is
         # the pricing, and no work outlives the request's database session.
-        async with self._quote["lock"]:
-            if "q" not in self._quote:
-                self._quote["q"] = await self._compute(info)
-        quote: checkout.CartQuote = self._quote["q"]
+        async with self._quote.lock:
+            quote = self._quote.value
+            if quote is None:
+                quote = self._quote.value = await self._compute(info)
         return quote
 
     async def _compute(self, info: Info) -> checkout.CartQuote:
@@ -116,14 +106,9 @@ class Cart:
 
     @strawberry.field
     async def lines(self, info: Info) -> list[CartLine]:
-        quote = await self.quote(info)
         return [
-            CartLine(
-                id=relay.GlobalID("CartLine", str(p.line.id)),
-                quantity=p.line.quantity,
-                _priced=p,
-            )
-            for p in quote.lines
+            CartLine.from_model(p.line, id=relay.GlobalID("CartLine", str(p.line.id)), _priced=p)
+            for p in (await self.quote(info)).lines
         ]
 
     @strawberry.field(description="Units in the cart, over all lines.")
@@ -145,14 +130,7 @@ class Cart:
     @strawberry.field(description="Ways to ship this cart; none means shipping is free.")
     async def shipping_quotes(self, info: Info) -> list[ShippingQuote]:
         return [
-            ShippingQuote(
-                source=q.source,
-                code=q.code,
-                carrier=q.carrier,
-                label=q.label,
-                price=money(q.amount, self.currency),
-                promised_days=q.promised_days,
-            )
+            ShippingQuote.from_model(q, price=money(q.amount, self.currency))
             for q in (await self.quote(info)).shipping_quotes
         ]
 
@@ -263,77 +241,69 @@ CartSetShippingAddressResult = Annotated[
 ]
 
 
-def _lines(lines: list[CartLineInput]) -> list[carts.LineRequest]:
-    return [
-        carts.LineRequest(
-            product_id=require_node_id(line.product_id, "Product", f"lines.{i}.productId"),
-            quantity=line.quantity,
-        )
-        for i, line in enumerate(lines)
-    ]
-
-
 @strawberry.type
 class CartMutations:
     @strawberry.mutation(description="Start a cart; a signed-in customer's cart is theirs.")
     async def create_cart(self, info: Info, input: CreateCartInput) -> CreateCartResult:
         ctx = info.context
-        result = await mutate(
-            info,
-            lambda s: carts.create_cart(
-                s, ctx.viewer, currency=input.currency or ctx.settings.currency, email=input.email
-            ),
-        )
-        return (
-            CreateCartSuccess(cart=Cart.from_model(result))
-            if isinstance(result, m.Cart)
-            else result
-        )  # type: ignore[return-value]
+
+        async def work(session: AsyncSession) -> m.Cart:
+            currency = input.currency or ctx.settings.currency
+            return await carts.create_cart(
+                session, ctx.viewer, currency=currency, email=input.email
+            )
+
+        return await mutate(info, work, lambda cart: CreateCartSuccess(cart=Cart.from_model(cart)))
 
     @strawberry.mutation(description="Add products (merged into existing lines).")
     async def cart_add_lines(self, info: Info, input: CartAddLinesInput) -> CartAddLinesResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: carts.add_lines(
-                s,
-                viewer,
-                input.cart_token,
-                _lines(input.lines),
-                idempotency_key=input.idempotency_key,
-            ),
+
+        async def work(session: AsyncSession) -> m.Cart:
+            lines = [
+                carts.LineRequest(
+                    product_id=require_node_id(line.product_id, "Product", f"lines.{i}.productId"),
+                    quantity=line.quantity,
+                )
+                for i, line in enumerate(input.lines)
+            ]
+            return await carts.add_lines(
+                session, viewer, input.cart_token, lines, idempotency_key=input.idempotency_key
+            )
+
+        return await mutate(
+            info, work, lambda cart: CartAddLinesSuccess(cart=Cart.from_model(cart))
         )
-        return _cart_result(result, CartAddLinesSuccess)
 
     @strawberry.mutation(description="Set a line's quantity (0 removes it).")
     async def cart_update_line(
         self, info: Info, input: CartUpdateLineInput
     ) -> CartUpdateLineResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: carts.update_line(
-                s,
-                viewer,
-                input.cart_token,
-                require_node_id(input.line_id, "CartLine", "lineId"),
-                input.quantity,
-            ),
+
+        async def work(session: AsyncSession) -> m.Cart:
+            line_id = require_node_id(input.line_id, "CartLine", "lineId")
+            return await carts.update_line(
+                session, viewer, input.cart_token, line_id, input.quantity
+            )
+
+        return await mutate(
+            info, work, lambda cart: CartUpdateLineSuccess(cart=Cart.from_model(cart))
         )
-        return _cart_result(result, CartUpdateLineSuccess)
 
     @strawberry.mutation
     async def cart_remove_line(
         self, info: Info, input: CartRemoveLineInput
     ) -> CartRemoveLineResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: carts.remove_line(
-                s, viewer, input.cart_token, require_node_id(input.line_id, "CartLine", "lineId")
-            ),
+
+        async def work(session: AsyncSession) -> m.Cart:
+            line_id = require_node_id(input.line_id, "CartLine", "lineId")
+            return await carts.remove_line(session, viewer, input.cart_token, line_id)
+
+        return await mutate(
+            info, work, lambda cart: CartRemoveLineSuccess(cart=Cart.from_model(cart))
         )
-        return _cart_result(result, CartRemoveLineSuccess)
 
     @strawberry.mutation
     async def cart_set_shipping_address(
@@ -347,16 +317,13 @@ class CartMutations:
             if input.address is not None:
                 address = input.address.as_dict()
             else:
-                address = await carts.saved_address(
-                    session, viewer, require_node_id(input.address_id or "", "Address", "addressId")
-                )
+                address_id = require_node_id(input.address_id, "Address", "addressId")
+                address = await carts.saved_address(session, viewer, address_id)
             return await carts.set_shipping_address(session, viewer, input.cart_token, address)
 
-        return _cart_result(await mutate(info, work), CartSetShippingAddressSuccess)
-
-
-def _cart_result(result: Any, success: type[Any]) -> Any:
-    return result if isinstance(result, Error) else success(cart=Cart.from_model(result))
+        return await mutate(
+            info, work, lambda cart: CartSetShippingAddressSuccess(cart=Cart.from_model(cart))
+        )
 
 
 QUERIES: list[type[Any]] = [CartQueries]

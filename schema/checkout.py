@@ -1,6 +1,7 @@
-"""Checkout over GraphQL: the ways a cart can ship, and placeOrder.
+"""Checkout over GraphQL: the ways a cart can ship (``Cart.shippingQuotes``) and placeOrder.
 
-The rules live in server.services.checkout (``quote_cart``, ``place_order``).
+The rules live in server/services/checkout.py: ``quote_cart`` prices a cart and asks the plugins
+how it can ship, ``place_order`` turns it into an order.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ from server.graphql.errors import (
     CheckoutProblems,
     ConflictError,
     EmptyCart,
-    Error,
     IdempotencyConflict,
     NotFoundError,
     OutOfStock,
     ValidationError,
 )
 from server.graphql.money import Money
-from server.graphql.mutations import run_mutation as mutate
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel
 from server.services import checkout
 
 
 @strawberry.type(description="One way to ship a cart, offered by a plugin.")
-class ShippingQuote:
+class ShippingQuote(FromModel):
+    """Built from a plugin's quote (server.plugin.ShippingQuote), its amount as ``price``."""
+
     source: str
     code: str
     carrier: str
@@ -93,10 +96,9 @@ class CheckoutMutations:
             )
             return await checkout.place_order(session, ctx.plugins, ctx.viewer, data)
 
-        result = await mutate(info, work)
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        return PlaceOrderSuccess(order=Order.from_model(result))
+        return await mutate(
+            info, work, lambda order: PlaceOrderSuccess(order=Order.from_model(order))
+        )
 
 
 QUERIES: list[type[Any]] = []

@@ -1,54 +1,45 @@
-"""Orders over GraphQL: an order, its lines and history, the orders list, and moving an order
-along its state machine. The rules live in server.services.orders."""
+"""Orders over GraphQL: an order with its lines and history, the orders list, and moving an order
+along its state machine (cancelOrder, updateOrderStatus, confirmReceipt).
+
+The rules live in server/services/orders.py. Other domains add their fields to Order:
+``Order.payments`` (schema/payments.py), ``Order.shipments`` (schema/shipments.py). placeOrder is
+in schema/checkout.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import Annotated, Any, Self
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
 from schema.addresses import ShippingAddress
+from schema.customers import Customer
 from schema.loaders import (
-    CustomerByIdLoader,
     OrderByIdLoader,
     OrderLineByIdLoader,
     OrderLinesByOrderIdLoader,
     OrderStatusChangesByOrderIdLoader,
-    PaymentsByOrderIdLoader,
     ProductByIdLoader,
-    ShipmentsByOrderIdLoader,
 )
-from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types
-from schema.pricing import stored_breakdown as stored_breakdown_type
+from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, stored_breakdown
 from schema.products import Product
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import (
-    Error,
-    InvalidTransition,
-    NotFoundError,
-    ValidationError,
-)
-from server.graphql.ids import filter_node_id, parse_node_id, parse_pk, require_node_id
+from server.graphql.errors import InvalidTransition, NotFoundError, ValidationError
+from server.graphql.ids import filter_node_id, parse_pk, require_node_id
 from server.graphql.money import Money, money
-from server.graphql.mutations import run_mutation as mutate
-from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortDirection, SortKey, paginate
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel, ModelNode
+from server.graphql.pagination import Connection, SortDirection, SortKey, connection
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import orders as service
-from server.services import shipments as shipment_service
-
-if TYPE_CHECKING:
-    from schema.customers import Customer
-    from schema.shipments import Shipment
 
 OrderStatus = strawberry.enum(m.OrderStatus, name="OrderStatus")
-PaymentStatus = strawberry.enum(m.PaymentStatus, name="PaymentStatus")
 
 
 @strawberry.type(description="A product line of an order, as it was placed.")
@@ -60,30 +51,22 @@ class OrderLine(ModelNode):
     product_name: str
     quantity: int
     _model: strawberry.Private[m.OrderLine]
+    # The order's currency (a line has none of its own): pass it to from_model.
     _currency: strawberry.Private[str]
 
     @classmethod
-    def from_model(cls, model: m.OrderLine, currency: str = "CNY") -> Self:
-        return cls(
-            id=model.id,  # type: ignore[arg-type]
-            sku=model.sku,
-            product_name=model.product_name,
-            quantity=model.quantity,
-            _model=model,
-            _currency=currency,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # relay.Node's overloads; one async form here
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        # A line is visible exactly when its order is.
-        ids = [parse_pk(i) for i in node_ids]
-        rows = await info.context.loaders.get(OrderLineByIdLoader).load_many(
-            [i for i in ids if i is not None]
-        )
+        return await cls.visible(info, [parse_pk(i) for i in node_ids])
+
+    @classmethod
+    async def visible(cls, info: Info, ids: Sequence[int | None]) -> list[Self | None]:
+        """The lines of ``ids``: a line is visible exactly when its order is."""
+        loaders = info.context.loaders
+        rows = await loaders.get(OrderLineByIdLoader).load_many([i for i in ids if i is not None])
         by_id = {row.id: row for row in rows if row is not None}
-        order_rows = await info.context.loaders.get(OrderByIdLoader).load_many(
+        order_rows = await loaders.get(OrderByIdLoader).load_many(
             [row.order_id for row in by_id.values()]
         )
         orders = {o.id: o for o in order_rows if o is not None}
@@ -91,12 +74,15 @@ class OrderLine(ModelNode):
         for i in ids:
             row = by_id.get(i) if i is not None else None
             order = orders.get(row.order_id) if row is not None else None
-            visible = order is not None and service.can_view(order, info.context.viewer)
-            out.append(cls.from_model(row, order.currency) if visible else None)  # type: ignore[union-attr,arg-type]
+            if row is None or order is None or not service.can_view(order, info.context.viewer):
+                out.append(None)
+            else:
+                out.append(cls.from_model(row, _currency=order.currency))
         return out
 
     @strawberry.field
     async def product(self, info: Info) -> Product | None:
+        # As placed: shown even when the product is archived since.
         row = await info.context.loaders.get(ProductByIdLoader).load(self._model.product_id)
         return Product.from_model(row) if row is not None else None
 
@@ -114,7 +100,7 @@ class OrderLine(ModelNode):
 
     @strawberry.field(description="How the unit price was made, as placed.")
     def price_breakdown(self) -> PriceBreakdown:
-        return stored_breakdown_type(
+        return stored_breakdown(
             base=self._model.base_unit_price_amount,
             unit=self._model.unit_price_amount,
             quantity=self._model.quantity,
@@ -124,37 +110,16 @@ class OrderLine(ModelNode):
 
 
 @strawberry.type(description="One step in an order's history.")
-class OrderStatusChange:
+class OrderStatusChange(FromModel):
     from_status: OrderStatus | None
     to_status: OrderStatus
     note: str
     at: datetime
-    _actor: strawberry.Private[str]
+    _model: strawberry.Private[m.OrderStatusChange]
 
     @strawberry.field(description="Who made the change (with orders.read; null for others).")
     def actor(self, info: Info) -> str | None:
-        return self._actor if info.context.viewer.has(ORDERS_READ, ORDERS_MANAGE) else None
-
-
-@strawberry.type(description="A payment attempt for an order.")
-class Payment:
-    gateway: str
-    amount: Money
-    status: PaymentStatus
-    reference: str
-    message: str
-    created_at: datetime
-
-    @classmethod
-    def from_model(cls, row: m.Payment) -> Payment:
-        return cls(
-            gateway=row.gateway,
-            amount=money(row.amount, row.currency),
-            status=row.status,
-            reference=row.reference,
-            message=row.message,
-            created_at=row.created_at,
-        )
+        return self._model.actor if info.context.viewer.has(ORDERS_READ, ORDERS_MANAGE) else None
 
 
 @strawberry.type(description="An order: visible to its customer and with orders.read only.")
@@ -173,23 +138,13 @@ class Order(ModelNode):
     _model: strawberry.Private[m.Order]
 
     @classmethod
-    def from_model(cls, model: m.Order) -> Self:
-        return cls(
-            id=model.id,  # type: ignore[arg-type]
-            number=model.number,
-            status=model.status,
-            email=model.email,
-            currency=model.currency,
-            placed_at=model.placed_at,
-            updated_at=model.updated_at,
-            paid_at=model.paid_at,
-            cancelled_at=model.cancelled_at,
-            _model=model,
-        )
-
-    @classmethod
     def can_view(cls, info: Info, model: m.Order) -> bool:
         return service.can_view(model, info.context.viewer)
+
+    @property
+    def row(self) -> m.Order:
+        """The order's row, for the fields other domains add to Order."""
+        return self._model
 
     def _money(self, minor: int) -> Money:
         return money(minor, self._model.currency)
@@ -220,54 +175,17 @@ class Order(ModelNode):
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
-        rows = await info.context.loaders.get(OrderLinesByOrderIdLoader).load(self._model.id)
-        return [OrderLine.from_model(row, self._model.currency) for row in rows]
+        rows = await info.context.loaders.get(OrderLinesByOrderIdLoader).load(self.id)
+        return [OrderLine.from_model(row, _currency=self.currency) for row in rows]
 
     @strawberry.field(description="Every status change, oldest first.")
     async def status_history(self, info: Info) -> list[OrderStatusChange]:
-        rows = await info.context.loaders.get(OrderStatusChangesByOrderIdLoader).load(
-            self._model.id
-        )
-        return [
-            OrderStatusChange(
-                from_status=row.from_status,
-                to_status=row.to_status,
-                note=row.note,
-                at=row.at,
-                _actor=row.actor,
-            )
-            for row in rows
-        ]
-
-    @strawberry.field
-    async def payments(self, info: Info) -> list[Payment]:
-        rows = await info.context.loaders.get(PaymentsByOrderIdLoader).load(self._model.id)
-        return [Payment.from_model(row) for row in rows]
-
-    @strawberry.field
-    async def shipments(
-        self, info: Info
-    ) -> list[Annotated[Shipment, strawberry.lazy("schema.shipments")]]:
-        from schema.shipments import Shipment
-
-        # The same rule as a shipment by id: orders.read alone does not show shipments.
-        if not shipment_service.can_view(self._model, info.context.viewer):
-            return []
-        rows = await info.context.loaders.get(ShipmentsByOrderIdLoader).load(self._model.id)
-        return [Shipment.from_model(row) for row in rows]
+        rows = await info.context.loaders.get(OrderStatusChangesByOrderIdLoader).load(self.id)
+        return [OrderStatusChange.from_model(row) for row in rows]
 
     @strawberry.field(description="The buyer; null for a guest order.")
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
-        from schema.customers import Customer
-
-        if self._model.customer_id is None:
-            return None
-        row = await info.context.loaders.get(CustomerByIdLoader).load(self._model.customer_id)
-        if row is None or not Customer.can_view(info, row):
-            return None
-        return Customer.from_model(row)
+    async def customer(self, info: Info) -> Customer | None:
+        return await Customer.load(info, self._model.customer_id)
 
 
 @strawberry.input
@@ -294,31 +212,21 @@ class OrderSort:
     direction: SortDirection = SortDirection.DESC
 
 
-_SORT_COLUMNS = {
-    OrderSortField.PLACED_AT: (m.Order.placed_at, "placed_at"),
-    OrderSortField.TOTAL: (m.Order.total_amount, "total_amount"),
+_SORT_KEYS = {
+    OrderSortField.PLACED_AT: SortKey(column=m.Order.placed_at, label="placed_at"),
+    OrderSortField.TOTAL: SortKey(column=m.Order.total_amount, label="total_amount"),
 }
 
 
-def _orders_statement(info: Info, filter: OrderFilter | None) -> Any:
-    viewer = info.context.viewer
-    stmt = select(m.Order)
-    if viewer.is_customer:
-        stmt = stmt.where(m.Order.customer_id == viewer.customer_id)
-    elif not viewer.has(ORDERS_READ, ORDERS_MANAGE):
-        return None
+def _order_query(filter: OrderFilter | None) -> service.OrderQuery:
     if filter is None:
-        return stmt
-    if filter.status is not None:
-        stmt = stmt.where(m.Order.status == filter.status)
-    if filter.customer_id is not None:
-        # For a customer this can only narrow their own orders (another id gives nothing).
-        stmt = stmt.where(m.Order.customer_id == filter_node_id(filter.customer_id, "Customer"))
-    if filter.placed_from is not None:
-        stmt = stmt.where(m.Order.placed_at >= filter.placed_from)
-    if filter.placed_to is not None:
-        stmt = stmt.where(m.Order.placed_at < filter.placed_to)
-    return stmt
+        return service.OrderQuery()
+    return service.OrderQuery(
+        status=filter.status,
+        customer_id=filter_node_id(filter.customer_id, "Customer"),
+        placed_from=filter.placed_from,
+        placed_to=filter.placed_to,
+    )
 
 
 @strawberry.type
@@ -337,34 +245,21 @@ class OrderQueries:
         sort: OrderSort | None = None,
     ) -> Connection[Order]:
         sort = sort or OrderSort()
-        stmt = _orders_statement(info, filter)
-        if stmt is None:
-            stmt = select(m.Order).where(m.Order.id.is_(None))
-        column, attr = _SORT_COLUMNS[sort.field]
-        return await paginate(
-            info.context.db.scalars,
-            stmt,
-            keys=[SortKey(column=column, label=attr)],
-            id_column=m.Order.id,
-            descending=sort.direction is SortDirection.DESC,
+        return await connection(
+            info,
+            service.list_orders(info.context.viewer, _order_query(filter)),
+            sort=[_SORT_KEYS[sort.field]],
             to_node=Order.from_model,
-            key_of=lambda o: [getattr(o, attr), o.id],
+            descending=sort.direction is SortDirection.DESC,
             first=first,
             after=after,
             last=last,
             before=before,
-            count=info.context.db.scalar,
         )
 
     @strawberry.field(description="An order by id; null if it is not there or not yours.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        ident = parse_node_id(id, "Order")
-        if ident is None:
-            return None
-        row = await info.context.loaders.get(OrderByIdLoader).load(ident)
-        if row is None or not service.can_view(row, info.context.viewer):
-            return None
-        return Order.from_model(row)
+        return await Order.load_global_id(info, id)
 
 
 @strawberry.input
@@ -400,6 +295,7 @@ class ConfirmReceiptSuccess:
     order: Order
 
 
+# What a mutation moving an order can answer (payOrder's too, in schema/payments.py).
 OrderChangeErrors = NotFoundError | ValidationError | InvalidTransition
 CancelOrderResult = Annotated[
     CancelOrderSuccess | OrderChangeErrors, strawberry.union("CancelOrderResult")
@@ -420,45 +316,41 @@ class OrderMutations:
     )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: service.cancel_order(
-                s, viewer, require_node_id(input.order_id, "Order", "orderId"), input.reason
-            ),
+
+        async def work(session: AsyncSession) -> m.Order:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            return await service.cancel_order(session, viewer, order_id, input.reason)
+
+        return await mutate(
+            info, work, lambda order: CancelOrderSuccess(order=Order.from_model(order))
         )
-        return _order_result(result, CancelOrderSuccess)
 
     @strawberry.mutation(description="orders.manage: move an order along its state machine.")
     async def update_order_status(
         self, info: Info, input: UpdateOrderStatusInput
     ) -> UpdateOrderStatusResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: service.update_status(
-                s,
-                viewer,
-                require_node_id(input.order_id, "Order", "orderId"),
-                m.OrderStatus(input.status.value),
-                input.note,
-            ),
+
+        async def work(session: AsyncSession) -> m.Order:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            target = m.OrderStatus(input.status.value)
+            return await service.update_status(session, viewer, order_id, target, input.note)
+
+        return await mutate(
+            info, work, lambda order: UpdateOrderStatusSuccess(order=Order.from_model(order))
         )
-        return _order_result(result, UpdateOrderStatusSuccess)
 
     @strawberry.mutation(description="The buyer confirms the goods arrived: DELIVERED → COMPLETED.")
     async def confirm_receipt(self, info: Info, input: ConfirmReceiptInput) -> ConfirmReceiptResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: service.confirm_receipt(
-                s, viewer, require_node_id(input.order_id, "Order", "orderId")
-            ),
+
+        async def work(session: AsyncSession) -> m.Order:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            return await service.confirm_receipt(session, viewer, order_id)
+
+        return await mutate(
+            info, work, lambda order: ConfirmReceiptSuccess(order=Order.from_model(order))
         )
-        return _order_result(result, ConfirmReceiptSuccess)
-
-
-def _order_result(result: Any, success: type[Any]) -> Any:
-    return result if isinstance(result, Error) else success(order=Order.from_model(result))
 
 
 QUERIES: list[type[Any]] = [OrderQueries]

@@ -1,25 +1,54 @@
-"""Payments over GraphQL: payOrder. The rules live in server.services.payments."""
+"""Payments over GraphQL: an order's payment attempts (``Order.payments``) and payOrder.
+
+The rules live in server/services/payments.py (``pay_order``); the gateways that charge and
+refund in server/services/gateways.py.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schema.orders import Order, OrderChangeErrors, Payment
+from schema.loaders import PaymentsByOrderIdLoader
+from schema.orders import Order, OrderChangeErrors
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import (
-    Error,
-    PaymentDeclined,
-)
+from server.graphql.errors import PaymentDeclined
 from server.graphql.ids import require_node_id
-from server.graphql.money import MoneyInput, to_minor
-from server.graphql.mutations import run_mutation as mutate
-from server.services import orders as service
-from server.services import payments
+from server.graphql.money import Money, MoneyInput, money, to_minor
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel
+from server.services import orders, payments
 from server.services.errors import ValidationFailed
+
+PaymentStatus = strawberry.enum(m.PaymentStatus, name="PaymentStatus")
+
+
+@strawberry.type(description="A payment attempt for an order.")
+class Payment(FromModel):
+    gateway: str
+    amount: Money
+    status: PaymentStatus
+    reference: str
+    message: str
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: m.Payment, **values: Any) -> Self:
+        return super().from_model(row, amount=money(row.amount, row.currency), **values)
+
+
+@strawberry.type
+class OrderPayments:
+    """Fields this domain adds to Order (``root`` is the Order)."""
+
+    @strawberry.field
+    async def payments(self, root: Order, info: Info) -> list[Payment]:
+        rows = await info.context.loaders.get(PaymentsByOrderIdLoader).load(root.id)
+        return [Payment.from_model(row) for row in rows]
 
 
 @strawberry.input
@@ -54,6 +83,18 @@ def _minor(amount: MoneyInput, currency: str, field: str) -> int:
         raise ValidationFailed(str(exc), field=field) from exc
 
 
+def _paid(result: tuple[m.Payment, m.Order]) -> PayOrderSuccess | PaymentDeclined:
+    payment, order = result
+    if payment.status is m.PaymentStatus.DECLINED:
+        # The declined attempt is committed (it is history); the client gets a typed error.
+        return PaymentDeclined(
+            code="PAYMENT_DECLINED",
+            message=f"the payment was declined: {payment.message or 'no reason given'}",
+            field="token",
+        )
+    return PayOrderSuccess(order=Order.from_model(order), payment=Payment.from_model(payment))
+
+
 @strawberry.type
 class PaymentMutations:
     @strawberry.mutation(
@@ -64,7 +105,7 @@ class PaymentMutations:
 
         async def work(session: AsyncSession) -> tuple[m.Payment, m.Order]:
             order_id = require_node_id(input.order_id, "Order", "orderId")
-            order = await service.load(session, order_id)
+            order = await orders.load(session, order_id)
             currency = (input.amount.currency or (order.currency if order else "CNY")).upper()
             payment = await payments.pay_order(
                 session,
@@ -78,24 +119,14 @@ class PaymentMutations:
                     cart_token=input.cart_token,
                 ),
             )
-            fresh = await service.load(session, order_id)
+            fresh = await orders.load(session, order_id)
             assert fresh is not None
             return payment, fresh
 
-        result = await mutate(info, work)
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        payment, order = result
-        if payment.status is m.PaymentStatus.DECLINED:
-            # The declined attempt is committed (it is history); the client gets a typed error.
-            return PaymentDeclined(  # type: ignore[return-value]
-                code="PAYMENT_DECLINED",
-                message=f"the payment was declined: {payment.message or 'no reason given'}",
-                field="token",
-            )
-        return PayOrderSuccess(order=Order.from_model(order), payment=Payment.from_model(payment))
+        return await mutate(info, work, _paid)
 
 
 QUERIES: list[type[Any]] = []
 MUTATIONS: list[type[Any]] = [PaymentMutations]
 TYPES: list[type[Any]] = []
+EXTENSIONS: dict[str, list[type[Any]]] = {"Order": [OrderPayments]}

@@ -2,8 +2,9 @@
 
 A pure function of the plugin set: two schemas built in one process share nothing mutable.
 Plugins contribute root fields (``graphql_queries`` / ``_mutations`` / ``_subscriptions``),
-types (``graphql_types``) and fields on core types (``graphql_type_extensions``). Any name
-clash is a :class:`SchemaAssemblyError` naming both contributors.
+types (``graphql_types``) and fields on core types (``graphql_type_extensions``); a core domain
+adds fields to another domain's types the same way (its ``EXTENSIONS``). Any name clash is a
+:class:`SchemaAssemblyError` naming both contributors.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -123,17 +124,19 @@ def _type_registry(roots: list[type[Any]]) -> dict[str, StrawberryObjectDefiniti
 
 
 def _extension_fields(
-    plugins: PluginRuntime, registry: dict[str, StrawberryObjectDefinition]
+    extensions: Iterable[tuple[str, Mapping[str, Sequence[type[Any]]]]],
+    registry: dict[str, StrawberryObjectDefinition],
 ) -> dict[str, list[StrawberryField]]:
-    """``{core type name: [copied fields]}``, checked for clashes."""
+    """``{core type name: [copied fields]}`` from ``(owner, {type name: [classes]})`` pairs,
+    checked for clashes."""
     added: dict[str, list[StrawberryField]] = {}
     owners: dict[tuple[str, str], str] = {}
-    for owner, mapping in plugins.call_sync("graphql_type_extensions"):
+    for owner, mapping in extensions:
         for type_name, classes in dict(mapping).items():
             target = registry.get(type_name)
             if target is None:
                 raise SchemaAssemblyError(
-                    f"plugin {owner!r} extends type {type_name!r}, which is not in the schema"
+                    f"{_owner_label(owner)} extends type {type_name!r}, which is not in the schema"
                 )
             core_fields = {_names.from_field(f) for f in target.fields}
             for cls in classes:
@@ -221,11 +224,22 @@ class ShopSchema(strawberry.Schema):
 
 
 class Domain(Protocol):
-    """A module of the core's API: its root query and mutation classes and extra types."""
+    """A module of the core's API: its root query and mutation classes and extra types.
+
+    A domain may also define ``EXTENSIONS``, ``{type name: [strawberry types]}``: fields it adds
+    to another domain's types, as a plugin's ``graphql_type_extensions`` does (resolvers get the
+    extended object as ``root``). So of two domains whose types refer to each other, only one
+    imports the other (shipments import orders and add ``Order.shipments``).
+    """
 
     QUERIES: Sequence[type[Any]]
     MUTATIONS: Sequence[type[Any]]
     TYPES: Sequence[type[Any]]
+
+
+def _domain_extensions(domain: Domain) -> Mapping[str, Sequence[type[Any]]]:
+    extensions: Mapping[str, Sequence[type[Any]]] = getattr(domain, "EXTENSIONS", {})
+    return extensions
 
 
 def build_schema(
@@ -292,7 +306,10 @@ def build_schema(
     roots = [query, *(c.cls for c in types)]
     roots += [r for r in (mutation, subscription) if r is not None]
     registry = _type_registry(roots)
-    added = _extension_fields(plugins, registry)
+    # The core's extensions first: a plugin's field of the same name clashes with the core's.
+    type_extensions = [(CORE, _domain_extensions(domain)) for domain in domains]
+    type_extensions += plugins.call_sync("graphql_type_extensions")
+    added = _extension_fields(type_extensions, registry)
 
     with _BUILD_LOCK:
         saved = {name: registry[name].fields for name in added}
