@@ -5,11 +5,14 @@ from __future__ import annotations
 import strawberry
 
 from schema import (
+    carts,
     catalog_admin,
     categories,
+    checkout,
     customers,
     inventory,
     orders,
+    payments,
     products,
     search,
     security,
@@ -28,6 +31,9 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     catalog_admin,
     customers,
     inventory,
+    carts,
+    checkout,
+    payments,
     orders,
     shipments,
     security,

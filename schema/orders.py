@@ -1,260 +1,45 @@
-"""Carts, checkout, orders and payments over GraphQL.
+"""Orders over GraphQL: an order with its lines and history, the orders list, and moving an order
+along its state machine (cancelOrder, updateOrderStatus, confirmReceipt).
 
-Resolvers here translate GraphQL input to the services' plain values and rows back to types;
-the rules live in server.services.{carts, checkout, orders, payments}.
+The rules live in server/services/orders.py. Other domains add their fields to Order:
+``Order.payments`` (schema/payments.py), ``Order.shipments`` (schema/shipments.py). placeOrder is
+in schema/checkout.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Self
 
 import strawberry
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from schema.addresses import ShippingAddress
+from schema.customers import Customer
 from schema.loaders import (
-    CustomerByIdLoader,
     OrderByIdLoader,
     OrderLineByIdLoader,
     OrderLinesByOrderIdLoader,
     OrderStatusChangesByOrderIdLoader,
-    PaymentsByOrderIdLoader,
     ProductByIdLoader,
-    ShipmentsByOrderIdLoader,
 )
-from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
-from schema.pricing import stored_breakdown as stored_breakdown_type
+from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, stored_breakdown
 from schema.products import Product
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import (
-    CheckoutProblems,
-    ConflictError,
-    EmptyCart,
-    Error,
-    IdempotencyConflict,
-    InvalidTransition,
-    NotFoundError,
-    OutOfStock,
-    PaymentDeclined,
-    ValidationError,
-)
-from server.graphql.ids import filter_node_id, parse_node_id, parse_pk, require_node_id
-from server.graphql.money import Money, MoneyInput, money, to_minor
-from server.graphql.mutations import run_mutation
-from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortDirection, SortKey, paginate
+from server.graphql.errors import InvalidTransition, NotFoundError, ValidationError
+from server.graphql.ids import filter_node_id, parse_pk, require_node_id
+from server.graphql.money import Money, money
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel, ModelNode
+from server.graphql.pagination import Connection, SortDirection, SortKey, connection
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
-from server.services import carts, checkout, payments
 from server.services import orders as service
-from server.services import shipments as shipment_service
-from server.services.errors import ValidationFailed
-
-if TYPE_CHECKING:
-    from schema.customers import Customer
-    from schema.shipments import Shipment
-
-R = TypeVar("R")
 
 OrderStatus = strawberry.enum(m.OrderStatus, name="OrderStatus")
-PaymentStatus = strawberry.enum(m.PaymentStatus, name="PaymentStatus")
-CartStatus = strawberry.enum(m.CartStatus, name="CartStatus")
-
-
-async def mutate(info: Info, work: Callable[[AsyncSession], Awaitable[R]]) -> R | Error:
-    """Run ``work`` as the mutation's one transaction (input parsing errors included)."""
-    return await run_mutation(info, work)
-
-
-# --- shared value types -------------------------------------------------------------------
-
-
-@strawberry.type(
-    description="Where an order goes (a snapshot: editing the address book later "
-    "does not change it)."
-)
-class ShippingAddress:
-    recipient_name: str
-    phone: str
-    province: str
-    city: str
-    district: str
-    street: str
-    postal_code: str
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> ShippingAddress | None:
-        if not data:
-            return None
-        return cls(**{name: str(data.get(name) or "") for name in carts.ADDRESS_FIELDS})
-
-
-@strawberry.input(description="A delivery address, e.g. 浙江省 杭州市 西湖区 文三路 90 号.")
-class ShippingAddressInput:
-    recipient_name: str
-    phone: str
-    province: str
-    city: str
-    street: str
-    district: str = ""
-    postal_code: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return carts.clean_address(
-            {name: getattr(self, name) for name in carts.ADDRESS_FIELDS}, "shippingAddress"
-        )
-
-
-@strawberry.type(description="One way to ship a cart, offered by a plugin.")
-class ShippingQuote:
-    source: str
-    code: str
-    carrier: str
-    label: str
-    price: Money
-    promised_days: int | None
-
-
-# --- carts -------------------------------------------------------------------------------
-
-
-@strawberry.type(description="A product in a cart, priced for the viewer now.")
-class CartLine:
-    id: relay.GlobalID
-    quantity: int
-    _priced: strawberry.Private[checkout.PricedLine]
-
-    @strawberry.field
-    async def product(self, info: Info) -> Product | None:
-        row = await info.context.loaders.get(ProductByIdLoader).load(self._priced.line.product_id)
-        return Product.from_model(row) if row is not None else None
-
-    @strawberry.field
-    def unit_price(self) -> Money:
-        b = self._priced.breakdown
-        return money(b.final, b.currency)
-
-    @strawberry.field
-    def price_breakdown(self) -> PriceBreakdown:
-        return breakdown_type(self._priced.breakdown, self.quantity)
-
-    @strawberry.field
-    def line_total(self) -> Money:
-        return money(self._priced.total, self._priced.breakdown.currency)
-
-
-@strawberry.type(
-    description="A shopping cart. Reached by its token; a signed-in customer's cart is theirs "
-    "alone. Prices are computed now (plugins' adjustments included)."
-)
-class Cart:
-    token: str
-    status: CartStatus
-    email: str | None
-    currency: str
-    created_at: datetime
-    updated_at: datetime | None
-    _model: strawberry.Private[m.Cart]
-    # The quote, once computed, and the lock its first computation holds.
-    _quote: strawberry.Private[dict[str, Any]]
-
-    @classmethod
-    def from_model(cls, model: m.Cart) -> Cart:
-        return cls(
-            token=model.token,
-            status=model.status,
-            email=model.email,
-            currency=model.currency,
-            created_at=model.created_at,
-            updated_at=model.updated_at,
-            _model=model,
-            _quote={"lock": asyncio.Lock()},
-        )
-
-    async def quote(self, info: Info) -> checkout.CartQuote:
-        # Priced once per cart object, however many fields ask. Computed in the asking field's
-        # own task, never a task of its own: when the request's fields are cancelled, so is
-        # the pricing, and no work outlives the request's database session.
-        async with self._quote["lock"]:
-            if "q" not in self._quote:
-                self._quote["q"] = await self._compute(info)
-        quote: checkout.CartQuote = self._quote["q"]
-        return quote
-
-    async def _compute(self, info: Info) -> checkout.CartQuote:
-        ctx = info.context
-
-        async def run(session: AsyncSession) -> checkout.CartQuote:
-            customer = await checkout.pricing_customer(session, self._model, ctx.viewer)
-            return await checkout.quote_cart(session, ctx.plugins, self._model, customer)
-
-        return await ctx.db.run(run)
-
-    @strawberry.field
-    def shipping_address(self) -> ShippingAddress | None:
-        return ShippingAddress.from_dict(self._model.shipping_address)
-
-    @strawberry.field
-    async def lines(self, info: Info) -> list[CartLine]:
-        quote = await self.quote(info)
-        return [
-            CartLine(
-                id=relay.GlobalID("CartLine", str(p.line.id)),
-                quantity=p.line.quantity,
-                _priced=p,
-            )
-            for p in quote.lines
-        ]
-
-    @strawberry.field(description="Units in the cart, over all lines.")
-    async def item_count(self, info: Info) -> int:
-        return sum(p.line.quantity for p in (await self.quote(info)).lines)
-
-    @strawberry.field(description="Sum of the line totals.")
-    async def subtotal(self, info: Info) -> Money:
-        return money((await self.quote(info)).subtotal, self.currency)
-
-    @strawberry.field(description="Adjustments to the whole order (e.g. spend-and-save).")
-    async def order_adjustments(self, info: Info) -> list[PriceAdjustment]:
-        return adjustment_types((await self.quote(info)).order_adjustments, self.currency)
-
-    @strawberry.field(description="What the order adjustments take off.")
-    async def discount(self, info: Info) -> Money:
-        return money((await self.quote(info)).discount, self.currency)
-
-    @strawberry.field(description="Ways to ship this cart; none means shipping is free.")
-    async def shipping_quotes(self, info: Info) -> list[ShippingQuote]:
-        return [
-            ShippingQuote(
-                source=q.source,
-                code=q.code,
-                carrier=q.carrier,
-                label=q.label,
-                price=money(q.amount, self.currency),
-                promised_days=q.promised_days,
-            )
-            for q in (await self.quote(info)).shipping_quotes
-        ]
-
-    @strawberry.field(description="The cheapest shipping quote's price (zero when free).")
-    async def shipping(self, info: Info) -> Money:
-        quote = await self.quote(info)
-        cheapest = quote.shipping_quote()
-        return money(cheapest.amount if cheapest else 0, self.currency)
-
-    @strawberry.field(description="Subtotal - discount + cheapest shipping.")
-    async def total(self, info: Info) -> Money:
-        quote = await self.quote(info)
-        cheapest = quote.shipping_quote()
-        return money(quote.total(cheapest.amount if cheapest else 0), self.currency)
-
-
-# --- orders ------------------------------------------------------------------------------
 
 
 @strawberry.type(description="A product line of an order, as it was placed.")
@@ -266,30 +51,22 @@ class OrderLine(ModelNode):
     product_name: str
     quantity: int
     _model: strawberry.Private[m.OrderLine]
+    # The order's currency (a line has none of its own): pass it to from_model.
     _currency: strawberry.Private[str]
 
     @classmethod
-    def from_model(cls, model: m.OrderLine, currency: str = "CNY") -> Self:
-        return cls(
-            id=model.id,  # type: ignore[arg-type]
-            sku=model.sku,
-            product_name=model.product_name,
-            quantity=model.quantity,
-            _model=model,
-            _currency=currency,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # relay.Node's overloads; one async form here
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        # A line is visible exactly when its order is.
-        ids = [parse_pk(i) for i in node_ids]
-        rows = await info.context.loaders.get(OrderLineByIdLoader).load_many(
-            [i for i in ids if i is not None]
-        )
+        return await cls.visible(info, [parse_pk(i) for i in node_ids])
+
+    @classmethod
+    async def visible(cls, info: Info, ids: Sequence[int | None]) -> list[Self | None]:
+        """The lines of ``ids``: a line is visible exactly when its order is."""
+        loaders = info.context.loaders
+        rows = await loaders.get(OrderLineByIdLoader).load_many([i for i in ids if i is not None])
         by_id = {row.id: row for row in rows if row is not None}
-        order_rows = await info.context.loaders.get(OrderByIdLoader).load_many(
+        order_rows = await loaders.get(OrderByIdLoader).load_many(
             [row.order_id for row in by_id.values()]
         )
         orders = {o.id: o for o in order_rows if o is not None}
@@ -297,12 +74,15 @@ class OrderLine(ModelNode):
         for i in ids:
             row = by_id.get(i) if i is not None else None
             order = orders.get(row.order_id) if row is not None else None
-            visible = order is not None and service.can_view(order, info.context.viewer)
-            out.append(cls.from_model(row, order.currency) if visible else None)  # type: ignore[union-attr,arg-type]
+            if row is None or order is None or not service.can_view(order, info.context.viewer):
+                out.append(None)
+            else:
+                out.append(cls.from_model(row, _currency=order.currency))
         return out
 
     @strawberry.field
     async def product(self, info: Info) -> Product | None:
+        # As placed: shown even when the product is archived since.
         row = await info.context.loaders.get(ProductByIdLoader).load(self._model.product_id)
         return Product.from_model(row) if row is not None else None
 
@@ -320,7 +100,7 @@ class OrderLine(ModelNode):
 
     @strawberry.field(description="How the unit price was made, as placed.")
     def price_breakdown(self) -> PriceBreakdown:
-        return stored_breakdown_type(
+        return stored_breakdown(
             base=self._model.base_unit_price_amount,
             unit=self._model.unit_price_amount,
             quantity=self._model.quantity,
@@ -330,37 +110,16 @@ class OrderLine(ModelNode):
 
 
 @strawberry.type(description="One step in an order's history.")
-class OrderStatusChange:
+class OrderStatusChange(FromModel):
     from_status: OrderStatus | None
     to_status: OrderStatus
     note: str
     at: datetime
-    _actor: strawberry.Private[str]
+    _model: strawberry.Private[m.OrderStatusChange]
 
     @strawberry.field(description="Who made the change (with orders.read; null for others).")
     def actor(self, info: Info) -> str | None:
-        return self._actor if info.context.viewer.has(ORDERS_READ, ORDERS_MANAGE) else None
-
-
-@strawberry.type(description="A payment attempt for an order.")
-class Payment:
-    gateway: str
-    amount: Money
-    status: PaymentStatus
-    reference: str
-    message: str
-    created_at: datetime
-
-    @classmethod
-    def from_model(cls, row: m.Payment) -> Payment:
-        return cls(
-            gateway=row.gateway,
-            amount=money(row.amount, row.currency),
-            status=row.status,
-            reference=row.reference,
-            message=row.message,
-            created_at=row.created_at,
-        )
+        return self._model.actor if info.context.viewer.has(ORDERS_READ, ORDERS_MANAGE) else None
 
 
 @strawberry.type(description="An order: visible to its customer and with orders.read only.")
@@ -379,23 +138,13 @@ class Order(ModelNode):
     _model: strawberry.Private[m.Order]
 
     @classmethod
-    def from_model(cls, model: m.Order) -> Self:
-        return cls(
-            id=model.id,  # type: ignore[arg-type]
-            number=model.number,
-            status=model.status,
-            email=model.email,
-            currency=model.currency,
-            placed_at=model.placed_at,
-            updated_at=model.updated_at,
-            paid_at=model.paid_at,
-            cancelled_at=model.cancelled_at,
-            _model=model,
-        )
-
-    @classmethod
     def can_view(cls, info: Info, model: m.Order) -> bool:
         return service.can_view(model, info.context.viewer)
+
+    @property
+    def row(self) -> m.Order:
+        """The order's row, for the fields other domains add to Order."""
+        return self._model
 
     def _money(self, minor: int) -> Money:
         return money(minor, self._model.currency)
@@ -426,54 +175,17 @@ class Order(ModelNode):
 
     @strawberry.field
     async def lines(self, info: Info) -> list[OrderLine]:
-        rows = await info.context.loaders.get(OrderLinesByOrderIdLoader).load(self._model.id)
-        return [OrderLine.from_model(row, self._model.currency) for row in rows]
+        rows = await info.context.loaders.get(OrderLinesByOrderIdLoader).load(self.id)
+        return [OrderLine.from_model(row, _currency=self.currency) for row in rows]
 
     @strawberry.field(description="Every status change, oldest first.")
     async def status_history(self, info: Info) -> list[OrderStatusChange]:
-        rows = await info.context.loaders.get(OrderStatusChangesByOrderIdLoader).load(
-            self._model.id
-        )
-        return [
-            OrderStatusChange(
-                from_status=row.from_status,
-                to_status=row.to_status,
-                note=row.note,
-                at=row.at,
-                _actor=row.actor,
-            )
-            for row in rows
-        ]
-
-    @strawberry.field
-    async def payments(self, info: Info) -> list[Payment]:
-        rows = await info.context.loaders.get(PaymentsByOrderIdLoader).load(self._model.id)
-        return [Payment.from_model(row) for row in rows]
-
-    @strawberry.field
-    async def shipments(
-        self, info: Info
-    ) -> list[Annotated[Shipment, strawberry.lazy("schema.shipments")]]:
-        from schema.shipments import Shipment
-
-        # The same rule as a shipment by id: orders.read alone does not show shipments.
-        if not shipment_service.can_view(self._model, info.context.viewer):
-            return []
-        rows = await info.context.loaders.get(ShipmentsByOrderIdLoader).load(self._model.id)
-        return [Shipment.from_model(row) for row in rows]
+        rows = await info.context.loaders.get(OrderStatusChangesByOrderIdLoader).load(self.id)
+        return [OrderStatusChange.from_model(row) for row in rows]
 
     @strawberry.field(description="The buyer; null for a guest order.")
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, strawberry.lazy("schema.customers")] | None:
-        from schema.customers import Customer
-
-        if self._model.customer_id is None:
-            return None
-        row = await info.context.loaders.get(CustomerByIdLoader).load(self._model.customer_id)
-        if row is None or not Customer.can_view(info, row):
-            return None
-        return Customer.from_model(row)
+    async def customer(self, info: Info) -> Customer | None:
+        return await Customer.load(info, self._model.customer_id)
 
 
 @strawberry.input
@@ -500,40 +212,25 @@ class OrderSort:
     direction: SortDirection = SortDirection.DESC
 
 
-_SORT_COLUMNS = {
-    OrderSortField.PLACED_AT: (m.Order.placed_at, "placed_at"),
-    OrderSortField.TOTAL: (m.Order.total_amount, "total_amount"),
+_SORT_KEYS = {
+    OrderSortField.PLACED_AT: SortKey(column=m.Order.placed_at, label="placed_at"),
+    OrderSortField.TOTAL: SortKey(column=m.Order.total_amount, label="total_amount"),
 }
 
 
-def _orders_statement(info: Info, filter: OrderFilter | None) -> Any:
-    viewer = info.context.viewer
-    stmt = select(m.Order)
-    if viewer.is_customer:
-        stmt = stmt.where(m.Order.customer_id == viewer.customer_id)
-    elif not viewer.has(ORDERS_READ, ORDERS_MANAGE):
-        return None
+def _order_query(filter: OrderFilter | None) -> service.OrderQuery:
     if filter is None:
-        return stmt
-    if filter.status is not None:
-        stmt = stmt.where(m.Order.status == filter.status)
-    if filter.customer_id is not None:
-        # For a customer this can only narrow their own orders (another id gives nothing).
-        stmt = stmt.where(m.Order.customer_id == filter_node_id(filter.customer_id, "Customer"))
-    if filter.placed_from is not None:
-        stmt = stmt.where(m.Order.placed_at >= filter.placed_from)
-    if filter.placed_to is not None:
-        stmt = stmt.where(m.Order.placed_at < filter.placed_to)
-    return stmt
+        return service.OrderQuery()
+    return service.OrderQuery(
+        status=filter.status,
+        customer_id=filter_node_id(filter.customer_id, "Customer"),
+        placed_from=filter.placed_from,
+        placed_to=filter.placed_to,
+    )
 
 
 @strawberry.type
 class OrderQueries:
-    @strawberry.field(description="A cart, by its token; null if there is none for you.")
-    async def cart(self, info: Info, token: str) -> Cart | None:
-        row = await info.context.db.run(carts.find_cart, info.context.viewer, token)
-        return Cart.from_model(row) if row is not None else None
-
     @strawberry.field(
         description="Orders you may see: a customer their own, orders.read all, others none."
     )
@@ -548,145 +245,21 @@ class OrderQueries:
         sort: OrderSort | None = None,
     ) -> Connection[Order]:
         sort = sort or OrderSort()
-        stmt = _orders_statement(info, filter)
-        if stmt is None:
-            stmt = select(m.Order).where(m.Order.id.is_(None))
-        column, attr = _SORT_COLUMNS[sort.field]
-        return await paginate(
-            info.context.db.scalars,
-            stmt,
-            keys=[SortKey(column=column, label=attr)],
-            id_column=m.Order.id,
-            descending=sort.direction is SortDirection.DESC,
+        return await connection(
+            info,
+            service.list_orders(info.context.viewer, _order_query(filter)),
+            sort=[_SORT_KEYS[sort.field]],
             to_node=Order.from_model,
-            key_of=lambda o: [getattr(o, attr), o.id],
+            descending=sort.direction is SortDirection.DESC,
             first=first,
             after=after,
             last=last,
             before=before,
-            count=info.context.db.scalar,
         )
 
     @strawberry.field(description="An order by id; null if it is not there or not yours.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        ident = parse_node_id(id, "Order")
-        if ident is None:
-            return None
-        row = await info.context.loaders.get(OrderByIdLoader).load(ident)
-        if row is None or not service.can_view(row, info.context.viewer):
-            return None
-        return Order.from_model(row)
-
-
-# --- mutations ---------------------------------------------------------------------------
-
-
-@strawberry.input
-class CreateCartInput:
-    email: str | None = None
-    currency: str | None = strawberry.field(default=None, description="Defaults to the shop's.")
-
-
-@strawberry.type
-class CreateCartSuccess:
-    cart: Cart
-
-
-@strawberry.input
-class CartLineInput:
-    product_id: strawberry.ID
-    quantity: int
-
-
-@strawberry.input
-class CartAddLinesInput:
-    cart_token: str
-    lines: list[CartLineInput]
-    idempotency_key: str | None = strawberry.field(
-        default=None,
-        description="Makes a retry safe: the same key with the same lines adds nothing again "
-        "and returns the cart; with other lines it is an IdempotencyConflict.",
-    )
-
-
-@strawberry.type
-class CartAddLinesSuccess:
-    cart: Cart
-
-
-@strawberry.input
-class CartUpdateLineInput:
-    cart_token: str
-    line_id: strawberry.ID
-    quantity: int = strawberry.field(description="0 removes the line.")
-
-
-@strawberry.type
-class CartUpdateLineSuccess:
-    cart: Cart
-
-
-@strawberry.input
-class CartRemoveLineInput:
-    cart_token: str
-    line_id: strawberry.ID
-
-
-@strawberry.type
-class CartRemoveLineSuccess:
-    cart: Cart
-
-
-@strawberry.input(description="Give an address, or the id of one of your saved addresses.")
-class CartSetShippingAddressInput:
-    cart_token: str
-    address: ShippingAddressInput | None = None
-    address_id: strawberry.ID | None = None
-
-
-@strawberry.type
-class CartSetShippingAddressSuccess:
-    cart: Cart
-
-
-@strawberry.input
-class PlaceOrderInput:
-    cart_token: str
-    idempotency_key: str = strawberry.field(
-        description="Retry with the same key and input to get the same order back."
-    )
-    shipping_address: ShippingAddressInput | None = strawberry.field(
-        default=None, description="Defaults to the cart's shipping address."
-    )
-    email: str | None = None
-    shipping_method: str | None = strawberry.field(
-        default=None, description="A shipping quote's code; defaults to the cheapest."
-    )
-
-
-@strawberry.type
-class PlaceOrderSuccess:
-    order: Order
-
-
-@strawberry.input
-class PayOrderInput:
-    order_id: strawberry.ID
-    gateway: str = strawberry.field(
-        description='"test" (token "tok_declined" is declined) or '
-        '"manual" (orders.manage: money received offline).'
-    )
-    amount: MoneyInput = strawberry.field(description="Must equal the order total.")
-    token: str | None = None
-    cart_token: str | None = strawberry.field(
-        default=None, description="A guest proves the order is theirs with its cart's token."
-    )
-
-
-@strawberry.type
-class PayOrderSuccess:
-    order: Order
-    payment: Payment
+        return await Order.load_global_id(info, id)
 
 
 @strawberry.input
@@ -722,37 +295,8 @@ class ConfirmReceiptSuccess:
     order: Order
 
 
-CartErrors = NotFoundError | ValidationError | ConflictError
-CreateCartResult = Annotated[
-    CreateCartSuccess | ValidationError, strawberry.union("CreateCartResult")
-]
-CartAddLinesResult = Annotated[
-    CartAddLinesSuccess | CartErrors | IdempotencyConflict, strawberry.union("CartAddLinesResult")
-]
-CartUpdateLineResult = Annotated[
-    CartUpdateLineSuccess | CartErrors, strawberry.union("CartUpdateLineResult")
-]
-CartRemoveLineResult = Annotated[
-    CartRemoveLineSuccess | CartErrors, strawberry.union("CartRemoveLineResult")
-]
-CartSetShippingAddressResult = Annotated[
-    CartSetShippingAddressSuccess | CartErrors, strawberry.union("CartSetShippingAddressResult")
-]
-PlaceOrderResult = Annotated[
-    PlaceOrderSuccess
-    | NotFoundError
-    | ValidationError
-    | ConflictError
-    | EmptyCart
-    | OutOfStock
-    | CheckoutProblems
-    | IdempotencyConflict,
-    strawberry.union("PlaceOrderResult"),
-]
+# What a mutation moving an order can answer (payOrder's too, in schema/payments.py).
 OrderChangeErrors = NotFoundError | ValidationError | InvalidTransition
-PayOrderResult = Annotated[
-    PayOrderSuccess | OrderChangeErrors | PaymentDeclined, strawberry.union("PayOrderResult")
-]
 CancelOrderResult = Annotated[
     CancelOrderSuccess | OrderChangeErrors, strawberry.union("CancelOrderResult")
 ]
@@ -764,216 +308,49 @@ ConfirmReceiptResult = Annotated[
 ]
 
 
-def _lines(lines: list[CartLineInput]) -> list[carts.LineRequest]:
-    return [
-        carts.LineRequest(
-            product_id=require_node_id(line.product_id, "Product", f"lines.{i}.productId"),
-            quantity=line.quantity,
-        )
-        for i, line in enumerate(lines)
-    ]
-
-
-def _minor(amount: MoneyInput, currency: str, field: str) -> int:
-    try:
-        return to_minor(amount.amount, currency)
-    except ValueError as exc:
-        raise ValidationFailed(str(exc), field=field) from exc
-
-
 @strawberry.type
 class OrderMutations:
-    @strawberry.mutation(description="Start a cart; a signed-in customer's cart is theirs.")
-    async def create_cart(self, info: Info, input: CreateCartInput) -> CreateCartResult:
-        ctx = info.context
-        result = await mutate(
-            info,
-            lambda s: carts.create_cart(
-                s, ctx.viewer, currency=input.currency or ctx.settings.currency, email=input.email
-            ),
-        )
-        return (
-            CreateCartSuccess(cart=Cart.from_model(result))
-            if isinstance(result, m.Cart)
-            else result
-        )  # type: ignore[return-value]
-
-    @strawberry.mutation(description="Add products (merged into existing lines).")
-    async def cart_add_lines(self, info: Info, input: CartAddLinesInput) -> CartAddLinesResult:
-        viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: carts.add_lines(
-                s,
-                viewer,
-                input.cart_token,
-                _lines(input.lines),
-                idempotency_key=input.idempotency_key,
-            ),
-        )
-        return _cart_result(result, CartAddLinesSuccess)
-
-    @strawberry.mutation(description="Set a line's quantity (0 removes it).")
-    async def cart_update_line(
-        self, info: Info, input: CartUpdateLineInput
-    ) -> CartUpdateLineResult:
-        viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: carts.update_line(
-                s,
-                viewer,
-                input.cart_token,
-                require_node_id(input.line_id, "CartLine", "lineId"),
-                input.quantity,
-            ),
-        )
-        return _cart_result(result, CartUpdateLineSuccess)
-
-    @strawberry.mutation
-    async def cart_remove_line(
-        self, info: Info, input: CartRemoveLineInput
-    ) -> CartRemoveLineResult:
-        viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: carts.remove_line(
-                s, viewer, input.cart_token, require_node_id(input.line_id, "CartLine", "lineId")
-            ),
-        )
-        return _cart_result(result, CartRemoveLineSuccess)
-
-    @strawberry.mutation
-    async def cart_set_shipping_address(
-        self, info: Info, input: CartSetShippingAddressInput
-    ) -> CartSetShippingAddressResult:
-        viewer = info.context.viewer
-
-        async def work(session: AsyncSession) -> m.Cart:
-            if (input.address is None) == (input.address_id is None):
-                raise ValidationFailed("give either address or addressId", field="address")
-            if input.address is not None:
-                address = input.address.as_dict()
-            else:
-                address = await carts.saved_address(
-                    session, viewer, require_node_id(input.address_id or "", "Address", "addressId")
-                )
-            return await carts.set_shipping_address(session, viewer, input.cart_token, address)
-
-        return _cart_result(await mutate(info, work), CartSetShippingAddressSuccess)
-
-    @strawberry.mutation(
-        description="Turn a cart into an order: prices, stock and the order in one transaction. "
-        "Idempotent on idempotencyKey."
-    )
-    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderResult:
-        ctx = info.context
-
-        async def work(session: AsyncSession) -> m.Order:
-            data = checkout.PlaceOrderInput(
-                cart_token=input.cart_token,
-                idempotency_key=input.idempotency_key,
-                shipping_address=input.shipping_address.as_dict()
-                if input.shipping_address
-                else None,
-                email=input.email,
-                shipping_method=input.shipping_method,
-            )
-            return await checkout.place_order(session, ctx.plugins, ctx.viewer, data)
-
-        result = await mutate(info, work)
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        return PlaceOrderSuccess(order=Order.from_model(result))
-
-    @strawberry.mutation(
-        description="Pay an order's total through a gateway; a decline leaves it unpaid."
-    )
-    async def pay_order(self, info: Info, input: PayOrderInput) -> PayOrderResult:
-        viewer = info.context.viewer
-
-        async def work(session: AsyncSession) -> tuple[m.Payment, m.Order]:
-            order_id = require_node_id(input.order_id, "Order", "orderId")
-            order = await service.load(session, order_id)
-            currency = (input.amount.currency or (order.currency if order else "CNY")).upper()
-            payment = await payments.pay_order(
-                session,
-                viewer,
-                payments.PayOrderInput(
-                    order_id=order_id,
-                    gateway=input.gateway,
-                    amount=_minor(input.amount, currency, "amount"),
-                    currency=currency,
-                    token=input.token,
-                    cart_token=input.cart_token,
-                ),
-            )
-            fresh = await service.load(session, order_id)
-            assert fresh is not None
-            return payment, fresh
-
-        result = await mutate(info, work)
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        payment, order = result
-        if payment.status is m.PaymentStatus.DECLINED:
-            # The declined attempt is committed (it is history); the client gets a typed error.
-            return PaymentDeclined(  # type: ignore[return-value]
-                code="PAYMENT_DECLINED",
-                message=f"the payment was declined: {payment.message or 'no reason given'}",
-                field="token",
-            )
-        return PayOrderSuccess(order=Order.from_model(order), payment=Payment.from_model(payment))
-
     @strawberry.mutation(
         description="Cancel an order: its customer while unpaid or paid, orders.manage until it "
         "ships. Reserved stock is released and a captured payment refunded."
     )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: service.cancel_order(
-                s, viewer, require_node_id(input.order_id, "Order", "orderId"), input.reason
-            ),
+
+        async def work(session: AsyncSession) -> m.Order:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            return await service.cancel_order(session, viewer, order_id, input.reason)
+
+        return await mutate(
+            info, work, lambda order: CancelOrderSuccess(order=Order.from_model(order))
         )
-        return _order_result(result, CancelOrderSuccess)
 
     @strawberry.mutation(description="orders.manage: move an order along its state machine.")
     async def update_order_status(
         self, info: Info, input: UpdateOrderStatusInput
     ) -> UpdateOrderStatusResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: service.update_status(
-                s,
-                viewer,
-                require_node_id(input.order_id, "Order", "orderId"),
-                m.OrderStatus(input.status.value),
-                input.note,
-            ),
+
+        async def work(session: AsyncSession) -> m.Order:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            target = m.OrderStatus(input.status.value)
+            return await service.update_status(session, viewer, order_id, target, input.note)
+
+        return await mutate(
+            info, work, lambda order: UpdateOrderStatusSuccess(order=Order.from_model(order))
         )
-        return _order_result(result, UpdateOrderStatusSuccess)
 
     @strawberry.mutation(description="The buyer confirms the goods arrived: DELIVERED → COMPLETED.")
     async def confirm_receipt(self, info: Info, input: ConfirmReceiptInput) -> ConfirmReceiptResult:
         viewer = info.context.viewer
-        result = await mutate(
-            info,
-            lambda s: service.confirm_receipt(
-                s, viewer, require_node_id(input.order_id, "Order", "orderId")
-            ),
+
+        async def work(session: AsyncSession) -> m.Order:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            return await service.confirm_receipt(session, viewer, order_id)
+
+        return await mutate(
+            info, work, lambda order: ConfirmReceiptSuccess(order=Order.from_model(order))
         )
-        return _order_result(result, ConfirmReceiptSuccess)
-
-
-def _cart_result(result: Any, success: type[Any]) -> Any:
-    return result if isinstance(result, Error) else success(cart=Cart.from_model(result))
-
-
-def _order_result(result: Any, success: type[Any]) -> Any:
-    return result if isinstance(result, Error) else success(order=Order.from_model(result))
 
 
 QUERIES: list[type[Any]] = [OrderQueries]

@@ -1,46 +1,43 @@
-"""Shipments and their tracking timeline over GraphQL.
+"""Shipments and their tracking timeline over GraphQL (and ``Order.shipments``).
 
 shipments.manage creates shipments and records tracking events; shipments.read sees every
 shipment, a customer the shipments of their own orders (another customer's shipment answers
-exactly like a missing one).
+exactly like a missing one). The rules live in server/services/shipments.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import Annotated, Any, Self
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from schema.inventory import Warehouse
 from schema.loaders import (
     OrderByIdLoader,
-    OrderLineByIdLoader,
     ShipmentByIdLoader,
     ShipmentLinesByShipmentIdLoader,
+    ShipmentsByOrderIdLoader,
     TrackingEventsByShipmentIdLoader,
-    WarehouseByIdLoader,
 )
 from schema.orders import Order, OrderLine
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import Error, InvalidTransition, NotFoundError, ValidationError
-from server.graphql.ids import parse_node_id, parse_pk, require_node_id
-from server.graphql.mutations import run_mutation
-from server.graphql.node import ModelNode
+from server.graphql.errors import InvalidTransition, NotFoundError, ValidationError
+from server.graphql.ids import parse_pk, require_node_id
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel, ModelNode
 from server.services import orders as order_service
 from server.services import shipments as service
-
-if TYPE_CHECKING:
-    from schema.inventory import Warehouse
 
 ShipmentStatus = strawberry.enum(m.ShipmentStatus, name="ShipmentStatus")
 
 
 @strawberry.type(description="One scan or status update on a shipment's way.")
-class TrackingEvent:
+class TrackingEvent(FromModel):
     status: ShipmentStatus
     description: str
     location: str
@@ -48,20 +45,14 @@ class TrackingEvent:
 
 
 @strawberry.type(description="Units of one order line in a shipment.")
-class ShipmentLine:
+class ShipmentLine(FromModel):
     quantity: int
     _model: strawberry.Private[m.ShipmentLine]
 
     @strawberry.field(description="The order line; null without the right to see the order.")
     async def order_line(self, info: Info) -> OrderLine | None:
-        row = await info.context.loaders.get(OrderLineByIdLoader).load(self._model.order_line_id)
-        if row is None:
-            return None
-        order = await info.context.loaders.get(OrderByIdLoader).load(row.order_id)
         # Like OrderLine by id: a line is visible exactly when its order is.
-        if order is None or not order_service.can_view(order, info.context.viewer):
-            return None
-        return OrderLine.from_model(row, order.currency)
+        return (await OrderLine.visible(info, [self._model.order_line_id]))[0]
 
 
 @strawberry.type(description="A parcel on its way to the customer, with its tracking timeline.")
@@ -79,35 +70,22 @@ class Shipment(ModelNode):
     _model: strawberry.Private[m.Shipment]
 
     @classmethod
-    def from_model(cls, model: m.Shipment) -> Self:
-        return cls(
-            id=model.id,  # type: ignore[arg-type]
-            carrier=model.carrier,
-            tracking_number=model.tracking_number,
-            status=model.status,
-            promised_at=model.promised_at,
-            shipped_at=model.shipped_at,
-            delivered_at=model.delivered_at,
-            created_at=model.created_at,
-            _model=model,
-        )
-
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # relay.Node's overloads; one async form here
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
-        # A shipment is visible to its order's customer and with shipments.read.
-        ids = [parse_pk(i) for i in node_ids]
-        rows = await info.context.loaders.get(ShipmentByIdLoader).load_many(
-            [i for i in ids if i is not None]
-        )
+        return await cls.visible(info, [parse_pk(i) for i in node_ids])
+
+    @classmethod
+    async def visible(cls, info: Info, ids: Sequence[int | None]) -> list[Self | None]:
+        """The shipments of ``ids``: visible to their order's customer and with shipments.read."""
+        loaders = info.context.loaders
+        rows = await loaders.get(ShipmentByIdLoader).load_many([i for i in ids if i is not None])
         by_id = {row.id: row for row in rows if row is not None}
-        order_rows = await info.context.loaders.get(OrderByIdLoader).load_many(
+        order_rows = await loaders.get(OrderByIdLoader).load_many(
             [row.order_id for row in by_id.values()]
         )
-        visible = {
-            o.id for o in order_rows if o is not None and service.can_view(o, info.context.viewer)
-        }
+        viewer = info.context.viewer
+        visible = {o.id for o in order_rows if o is not None and service.can_view(o, viewer)}
         out: list[Self | None] = []
         for i in ids:
             row = by_id.get(i) if i is not None else None
@@ -116,48 +94,41 @@ class Shipment(ModelNode):
 
     @strawberry.field(description="The order; null without the right to see it (orders.read).")
     async def order(self, info: Info) -> Order | None:
-        row = await info.context.loaders.get(OrderByIdLoader).load(self._model.order_id)
-        if row is None or not order_service.can_view(row, info.context.viewer):
-            return None
-        return Order.from_model(row)
+        return await Order.load(info, self._model.order_id)
 
     @strawberry.field
-    async def warehouse(
-        self, info: Info
-    ) -> Annotated[Warehouse, strawberry.lazy("schema.inventory")] | None:
-        from schema.inventory import Warehouse
-
-        row = await info.context.loaders.get(WarehouseByIdLoader).load(self._model.warehouse_id)
-        return Warehouse.from_model(row) if row is not None else None
+    async def warehouse(self, info: Info) -> Warehouse | None:
+        return await Warehouse.load(info, self._model.warehouse_id)
 
     @strawberry.field
     async def lines(self, info: Info) -> list[ShipmentLine]:
-        rows = await info.context.loaders.get(ShipmentLinesByShipmentIdLoader).load(self._model.id)
-        return [ShipmentLine(quantity=row.quantity, _model=row) for row in rows]
+        rows = await info.context.loaders.get(ShipmentLinesByShipmentIdLoader).load(self.id)
+        return [ShipmentLine.from_model(row) for row in rows]
 
     @strawberry.field(description="The tracking timeline, oldest first.")
     async def events(self, info: Info) -> list[TrackingEvent]:
-        rows = await info.context.loaders.get(TrackingEventsByShipmentIdLoader).load(self._model.id)
-        return [
-            TrackingEvent(
-                status=row.status,
-                description=row.description,
-                location=row.location,
-                occurred_at=row.occurred_at,
-            )
-            for row in rows
-        ]
+        rows = await info.context.loaders.get(TrackingEventsByShipmentIdLoader).load(self.id)
+        return [TrackingEvent.from_model(row) for row in rows]
+
+
+@strawberry.type
+class OrderShipments:
+    """Fields this domain adds to Order (``root`` is the Order)."""
+
+    @strawberry.field
+    async def shipments(self, root: Order, info: Info) -> list[Shipment]:
+        # The same rule as a shipment by id: orders.read alone does not show shipments.
+        if not service.can_view(root.row, info.context.viewer):
+            return []
+        rows = await info.context.loaders.get(ShipmentsByOrderIdLoader).load(root.id)
+        return [Shipment.from_model(row) for row in rows]
 
 
 @strawberry.type
 class ShipmentQueries:
     @strawberry.field(description="A shipment by id; null if it is not there or not yours.")
     async def shipment(self, info: Info, id: strawberry.ID) -> Shipment | None:
-        pk = parse_node_id(id, "Shipment")
-        if pk is None:
-            return None
-        nodes = await Shipment.resolve_nodes(info=info, node_ids=[str(pk)])
-        return nodes[0]
+        return await Shipment.load_global_id(info, id)
 
 
 @strawberry.input
@@ -208,6 +179,20 @@ RecordTrackingEventResult = Annotated[
 ]
 
 
+def _line_requests(lines: list[ShipmentLineInput] | None) -> list[service.LineRequest] | None:
+    if lines is None:
+        return None
+    return [
+        service.LineRequest(
+            order_line_id=require_node_id(
+                line.order_line_id, "OrderLine", f"lines.{i}.orderLineId"
+            ),
+            quantity=line.quantity,
+        )
+        for i, line in enumerate(lines)
+    ]
+
+
 async def _with_order(session: AsyncSession, shipment: m.Shipment) -> tuple[m.Shipment, m.Order]:
     order = await order_service.load(session, shipment.order_id)
     assert order is not None
@@ -224,37 +209,23 @@ class ShipmentMutations:
         viewer = info.context.viewer
 
         async def work(session: AsyncSession) -> tuple[m.Shipment, m.Order]:
-            lines = None
-            if input.lines is not None:
-                lines = [
-                    service.LineRequest(
-                        order_line_id=require_node_id(
-                            line.order_line_id, "OrderLine", f"lines.{i}.orderLineId"
-                        ),
-                        quantity=line.quantity,
-                    )
-                    for i, line in enumerate(input.lines)
-                ]
-            shipment = await service.create_shipment(
-                session,
-                viewer,
-                service.CreateShipmentInput(
-                    order_id=require_node_id(input.order_id, "Order", "orderId"),
-                    warehouse_id=require_node_id(input.warehouse_id, "Warehouse", "warehouseId"),
-                    carrier=input.carrier,
-                    tracking_number=input.tracking_number,
-                    lines=lines,
-                    promised_at=input.promised_at,
-                ),
+            lines = _line_requests(input.lines)
+            data = service.CreateShipmentInput(
+                order_id=require_node_id(input.order_id, "Order", "orderId"),
+                warehouse_id=require_node_id(input.warehouse_id, "Warehouse", "warehouseId"),
+                carrier=input.carrier,
+                tracking_number=input.tracking_number,
+                lines=lines,
+                promised_at=input.promised_at,
             )
-            return await _with_order(session, shipment)
+            return await _with_order(session, await service.create_shipment(session, viewer, data))
 
-        result = await run_mutation(info, work)
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        shipment, order = result
-        return CreateShipmentSuccess(
-            shipment=Shipment.from_model(shipment), order=Order.from_model(order)
+        return await mutate(
+            info,
+            work,
+            lambda done: CreateShipmentSuccess(
+                shipment=Shipment.from_model(done[0]), order=Order.from_model(done[1])
+            ),
         )
 
     @strawberry.mutation(
@@ -267,28 +238,26 @@ class ShipmentMutations:
         viewer = info.context.viewer
 
         async def work(session: AsyncSession) -> tuple[m.Shipment, m.Order]:
-            shipment = await service.record_tracking_event(
-                session,
-                viewer,
-                service.TrackingInput(
-                    shipment_id=require_node_id(input.shipment_id, "Shipment", "shipmentId"),
-                    status=m.ShipmentStatus(input.status.value),
-                    description=input.description,
-                    location=input.location,
-                    occurred_at=input.occurred_at,
-                ),
+            data = service.TrackingInput(
+                shipment_id=require_node_id(input.shipment_id, "Shipment", "shipmentId"),
+                status=m.ShipmentStatus(input.status.value),
+                description=input.description,
+                location=input.location,
+                occurred_at=input.occurred_at,
             )
+            shipment = await service.record_tracking_event(session, viewer, data)
             return await _with_order(session, shipment)
 
-        result = await run_mutation(info, work)
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]
-        shipment, order = result
-        return RecordTrackingEventSuccess(
-            shipment=Shipment.from_model(shipment), order=Order.from_model(order)
+        return await mutate(
+            info,
+            work,
+            lambda done: RecordTrackingEventSuccess(
+                shipment=Shipment.from_model(done[0]), order=Order.from_model(done[1])
+            ),
         )
 
 
 QUERIES: list[type[Any]] = [ShipmentQueries]
 MUTATIONS: list[type[Any]] = [ShipmentMutations]
 TYPES: list[type[Any]] = [Shipment]
+EXTENSIONS: dict[str, list[type[Any]]] = {"Order": [OrderShipments]}

@@ -2,9 +2,11 @@
 
 A pure function of the plugin set: two schemas built in one process share nothing mutable.
 Plugins contribute root fields (``graphql_queries`` / ``_mutations`` / ``_subscriptions``),
-types (``graphql_types``), fields on core types (``graphql_type_extensions``) and fields on
-core lists' filter inputs (``list_filters``, see server.graphql.list_filters). Any name clash
-is a :class:`SchemaAssemblyError` naming both contributors.
+types (``graphql_types``), fields on core types (``graphql_type_extensions``; core
+input types included) and fields on core lists' filter inputs (``list_filters``, see
+server.graphql.list_filters); a core domain adds fields to another domain's types the
+same way (its ``EXTENSIONS``). Any name clash is a :class:`SchemaAssemblyError` naming
+both contributors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import copy
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -135,20 +137,20 @@ def _type_registry(roots: list[type[Any]]) -> dict[str, StrawberryObjectDefiniti
 
 
 def _extension_fields(
-    plugins: PluginRuntime,
+    extensions: Iterable[tuple[str, Mapping[str, Sequence[type[Any]]]]],
     registry: dict[str, StrawberryObjectDefinition],
     inputs: dict[str, list[InputExtension]],
 ) -> dict[str, list[StrawberryField]]:
-    """``{core type name: [copied fields]}``, checked for clashes; the extensions of core
-    input types also go to ``inputs`` (by type name)."""
+    """``{core type name: [copied fields]}`` from ``(owner, {type name: [classes]})`` pairs,
+    checked for clashes; the extensions of core input types also go to ``inputs``."""
     added: dict[str, list[StrawberryField]] = {}
     owners: dict[tuple[str, str], str] = {}
-    for owner, mapping in plugins.call_sync("graphql_type_extensions"):
+    for owner, mapping in extensions:
         for type_name, classes in dict(mapping).items():
             target = registry.get(type_name)
             if target is None:
                 raise SchemaAssemblyError(
-                    f"plugin {owner!r} extends type {type_name!r}, which is not in the schema"
+                    f"{_owner_label(owner)} extends type {type_name!r}, which is not in the schema"
                 )
             _check_input_target(owner, type_name, target, classes)
             if target.is_input:
@@ -366,7 +368,13 @@ class ShopSchema(strawberry.Schema):
 
 
 class Domain(Protocol):
-    """A module of the core's API: its root query and mutation classes and extra types."""
+    """A module of the core's API: its root query and mutation classes and extra types.
+
+    A domain may also define ``EXTENSIONS``, ``{type name: [strawberry types]}``: fields it adds
+    to another domain's types, as a plugin's ``graphql_type_extensions`` does (resolvers get the
+    extended object as ``root``). So of two domains whose types refer to each other, only one
+    imports the other (shipments import orders and add ``Order.shipments``).
+    """
 
     # Read-only members, so that a module's lists (or tuples) match.
     @property
@@ -375,6 +383,11 @@ class Domain(Protocol):
     def MUTATIONS(self) -> Sequence[type[Any]]: ...
     @property
     def TYPES(self) -> Sequence[type[Any]]: ...
+
+
+def _domain_extensions(domain: Domain) -> Mapping[str, Sequence[type[Any]]]:
+    extensions: Mapping[str, Sequence[type[Any]]] = getattr(domain, "EXTENSIONS", {})
+    return extensions
 
 
 def build_schema(
@@ -441,8 +454,11 @@ def build_schema(
     roots = [query, *(c.cls for c in types)]
     roots += [r for r in (mutation, subscription) if r is not None]
     registry = _type_registry(roots)
+    # The core's extensions first: a plugin's field of the same name clashes with the core's.
+    type_extensions = [(CORE, _domain_extensions(domain)) for domain in domains]
+    type_extensions += plugins.call_sync("graphql_type_extensions")
     inputs: dict[str, list[InputExtension]] = {}
-    added = _extension_fields(plugins, registry, inputs)
+    added = _extension_fields(type_extensions, registry, inputs)
     # The roots were made for this build: their fields may take extensions of their own.
     for root in (query, mutation, subscription):
         if root is not None:

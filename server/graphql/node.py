@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, ClassVar, Self
 
 from strawberry import relay
+from strawberry.types import get_object_definition
 
 from server.graphql.context import Info
-from server.graphql.ids import parse_pk
+from server.graphql.ids import parse_node_id, parse_pk
 from server.graphql.loaders import NOT_LOADED, ModelByIdLoader
 
 
@@ -77,6 +78,25 @@ class ModelNode(FromModel, relay.Node):
     async def _load_visible(cls, info: Info, loader: ModelByIdLoader, pk: int) -> Self | None:
         row = await loader.load(pk)
         return cls._visible(info, row)
+
+    @classmethod
+    async def load(cls, info: Info, pk: int | None) -> Self | None:
+        """The node of row ``pk``, or None when there is none or the viewer may not see it.
+
+        Goes through :meth:`resolve_nodes` (batched through the loader), so a type that
+        overrides it with its own rule of who sees what is answered by that rule.
+        """
+        if pk is None:
+            return None
+        nodes = await cls.resolve_nodes(info=info, node_ids=[str(pk)])
+        return nodes[0]
+
+    @classmethod
+    async def load_global_id(cls, info: Info, value: object) -> Self | None:
+        """A root field's ``thing(id:)``: the node a client's global id names, or None when it
+        names no row of this type the viewer may see (see :mod:`server.graphql.ids`)."""
+        type_name = get_object_definition(cls, strict=True).name
+        return await cls.load(info, parse_node_id(value, type_name))
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]  # strawberry's is overloaded on `required`; this one answers both

@@ -8,14 +8,18 @@ effects on stock and payments, a history row and an ``order_status_changed`` eve
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.auth import Viewer
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
-from server.services import inventory, outbox, payments
+from server.services import gateways, inventory, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
 S = OrderStatus
@@ -44,6 +48,37 @@ def can_view(order: Order, viewer: Viewer) -> bool:
 def can_manage(viewer: Viewer) -> bool:
     """Change any order (staff role or API-key scope), beyond what its customer may do."""
     return viewer.has(ORDERS_MANAGE)
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """What a list of orders is narrowed to (None: not narrowed)."""
+
+    status: OrderStatus | None = None
+    customer_id: int | None = None
+    placed_from: datetime | None = None
+    # Exclusive.
+    placed_to: datetime | None = None
+
+
+def list_orders(viewer: Viewer, query: OrderQuery) -> Select[Any]:
+    """The orders ``viewer`` may see that ``query`` selects, unordered (the caller pages it):
+    a customer their own, orders.read or orders.manage all, anyone else none."""
+    stmt = select(Order)
+    if viewer.is_customer:
+        stmt = stmt.where(Order.customer_id == viewer.customer_id)
+    elif not viewer.has(ORDERS_READ, ORDERS_MANAGE):
+        return stmt.where(false())
+    if query.status is not None:
+        stmt = stmt.where(Order.status == query.status)
+    if query.customer_id is not None:
+        # For a customer this can only narrow their own orders (another id gives nothing).
+        stmt = stmt.where(Order.customer_id == query.customer_id)
+    if query.placed_from is not None:
+        stmt = stmt.where(Order.placed_at >= query.placed_from)
+    if query.placed_to is not None:
+        stmt = stmt.where(Order.placed_at < query.placed_to)
+    return stmt
 
 
 async def load(session: AsyncSession, order_id: int, *, lock: bool = False) -> Order | None:
@@ -101,7 +136,7 @@ async def transition_order(
         for line in await _lines(session, order_id):
             if line.warehouse_id is not None:
                 await inventory.release(session, line.warehouse_id, line.product_id, line.quantity)
-        await payments.refund_captured(session, order_id, reason=note or "order cancelled")
+        await gateways.refund_captured(session, order_id, reason=note or "order cancelled")
     elif target is S.SHIPPED:
         for line in await _lines(session, order_id):
             if line.warehouse_id is not None:

@@ -1,5 +1,5 @@
-"""Payments through the built-in gateways: ``manual`` (staff record money received offline) and
-``test`` (a card-like gateway for development: the token ``tok_declined`` is declined).
+"""Paying an order through one of the gateways of :mod:`server.services.gateways` (``manual``,
+``test``).
 
 A declined attempt is recorded too (it is part of the order's history, and fraud checks read
 it); the order stays PENDING_PAYMENT. A capture moves the order to PAID.
@@ -7,9 +7,7 @@ it); the order stays PENDING_PAYMENT. A capture moves the order to PAID.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,55 +16,7 @@ from server.auth import Viewer
 from server.models import Cart, Order, OrderStatus, Payment, PaymentStatus
 from server.services import orders, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
-
-DECLINED_TEST_TOKEN = "tok_declined"
-
-
-@dataclass(frozen=True)
-class Charge:
-    captured: bool
-    reference: str
-    message: str = ""
-
-
-class Gateway(Protocol):
-    # Only for callers holding orders.manage (staff or an API key), never for customers.
-    staff_only: bool
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge: ...
-
-    async def refund(self, payment: Payment) -> str: ...
-
-
-class ManualGateway:
-    """Money received outside shopgraph (bank transfer, cash): staff say so."""
-
-    staff_only = True
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
-        return Charge(captured=True, reference=token or f"manual_{secrets.token_hex(6)}")
-
-    async def refund(self, payment: Payment) -> str:
-        return "refund to be paid back outside shopgraph"
-
-
-class TestGateway:
-    """Captures every token but ``tok_declined``."""
-
-    staff_only = False
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
-        if token == DECLINED_TEST_TOKEN:
-            return Charge(
-                captured=False, reference=f"test_{secrets.token_hex(6)}", message="card declined"
-            )
-        return Charge(captured=True, reference=f"test_{secrets.token_hex(6)}")
-
-    async def refund(self, payment: Payment) -> str:
-        return f"refunded {payment.reference}"
-
-
-GATEWAYS: dict[str, Gateway] = {"manual": ManualGateway(), "test": TestGateway()}
+from server.services.gateways import GATEWAYS
 
 
 @dataclass(frozen=True)
@@ -146,19 +96,3 @@ async def pay_order(session: AsyncSession, viewer: Viewer, data: PayOrderInput) 
             },
         )
     return payment
-
-
-async def refund_captured(session: AsyncSession, order_id: int, *, reason: str) -> None:
-    """Refund every captured payment of a cancelled order."""
-    captured = await session.scalars(
-        select(Payment).where(
-            Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURED
-        )
-    )
-    for payment in captured:
-        gateway = GATEWAYS.get(payment.gateway)
-        message = await gateway.refund(payment) if gateway is not None else ""
-        payment.status = PaymentStatus.REFUNDED
-        payment.message = f"{reason}: {message}" if message else reason
-        session.add(payment)
-    await session.flush()

@@ -286,6 +286,13 @@ class ProductNameClash:
         return "taken"
 
 
+@strawberry.type
+class OrderShipmentsClash:
+    @strawberry.field
+    def shipments(self) -> str:
+        return "taken"
+
+
 BADGES = FakePlugin(
     "badges",
     graphql_queries=lambda: [BadgeQueries],
@@ -367,6 +374,12 @@ def test_hook_graphql_type_extensions() -> None:
         SchemaAssemblyError, match="Product.name is defined by the core and by plugin 'rename'"
     ):
         build_schema(only(core))
+    # A field a core domain adds to another's type (Order.shipments) is the core's too.
+    added = FakePlugin("parcels", graphql_type_extensions=lambda: {"Order": [OrderShipmentsClash]})
+    with pytest.raises(
+        SchemaAssemblyError, match="Order.shipments is defined by the core and by plugin 'parcels'"
+    ):
+        build_schema(only(added))
     unknown = FakePlugin("lost", graphql_type_extensions=lambda: {"Nope": [ProductBadge]})
     with pytest.raises(SchemaAssemblyError, match="plugin 'lost' extends type 'Nope'"):
         build_schema(only(unknown))

@@ -1,0 +1,106 @@
+"""Checkout over GraphQL: the ways a cart can ship (``Cart.shippingQuotes``) and placeOrder.
+
+The rules live in server/services/checkout.py: ``quote_cart`` prices a cart and asks the plugins
+how it can ship, ``place_order`` turns it into an order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schema.addresses import ShippingAddressInput
+from schema.orders import Order
+from server import models as m
+from server.graphql.context import Info
+from server.graphql.errors import (
+    CheckoutProblems,
+    ConflictError,
+    EmptyCart,
+    IdempotencyConflict,
+    NotFoundError,
+    OutOfStock,
+    ValidationError,
+)
+from server.graphql.money import Money
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel
+from server.services import checkout
+
+
+@strawberry.type(description="One way to ship a cart, offered by a plugin.")
+class ShippingQuote(FromModel):
+    """Built from a plugin's quote (server.plugin.ShippingQuote), its amount as ``price``."""
+
+    source: str
+    code: str
+    carrier: str
+    label: str
+    price: Money
+    promised_days: int | None
+
+
+@strawberry.input
+class PlaceOrderInput:
+    cart_token: str
+    idempotency_key: str = strawberry.field(
+        description="Retry with the same key and input to get the same order back."
+    )
+    shipping_address: ShippingAddressInput | None = strawberry.field(
+        default=None, description="Defaults to the cart's shipping address."
+    )
+    email: str | None = None
+    shipping_method: str | None = strawberry.field(
+        default=None, description="A shipping quote's code; defaults to the cheapest."
+    )
+
+
+@strawberry.type
+class PlaceOrderSuccess:
+    order: Order
+
+
+PlaceOrderResult = Annotated[
+    PlaceOrderSuccess
+    | NotFoundError
+    | ValidationError
+    | ConflictError
+    | EmptyCart
+    | OutOfStock
+    | CheckoutProblems
+    | IdempotencyConflict,
+    strawberry.union("PlaceOrderResult"),
+]
+
+
+@strawberry.type
+class CheckoutMutations:
+    @strawberry.mutation(
+        description="Turn a cart into an order: prices, stock and the order in one transaction. "
+        "Idempotent on idempotencyKey."
+    )
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderResult:
+        ctx = info.context
+
+        async def work(session: AsyncSession) -> m.Order:
+            data = checkout.PlaceOrderInput(
+                cart_token=input.cart_token,
+                idempotency_key=input.idempotency_key,
+                shipping_address=input.shipping_address.as_dict()
+                if input.shipping_address
+                else None,
+                email=input.email,
+                shipping_method=input.shipping_method,
+            )
+            return await checkout.place_order(session, ctx.plugins, ctx.viewer, data)
+
+        return await mutate(
+            info, work, lambda order: PlaceOrderSuccess(order=Order.from_model(order))
+        )
+
+
+QUERIES: list[type[Any]] = []
+MUTATIONS: list[type[Any]] = [CheckoutMutations]
+TYPES: list[type[Any]] = []
