@@ -12,7 +12,6 @@ both contributors.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,7 +20,6 @@ from typing import Any, Protocol
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.annotation import StrawberryAnnotation
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -29,7 +27,6 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import (
     StrawberryContainer,
     StrawberryObjectDefinition,
-    StrawberryOptional,
 )
 from strawberry.types.field import StrawberryField
 from strawberry.types.lazy_type import LazyType
@@ -39,9 +36,8 @@ from server.config import Settings
 from server.graphql.audit import AuditTrail, record_outcomes
 from server.graphql.ids import node_queries
 from server.graphql.input_bounds import input_bounds
-from server.graphql.inputs import InputExtension, attach_plugin_inputs
+from server.graphql.inputs import InputExtension, check_plugin_input, extended_input_fields
 from server.graphql.limits import is_unexpected, limit_extensions
-from server.graphql.list_filters import FilterInput, ListFilter
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
 from server.plugins import PluginFailed, PluginRuntime
 from server.throttle import LeakyBucket
@@ -154,9 +150,11 @@ def _extension_fields(
                 )
             _check_input_target(owner, type_name, target, classes)
             if target.is_input:
+                # Given to this schema's subclass of the input (server.graphql.inputs).
                 inputs.setdefault(type_name, []).extend(
                     InputExtension(owner, cls) for cls in classes
                 )
+                continue
             core_fields = {_names.from_field(f) for f in target.fields}
             for cls in classes:
                 for fld in _definition(cls).fields:
@@ -173,8 +171,7 @@ def _extension_fields(
 def _check_input_target(
     owner: str, type_name: str, target: StrawberryObjectDefinition, classes: Sequence[type[Any]]
 ) -> None:
-    """Fields go to inputs from inputs, to outputs from outputs; a core input takes plugin
-    fields only when it says so, and only optional ones (old clients must stay valid)."""
+    """Fields go to inputs from inputs (optional ones only), to outputs from outputs."""
     for cls in classes:
         if _definition(cls).is_input != target.is_input:
             kind = "an input" if target.is_input else "an object"
@@ -182,117 +179,8 @@ def _check_input_target(
                 f"plugin {owner!r} extends {kind} type {type_name!r} with {cls.__name__}, "
                 f"which is not {kind} type"
             )
-    if not target.is_input:
-        return
-    for cls in classes:
-        for fld in _definition(cls).fields:
-            if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
-                raise SchemaAssemblyError(
-                    f"plugin {owner!r} adds {type_name}.{_names.from_field(fld)} without a "
-                    "default: fields added to a core input must be optional"
-                )
-
-
-def _filter_input_of(argument: Any) -> tuple[type[FilterInput], bool] | None:
-    """(the FilterInput class, whether optional) of a field argument typed with one."""
-    try:
-        tp = argument.type
-    except Exception:  # noqa: BLE001 - an unresolvable annotation fails later, in strawberry
-        return None
-    optional = isinstance(tp, StrawberryOptional)
-    inner = tp.of_type if optional else tp
-    if isinstance(inner, type) and issubclass(inner, FilterInput):
-        return inner, optional
-    return None
-
-
-def _extended_filter_input(
-    base: type[FilterInput], filters: list[tuple[str, ListFilter]]
-) -> type[FilterInput]:
-    """A subclass of the filter input ``base`` with the plugins' fields, under its GraphQL name."""
-    definition = _definition(base)
-    annotations: dict[str, Any] = {}
-    namespace: dict[str, Any] = {
-        "__annotations__": annotations,
-        "__module__": base.__module__,
-        "added_filters": (*base.added_filters, *filters),
-    }
-    for owner, flt in filters:
-        try:
-            annotations[flt.name] = flt.type | None
-        except TypeError as exc:
-            raise SchemaAssemblyError(
-                f"plugin {owner!r}: filter {flt.name!r} has no usable type ({flt.type!r})"
-            ) from exc
-        namespace[flt.name] = strawberry.field(default=None, description=flt.description or None)
-    cls = type(base.__name__, (base,), namespace)
-    return strawberry.input(name=definition.name, description=definition.description)(cls)
-
-
-def _filter_fields(
-    plugins: PluginRuntime, fields_by_type: dict[str, list[StrawberryField]]
-) -> dict[str, list[StrawberryField]]:
-    """``{type name: its fields}`` for the types (of ``fields_by_type``: every type's fields,
-    plugins' extensions included) with a field whose filter argument gets the plugins' filters
-    (``list_filters``): copies of those fields take the extended input."""
-    declared = plugins.call_sync("list_filters")
-    if not declared:
-        return {}
-    inputs: dict[str, type[FilterInput]] = {}
-    for type_fields in fields_by_type.values():
-        for fld in type_fields:
-            for argument in fld.arguments:
-                found = _filter_input_of(argument)
-                if found is not None:
-                    inputs.setdefault(found[0].list_name, found[0])
-    added: dict[str, list[tuple[str, ListFilter]]] = {}
-    owners: dict[tuple[str, str], str] = {}
-    for owner, mapping in declared:
-        for list_name, filters in dict(mapping).items():
-            base = inputs.get(list_name)
-            if base is None:
-                raise SchemaAssemblyError(
-                    f"plugin {owner!r} adds filters to list {list_name!r}, which is not in "
-                    "the schema (or takes no filter plugins may extend)"
-                )
-            input_name = _definition(base).name
-            core_fields = {_names.from_field(f) for f in _definition(base).fields}
-            for flt in filters:
-                if not isinstance(flt, ListFilter) or not flt.name.isidentifier():
-                    raise SchemaAssemblyError(
-                        f"plugin {owner!r}: list_filters[{list_name!r}] must be ListFilter "
-                        f"values named by Python identifiers, not {flt!r}"
-                    )
-                name = _names.apply_naming_config(flt.name)
-                if name in core_fields:
-                    raise _clash(f"{input_name}.{name}", CORE, owner)
-                if (list_name, name) in owners:
-                    raise _clash(f"{input_name}.{name}", owners[list_name, name], owner)
-                owners[list_name, name] = owner
-                added.setdefault(list_name, []).append((owner, flt))
-    extended = {
-        inputs[name]: _extended_filter_input(inputs[name], filters)
-        for name, filters in added.items()
-    }
-    replaced: dict[str, list[StrawberryField]] = {}
-    for type_name, type_fields in fields_by_type.items():
-        fields = list(type_fields)
-        for index, fld in enumerate(fields):
-            arguments = list(fld.arguments)
-            for position, argument in enumerate(arguments):
-                found = _filter_input_of(argument)
-                if found is None or found[0] not in extended:
-                    continue
-                cls, optional = found
-                arguments[position] = copy.copy(argument)
-                arguments[position].type_annotation = StrawberryAnnotation(
-                    extended[cls] | None if optional else extended[cls]
-                )
-            if arguments != fld.arguments:
-                fields[index] = copy.copy(fld)
-                fields[index].arguments = arguments
-                replaced[type_name] = fields
-    return replaced
+        if target.is_input:
+            check_plugin_input(owner, type_name, cls, SchemaAssemblyError)
 
 
 class PluginErrors(SchemaExtension):
@@ -459,16 +347,15 @@ def build_schema(
     type_extensions += plugins.call_sync("graphql_type_extensions")
     inputs: dict[str, list[InputExtension]] = {}
     added = _extension_fields(type_extensions, registry, inputs)
-    # The roots were made for this build: their fields may take extensions of their own.
-    for root in (query, mutation, subscription):
-        if root is not None:
-            attach_plugin_inputs(root, inputs)
+    filters = plugins.call_sync("list_filters")
 
     with _BUILD_LOCK:
         # Read under the lock: no other build has spliced its fields into a core type now.
         current = {name: [*d.fields, *added.get(name, [])] for name, d in registry.items()}
         changed = {name: current[name] for name in added}
-        changed.update(_filter_fields(plugins, current))
+        changed.update(
+            extended_input_fields(current, inputs, filters, clash=_clash, error=SchemaAssemblyError)
+        )
         saved = {name: registry[name].fields for name in changed}
         try:
             for name, type_fields in changed.items():
