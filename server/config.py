@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # Log lines as JSON objects (with the request id) or as text; unset: JSON in production.
     log_format: Literal["json", "text"] | None = None
     log_level: str = "INFO"
-    # OpenTelemetry spans per operation and resolver (schema/operation_metrics.py); unset:
+    # OpenTelemetry spans per operation and resolver (server/graphql/operation_metrics.py); unset:
     # on when the package is installed and the process has a tracer provider configured.
     tracing: bool | None = None
 

@@ -321,7 +321,7 @@ def build_schema(
         input_bounds(),
         # Depth, aliases, tokens, query cost and throttling; production's schema hiding.
         *limit_extensions(settings, bucket),
-        # Every mutation by staff or an API key is in the audit log (see schema/audit.py).
+        # Every mutation by staff or an API key is in the audit log (see server/graphql/audit.py).
         AuditTrail,
         OperationMetrics,
         *tracing_extensions(settings),
@@ -334,7 +334,7 @@ def build_schema(
     query = merge_types("Query", tuple(c.cls for c in queries))
     mutation = merge_types("Mutation", tuple(c.cls for c in mutations)) if mutations else None
     if mutation is not None:
-        # Audit rows say what each mutation answered, typed errors included (see schema/audit.py).
+        # Audit rows say what each mutation answered, typed errors included (see server/graphql/audit.py).
         record_outcomes(mutation)
     subscription = (
         merge_types("Subscription", tuple(c.cls for c in subscriptions)) if subscriptions else None

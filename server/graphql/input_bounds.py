@@ -397,7 +397,7 @@ class _Plans:
     recently used is dropped first.
 
     Types, arguments and input fields are read from the schema's graphql-core structure
-    (schema/structure.py): the same names and types.
+    (server/graphql/structure.py): the same names and types.
     """
 
     def __init__(self, maxsize: int = 512) -> None:
