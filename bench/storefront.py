@@ -202,12 +202,12 @@ class Database:
 
 
 def fill(url: str) -> None:
-    """Migrate (every installed plugin's tables too) and load the demo shop."""
+    """Migrate (the core and every enabled plugin) and load the demo shop."""
     from server import demo, migrate
     from server.config import Settings
     from server.plugins import load_plugins
 
-    migrate.upgrade(url, plugin_manager=load_plugins(Settings(database_url=url)).pm)
+    migrate.upgrade(url, plugins=load_plugins(Settings(database_url=url)))
     report = asyncio.run(demo.load(url, seed=SEED, as_of=AS_OF))
     if report is None:
         raise RuntimeError("the demo shop was not loaded")

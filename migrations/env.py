@@ -1,4 +1,10 @@
-"""Alembic environment: async engine, the core's metadata plus every enabled plugin's."""
+"""Alembic environment: async engine, the core's metadata plus every enabled plugin's.
+
+``server.migrate`` passes the plugin set (``plugins``: its enabled plugins' ``models`` hook
+names the modules to import) and may pass ``include_object`` (autogenerating a plugin's
+revision compares that plugin's tables only). Run by plain ``alembic`` (alembic.ini), it reads
+the core alone.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,10 @@ from sqlmodel import SQLModel
 
 from server.config import get_settings
 from server.db import create_engine
-from server.migrate import import_all_models, include_object, run_async
+from server.migrate import import_all_models, include_object, render_item, run_async
 
 config = context.config
-import_all_models(config.attributes.get("plugin_manager"))
+import_all_models(config.attributes.get("plugins"))
 target_metadata = SQLModel.metadata
 
 
@@ -25,6 +31,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -36,7 +43,8 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_object=include_object,
+        include_object=config.attributes.get("include_object", include_object),
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

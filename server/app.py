@@ -41,6 +41,7 @@ from server.http import (
 from server.jobs import BackgroundJobs, JobRunner
 from server.logs import RequestIds, configure_logging
 from server.metrics import HttpMetrics
+from server.migrate import check_startup
 from server.operator_routes import count_pool_connections, operator_routes
 from server.permissions import RoleMap
 from server.plugin_routes import metric_labels, plugin_mounts
@@ -239,6 +240,8 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Refuses to serve when an enabled plugin's migration branch is not at its head.
+        await check_startup(state.engine, plugins)
         await plugins.call("startup", app=app)
         # Delivers what a previous process committed but did not dispatch, then keeps going.
         await state.dispatcher.start()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
-from server.config import METRICS_DIR_VARIABLE, get_settings
+from server.config import METRICS_DIR_VARIABLE, Settings, get_settings
 
 if TYPE_CHECKING:
     # Imported where used: the plugins load only for the commands that need them.
@@ -41,6 +43,7 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
 
     settings = get_settings()
     configure_logging(settings.effective_log_format, settings.log_level)
+    _refuse_unapplied_migrations(settings)
     uvicorn.run(
         "server.app:asgi_app",
         factory=True,
@@ -54,36 +57,62 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
     )
 
 
+def _refuse_unapplied_migrations(settings: Settings) -> None:
+    """``serve`` stops here, before any worker starts, when an enabled plugin's branch is not
+    at its head (each worker's start-up checks it again)."""
+    from server import migrate
+
+    problem = migrate.serving_problem(settings.database_url, _plugins())
+    if problem is not None:
+        raise click.ClickException(f"not serving: {problem}")
+
+
 @main.group()
 def db() -> None:
     """Database migrations (the core's history plus each enabled plugin's branch)."""
 
 
 def _plugins() -> PluginRuntime:
-    from server.plugins import load_plugins
+    from server.plugins import PluginError, load_plugins
 
-    return load_plugins(get_settings())
+    try:
+        return load_plugins(get_settings())
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _migration_errors() -> Iterator[None]:
+    from server.migrate import MigrationError
+
+    try:
+        yield
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @db.command()
-@click.argument("revision", default="heads")
-def upgrade(revision: str) -> None:
-    """Migrate the database up to REVISION (default: every head)."""
+@click.argument("revision", required=False)
+def upgrade(revision: str | None) -> None:
+    """Migrate the database up to REVISION (default: the core's head and every enabled
+    plugin's branch head; a disabled plugin's branch is left where it is)."""
     from server import migrate
 
     settings = get_settings()
-    migrate.upgrade(settings.database_url, revision, _plugins())
+    with _migration_errors():
+        migrate.upgrade(settings.database_url, revision, _plugins())
     click.echo(f"database at {', '.join(sorted(migrate.current(settings.database_url)))}")
 
 
-@db.command()
+@db.command(context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
 def downgrade(revision: str) -> None:
-    """Migrate the database down to REVISION (e.g. ``base`` or ``-1``)."""
+    """Migrate the database down to REVISION (e.g. ``base``, ``-1`` or ``<plugin>@base``)."""
     from server import migrate
 
     settings = get_settings()
-    migrate.downgrade(settings.database_url, revision, _plugins())
+    with _migration_errors():
+        migrate.downgrade(settings.database_url, revision, _plugins())
     revs = migrate.current(settings.database_url)
     click.echo(f"database at {', '.join(sorted(revs)) or 'base'}")
 
@@ -103,12 +132,24 @@ def schema() -> None:
 
 
 @schema.command("export")
-def schema_export() -> None:
-    """Print the SDL of the schema this configuration builds."""
+@click.option(
+    "--installed",
+    is_flag=True,
+    help="The schema this configuration serves: the installed plugins too, as enabled.",
+)
+def schema_export(installed: bool) -> None:
+    """Print the SDL of the core with the built-in plugins (the committed
+    schema/schema.graphql), whatever else is installed; with --installed, of the schema this
+    configuration serves."""
     from schema.core import build_schema
+    from server.plugins import PluginError, load_builtin_plugins
 
     settings = get_settings()
-    sys.stdout.write(build_schema(_plugins(), settings).as_str() + "\n")
+    try:
+        plugins = _plugins() if installed else load_builtin_plugins(settings)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.stdout.write(build_schema(plugins, settings).as_str() + "\n")
 
 
 @main.group()
@@ -216,13 +257,76 @@ def plugin_group() -> None:
 def plugin_new(name: str, directory: str) -> None:
     """Scaffold a pip-installable plugin package NAME (pyproject with the entry point, the
     plugin's rooms, a migration branch and a passing test)."""
-    from server.scaffold import ScaffoldError, scaffold_plugin
+    from server.scaffold import ScaffoldError, install_hint, scaffold_plugin
 
     try:
         root = scaffold_plugin(name, directory)
     except ScaffoldError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"created {root}\nnext: pip install {root} && shopgraph db upgrade")
+    click.echo(f"created {root}\nnext: {install_hint(root)} && shopgraph db upgrade")
+
+
+@plugin_group.command("migration")
+@click.argument("name")
+@click.option("-m", "--message", required=True, help="What the revision does.")
+@click.option(
+    "--database-url",
+    default=None,
+    help="Compare with this database (at every branch's head) instead of a throwaway one.",
+)
+@click.option("--empty", is_flag=True, help="Write an empty revision (a data migration).")
+def plugin_migration(name: str, message: str, database_url: str | None, empty: bool) -> None:
+    """Write a revision into plugin NAME's migration branch, autogenerated from its models
+    (the branch is created, depending on the core's head, when it has none yet). The plugin
+    must be installed from its sources (pip install -e) and enabled."""
+    from server import migrate
+
+    with _migration_errors():
+        written = migrate.new_revision(
+            _plugins(), name, message, database_url=database_url, empty=empty
+        )
+    if written is None:
+        click.echo(f"plugin {name!r}: its models match its migrations, nothing written")
+        return
+    created = f", the first of its branch {name!r}" if written.branch_created else ""
+    click.echo(f"wrote revision {written.revision}{created}: {written.path}")
+    click.echo("read it, then: shopgraph db upgrade")
+
+
+@plugin_group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def plugin_remove(name: str, yes: bool) -> None:
+    """Downgrade plugin NAME's migration branch to base: its tables and their rows are
+    dropped. It works whether NAME is enabled or disabled; uninstall or disable it after."""
+    from server import migrate
+
+    settings = get_settings()
+    plugins = _plugins()
+    if plugins.record(name) is None:
+        raise click.ClickException(
+            f"no plugin named {name!r} is installed (see `shopgraph plugins list`)"
+        )
+    if not yes:
+        click.confirm(f"drop every table of plugin {name!r} and the rows in them?", abort=True)
+    with _migration_errors():
+        removal = migrate.remove_plugin(settings.database_url, name, plugins)
+    if not removal.removed and not removal.dependents:
+        click.echo(f"plugin {name!r} has no migrations applied to this database: nothing to do")
+        return
+    click.echo(
+        f"plugin {name!r}: downgraded its branch to base ({', '.join(removal.removed)} "
+        "undone), its tables are dropped"
+    )
+    for other, revisions in removal.dependents.items():
+        click.echo(f"also undone, as they depend on it: plugin {other!r} ({', '.join(revisions)})")
+    if plugins.is_enabled(name):
+        click.echo(
+            f"plugin {name!r} is still enabled, and the server refuses to start so: "
+            f"uninstall it, or disable it (SHOPGRAPH_DISABLED_PLUGINS={name})"
+        )
+    else:
+        click.echo(f"plugin {name!r} is disabled; uninstall it when you like")
 
 
 @main.group()

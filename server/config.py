@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     graphiql: bool = True
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""
+    # Discover installed plugins through their entry points; false: the built-in plugins only
+    # (plus those a caller passes explicitly), whatever else is installed.
+    plugin_entry_points: bool = True
     echo_sql: bool = False
     # Database connections kept open per process, and opened beyond that under a burst;
     # unset means the backend's default (server/db.py: 20 and 20 on SQLite, 10 and 20 on

@@ -108,7 +108,8 @@ def models() -> Sequence[str]:
 @hookspec
 def migration_locations() -> Sequence[str]:
     """Return folders holding the plugin's alembic versions (its own branch, labelled with the
-    plugin's name, depending on the core revision ``0001_core``)."""
+    plugin's name, depending on a core revision). Also called for a disabled plugin, by the
+    migration commands only: a branch it left in a database must stay readable."""
 
 
 # --- order flow --------------------------------------------------------------------------

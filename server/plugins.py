@@ -10,7 +10,7 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -61,6 +61,23 @@ class PluginRecord:
     config: Any = None
     # What the plugin manager registered for it: its hook implementations, bound to it.
     registered: BoundPlugin | None = None
+    # Imports the plugin: kept for a disabled one, whose data hooks migrations still read.
+    load: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class PluginData:
+    """What a plugin's data hooks answer: the modules of its tables and the folders of its
+    alembic branch. Read for every discovered plugin, enabled or not, because alembic must know
+    every branch a database may hold."""
+
+    name: str
+    enabled: bool
+    models: tuple[str, ...] = ()
+    migration_locations: tuple[str, ...] = ()
+    # Why a disabled plugin's answers could not be read (it failed to import, or its hooks
+    # raised); None when they were.
+    problem: str | None = None
 
 
 @dataclass
@@ -74,6 +91,8 @@ class PluginRuntime:
 
     pm: pluggy.PluginManager
     records: list[PluginRecord]
+    _enabled_data: dict[str, PluginData] | None = field(default=None, init=False, repr=False)
+    _disabled_data: dict[str, PluginData] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def hook(self) -> Any:
@@ -102,6 +121,34 @@ class PluginRuntime:
 
     def _caller(self, hook_name: str) -> Any:
         return getattr(self.pm.hook, hook_name, None)
+
+    def data(self, include_disabled: bool = True) -> list[PluginData]:
+        """The plugins' data hooks' answers (:class:`PluginData`), in discovery order: the
+        enabled plugins' through this runtime, and with ``include_disabled`` the disabled
+        plugins' too. A disabled plugin is imported for this and nothing else (it is not
+        registered, none of its other hooks is called); when that fails, its ``problem`` says
+        why. Each is read once, then kept."""
+        if self._enabled_data is None:
+            models = _by_plugin(self.call_sync("models"))
+            locations = _by_plugin(self.call_sync("migration_locations"))
+            self._enabled_data = {
+                r.name: PluginData(
+                    name=r.name,
+                    enabled=True,
+                    models=models.get(r.name, ()),
+                    migration_locations=locations.get(r.name, ()),
+                )
+                for r in self.enabled
+            }
+        found: list[PluginData] = []
+        for record in self.records:
+            if record.enabled:
+                found.append(self._enabled_data[record.name])
+            elif include_disabled:
+                if record.name not in self._disabled_data:
+                    self._disabled_data[record.name] = _read_disabled(record)
+                found.append(self._disabled_data[record.name])
+        return found
 
     def implementations(self, hook_name: str) -> list[pluggy.HookImpl]:
         """The hook's implementations in call order (pluggy's: last registered first,
@@ -177,6 +224,30 @@ class PluginRuntime:
         return attribute(call, result, self.is_firstresult(hook_name))
 
 
+def _by_plugin(results: list[tuple[str, Any]]) -> dict[str, tuple[str, ...]]:
+    answers: dict[str, tuple[str, ...]] = {}
+    for name, values in results:
+        answers[name] = (*answers.get(name, ()), *(str(v) for v in values or ()))
+    return answers
+
+
+def _read_disabled(record: PluginRecord) -> PluginData:
+    """A disabled plugin's data hooks, called through a manager of its own."""
+    if record.load is None:
+        return PluginData(record.name, enabled=False, problem="it cannot be imported")
+    try:
+        module = record.load()
+        pm = pluggy.PluginManager(PROJECT)
+        pm.add_hookspecs(hookspecs)
+        pm.register(module, name=record.name)
+        models = tuple(str(m) for answer in pm.hook.models() for m in answer or ())
+        locations = tuple(str(p) for answer in pm.hook.migration_locations() for p in answer or ())
+    except Exception as exc:  # noqa: BLE001 - a broken disabled plugin must not stop the others
+        cause = exc.__cause__ if isinstance(exc, PluginError) and exc.__cause__ else exc
+        return PluginData(record.name, enabled=False, problem=f"{type(cause).__name__}: {cause}")
+    return PluginData(record.name, enabled=False, models=models, migration_locations=locations)
+
+
 # --- discovery -----------------------------------------------------------------------------
 
 
@@ -184,8 +255,9 @@ class PluginRuntime:
 class _Candidate:
     name: str
     source: str
-    load: Any  # () -> plugin object
+    load: Callable[[], Any]  # () -> plugin object
     version_hint: str = "0"
+    entry_point: EntryPoint | None = None
 
 
 def _builtin_candidates() -> Iterator[_Candidate]:
@@ -206,6 +278,7 @@ def _entry_point_candidates() -> Iterator[_Candidate]:
             source="entry point",
             load=lambda ep=ep: _load_entry_point(ep),
             version_hint=getattr(dist, "version", None) or "0",
+            entry_point=ep,
         )
 
 
@@ -296,28 +369,54 @@ def _check_core_version(name: str, spec: str) -> None:
         )
 
 
-def _discover(extra: Iterable[Any]) -> Iterator[_Candidate]:
+def _explicit_name(obj: Any) -> str:
+    return _info_name(obj) or getattr(obj, "__name__", repr(obj)).rsplit(".", 1)[-1]
+
+
+def _same_plugin(ep: EntryPoint, obj: Any) -> bool:
+    """Whether entry point ``ep`` names ``obj`` itself: a plugin's own tests pass its module
+    explicitly, and the same module is found again once the package is installed."""
+    if not ep.attr:
+        return ep.module == getattr(obj, "__name__", None)
+    try:
+        return ep.load() is obj
+    except Exception:  # noqa: BLE001 - an entry point that cannot load is not this object
+        return False
+
+
+def _discover(extra: Iterable[Any], entry_points_too: bool = True) -> Iterator[_Candidate]:
+    explicit = [(_explicit_name(obj), obj) for obj in extra]
+    first: dict[str, Any] = {}
+    for name, obj in explicit:
+        first.setdefault(name, obj)
     yield from _builtin_candidates()
-    yield from _entry_point_candidates()
-    for obj in extra:
-        name = _info_name(obj) or getattr(obj, "__name__", repr(obj)).rsplit(".", 1)[-1]
+    if entry_points_too:
+        for cand in _entry_point_candidates():
+            ep = cand.entry_point
+            if cand.name in first and ep is not None and _same_plugin(ep, first[cand.name]):
+                continue  # the explicit object below is this very plugin
+            yield cand
+    for name, obj in explicit:
         yield _Candidate(name=name, source="explicit", load=lambda obj=obj: obj)
 
 
 def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime:
     """Build a plugin manager with the enabled plugins registered and checked.
 
-    Discovery: the built-in plugins and every entry point in ``shopgraph.plugins``, plus
-    ``extra`` objects (always enabled unless disabled by name). ``SHOPGRAPH_PLUGINS`` unset
-    enables everything installed, empty enables nothing, else it is an allow-list;
-    ``SHOPGRAPH_DISABLED_PLUGINS`` removes plugins. A disabled plugin is not even imported.
+    Discovery: the built-in plugins and every entry point in ``shopgraph.plugins`` (unless
+    ``SHOPGRAPH_PLUGIN_ENTRY_POINTS`` is false: then the built-ins only), plus ``extra``
+    objects (always enabled unless disabled by name; an object that an entry point also names,
+    a plugin's own module in its own tests, is one plugin, listed as explicit).
+    ``SHOPGRAPH_PLUGINS`` unset enables everything discovered, empty enables nothing, else it
+    is an allow-list; ``SHOPGRAPH_DISABLED_PLUGINS`` removes plugins. A disabled plugin is not
+    imported, except by migrations, which read its data hooks (:meth:`PluginRuntime.data`).
     Raises :class:`PluginError` for anything that would make the set unusable.
     """
     allow = settings.enabled_plugin_names
     deny = settings.disabled_plugin_names
     records: list[PluginRecord] = []
     seen: dict[str, str] = {}
-    for cand in _discover(extra):
+    for cand in _discover(extra, settings.plugin_entry_points):
         if cand.name in seen:
             raise PluginError(
                 f"two plugins are named {cand.name!r} ({seen[cand.name]} and {cand.source})"
@@ -333,6 +432,7 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
                     source=cand.source,
                     enabled=False,
                     module=None,
+                    load=cand.load,
                 )
             )
             continue
@@ -354,6 +454,7 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
                 description=getattr(info, "description", "") or "",
                 core_version=getattr(info, "core_version", "") or "",
                 requires=tuple(getattr(info, "requires", ()) or ()),
+                load=cand.load,
             )
         )
 
@@ -412,6 +513,18 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
             granted[permission] = name
         runtime.record(name).permissions = tuple(names)  # type: ignore[union-attr]
     return runtime
+
+
+def builtin_plugin_names() -> tuple[str, ...]:
+    """The names of the built-in plugins (those under ``plugins/``)."""
+    return tuple(dotted.rsplit(".", 1)[-1] for dotted in BUILTIN_PLUGINS)
+
+
+def load_builtin_plugins(settings: Settings) -> PluginRuntime:
+    """Every built-in plugin and nothing installed, whatever the settings choose: the set the
+    committed SDL (``shopgraph schema export``) describes."""
+    update = {"plugin_entry_points": False, "plugins": None, "disabled_plugins": ""}
+    return load_plugins(settings.model_copy(update=update))
 
 
 def describe_plugins(runtime: PluginRuntime) -> str:

@@ -47,6 +47,11 @@ test = ["pytest>=8"]
 [tool.setuptools.packages.find]
 include = ["{package}*"]
 
+[tool.pytest.ini_options]
+# The tests import the package from this folder, installed or not.
+pythonpath = ["."]
+testpaths = ["tests"]
+
 [tool.ruff]
 line-length = 100
 
@@ -58,10 +63,18 @@ known-first-party = ["server", "schema", "{package}"]
 A shopgraph plugin.
 
 ```
-pip install .
+pip install -e .            # editable: the plugin runs from this folder
 shopgraph db upgrade        # applies this plugin's migration branch ({name})
 shopgraph plugins list
-pytest tests
+pytest
+```
+
+After changing `models.py`, write the next revision of the branch from the models, then apply
+it:
+
+```
+shopgraph plugin migration {name} -m "what changed"
+shopgraph db upgrade
 ```
 """,
         f"{package}/__init__.py": f'''"""The {name} plugin: its metadata and hook implementations."""
@@ -256,11 +269,11 @@ import {package} as plugin
 from schema.core import build_schema
 from server import migrate
 from server.config import Settings
-from server.plugins import load_plugins
+from server.plugins import PluginRuntime, load_plugins
 
 
-def _runtime():  # type: ignore[no-untyped-def]
-    # Only this plugin (installed or not), so the test does not depend on what else is there.
+def _runtime() -> PluginRuntime:
+    # This plugin only, installed or not: the test does not depend on what else is there.
     return load_plugins(Settings(plugins="", disabled_plugins=""), extra=[plugin])
 
 
@@ -276,12 +289,27 @@ def test_plugin_loads_and_extends_the_schema() -> None:
 
 def test_migration_branch_creates_the_table(tmp_path: Path) -> None:
     path = tmp_path / "shop.db"
-    migrate.upgrade(f"sqlite+aiosqlite:///{{path}}", plugin_manager=_runtime().pm)
+    url = f"sqlite+aiosqlite:///{{path}}"
+    migrate.upgrade(url, plugins=_runtime())
     with sqlite3.connect(path) as conn:
         tables = {{row[0] for row in conn.execute("SELECT name FROM sqlite_master")}}
     assert "{table}" in tables
+    # The branch goes down on its own, leaving the core alone.
+    migrate.downgrade(url, "{name}@base", plugins=_runtime())
+    with sqlite3.connect(path) as conn:
+        tables = {{row[0] for row in conn.execute("SELECT name FROM sqlite_master")}}
+    assert "{table}" not in tables and "product" in tables
 ''',
     }
+
+
+def install_hint(root: Path) -> str:
+    """The command that installs the scaffolded folder: a path pip cannot take for a name on
+    the package index."""
+    where = root.as_posix()
+    if not (root.is_absolute() or where.startswith(".")):
+        where = f"./{where}"
+    return f"pip install -e {where}"
 
 
 def scaffold_plugin(name: str, directory: str | Path = ".") -> Path:

@@ -1,7 +1,12 @@
 """Fixtures: every API test runs against SQLite and against a throwaway PostgreSQL server.
 
 Databases are migrated once per session with alembic (the real path) and copied per test:
-a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL.
+a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL. They hold the core and
+the example plugin's branch.
+
+Plugin sets are chosen, never found: entry-point discovery is off for the whole suite, so the
+core's tests see the built-in plugins only, whatever else is installed in the environment, and
+a test about an installed plugin selects it (tests/support/plugins.py).
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from server.config import Settings
 from server.db import create_engine, session_factory
 from server.plugins import PluginRuntime, load_plugins
 from tests.support.graphql import GraphQLClient
+from tests.support.plugins import ENTRY_POINTS_VARIABLE, with_example
 from tests.support.postgres import TemporaryPostgres, find_bindir
 from tests.support.server import LiveServer
 
+os.environ[ENTRY_POINTS_VARIABLE] = "false"
 BACKENDS = ["sqlite", "postgresql"]
 EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "loyalty"
 _db_counter = itertools.count()
@@ -115,7 +122,7 @@ def _with_database(url: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    migrate.upgrade(f"sqlite+aiosqlite:///{path}", plugin_manager=load_plugins(Settings()).pm)
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}", plugins=with_example(Settings()))
     return path
 
 
@@ -132,9 +139,7 @@ def postgres_template(postgres_admin_url: str | None) -> str | None:
         await conn.close()
 
     migrate.run_async(create)
-    migrate.upgrade(
-        _with_database(postgres_admin_url, name), plugin_manager=load_plugins(Settings()).pm
-    )
+    migrate.upgrade(_with_database(postgres_admin_url, name), plugins=with_example(Settings()))
     return name
 
 
@@ -179,6 +184,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def plugins(settings: Settings) -> PluginRuntime:
+    """The built-in plugins (a test about another set overrides this fixture)."""
     return load_plugins(settings)
 
 

@@ -73,13 +73,13 @@ def own_postgres() -> Iterator[TemporaryPostgres]:
 
 
 async def migrated_shop(server: TemporaryPostgres) -> str:
-    """A database "shop" on ``server``, migrated with every installed plugin; its URL."""
+    """A database "shop" on ``server``, migrated with the built-in plugins; its URL."""
     admin = await asyncpg.connect(server.url().replace("+asyncpg", ""))
     await admin.execute('CREATE DATABASE "shop"')
     await admin.close()
     url = server.url("shop")
-    pm = load_plugins(Settings(database_url=url)).pm
-    await asyncio.to_thread(migrate.upgrade, url, "heads", pm)
+    plugins = load_plugins(Settings(database_url=url))
+    await asyncio.to_thread(migrate.upgrade, url, None, plugins)
     return url
 
 

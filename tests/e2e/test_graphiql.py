@@ -16,7 +16,7 @@ from playwright.sync_api import Route, sync_playwright
 from server import graphiql, migrate
 from server.app import create_app
 from server.config import Settings
-from server.plugins import load_plugins
+from tests.support.plugins import with_example
 from tests.support.server import LiveServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,8 +36,9 @@ def chromium() -> str:
 def playground(tmp_path: Path) -> Iterator[LiveServer]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
     settings = Settings(database_url=url, env="development", graphiql=True)
-    migrate.upgrade(url, plugin_manager=load_plugins(settings).pm)
-    server = LiveServer(create_app(settings, load_plugins(settings))).start()
+    plugins = with_example(settings)  # the docs explorer shows a plugin's fields too
+    migrate.upgrade(url, plugins=plugins)
+    server = LiveServer(create_app(settings, plugins)).start()
     try:
         yield server
     finally:

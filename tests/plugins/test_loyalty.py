@@ -22,6 +22,7 @@ from tests.plugins.fakes import FakePlugin, cart_of, place_order
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
+from tests.support.plugins import installed
 from tests.support.waiting import eventually
 
 REDEEM = """
@@ -70,17 +71,24 @@ def test_installed_with_pip_not_from_the_source_tree() -> None:
 
 
 def test_disabling_removes_the_plugin_entirely() -> None:
-    runtime = load_plugins(Settings(disabled_plugins="loyalty"))
+    runtime = load_plugins(installed(Settings(disabled_plugins="loyalty"), "loyalty"))
     from schema.core import build_schema
 
+    assert runtime.record("loyalty") is not None
     sdl = build_schema(runtime).as_str()
     for name in ("loyaltyPoints", "loyaltyAccount", "redeemPoints", "LoyaltyAccount"):
         assert name not in sdl
-    assert runtime.implementers("order_placed") == []
+    assert "loyalty" not in runtime.implementers("order_placed")
+
+
+@pytest.fixture
+def plugins(settings: Settings) -> PluginRuntime:
+    """The built-in plugins and the example plugin, found through its entry point."""
+    return load_plugins(installed(settings, "loyalty"))
 
 
 class TestLoyalty:
-    """The installed plugin set, as a shop would run it (other installed plugins included)."""
+    """The example plugin found through its entry point, as a shop would run it."""
 
     async def test_prices_are_untouched_without_a_redemption(
         self, gql: GraphQLClient, session: AsyncSession, settings: Settings
@@ -217,7 +225,7 @@ class TestLoyaltyOwnHook:
         campaign = FakePlugin(
             "double_points", loyalty_bonus_points=double_points, optional=["loyalty_bonus_points"]
         )
-        return load_plugins(settings, extra=[campaign])
+        return load_plugins(installed(settings, "loyalty"), extra=[campaign])
 
     async def test_other_plugins_implement_the_hook_loyalty_declares(
         self, gql: GraphQLClient, session: AsyncSession, settings: Settings, plugins: PluginRuntime
@@ -253,7 +261,7 @@ class TestLoyaltySettings:
     def plugins(self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> PluginRuntime:
         monkeypatch.setenv("SHOPGRAPH_LOYALTY_POINTS_PER_UNIT", "3")
         monkeypatch.setenv("SHOPGRAPH_LOYALTY_POINT_VALUE", "5")
-        return load_plugins(settings)
+        return load_plugins(installed(settings, "loyalty"))
 
     async def test_points_follow_the_plugin_settings(
         self, gql: GraphQLClient, session: AsyncSession, settings: Settings

@@ -115,7 +115,7 @@ async def test_development_keeps_the_ide_and_the_suggestions(tmp_path: Path) -> 
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
     settings = Settings(database_url=url, env="development")
-    migrate.upgrade(url, plugin_manager=load_plugins(settings).pm)
+    migrate.upgrade(url, plugins=load_plugins(settings))
     server = LiveServer(create_app(settings, load_plugins(settings))).start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:

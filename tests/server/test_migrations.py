@@ -12,7 +12,7 @@ from server import migrate
 from server.config import Settings
 from server.db import create_engine
 from server.migrate import include_object
-from server.plugins import load_plugins
+from tests.support.plugins import with_example
 
 
 async def _diff(url: str) -> list[Any]:
@@ -36,8 +36,8 @@ async def test_models_match_migrations(database_url: str) -> None:
 
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
-    pm = load_plugins(Settings(database_url=database_url)).pm
-    migrate.downgrade(database_url, "base", pm)
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, "base", plugins)
     assert migrate.current(database_url) == set()
-    migrate.upgrade(database_url, "heads", pm)
-    assert migrate.current(database_url) == set(migrate.heads(database_url, pm))
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.current(database_url) == set(migrate.heads(plugins))

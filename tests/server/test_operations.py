@@ -186,7 +186,7 @@ async def test_live_and_ready(live_server: LiveServer, tmp_path: Path) -> None:
 
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
-    migrate.upgrade(url, plugin_manager=load_plugins(Settings(database_url=url)).pm)
+    migrate.upgrade(url, plugins=load_plugins(Settings(database_url=url)))
     port = free_port()
     env = {
         **os.environ,

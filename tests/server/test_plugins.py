@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +35,14 @@ from tests.plugins.fakes import FakePlugin, cart_of, gid, place_order
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
+from tests.support.plugins import (
+    example_plugin,
+    installed,
+    pip_install,
+    run_module,
+    shopgraph,
+    with_example,
+)
 from tests.support.server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +61,7 @@ def sdl(runtime: PluginRuntime) -> str:
 
 
 def test_installed_example_plugin_is_discovered_through_its_entry_point() -> None:
-    runtime = load_plugins(Settings())
+    runtime = load_plugins(installed(Settings(), "loyalty"))
     record = runtime.record("loyalty")
     assert record is not None and record.enabled
     assert record.source == "entry point"
@@ -66,15 +71,15 @@ def test_installed_example_plugin_is_discovered_through_its_entry_point() -> Non
 
 
 def test_unset_plugins_means_all_installed_and_empty_means_none() -> None:
-    assert load_plugins(Settings(plugins=None)).is_enabled("loyalty")
-    nothing = load_plugins(Settings(plugins=""))
+    assert load_plugins(Settings(plugins=None, plugin_entry_points=True)).is_enabled("loyalty")
+    nothing = load_plugins(Settings(plugins="", plugin_entry_points=True))
     assert nothing.enabled == []
     assert nothing.record("loyalty") is not None  # still listed, as disabled
     assert "loyalty" not in sdl(nothing).lower()
 
 
 def test_disabled_plugin_contributes_nothing_and_its_hooks_are_not_called() -> None:
-    runtime = load_plugins(Settings(disabled_plugins="loyalty"))
+    runtime = load_plugins(installed(Settings(disabled_plugins="loyalty"), "loyalty"))
     record = runtime.record("loyalty")
     assert record is not None and not record.enabled and record.module is None
     schema = sdl(runtime)
@@ -86,14 +91,15 @@ def test_disabled_plugin_contributes_nothing_and_its_hooks_are_not_called() -> N
 def test_plugins_can_be_disabled_in_the_config_file(tmp_path: Any) -> None:
     config = tmp_path / "shopgraph.env"
     config.write_text("SHOPGRAPH_DISABLED_PLUGINS=loyalty\n")
-    runtime = load_plugins(Settings(_env_file=str(config)))  # type: ignore[call-arg]
-    assert not runtime.is_enabled("loyalty")
+    chosen = Settings(_env_file=str(config), plugin_entry_points=True, plugins="loyalty")  # type: ignore[call-arg]
+    runtime = load_plugins(chosen)
+    assert runtime.record("loyalty") is not None and not runtime.is_enabled("loyalty")
 
 
 async def test_schemas_with_different_plugin_sets_coexist_in_one_process() -> None:
-    with_loyalty = build_schema(load_plugins(Settings()))
+    with_loyalty = build_schema(load_plugins(installed(Settings(), "loyalty")))
     without = build_schema(load_plugins(Settings(plugins="")))
-    again = build_schema(load_plugins(Settings()))
+    again = build_schema(load_plugins(installed(Settings(), "loyalty")))
     query = '{ __type(name: "Customer") { fields { name } } }'
 
     async def customer_fields(schema: strawberry.Schema) -> set[str]:
@@ -119,18 +125,19 @@ def test_entry_point_that_fails_to_import_is_a_clear_error_unless_disabled(
     )
     monkeypatch.setattr("server.plugins.entry_points", lambda group: [broken])
     with pytest.raises(PluginError, match=r"plugin 'broken'.*failed to import"):
-        load_plugins(Settings())
-    runtime = load_plugins(Settings(disabled_plugins="broken"))
+        load_plugins(Settings(plugin_entry_points=True))
+    runtime = load_plugins(Settings(plugin_entry_points=True, disabled_plugins="broken"))
     assert runtime.record("broken") is not None and not runtime.is_enabled("broken")
 
 
 def test_plugins_list_command_shows_every_plugin() -> None:
-    result = CliRunner().invoke(cli, ["plugins", "list"], env={"SHOPGRAPH_PLUGINS": None})
+    discover = {"SHOPGRAPH_PLUGIN_ENTRY_POINTS": "true", "SHOPGRAPH_PLUGINS": "loyalty"}
+    result = CliRunner().invoke(cli, ["plugins", "list"], env=discover)
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if line.startswith("loyalty "))
     assert "1.0.0" in row and "yes" in row and "entry point" in row and "order_placed" in row
     disabled = CliRunner().invoke(
-        cli, ["plugins", "list"], env={"SHOPGRAPH_DISABLED_PLUGINS": "loyalty"}
+        cli, ["plugins", "list"], env={**discover, "SHOPGRAPH_DISABLED_PLUGINS": "loyalty"}
     )
     row = next(line for line in disabled.output.splitlines() if line.startswith("loyalty "))
     assert " no " in row
@@ -149,10 +156,10 @@ def test_unsupported_core_version_is_a_start_up_error() -> None:
 def test_required_plugin_must_be_enabled() -> None:
     needy = FakePlugin("needy", requires=["loyalty"])
     with pytest.raises(PluginError, match="requires plugin 'loyalty', which is disabled"):
-        only(needy)
+        only(needy, plugin_entry_points=True)
     with pytest.raises(PluginError, match="requires plugin 'ghost', which is not installed"):
         only(FakePlugin("needy", requires=["ghost"]))
-    assert load_plugins(Settings(), extra=[needy]).is_enabled("needy")
+    assert load_plugins(installed(Settings(), "loyalty"), extra=[needy]).is_enabled("needy")
 
 
 def test_hookimpl_without_spec_is_rejected() -> None:
@@ -406,14 +413,15 @@ class TestOverHttp:
 
 
 def test_hook_models() -> None:
-    migrate.import_all_models(load_plugins(Settings()).pm)
+    migrate.import_all_models(with_example(Settings()))
     tables = SQLModel.metadata.tables
     assert {"loyalty_account", "loyalty_transaction", "loyalty_redemption"} <= set(tables)
 
 
 async def test_hook_migration_locations(database_url: str, session: AsyncSession) -> None:
-    pm = load_plugins(Settings(database_url=database_url)).pm
-    locations = migrate.plugin_version_locations(pm)
+    plugins = with_example(Settings(database_url=database_url))
+    [data] = [d for d in plugins.data() if d.name == "loyalty"]
+    locations = data.migration_locations
     assert any(loc.endswith("shopgraph_loyalty/migrations/versions") for loc in locations)
     # The test database was built by `upgrade heads` with the plugin installed.
     assert "0001_loyalty" in migrate.current(database_url)
@@ -421,10 +429,10 @@ async def test_hook_migration_locations(database_url: str, session: AsyncSession
     assert count == 0
     await session.rollback()  # release the table before the branch drops it
     # Its branch goes down and up on its own, leaving the core alone.
-    migrate.downgrade(database_url, "loyalty@base", pm)
+    migrate.downgrade(database_url, "loyalty@base", plugins)
     assert "0001_loyalty" not in migrate.current(database_url)
-    migrate.upgrade(database_url, "heads", pm)
-    assert set(migrate.heads(database_url, pm)) == migrate.current(database_url)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert set(migrate.heads(plugins)) == migrate.current(database_url)
 
 
 # --- order-flow hooks ----------------------------------------------------------------------
@@ -607,7 +615,7 @@ class TestAdminPluginsQuery:
     @pytest.fixture
     def plugins(self, settings: Settings) -> PluginRuntime:
         return load_plugins(
-            settings.model_copy(update={"disabled_plugins": "loyalty"}),
+            installed(settings, "loyalty").model_copy(update={"disabled_plugins": "loyalty"}),
             extra=[
                 FakePlugin(
                     "complaints_x", version="2.1.0", permissions=lambda: ["complaints_x.manage"]
@@ -764,9 +772,16 @@ def test_hook_shutdown(database_url: str) -> None:
     assert stopped == ["Starlette"]
 
 
-def test_plugin_new_scaffolds_an_installable_plugin_whose_test_passes(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["plugin", "new", "gift_wrap", "--directory", str(tmp_path)])
+def test_plugin_new_scaffolds_a_plugin_whose_test_passes_installed_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["plugin", "new", "gift_wrap"])
     assert result.exit_code == 0, result.output
+    # The hint installs the folder (a bare name would be looked up on the package index).
+    assert result.output.splitlines()[1] == (
+        "next: pip install -e ./shopgraph-gift-wrap && shopgraph db upgrade"
+    )
     root = tmp_path / "shopgraph-gift-wrap"
     assert (
         root / "shopgraph_gift_wrap" / "migrations" / "versions" / "0001_gift_wrap_initial.py"
@@ -774,29 +789,39 @@ def test_plugin_new_scaffolds_an_installable_plugin_whose_test_passes(tmp_path: 
     again = CliRunner().invoke(cli, ["plugin", "new", "gift_wrap", "--directory", str(tmp_path)])
     assert again.exit_code != 0 and "already exists" in again.output
     assert CliRunner().invoke(cli, ["plugin", "new", "Bad-Name"]).exit_code != 0
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGRAPH_")}
-    # Its own test passes …
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=root,
-        env={**env, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-    )
-    assert tests.returncode == 0, tests.stdout + tests.stderr
-    # … and pip installs it as a plugin (into a separate target, leaving this environment be).
-    target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index"]
-        + ["--no-build-isolation", "--target", str(target), str(root)],
-        check=True,
-    )
-    listed = subprocess.run(
-        [sys.executable, "-m", "server.cli", "plugins", "list"],
-        env={**env, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)])},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+
+    def own_tests(site: Path | None) -> None:
+        # `pytest` in the plugin's folder, as its author runs it.
+        tests = run_module("pytest", ["-q", "-p", "no:cacheprovider"], site=site, cwd=root)
+        assert tests.returncode == 0, tests.stdout + tests.stderr
+        assert "2 passed" in tests.stdout
+
+    own_tests(site=None)  # before it is installed …
+    site = tmp_path / "site"
+    pip_install(root, site)  # … and once pip installed it (a separate target: this venv stays)
+    own_tests(site=site)
+    discover = {"SHOPGRAPH_PLUGIN_ENTRY_POINTS": "true"}
+    listed = shopgraph(["plugins", "list"], site=site, env=discover)
+    assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if line.startswith("gift_wrap "))
     assert "entry point" in row and "graphql_queries" in row and "migration_locations" in row
+    # Installed as a copy, it cannot have revisions written into it: that takes its sources.
+    copy = shopgraph(["plugin", "migration", "gift_wrap", "-m", "x"], site=site, env=discover)
+    assert copy.returncode == 1 and "Traceback" not in copy.stderr
+    assert copy.stderr.strip() == (
+        "Error: plugin 'gift_wrap' runs from the copy pip installed (shopgraph-gift-wrap), not "
+        "from its sources: install it editable (pip install -e <its folder>) to write its "
+        "migrations"
+    )
+
+
+def test_a_plugin_passed_explicitly_is_one_with_its_own_entry_point() -> None:
+    # A plugin's tests pass its module while the package is installed: one plugin, enabled.
+    module = example_plugin()
+    runtime = load_plugins(Settings(plugins="", plugin_entry_points=True), extra=[module])
+    assert [(r.name, r.source, r.enabled) for r in runtime.records] == [
+        ("loyalty", "explicit", True)
+    ]
+    # Another object under that name is still a second plugin.
+    with pytest.raises(PluginError, match=r"two plugins are named 'loyalty' \(entry point and"):
+        load_plugins(Settings(plugin_entry_points=True), extra=[FakePlugin("loyalty")])
