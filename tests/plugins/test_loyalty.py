@@ -291,12 +291,13 @@ class TestLoyaltyDemoData:
 
     @pytest.fixture
     def plugins(self, settings: Settings) -> PluginRuntime:
-        return load_plugins(settings.model_copy(update={"plugins": "loyalty"}))
+        return load_plugins(installed(settings, "loyalty"))
 
     async def test_demo_customers_get_the_points_their_orders_earned(
         self, database_url: str, gql: GraphQLClient, session: AsyncSession, settings: Settings
     ) -> None:
         env = {"SHOPGRAPH_DATABASE_URL": database_url, "SHOPGRAPH_PLUGINS": "loyalty"}
+        env["SHOPGRAPH_PLUGIN_ENTRY_POINTS"] = "true"  # the example is installed, not built in
         args = ["demo-data", "--customers", "20", "--products", "30", "--orders", "60"]
         args += ["--seed", "9", "--as-of", "2025-03-01"]
         result = CliRunner().invoke(cli, args, env=env)
