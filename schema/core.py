@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import strawberry
 
-from schema import customers, inventory, orders, products, security, shipments
+from schema import (
+    access,
+    accounts,
+    audit_log,
+    behaviour,
+    customers,
+    inventory,
+    orders,
+    privacy,
+    products,
+    profile,
+    shipments,
+)
 from schema import plugins as plugin_admin
 from server.config import Settings
 from server.graphql import assembly
@@ -13,11 +25,16 @@ from server.throttle import LeakyBucket
 
 DOMAINS: tuple[assembly.Domain, ...] = (
     products,
+    accounts,
+    profile,
     customers,
+    behaviour,
     inventory,
     orders,
     shipments,
-    security,
+    access,
+    audit_log,
+    privacy,
     plugin_admin,
 )
 
