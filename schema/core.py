@@ -5,6 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from schema import (
+    access,
+    accounts,
+    audit_log,
+    behaviour,
     carts,
     catalog_admin,
     categories,
@@ -13,9 +17,10 @@ from schema import (
     inventory,
     orders,
     payments,
+    privacy,
     products,
+    profile,
     search,
-    security,
     shipments,
 )
 from schema import plugins as plugin_admin
@@ -29,14 +34,19 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     categories,
     search,
     catalog_admin,
+    accounts,
+    profile,
     customers,
+    behaviour,
     inventory,
     carts,
     checkout,
     payments,
     orders,
     shipments,
-    security,
+    access,
+    audit_log,
+    privacy,
     plugin_admin,
 )
 

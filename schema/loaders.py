@@ -3,6 +3,7 @@ in server/graphql/loaders.py)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from strawberry.dataloader import DataLoader
@@ -10,7 +11,8 @@ from strawberry.dataloader import DataLoader
 from server import models as m
 from server.graphql.context import Database
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
-from server.services import catalog
+from server.graphql.pagination import ConnectionsByParentLoader, SortKey
+from server.services import behaviour, catalog
 
 
 class ProductByIdLoader(ModelByIdLoader):
@@ -59,6 +61,51 @@ class StockLevelByIdLoader(ModelByIdLoader):
 
 class CustomerEventByIdLoader(ModelByIdLoader):
     model = m.CustomerEvent
+
+
+class ApiKeyByIdLoader(ModelByIdLoader):
+    model = m.ApiKey
+
+
+class AuditLogEntryByIdLoader(ModelByIdLoader):
+    model = m.AuditLogEntry
+
+
+class OutboxEventByIdLoader(ModelByIdLoader):
+    model = m.OutboxEvent
+
+
+class OutboxDeliveryByIdLoader(ModelByIdLoader):
+    model = m.OutboxDelivery
+
+
+class OrderPagesByCustomerIdLoader(ConnectionsByParentLoader):
+    """A page of each customer's orders, newest first (``Customer.orders``)."""
+
+    model = m.Order
+    parent = "customer_id"
+    sort = (SortKey(m.Order.placed_at, "placed_at"),)
+    descending = True
+
+
+class LatestProductIdsByCustomerLoader(DataLoader[tuple[int, m.CustomerEventKind, int], list[int]]):
+    """Keys ``(customer_id, kind, limit)`` → distinct product ids of the customer's events of
+    that kind, newest first (favourites, recently viewed). One statement per (kind, limit)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[tuple[int, m.CustomerEventKind, int]]) -> list[list[int]]:
+        groups: dict[tuple[m.CustomerEventKind, int], set[int]] = defaultdict(set)
+        for customer_id, kind, limit in keys:
+            groups[(kind, limit)].add(customer_id)
+        found: dict[tuple[int, m.CustomerEventKind, int], list[int]] = defaultdict(list)
+        for (kind, limit), customer_ids in groups.items():
+            stmt = behaviour.latest_products_stmt(customer_ids, kind, limit)
+            for customer_id, product_id, _rank in await self.db.rows(stmt):
+                found[(customer_id, kind, limit)].append(product_id)
+        return [found.get(key, []) for key in keys]
 
 
 class CategoriesByParentIdLoader(ModelsByFieldLoader):

@@ -7,23 +7,22 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 from strawberry import relay
 from strawberry.scalars import JSON
 
+from schema.loaders import OutboxDeliveryByIdLoader, OutboxEventByIdLoader
 from server import models as m
 from server.graphql.context import Info
 from server.graphql.errors import NotFoundError, ValidationError
 from server.graphql.ids import require_node_id
-from server.graphql.loaders import ModelByIdLoader
-from server.graphql.mutations import run_mutation
-from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, paginate
+from server.graphql.mutations import mutate
+from server.graphql.node import FromModel, ModelNode
+from server.graphql.pagination import Connection, connection
 from server.graphql.permissions import HasPermission
 from server.permissions import EVENTS_MANAGE, PLUGINS_READ
-from server.services.errors import NotFound
+from server.plugins import PluginRecord
+from server.services import deliveries as service
 
 DeliveryStatus = strawberry.enum(
     m.DeliveryStatus, description="Where an event's delivery to a plugin stands."
@@ -31,7 +30,7 @@ DeliveryStatus = strawberry.enum(
 
 
 @strawberry.type(description="An installed plugin, enabled or not.")
-class PluginInfo:
+class PluginInfo(FromModel):
     name: str
     version: str
     enabled: bool
@@ -42,17 +41,18 @@ class PluginInfo:
     hooks: list[str] = strawberry.field(description="The hooks it implements.")
     permissions: list[str] = strawberry.field(description="The permissions it adds.")
 
-
-class OutboxEventByIdLoader(ModelByIdLoader):
-    model = m.OutboxEvent
-
-
-class OutboxDeliveryByIdLoader(ModelByIdLoader):
-    model = m.OutboxDelivery
+    @classmethod
+    def of(cls, record: PluginRecord) -> PluginInfo:
+        return cls.from_model(
+            record,
+            requires=list(record.requires),
+            hooks=list(record.hooks),
+            permissions=list(record.permissions),
+        )
 
 
 @strawberry.type(description="A domain event, as written in the outbox.")
-class OutboxEvent:
+class OutboxEvent(FromModel):
     id: int
     name: str
     payload: JSON
@@ -66,7 +66,7 @@ class OutboxDelivery(ModelNode):
 
     id: relay.NodeID[int]
     plugin: str
-    status: DeliveryStatus  # type: ignore[valid-type]  # strawberry.enum() returns the enum class; mypy sees a variable
+    status: DeliveryStatus  # type: ignore[valid-type]  # strawberry.enum returns the enum class
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
@@ -75,40 +75,18 @@ class OutboxDelivery(ModelNode):
     _model: strawberry.Private[m.OutboxDelivery]
 
     @classmethod
-    def from_model(cls, model: m.OutboxDelivery) -> OutboxDelivery:  # type: ignore[override]  # from the model alone: no keyword values
-        return cls(
-            id=model.id,  # type: ignore[arg-type]  # a stored delivery has its id
-            plugin=model.plugin,
-            status=model.status,
-            attempts=model.attempts,
-            next_attempt_at=model.next_attempt_at,
-            last_error=model.last_error,
-            delivered_at=model.delivered_at,
-            created_at=model.created_at,
-            _model=model,
-        )
-
-    @classmethod
     def can_view(cls, info: Info, model: Any) -> bool:
         return info.context.viewer.has(EVENTS_MANAGE)
 
     @strawberry.field
     async def event(self, info: Info) -> OutboxEvent | None:
         row = await info.context.loaders.get(OutboxEventByIdLoader).load(self._model.event_id)
-        if row is None:
-            return None
-        return OutboxEvent(
-            id=row.id,
-            name=row.name,
-            payload=row.payload,
-            created_at=row.created_at,
-            dispatched_at=row.dispatched_at,
-        )
+        return OutboxEvent.from_model(row) if row is not None else None
 
 
 @strawberry.input
 class OutboxDeliveryFilter:
-    status: DeliveryStatus | None = None  # type: ignore[valid-type]  # strawberry.enum() returns the enum class; mypy sees a variable
+    status: DeliveryStatus | None = None  # type: ignore[valid-type]  # as in OutboxDelivery
     plugin: str | None = None
     event_name: str | None = None
 
@@ -120,20 +98,7 @@ class PluginQueries:
         description="Every discovered plugin (plugins.read).",
     )
     def plugins(self, info: Info) -> list[PluginInfo]:
-        return [
-            PluginInfo(
-                name=r.name,
-                version=r.version,
-                enabled=r.enabled,
-                source=r.source,
-                description=r.description,
-                core_version=r.core_version,
-                requires=list(r.requires),
-                hooks=list(r.hooks),
-                permissions=list(r.permissions),
-            )
-            for r in info.context.plugins.records
-        ]
+        return [PluginInfo.of(record) for record in info.context.plugins.records]
 
     @strawberry.field(
         permission_classes=[HasPermission(EVENTS_MANAGE)],
@@ -149,33 +114,20 @@ class PluginQueries:
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[OutboxDelivery]:
-        stmt = select(m.OutboxDelivery)
-        if filter is not None:
-            if filter.status is not None:
-                stmt = stmt.where(m.OutboxDelivery.status == filter.status)
-            if filter.plugin is not None:
-                stmt = stmt.where(col(m.OutboxDelivery.plugin) == filter.plugin)
-            if filter.event_name is not None:
-                stmt = stmt.where(
-                    col(m.OutboxDelivery.event_id).in_(
-                        select(col(m.OutboxEvent.id)).where(
-                            col(m.OutboxEvent.name) == filter.event_name
-                        )
-                    )
-                )
-        return await paginate(
-            info.context.db.scalars,
+        flt = filter or OutboxDeliveryFilter()
+        stmt = service.deliveries_query(
+            service.DeliveryFilter(status=flt.status, plugin=flt.plugin, event_name=flt.event_name)
+        )
+        return await connection(
+            info,
             stmt,
-            keys=[],
-            id_column=m.OutboxDelivery.id,  # type: ignore[arg-type]  # the ORM attribute stands in for its column
-            descending=True,
+            sort=[],
             to_node=OutboxDelivery.from_model,
-            key_of=lambda d: [d.id],
+            descending=True,
             first=first,
             after=after,
             last=last,
             before=before,
-            count=info.context.db.scalar,
         )
 
 
@@ -195,27 +147,6 @@ RetryOutboxDeliveryResult = Annotated[
 ]
 
 
-async def _requeue(session: AsyncSession, delivery_id: int) -> m.OutboxDelivery:
-    """Give a delivery (typically DEAD) a fresh set of attempts, due now."""
-    result = await session.execute(
-        update(m.OutboxDelivery)
-        .where(col(m.OutboxDelivery.id) == delivery_id)
-        .where(col(m.OutboxDelivery.status) != m.DeliveryStatus.DELIVERED)
-        .values(
-            status=m.DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=m.utcnow(),
-            claim_token=None,
-            claimed_until=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    row = await session.get(m.OutboxDelivery, delivery_id, populate_existing=True)
-    if row is None or result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
-        raise NotFound("undelivered outbox delivery", delivery_id, field="deliveryId")
-    return row
-
-
 @strawberry.type
 class PluginMutations:
     @strawberry.mutation(
@@ -225,15 +156,15 @@ class PluginMutations:
     async def retry_outbox_delivery(
         self, info: Info, input: RetryOutboxDeliveryInput
     ) -> RetryOutboxDeliveryResult:
-        result = await run_mutation(
+        async def work(session: AsyncSession) -> m.OutboxDelivery:
+            delivery_id = require_node_id(input.delivery_id, "OutboxDelivery", "deliveryId")
+            return await service.requeue(session, delivery_id)
+
+        return await mutate(
             info,
-            lambda s: _requeue(
-                s, require_node_id(input.delivery_id, "OutboxDelivery", "deliveryId")
-            ),
+            work,
+            lambda row: RetryOutboxDeliverySuccess(delivery=OutboxDelivery.from_model(row)),
         )
-        if isinstance(result, m.OutboxDelivery):
-            return RetryOutboxDeliverySuccess(delivery=OutboxDelivery.from_model(result))
-        return result  # type: ignore[return-value]  # run_mutation types the Error base; _requeue fails only as the union's errors
 
 
 QUERIES: list[type[Any]] = [PluginQueries]

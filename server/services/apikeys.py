@@ -12,8 +12,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -80,6 +81,15 @@ async def create_api_key(
     session.add(key)
     await session.flush()
     return CreatedApiKey(api_key=key, secret=raw)
+
+
+def api_keys_query(*, active: bool | None = None) -> Select[Any]:
+    """The keys, all of them or only the active (not revoked, ``True``) or revoked ones."""
+    stmt = select(ApiKey)
+    if active is not None:
+        revoked = ApiKey.revoked_at
+        stmt = stmt.where(revoked.is_(None) if active else revoked.is_not(None))
+    return stmt
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int) -> ApiKey:

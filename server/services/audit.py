@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -93,6 +93,20 @@ class AuditFilter:
     since: datetime | None = None
     until: datetime | None = None
     result: str | None = None
+
+
+def actor_label(kind: str, pk: int) -> str:
+    """How the log names an actor: ``staff:<id>`` or ``apikey:<id>`` (see ``Viewer.subject``)."""
+    return f"{kind}:{pk}"
+
+
+# An actor no row has: what a filter on an id that names no actor compares with.
+NO_ACTOR = "none"
+
+
+def entries_query(flt: AuditFilter) -> Select[Any]:
+    """The audit log's rows ``flt`` selects, unordered (the page orders)."""
+    return select(AuditLogEntry).where(*conditions(flt))
 
 
 def conditions(flt: AuditFilter) -> list[ColumnElement[bool]]:

@@ -180,6 +180,11 @@ def latest_products_stmt(
     )
 
 
+def events_query(flt: EventFilter) -> Select[Any]:
+    """The behaviour events ``flt`` selects, unordered (the page orders)."""
+    return select(CustomerEvent).where(*event_conditions(flt))
+
+
 def event_conditions(flt: EventFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if flt.customer_id is not None:

@@ -7,12 +7,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, String, cast, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server.auth import Viewer
 from server.models import Address, Customer, MembershipTier, utcnow
+from server.permissions import CUSTOMERS_READ
 from server.services.errors import NotFound, ValidationFailed
 
 GENDERS = ("FEMALE", "MALE", "OTHER")
@@ -165,6 +167,22 @@ def _address_values(fields: AddressFields, *, partial: bool) -> dict[str, Any]:
 # --- customers ------------------------------------------------------------------------------
 
 
+def can_view(viewer: Viewer, customer_id: int | None) -> bool:
+    """Whether ``viewer`` may see the customer's personal data (profile, addresses, behaviour):
+    the customer themself, or staff and apps holding customers.read."""
+    if viewer.is_customer:
+        return viewer.customer_id == customer_id
+    return viewer.has(CUSTOMERS_READ)
+
+
+async def get_customer(session: AsyncSession, customer_id: int) -> Customer:
+    """The customer (from the session when it holds the row already)."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("Customer", customer_id, field="customerId")
+    return customer
+
+
 async def lock_customer(session: AsyncSession, customer_id: int) -> Customer:
     """Load a customer for change, locking the row (PostgreSQL) so that concurrent changes of
     the same customer (tags, default address) run one after the other; SQLite's write
@@ -237,6 +255,11 @@ def json_array_contains(column: Any, value: str, dialect: str) -> ColumnElement[
         return cast(column, JSONB).contains([value])
     elements = func.json_each(column).table_valued("value")
     return exists().select_from(elements).where(elements.c.value == value)
+
+
+def customers_query(flt: CustomerFilter, dialect: str) -> Select[Any]:
+    """The staff's customer list: the customers ``flt`` selects, unordered (the page orders)."""
+    return select(Customer).where(*customer_conditions(flt, dialect))
 
 
 def customer_conditions(flt: CustomerFilter, dialect: str) -> list[ColumnElement[bool]]:

@@ -1,6 +1,7 @@
 """Generated from the schema: every ID and String a client can send, at any depth of any root
-field's arguments, is tried with bad values on SQLite and PostgreSQL, against one live server
-per backend, as a customer and as a staff user.
+field's arguments or of a field's below the root (reached from a Query field), is tried with
+bad values on SQLite and PostgreSQL, against one live server per backend, as a customer and as
+a staff user.
 
 - IDs: out of the id columns' range, zero and negative, non-canonical, malformed, of an
   unknown type, of another type, and values of the wrong GraphQL type. A query answers them
@@ -21,7 +22,7 @@ import json
 import logging
 import os
 import shutil
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ import pytest
 from graphql import (
     GraphQLField,
     GraphQLInputType,
+    GraphQLObjectType,
     GraphQLSchema,
     Undefined,
     build_schema,
@@ -69,20 +71,30 @@ LENGTH_BATCH = 10  # the bounds report at most 10 values per request
 
 @dataclass(frozen=True)
 class Position:
-    """Where a client sends an ID or a String: a root field and the path to the value."""
+    """Where a client sends an ID or a String: a root field and the path to the value; for an
+    argument of a field below the root, the fields selected from the root field down to it
+    (``via``) and the type that field is on (``owner``)."""
 
     root: str
     field: str
     path: tuple[str | int, ...]  # argument, then input fields; 0 stands for a list item
     leaf: str  # "ID" or "String"
+    via: tuple[str, ...] = ()
+    owner: str = ""
 
     @property
     def name(self) -> str:
         return next(str(p) for p in reversed(self.path) if isinstance(p, str))
 
     @property
+    def coordinate(self) -> str:
+        """The field taking the argument, as the bounds name it (``Customer.orders``)."""
+        return f"{self.owner}.{self.via[-1]}" if self.via else f"{self.root}.{self.field}"
+
+    @property
     def label(self) -> str:
-        return f"{self.root}.{self.field}({'.'.join(map(str, self.path))})"
+        fields = ".".join((self.field, *self.via))
+        return f"{self.root}.{fields}({'.'.join(map(str, self.path))})"
 
 
 @dataclass
@@ -114,7 +126,35 @@ def _positions_in(
         yield path, get_named_type(inner).name
 
 
+def _object_type(tp: Any) -> GraphQLObjectType | None:
+    named = get_named_type(tp)
+    return named if is_object_type(named) else None
+
+
+def routes(schema: GraphQLSchema) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The shortest way to each object type from a Query field, through fields that need no
+    argument: type name -> (the root field, the fields selected below it)."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    query = schema.get_type("Query")
+    assert is_object_type(query)
+    queue: deque[tuple[GraphQLObjectType, str | None, tuple[str, ...]]] = deque([(query, None, ())])
+    while queue:
+        tp, root_field, via = queue.popleft()
+        for name, field in tp.fields.items():
+            target = _object_type(field.type)
+            if target is None or target.name in ROOTS or target.name in found:
+                continue
+            if any(_required(arg) for arg in field.args.values()):
+                continue
+            route = (name, ()) if root_field is None else (root_field, (*via, name))
+            found[target.name] = route
+            queue.append((target, *route))
+    return found
+
+
 def positions(schema: GraphQLSchema, leaf: set[str]) -> list[Position]:
+    """Every position of ``leaf`` values: the root fields' arguments, then the arguments of
+    fields below the root, reached from the root by :func:`routes`."""
     found = []
     for root in ROOTS:
         root_type = schema.get_type(root)
@@ -123,18 +163,36 @@ def positions(schema: GraphQLSchema, leaf: set[str]) -> list[Position]:
                 for path, kind in _positions_in(arg.type, (arg_name,), frozenset()):
                     if kind in leaf:
                         found.append(Position(root, field_name, path, kind))
+    reach = routes(schema)
+    for tp in schema.type_map.values():
+        if not is_object_type(tp) or tp.name in ROOTS or tp.name.startswith("__"):
+            continue
+        if tp.name not in reach:
+            continue  # unreachable_positions names it
+        root_field, via = reach[tp.name]
+        for field_name, field in tp.fields.items():  # type: ignore[attr-defined]
+            for arg_name, arg in field.args.items():
+                for path, kind in _positions_in(arg.type, (arg_name,), frozenset()):
+                    if kind in leaf:
+                        found.append(
+                            Position("Query", root_field, path, kind, (*via, field_name), tp.name)
+                        )
     return found
 
 
-def nested_positions(schema: GraphQLSchema) -> list[str]:
-    """Fields below the root taking an ID or a String: not reached by this test."""
+def unreachable_positions(schema: GraphQLSchema) -> list[str]:
+    """Fields below the root taking an ID or a String that no Query field leads to (without
+    arguments): not reached by this test."""
+    reach = routes(schema)
     out = []
     for tp in schema.type_map.values():
         if not is_object_type(tp) or tp.name in ROOTS or tp.name.startswith("__"):
             continue
         for field_name, field in tp.fields.items():  # type: ignore[attr-defined]
             for arg_name, arg in field.args.items():
-                if any(True for _ in _positions_in(arg.type, (arg_name,), frozenset())):
+                if tp.name not in reach and any(
+                    True for _ in _positions_in(arg.type, (arg_name,), frozenset())
+                ):
                     out.append(f"{tp.name}.{field_name}({arg_name})")
     return out
 
@@ -246,7 +304,12 @@ def document(
     declarations, fields, variables = [], [], {}
     for i, (position, probe) in enumerate(probes):
         fallback = probe if probe_siblings else "unknown"
-        field = root_type.fields[position.field]  # type: ignore[union-attr]
+        # The root field, then the fields below it down to the one taking the argument (the
+        # route has no required arguments on the way).
+        chain = [root_type.fields[position.field]]  # type: ignore[union-attr]
+        for name in position.via:
+            chain.append(get_named_type(chain[-1].type).fields[name])  # type: ignore[union-attr]
+        field = chain[-1]
         arguments = []
         for arg_name, arg in field.args.items():
             if arg_name == position.path[0]:
@@ -260,9 +323,27 @@ def document(
             arguments.append(f"{arg_name}: ${variable}")
             variables[variable] = value
         call = f"({', '.join(arguments)})" if arguments else ""
-        fields.append(f"a{i}: {position.field}{call} {selection(field, shop.schema)}")
+        names = (position.field, *position.via)
+        selected = f"{names[-1]}{call} {selection(field, shop.schema)}"
+        for name in reversed(names[:-1]):
+            selected = f"{name} {{ {selected} }}"
+        fields.append(f"a{i}: {selected}")
     head = f"({', '.join(declarations)})" if declarations else ""
     return f"{root.lower()} {head} {{ {' '.join(fields)} }}", variables
+
+
+def reached(value: Any, via: tuple[str, ...]) -> list[Any]:
+    """What a probe's field answered, below its root field's answer ``value`` (every item of
+    the lists on the way; nothing where the way is null)."""
+    values = [value]
+    for name in via:
+        nxt: list[Any] = []
+        for item in values:
+            for one in item if isinstance(item, list) else [item]:
+                if one is not None:
+                    nxt.append(one.get(name))
+        values = nxt
+    return [v for v in values if v is not None]
 
 
 # ---- the server --------------------------------------------------------------------------
@@ -477,15 +558,17 @@ def _judge_ids(
             typename = (value or {}).get("__typename")
             if typename not in error_types:
                 problems.append(f"{who} {position.label} = {probe!r}: answered {value}")
-        elif value is not None and value.get("totalCount", 0) != 0:
-            problems.append(f"{who} {position.label} = {probe!r}: found {value}")
+            continue
+        for answer in reached(value, position.via):
+            if answer.get("totalCount", 0) != 0:
+                problems.append(f"{who} {position.label} = {probe!r}: found {answer}")
 
 
 @pytest.mark.usefixtures("error_logs")
 def test_every_id_argument_answers_a_bad_id_like_a_missing_object(shop: Shop) -> None:
     ids = positions(shop.schema, {"ID"})
     assert len(ids) >= 20, ids
-    assert nested_positions(shop.schema) == [], "reach these from a root field in this test"
+    assert unreachable_positions(shop.schema) == [], "reach these from a root field in this test"
     problems: list[str] = []
     requests = 0
     for who in ("customer", "staff"):
@@ -543,7 +626,7 @@ def test_every_string_over_its_bound_is_refused_before_anything_runs(shop: Shop)
                 wanted = Counter(
                     (
                         STRING_TOO_LONG,
-                        f"{p.root}.{p.field}",
+                        p.coordinate,
                         ".".join(map(str, p.path)),
                         bound_of(p),
                     )
