@@ -33,7 +33,15 @@ from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate, run_mutation
 from server.graphql.node import FromModel, ModelNode
-from server.graphql.pagination import Connection, SortDirection, SortKey, connection, paginate
+from server.graphql.pagination import (
+    Connection,
+    ConnectionsByParentLoader,
+    SortDirection,
+    SortKey,
+    connection,
+    nested_connection,
+    paginate,
+)
 from server.graphql.permissions import HasPermission, IsAuthenticated, IsCustomer, IsStaff
 from server.hooktypes import (
     PROJECT,
@@ -95,6 +103,7 @@ __all__ = [
     "verify_signature",
     # writing the schema
     "Connection",
+    "ConnectionsByParentLoader",
     "FromModel",
     "ModelByIdLoader",
     "ModelNode",
@@ -106,6 +115,7 @@ __all__ = [
     "input_extras",
     "money",
     "mutate",
+    "nested_connection",
     "optional_node_id",
     "paginate",
     "parse_node_id",
