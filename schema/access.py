@@ -13,12 +13,13 @@ from strawberry import relay
 from schema.loaders import ApiKeyByIdLoader
 from server import models as m
 from server import permissions as perms
+from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.errors import NotFoundError, ValidationError
 from server.graphql.ids import require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortKey, connection
+from server.graphql.pagination import Connection, Page, SortKey
 from server.graphql.permissions import HasPermission, IsStaffOrApp
 from server.services import apikeys as service
 
@@ -105,27 +106,22 @@ class AccessQueries:
     @strawberry.field(
         description="API keys, newest first.",
         permission_classes=[HasPermission(perms.APIKEYS_MANAGE)],
+        extensions=[Paged()],
     )
     async def api_keys(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: ApiKeyFilter | None = None,
     ) -> Connection[ApiKey]:
         active = filter.active if filter is not None else None
         return await connection(
             info,
             service.api_keys_query(active=active),
+            page,
             sort=[SortKey(m.ApiKey.created_at, "created_at")],
             to_node=ApiKey.from_model,
             descending=True,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
 

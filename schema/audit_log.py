@@ -14,10 +14,11 @@ from schema.access import ApiKey
 from schema.accounts import StaffUser
 from schema.loaders import ApiKeyByIdLoader, AuditLogEntryByIdLoader, StaffUserByIdLoader
 from server import models as m
+from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.ids import parse_node_id
 from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortKey, connection
+from server.graphql.pagination import Connection, Page, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import AUDIT_READ
 from server.services import audit as service
@@ -94,14 +95,12 @@ class AuditLogQueries:
     @strawberry.field(
         description="The audit log, newest first.",
         permission_classes=[HasPermission(AUDIT_READ)],
+        extensions=[Paged()],
     )
     async def audit_log(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: AuditLogFilter | None = None,
     ) -> Connection[AuditLogEntry]:
         flt = filter or AuditLogFilter()
@@ -117,13 +116,10 @@ class AuditLogQueries:
         return await connection(
             info,
             stmt,
+            page,
             sort=[SortKey(m.AuditLogEntry.at, "at")],
             to_node=AuditLogEntry.from_model,
             descending=True,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
 

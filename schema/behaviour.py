@@ -14,12 +14,13 @@ from schema.customers import Customer
 from schema.loaders import CustomerByIdLoader, CustomerEventByIdLoader, ProductByIdLoader
 from schema.products import Product
 from server import models as m
+from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.errors import NotFoundError, ValidationError
 from server.graphql.ids import filter_node_id, optional_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortKey, connection
+from server.graphql.pagination import Connection, Page, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import CUSTOMERS_READ
 from server.services import behaviour as service
@@ -94,14 +95,12 @@ class BehaviourQueries:
     @strawberry.field(
         description="Behaviour events, newest first (customers.read).",
         permission_classes=[HasPermission(CUSTOMERS_READ)],
+        extensions=[Paged()],
     )
     async def customer_events(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: CustomerEventFilter | None = None,
     ) -> Connection[CustomerEvent]:
         flt = filter or CustomerEventFilter()
@@ -117,13 +116,10 @@ class BehaviourQueries:
         return await connection(
             info,
             stmt,
+            page,
             sort=[SortKey(m.CustomerEvent.occurred_at, "occurred_at")],
             to_node=CustomerEvent.from_model,
             descending=True,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
 

@@ -21,19 +21,13 @@ from schema.loaders import (
 )
 from schema.products import Product
 from server import models as m
+from server.graphql.connections import Paged, connection, nested_connection
 from server.graphql.context import Info
 from server.graphql.errors import NotFoundError, ValidationError
 from server.graphql.ids import require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
-from server.graphql.pagination import (
-    Connection,
-    PaginationError,
-    SortDirection,
-    SortKey,
-    connection,
-    nested_connection,
-)
+from server.graphql.pagination import Connection, Page, PaginationError, SortDirection, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import CUSTOMERS_MANAGE, CUSTOMERS_READ, ORDERS_MANAGE, ORDERS_READ
 from server.services import customers as service
@@ -137,32 +131,21 @@ class Customer(ModelNode):
 
     @strawberry.field(
         description="The customer's orders, newest first: shown to the customer themself and "
-        "with orders.read; anyone else sees none."
+        "with orders.read; anyone else sees none.",
+        extensions=[Paged()],
     )
     async def orders(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
     ) -> Connection[Annotated[Order, strawberry.lazy("schema.orders")]]:
         from schema.orders import Order
 
         customer_id = self._model.id
         if customer_id is None or not _sees_orders_of(info, customer_id):
-            return OrderPagesByCustomerIdLoader.empty(
-                first=first, after=after, last=last, before=before
-            )
+            return OrderPagesByCustomerIdLoader.empty(page)
         return await nested_connection(
-            info,
-            OrderPagesByCustomerIdLoader,
-            customer_id,
-            to_node=Order.from_model,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
+            info, OrderPagesByCustomerIdLoader, customer_id, page, to_node=Order.from_model
         )
 
 
@@ -211,14 +194,12 @@ class CustomerQueries:
     @strawberry.field(
         description="Customers (customers.read).",
         permission_classes=[HasPermission(CUSTOMERS_READ)],
+        extensions=[Paged()],
     )
     async def customers(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: CustomerFilter | None = None,
         sort: CustomerSort | None = None,
     ) -> Connection[Customer]:
@@ -238,13 +219,10 @@ class CustomerQueries:
         return await connection(
             info,
             stmt,
+            page,
             sort=[_SORT_KEYS[order.field]],
             to_node=Customer.from_model,
             descending=order.direction is SortDirection.DESC,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
 

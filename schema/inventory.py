@@ -12,12 +12,13 @@ from strawberry import relay
 from schema.loaders import ProductByIdLoader, StockLevelByIdLoader, WarehouseByIdLoader
 from schema.products import Product
 from server import models as m
+from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.errors import ConflictError, NotFoundError, ValidationError
 from server.graphql.ids import filter_node_id, require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, SortDirection, SortKey, connection
+from server.graphql.pagination import Connection, Page, SortDirection, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import STOCK_MANAGE, STOCK_READ
 from server.services import warehouses as service
@@ -106,14 +107,11 @@ class StockLevelSort:
 
 @strawberry.type
 class InventoryQueries:
-    @strawberry.field(description="Warehouses, by code.")
+    @strawberry.field(description="Warehouses, by code.", extensions=[Paged()])
     async def warehouses(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: WarehouseFilter | None = None,
     ) -> Connection[Warehouse]:
         flt = filter or WarehouseFilter()
@@ -128,25 +126,20 @@ class InventoryQueries:
         return await connection(
             info,
             stmt,
+            page,
             sort=[SortKey(m.Warehouse.code, "code")],
             to_node=Warehouse.from_model,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
     @strawberry.field(
         description="Stock levels (stock.read).",
         permission_classes=[HasPermission(STOCK_READ, STOCK_MANAGE)],
+        extensions=[Paged()],
     )
     async def stock_levels(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: StockLevelFilter | None = None,
         sort: StockLevelSort | None = None,
     ) -> Connection[StockLevel]:
@@ -163,13 +156,10 @@ class InventoryQueries:
         return await connection(
             info,
             stmt,
+            page,
             sort=[SortKey(service.available_expr(), "available")] if by_available else [],
             to_node=StockLevel.from_model,
             descending=order.direction is SortDirection.DESC,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
 

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 
 from server import models as m
+from server.graphql.connections import ConnectionsByParentLoader
 from server.graphql.context import Database
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
-from server.graphql.pagination import ConnectionsByParentLoader, SortKey
+from server.graphql.pagination import SortKey
 from server.services import behaviour, catalog
 
 

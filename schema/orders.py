@@ -29,13 +29,14 @@ from schema.loaders import (
 from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, stored_breakdown
 from schema.products import Product
 from server import models as m
+from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.errors import InvalidTransition, NotFoundError, ValidationError
 from server.graphql.ids import filter_node_id, parse_pk, require_node_id
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel, ModelNode
-from server.graphql.pagination import Connection, SortDirection, SortKey, connection
+from server.graphql.pagination import Connection, Page, SortDirection, SortKey
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import orders as service
 
@@ -232,15 +233,13 @@ def _order_query(filter: OrderFilter | None) -> service.OrderQuery:
 @strawberry.type
 class OrderQueries:
     @strawberry.field(
-        description="Orders you may see: a customer their own, orders.read all, others none."
+        description="Orders you may see: a customer their own, orders.read all, others none.",
+        extensions=[Paged()],
     )
     async def orders(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: OrderFilter | None = None,
         sort: OrderSort | None = None,
     ) -> Connection[Order]:
@@ -248,13 +247,10 @@ class OrderQueries:
         return await connection(
             info,
             service.list_orders(info.context.viewer, _order_query(filter)),
+            page,
             sort=[_SORT_KEYS[sort.field]],
             to_node=Order.from_model,
             descending=sort.direction is SortDirection.DESC,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
     @strawberry.field(description="An order by id; null if it is not there or not yours.")

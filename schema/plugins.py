@@ -13,12 +13,13 @@ from strawberry.scalars import JSON
 
 from schema.loaders import OutboxDeliveryByIdLoader, OutboxEventByIdLoader
 from server import models as m
+from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.errors import NotFoundError, ValidationError
 from server.graphql.ids import require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel, ModelNode
-from server.graphql.pagination import Connection, connection
+from server.graphql.pagination import Connection, Page
 from server.graphql.permissions import HasPermission
 from server.permissions import EVENTS_MANAGE, PLUGINS_READ
 from server.plugins import PluginRecord
@@ -104,15 +105,13 @@ class PluginQueries:
         permission_classes=[HasPermission(EVENTS_MANAGE)],
         description="Event deliveries to plugins, newest first; filter by status DEAD for the "
         "dead letters (events.manage).",
+        extensions=[Paged()],
     )
     async def outbox_deliveries(
         self,
         info: Info,
+        page: Page,
         filter: OutboxDeliveryFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
     ) -> Connection[OutboxDelivery]:
         flt = filter or OutboxDeliveryFilter()
         stmt = service.deliveries_query(
@@ -121,13 +120,10 @@ class PluginQueries:
         return await connection(
             info,
             stmt,
+            page,
             sort=[],
             to_node=OutboxDelivery.from_model,
             descending=True,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
         )
 
 

@@ -22,12 +22,20 @@ from schema.loaders import (
 )
 from schema.pricing import PriceBreakdown, breakdown_type
 from server import models as m
+from server.graphql.connections import Paged
 from server.graphql.context import Info
 from server.graphql.ids import filter_node_id, parse_node_id
 from server.graphql.list_filters import FilterInput
 from server.graphql.money import Money, money, to_minor
 from server.graphql.node import ModelNode
-from server.graphql.pagination import Connection, PaginationError, SortDirection, SortKey, paginate
+from server.graphql.pagination import (
+    Connection,
+    Page,
+    PaginationError,
+    SortDirection,
+    SortKey,
+    paginate,
+)
 from server.graphql.permissions import HasPermission
 from server.models.records import is_record
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
@@ -277,11 +285,8 @@ def _product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuer
 
 async def _list_products(
     info: Info,
+    page: Page,
     *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
     filter: ProductFilter | None,
     sort: ProductSort | None,
 ) -> Connection[Product]:
@@ -314,15 +319,12 @@ async def _list_products(
         return await paginate(
             db.core_rows,
             plan.stmt,
+            page,
             keys=[SortKey(plan.sort_column, plan.sort_label)],
             id_column=plan.id_column,
             descending=plan.descending,
             to_node=to_node,
             key_of=plan.key_of,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
             count=db.scalar,
             shape_key=plan.shape_key,
         )
@@ -332,20 +334,18 @@ async def _list_products(
 
 @strawberry.type
 class ProductQueries:
-    @strawberry.field(description="Products on sale, filtered and sorted (keyset pagination).")
+    @strawberry.field(
+        description="Products on sale, filtered and sorted (keyset pagination).",
+        extensions=[Paged()],
+    )
     async def products(
         self,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
+        page: Page,
         filter: ProductFilter | None = None,
         sort: ProductSort | None = None,
     ) -> Connection[Product]:
-        return await _list_products(
-            info, first=first, after=after, last=last, before=before, filter=filter, sort=sort
-        )
+        return await _list_products(info, page, filter=filter, sort=sort)
 
     @strawberry.field(description="A product by its global id (archived ones: staff only).")
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:

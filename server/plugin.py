@@ -18,6 +18,12 @@ from schema.categories import Category, CategoryView
 from schema.inventory import Warehouse
 from schema.products import Product, ProductView
 from server.auth import Viewer
+from server.graphql.connections import (
+    ConnectionsByParentLoader,
+    Paged,
+    connection,
+    nested_connection,
+)
 from server.graphql.context import Context, Database, Info
 from server.graphql.errors import (
     AuthenticationError,
@@ -33,15 +39,7 @@ from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate, run_mutation
 from server.graphql.node import FromModel, ModelNode
-from server.graphql.pagination import (
-    Connection,
-    ConnectionsByParentLoader,
-    SortDirection,
-    SortKey,
-    connection,
-    nested_connection,
-    paginate,
-)
+from server.graphql.pagination import Connection, Page, SortDirection, SortKey, paginate
 from server.graphql.permissions import HasPermission, IsAuthenticated, IsCustomer, IsStaff
 from server.hooktypes import (
     PROJECT,
@@ -109,6 +107,8 @@ __all__ = [
     "ModelNode",
     "ModelsByFieldLoader",
     "Money",
+    "Page",
+    "Paged",
     "SortDirection",
     "SortKey",
     "connection",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from sqlalchemy import (
@@ -24,14 +24,9 @@ from sqlalchemy import (
     Select,
     bindparam,
     func,
-    literal,
     select,
     tuple_,
 )
-from sqlalchemy.orm import aliased
-from strawberry.dataloader import DataLoader
-
-from server.graphql.context import Database, Info
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -77,6 +72,14 @@ class Connection(Generic[NodeT]):
         return [edge.node for edge in self.edges]
 
 
+@strawberry.input(description="Which page of a list (never in the schema: see connections.Paged).")
+class Page:
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+
 @dataclass(frozen=True)
 class SortKey:
     """One column of an ordering. The row's id always ends the key, in the same direction."""
@@ -109,7 +112,7 @@ _INT4 = range(-(2**31), 2**31)
 _INT8 = range(-(2**63), 2**63)
 
 
-def _fits(value: Any, column: ColumnElement[Any]) -> bool:
+def fits_column(value: Any, column: ColumnElement[Any]) -> bool:
     """Whether a cursor's value can be compared with ``column`` by the database.
 
     A cursor comes from the client: a forged one must not put a number past the column's
@@ -185,16 +188,13 @@ def _remember(cache: dict[Hashable, Select[Any]], key: Hashable, built: Select[A
 async def paginate(
     run: Run,
     stmt: Select[Any],
+    page: Page,
     *,
     keys: Sequence[SortKey],
     id_column: ColumnElement[Any],
     descending: bool,
     to_node: Callable[[Any], NodeT],
     key_of: Callable[[Any], Sequence[Any]],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
     count: Callable[[Select[Any]], Awaitable[int]] | None = None,
     shape_key: Hashable | None = None,
 ) -> Connection[NodeT]:
@@ -207,6 +207,7 @@ async def paginate(
     reused, which spares each request the statement's construction and the ORM's work on a new
     statement object.
     """
+    first, after, last, before = page.first, page.after, page.last, page.before
     check_page_args(first, last)
     columns = [k.column for k in keys] + [id_column]
     backwards = last is not None and first is None
@@ -219,19 +220,19 @@ async def paginate(
         if cursor is not None:
             bounds.append(name)
             values = decode_cursor(cursor, len(columns))
-            if not all(_fits(v, c) for v, c in zip(values, columns, strict=True)):
+            if not all(fits_column(v, c) for v, c in zip(values, columns, strict=True)):
                 raise PaginationError(f"cursor {cursor!r} does not belong to this ordering")
             params.update((f"page_{name}_{i}", v) for i, v in enumerate(values))
     shape = (shape_key, descending, backwards, *bounds)
-    page = _STATEMENTS.get(shape) if shape_key is not None else None
-    if page is None:
-        page = _page_statement(
+    statement = _STATEMENTS.get(shape) if shape_key is not None else None
+    if statement is None:
+        statement = _page_statement(
             stmt, columns, descending=descending, backwards=backwards, bounds=bounds
         )
         if shape_key is not None:
-            _remember(_STATEMENTS, shape, page)
+            _remember(_STATEMENTS, shape, statement)
 
-    rows = list(await run(page, params)) if size > 0 else []
+    rows = list(await run(statement, params)) if size > 0 else []
     has_more = len(rows) > size
     rows = rows[:size]
     if backwards:
@@ -264,252 +265,3 @@ async def paginate(
 class SortDirection(Enum):
     ASC = "ASC"
     DESC = "DESC"
-
-
-async def connection(
-    info: Any,
-    stmt: Select[Any],
-    *,
-    sort: Sequence[SortKey],
-    to_node: Callable[[Any], NodeT],
-    descending: bool = False,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-    shape_key: Hashable | None = None,
-) -> Connection[NodeT]:
-    """One page of the rows ``stmt`` selects (one entity, already filtered), as a connection.
-
-    ``sort`` names the ordering columns; each key's ``label`` is the row attribute holding its
-    value, and the entity's primary key ``id`` breaks ties. ``to_node`` builds the GraphQL node
-    of a row. ``totalCount`` is one COUNT query, run only when asked for. ``shape_key`` as in
-    :func:`paginate`.
-    """
-    entity = stmt.column_descriptions[0]["entity"]
-    labels = [key.label for key in sort]
-
-    def key_of(row: Any) -> list[Any]:
-        return [*(getattr(row, label) for label in labels), row.id]
-
-    db = info.context.db
-    return await paginate(
-        db.scalars,
-        stmt,
-        keys=sort,
-        id_column=entity.id,
-        descending=descending,
-        to_node=to_node,
-        key_of=key_of,
-        first=first,
-        after=after,
-        last=last,
-        before=before,
-        count=db.scalar,
-        shape_key=shape_key,
-    )
-
-
-# --- per-parent connections -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PageRequest:
-    """One page's arguments, checked and decoded: ``size`` rows after the ``after`` key and
-    before the ``before`` key (each the sort values plus the id), read from the end of the
-    ordering when ``backwards`` (``last``). Equal requests are equal keys of a loader."""
-
-    size: int
-    backwards: bool
-    after: tuple[Any, ...] | None
-    before: tuple[Any, ...] | None
-
-
-def page_request(
-    columns: Sequence[ColumnElement[Any]],
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-) -> PageRequest:
-    """The page ``first``/``after``/``last``/``before`` ask for, in an ordering by ``columns``
-    (the sort columns, then the id). Raises PaginationError as :func:`paginate` does."""
-    check_page_args(first, last)
-    backwards = last is not None and first is None
-    size = last if backwards else (first if first is not None else DEFAULT_PAGE_SIZE)
-    assert size is not None
-    bounds: dict[str, tuple[Any, ...]] = {}
-    for name, cursor in (("after", after), ("before", before)):
-        if cursor is not None:
-            values = decode_cursor(cursor, len(columns))
-            if not all(_fits(v, c) for v, c in zip(values, columns, strict=True)):
-                raise PaginationError(f"cursor {cursor!r} does not belong to this ordering")
-            bounds[name] = tuple(values)
-    return PageRequest(
-        size=size, backwards=backwards, after=bounds.get("after"), before=bounds.get("before")
-    )
-
-
-class ConnectionsByParentLoader(DataLoader[tuple[int, PageRequest], tuple[list[Any], bool]]):
-    """A page of each parent's children: the connection of a field on a type of a list
-    (``Customer.orders`` on every customer of a page) in one statement for all the parents,
-    whatever their number.
-
-    Subclasses set ``model`` (the children), ``parent`` (the children's attribute holding the
-    parent's id), ``sort`` (the ordering's keys; the child's id ends it) and ``descending``, and
-    override :meth:`statement` to leave children out. Keys are ``(parent id, PageRequest)``;
-    the parents asking for the same page are answered by one statement, which numbers each
-    parent's children in the page's order (``ROW_NUMBER() OVER (PARTITION BY parent …)``) and
-    keeps the first ``size + 1`` of each (the one past the page tells that there is more).
-    ``totalCount`` of every parent asking for it is one grouped COUNT.
-
-    Use it through :func:`nested_connection`.
-    """
-
-    model: ClassVar[type[Any]]
-    parent: ClassVar[str]
-    sort: ClassVar[Sequence[SortKey]] = ()
-    descending: ClassVar[bool] = False
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.counts: DataLoader[int, int] = DataLoader(load_fn=self._count)
-        super().__init__(load_fn=self._load)
-
-    def statement(self) -> Select[Any]:
-        """Every child that may be listed, of any parent (a select of ``model``)."""
-        return select(self.model)
-
-    @classmethod
-    def columns(cls) -> list[ColumnElement[Any]]:
-        """The ordering's columns: the sort keys', then the child's id."""
-        return [key.column for key in cls.sort] + [cls.model.id]
-
-    def key_of(self, row: Any) -> list[Any]:
-        """A child's cursor values, in the order of :meth:`columns`."""
-        return [*(getattr(row, key.label) for key in self.sort), row.id]
-
-    def _page_statement(self, parent_ids: Sequence[int], request: PageRequest) -> Select[Any]:
-        parent = getattr(self.model, self.parent)
-        columns = self.columns()
-        stmt = self.statement().where(parent.in_(parent_ids))
-        for name, values in (("after", request.after), ("before", request.before)):
-            if values is not None:
-                forward = (name == "after") != self.descending
-                key = tuple_(*columns)
-                bound = tuple_(*(literal(v, c.type) for v, c in zip(values, columns, strict=True)))
-                stmt = stmt.where(key > bound if forward else key < bound)
-        scan_desc = self.descending != request.backwards
-        position = (
-            func.row_number()
-            .over(
-                partition_by=parent,
-                order_by=[c.desc() if scan_desc else c.asc() for c in columns],
-            )
-            .label("page_position")
-        )
-        ranked = stmt.add_columns(position).subquery("ranked")
-        child = aliased(self.model, ranked)
-        return (
-            select(child)
-            .where(ranked.c.page_position <= request.size + 1)
-            .order_by(getattr(child, self.parent), ranked.c.page_position)
-        )
-
-    async def _load(self, keys: Sequence[tuple[int, PageRequest]]) -> list[tuple[list[Any], bool]]:
-        parents: dict[PageRequest, set[int]] = {}
-        for parent_id, request in keys:
-            parents.setdefault(request, set()).add(parent_id)
-        found: dict[tuple[int, PageRequest], list[Any]] = {}
-        for request, ids in parents.items():
-            if request.size == 0:
-                continue
-            stmt = self._page_statement(sorted(ids), request)
-            for row in await self.db.scalars(stmt):
-                found.setdefault((getattr(row, self.parent), request), []).append(row)
-        pages: list[tuple[list[Any], bool]] = []
-        for parent_id, request in keys:
-            rows = list(found.get((parent_id, request), ()))
-            has_more = len(rows) > request.size
-            rows = rows[: request.size]
-            if request.backwards:
-                rows.reverse()
-            pages.append((rows, has_more))
-        return pages
-
-    async def _count(self, parent_ids: Sequence[int]) -> list[int]:
-        children = self.statement().where(getattr(self.model, self.parent).in_(set(parent_ids)))
-        ranked = children.subquery("children")
-        child = aliased(self.model, ranked)
-        parent = getattr(child, self.parent)
-        stmt = select(parent, func.count()).group_by(parent)
-        counts = {parent_id: count for parent_id, count in await self.db.rows(stmt)}
-        return [counts.get(parent_id, 0) for parent_id in parent_ids]
-
-    async def page(
-        self,
-        parent_id: int,
-        to_node: Callable[[Any], NodeT],
-        *,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[NodeT]:
-        """The connection of ``parent_id``'s children (see :func:`nested_connection`)."""
-        request = page_request(self.columns(), first=first, after=after, last=last, before=before)
-        rows, has_more = await self.load((parent_id, request))
-        edges = [Edge(node=to_node(row), _key=self.key_of(row)) for row in rows]
-        page_info = PageInfo(
-            has_next_page=has_more if not request.backwards else before is not None,
-            has_previous_page=has_more if request.backwards else after is not None,
-            start_cursor=edges[0].cursor() if edges else None,
-            end_cursor=edges[-1].cursor() if edges else None,
-        )
-
-        async def count() -> int:
-            return await self.counts.load(parent_id)
-
-        return Connection(edges=edges, page_info=page_info, _count=count)
-
-    @classmethod
-    def empty(
-        cls,
-        *,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[Any]:
-        """A connection with nothing in it, for a viewer who may see none of a parent's
-        children; its arguments are checked like any page's."""
-        page_request(cls.columns(), first=first, after=after, last=last, before=before)
-        page_info = PageInfo(
-            has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None
-        )
-        return Connection(edges=[], page_info=page_info)
-
-
-async def nested_connection(
-    info: Info,
-    loader: type[ConnectionsByParentLoader],
-    parent_id: int,
-    *,
-    to_node: Callable[[Any], NodeT],
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
-) -> Connection[NodeT]:
-    """A page of ``parent_id``'s children as a connection, batched with every other parent
-    of the request asking for the same page through ``loader`` (a
-    :class:`ConnectionsByParentLoader`): a list of N parents with their connections costs
-    one statement per distinct page, plus one COUNT when ``totalCount`` is asked for, not N.
-
-    ``to_node`` builds the GraphQL node of a child row; pagination is :func:`connection`'s
-    (keyset cursors, ``first``/``last`` capped at 100).
-    """
-    return await info.context.loaders.get(loader).page(
-        parent_id, to_node, first=first, after=after, last=last, before=before
-    )

@@ -11,14 +11,9 @@ from sqlalchemy import Select, event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import models as m
+from server.graphql.connections import ConnectionsByParentLoader
 from server.graphql.context import Database
-from server.graphql.pagination import (
-    Connection,
-    ConnectionsByParentLoader,
-    PaginationError,
-    SortKey,
-    encode_cursor,
-)
+from server.graphql.pagination import Connection, Page, PaginationError, SortKey, encode_cursor
 from tests.support.accounts import make_customer
 
 
@@ -85,7 +80,7 @@ async def test_pages_of_many_parents_in_one_statement_each_way(session: AsyncSes
     engine = session.get_bind()
     event.listen(engine, "before_cursor_execute", record)
     try:
-        pages = await asyncio.gather(*(loader.page(i, lambda row: row, first=2) for i in ids))
+        pages = await asyncio.gather(*(loader.page(i, Page(first=2), lambda row: row) for i in ids))
         assert len(statements) == 1, statements
         counts = await asyncio.gather(*(page.total_count() for page in pages))
         assert len(statements) == 2, statements
@@ -104,30 +99,30 @@ async def test_pages_of_many_parents_in_one_statement_each_way(session: AsyncSes
 
     first = pages[0]
     after = first.page_info.end_cursor
-    rest = await loader.page(ids[0], lambda row: row, first=5, after=after)
+    rest = await loader.page(ids[0], Page(first=5, after=after), lambda row: row)
     assert _codes(rest) == ["310002", "310003"]
     assert rest.page_info.has_previous_page and not rest.page_info.has_next_page
 
-    tail = await loader.page(ids[0], lambda row: row, last=3)
+    tail = await loader.page(ids[0], Page(last=3), lambda row: row)
     assert _codes(tail) == ["310001", "310002", "310003"]
     assert tail.page_info.has_previous_page and not tail.page_info.has_next_page
     before = tail.page_info.start_cursor
-    head = await loader.page(ids[0], lambda row: row, last=3, before=before)
+    head = await loader.page(ids[0], Page(last=3, before=before), lambda row: row)
     assert _codes(head) == ["310001"]
     assert not head.page_info.has_previous_page and head.page_info.has_next_page
 
     between = await loader.page(
-        ids[0], lambda row: row, first=10, after=after, before=tail.page_info.end_cursor
+        ids[0], Page(first=10, after=after, before=tail.page_info.end_cursor), lambda row: row
     )
     assert _codes(between) == ["310002"]
-    assert _codes(await loader.page(ids[0], lambda row: row, first=0)) == []
+    assert _codes(await loader.page(ids[0], Page(first=0), lambda row: row)) == []
 
 
 async def test_bad_page_arguments_are_refused_before_any_statement(session: AsyncSession) -> None:
     loader = AddressPagesByCustomerIdLoader(Database(session))
     for kwargs in ({"first": 101}, {"first": 1, "last": 1}, {"after": "bm90LWEtY3Vyc29y"}):
         with pytest.raises(PaginationError):
-            await loader.page(1, lambda row: row, **kwargs)
+            await loader.page(1, Page(**kwargs), lambda row: row)
     # A forged cursor of the right length with a value the id column cannot hold.
     with pytest.raises(PaginationError):
-        await loader.page(1, lambda row: row, after=encode_cursor(["310001", 2**40]))
+        await loader.page(1, Page(after=encode_cursor(["310001", 2**40])), lambda row: row)
