@@ -24,7 +24,8 @@ from server.permissions import AUDIT_READ, STAFF_MANAGE
 from server.services import accounts, tokens
 from server.services.errors import AuthenticationFailed, DomainError, ValidationFailed
 
-StaffRole = strawberry.enum(m.StaffRole, description="What a staff user is responsible for.")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.StaffRole, description="What a staff user is responsible for.")
 
 
 @strawberry.type(description="A member of the shop's staff.")
@@ -34,7 +35,7 @@ class StaffUser(ModelNode):
     id: relay.NodeID[int]
     email: str
     name: str
-    role: StaffRole
+    role: m.StaffRole
     created_at: datetime
 
     @classmethod

@@ -26,7 +26,8 @@ from server.permissions import CUSTOMERS_READ
 from server.services import behaviour as service
 from server.services import customers
 
-CustomerEventKind = strawberry.enum(m.CustomerEventKind, description="Steps of the shopping path.")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.CustomerEventKind, description="Steps of the shopping path.")
 
 
 @strawberry.type(description="One step of a customer's (or anonymous visitor's) shopping path.")
@@ -34,7 +35,7 @@ class CustomerEvent(ModelNode):
     loader = CustomerEventByIdLoader
 
     id: relay.NodeID[int]
-    kind: CustomerEventKind
+    kind: m.CustomerEventKind
     session_id: str | None
     query: str | None
     quantity: int | None
@@ -82,7 +83,7 @@ class CustomerEvent(ModelNode):
 @strawberry.input
 class CustomerEventFilter:
     customer_id: strawberry.ID | None = None
-    kind: CustomerEventKind | None = None
+    kind: m.CustomerEventKind | None = None
     product_id: strawberry.ID | None = None
     from_: datetime | None = strawberry.field(
         default=None, name="from", description="Events at or after this time."
@@ -125,7 +126,7 @@ class BehaviourQueries:
 
 @strawberry.input(description="A step of the shopping path, reported by the client.")
 class RecordEventInput:
-    kind: CustomerEventKind = strawberry.field(
+    kind: m.CustomerEventKind = strawberry.field(
         description="VIEW, SEARCH, FAVORITE or ADD_TO_CART (PURCHASE is recorded by checkout)."
     )
     product_id: strawberry.ID | None = None

@@ -30,7 +30,8 @@ from server.graphql.node import FromModel
 from server.services import carts, checkout
 from server.services.errors import ValidationFailed
 
-CartStatus = strawberry.enum(m.CartStatus, name="CartStatus")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.CartStatus, name="CartStatus")
 
 
 @strawberry.type(description="A product in a cart, priced for the viewer now.")
@@ -73,7 +74,7 @@ class _Quote:
 )
 class Cart(FromModel):
     token: str
-    status: CartStatus
+    status: m.CartStatus
     email: str | None
     currency: str
     created_at: datetime

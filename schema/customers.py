@@ -35,7 +35,8 @@ from server.services import customers as service
 if TYPE_CHECKING:
     from schema.orders import Order
 
-MembershipTier = strawberry.enum(m.MembershipTier, description="Membership tiers.")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.MembershipTier, description="Membership tiers.")
 
 
 async def _latest_products(
@@ -100,7 +101,7 @@ class Customer(ModelNode):
     city: str | None
     city_tier: int | None
     occupation: str | None
-    membership_tier: MembershipTier
+    membership_tier: m.MembershipTier
     tags: list[str]
     interests: list[str]
     created_at: datetime
@@ -112,22 +113,22 @@ class Customer(ModelNode):
 
     @strawberry.field(description="The customer's addresses, the default one first.")
     async def addresses(self, info: Info) -> list[Address]:
-        rows = await info.context.loaders.get(AddressesByCustomerIdLoader).load(self._model.id)
+        rows = await info.context.loaders.get(AddressesByCustomerIdLoader).load(self.id)
         ordered = sorted(rows, key=lambda a: (not a.is_default, a.id))
         return [Address.from_model(row) for row in ordered]
 
     @strawberry.field
     async def default_address(self, info: Info) -> Address | None:
-        rows = await info.context.loaders.get(AddressesByCustomerIdLoader).load(self._model.id)
+        rows = await info.context.loaders.get(AddressesByCustomerIdLoader).load(self.id)
         return next((Address.from_model(a) for a in rows if a.is_default), None)
 
     @strawberry.field(description="Products the customer favourited: distinct, latest first.")
     async def favorites(self, info: Info, first: int = 20) -> list[Product]:
-        return await _latest_products(info, self._model.id, m.CustomerEventKind.FAVORITE, first)
+        return await _latest_products(info, self.id, m.CustomerEventKind.FAVORITE, first)
 
     @strawberry.field(description="Products the customer viewed: distinct, latest first.")
     async def recently_viewed(self, info: Info, first: int = 10) -> list[Product]:
-        return await _latest_products(info, self._model.id, m.CustomerEventKind.VIEW, first)
+        return await _latest_products(info, self.id, m.CustomerEventKind.VIEW, first)
 
     @strawberry.field(
         description="The customer's orders, newest first: shown to the customer themself and "
@@ -166,7 +167,7 @@ class CustomerSort:
 
 @strawberry.input
 class CustomerFilter:
-    membership_tier: MembershipTier | None = None
+    membership_tier: m.MembershipTier | None = None
     tag: str | None = None
     region: str | None = None
     city: str | None = None
@@ -232,7 +233,7 @@ class CustomerQueries:
 @strawberry.input
 class SetMembershipTierInput:
     customer_id: strawberry.ID
-    tier: MembershipTier
+    tier: m.MembershipTier
 
 
 @strawberry.input

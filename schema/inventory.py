@@ -23,7 +23,8 @@ from server.graphql.permissions import HasPermission
 from server.permissions import STOCK_MANAGE, STOCK_READ
 from server.services import warehouses as service
 
-WarehouseKind = strawberry.enum(
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(
     m.WarehouseKind,
     description="REGIONAL warehouses cover about 300 km; FORWARD ones (前置仓) sit near "
     "customers for same-day or within-the-hour delivery.",
@@ -37,7 +38,7 @@ class Warehouse(ModelNode):
     id: relay.NodeID[int]
     code: str
     name: str
-    kind: WarehouseKind
+    kind: m.WarehouseKind
     region: str
     province: str
     city: str
@@ -80,7 +81,7 @@ class StockLevel(ModelNode):
 
 @strawberry.input
 class WarehouseFilter:
-    kind: WarehouseKind | None = None
+    kind: m.WarehouseKind | None = None
     region: str | None = None
     city: str | None = None
     include_inactive: bool = False
@@ -167,7 +168,7 @@ class InventoryQueries:
 class CreateWarehouseInput:
     code: str = strawberry.field(description="Unique, e.g. SH-01 (stored upper-case).")
     name: str
-    kind: WarehouseKind = m.WarehouseKind.REGIONAL
+    kind: m.WarehouseKind = m.WarehouseKind.REGIONAL
     region: str = ""
     province: str = ""
     city: str = ""

@@ -40,7 +40,8 @@ from server.graphql.pagination import Connection, Page, SortDirection, SortKey
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import orders as service
 
-OrderStatus = strawberry.enum(m.OrderStatus, name="OrderStatus")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.OrderStatus, name="OrderStatus")
 
 
 @strawberry.type(description="A product line of an order, as it was placed.")
@@ -112,8 +113,8 @@ class OrderLine(ModelNode):
 
 @strawberry.type(description="One step in an order's history.")
 class OrderStatusChange(FromModel):
-    from_status: OrderStatus | None
-    to_status: OrderStatus
+    from_status: m.OrderStatus | None
+    to_status: m.OrderStatus
     note: str
     at: datetime
     _model: strawberry.Private[m.OrderStatusChange]
@@ -129,7 +130,7 @@ class Order(ModelNode):
 
     id: relay.NodeID[int]
     number: str
-    status: OrderStatus
+    status: m.OrderStatus
     email: str | None
     currency: str
     placed_at: datetime
@@ -191,7 +192,7 @@ class Order(ModelNode):
 
 @strawberry.input
 class OrderFilter:
-    status: OrderStatus | None = None
+    status: m.OrderStatus | None = None
     customer_id: strawberry.ID | None = strawberry.field(
         default=None, description="One customer's orders (a customer gets only their own)."
     )
@@ -272,7 +273,7 @@ class CancelOrderSuccess:
 @strawberry.input
 class UpdateOrderStatusInput:
     order_id: strawberry.ID
-    status: OrderStatus
+    status: m.OrderStatus
     note: str | None = None
 
 

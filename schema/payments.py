@@ -24,14 +24,15 @@ from server.graphql.node import FromModel
 from server.services import orders, payments
 from server.services.errors import ValidationFailed
 
-PaymentStatus = strawberry.enum(m.PaymentStatus, name="PaymentStatus")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.PaymentStatus, name="PaymentStatus")
 
 
 @strawberry.type(description="A payment attempt for an order.")
 class Payment(FromModel):
     gateway: str
     amount: Money
-    status: PaymentStatus
+    status: m.PaymentStatus
     reference: str
     message: str
     created_at: datetime

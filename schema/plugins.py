@@ -25,9 +25,8 @@ from server.permissions import EVENTS_MANAGE, PLUGINS_READ
 from server.plugins import PluginRecord
 from server.services import deliveries as service
 
-DeliveryStatus = strawberry.enum(
-    m.DeliveryStatus, description="Where an event's delivery to a plugin stands."
-)
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.DeliveryStatus, description="Where an event's delivery to a plugin stands.")
 
 
 @strawberry.type(description="An installed plugin, enabled or not.")
@@ -67,7 +66,7 @@ class OutboxDelivery(ModelNode):
 
     id: relay.NodeID[int]
     plugin: str
-    status: DeliveryStatus  # type: ignore[valid-type]  # strawberry.enum returns the enum class
+    status: m.DeliveryStatus
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
@@ -87,7 +86,7 @@ class OutboxDelivery(ModelNode):
 
 @strawberry.input
 class OutboxDeliveryFilter:
-    status: DeliveryStatus | None = None  # type: ignore[valid-type]  # as in OutboxDelivery
+    status: m.DeliveryStatus | None = None
     plugin: str | None = None
     event_name: str | None = None
 

@@ -27,7 +27,8 @@ class PrivacyQueries:
         permission_classes=[IsCustomer],
     )
     async def export_my_data(self, info: Info) -> JSON:
-        return await info.context.db.run(service.export_customer_data, signed_in_customer_id(info))
+        data = await info.context.db.run(service.export_customer_data, signed_in_customer_id(info))
+        return JSON(data)
 
 
 @strawberry.input

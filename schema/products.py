@@ -203,7 +203,7 @@ async def _breakdown(info: Info, product: m.Product, quantity: int) -> pricing.P
         return pricing.PriceBreakdown(currency=product.currency, base=product.price_amount)
     if is_record(product):
         # A listing read the product as a record; the hooks receive the entity.
-        entity = await ctx.loaders.get(ProductByIdLoader).load(product.id)
+        entity = await ctx.loaders.get(ProductByIdLoader).load(product.id)  # type: ignore[arg-type]  # a listed product has its id
         if entity is None:  # products are archived, never deleted
             raise LookupError(f"product {product.id} vanished during the request")
         product = entity
@@ -216,7 +216,8 @@ async def _breakdown(info: Info, product: m.Product, quantity: int) -> pricing.P
 # ---------------------------------------------------------------------------------------------
 # The listing's arguments (its SQL: server.services.listing)
 
-ProductSortField = strawberry.enum(listing.ListingSort, name="ProductSortField")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(listing.ListingSort, name="ProductSortField")
 
 # Without an explicit direction: A-Z, cheapest first, newest first, best match first.
 _DEFAULT_DIRECTION = {
@@ -229,7 +230,7 @@ _DEFAULT_DIRECTION = {
 
 @strawberry.input(description="How to order products; RELEVANCE needs filter.search.")
 class ProductSort:
-    field: ProductSortField
+    field: listing.ListingSort
     direction: SortDirection | None = strawberry.field(
         default=None, description="Default: ASC for NAME and PRICE, DESC for NEWEST and RELEVANCE."
     )

@@ -12,15 +12,14 @@ from schema.products import Product
 from server.graphql.context import Info
 from server.services import search
 
-SuggestionKind = strawberry.enum(
-    search.SuggestionKind, description="What a search suggestion completes to."
-)
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(search.SuggestionKind, description="What a search suggestion completes to.")
 
 
 @strawberry.type(description="A completion for what a shopper is typing.")
 class SearchSuggestion:
     text: str
-    kind: SuggestionKind
+    kind: search.SuggestionKind
     product: Product | None = strawberry.field(description="Set for PRODUCT suggestions.")
     category: Category | None = strawberry.field(description="Set for CATEGORY suggestions.")
 

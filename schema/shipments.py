@@ -33,12 +33,13 @@ from server.graphql.node import FromModel, ModelNode
 from server.services import orders as order_service
 from server.services import shipments as service
 
-ShipmentStatus = strawberry.enum(m.ShipmentStatus, name="ShipmentStatus")
+# A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
+strawberry.enum(m.ShipmentStatus, name="ShipmentStatus")
 
 
 @strawberry.type(description="One scan or status update on a shipment's way.")
 class TrackingEvent(FromModel):
-    status: ShipmentStatus
+    status: m.ShipmentStatus
     description: str
     location: str
     occurred_at: datetime
@@ -62,7 +63,7 @@ class Shipment(ModelNode):
     id: relay.NodeID[int]
     carrier: str
     tracking_number: str
-    status: ShipmentStatus
+    status: m.ShipmentStatus
     promised_at: datetime | None
     shipped_at: datetime | None
     delivered_at: datetime | None
@@ -158,7 +159,7 @@ class CreateShipmentSuccess:
 @strawberry.input
 class RecordTrackingEventInput:
     shipment_id: strawberry.ID
-    status: ShipmentStatus
+    status: m.ShipmentStatus
     description: str = ""
     location: str = ""
     occurred_at: datetime | None = strawberry.field(default=None, description="Defaults to now.")

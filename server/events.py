@@ -37,6 +37,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from server.db import mark_write
 from server.hooktypes import Event
@@ -85,9 +86,9 @@ class _Claimed:
 
 def _due(now: datetime) -> Any:
     return (
-        (OutboxDelivery.status == DeliveryStatus.PENDING)
-        & (OutboxDelivery.next_attempt_at <= now)
-        & or_(OutboxDelivery.claimed_until.is_(None), OutboxDelivery.claimed_until < now)
+        (col(OutboxDelivery.status) == DeliveryStatus.PENDING)
+        & (col(OutboxDelivery.next_attempt_at) <= now)
+        & or_(col(OutboxDelivery.claimed_until).is_(None), col(OutboxDelivery.claimed_until) < now)
     )
 
 
@@ -131,9 +132,9 @@ class OutboxDispatcher:
             await mark_write(session)
             dialect = session.bind.dialect.name if session.bind else "sqlite"
             stmt = (
-                select(OutboxEvent.id, OutboxEvent.name)
-                .where(OutboxEvent.dispatched_at.is_(None))
-                .order_by(OutboxEvent.id)
+                select(col(OutboxEvent.id), col(OutboxEvent.name))
+                .where(col(OutboxEvent.dispatched_at).is_(None))
+                .order_by(col(OutboxEvent.id))
                 .limit(limit)
             )
             if dialect == "postgresql":
@@ -159,14 +160,14 @@ class OutboxDispatcher:
             if rows:
                 insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
                 await session.execute(
-                    insert(OutboxDelivery.__table__)  # type: ignore[arg-type]
+                    insert(OutboxDelivery.__table__)  # type: ignore[attr-defined]  # SQLModel sets __table__ on a table model without declaring it
                     .values(rows)
                     .on_conflict_do_nothing(index_elements=["event_id", "plugin"])
                 )
             await session.execute(
                 update(OutboxEvent)
-                .where(OutboxEvent.id.in_([e[0] for e in events]))
-                .where(OutboxEvent.dispatched_at.is_(None))
+                .where(col(OutboxEvent.id).in_([e[0] for e in events]))
+                .where(col(OutboxEvent.dispatched_at).is_(None))
                 .values(dispatched_at=now)
                 .execution_options(synchronize_session=False)
             )
@@ -185,8 +186,8 @@ class OutboxDispatcher:
             await mark_write(session)
             dialect = session.bind.dialect.name if session.bind else "sqlite"
             now = utcnow()
-            due = _due(now) & OutboxDelivery.plugin.in_(enabled)
-            candidates = select(OutboxDelivery.id).where(due).order_by(OutboxDelivery.id)
+            due = _due(now) & col(OutboxDelivery.plugin).in_(enabled)
+            candidates = select(col(OutboxDelivery.id)).where(due).order_by(col(OutboxDelivery.id))
             candidates = candidates.limit(limit)
             picked: Any = candidates.scalar_subquery()
             if dialect == "postgresql":
@@ -198,7 +199,7 @@ class OutboxDispatcher:
             # longer due (PostgreSQL re-checks it after waiting for the first), so one wins.
             await session.execute(
                 update(OutboxDelivery)
-                .where(OutboxDelivery.id.in_(picked))
+                .where(col(OutboxDelivery.id).in_(picked))
                 .where(due)
                 .values(
                     claim_token=token,
@@ -210,18 +211,23 @@ class OutboxDispatcher:
             rows = (
                 await session.execute(
                     select(OutboxDelivery, OutboxEvent)
-                    .join(OutboxEvent, OutboxEvent.id == OutboxDelivery.event_id)
-                    .where(OutboxDelivery.claim_token == token)
-                    .order_by(OutboxDelivery.id)
+                    .join(OutboxEvent, col(OutboxEvent.id) == OutboxDelivery.event_id)
+                    .where(col(OutboxDelivery.claim_token) == token)
+                    .order_by(col(OutboxDelivery.id))
                 )
             ).all()
             await session.commit()
         claimed = [
             _Claimed(
-                delivery_id=d.id,
+                delivery_id=d.id,  # type: ignore[arg-type]  # a stored delivery has its id
                 plugin=d.plugin,
                 attempts=d.attempts,
-                event=Event(id=e.id, name=e.name, payload=dict(e.payload), created_at=e.created_at),
+                event=Event(
+                    id=e.id,  # type: ignore[arg-type]  # a stored event has its id
+                    name=e.name,
+                    payload=dict(e.payload),
+                    created_at=e.created_at,
+                ),
             )
             for d, e in rows
         ]
@@ -238,8 +244,8 @@ class OutboxDispatcher:
                 )
                 marked = await session.execute(
                     update(OutboxDelivery)
-                    .where(OutboxDelivery.id == item.delivery_id)
-                    .where(OutboxDelivery.claim_token == token)
+                    .where(col(OutboxDelivery.id) == item.delivery_id)
+                    .where(col(OutboxDelivery.claim_token) == token)
                     .values(
                         status=DeliveryStatus.DELIVERED,
                         delivered_at=utcnow(),
@@ -249,7 +255,7 @@ class OutboxDispatcher:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                if marked.rowcount != 1:  # type: ignore[attr-defined]
+                if marked.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
                     # The lease ran out and another dispatcher took the delivery over: its run
                     # counts, this one's writes are undone.
                     await session.rollback()
@@ -286,8 +292,8 @@ class OutboxDispatcher:
             await mark_write(session)
             await session.execute(
                 update(OutboxDelivery)
-                .where(OutboxDelivery.id == item.delivery_id)
-                .where(OutboxDelivery.claim_token == token)
+                .where(col(OutboxDelivery.id) == item.delivery_id)
+                .where(col(OutboxDelivery.claim_token) == token)
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
@@ -302,8 +308,8 @@ class OutboxDispatcher:
                 await mark_write(session)
                 await session.execute(
                     update(OutboxDelivery)
-                    .where(OutboxDelivery.id.in_(ids))
-                    .where(OutboxDelivery.claim_token == token)
+                    .where(col(OutboxDelivery.id).in_(ids))
+                    .where(col(OutboxDelivery.claim_token) == token)
                     .values(
                         claim_token=None,
                         claimed_until=None,

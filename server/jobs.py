@@ -24,6 +24,7 @@ from datetime import timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from server.config import Settings
 from server.db import mark_write
@@ -143,16 +144,19 @@ class JobRunner:
             dialect = session.bind.dialect.name if session.bind else "sqlite"
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             await session.execute(
-                insert(JobLease.__table__)  # type: ignore[arg-type]
+                insert(JobLease.__table__)  # type: ignore[attr-defined]  # SQLModel sets __table__ on a table model without declaring it
                 .values(name=job.name)
                 .on_conflict_do_nothing(index_elements=["name"])
             )
-            free = or_(JobLease.locked_until.is_(None), JobLease.locked_until < now)
-            stmt = update(JobLease).where(JobLease.name == job.name).where(free)
+            free = or_(col(JobLease.locked_until).is_(None), col(JobLease.locked_until) < now)
+            stmt = update(JobLease).where(col(JobLease.name) == job.name).where(free)
             if not force:
                 due_since = now - timedelta(seconds=job.job.interval_seconds)
                 stmt = stmt.where(
-                    or_(JobLease.last_started_at.is_(None), JobLease.last_started_at <= due_since)
+                    or_(
+                        col(JobLease.last_started_at).is_(None),
+                        col(JobLease.last_started_at) <= due_since,
+                    )
                 )
             taken = await session.execute(
                 stmt.values(
@@ -160,7 +164,7 @@ class JobRunner:
                 ).execution_options(synchronize_session=False)
             )
             await session.commit()
-            return taken.rowcount == 1  # type: ignore[attr-defined]
+            return taken.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's or DELETE's result is a CursorResult, which execute's type does not say
 
     async def _release(self, job: ScheduledJob, error: str | None, *, due: bool = False) -> None:
         """Give the lease back; ``due``: the job did not finish, and is due again at once."""
@@ -176,7 +180,7 @@ class JobRunner:
             await mark_write(session)
             await session.execute(
                 update(JobLease)
-                .where(JobLease.name == job.name, JobLease.holder == self.holder)
+                .where(col(JobLease.name) == job.name, col(JobLease.holder) == self.holder)
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )

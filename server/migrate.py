@@ -18,7 +18,7 @@ import tempfile
 from argparse import Namespace
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 from types import ModuleType
@@ -247,9 +247,9 @@ class Migrations:
             if rev.revision in seen:
                 continue
             seen.add(rev.revision)
-            below = [self.by_revision.get(d) for d in _revisions(rev.down_revision)]
+            below: list[object] = [self.by_revision.get(d) for d in _revisions(rev.down_revision)]
             below += self.script.revision_map.get_revisions(_revisions(rev.dependencies))
-            pending += [r for r in below if r is not None and r.revision not in seen]
+            pending += [r for r in below if isinstance(r, Script) and r.revision not in seen]
         return seen
 
     def heads(self) -> list[str]:
@@ -310,7 +310,7 @@ def upgrade(
     migrations = Migrations(plugins)
     targets = [revision] if revision is not None else migrations.targets()
     for target in targets:
-        _run(migrations, database_url, lambda cfg, target=target: command.upgrade(cfg, target))
+        _run(migrations, database_url, partial(command.upgrade, revision=target))
 
 
 def downgrade(database_url: str, revision: str, plugins: PluginRuntime | None = None) -> None:
@@ -536,7 +536,7 @@ def new_revision(
         url = database_url or f"sqlite+aiosqlite:///{Path(scratch) / 'compare.db'}"
         if database_url is None:
             for target in migrations.targets():
-                _run(migrations, url, lambda cfg, t=target: command.upgrade(cfg, t))
+                _run(migrations, url, partial(command.upgrade, revision=target))
         cfg = migrations.config(url, include_object=only_the_plugins_tables)
         try:
             written = command.revision(
@@ -596,7 +596,7 @@ def remove_plugin(database_url: str, plugin: str, plugins: PluginRuntime) -> Rem
         return Removal(plugin, [], {})
     bases = [rev.revision for rev in own if not _revisions(rev.down_revision)]
     for base in bases:
-        _run(migrations, database_url, lambda cfg, b=base: command.downgrade(cfg, f"{b}@base"))
+        _run(migrations, database_url, partial(command.downgrade, revision=f"{base}@base"))
     undone = applied - migrations.applied(current(database_url))
     dependents: dict[str, list[str]] = {}
     for rev in sorted(undone):

@@ -159,10 +159,10 @@ def metric_labels(mounts: Sequence[Mount]) -> list[str]:
     """The route labels of plugins' routes for the HTTP metrics: each parameter-free path,
     then each plugin's prefix (which labels the rest, so labels stay bounded)."""
     exact = [
-        mount.path + route.path
+        mount.path + path
         for mount in mounts
         for route in mount.routes
-        if isinstance(getattr(route, "path", None), str) and "{" not in route.path  # type: ignore[attr-defined]
+        if isinstance(path := getattr(route, "path", None), str) and "{" not in path
     ]
     return [*exact, *(mount.path for mount in mounts)]
 
@@ -174,7 +174,7 @@ def _state(request: Request) -> RouteState:
     state = request.scope.get(_STATE)
     if state is None:
         raise RuntimeError("only a plugin's route (the routes hook) can use this helper")
-    return state  # type: ignore[no-any-return]
+    return state
 
 
 async def request_viewer(request: Request) -> Viewer:
@@ -184,7 +184,7 @@ async def request_viewer(request: Request) -> Viewer:
     revoked credential raises :class:`RouteError` (401)."""
     cached = request.scope.get(_VIEWER)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     state = _state(request)
     try:
         viewer = await authenticate(

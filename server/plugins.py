@@ -6,6 +6,7 @@ plugins into a fresh manager, so tests can hold several plugin sets in one proce
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -265,7 +266,7 @@ def _builtin_candidates() -> Iterator[_Candidate]:
         yield _Candidate(
             name=dotted.rsplit(".", 1)[-1],
             source="built-in",
-            load=lambda dotted=dotted: importlib.import_module(dotted),
+            load=functools.partial(importlib.import_module, dotted),
             version_hint=server.__version__,
         )
 
@@ -276,10 +277,15 @@ def _entry_point_candidates() -> Iterator[_Candidate]:
         yield _Candidate(
             name=ep.name,
             source="entry point",
-            load=lambda ep=ep: _load_entry_point(ep),
+            load=functools.partial(_load_entry_point, ep),
             version_hint=getattr(dist, "version", None) or "0",
             entry_point=ep,
         )
+
+
+def _given(obj: Any) -> Any:
+    """What loading a plugin given as an object returns: the object."""
+    return obj
 
 
 def _load_entry_point(ep: EntryPoint) -> Any:
@@ -397,7 +403,7 @@ def _discover(extra: Iterable[Any], entry_points_too: bool = True) -> Iterator[_
                 continue  # the explicit object below is this very plugin
             yield cand
     for name, obj in explicit:
-        yield _Candidate(name=name, source="explicit", load=lambda obj=obj: obj)
+        yield _Candidate(name=name, source="explicit", load=functools.partial(_given, obj))
 
 
 def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime:
@@ -423,8 +429,8 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
             )
         seen[cand.name] = cand.source
         explicit = cand.source == "explicit"
-        enabled = cand.name not in deny and (explicit or allow is None or cand.name in allow)
-        if not enabled:
+        wanted = cand.name not in deny and (explicit or allow is None or cand.name in allow)
+        if not wanted:
             records.append(
                 PluginRecord(
                     name=cand.name,
@@ -501,7 +507,7 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
         record.hooks = sorted(h.name for h in pm.get_hookcallers(record.registered) or ())
 
     for name, model in runtime.call_sync("settings"):
-        runtime.record(name).config = load_config(name, model)  # type: ignore[union-attr]
+        runtime.record(name).config = load_config(name, model)  # type: ignore[union-attr]  # a hook's answer comes from a registered plugin, which has its record
     granted: dict[str, str] = {}
     for name, names in runtime.call_sync("permissions"):
         for permission in names:
@@ -511,7 +517,7 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
                     f"and by plugin {name!r}"
                 )
             granted[permission] = name
-        runtime.record(name).permissions = tuple(names)  # type: ignore[union-attr]
+        runtime.record(name).permissions = tuple(names)  # type: ignore[union-attr]  # a hook's answer comes from a registered plugin, which has its record
     return runtime
 
 

@@ -35,7 +35,14 @@ class DemoReport:
     plugins: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        shown = ("categories", "products", "warehouses", "stock levels", "customers", "addresses")
+        shown: tuple[str, ...] = (
+            "categories",
+            "products",
+            "warehouses",
+            "stock levels",
+            "customers",
+            "addresses",
+        )
         shown += ("orders", "order lines", "payments", "shipments", "tracking events")
         shown += ("behaviour events", "carts")
         parts = [f"{self.counts[k]} {k}" for k in shown if k in self.counts]

@@ -259,7 +259,7 @@ class _Writer:
         staff_email: str | None = None
         if not await self.session.scalar(select(func.count()).select_from(StaffUser)):
             staff_email = DEMO_STAFF_EMAIL
-            staff = {
+            staff: Row = {
                 "email": DEMO_STAFF_EMAIL,
                 "password_hash": self.plan.password_hash,
                 "name": "店长（演示）",

@@ -84,7 +84,9 @@ class Page:
 class SortKey:
     """One column of an ordering. The row's id always ends the key, in the same direction."""
 
-    column: ColumnElement[Any]
+    # A SQL expression, or a model's column attribute as written (`Order.placed_at`), which
+    # SQLModel types as the column's value.
+    column: ColumnElement[Any] | Any
     label: str
 
 

@@ -87,7 +87,7 @@ def api_keys_query(*, active: bool | None = None) -> Select[Any]:
     """The keys, all of them or only the active (not revoked, ``True``) or revoked ones."""
     stmt = select(ApiKey)
     if active is not None:
-        revoked = ApiKey.revoked_at
+        revoked = col(ApiKey.revoked_at)
         stmt = stmt.where(revoked.is_(None) if active else revoked.is_not(None))
     return stmt
 

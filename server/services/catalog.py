@@ -209,14 +209,14 @@ async def root_categories(session: AsyncSession) -> Sequence[Category]:
     """The categories at the top of the tree, in shop order."""
     stmt = (
         select(Category)
-        .where(Category.parent_id.is_(None))
-        .order_by(Category.position, Category.name, Category.id)
+        .where(col(Category.parent_id).is_(None))
+        .order_by(col(Category.position), col(Category.name), col(Category.id))
     )
     return (await session.execute(stmt)).scalars().all()
 
 
 async def category_by_slug(session: AsyncSession, slug: str) -> Category | None:
-    return await session.scalar(select(Category).where(Category.slug == slug.strip().lower()))
+    return await session.scalar(select(Category).where(col(Category.slug) == slug.strip().lower()))
 
 
 async def category_ancestors(
@@ -226,20 +226,20 @@ async def category_ancestors(
     query for them all. A category without a parent is absent from the answer."""
     up = (
         select(
-            Category.id.label("start_id"),
-            Category.parent_id.label("id"),
+            col(Category.id).label("start_id"),
+            col(Category.parent_id).label("id"),
             literal_column("1").label("depth"),
         )
-        .where(Category.id.in_(set(category_ids)), Category.parent_id.is_not(None))
+        .where(col(Category.id).in_(set(category_ids)), col(Category.parent_id).is_not(None))
         .cte("ancestors", recursive=True)
     )
     parent = aliased(Category)
     up = up.union_all(
-        select(up.c.start_id, parent.parent_id, up.c.depth + 1)
-        .join(parent, parent.id == up.c.id)
-        .where(parent.parent_id.is_not(None), up.c.depth < MAX_DEPTH)
+        select(up.c.start_id, col(parent.parent_id), up.c.depth + 1)
+        .join(parent, col(parent.id) == up.c.id)
+        .where(col(parent.parent_id).is_not(None), up.c.depth < MAX_DEPTH)
     )
-    stmt = select(up.c.start_id, up.c.depth, Category).join(Category, Category.id == up.c.id)
+    stmt = select(up.c.start_id, up.c.depth, Category).join(Category, col(Category.id) == up.c.id)
     found: dict[int, list[tuple[int, Category]]] = {}
     for start_id, depth, category in await session.execute(stmt):
         found.setdefault(start_id, []).append((depth, category))
@@ -254,18 +254,18 @@ async def active_product_counts(
     """Active products in each category and all categories below it: one query for them all.
     A category with none is absent from the answer."""
     subtree = (
-        select(Category.id.label("root_id"), Category.id.label("id"))
-        .where(Category.id.in_(set(category_ids)))
+        select(col(Category.id).label("root_id"), col(Category.id).label("id"))
+        .where(col(Category.id).in_(set(category_ids)))
         .cte("subtree", recursive=True)
     )
     child = aliased(Category)
     subtree = subtree.union_all(
-        select(subtree.c.root_id, child.id).join(child, child.parent_id == subtree.c.id)
+        select(subtree.c.root_id, col(child.id)).join(child, col(child.parent_id) == subtree.c.id)
     )
     stmt = (
-        select(subtree.c.root_id, func.count(Product.id))
+        select(subtree.c.root_id, func.count(col(Product.id)))
         .select_from(subtree)
-        .join(Product, and_(Product.category_id == subtree.c.id, Product.is_active))
+        .join(Product, and_(col(Product.category_id) == subtree.c.id, col(Product.is_active)))
         .group_by(subtree.c.root_id)
     )
     return {root: int(n) for root, n in await session.execute(stmt)}
@@ -402,7 +402,7 @@ async def refresh_search_text(session: AsyncSession, products: Iterable[Product]
 
 async def product_by_sku(session: AsyncSession, sku: str) -> Product | None:
     """The product of ``sku`` (compared case-insensitively), archived or not."""
-    return await session.scalar(select(Product).where(Product.sku == normalize_sku(sku)))
+    return await session.scalar(select(Product).where(col(Product.sku) == normalize_sku(sku)))
 
 
 async def get_product(session: AsyncSession, product_id: int) -> Product:

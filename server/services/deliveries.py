@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import DeliveryStatus, OutboxDelivery, OutboxEvent, utcnow
 from server.services.errors import NotFound
@@ -24,12 +25,12 @@ def deliveries_query(flt: DeliveryFilter) -> Select[Any]:
     """The deliveries ``flt`` selects, unordered (the page orders)."""
     stmt = select(OutboxDelivery)
     if flt.status is not None:
-        stmt = stmt.where(OutboxDelivery.status == flt.status)
+        stmt = stmt.where(col(OutboxDelivery.status) == flt.status)
     if flt.plugin is not None:
-        stmt = stmt.where(OutboxDelivery.plugin == flt.plugin)
+        stmt = stmt.where(col(OutboxDelivery.plugin) == flt.plugin)
     if flt.event_name is not None:
-        events = select(OutboxEvent.id).where(OutboxEvent.name == flt.event_name)
-        stmt = stmt.where(OutboxDelivery.event_id.in_(events))
+        events = select(col(OutboxEvent.id)).where(col(OutboxEvent.name) == flt.event_name)
+        stmt = stmt.where(col(OutboxDelivery.event_id).in_(events))
     return stmt
 
 
@@ -38,8 +39,8 @@ async def requeue(session: AsyncSession, delivery_id: int) -> OutboxDelivery:
     A delivered one, like a missing one, is not found."""
     result = await session.execute(
         update(OutboxDelivery)
-        .where(OutboxDelivery.id == delivery_id)
-        .where(OutboxDelivery.status != DeliveryStatus.DELIVERED)
+        .where(col(OutboxDelivery.id) == delivery_id)
+        .where(col(OutboxDelivery.status) != DeliveryStatus.DELIVERED)
         .values(
             status=DeliveryStatus.PENDING,
             attempts=0,

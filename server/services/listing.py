@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, cast, exists, false, func, select
+from sqlalchemy import Select, SQLColumnExpression, cast, exists, false, func, select
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import col
 
 from server.models import Category, Product, StockLevel
 from server.models.records import Record, RecordType
@@ -53,10 +54,10 @@ class ListingSort(Enum):
 
 
 # Each column sort's column, and where a listing row holds its value.
-_SORT_COLUMNS: dict[ListingSort, tuple[ColumnElement[Any], int]] = {
-    ListingSort.NAME: (Product.name, PRODUCT_RECORDS.names.index("name")),
-    ListingSort.PRICE: (Product.price_amount, PRODUCT_RECORDS.names.index("price_amount")),
-    ListingSort.NEWEST: (Product.created_at, PRODUCT_RECORDS.names.index("created_at")),
+_SORT_COLUMNS: dict[ListingSort, tuple[SQLColumnExpression[Any], int]] = {
+    ListingSort.NAME: (col(Product.name), PRODUCT_RECORDS.names.index("name")),
+    ListingSort.PRICE: (col(Product.price_amount), PRODUCT_RECORDS.names.index("price_amount")),
+    ListingSort.NEWEST: (col(Product.created_at), PRODUCT_RECORDS.names.index("created_at")),
 }
 
 
@@ -85,9 +86,9 @@ class ProductQuery:
 def in_stock_condition() -> Any:
     """Some warehouse has a unit that is neither sold nor reserved."""
     return exists(
-        select(StockLevel.id).where(
-            StockLevel.product_id == Product.id,
-            StockLevel.on_hand - StockLevel.reserved > 0,
+        select(col(StockLevel.id)).where(
+            col(StockLevel.product_id) == Product.id,
+            col(StockLevel.on_hand) - StockLevel.reserved > 0,
         )
     )
 
@@ -104,15 +105,15 @@ def _has_tag(dialect: str, tag: str) -> Any:
 def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
     """``stmt`` (over Product) narrowed by ``query``'s conditions (the search text apart)."""
     if not query.include_archived:
-        stmt = stmt.where(Product.is_active)
+        stmt = stmt.where(col(Product.is_active))
     if query.category_id is not None:
-        stmt = stmt.where(Product.category_id.in_(descendants_query(query.category_id)))
+        stmt = stmt.where(col(Product.category_id).in_(descendants_query(query.category_id)))
     if query.price_min is not None:
-        stmt = stmt.where(Product.price_amount >= query.price_min)
+        stmt = stmt.where(col(Product.price_amount) >= query.price_min)
     if query.price_max is not None:
-        stmt = stmt.where(Product.price_amount <= query.price_max)
+        stmt = stmt.where(col(Product.price_amount) <= query.price_max)
     if query.brands:
-        stmt = stmt.where(Product.brand.in_(list(query.brands)))
+        stmt = stmt.where(col(Product.brand).in_(list(query.brands)))
     for tag in query.tags:
         stmt = stmt.where(_has_tag(dialect, tag))
     if query.in_stock is True:
@@ -130,7 +131,7 @@ class ProductListing:
     row at ``sort_index``), then by ``id_column``."""
 
     stmt: Select[Any]
-    sort_column: ColumnElement[Any]
+    sort_column: SQLColumnExpression[Any]
     sort_label: str
     sort_index: int
     descending: bool
@@ -175,7 +176,7 @@ def product_listing(
             # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
             stmt = stmt.where(false())
         stmt = filter_products(stmt, dialect, query)
-        stmt = stmt.outerjoin(Category, Category.id == Product.category_id)
+        stmt = stmt.outerjoin(Category, col(Category.id) == Product.category_id)
     return ProductListing(
         stmt=stmt,
         sort_column=column,
@@ -192,7 +193,7 @@ def _whole_catalogue(dialect: str, include_archived: bool) -> Select[Any]:
     stmt = filter_products(
         select(*_COLUMNS), dialect, ProductQuery(include_archived=include_archived)
     )
-    return stmt.outerjoin(Category, Category.id == Product.category_id)
+    return stmt.outerjoin(Category, col(Category.id) == Product.category_id)
 
 
 def listed_product(row: Sequence[Any]) -> Record:

@@ -66,18 +66,18 @@ def list_orders(viewer: Viewer, query: OrderQuery) -> Select[Any]:
     a customer their own, orders.read or orders.manage all, anyone else none."""
     stmt = select(Order)
     if viewer.is_customer:
-        stmt = stmt.where(Order.customer_id == viewer.customer_id)
+        stmt = stmt.where(col(Order.customer_id) == viewer.customer_id)
     elif not viewer.has(ORDERS_READ, ORDERS_MANAGE):
         return stmt.where(false())
     if query.status is not None:
-        stmt = stmt.where(Order.status == query.status)
+        stmt = stmt.where(col(Order.status) == query.status)
     if query.customer_id is not None:
         # For a customer this can only narrow their own orders (another id gives nothing).
-        stmt = stmt.where(Order.customer_id == query.customer_id)
+        stmt = stmt.where(col(Order.customer_id) == query.customer_id)
     if query.placed_from is not None:
-        stmt = stmt.where(Order.placed_at >= query.placed_from)
+        stmt = stmt.where(col(Order.placed_at) >= query.placed_from)
     if query.placed_to is not None:
-        stmt = stmt.where(Order.placed_at < query.placed_to)
+        stmt = stmt.where(col(Order.placed_at) < query.placed_to)
     return stmt
 
 

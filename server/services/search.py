@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Integer, Select, column, func, literal_column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.models import Category, Product
 
@@ -26,6 +27,8 @@ _CJK_CHAR = re.compile(f"([{_CJK}])")
 # A CJK run, or a run of other letters and digits: "sony耳机" is two terms, "sony" and "耳机".
 _TOKEN = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+", re.UNICODE)
 _WORD = re.compile("[^\\W_]+", re.UNICODE)
+# The columns of a select (its row type), kept through a narrowing.
+_Ts = TypeVarTuple("_Ts")
 
 
 def segment(text: str) -> str:
@@ -42,7 +45,7 @@ def product_search_text(
     description: str,
     tags: Iterable[str],
     category_names: Iterable[str],
-    attributes: dict[str, object] | None = None,
+    attributes: Mapping[str, object] | None = None,
 ) -> tuple[str, str]:
     """(title, body) for a product: title ranks above body when matched."""
     title = segment(" ".join(filter(None, [name, brand or "", sku])))
@@ -95,7 +98,7 @@ class TextMatch:
     rank: ColumnElement[float]
     join: tuple[Any, ColumnElement[bool]] | None = None
 
-    def apply(self, stmt: Select[Any]) -> Select[Any]:
+    def apply(self, stmt: Select[*_Ts]) -> Select[*_Ts]:
         if self.join is not None:
             stmt = stmt.join(*self.join)
         return stmt.where(self.condition)
@@ -254,10 +257,10 @@ async def suggestions(session: AsyncSession, prefix: str, first: int) -> list[Su
     match = title_prefix_match(session.get_bind().dialect.name, prefix)
     if match is None:
         return []
-    stmt = match.apply(select(Product, match.rank.label("rank")).where(Product.is_active))
+    stmt = match.apply(select(Product, match.rank.label("rank")).where(col(Product.is_active)))
     rows = (
         await session.execute(
-            stmt.order_by(match.rank.desc(), Product.id).limit(SUGGESTION_CANDIDATES)
+            stmt.order_by(match.rank.desc(), col(Product.id)).limit(SUGGESTION_CANDIDATES)
         )
     ).all()
     categories = (
@@ -265,7 +268,7 @@ async def suggestions(session: AsyncSession, prefix: str, first: int) -> list[Su
             await session.execute(
                 select(Category)
                 .where(func.lower(Category.name).like(_like_prefix(prefix), escape="\\"))
-                .order_by(Category.position, Category.id)
+                .order_by(col(Category.position), col(Category.id))
                 .limit(first)
             )
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,7 +44,7 @@ def available_expr() -> ColumnElement[int]:
     return col(StockLevel.on_hand) - StockLevel.reserved
 
 
-def stock_levels_query(flt: StockFilter) -> Select[tuple[StockLevel]]:
+def stock_levels_query(flt: StockFilter) -> Select[StockLevel]:
     """The stock levels ``flt`` selects."""
     conditions: list[ColumnElement[bool]] = []
     if flt.product_id is not None:
@@ -59,9 +59,9 @@ def stock_levels_query(flt: StockFilter) -> Select[tuple[StockLevel]]:
     return select(StockLevel).where(*conditions)
 
 
-def warehouses_query(flt: WarehouseFilter) -> Select[tuple[Warehouse]]:
+def warehouses_query(flt: WarehouseFilter) -> Select[Warehouse]:
     """The warehouses ``flt`` selects (the active ones unless it includes inactive ones)."""
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[SQLColumnExpression[bool]] = []
     if flt.kind is not None:
         conditions.append(col(Warehouse.kind) == flt.kind)
     if flt.region:

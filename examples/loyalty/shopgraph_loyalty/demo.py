@@ -91,7 +91,10 @@ async def fill(
         at = cart.updated_at or cart.created_at
         holds.append(
             LoyaltyRedemption(
-                cart_id=cart.id, customer_id=customer_id, points=points, created_at=at
+                cart_id=cart.id,  # type: ignore[arg-type]  # a stored cart has its id
+                customer_id=customer_id,
+                points=points,
+                created_at=at,
             )
         )
         record(

@@ -120,7 +120,7 @@ class LoyaltyMutations:
             info, service.redeem, ctx.viewer.customer_id, input.cart_token, input.points
         )
         if isinstance(result, Error):
-            return result
+            return result  # type: ignore[return-value]  # which Error it is, strawberry checks against the union at run time
         hold: LoyaltyRedemption | None = result
         config: service.LoyaltySettings = ctx.plugins.config_for(PLUGIN)
         points = hold.points if hold else 0
