@@ -44,6 +44,7 @@ from schema.loaders import (
 from schema.money import Money, MoneyInput, money, to_minor
 from schema.mutations import run_mutation
 from schema.node import ModelNode
+from schema.order_flow import PaymentGatewayQueries, PlannedParcel, fee_types, planned_parcels
 from schema.pagination import Connection, SortDirection, SortKey, paginate
 from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
 from schema.pricing import stored_breakdown as stored_breakdown_type
@@ -223,9 +224,17 @@ class Cart:
     async def order_adjustments(self, info: Info) -> list[PriceAdjustment]:
         return adjustment_types((await self.quote(info)).order_adjustments, self.currency)
 
-    @strawberry.field(description="What the order adjustments take off.")
+    @strawberry.field(description="What the order's discounts take off.")
     async def discount(self, info: Info) -> Money:
         return money((await self.quote(info)).discount, self.currency)
+
+    @strawberry.field(description="The order adjustments that add to the total (kind FEE).")
+    async def fees(self, info: Info) -> list[PriceAdjustment]:
+        return fee_types((await self.quote(info)).order_adjustments, self.currency)
+
+    @strawberry.field(description="What the fees add.")
+    async def fee_total(self, info: Info) -> Money:
+        return money((await self.quote(info)).fee_total, self.currency)
 
     @strawberry.field(description="Ways to ship this cart; none means shipping is free.")
     async def shipping_quotes(self, info: Info) -> list[ShippingQuote]:
@@ -247,7 +256,7 @@ class Cart:
         cheapest = quote.shipping_quote()
         return money(cheapest.amount if cheapest else 0, self.currency)
 
-    @strawberry.field(description="Subtotal - discount + cheapest shipping.")
+    @strawberry.field(description="Subtotal - discount + fees + cheapest shipping.")
     async def total(self, info: Info) -> Money:
         quote = await self.quote(info)
         cheapest = quote.shipping_quote()
@@ -404,21 +413,36 @@ class Order(ModelNode):
     def subtotal(self) -> Money:
         return self._money(self._model.subtotal_amount)
 
-    @strawberry.field(description="What the order adjustments took off.")
+    @strawberry.field(description="What the order's discounts took off.")
     def discount(self) -> Money:
         return self._money(self._model.discount_amount)
+
+    @strawberry.field(description="The order adjustments that added to the total (kind FEE).")
+    def fees(self) -> list[PriceAdjustment]:
+        return fee_types(self._model.adjustments, self._model.currency)
+
+    @strawberry.field(description="What the fees added.")
+    def fee_total(self) -> Money:
+        return self._money(self._model.fee_amount)
 
     @strawberry.field
     def shipping(self) -> Money:
         return self._money(self._model.shipping_amount)
 
-    @strawberry.field(description="Subtotal - discount + shipping: what the customer pays.")
+    @strawberry.field(description="Subtotal - discount + fees + shipping: what the customer pays.")
     def total(self) -> Money:
         return self._money(self._model.total_amount)
 
-    @strawberry.field(description="Order-level adjustments, as placed.")
+    @strawberry.field(description="Order-level adjustments (discounts and fees), as placed.")
     def adjustments(self) -> list[PriceAdjustment]:
         return adjustment_types(self._model.adjustments, self._model.currency)
+
+    @strawberry.field(
+        description="The parcels planned when it was paid for (empty before; like shipments, "
+        "for its customer and shipments.read)."
+    )
+    def shipment_plan(self, info: Info) -> list[PlannedParcel]:
+        return planned_parcels(info, self._model)
 
     @strawberry.field
     def shipping_address(self) -> ShippingAddress | None:
@@ -673,8 +697,9 @@ class PlaceOrderSuccess:
 class PayOrderInput:
     order_id: strawberry.ID
     gateway: str = strawberry.field(
-        description='"test" (token "tok_declined" is declined) or '
-        '"manual" (orders.manage: money received offline).'
+        description='A gateway\'s code (paymentGateways): the core offers "test" (token '
+        '"tok_declined" is declined, "tok_pending" waits for its webhook) and "manual" '
+        "(orders.manage: money received offline); plugins offer more."
     )
     amount: MoneyInput = strawberry.field(description="Must equal the order total.")
     token: str | None = None
@@ -687,6 +712,11 @@ class PayOrderInput:
 class PayOrderSuccess:
     order: Order
     payment: Payment
+    next_action: str | None = strawberry.field(
+        default=None,
+        description="For a PENDING payment, what the shopper must do (a URL to open, a QR "
+        "code's content); the gateway's webhook then settles it.",
+    )
 
 
 @strawberry.input
@@ -890,14 +920,15 @@ class OrderMutations:
         description="Pay an order's total through a gateway; a decline leaves it unpaid."
     )
     async def pay_order(self, info: Info, input: PayOrderInput) -> PayOrderResult:
-        viewer = info.context.viewer
+        viewer, plugins = info.context.viewer, info.context.plugins
 
-        async def work(session: AsyncSession) -> tuple[m.Payment, m.Order]:
+        async def work(session: AsyncSession) -> tuple[payments.PaymentAttempt, m.Order]:
             order_id = require_node_id(input.order_id, "Order", "orderId")
             order = await service.load(session, order_id)
             currency = (input.amount.currency or (order.currency if order else "CNY")).upper()
-            payment = await payments.pay_order(
+            attempt = await payments.pay_order(
                 session,
+                plugins,
                 viewer,
                 payments.PayOrderInput(
                     order_id=order_id,
@@ -910,12 +941,13 @@ class OrderMutations:
             )
             fresh = await service.load(session, order_id)
             assert fresh is not None
-            return payment, fresh
+            return attempt, fresh
 
         result = await mutate(info, work)
         if isinstance(result, Error):
             return result  # type: ignore[return-value]
-        payment, order = result
+        attempt, order = result
+        payment = attempt.payment
         if payment.status is m.PaymentStatus.DECLINED:
             # The declined attempt is committed (it is history); the client gets a typed error.
             return PaymentDeclined(  # type: ignore[return-value]
@@ -923,18 +955,26 @@ class OrderMutations:
                 message=f"the payment was declined: {payment.message or 'no reason given'}",
                 field="token",
             )
-        return PayOrderSuccess(order=Order.from_model(order), payment=Payment.from_model(payment))
+        return PayOrderSuccess(
+            order=Order.from_model(order),
+            payment=Payment.from_model(payment),
+            next_action=attempt.next_action,
+        )
 
     @strawberry.mutation(
         description="Cancel an order: its customer while unpaid or paid, orders.manage until it "
         "ships. Reserved stock is released and a captured payment refunded."
     )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CancelOrderResult:
-        viewer = info.context.viewer
+        viewer, plugins = info.context.viewer, info.context.plugins
         result = await mutate(
             info,
             lambda s: service.cancel_order(
-                s, viewer, require_node_id(input.order_id, "Order", "orderId"), input.reason
+                s,
+                plugins,
+                viewer,
+                require_node_id(input.order_id, "Order", "orderId"),
+                input.reason,
             ),
         )
         return _order_result(result, CancelOrderSuccess)
@@ -943,11 +983,12 @@ class OrderMutations:
     async def update_order_status(
         self, info: Info, input: UpdateOrderStatusInput
     ) -> UpdateOrderStatusResult:
-        viewer = info.context.viewer
+        viewer, plugins = info.context.viewer, info.context.plugins
         result = await mutate(
             info,
             lambda s: service.update_status(
                 s,
+                plugins,
                 viewer,
                 require_node_id(input.order_id, "Order", "orderId"),
                 m.OrderStatus(input.status.value),
@@ -958,11 +999,11 @@ class OrderMutations:
 
     @strawberry.mutation(description="The buyer confirms the goods arrived: DELIVERED → COMPLETED.")
     async def confirm_receipt(self, info: Info, input: ConfirmReceiptInput) -> ConfirmReceiptResult:
-        viewer = info.context.viewer
+        viewer, plugins = info.context.viewer, info.context.plugins
         result = await mutate(
             info,
             lambda s: service.confirm_receipt(
-                s, viewer, require_node_id(input.order_id, "Order", "orderId")
+                s, plugins, viewer, require_node_id(input.order_id, "Order", "orderId")
             ),
         )
         return _order_result(result, ConfirmReceiptSuccess)
@@ -976,6 +1017,6 @@ def _order_result(result: Any, success: type[Any]) -> Any:
     return result if isinstance(result, Error) else success(order=Order.from_model(result))
 
 
-QUERIES: list[type[Any]] = [OrderQueries]
+QUERIES: list[type[Any]] = [OrderQueries, PaymentGatewayQueries]
 MUTATIONS: list[type[Any]] = [OrderMutations]
 TYPES: list[type[Any]] = [Order, OrderLine]

@@ -221,7 +221,7 @@ class ShipmentMutations:
         "FULFILLING)."
     )
     async def create_shipment(self, info: Info, input: CreateShipmentInput) -> CreateShipmentResult:
-        viewer = info.context.viewer
+        viewer, plugins = info.context.viewer, info.context.plugins
 
         async def work(session: AsyncSession) -> tuple[m.Shipment, m.Order]:
             lines = None
@@ -237,6 +237,7 @@ class ShipmentMutations:
                 ]
             shipment = await service.create_shipment(
                 session,
+                plugins,
                 viewer,
                 service.CreateShipmentInput(
                     order_id=require_node_id(input.order_id, "Order", "orderId"),
@@ -264,11 +265,12 @@ class ShipmentMutations:
     async def record_tracking_event(
         self, info: Info, input: RecordTrackingEventInput
     ) -> RecordTrackingEventResult:
-        viewer = info.context.viewer
+        viewer, plugins = info.context.viewer, info.context.plugins
 
         async def work(session: AsyncSession) -> tuple[m.Shipment, m.Order]:
             shipment = await service.record_tracking_event(
                 session,
+                plugins,
                 viewer,
                 service.TrackingInput(
                     shipment_id=require_node_id(input.shipment_id, "Shipment", "shipmentId"),

@@ -39,6 +39,7 @@ from server.http import (
 from server.logs import RequestIds, configure_logging
 from server.metrics import HttpMetrics
 from server.operator_routes import count_pool_connections, operator_routes
+from server.payment_routes import payment_routes
 from server.permissions import RoleMap
 from server.plugins import PluginRuntime, load_plugins
 from server.response_cache import CachedEndpoint, InvalidationListener, listen_dsn
@@ -246,6 +247,7 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
 
     routes: list[BaseRoute] = [
         *operator_routes(state),
+        *payment_routes(state),
         Route("/graphql", endpoint, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", endpoint),
     ]

@@ -24,10 +24,12 @@ from pydantic import BaseModel, ValidationError
 import server
 from server import hookspecs
 from server.config import Settings
-from server.plugin import PROJECT
+from server.plugin import CORE, PROJECT
 
 ENTRY_POINT_GROUP = "shopgraph.plugins"
 BUILTIN_PLUGINS: tuple[str, ...] = ()
+# The core's own hook implementations, registered under the name ``core`` (reserved).
+CORE_HOOKS = "server.services.core_hooks"
 IMPL_MARKER = f"{PROJECT}_impl"
 # Parameters the runtime offers every hook besides those of its spec.
 INJECTED = ("plugins", "config")
@@ -317,6 +319,10 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
     records: list[PluginRecord] = []
     seen: dict[str, str] = {}
     for cand in _discover(extra):
+        if cand.name == CORE:
+            raise PluginError(
+                f"a plugin ({cand.source}) is named {CORE!r}: the name is the core's own"
+            )
         if cand.name in seen:
             raise PluginError(
                 f"two plugins are named {cand.name!r} ({seen[cand.name]} and {cand.source})"
@@ -377,6 +383,7 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
         own_specs = getattr(record.module, "HOOKSPECS", None)
         if own_specs is not None:
             pm.add_hookspecs(own_specs)
+    pm.register(importlib.import_module(CORE_HOOKS), name=CORE)
     for record in enabled:
         try:
             pm.register(record.module, name=record.name)

@@ -1,72 +1,55 @@
-"""Payments through the built-in gateways: ``manual`` (staff record money received offline) and
-``test`` (a card-like gateway for development: the token ``tok_declined`` is declined).
+"""Payments through the gateways plugins offer (the payment hooks).
 
-A declined attempt is recorded too (it is part of the order's history, and fraud checks read
-it); the order stays PENDING_PAYMENT. A capture moves the order to PAID.
+A gateway is offered by one plugin (``payment_gateways``) and named by its code on
+``payOrder``. The core offers two itself, on the same hooks (server.services.gateways):
+``test`` and ``manual``. Paying an order plans its shipments (``plan_shipments``), then asks
+the gateway to authorise the total; an AUTHORISED payment is captured at once, a CAPTURED one
+pays the order, a PENDING one waits for the gateway's webhook, a DECLINED one is recorded (it
+is part of the order's history, and fraud checks read it) and the order stays
+PENDING_PAYMENT. Cancelling an order refunds its captured payments through their gateways.
 """
 
 from __future__ import annotations
 
-import secrets
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Viewer
 from server.models import Cart, Order, OrderStatus, Payment, PaymentStatus
-from server.services import orders, outbox
-from server.services.errors import InvalidTransition, NotFound, ValidationFailed
+from server.plugin import CORE, PaymentGateway, PaymentOutcome, PaymentResult, WebhookReply
+from server.plugins import PluginFailed, PluginRuntime
+from server.services import fulfilment, orders, outbox, pricing
+from server.services.errors import InvalidTransition, NotFound, UnknownGateway, ValidationFailed
 
-DECLINED_TEST_TOKEN = "tok_declined"
+log = logging.getLogger("shopgraph.payments")
 
-
-@dataclass(frozen=True)
-class Charge:
-    captured: bool
-    reference: str
-    message: str = ""
-
-
-class Gateway(Protocol):
-    # Only for callers holding orders.manage (staff or an API key), never for customers.
-    staff_only: bool
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge: ...
-
-    async def refund(self, payment: Payment) -> str: ...
-
-
-class ManualGateway:
-    """Money received outside shopgraph (bank transfer, cash): staff say so."""
-
-    staff_only = True
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
-        return Charge(captured=True, reference=token or f"manual_{secrets.token_hex(6)}")
-
-    async def refund(self, payment: Payment) -> str:
-        return "refund to be paid back outside shopgraph"
-
-
-class TestGateway:
-    """Captures every token but ``tok_declined``."""
-
-    staff_only = False
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
-        if token == DECLINED_TEST_TOKEN:
-            return Charge(
-                captured=False, reference=f"test_{secrets.token_hex(6)}", message="card declined"
-            )
-        return Charge(captured=True, reference=f"test_{secrets.token_hex(6)}")
-
-    async def refund(self, payment: Payment) -> str:
-        return f"refunded {payment.reference}"
-
-
-GATEWAYS: dict[str, Gateway] = {"manual": ManualGateway(), "test": TestGateway()}
+# What each payment hook may answer.
+ANSWERS: dict[str, frozenset[PaymentOutcome]] = {
+    "authorise_payment": frozenset(
+        {
+            PaymentOutcome.AUTHORISED,
+            PaymentOutcome.CAPTURED,
+            PaymentOutcome.PENDING,
+            PaymentOutcome.DECLINED,
+        }
+    ),
+    "capture_payment": frozenset(
+        {PaymentOutcome.CAPTURED, PaymentOutcome.PENDING, PaymentOutcome.DECLINED}
+    ),
+    "refund_payment": frozenset({PaymentOutcome.REFUNDED}),
+}
+P = PaymentStatus
+# Where a webhook may move a payment (a repeat or a stale report changes nothing).
+WEBHOOK_MOVES: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    P.PENDING: frozenset({P.AUTHORISED, P.CAPTURED, P.DECLINED}),
+    P.AUTHORISED: frozenset({P.CAPTURED, P.DECLINED}),
+    P.CAPTURED: frozenset({P.REFUNDED}),
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +62,61 @@ class PayOrderInput:
     cart_token: str | None = None
 
 
+@dataclass(frozen=True)
+class PaymentAttempt:
+    """A payment as ``payOrder`` left it, and what its shopper must do next (PENDING)."""
+
+    payment: Payment
+    next_action: str | None = None
+
+
+async def gateways(plugins: PluginRuntime) -> dict[str, PaymentGateway]:
+    """Every gateway the enabled plugins (and the core) offer, by code."""
+    offered: dict[str, PaymentGateway] = {}
+    for plugin, answer in await plugins.call("payment_gateways"):
+        for gateway in pricing.stamped_all(plugin, "payment_gateways", answer, PaymentGateway):
+            other = offered.get(gateway.code)
+            if other is not None:
+                # The plugin to blame is the one that is not the core.
+                culprit, first = (
+                    (other.source, plugin) if plugin == CORE else (plugin, other.source)
+                )
+                raise PluginFailed(
+                    culprit,
+                    "payment_gateways",
+                    ValueError(f"gateway {gateway.code!r} is offered by plugin {first!r} too"),
+                )
+            offered[gateway.code] = gateway
+    return offered
+
+
+async def _ask(
+    plugins: PluginRuntime, gateway: PaymentGateway, hook: str, **kwargs: Any
+) -> PaymentResult:
+    """Call ``hook`` on the plugin offering ``gateway``, and check its answer."""
+    try:
+        answer = await plugins.call_plugin(gateway.source, hook, gateway=gateway.code, **kwargs)
+    except LookupError as exc:
+        raise PluginFailed(gateway.source, hook, exc) from exc
+    if not isinstance(answer, PaymentResult):
+        raise PluginFailed(
+            gateway.source, hook, TypeError(f"returned {answer!r}, not a PaymentResult")
+        )
+    try:
+        status = PaymentOutcome(answer.status)
+    except ValueError as exc:
+        raise PluginFailed(gateway.source, hook, exc) from exc
+    if status not in ANSWERS[hook]:
+        allowed = ", ".join(sorted(ANSWERS[hook]))
+        raise PluginFailed(
+            gateway.source, hook, ValueError(f"answered {status.value}; expected {allowed}")
+        )
+    return answer
+
+
 async def _order_for_payment(session: AsyncSession, viewer: Viewer, data: PayOrderInput) -> Order:
-    order = await orders.load(session, data.order_id)
+    # Locked: of two payments of one order at once, the second sees the first's outcome.
+    order = await orders.load(session, data.order_id, lock=True)
     if order is None:
         raise NotFound("order", data.order_id, field="orderId")
     # Its customer pays it; orders.manage pays any order (a reader of orders may not).
@@ -94,19 +130,21 @@ async def _order_for_payment(session: AsyncSession, viewer: Viewer, data: PayOrd
     raise NotFound("order", data.order_id, field="orderId")
 
 
-async def pay_order(session: AsyncSession, viewer: Viewer, data: PayOrderInput) -> Payment:
-    """Charge the order's total. Returns the payment: CAPTURED (the order is PAID now) or
-    DECLINED (recorded; the order is unchanged)."""
-    gateway = GATEWAYS.get(data.gateway)
+async def pay_order(
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: PayOrderInput
+) -> PaymentAttempt:
+    """Pay the order's total through the gateway ``data.gateway``. The payment comes back
+    CAPTURED (the order is PAID now), PENDING (the gateway's webhook settles it) or DECLINED
+    (recorded; the order is unchanged)."""
+    offered = await gateways(plugins)
+    gateway = offered.get(data.gateway)
+    usable = [g.code for g in offered.values() if not g.staff_only or orders.can_manage(viewer)]
     if gateway is None:
-        raise ValidationFailed(
-            f"unknown gateway {data.gateway!r}; use one of {', '.join(sorted(GATEWAYS))}",
-            field="gateway",
-        )
+        raise UnknownGateway(data.gateway, usable)
     order = await _order_for_payment(session, viewer, data)
-    if gateway.staff_only and not orders.can_manage(viewer):
+    if gateway.code not in usable:
         raise ValidationFailed(
-            f"the {data.gateway} gateway is for recording offline payments (orders.manage)",
+            f"the {gateway.code} gateway is for recording offline payments (orders.manage)",
             field="gateway",
         )
     if order.status is not OrderStatus.PENDING_PAYMENT:
@@ -114,51 +152,218 @@ async def pay_order(session: AsyncSession, viewer: Viewer, data: PayOrderInput) 
     if data.currency != order.currency or data.amount != order.total_amount:
         raise ValidationFailed("the amount must equal the order total", field="amount")
 
-    charge = await gateway.charge(order.total_amount, order.currency, data.token)
-    payment = Payment(
-        order_id=order.id,  # type: ignore[arg-type]
-        gateway=data.gateway,
+    # Planned before any money moves: a plan that cannot be carried out fails the payment.
+    await fulfilment.plan_order(session, plugins, order)
+    result = await _ask(
+        plugins,
+        gateway,
+        "authorise_payment",
+        session=session,
+        order=order,
         amount=order.total_amount,
         currency=order.currency,
-        status=PaymentStatus.CAPTURED if charge.captured else PaymentStatus.DECLINED,
-        reference=charge.reference,
-        message=charge.message,
+        token=data.token,
+    )
+    payment = Payment(
+        order_id=order.id,  # type: ignore[arg-type]
+        gateway=gateway.code,
+        amount=order.total_amount,
+        currency=order.currency,
+        status=PaymentStatus(PaymentOutcome(result.status).value),
+        reference=result.reference,
+        message=result.message,
     )
     session.add(payment)
     await session.flush()
-    if charge.captured:
-        await orders.transition_order(
-            session,
-            order.id,  # type: ignore[arg-type]
-            OrderStatus.PAID,
-            note=f"paid via {data.gateway} ({payment.reference})",
-            actor=viewer.subject,
-        )
-        await outbox.emit(
-            session,
-            "payment_captured",
-            {
-                "order_id": order.id,
-                "payment_id": payment.id,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "gateway": payment.gateway,
-            },
-        )
-    return payment
+    await _follow(session, plugins, gateway, order, payment, actor=viewer.subject)
+    return PaymentAttempt(payment=payment, next_action=result.next_action)
 
 
-async def refund_captured(session: AsyncSession, order_id: int, *, reason: str) -> None:
-    """Refund every captured payment of a cancelled order."""
-    captured = await session.scalars(
-        select(Payment).where(
-            Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURED
+async def _move(
+    session: AsyncSession, payment: Payment, target: PaymentStatus, result: PaymentResult | None
+) -> bool:
+    """Move ``payment`` from the status it has to ``target`` with one conditional UPDATE;
+    False when a concurrent change moved it first."""
+    values: dict[str, object] = {"status": target}
+    if result is not None:
+        values["message"] = result.message
+        if result.reference:
+            values["reference"] = result.reference
+    moved = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status == payment.status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(payment)
+    return moved.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def _follow(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    gateway: PaymentGateway,
+    order: Order,
+    payment: Payment,
+    *,
+    actor: str,
+) -> None:
+    """Carry a payment on from where its gateway left it: an AUTHORISED one is captured; a
+    CAPTURED one pays its order, or is refunded at once when the order no longer waits for
+    payment (it was cancelled, or paid otherwise, meanwhile)."""
+    if payment.status is P.AUTHORISED:
+        result = await _ask(
+            plugins, gateway, "capture_payment", session=session, order=order, payment=payment
+        )
+        await _move(session, payment, PaymentStatus(PaymentOutcome(result.status).value), result)
+    if payment.status is not P.CAPTURED:
+        return
+    current = await orders.load(session, order.id, lock=True)  # type: ignore[arg-type]
+    assert current is not None
+    if current.status is not OrderStatus.PENDING_PAYMENT:
+        await _refund(
+            session,
+            plugins,
+            gateway,
+            current,
+            payment,
+            reason=f"the order was {current.status.value} when the payment arrived",
+        )
+        return
+    await orders.transition_order(
+        session,
+        plugins,
+        current.id,  # type: ignore[arg-type]
+        OrderStatus.PAID,
+        note=f"paid via {gateway.code} ({payment.reference})",
+        actor=actor,
+    )
+    await outbox.emit(
+        session,
+        "payment_captured",
+        {
+            "order_id": current.id,
+            "payment_id": payment.id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "gateway": payment.gateway,
+        },
+    )
+
+
+async def _refund(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    gateway: PaymentGateway | None,
+    order: Order,
+    payment: Payment,
+    *,
+    reason: str,
+) -> None:
+    if gateway is None:
+        # The plugin that took the money is no longer enabled: someone must give it back.
+        message = f"the {payment.gateway} gateway is not enabled: refund this payment by hand"
+    else:
+        result = await _ask(
+            plugins,
+            gateway,
+            "refund_payment",
+            session=session,
+            order=order,
+            payment=payment,
+            reason=reason,
+        )
+        message = result.message
+    payment.status = PaymentStatus.REFUNDED
+    payment.message = f"{reason}: {message}" if message else reason
+    session.add(payment)
+    await session.flush()
+
+
+async def refund_captured(
+    session: AsyncSession, plugins: PluginRuntime, order: Order, *, reason: str
+) -> None:
+    """Refund every captured payment of a cancelled order through its gateway."""
+    captured = list(
+        await session.scalars(
+            select(Payment)
+            .where(Payment.order_id == order.id, Payment.status == PaymentStatus.CAPTURED)
+            .order_by(Payment.id)
         )
     )
+    if not captured:
+        return
+    offered = await gateways(plugins)
     for payment in captured:
-        gateway = GATEWAYS.get(payment.gateway)
-        message = await gateway.refund(payment) if gateway is not None else ""
-        payment.status = PaymentStatus.REFUNDED
-        payment.message = f"{reason}: {message}" if message else reason
-        session.add(payment)
-    await session.flush()
+        await _refund(session, plugins, offered.get(payment.gateway), order, payment, reason=reason)
+
+
+async def handle_webhook(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    code: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> WebhookReply:
+    """A gateway's call to ``POST /payments/<code>/webhook``: its plugin reads it
+    (``payment_webhook``), then each payment update it carries is applied."""
+    offered = await gateways(plugins)
+    gateway = offered.get(code)
+    if gateway is None:
+        raise UnknownGateway(code, list(offered))
+    try:
+        reply = await plugins.call_plugin(
+            gateway.source,
+            "payment_webhook",
+            session=session,
+            gateway=code,
+            headers=headers,
+            body=body,
+        )
+    except LookupError as exc:
+        raise PluginFailed(gateway.source, "payment_webhook", exc) from exc
+    if not isinstance(reply, WebhookReply):
+        raise PluginFailed(
+            gateway.source,
+            "payment_webhook",
+            TypeError(f"returned {reply!r}, not a WebhookReply"),
+        )
+    for update_ in reply.updates:
+        await _apply(session, plugins, gateway, update_.reference, update_.status, update_.message)
+    return reply
+
+
+async def _apply(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    gateway: PaymentGateway,
+    reference: str,
+    status: PaymentOutcome,
+    message: str,
+) -> None:
+    payment = await session.scalar(
+        select(Payment)
+        .where(Payment.gateway == gateway.code, Payment.reference == reference)
+        .order_by(Payment.id)
+        .limit(1)
+    )
+    if payment is None:
+        log.warning("gateway %s reported on unknown payment %r", gateway.code, reference)
+        return
+    target = PaymentStatus(PaymentOutcome(status).value)
+    if target not in WEBHOOK_MOVES.get(payment.status, frozenset()):
+        # A repeat (gateways deliver at least once) or a report older than what we know.
+        log.info(
+            "gateway %s: payment %s is %s; %s changes nothing",
+            gateway.code,
+            payment.id,
+            payment.status.value,
+            target.value,
+        )
+        return
+    result = PaymentResult(status=PaymentOutcome(target.value), reference="", message=message)
+    if not await _move(session, payment, target, result):
+        return  # a concurrent delivery of the same report got there first
+    order = await orders.load(session, payment.order_id)
+    assert order is not None
+    await _follow(session, plugins, gateway, order, payment, actor=f"gateway:{gateway.code}")

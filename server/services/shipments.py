@@ -29,6 +29,7 @@ from server.models import (
     utcnow,
 )
 from server.permissions import SHIPMENTS_MANAGE, SHIPMENTS_READ
+from server.plugins import PluginRuntime
 from server.services import orders, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
@@ -103,7 +104,7 @@ def _require_manage(viewer: Viewer, kind: str, ident: int, field: str) -> None:
 
 
 async def create_shipment(
-    session: AsyncSession, viewer: Viewer, data: CreateShipmentInput
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: CreateShipmentInput
 ) -> Shipment:
     _require_manage(viewer, "order", data.order_id, "orderId")
     # Locked, so that two concurrent shipments of one order cannot ship a unit twice. Not
@@ -150,6 +151,7 @@ async def create_shipment(
     if order.status is OrderStatus.PAID:
         await orders.transition_order(
             session,
+            plugins,
             order.id,  # type: ignore[arg-type]
             OrderStatus.FULFILLING,
             note=f"shipment {carrier} {tracking_number} created",
@@ -178,6 +180,18 @@ async def create_shipment(
         )
     )
     await session.flush()
+    await outbox.emit(
+        session,
+        "shipment_created",
+        {
+            "shipment_id": shipment.id,
+            "order_id": shipment.order_id,
+            "warehouse_id": shipment.warehouse_id,
+            "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number,
+            "lines": [{"order_line_id": lid, "quantity": qty} for lid, qty in wanted.items()],
+        },
+    )
     await _announce(session, shipment, None, T.CREATED)
     return shipment
 
@@ -200,7 +214,7 @@ async def _announce(
 
 
 async def record_tracking_event(
-    session: AsyncSession, viewer: Viewer, data: TrackingInput
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: TrackingInput
 ) -> Shipment:
     """Add an event to the timeline; a new status moves the shipment (and maybe the order).
 
@@ -224,14 +238,25 @@ async def record_tracking_event(
     if current in FINAL or (changed and data.status not in TRANSITIONS[current]):
         raise InvalidTransition("shipment", current.value, data.status.value)
 
-    session.add(
-        TrackingEvent(
-            shipment_id=shipment.id,  # type: ignore[arg-type]
-            status=data.status,
-            description=data.description.strip()[:500],
-            location=data.location.strip()[:200],
-            occurred_at=occurred_at,
-        )
+    tracking = TrackingEvent(
+        shipment_id=shipment.id,  # type: ignore[arg-type]
+        status=data.status,
+        description=data.description.strip()[:500],
+        location=data.location.strip()[:200],
+        occurred_at=occurred_at,
+    )
+    session.add(tracking)
+    await outbox.emit(
+        session,
+        "tracking_event_recorded",
+        {
+            "shipment_id": shipment.id,
+            "order_id": shipment.order_id,
+            "status": tracking.status.value,
+            "description": tracking.description,
+            "location": tracking.location,
+            "occurred_at": occurred_at.isoformat(),
+        },
     )
     if not changed:
         await session.flush()
@@ -258,6 +283,7 @@ async def record_tracking_event(
         # The first parcel on its way ships the order; a cancelled order cannot ship.
         await orders.transition_order(
             session,
+            plugins,
             order.id,  # type: ignore[arg-type]
             OrderStatus.SHIPPED,
             note=f"{shipment.carrier} {shipment.tracking_number} on its way",
@@ -272,6 +298,7 @@ async def record_tracking_event(
         if all(s is T.DELIVERED for s in statuses):
             await orders.transition_order(
                 session,
+                plugins,
                 order.id,  # type: ignore[arg-type]
                 OrderStatus.DELIVERED,
                 note="every shipment delivered",
