@@ -39,7 +39,7 @@ from server.plugin import (
     ShippingQuote,
 )
 from server.plugins import PluginRuntime
-from server.services import behaviour, carts, idempotency, inventory, outbox, pricing
+from server.services import answers, behaviour, carts, idempotency, inventory, outbox, pricing
 from server.services.errors import (
     CheckoutProblems,
     Conflict,
@@ -175,12 +175,12 @@ async def quote_cart(
         order_adjustments=tuple(
             adj
             for plugin, answer in adjustments
-            for adj in pricing.adjustments_of(plugin, "order_adjustments", answer)
+            for adj in answers.adjustments_of(plugin, "order_adjustments", answer)
         ),
         shipping_quotes=tuple(
             quote
             for plugin, answer in quotes
-            for quote in pricing.stamped_all(plugin, "shipping_quotes", answer, ShippingQuote)
+            for quote in answers.stamped_all(plugin, "shipping_quotes", answer, ShippingQuote)
         ),
     )
 
@@ -225,12 +225,12 @@ def _core_problems(quote: CartQuote) -> list[CheckoutProblem]:
     ]
 
 
-def problems_of(hook: str, answers: list[tuple[str, Any]]) -> list[CheckoutProblem]:
+def problems_of(hook: str, replies: list[tuple[str, Any]]) -> list[CheckoutProblem]:
     """Every CheckoutProblem the plugins answered, each stamped with its plugin."""
     return [
         problem
-        for plugin, answer in answers
-        for problem in pricing.stamped_all(plugin, hook, answer, CheckoutProblem)
+        for plugin, answer in replies
+        for problem in answers.stamped_all(plugin, hook, answer, CheckoutProblem)
     ]
 
 

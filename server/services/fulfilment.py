@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.models import Order, OrderLine
 from server.plugin import Parcel, ParcelLine, hookimpl
 from server.plugins import PluginFailed, PluginRuntime
-from server.services import inventory, pricing
+from server.services import answers, inventory
 from server.services.errors import OutOfStock
 
 HOOK = "plan_shipments"
@@ -84,7 +84,7 @@ async def plan_order(session: AsyncSession, plugins: PluginRuntime, order: Order
         )
     )
     [(plugin, answer)] = await plugins.call(HOOK, session=session, order=order, lines=lines)
-    parcels = pricing.stamped_all(plugin, HOOK, answer, Parcel)
+    parcels = answers.stamped_all(plugin, HOOK, answer, Parcel)
     warehouse_of = _warehouses(plugin, parcels, lines)
     # In product order, like checkout's reservations: concurrent moves cannot deadlock.
     for line in sorted(lines, key=lambda ln: (ln.product_id, ln.id)):

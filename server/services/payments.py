@@ -23,7 +23,7 @@ from server.auth import Viewer
 from server.models import Cart, Order, OrderStatus, Payment, PaymentStatus
 from server.plugin import CORE, PaymentGateway, PaymentOutcome, PaymentResult, WebhookReply
 from server.plugins import PluginFailed, PluginRuntime
-from server.services import fulfilment, orders, outbox, pricing
+from server.services import answers, fulfilment, orders, outbox
 from server.services.errors import InvalidTransition, NotFound, UnknownGateway, ValidationFailed
 
 log = logging.getLogger("shopgraph.payments")
@@ -74,7 +74,7 @@ async def gateways(plugins: PluginRuntime) -> dict[str, PaymentGateway]:
     """Every gateway the enabled plugins (and the core) offer, by code."""
     offered: dict[str, PaymentGateway] = {}
     for plugin, answer in await plugins.call("payment_gateways"):
-        for gateway in pricing.stamped_all(plugin, "payment_gateways", answer, PaymentGateway):
+        for gateway in answers.stamped_all(plugin, "payment_gateways", answer, PaymentGateway):
             other = offered.get(gateway.code)
             if other is not None:
                 # The plugin to blame is the one that is not the core.

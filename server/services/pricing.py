@@ -7,17 +7,17 @@ of each price hook, so a plugin reads what it needs for all of them in one state
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Customer, Product, utcnow
 from server.plugin import CORE, Adjustment, PricedItem, PriceItem, PriceLimit
 from server.plugins import PluginFailed, PluginRuntime
+from server.services.answers import adjustments_of, stamped
 
 PRICE_HOOKS = ("price_adjustments", "price_guardrails")
 # The core's own guardrail: whatever the discounts, a price is never below zero.
@@ -26,8 +26,6 @@ NON_NEGATIVE = PriceLimit(
 )
 # Marks the guardrail step among an order line's stored adjustments.
 GUARDRAIL_KEY = "guardrail"
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,43 +58,6 @@ def base_breakdown(product: Product) -> PriceBreakdown:
 def is_adjustable(plugins: PluginRuntime) -> bool:
     """Whether any plugin can change a price (when none can, a price is its base, at once)."""
     return any(plugins.implements(hook) for hook in PRICE_HOOKS)
-
-
-def stamped(plugin: str, hook: str, value: Any, kind: type[T]) -> T:
-    """``value`` with ``source`` set to ``plugin``; PluginFailed when it is not a ``kind``."""
-    if not isinstance(value, kind):
-        raise PluginFailed(
-            plugin,
-            hook,
-            TypeError(f"returned {type(value).__name__} {value!r}, not a {kind.__name__}"),
-        )
-    return dataclasses.replace(value, source=plugin)  # type: ignore[type-var]
-
-
-def stamped_all(plugin: str, hook: str, values: Any, kind: type[T]) -> list[T]:
-    """Every value of a hook's list answer, stamped (see :func:`stamped`)."""
-    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
-        raise PluginFailed(
-            plugin, hook, TypeError(f"returned {values!r}, not a list of {kind.__name__}")
-        )
-    return [stamped(plugin, hook, value, kind) for value in values]
-
-
-def _checked_amount(plugin: str, hook: str, adjustment: Adjustment) -> Adjustment:
-    if isinstance(adjustment.amount, bool) or not isinstance(adjustment.amount, int):
-        raise PluginFailed(
-            plugin,
-            hook,
-            TypeError(f"adjustment {adjustment.rule!r}: amount must be an int of minor units"),
-        )
-    return adjustment
-
-
-def adjustments_of(plugin: str, hook: str, values: Any) -> list[Adjustment]:
-    """A hook's list of adjustments, checked and stamped with ``plugin``."""
-    return [
-        _checked_amount(plugin, hook, adj) for adj in stamped_all(plugin, hook, values, Adjustment)
-    ]
 
 
 def _by_product(plugin: str, hook: str, answer: Any, ids: Iterable[int]) -> Mapping[int, Any]:
