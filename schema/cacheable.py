@@ -26,12 +26,15 @@ def _fields(type_name: str, names: str, events: Sequence[str]) -> dict[str, Sequ
 
 
 # Prices for the anonymous viewer: the base price unless a plugin adjusts prices; a plugin
-# implementing ``price_adjustments`` must declare ``Product.price`` itself (with the events
-# that change its adjustments) for these to stay cacheable (server.graphql.response_cache).
+# implementing ``price_adjustments`` or ``price_guardrails`` must declare ``Product.price``
+# itself (with the events that change its answers) for these to stay cacheable
+# (server.graphql.response_cache).
 PRICE_FIELDS: dict[str, Sequence[str]] = {
     **_fields("Product", "price priceBreakdown", CATALOGUE),
-    **_fields("PriceBreakdown", "quantity basePrice adjustments unitPrice total", CATALOGUE),
-    **_fields("PriceAdjustment", "source rule label amount", CATALOGUE),
+    **_fields(
+        "PriceBreakdown", "quantity basePrice adjustments guardrail unitPrice total", CATALOGUE
+    ),
+    **_fields("PriceAdjustment", "source rule label amount kind", CATALOGUE),
 }
 
 CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {

@@ -18,7 +18,13 @@ from strawberry import relay
 
 from schema.addresses import ShippingAddress, ShippingAddressInput
 from schema.checkout import ShippingQuote
-from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, breakdown_type
+from schema.pricing import (
+    PriceAdjustment,
+    PriceBreakdown,
+    adjustment_types,
+    breakdown_type,
+    fee_types,
+)
 from schema.products import Product
 from server import models as m
 from server.graphql.context import Info
@@ -124,9 +130,17 @@ class Cart(FromModel):
     async def order_adjustments(self, info: Info) -> list[PriceAdjustment]:
         return adjustment_types((await self.quote(info)).order_adjustments, self.currency)
 
-    @strawberry.field(description="What the order adjustments take off.")
+    @strawberry.field(description="What the order's discounts take off.")
     async def discount(self, info: Info) -> Money:
         return money((await self.quote(info)).discount, self.currency)
+
+    @strawberry.field(description="The order adjustments that add to the total (kind FEE).")
+    async def fees(self, info: Info) -> list[PriceAdjustment]:
+        return fee_types((await self.quote(info)).order_adjustments, self.currency)
+
+    @strawberry.field(description="What the fees add.")
+    async def fee_total(self, info: Info) -> Money:
+        return money((await self.quote(info)).fee_total, self.currency)
 
     @strawberry.field(description="Ways to ship this cart; none means shipping is free.")
     async def shipping_quotes(self, info: Info) -> list[ShippingQuote]:
@@ -141,7 +155,7 @@ class Cart(FromModel):
         cheapest = quote.shipping_quote()
         return money(cheapest.amount if cheapest else 0, self.currency)
 
-    @strawberry.field(description="Subtotal - discount + cheapest shipping.")
+    @strawberry.field(description="Subtotal - discount + fees + cheapest shipping.")
     async def total(self, info: Info) -> Money:
         quote = await self.quote(info)
         cheapest = quote.shipping_quote()

@@ -26,8 +26,15 @@ from schema.loaders import (
     OrderStatusChangesByOrderIdLoader,
     ProductByIdLoader,
 )
-from schema.pricing import PriceAdjustment, PriceBreakdown, adjustment_types, stored_breakdown
+from schema.pricing import (
+    PriceAdjustment,
+    PriceBreakdown,
+    adjustment_types,
+    fee_types,
+    stored_breakdown,
+)
 from schema.products import Product
+from schema.shipment_plans import PlannedParcel, planned_parcels
 from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
@@ -155,21 +162,36 @@ class Order(ModelNode):
     def subtotal(self) -> Money:
         return self._money(self._model.subtotal_amount)
 
-    @strawberry.field(description="What the order adjustments took off.")
+    @strawberry.field(description="What the order's discounts took off.")
     def discount(self) -> Money:
         return self._money(self._model.discount_amount)
+
+    @strawberry.field(description="The order adjustments that added to the total (kind FEE).")
+    def fees(self) -> list[PriceAdjustment]:
+        return fee_types(self._model.adjustments, self._model.currency)
+
+    @strawberry.field(description="What the fees added.")
+    def fee_total(self) -> Money:
+        return self._money(self._model.fee_amount)
 
     @strawberry.field
     def shipping(self) -> Money:
         return self._money(self._model.shipping_amount)
 
-    @strawberry.field(description="Subtotal - discount + shipping: what the customer pays.")
+    @strawberry.field(description="Subtotal - discount + fees + shipping: what the customer pays.")
     def total(self) -> Money:
         return self._money(self._model.total_amount)
 
-    @strawberry.field(description="Order-level adjustments, as placed.")
+    @strawberry.field(description="Order-level adjustments (discounts and fees), as placed.")
     def adjustments(self) -> list[PriceAdjustment]:
         return adjustment_types(self._model.adjustments, self._model.currency)
+
+    @strawberry.field(
+        description="The parcels planned when it was paid for (empty before; like shipments, "
+        "for its customer and shipments.read)."
+    )
+    def shipment_plan(self, info: Info) -> list[PlannedParcel]:
+        return planned_parcels(info, self._model)
 
     @strawberry.field
     def shipping_address(self) -> ShippingAddress | None:
@@ -316,7 +338,9 @@ class OrderMutations:
 
         async def work(session: AsyncSession) -> m.Order:
             order_id = require_node_id(input.order_id, "Order", "orderId")
-            return await service.cancel_order(session, viewer, order_id, input.reason)
+            return await service.cancel_order(
+                session, info.context.plugins, viewer, order_id, input.reason
+            )
 
         return await mutate(
             info, work, lambda order: CancelOrderSuccess(order=Order.from_model(order))
@@ -331,7 +355,9 @@ class OrderMutations:
         async def work(session: AsyncSession) -> m.Order:
             order_id = require_node_id(input.order_id, "Order", "orderId")
             target = m.OrderStatus(input.status.value)
-            return await service.update_status(session, viewer, order_id, target, input.note)
+            return await service.update_status(
+                session, info.context.plugins, viewer, order_id, target, input.note
+            )
 
         return await mutate(
             info, work, lambda order: UpdateOrderStatusSuccess(order=Order.from_model(order))
@@ -343,7 +369,7 @@ class OrderMutations:
 
         async def work(session: AsyncSession) -> m.Order:
             order_id = require_node_id(input.order_id, "Order", "orderId")
-            return await service.confirm_receipt(session, viewer, order_id)
+            return await service.confirm_receipt(session, info.context.plugins, viewer, order_id)
 
         return await mutate(
             info, work, lambda order: ConfirmReceiptSuccess(order=Order.from_model(order))

@@ -21,7 +21,7 @@ from server.graphql.ids import require_node_id
 from server.graphql.money import Money, MoneyInput, money, to_minor
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel
-from server.services import orders, payments
+from server.services import gateways, orders, payments
 from server.services.errors import ValidationFailed
 
 # A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
@@ -56,8 +56,9 @@ class OrderPayments:
 class PayOrderInput:
     order_id: strawberry.ID
     gateway: str = strawberry.field(
-        description='"test" (token "tok_declined" is declined) or '
-        '"manual" (orders.manage: money received offline).'
+        description='A gateway\'s code (paymentGateways): the core offers "test" (token '
+        '"tok_declined" is declined, "tok_pending" waits for its webhook) and "manual" '
+        "(orders.manage: money received offline); plugins offer more."
     )
     amount: MoneyInput = strawberry.field(description="Must equal the order total.")
     token: str | None = None
@@ -70,6 +71,11 @@ class PayOrderInput:
 class PayOrderSuccess:
     order: Order
     payment: Payment
+    next_action: str | None = strawberry.field(
+        default=None,
+        description="For a PENDING payment, what the shopper must do (a URL to open, a QR "
+        "code's content); the gateway's webhook then settles it.",
+    )
 
 
 PayOrderResult = Annotated[
@@ -84,8 +90,9 @@ def _minor(amount: MoneyInput, currency: str, field: str) -> int:
         raise ValidationFailed(str(exc), field=field) from exc
 
 
-def _paid(result: tuple[m.Payment, m.Order]) -> PayOrderSuccess | PaymentDeclined:
-    payment, order = result
+def _paid(result: tuple[payments.PaymentAttempt, m.Order]) -> PayOrderSuccess | PaymentDeclined:
+    attempt, order = result
+    payment = attempt.payment
     if payment.status is m.PaymentStatus.DECLINED:
         # The declined attempt is committed (it is history); the client gets a typed error.
         return PaymentDeclined(
@@ -93,7 +100,35 @@ def _paid(result: tuple[m.Payment, m.Order]) -> PayOrderSuccess | PaymentDecline
             message=f"the payment was declined: {payment.message or 'no reason given'}",
             field="token",
         )
-    return PayOrderSuccess(order=Order.from_model(order), payment=Payment.from_model(payment))
+    return PayOrderSuccess(
+        order=Order.from_model(order),
+        payment=Payment.from_model(payment),
+        next_action=attempt.next_action,
+    )
+
+
+@strawberry.type(description="A way to pay, offered by a plugin or the core.")
+class PaymentGateway:
+    code: str = strawberry.field(description="What payOrder(input: {gateway}) names.")
+    label: str
+    staff_only: bool = strawberry.field(
+        description="Only for recording payments with orders.manage (money received offline)."
+    )
+    source: str = strawberry.field(description="The plugin offering it ('core' for the core).")
+
+
+@strawberry.type
+class PaymentGatewayQueries:
+    @strawberry.field(description="The payment gateways you may pay with, by code.")
+    async def payment_gateways(self, info: Info) -> list[PaymentGateway]:
+        ctx = info.context
+        offered = await gateways.offered(ctx.plugins)
+        manager = orders.can_manage(ctx.viewer)
+        return [
+            PaymentGateway(code=g.code, label=g.label, staff_only=g.staff_only, source=g.source)
+            for g in sorted(offered.values(), key=lambda g: g.code)
+            if manager or not g.staff_only
+        ]
 
 
 @strawberry.type
@@ -104,12 +139,13 @@ class PaymentMutations:
     async def pay_order(self, info: Info, input: PayOrderInput) -> PayOrderResult:
         viewer = info.context.viewer
 
-        async def work(session: AsyncSession) -> tuple[m.Payment, m.Order]:
+        async def work(session: AsyncSession) -> tuple[payments.PaymentAttempt, m.Order]:
             order_id = require_node_id(input.order_id, "Order", "orderId")
             order = await orders.load(session, order_id)
             currency = (input.amount.currency or (order.currency if order else "CNY")).upper()
-            payment = await payments.pay_order(
+            attempt = await payments.pay_order(
                 session,
+                info.context.plugins,
                 viewer,
                 payments.PayOrderInput(
                     order_id=order_id,
@@ -122,12 +158,12 @@ class PaymentMutations:
             )
             fresh = await orders.load(session, order_id)
             assert fresh is not None
-            return payment, fresh
+            return attempt, fresh
 
         return await mutate(info, work, _paid)
 
 
-QUERIES: list[type[Any]] = []
+QUERIES: list[type[Any]] = [PaymentGatewayQueries]
 MUTATIONS: list[type[Any]] = [PaymentMutations]
 TYPES: list[type[Any]] = []
 EXTENSIONS: dict[str, list[type[Any]]] = {"Order": [OrderPayments]}

@@ -1,15 +1,33 @@
-"""How prices are explained over GraphQL: the base, each adjustment with its source, the result."""
+"""How prices are explained over GraphQL: the base, each adjustment with its source, the
+guardrail's clamp, the result; and the per-request loader that prices a page's products in
+one batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
+from schema.loaders import CustomerByIdLoader, ProductByIdLoader
+from server import models as m
+from server.graphql.context import Context, Database, Info
 from server.graphql.money import Money, money
 from server.hooktypes import Adjustment
+from server.hooktypes import AdjustmentKind as AdjustmentKindValue
+from server.models.records import is_record
+from server.services import pricing
 from server.services.pricing import PriceBreakdown as PriceBreakdownValue
+
+# Marks the enum class itself: fields are annotated with it (as elsewhere, see README).
+strawberry.enum(
+    AdjustmentKindValue,
+    name="AdjustmentKind",
+    description="DISCOUNT: takes off what the shopper pays (a negative amount); FEE: adds to "
+    "it (a positive amount: a surcharge, a handling charge).",
+)
 
 
 @strawberry.type(description="One change to a price, and who made it.")
@@ -17,34 +35,44 @@ class PriceAdjustment:
     source: str = strawberry.field(description="The plugin (or 'core') that made it.")
     rule: str = strawberry.field(description="The rule within the source, e.g. a promotion id.")
     label: str
-    amount: Money = strawberry.field(description="Per unit; negative for a discount.")
+    amount: Money = strawberry.field(
+        description="Per unit on a price, per order on an order; negative for a discount."
+    )
+    kind: AdjustmentKindValue
 
 
-@strawberry.type(description="A unit price explained: base + adjustments = unit price.")
+@strawberry.type(description="A unit price explained: base + adjustments + guardrail = unit price.")
 class PriceBreakdown:
     quantity: int
     base_price: Money
     adjustments: list[PriceAdjustment]
+    guardrail: PriceAdjustment | None = strawberry.field(
+        description="The last step: a floor or ceiling (or the core's: never below zero) that "
+        "clamped the adjusted price, and who set it; null when none did."
+    )
     unit_price: Money
     total: Money
+
+
+def _adjustment(data: Mapping[str, Any], currency: str) -> PriceAdjustment:
+    amount = int(data["amount"])
+    return PriceAdjustment(
+        source=str(data["source"]),
+        rule=str(data["rule"]),
+        label=str(data["label"]),
+        amount=money(amount, currency),
+        kind=AdjustmentKindValue.FEE if amount > 0 else AdjustmentKindValue.DISCOUNT,
+    )
 
 
 def adjustment_types(
     adjustments: Iterable[Adjustment | Mapping[str, Any]], currency: str
 ) -> list[PriceAdjustment]:
     """GraphQL adjustments from live Adjustment values or their stored dict form."""
-    out = []
-    for adj in adjustments:
-        data = adj.as_dict() if isinstance(adj, Adjustment) else adj
-        out.append(
-            PriceAdjustment(
-                source=str(data["source"]),
-                rule=str(data["rule"]),
-                label=str(data["label"]),
-                amount=money(int(data["amount"]), currency),
-            )
-        )
-    return out
+    return [
+        _adjustment(adj.as_dict() if isinstance(adj, Adjustment) else adj, currency)
+        for adj in adjustments
+    ]
 
 
 def breakdown_type(value: PriceBreakdownValue, quantity: int) -> PriceBreakdown:
@@ -52,6 +80,9 @@ def breakdown_type(value: PriceBreakdownValue, quantity: int) -> PriceBreakdown:
         quantity=quantity,
         base_price=money(value.base, value.currency),
         adjustments=adjustment_types(value.adjustments, value.currency),
+        guardrail=_adjustment(value.guardrail.as_dict(), value.currency)
+        if value.guardrail is not None
+        else None,
         unit_price=money(value.final, value.currency),
         total=money(value.final * quantity, value.currency),
     )
@@ -61,10 +92,83 @@ def stored_breakdown(
     *, base: int, unit: int, quantity: int, adjustments: Iterable[Mapping[str, Any]], currency: str
 ) -> PriceBreakdown:
     """The breakdown an order line was placed with (from its stored columns)."""
+    steps = list(adjustments)
+    guardrail = next((s for s in steps if s.get(pricing.GUARDRAIL_KEY)), None)
     return PriceBreakdown(
         quantity=quantity,
         base_price=money(base, currency),
-        adjustments=adjustment_types(adjustments, currency),
+        adjustments=adjustment_types(
+            [s for s in steps if not s.get(pricing.GUARDRAIL_KEY)], currency
+        ),
+        guardrail=_adjustment(guardrail, currency) if guardrail is not None else None,
         unit_price=money(unit, currency),
         total=money(unit * quantity, currency),
     )
+
+
+# --- prices of the request's products, in batches ------------------------------------------
+
+
+class PriceBreakdownLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
+    """Unit prices keyed by (product id, quantity), for the request's viewer.
+
+    Every product a request prices in one pass (a page of them) is priced with one call of
+    each price hook per distinct quantity (one, on a listing), so the statements a pricing
+    plugin runs do not grow with the page. Use :meth:`price`, which hands over the entity
+    when the resolver holds it (a listing holds lighter records: their entities are loaded in
+    one statement).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.context: Context | None = None
+        self._entities: dict[int, m.Product] = {}
+        super().__init__(load_fn=self._load)
+
+    async def price(self, info: Info, product: m.Product, quantity: int) -> PriceBreakdownValue:
+        self.context = info.context
+        if not is_record(product):
+            self._entities.setdefault(product.id, product)  # type: ignore[arg-type]
+        return await self.load((product.id, quantity))  # type: ignore[arg-type]
+
+    async def _load(self, keys: Sequence[tuple[int, int]]) -> list[PriceBreakdownValue]:
+        assert self.context is not None, "load prices through PriceBreakdownLoader.price"
+        ctx = self.context
+        missing = [pid for pid, _ in keys if pid not in self._entities]
+        if missing:
+            for row in await ctx.loaders.get(ProductByIdLoader).load_many(missing):
+                if row is not None:
+                    self._entities[row.id] = row
+        customer = None
+        if ctx.viewer.customer_id is not None:
+            customer = await ctx.loaders.get(CustomerByIdLoader).load(ctx.viewer.customer_id)
+        by_quantity: dict[int, dict[int, tuple[m.Product, int]]] = defaultdict(dict)
+        for pid, quantity in keys:
+            product = self._entities.get(pid)
+            if product is None:  # products are archived, never deleted
+                raise LookupError(f"product {pid} vanished during the request")
+            by_quantity[quantity][pid] = (product, quantity)
+        found: dict[tuple[int, int], PriceBreakdownValue] = {}
+        for quantity, items in by_quantity.items():
+            prices = await ctx.db.run(pricing.price_products, ctx.plugins, items, customer)
+            found.update({(pid, quantity): value for pid, value in prices.items()})
+        return [found[key] for key in keys]
+
+
+async def product_price(info: Info, product: m.Product, quantity: int) -> PriceBreakdownValue:
+    """``product``'s unit price for the viewer buying ``quantity``: its base at once when no
+    plugin changes prices, else batched with the request's other prices."""
+    if not pricing.is_adjustable(info.context.plugins):
+        return pricing.base_breakdown(product)
+    return await info.context.loaders.get(PriceBreakdownLoader).price(info, product, quantity)
+
+
+def _amount(adj: Adjustment | Mapping[str, Any]) -> int:
+    return adj.amount if isinstance(adj, Adjustment) else int(adj["amount"])
+
+
+def fee_types(
+    adjustments: Iterable[Adjustment | Mapping[str, Any]], currency: str
+) -> list[PriceAdjustment]:
+    """The FEE adjustments (positive amounts) of an order or cart."""
+    return adjustment_types([a for a in adjustments if _amount(a) > 0], currency)

@@ -16,11 +16,10 @@ from strawberry.scalars import JSON
 from schema.categories import Category
 from schema.loaders import (
     CategoryByIdLoader,
-    CustomerByIdLoader,
     ProductByIdLoader,
     StockLevelsByProductIdLoader,
 )
-from schema.pricing import PriceBreakdown, breakdown_type
+from schema.pricing import PriceBreakdown, breakdown_type, product_price
 from server import models as m
 from server.graphql.connections import Paged
 from server.graphql.context import Info
@@ -37,7 +36,6 @@ from server.graphql.pagination import (
     paginate,
 )
 from server.graphql.permissions import HasPermission
-from server.models.records import is_record
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
 from server.services import catalog, listing, pricing
 
@@ -132,7 +130,7 @@ class Product(ModelNode):
     price_amount: strawberry.Private[int]
     currency: strawberry.Private[str]
     cost_amount: strawberry.Private[int | None]
-    # The row itself, for the price hooks (which receive the entity; see _breakdown).
+    # The row itself, for the price hooks (which receive the entity; see schema.pricing).
     _model: strawberry.Private[m.Product]
 
     @classmethod
@@ -146,20 +144,20 @@ class Product(ModelNode):
 
     @strawberry.field(description="The unit price for the current viewer, adjustments applied.")
     def price(self, info: Info) -> Money:
-        if not info.context.plugins.implements("price_adjustments"):
+        if not pricing.is_adjustable(info.context.plugins):
             # Nothing can adjust it: the base price, with no await (a page shows many).
             return money(self.price_amount, self.currency)
         return self._adjusted_price(info)  # type: ignore[return-value]  # an awaitable of Money: GraphQL awaits it
 
     async def _adjusted_price(self, info: Info) -> Money:
-        breakdown = await _breakdown(info, self._model, 1)
+        breakdown = await product_price(info, self._model, 1)
         return money(breakdown.final, breakdown.currency)
 
     @strawberry.field(description="The unit price explained: base, each adjustment, the result.")
     async def price_breakdown(self, info: Info, quantity: int = 1) -> PriceBreakdown:
         if not 1 <= quantity <= MAX_QUANTITY:
             raise _bad_input(f"quantity must be between 1 and {MAX_QUANTITY}")
-        return breakdown_type(await _breakdown(info, self._model, quantity), quantity)
+        return breakdown_type(await product_price(info, self._model, quantity), quantity)
 
     @strawberry.field(
         permission_classes=[HasPermission(PRICING_MANAGE, CATALOG_MANAGE)],
@@ -195,22 +193,6 @@ class Product(ModelNode):
         levels = await info.context.loaders.get(StockLevelsByProductIdLoader).load(self.id)
         available = sum(max(0, lv.on_hand - lv.reserved) for lv in levels)
         return StockAvailability(in_stock=available > 0, quantity_available=available)
-
-
-async def _breakdown(info: Info, product: m.Product, quantity: int) -> pricing.PriceBreakdown:
-    ctx = info.context
-    if not ctx.plugins.implements("price_adjustments"):
-        return pricing.PriceBreakdown(currency=product.currency, base=product.price_amount)
-    if is_record(product):
-        # A listing read the product as a record; the hooks receive the entity.
-        entity = await ctx.loaders.get(ProductByIdLoader).load(product.id)  # type: ignore[arg-type]  # a listed product has its id
-        if entity is None:  # products are archived, never deleted
-            raise LookupError(f"product {product.id} vanished during the request")
-        product = entity
-    customer = None
-    if ctx.viewer.customer_id is not None:
-        customer = await ctx.loaders.get(CustomerByIdLoader).load(ctx.viewer.customer_id)
-    return await ctx.db.run(pricing.unit_price, ctx.plugins, product, customer, quantity)
 
 
 # ---------------------------------------------------------------------------------------------

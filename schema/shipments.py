@@ -219,7 +219,9 @@ class ShipmentMutations:
                 lines=lines,
                 promised_at=input.promised_at,
             )
-            return await _with_order(session, await service.create_shipment(session, viewer, data))
+            return await _with_order(
+                session, await service.create_shipment(session, info.context.plugins, viewer, data)
+            )
 
         return await mutate(
             info,
@@ -246,7 +248,9 @@ class ShipmentMutations:
                 location=input.location,
                 occurred_at=input.occurred_at,
             )
-            shipment = await service.record_tracking_event(session, viewer, data)
+            shipment = await service.record_tracking_event(
+                session, info.context.plugins, viewer, data
+            )
             return await _with_order(session, shipment)
 
         return await mutate(

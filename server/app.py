@@ -43,6 +43,7 @@ from server.logs import RequestIds, configure_logging
 from server.metrics import HttpMetrics
 from server.migrate import check_startup
 from server.operator_routes import count_pool_connections, operator_routes
+from server.payment_routes import payment_routes
 from server.permissions import RoleMap
 from server.plugin_routes import metric_labels, plugin_mounts
 from server.plugins import PluginRuntime, load_plugins
@@ -262,6 +263,7 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
 
     routes: list[BaseRoute] = [
         *operator_routes(state),
+        *payment_routes(state),
         Route("/graphql", endpoint, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", endpoint),
     ]

@@ -7,8 +7,10 @@ Hooks are called with keyword arguments only (pluggy refuses positional ones); a
 implementation declares, as ordinary parameters, any subset of its spec's parameters. Two
 parameters are offered to every runtime hook besides those listed in its spec:
 ``plugins`` (the :class:`server.plugins.PluginRuntime`, e.g. to call another hook) and
-``config`` (this plugin's own settings object, see :func:`settings`). No core spec is
-``firstresult``: each asks every plugin and composes the answers.
+``config`` (this plugin's own settings object, see :func:`settings`). Core specs ask every
+plugin and compose the answers, except ``plan_shipments`` (``firstresult``: the first plan
+wins, the core's own comes last) and the payment hooks, which are called on the plugin
+offering the payment's gateway only.
 
 Hooks are called through pluggy's call loop (:mod:`server.hookcall`), so ``tryfirst``,
 ``trylast`` and wrappers (``@hookimpl(wrapper=True)``, and old-style ``hookwrapper=True``)
@@ -30,7 +32,14 @@ from server.hooktypes import (
     DemoShop,
     Event,
     Job,
+    Parcel,
+    PaymentGateway,
+    PaymentResult,
+    PricedItem,
+    PriceItem,
+    PriceLimit,
     ShippingQuote,
+    WebhookReply,
     hookspec,
 )
 
@@ -40,7 +49,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from server.graphql.list_filters import ListFilter
-    from server.models import Customer, Product
+    from server.models import Customer, Order, OrderLine, Payment
     from server.plugins import PluginRuntime
 
 # --- schema ------------------------------------------------------------------------------
@@ -115,23 +124,44 @@ def migration_locations() -> Sequence[str]:
 # --- order flow --------------------------------------------------------------------------
 # Called inside the request's transaction: whatever a hook reads or writes through ``session``
 # commits or rolls back with the request. A hook that raises fails the request with a GraphQL
-# error naming the plugin (code PLUGIN_FAILED), and nothing is written.
+# error naming the plugin (code PLUGIN_FAILED), and nothing is written. Every value a hook
+# returns (Adjustment, PriceLimit, ShippingQuote, CheckoutProblem, Parcel, PaymentGateway) is
+# stamped by the core with the plugin's name as its ``source``; a value of another type is a
+# PLUGIN_FAILED error naming the plugin.
 
 
 @hookspec
 def price_adjustments(
     session: AsyncSession,
-    product: Product,
+    items: Mapping[int, PriceItem],
     customer: Customer | None,
-    quantity: int,
     at: datetime,
-    base: int,
     plugins: PluginRuntime,
     config: Any,
-) -> Sequence[Adjustment] | None:
-    """Return adjustments to the unit price of ``product`` (minor units per unit; negative is a
-    discount) for ``customer`` (None when anonymous) buying ``quantity`` at time ``at``.
-    ``base`` is the catalogue unit price. Return an empty list (or None) to leave it alone."""
+) -> Mapping[int, Sequence[Adjustment]] | None:
+    """Return ``{product id: [Adjustment, ...]}``: changes to the unit price (minor units per
+    unit; negative is a discount, positive a fee) of the products in ``items`` for
+    ``customer`` (None when anonymous) at time ``at``. Called once for all the products of a
+    page or of a cart: ``items`` maps each product id to its ``PriceItem`` (entity, quantity,
+    catalogue unit price ``base``), so read what you need for all of them in one statement.
+    Leave out the products you do not adjust; return None or ``{}`` to adjust none."""
+
+
+@hookspec
+def price_guardrails(
+    session: AsyncSession,
+    items: Mapping[int, PricedItem],
+    customer: Customer | None,
+    at: datetime,
+    plugins: PluginRuntime,
+    config: Any,
+) -> Mapping[int, PriceLimit] | None:
+    """Return ``{product id: PriceLimit(rule, label, floor, ceiling)}``: bounds on the unit
+    prices of ``items`` once every plugin's adjustments are applied (``PricedItem.price``).
+    The core keeps the highest floor and the lowest ceiling over all plugins (and its own
+    floor, zero), lowers the price to the ceiling, then raises it to the floor (a floor wins
+    over a lower ceiling); the clamp is a step of its own in the breakdown. Called once per
+    page or cart, after ``price_adjustments``."""
 
 
 @hookspec
@@ -142,8 +172,9 @@ def order_adjustments(
     plugins: PluginRuntime,
     config: Any,
 ) -> Sequence[Adjustment] | None:
-    """Return adjustments to the whole order (minor units; negative is a discount), given the
-    cart with its final unit prices and subtotal."""
+    """Return adjustments to the whole order (minor units): negative ones are discounts
+    (``discount``), positive ones fees (``fees``, e.g. a handling charge). ``cart`` has the
+    lines' final unit prices and the subtotal."""
 
 
 @hookspec
@@ -167,6 +198,128 @@ def validate_checkout(
     config: Any,
 ) -> Sequence[CheckoutProblem] | None:
     """Return problems that block checking out ``cart`` (an empty list when there are none)."""
+
+
+@hookspec
+def order_placing(
+    session: AsyncSession,
+    order: Order,
+    lines: Sequence[OrderLine],
+    cart: CartView,
+    customer: Customer | None,
+    plugins: PluginRuntime,
+    config: Any,
+) -> Sequence[CheckoutProblem] | None:
+    """Called inside ``placeOrder``'s transaction, once the order and its lines are written
+    (they have ids) and its stock is reserved, before it commits. Reserve here what is limited
+    (coupon uses, group-buy seats, budgets) with a conditional UPDATE, and record it against
+    ``order.id``. Return CheckoutProblems to refuse the order (e.g. the last seat went to
+    someone else): nothing of the order is written, and the shopper gets them as the typed
+    ``CheckoutProblems`` error. Return None or ``[]`` to let it through."""
+
+
+@hookspec
+def order_cancelling(
+    session: AsyncSession,
+    order: Order,
+    lines: Sequence[OrderLine],
+    reason: str,
+    plugins: PluginRuntime,
+    config: Any,
+) -> None:
+    """Called inside the transaction that cancels ``order`` (its stock is released and its
+    captured payments refunded in the same transaction). Give back what ``order_placing``
+    reserved for it. Return nothing; raise to refuse the cancellation (nothing is written)."""
+
+
+@hookspec(firstresult=True)
+def plan_shipments(
+    session: AsyncSession,
+    order: Order,
+    lines: Sequence[OrderLine],
+    plugins: PluginRuntime,
+    config: Any,
+) -> Sequence[Parcel] | None:
+    """firstresult: return the parcels ``order`` ships in (``Parcel(warehouse_id, lines,
+    carrier, note)``), or None to leave the plan to the next plugin. Called when the order is
+    paid for, before the gateway is asked. Every unit of every line must be in exactly one
+    parcel, and all parcels of a line leave one warehouse: a line planned from another
+    warehouse than the one holding its units has its reservation moved there. The core's own
+    implementation, called last, ships one parcel per warehouse holding the order's units."""
+
+
+@hookspec
+def payment_gateways(plugins: PluginRuntime, config: Any) -> Sequence[PaymentGateway] | None:
+    """Return the payment gateways this plugin offers (``PaymentGateway(code, label,
+    staff_only)``). ``payOrder(input: {gateway: code})`` then calls this plugin's
+    ``authorise_payment`` (and ``capture_payment``); cancelling a paid order calls its
+    ``refund_payment``; ``POST /payments/<code>/webhook`` calls its ``payment_webhook``. A code
+    offered by two plugins is an error naming both."""
+
+
+@hookspec
+def authorise_payment(
+    session: AsyncSession,
+    gateway: str,
+    order: Order,
+    amount: int,
+    currency: str,
+    token: str | None,
+    plugins: PluginRuntime,
+    config: Any,
+) -> PaymentResult:
+    """Called on the plugin offering ``gateway`` only. Ask the gateway for ``amount`` (minor
+    units of ``currency``, the order's total) with the client's ``token``, and return a
+    ``PaymentResult``: AUTHORISED (held; the core calls ``capture_payment`` at once), CAPTURED
+    (taken in one step), PENDING (the shopper must act: put what they must do in
+    ``next_action``; a webhook settles it) or DECLINED (with the reason in ``message``)."""
+
+
+@hookspec
+def capture_payment(
+    session: AsyncSession,
+    gateway: str,
+    order: Order,
+    payment: Payment,
+    plugins: PluginRuntime,
+    config: Any,
+) -> PaymentResult:
+    """Called on the plugin offering ``gateway`` only, for a payment it AUTHORISED
+    (``payment.reference`` is its id). Take the money and return a ``PaymentResult``:
+    CAPTURED, PENDING (a webhook settles it) or DECLINED."""
+
+
+@hookspec
+def refund_payment(
+    session: AsyncSession,
+    gateway: str,
+    order: Order,
+    payment: Payment,
+    reason: str,
+    plugins: PluginRuntime,
+    config: Any,
+) -> PaymentResult:
+    """Called on the plugin offering ``gateway`` only, when ``order`` is cancelled, for each of
+    its CAPTURED payments. Give ``payment.amount`` back and return a ``PaymentResult`` with
+    status REFUNDED (``message`` is kept with the payment). Raise when the gateway refuses:
+    the cancellation then fails and nothing is written."""
+
+
+@hookspec
+def payment_webhook(
+    session: AsyncSession,
+    gateway: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    plugins: PluginRuntime,
+    config: Any,
+) -> WebhookReply:
+    """Called on the plugin offering ``gateway`` only, for ``POST /payments/<gateway>/webhook``
+    (``headers`` lower-cased). Verify the gateway's signature, then return a ``WebhookReply``:
+    the ``PaymentUpdate``s it reports (by reference: CAPTURED, DECLINED, REFUNDED), which the
+    core applies in the same transaction (a captured payment pays its order), and the answer
+    the gateway expects. Raise to refuse the call (answered 500, nothing written; gateways
+    retry)."""
 
 
 # --- events (after commit) ---------------------------------------------------------------
@@ -197,11 +350,29 @@ def payment_captured(
 
 
 @hookspec
+def shipment_created(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a shipment is created: payload ``shipment_id``, ``order_id``,
+    ``warehouse_id``, ``carrier``, ``tracking_number`` and ``lines`` (``order_line_id``,
+    ``quantity``)."""
+
+
+@hookspec
 def shipment_status_changed(
     event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
 ) -> None:
     """Called after a shipment changes status: payload ``shipment_id``, ``order_id``,
     ``from_status``, ``to_status``."""
+
+
+@hookspec
+def tracking_event_recorded(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a tracking event (a carrier's scan) is added to a shipment's timeline,
+    whether or not it changed the shipment's status: payload ``shipment_id``, ``order_id``,
+    ``status``, ``description``, ``location`` and ``occurred_at`` (ISO 8601)."""
 
 
 @hookspec

@@ -1,14 +1,17 @@
 """The vocabulary of the hooks: the pluggy markers, and the values hooks pass and return
-(adjustments, carts as hooks see them, events, jobs, a plugin's metadata).
+(adjustments, price limits, carts as hooks see them, parcels, payments, events, jobs, a
+plugin's metadata).
 
 Plugins import these from :mod:`server.plugin`; the core imports them from here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from server.config import Settings
+    from server.models import Product
     from server.plugins import PluginRuntime
 
 PROJECT = "shopgraph"
@@ -25,17 +29,36 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
+# The plugin a value came from. Hooks never set it: the core stamps every Adjustment,
+# PriceLimit, ShippingQuote, CheckoutProblem, Parcel and PaymentGateway a plugin returns with
+# that plugin's name (``"core"`` for the core's own), replacing whatever was there.
+CORE = "core"
+
+
+class AdjustmentKind(StrEnum):
+    """What an adjustment does to what the shopper pays: a negative amount is a DISCOUNT, a
+    positive one a FEE (a surcharge, a handling or packaging charge)."""
+
+    DISCOUNT = "DISCOUNT"
+    FEE = "FEE"
+
+
 @dataclass(frozen=True)
 class Adjustment:
-    """A change to a price, explained: who made it (plugin + rule), why (label), how much.
+    """A change to a price, explained: which rule of which plugin, why (label), how much.
 
-    ``amount`` is in minor units of the order's currency; negative for discounts.
+    ``amount`` is in minor units of the currency: negative for a discount, positive for a fee.
+    ``source`` is stamped by the core with the name of the plugin that returned it.
     """
 
-    source: str
     rule: str
     label: str
     amount: int
+    source: str = field(default="", kw_only=True)
+
+    @property
+    def kind(self) -> AdjustmentKind:
+        return AdjustmentKind.FEE if self.amount > 0 else AdjustmentKind.DISCOUNT
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,25 +70,158 @@ class Adjustment:
 
 
 @dataclass(frozen=True)
+class PriceItem:
+    """One product to price (the ``price_adjustments`` hook): the entity
+    (``server.models.Product``), how many units are bought, and its catalogue unit price
+    (``base``, minor units)."""
+
+    product: Product
+    quantity: int
+    base: int
+
+
+@dataclass(frozen=True)
+class PricedItem:
+    """One product as the ``price_guardrails`` hook sees it: every plugin's adjustments to its
+    unit price applied (``price``, which may be negative: the guardrails decide)."""
+
+    product: Product
+    quantity: int
+    base: int
+    adjustments: tuple[Adjustment, ...]
+
+    @property
+    def price(self) -> int:
+        return self.base + sum(a.amount for a in self.adjustments)
+
+
+@dataclass(frozen=True)
+class PriceLimit:
+    """Bounds on a unit price (the ``price_guardrails`` hook), in minor units: the final price
+    is raised to ``floor`` and lowered to ``ceiling`` (None: no bound). The clamp is shown as a
+    step of its own in the price breakdown, labelled with ``rule`` and ``label``."""
+
+    rule: str
+    label: str
+    floor: int | None = None
+    ceiling: int | None = None
+    source: str = field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
 class ShippingQuote:
     """A way to ship a cart: carrier + service, price in minor units, promised delivery."""
 
-    source: str
     code: str
     carrier: str
     label: str
     amount: int
     promised_days: int | None = None
+    source: str = field(default="", kw_only=True)
 
 
 @dataclass(frozen=True)
 class CheckoutProblem:
-    """A reason a cart may not be checked out (shown to the shopper, blocks placeOrder)."""
+    """A reason a cart may not be checked out (``validate_checkout``) or an order may not be
+    placed (``order_placing``): shown to the shopper, it blocks ``placeOrder``. ``code`` is the
+    plugin's own (e.g. ``COUPON_USED_UP``); ``field`` names the input it is about, if any."""
 
-    source: str
     code: str
     message: str
     field: str | None = None
+    # ``field`` above shadows dataclasses.field inside this class body.
+    source: str = dataclasses.field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
+class ParcelLine:
+    """Units of one order line in a planned parcel."""
+
+    order_line_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """One parcel of a shipment plan (``plan_shipments``): the warehouse it leaves from, the
+    units it carries, and optionally the carrier the planner chose and a note for the packers.
+    """
+
+    warehouse_id: int
+    lines: tuple[ParcelLine, ...]
+    carrier: str | None = None
+    note: str = ""
+    source: str = field(default="", kw_only=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "warehouse_id": self.warehouse_id,
+            "carrier": self.carrier,
+            "note": self.note,
+            "lines": [
+                {"order_line_id": ln.order_line_id, "quantity": ln.quantity} for ln in self.lines
+            ],
+        }
+
+
+class PaymentOutcome(StrEnum):
+    """What a gateway says of a payment.
+
+    AUTHORISED: the money is held (the core then captures it); CAPTURED: the money is taken;
+    PENDING: the shopper has still to act (scan a QR code, confirm in an app) and a webhook
+    will tell; DECLINED: refused; REFUNDED: given back.
+    """
+
+    AUTHORISED = "AUTHORISED"
+    CAPTURED = "CAPTURED"
+    PENDING = "PENDING"
+    DECLINED = "DECLINED"
+    REFUNDED = "REFUNDED"
+
+
+@dataclass(frozen=True)
+class PaymentGateway:
+    """A payment gateway a plugin offers (``payment_gateways``). ``code`` is what
+    ``payOrder(input: {gateway})`` names; a ``staff_only`` gateway (money received offline)
+    is for holders of ``orders.manage`` only."""
+
+    code: str
+    label: str
+    staff_only: bool = False
+    source: str = field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """A gateway's answer to authorise, capture or refund. ``reference`` is the gateway's id of
+    the payment (webhooks name payments by it); ``next_action`` tells a PENDING payment's
+    shopper what to do (a URL to open, a QR code's content)."""
+
+    status: PaymentOutcome
+    reference: str
+    message: str = ""
+    next_action: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentUpdate:
+    """What a webhook reports of one payment, named by its gateway ``reference``."""
+
+    reference: str
+    status: PaymentOutcome
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """A gateway's webhook handled: the payment updates it carried, and what to answer the
+    gateway (most want a fixed body, e.g. ``success``)."""
+
+    updates: tuple[PaymentUpdate, ...] = ()
+    body: str = "ok"
+    media_type: str = "text/plain"
+    status_code: int = 200
 
 
 @dataclass(frozen=True)

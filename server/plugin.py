@@ -42,8 +42,10 @@ from server.graphql.node import FromModel, ModelNode
 from server.graphql.pagination import Connection, Page, SortDirection, SortKey, paginate
 from server.graphql.permissions import HasPermission, IsAuthenticated, IsCustomer, IsStaff
 from server.hooktypes import (
+    CORE,
     PROJECT,
     Adjustment,
+    AdjustmentKind,
     CartLineView,
     CartView,
     CheckoutProblem,
@@ -51,8 +53,18 @@ from server.hooktypes import (
     Event,
     Job,
     JobContext,
+    Parcel,
+    ParcelLine,
+    PaymentGateway,
+    PaymentOutcome,
+    PaymentResult,
+    PaymentUpdate,
     PluginInfo,
+    PricedItem,
+    PriceItem,
+    PriceLimit,
     ShippingQuote,
+    WebhookReply,
     hookimpl,
     hookspec,
 )
@@ -70,12 +82,14 @@ from server.services.outbox import emit as emit_event
 
 __all__ = [
     # markers and metadata
+    "CORE",
     "PROJECT",
     "PluginInfo",
     "hookimpl",
     "hookspec",
     # what hooks pass and return
     "Adjustment",
+    "AdjustmentKind",
     "CartLineView",
     "CartView",
     "CheckoutProblem",
@@ -83,7 +97,17 @@ __all__ = [
     "Event",
     "Job",
     "JobContext",
+    "Parcel",
+    "ParcelLine",
+    "PaymentGateway",
+    "PaymentOutcome",
+    "PaymentResult",
+    "PaymentUpdate",
+    "PriceItem",
+    "PriceLimit",
+    "PricedItem",
     "ShippingQuote",
+    "WebhookReply",
     # the request
     "Context",
     "Database",

@@ -36,10 +36,11 @@ from server.hookcall import (
 )
 from server.hookcall import PluginError as PluginError
 from server.hookcall import PluginFailed as PluginFailed
-from server.hooktypes import PROJECT
+from server.hooktypes import CORE, PROJECT
 
 ENTRY_POINT_GROUP = "shopgraph.plugins"
 BUILTIN_PLUGINS: tuple[str, ...] = ()
+# The core's own hook implementations, registered under the name ``core`` (reserved).
 IMPL_MARKER = f"{PROJECT}_impl"
 # Parameters the runtime offers every hook besides those of its spec.
 INJECTED = ("plugins", "config")
@@ -210,7 +211,7 @@ class PluginRuntime:
         failure touches another's delivery)."""
         if plugin not in self.implementers(hook_name):
             raise LookupError(f"plugin {plugin!r} does not implement {hook_name}")
-        others = [r.registered for r in self.enabled if r.name != plugin and r.registered]
+        others = [p for p in self.pm.get_plugins() if self.pm.get_name(p) != plugin]
         caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
         return await self._run(caller, hook_name, kwargs)
 
@@ -423,6 +424,10 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
     records: list[PluginRecord] = []
     seen: dict[str, str] = {}
     for cand in _discover(extra, settings.plugin_entry_points):
+        if cand.name == CORE:
+            raise PluginError(
+                f"a plugin ({cand.source}) is named {CORE!r}: the name is the core's own"
+            )
         if cand.name in seen:
             raise PluginError(
                 f"two plugins are named {cand.name!r} ({seen[cand.name]} and {cand.source})"
@@ -486,6 +491,14 @@ def load_plugins(settings: Settings, extra: Iterable[Any] = ()) -> PluginRuntime
         own_specs = getattr(record.module, "HOOKSPECS", None)
         if own_specs is not None:
             pm.add_hookspecs(own_specs)
+    # The core's own implementations (the default shipment plan, the built-in gateways),
+    # registered like a plugin's: core features use the same hooks as third parties.
+    from server.services import core_hooks
+
+    pm.register(
+        bind_plugin(CORE, core_hooks, IMPL_MARKER, runtime.config_for, runtime.is_firstresult),
+        name=CORE,
+    )
     for record in enabled:
         # What pluggy registers: the plugin's implementations bound to it (each gets its own
         # ``config``, and awaitable results are awaited inside pluggy's call loop).

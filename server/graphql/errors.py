@@ -65,12 +65,14 @@ class EmptyCart(Error):
     pass
 
 
-@strawberry.type(description="One reason a cart may not be checked out, and who raised it.")
-class CheckoutProblem:
-    source: str
-    code: str
-    message: str
-    field: str | None = None
+@strawberry.type(
+    description="One reason a cart may not be checked out or an order not placed, raised by "
+    "a plugin (validate_checkout, order_placing) or the core: `code` is the plugin's own, "
+    "`field` the input it is about, `plugin` who raised it."
+)
+class CheckoutProblem(Error):
+    plugin: str = strawberry.field(description="The plugin that raised it ('core' for the core).")
+    source: str = strawberry.field(deprecation_reason="The same as plugin; use plugin.")
 
 
 @strawberry.type
@@ -108,10 +110,11 @@ def to_graphql(err: domain.DomainError) -> Error:
                 **base,
                 problems=[
                     CheckoutProblem(
-                        source=str(p["source"]),
-                        code=str(p["code"]),
-                        message=str(p["message"]),
-                        field=p.get("field"),
+                        code=p.code,
+                        message=p.message,
+                        field=p.field,
+                        plugin=p.source,
+                        source=p.source,
                     )
                     for p in err.problems
                 ],

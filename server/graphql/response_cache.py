@@ -96,7 +96,7 @@ def declared_fields(core: CoreFields, plugins: PluginRuntime) -> dict[str, froze
     """Every public field, ``"Type.field"`` -> the events that change it: the core's and the
     enabled plugins' (a field declared twice is changed by the events of both).
 
-    The core's prices stay public only if every plugin adjusting prices declares
+    The core's prices stay public only if every plugin adjusting or bounding prices declares
     ``Product.price`` too: an adjustment may depend on data and time the core knows nothing of.
     """
     declarations: list[tuple[str, Mapping[str, Sequence[str]]]] = [
@@ -104,7 +104,7 @@ def declared_fields(core: CoreFields, plugins: PluginRuntime) -> dict[str, froze
         *plugins.call_sync("cacheable_fields"),
     ]
     by_plugin = dict(declarations)
-    adjusters = plugins.implementers("price_adjustments")
+    adjusters = plugins.implementers("price_adjustments") + plugins.implementers("price_guardrails")
     if all("Product.price" in by_plugin.get(name, {}) for name in adjusters):
         declarations.insert(1, (CORE, core.prices))
     merged: dict[str, set[str]] = {}

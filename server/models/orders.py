@@ -29,9 +29,13 @@ class OrderStatus(StrEnum):
 
 
 class PaymentStatus(StrEnum):
+    # The gateway holds the money; the core captures it next.
+    AUTHORISED = "AUTHORISED"
     CAPTURED = "CAPTURED"
     DECLINED = "DECLINED"
     REFUNDED = "REFUNDED"
+    # The shopper has still to act (scan, confirm); the gateway's webhook settles it.
+    PENDING = "PENDING"
 
 
 class Cart(SQLModel, table=True):
@@ -70,12 +74,17 @@ class Order(SQLModel, table=True):
     status: OrderStatus = enum_field(OrderStatus, OrderStatus.PENDING_PAYMENT, index=True)
     currency: str = "CNY"
     subtotal_amount: int = 0
+    # What the order's discounts took off (positive), and what its fees added.
     discount_amount: int = 0
+    fee_amount: int = 0
     shipping_amount: int = 0
     total_amount: int = 0
-    # Order-level adjustments as placed: [{source, rule, label, amount}].
+    # Order-level adjustments as placed: [{source, rule, label, amount}] (negative: discount).
     adjustments: list[dict[str, Any]] = json_field(list)
     shipping_address: dict[str, Any] = json_field(dict)
+    # The parcels planned when it was paid for: [{source, warehouse_id, carrier, note,
+    # lines: [{order_line_id, quantity}]}] (plan_shipments).
+    shipment_plan: list[dict[str, Any]] = json_field(list)
     placed_at: datetime = created_at_field()
     updated_at: datetime | None = datetime_field()
     paid_at: datetime | None = datetime_field()

@@ -16,7 +16,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Viewer
-from server.hooktypes import Adjustment, CartLineView, CartView, ShippingQuote
+from server.hooktypes import (
+    CORE,
+    Adjustment,
+    AdjustmentKind,
+    CartLineView,
+    CartView,
+    CheckoutProblem,
+    ShippingQuote,
+)
 from server.models import (
     Cart,
     CartLine,
@@ -31,7 +39,7 @@ from server.models import (
     utcnow,
 )
 from server.plugins import PluginRuntime
-from server.services import behaviour, carts, idempotency, inventory, outbox, pricing
+from server.services import answers, behaviour, carts, idempotency, inventory, outbox, pricing
 from server.services.errors import (
     CheckoutProblems,
     Conflict,
@@ -69,8 +77,17 @@ class CartQuote:
 
     @property
     def discount(self) -> int:
-        """What the order adjustments take off (negative when they add a surcharge)."""
-        return -sum(adj.amount for adj in self.order_adjustments)
+        """What the order's discounts take off (a positive amount)."""
+        return -sum(a.amount for a in self.order_adjustments if a.kind is AdjustmentKind.DISCOUNT)
+
+    @property
+    def fees(self) -> tuple[Adjustment, ...]:
+        """The order adjustments that add to what the shopper pays."""
+        return tuple(a for a in self.order_adjustments if a.kind is AdjustmentKind.FEE)
+
+    @property
+    def fee_total(self) -> int:
+        return sum(a.amount for a in self.fees)
 
     def shipping_quote(self, code: str | None = None) -> ShippingQuote | None:
         """The quote with ``code``, or the cheapest; None when no plugin ships (free)."""
@@ -87,7 +104,7 @@ class CartQuote:
 
     def total(self, shipping: int) -> int:
         # Discounts never make an order cost less than nothing.
-        return max(0, self.subtotal - self.discount + shipping)
+        return max(0, self.subtotal - self.discount + self.fee_total + shipping)
 
 
 async def pricing_customer(session: AsyncSession, cart: Cart, viewer: Viewer) -> Customer | None:
@@ -114,14 +131,18 @@ async def quote_cart(
             select(Product).where(Product.id.in_([line.product_id for line in lines]))
         )
     }
-    now = utcnow()
-    priced: list[PricedLine] = []
-    for line in lines:
-        product = products[line.product_id]
-        breakdown = await pricing.unit_price(
-            session, plugins, product, customer, line.quantity, now
-        )
-        priced.append(PricedLine(line=line, product=product, breakdown=breakdown))
+    # One call of each price hook for the whole cart.
+    prices = await pricing.price_products(
+        session,
+        plugins,
+        {line.product_id: (products[line.product_id], line.quantity) for line in lines},
+        customer,
+        utcnow(),
+    )
+    priced = [
+        PricedLine(line=line, product=products[line.product_id], breakdown=prices[line.product_id])
+        for line in lines
+    ]
     view = CartView(
         cart_id=cart.id,
         customer_id=cart.customer_id if cart.customer_id is not None else _id(customer),
@@ -151,8 +172,16 @@ async def quote_cart(
         currency=cart.currency,
         lines=tuple(priced),
         view=view,
-        order_adjustments=tuple(adj for _, adjs in adjustments for adj in adjs),
-        shipping_quotes=tuple(q for _, qs in quotes for q in qs),
+        order_adjustments=tuple(
+            adj
+            for plugin, answer in adjustments
+            for adj in answers.adjustments_of(plugin, "order_adjustments", answer)
+        ),
+        shipping_quotes=tuple(
+            quote
+            for plugin, answer in quotes
+            for quote in answers.stamped_all(plugin, "shipping_quotes", answer, ShippingQuote)
+        ),
     )
 
 
@@ -183,25 +212,38 @@ def order_number() -> str:
     return f"SG{utcnow():%Y%m%d}{secrets.token_hex(5).upper()}"
 
 
-def _core_problems(quote: CartQuote) -> list[dict[str, str | None]]:
-    problems: list[dict[str, str | None]] = []
-    for i, p in enumerate(quote.lines):
-        if not p.product.is_active:
-            problems.append(
-                {
-                    "source": "core",
-                    "code": "PRODUCT_UNAVAILABLE",
-                    "message": f"{p.product.name} is no longer sold",
-                    "field": f"lines.{i}",
-                }
-            )
-    return problems
+def _core_problems(quote: CartQuote) -> list[CheckoutProblem]:
+    return [
+        CheckoutProblem(
+            code="PRODUCT_UNAVAILABLE",
+            message=f"{p.product.name} is no longer sold",
+            field=f"lines.{i}",
+            source=CORE,
+        )
+        for i, p in enumerate(quote.lines)
+        if not p.product.is_active
+    ]
+
+
+def problems_of(hook: str, replies: list[tuple[str, Any]]) -> list[CheckoutProblem]:
+    """Every CheckoutProblem the plugins answered, each stamped with its plugin."""
+    return [
+        problem
+        for plugin, answer in replies
+        for problem in answers.stamped_all(plugin, hook, answer, CheckoutProblem)
+    ]
 
 
 async def place_order(
     session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: PlaceOrderInput
 ) -> Order:
     """Validate, price, reserve stock and create the order: all or nothing.
+
+    The steps, in one transaction: claim the idempotency key and the cart; price the cart
+    again (plugins' adjustments and guardrails, order adjustments, shipping); the core's and
+    the plugins' checks (``validate_checkout``); reserve stock; write the order and its lines;
+    let the plugins reserve what they limit (``order_placing``); record the purchase and the
+    ``order_placed`` event. Any refusal (a typed error) or failure rolls all of it back.
 
     Idempotent on (viewer or cart, key): a repeat with the same input returns the first order.
     """
@@ -243,14 +285,12 @@ async def place_order(
     quote = await quote_cart(session, plugins, cart, customer, address=address)
     if not quote.lines:
         raise EmptyCart("the cart is empty", field="cartToken")
-    problems = _core_problems(quote)
-    for source, found in await plugins.call(
-        "validate_checkout", session=session, cart=quote.view, customer=customer
-    ):
-        problems.extend(
-            {"source": p.source or source, "code": p.code, "message": p.message, "field": p.field}
-            for p in found
-        )
+    problems = _core_problems(quote) + problems_of(
+        "validate_checkout",
+        await plugins.call(
+            "validate_checkout", session=session, cart=quote.view, customer=customer
+        ),
+    )
     if problems:
         raise CheckoutProblems(problems)
     shipping = quote.shipping_quote(data.shipping_method)
@@ -272,9 +312,10 @@ async def place_order(
         currency=cart.currency,
         subtotal_amount=quote.subtotal,
         discount_amount=quote.discount,
+        fee_amount=quote.fee_total,
         shipping_amount=shipping_amount,
         total_amount=quote.total(shipping_amount),
-        adjustments=pricing.adjustments_as_dicts(quote.order_adjustments),
+        adjustments=[adj.as_dict() for adj in quote.order_adjustments],
         shipping_address=address,
     )
     session.add(order)
@@ -292,6 +333,21 @@ async def place_order(
         )
     )
     await session.flush()
+    # The plugins reserve what is limited (coupon uses, seats, budgets) for this very order;
+    # a refusal undoes the whole order.
+    refusals = problems_of(
+        "order_placing",
+        await plugins.call(
+            "order_placing",
+            session=session,
+            order=order,
+            lines=order_lines,
+            cart=quote.view,
+            customer=customer,
+        ),
+    )
+    if refusals:
+        raise CheckoutProblems(refusals)
     for line in order_lines:
         await behaviour.record(
             session,
@@ -342,7 +398,7 @@ def _order_lines(
             base_unit_price_amount=p.breakdown.base,
             unit_price_amount=p.breakdown.final,
             line_total_amount=p.total,
-            adjustments=pricing.adjustments_as_dicts(p.breakdown.adjustments),
+            adjustments=p.breakdown.stored(),
         )
         for p in lines
     ]

@@ -6,6 +6,12 @@ Services never import GraphQL: each error carries what its GraphQL union member 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.hooktypes import CheckoutProblem
+
 
 class DomainError(Exception):
     """An expected failure: returned to the client as a typed error, never a 500."""
@@ -82,12 +88,23 @@ class EmptyCart(DomainError):
 
 
 class CheckoutProblems(DomainError):
-    """Plugins' validate_checkout hooks found reasons the cart may not be checked out."""
+    """The core or plugins (``validate_checkout``, ``order_placing``) refused the checkout;
+    each problem names the plugin that raised it (its ``source``)."""
 
     code = "CHECKOUT_PROBLEMS"
 
-    def __init__(self, problems: list[dict[str, str | None]]) -> None:
-        # Each problem: {source, code, message, field}.
-        summary = "; ".join(str(p["message"]) for p in problems)
+    def __init__(self, problems: Sequence[CheckoutProblem]) -> None:
+        summary = "; ".join(p.message for p in problems)
         super().__init__(f"the cart cannot be checked out: {summary}")
-        self.problems = problems
+        self.problems = tuple(problems)
+
+
+class UnknownGateway(ValidationFailed):
+    """``payOrder`` named a payment gateway no enabled plugin offers."""
+
+    code = "UNKNOWN_GATEWAY"
+
+    def __init__(self, gateway: str, known: Sequence[str]) -> None:
+        offered = ", ".join(sorted(known)) or "none"
+        super().__init__(f"unknown gateway {gateway!r}; use one of: {offered}", field="gateway")
+        self.gateway = gateway

@@ -1,80 +1,129 @@
-"""Payment gateways: how money is charged and given back. ``manual`` (staff record money received
-offline) and ``test`` (a card-like gateway for development: the token ``tok_declined`` is
-declined); :func:`refund_captured` refunds a cancelled order's captured payments through them.
+"""Asking the payment gateways plugins offer (the payment hooks), and giving money back.
+
+A gateway is offered by one plugin (``payment_gateways``: the core offers ``test`` and
+``manual`` itself, server.services.builtin_gateways) and its hooks are called on that plugin
+only. Paying is server.services.payments'; refunding a cancelled order's captured payments is
+here, below both payments and orders.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Payment, PaymentStatus
+from server.hookcall import PluginFailed
+from server.hooktypes import CORE, PaymentGateway, PaymentOutcome, PaymentResult
+from server.models import Order, Payment, PaymentStatus
+from server.plugins import PluginRuntime
+from server.services import answers
 
-DECLINED_TEST_TOKEN = "tok_declined"
-
-
-@dataclass(frozen=True)
-class Charge:
-    captured: bool
-    reference: str
-    message: str = ""
-
-
-class Gateway(Protocol):
-    # Only for callers holding orders.manage (staff or an API key), never for customers.
-    staff_only: bool
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge: ...
-
-    async def refund(self, payment: Payment) -> str: ...
-
-
-class ManualGateway:
-    """Money received outside shopgraph (bank transfer, cash): staff say so."""
-
-    staff_only = True
-
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
-        return Charge(captured=True, reference=token or f"manual_{secrets.token_hex(6)}")
-
-    async def refund(self, payment: Payment) -> str:
-        return "refund to be paid back outside shopgraph"
+# What each payment hook may answer.
+ANSWERS: dict[str, frozenset[PaymentOutcome]] = {
+    "authorise_payment": frozenset(
+        {
+            PaymentOutcome.AUTHORISED,
+            PaymentOutcome.CAPTURED,
+            PaymentOutcome.PENDING,
+            PaymentOutcome.DECLINED,
+        }
+    ),
+    "capture_payment": frozenset(
+        {PaymentOutcome.CAPTURED, PaymentOutcome.PENDING, PaymentOutcome.DECLINED}
+    ),
+    "refund_payment": frozenset({PaymentOutcome.REFUNDED}),
+}
 
 
-class TestGateway:
-    """Captures every token but ``tok_declined``."""
+async def offered(plugins: PluginRuntime) -> dict[str, PaymentGateway]:
+    """Every gateway the enabled plugins (and the core) offer, by code."""
+    offered: dict[str, PaymentGateway] = {}
+    for plugin, answer in await plugins.call("payment_gateways"):
+        for gateway in answers.stamped_all(plugin, "payment_gateways", answer, PaymentGateway):
+            other = offered.get(gateway.code)
+            if other is not None:
+                # The plugin to blame is the one that is not the core.
+                culprit, first = (
+                    (other.source, plugin) if plugin == CORE else (plugin, other.source)
+                )
+                raise PluginFailed(
+                    culprit,
+                    "payment_gateways",
+                    ValueError(f"gateway {gateway.code!r} is offered by plugin {first!r} too"),
+                )
+            offered[gateway.code] = gateway
+    return offered
 
-    staff_only = False
 
-    async def charge(self, amount: int, currency: str, token: str | None) -> Charge:
-        if token == DECLINED_TEST_TOKEN:
-            return Charge(
-                captured=False, reference=f"test_{secrets.token_hex(6)}", message="card declined"
-            )
-        return Charge(captured=True, reference=f"test_{secrets.token_hex(6)}")
+async def ask(
+    plugins: PluginRuntime, gateway: PaymentGateway, hook: str, **kwargs: Any
+) -> PaymentResult:
+    """Call ``hook`` on the plugin offering ``gateway``, and check its answer."""
+    try:
+        answer = await plugins.call_plugin(gateway.source, hook, gateway=gateway.code, **kwargs)
+    except LookupError as exc:
+        raise PluginFailed(gateway.source, hook, exc) from exc
+    if not isinstance(answer, PaymentResult):
+        raise PluginFailed(
+            gateway.source, hook, TypeError(f"returned {answer!r}, not a PaymentResult")
+        )
+    try:
+        status = PaymentOutcome(answer.status)
+    except ValueError as exc:
+        raise PluginFailed(gateway.source, hook, exc) from exc
+    if status not in ANSWERS[hook]:
+        allowed = ", ".join(sorted(ANSWERS[hook]))
+        raise PluginFailed(
+            gateway.source, hook, ValueError(f"answered {status.value}; expected {allowed}")
+        )
+    return answer
 
-    async def refund(self, payment: Payment) -> str:
-        return f"refunded {payment.reference}"
+
+async def refund(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    gateway: PaymentGateway | None,
+    order: Order,
+    payment: Payment,
+    *,
+    reason: str,
+) -> None:
+    if gateway is None:
+        # The plugin that took the money is no longer enabled: someone must give it back.
+        message = f"the {payment.gateway} gateway is not enabled: refund this payment by hand"
+    else:
+        result = await ask(
+            plugins,
+            gateway,
+            "refund_payment",
+            session=session,
+            order=order,
+            payment=payment,
+            reason=reason,
+        )
+        message = result.message
+    payment.status = PaymentStatus.REFUNDED
+    payment.message = f"{reason}: {message}" if message else reason
+    session.add(payment)
+    await session.flush()
 
 
-GATEWAYS: dict[str, Gateway] = {"manual": ManualGateway(), "test": TestGateway()}
-
-
-async def refund_captured(session: AsyncSession, order_id: int, *, reason: str) -> None:
-    """Refund every captured payment of a cancelled order."""
-    captured = await session.scalars(
-        select(Payment).where(
-            Payment.order_id == order_id, Payment.status == PaymentStatus.CAPTURED
+async def refund_captured(
+    session: AsyncSession, plugins: PluginRuntime, order: Order, *, reason: str
+) -> None:
+    """Refund every captured payment of a cancelled order through its gateway."""
+    captured = list(
+        await session.scalars(
+            select(Payment)
+            .where(Payment.order_id == order.id, Payment.status == PaymentStatus.CAPTURED)
+            .order_by(Payment.id)
         )
     )
+    if not captured:
+        return
+    offered_now = await offered(plugins)
     for payment in captured:
-        gateway = GATEWAYS.get(payment.gateway)
-        message = await gateway.refund(payment) if gateway is not None else ""
-        payment.status = PaymentStatus.REFUNDED
-        payment.message = f"{reason}: {message}" if message else reason
-        session.add(payment)
-    await session.flush()
+        await refund(
+            session, plugins, offered_now.get(payment.gateway), order, payment, reason=reason
+        )

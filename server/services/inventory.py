@@ -61,6 +61,34 @@ async def reserve(session: AsyncSession, product_id: int, quantity: int) -> int:
     raise OutOfStock(product_id, quantity, max(0, int(best or 0)))
 
 
+async def reserve_in(
+    session: AsyncSession, warehouse_id: int, product_id: int, quantity: int
+) -> None:
+    """Reserve ``quantity`` units of ``product_id`` in that warehouse (an active one), or raise
+    OutOfStock with what it has available right now."""
+    result = await session.execute(
+        update(StockLevel)
+        .where(
+            col(StockLevel.warehouse_id) == warehouse_id,
+            col(StockLevel.product_id) == product_id,
+            col(StockLevel.on_hand) - StockLevel.reserved >= quantity,
+            col(StockLevel.warehouse_id).in_(
+                select(col(Warehouse.id)).where(col(Warehouse.is_active))
+            ),
+        )
+        .values(reserved=StockLevel.reserved + quantity)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return
+    available = await session.scalar(
+        select(col(StockLevel.on_hand) - StockLevel.reserved).where(
+            col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.product_id) == product_id
+        )
+    )
+    raise OutOfStock(product_id, quantity, max(0, int(available or 0)))
+
+
 async def release(session: AsyncSession, warehouse_id: int, product_id: int, quantity: int) -> None:
     """Give reserved units back to the available pool (an order was cancelled)."""
     await _change(session, warehouse_id, product_id, quantity, consume=False)

@@ -3,7 +3,8 @@
 PENDING_PAYMENT → PAID → FULFILLING → SHIPPED → DELIVERED → COMPLETED, and CANCELLED from
 PENDING_PAYMENT, PAID or FULFILLING. Every change goes through :func:`transition_order`: one
 conditional UPDATE (so two concurrent changes cannot both start from the same status), its side
-effects on stock and payments, a history row and an ``order_status_changed`` event.
+effects on stock, payments and the plugins' reservations (``order_cancelling``), a history row
+and an ``order_status_changed`` event.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlmodel import col
 from server.auth import Viewer
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
+from server.plugins import PluginRuntime
 from server.services import gateways, inventory, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
@@ -102,6 +104,7 @@ async def get_order(
 
 async def transition_order(
     session: AsyncSession,
+    plugins: PluginRuntime,
     order_id: int,
     target: OrderStatus,
     *,
@@ -133,10 +136,19 @@ async def transition_order(
         raise InvalidTransition("order", fresh.status.value if fresh else "?", target.value)
 
     if target is S.CANCELLED:
-        for line in await _lines(session, order_id):
+        # As it is now (CANCELLED), for the gateways and the plugins.
+        order = await load(session, order_id)
+        assert order is not None
+        lines = await _lines(session, order_id)
+        for line in lines:
             if line.warehouse_id is not None:
                 await inventory.release(session, line.warehouse_id, line.product_id, line.quantity)
-        await gateways.refund_captured(session, order_id, reason=note or "order cancelled")
+        reason = note or "order cancelled"
+        await gateways.refund_captured(session, plugins, order, reason=reason)
+        # The plugins give back what they reserved for the order, in this same transaction.
+        await plugins.call(
+            "order_cancelling", session=session, order=order, lines=lines, reason=reason
+        )
     elif target is S.SHIPPED:
         for line in await _lines(session, order_id):
             if line.warehouse_id is not None:
@@ -182,7 +194,11 @@ def _note(note: str | None) -> str:
 
 
 async def cancel_order(
-    session: AsyncSession, viewer: Viewer, order_id: int, reason: str | None = None
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    viewer: Viewer,
+    order_id: int,
+    reason: str | None = None,
 ) -> Order:
     """The owner cancels while unpaid or paid; orders.manage cancels anything the machine
     allows. Anyone else, a mere reader included, finds no order to cancel."""
@@ -193,26 +209,35 @@ async def cancel_order(
         if order.status not in CUSTOMER_CANCELLABLE:
             raise InvalidTransition("order", order.status.value, S.CANCELLED.value)
     return await transition_order(
-        session, order_id, S.CANCELLED, note=_note(reason), actor=viewer.subject
+        session, plugins, order_id, S.CANCELLED, note=_note(reason), actor=viewer.subject
     )
 
 
 async def update_status(
-    session: AsyncSession, viewer: Viewer, order_id: int, target: OrderStatus, note: str | None
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    viewer: Viewer,
+    order_id: int,
+    target: OrderStatus,
+    note: str | None,
 ) -> Order:
     """orders.manage moves an order along the machine by hand."""
     if not can_manage(viewer):
         raise NotFound("order", order_id, field="orderId")
     await get_order(session, viewer, order_id)
-    return await transition_order(session, order_id, target, note=_note(note), actor=viewer.subject)
+    return await transition_order(
+        session, plugins, order_id, target, note=_note(note), actor=viewer.subject
+    )
 
 
-async def confirm_receipt(session: AsyncSession, viewer: Viewer, order_id: int) -> Order:
+async def confirm_receipt(
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, order_id: int
+) -> Order:
     """The owner says the goods arrived: DELIVERED → COMPLETED."""
     order = await get_order(session, viewer, order_id)
     if order.customer_id is None or order.customer_id != viewer.customer_id:
         # Only the buyer confirms receipt; staff use updateOrderStatus.
         raise NotFound("order", order_id, field="orderId")
     return await transition_order(
-        session, order_id, S.COMPLETED, note="receipt confirmed", actor=viewer.subject
+        session, plugins, order_id, S.COMPLETED, note="receipt confirmed", actor=viewer.subject
     )

@@ -1,57 +1,168 @@
-"""Prices: the catalogue base price composed with every plugin's adjustments, explained."""
+"""Prices: the catalogue base price composed with every plugin's adjustments, then clamped by
+the guardrails, explained step by step.
+
+Prices are computed in batches: all the products of a page or of a cart at once, with one call
+of each price hook, so a plugin reads what it needs for all of them in one statement.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.hooktypes import Adjustment
+from server.hooktypes import CORE, Adjustment, PricedItem, PriceItem, PriceLimit
 from server.models import Customer, Product, utcnow
-from server.plugins import PluginRuntime
+from server.plugins import PluginFailed, PluginRuntime
+from server.services.answers import adjustments_of, stamped
+
+PRICE_HOOKS = ("price_adjustments", "price_guardrails")
+# The core's own guardrail: whatever the discounts, a price is never below zero.
+NON_NEGATIVE = PriceLimit(
+    rule="non-negative", label="价格不低于零 / never below zero", floor=0, source=CORE
+)
+# Marks the guardrail step among an order line's stored adjustments.
+GUARDRAIL_KEY = "guardrail"
 
 
 @dataclass(frozen=True)
 class PriceBreakdown:
-    """A unit price: the base, each adjustment with its source, and the final amount."""
+    """A unit price: the base, each adjustment with its source, the guardrail's clamp (if
+    one bound) and the final amount, which is their sum."""
 
     currency: str
     base: int
     adjustments: tuple[Adjustment, ...] = field(default_factory=tuple)
+    guardrail: Adjustment | None = None
 
     @property
     def final(self) -> int:
-        # A price never goes below zero, however many discounts stack.
-        return max(0, self.base + sum(a.amount for a in self.adjustments))
+        clamp = self.guardrail.amount if self.guardrail is not None else 0
+        return self.base + sum(a.amount for a in self.adjustments) + clamp
+
+    def stored(self) -> list[dict[str, Any]]:
+        """The steps as an order line keeps them: the adjustments, then the guardrail."""
+        steps = [a.as_dict() for a in self.adjustments]
+        if self.guardrail is not None:
+            steps.append({**self.guardrail.as_dict(), GUARDRAIL_KEY: True})
+        return steps
 
 
-async def unit_price(
+def base_breakdown(product: Product) -> PriceBreakdown:
+    return PriceBreakdown(currency=product.currency, base=product.price_amount)
+
+
+def is_adjustable(plugins: PluginRuntime) -> bool:
+    """Whether any plugin can change a price (when none can, a price is its base, at once)."""
+    return any(plugins.implements(hook) for hook in PRICE_HOOKS)
+
+
+def _by_product(plugin: str, hook: str, answer: Any, ids: Iterable[int]) -> Mapping[int, Any]:
+    if isinstance(answer, (list, tuple)) and not answer:
+        return {}  # "nothing", said as an empty list
+    if not isinstance(answer, Mapping):
+        raise PluginFailed(
+            plugin, hook, TypeError(f"returned {answer!r}, not a mapping of product id to values")
+        )
+    unknown = set(answer) - set(ids)
+    if unknown:
+        raise PluginFailed(
+            plugin, hook, KeyError(f"answered for products it was not asked about: {unknown}")
+        )
+    return answer
+
+
+def _limit(plugin: str, value: Any) -> PriceLimit:
+    limit = stamped(plugin, "price_guardrails", value, PriceLimit)
+    for bound in (limit.floor, limit.ceiling):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+            raise PluginFailed(
+                plugin,
+                "price_guardrails",
+                TypeError(f"limit {limit.rule!r}: floor and ceiling must be ints or None"),
+            )
+        if bound is not None and bound < 0:
+            raise PluginFailed(
+                plugin,
+                "price_guardrails",
+                ValueError(f"limit {limit.rule!r}: a bound below zero is no price"),
+            )
+    return limit
+
+
+def clamp(price: int, limits: Sequence[PriceLimit]) -> Adjustment | None:
+    """The guardrail step for ``price`` under ``limits``: down to the lowest ceiling, then up
+    to the highest floor (so a floor wins over a lower ceiling). None when no bound binds."""
+    result, binding = price, None
+    ceilings = [lim for lim in limits if lim.ceiling is not None]
+    if ceilings:
+        lowest = min(ceilings, key=lambda lim: lim.ceiling)  # type: ignore[arg-type,return-value]
+        if result > lowest.ceiling:  # type: ignore[operator]
+            result, binding = lowest.ceiling, lowest
+    floors = [lim for lim in limits if lim.floor is not None]
+    if floors:
+        highest = max(floors, key=lambda lim: lim.floor)  # type: ignore[arg-type,return-value]
+        if result < highest.floor:  # type: ignore[operator]
+            result, binding = highest.floor, highest
+    if binding is None or result == price:
+        return None
+    return Adjustment(
+        rule=binding.rule,
+        label=binding.label,
+        amount=result - price,  # type: ignore[operator]
+        source=binding.source,
+    )
+
+
+async def price_products(
     session: AsyncSession,
     plugins: PluginRuntime,
-    product: Product,
+    items: Mapping[int, tuple[Product, int]],
     customer: Customer | None,
-    quantity: int = 1,
     at: datetime | None = None,
-) -> PriceBreakdown:
-    """The unit price of ``product`` for ``customer`` buying ``quantity`` at ``at``."""
-    results = await plugins.call(
-        "price_adjustments",
-        session=session,
-        product=product,
-        customer=customer,
-        quantity=quantity,
-        at=at or utcnow(),
-        base=product.price_amount,
-    )
-    adjustments = tuple(adj for _, adjs in results for adj in adjs)
-    return PriceBreakdown(
-        currency=product.currency, base=product.price_amount, adjustments=adjustments
-    )
-
-
-def adjustments_as_dicts(
-    adjustments: tuple[Adjustment, ...] | list[Adjustment],
-) -> list[dict[str, Any]]:
-    return [a.as_dict() for a in adjustments]
+) -> dict[int, PriceBreakdown]:
+    """The unit prices of ``items`` (product id -> (entity, quantity)) for ``customer`` at
+    ``at``: one ``price_adjustments`` call and one ``price_guardrails`` call for them all."""
+    if not items:
+        return {}
+    if not is_adjustable(plugins):
+        return {pid: base_breakdown(product) for pid, (product, _) in items.items()}
+    at = at or utcnow()
+    asked = {
+        pid: PriceItem(product=product, quantity=quantity, base=product.price_amount)
+        for pid, (product, quantity) in items.items()
+    }
+    adjustments: dict[int, list[Adjustment]] = {pid: [] for pid in asked}
+    for plugin, answer in await plugins.call(
+        "price_adjustments", session=session, items=asked, customer=customer, at=at
+    ):
+        for pid, values in _by_product(plugin, "price_adjustments", answer, asked).items():
+            adjustments[pid].extend(adjustments_of(plugin, "price_adjustments", values))
+    priced = {
+        pid: PricedItem(
+            product=item.product,
+            quantity=item.quantity,
+            base=item.base,
+            adjustments=tuple(adjustments[pid]),
+        )
+        for pid, item in asked.items()
+    }
+    limits: dict[int, list[PriceLimit]] = {pid: [NON_NEGATIVE] for pid in asked}
+    if plugins.implements("price_guardrails"):
+        for plugin, answer in await plugins.call(
+            "price_guardrails", session=session, items=priced, customer=customer, at=at
+        ):
+            for pid, value in _by_product(plugin, "price_guardrails", answer, asked).items():
+                limits[pid].append(_limit(plugin, value))
+    return {
+        pid: PriceBreakdown(
+            currency=item.product.currency,
+            base=item.base,
+            adjustments=item.adjustments,
+            guardrail=clamp(item.price, limits[pid]),
+        )
+        for pid, item in priced.items()
+    }

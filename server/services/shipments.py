@@ -30,6 +30,7 @@ from server.models import (
     utcnow,
 )
 from server.permissions import SHIPMENTS_MANAGE, SHIPMENTS_READ
+from server.plugins import PluginRuntime
 from server.services import orders, outbox
 from server.services.errors import InvalidTransition, NotFound, ValidationFailed
 
@@ -104,7 +105,7 @@ def _require_manage(viewer: Viewer, kind: str, ident: int, field: str) -> None:
 
 
 async def create_shipment(
-    session: AsyncSession, viewer: Viewer, data: CreateShipmentInput
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: CreateShipmentInput
 ) -> Shipment:
     _require_manage(viewer, "order", data.order_id, "orderId")
     # Locked, so that two concurrent shipments of one order cannot ship a unit twice. Not
@@ -151,7 +152,8 @@ async def create_shipment(
     if order.status is OrderStatus.PAID:
         await orders.transition_order(
             session,
-            order.id,  # type: ignore[arg-type]  # a stored order has its id
+            plugins,
+            order.id,  # type: ignore[arg-type]  # a stored row has its id
             OrderStatus.FULFILLING,
             note=f"shipment {carrier} {tracking_number} created",
             actor=viewer.subject,
@@ -179,6 +181,18 @@ async def create_shipment(
         )
     )
     await session.flush()
+    await outbox.emit(
+        session,
+        "shipment_created",
+        {
+            "shipment_id": shipment.id,
+            "order_id": shipment.order_id,
+            "warehouse_id": shipment.warehouse_id,
+            "carrier": shipment.carrier,
+            "tracking_number": shipment.tracking_number,
+            "lines": [{"order_line_id": lid, "quantity": qty} for lid, qty in wanted.items()],
+        },
+    )
     await _announce(session, shipment, None, T.CREATED)
     return shipment
 
@@ -201,7 +215,7 @@ async def _announce(
 
 
 async def record_tracking_event(
-    session: AsyncSession, viewer: Viewer, data: TrackingInput
+    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: TrackingInput
 ) -> Shipment:
     """Add an event to the timeline; a new status moves the shipment (and maybe the order).
 
@@ -225,14 +239,25 @@ async def record_tracking_event(
     if current in FINAL or (changed and data.status not in TRANSITIONS[current]):
         raise InvalidTransition("shipment", current.value, data.status.value)
 
-    session.add(
-        TrackingEvent(
-            shipment_id=shipment.id,  # type: ignore[arg-type]  # a stored shipment has its id
-            status=data.status,
-            description=data.description.strip()[:500],
-            location=data.location.strip()[:200],
-            occurred_at=occurred_at,
-        )
+    tracking = TrackingEvent(
+        shipment_id=shipment.id,  # type: ignore[arg-type]  # a stored row has its id
+        status=data.status,
+        description=data.description.strip()[:500],
+        location=data.location.strip()[:200],
+        occurred_at=occurred_at,
+    )
+    session.add(tracking)
+    await outbox.emit(
+        session,
+        "tracking_event_recorded",
+        {
+            "shipment_id": shipment.id,
+            "order_id": shipment.order_id,
+            "status": tracking.status.value,
+            "description": tracking.description,
+            "location": tracking.location,
+            "occurred_at": occurred_at.isoformat(),
+        },
     )
     if not changed:
         await session.flush()
@@ -259,7 +284,8 @@ async def record_tracking_event(
         # The first parcel on its way ships the order; a cancelled order cannot ship.
         await orders.transition_order(
             session,
-            order.id,  # type: ignore[arg-type]  # a stored order has its id
+            plugins,
+            order.id,  # type: ignore[arg-type]  # a stored row has its id
             OrderStatus.SHIPPED,
             note=f"{shipment.carrier} {shipment.tracking_number} on its way",
             actor=viewer.subject,
@@ -273,7 +299,8 @@ async def record_tracking_event(
         if all(s is T.DELIVERED for s in statuses):
             await orders.transition_order(
                 session,
-                order.id,  # type: ignore[arg-type]  # a stored order has its id
+                plugins,
+                order.id,  # type: ignore[arg-type]  # a stored row has its id
                 OrderStatus.DELIVERED,
                 note="every shipment delivered",
                 actor=viewer.subject,

@@ -11,8 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.config import Settings
 from server.models import IdempotencyKey, Order, OrderLine, OutboxEvent
 from server.plugins import PluginRuntime
+from tests.plugins.seats import SeatsPlugin, create_pool, pool
+from tests.support.accounts import make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.orders import (
+    CANCEL_ORDER,
     PLACE_ORDER,
     cart_with,
     count,
@@ -135,3 +138,49 @@ async def test_one_cart_checked_out_twice_concurrently_with_different_keys(
     assert kinds == ["ConflictError"] * 5 + ["PlaceOrderSuccess"]
     assert await count(session, Order) == 1
     assert await stock_of(session, product) == [(10, 1)]
+
+
+class TestPluginReservations:
+    """A plugin's limited counter (group-buy seats), reserved in placeOrder's transaction with
+    a conditional UPDATE and given back in the cancelling one: never over-reserved."""
+
+    @pytest.fixture
+    def plugins(self, settings: Settings) -> PluginRuntime:
+        return only_plugins(settings, SeatsPlugin())
+
+    async def test_concurrent_orders_never_take_more_seats_than_there_are(
+        self, gql: GraphQLClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        await create_pool(session, capacity=5)
+        product = await make_product(session, stock=100)
+        tokens = [await cart_with(gql, [(product, 1)]) for _ in range(14)]
+
+        results = await _fire(gql, [order_input(t, f"seat-{i}") for i, t in enumerate(tokens)])
+
+        kinds = [r["__typename"] for r in results]
+        assert kinds.count("PlaceOrderSuccess") == 5, kinds
+        assert kinds.count("CheckoutProblems") == 9, kinds
+        for r in results:
+            if r["__typename"] == "CheckoutProblems":
+                assert [(p["plugin"], p["code"]) for p in r["problems"]] == [("seats", "SOLD_OUT")]
+        assert await pool(session) == (5, 5)
+        # The refused orders left nothing behind: no order, no stock held.
+        assert await count(session, Order) == 5
+        assert await stock_of(session, product) == [(100, 5)]
+
+        # Cancelled concurrently, the seats come back exactly once each.
+        staff = gql.as_(token_for(settings, await make_staff(session)))
+        placed = [r["order"]["id"] for r in results if r["__typename"] == "PlaceOrderSuccess"]
+        cancels = await asyncio.gather(
+            *(staff(CANCEL_ORDER, {"input": {"orderId": oid}}) for oid in placed[:3] * 2)
+        )
+        statuses = sorted(c["cancelOrder"]["__typename"] for c in cancels)
+        assert statuses == ["CancelOrderSuccess"] * 3 + ["InvalidTransition"] * 3, statuses
+        assert await pool(session) == (2, 2)
+        assert await stock_of(session, product) == [(100, 2)]
+
+        # And are taken again, by as many buyers as there are seats.
+        tokens = [await cart_with(gql, [(product, 1)]) for _ in range(6)]
+        again = await _fire(gql, [order_input(t, f"again-{i}") for i, t in enumerate(tokens)])
+        assert [r["__typename"] for r in again].count("PlaceOrderSuccess") == 3
+        assert await pool(session) == (5, 5)

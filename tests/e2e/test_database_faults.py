@@ -230,12 +230,12 @@ async def test_no_work_outlives_its_request(database_url: str, settings: Setting
     finished: list[int] = []
     pricing = asyncio.Event()  # bound to the server's loop at first use
 
-    async def price_adjustments(product: Any) -> list[Any]:
-        started.append(product.id)
+    async def price_adjustments(items: Any) -> dict[int, Any]:
+        started.extend(items)
         pricing.set()
         await asyncio.sleep(0.4)
-        finished.append(product.id)
-        return []
+        finished.extend(items)
+        return {}
 
     @strawberry.type
     class FailingQueries:

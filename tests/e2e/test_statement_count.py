@@ -1,9 +1,13 @@
 """A nested orders query runs the same number of SQL statements for 5 orders as for 50:
-every relation is batched by a per-request DataLoader."""
+every relation is batched by a per-request DataLoader. Prices too: with a pricing plugin that
+reads the database, a page or a cart is priced in one batch whatever its size."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
@@ -18,12 +22,20 @@ from server.models import (
     Shipment,
     ShipmentLine,
     ShipmentStatus,
+    StockLevel,
     TrackingEvent,
 )
+from server.plugin import Adjustment, PluginInfo, PricedItem, PriceItem, PriceLimit, hookimpl
 from server.plugins import PluginRuntime
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
-from tests.support.orders import make_product, make_warehouse, only_plugins, unthrottled
+from tests.support.orders import (
+    cart_with,
+    make_product,
+    make_warehouse,
+    only_plugins,
+    unthrottled,
+)
 from tests.support.statements import counting
 
 NESTED = """
@@ -172,3 +184,109 @@ async def test_a_product_page_reads_its_categories_in_the_same_statement(
     assert all(n["category"]["name"] for n in data["products"]["nodes"])
     # The categories came with the page: no statement of their own.
     assert len(with_categories) == len(without) == 1, with_categories
+
+
+class SqlPricing:
+    """A pricing-like plugin: one SQL lookup per batch of prices (what it knows of each
+    product's stock), then a clearance discount and a floor per product."""
+
+    PLUGIN_INFO = PluginInfo(name="sql-pricing", version="1.0")
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    async def _stock(self, session: AsyncSession, ids: Iterable[int]) -> dict[int, int]:
+        rows = await session.execute(
+            select(StockLevel.product_id, func.sum(StockLevel.on_hand))
+            .where(StockLevel.product_id.in_(list(ids)))
+            .group_by(StockLevel.product_id)
+        )
+        return {pid: int(units) for pid, units in rows}
+
+    @hookimpl
+    async def price_adjustments(
+        self, session: AsyncSession, items: Mapping[int, PriceItem]
+    ) -> dict[int, list[Adjustment]]:
+        self.batches += 1
+        stock = await self._stock(session, items)
+        return {
+            pid: [Adjustment(rule="clearance", label="清仓", amount=-(item.base // 2))]
+            for pid, item in items.items()
+            if stock.get(pid, 0) > 3
+        }
+
+    @hookimpl
+    async def price_guardrails(
+        self, session: AsyncSession, items: Mapping[int, PricedItem]
+    ) -> dict[int, PriceLimit]:
+        stock = await self._stock(session, items)
+        return {
+            pid: PriceLimit(rule="floor", label="保底价", floor=item.base * 6 // 10)
+            for pid, item in items.items()
+            if stock.get(pid, 0) > 3
+        }
+
+
+PRICED_PAGE = """
+query($n: Int!) {
+  products(first: $n) {
+    nodes { sku price { amount } priceBreakdown(quantity: 2) { unitPrice { amount } } }
+  }
+}"""
+PRICED_CART = """
+query($t: String!) {
+  cart(token: $t) {
+    total { amount }
+    lines { unitPrice { amount } priceBreakdown { guardrail { source amount { amount } } } }
+  }
+}"""
+
+
+class TestPricesWithAPricingPlugin:
+    @pytest.fixture
+    def sql_pricing(self) -> SqlPricing:
+        return SqlPricing()
+
+    @pytest.fixture
+    def plugins(self, settings: Settings, sql_pricing: SqlPricing) -> PluginRuntime:
+        return only_plugins(settings, sql_pricing)
+
+    async def test_a_product_page_costs_the_same_statements_for_5_as_for_50(
+        self, app: Starlette, gql: GraphQLClient, session: AsyncSession, sql_pricing: SqlPricing
+    ) -> None:
+        for _ in range(50):
+            await make_product(session, price=1000, stock=5)
+        await gql(PRICED_PAGE, {"n": 5})  # warm up
+        counts = {}
+        for n in (5, 50):
+            sql_pricing.batches = 0
+            with counting(app) as statements:
+                data = await gql(PRICED_PAGE, {"n": n})
+            nodes = data["products"]["nodes"]
+            assert len(nodes) == n
+            # Adjusted, then held at the plugin's floor: 10.00 - 5.00 -> 6.00.
+            assert {node["price"]["amount"] for node in nodes} == {"6.00"}
+            assert {node["priceBreakdown"]["unitPrice"]["amount"] for node in nodes} == {"6.00"}
+            # One batch per quantity asked (1 for price, 2 for the breakdown).
+            assert sql_pricing.batches == 2
+            counts[n] = len(statements)
+        assert counts[5] == counts[50], counts
+
+    async def test_a_cart_costs_the_same_statements_for_2_lines_as_for_12(
+        self, app: Starlette, gql: GraphQLClient, session: AsyncSession
+    ) -> None:
+        products = [await make_product(session, price=1000, stock=5) for _ in range(12)]
+        small = await cart_with(gql, [(p, 1) for p in products[:2]])
+        large = await cart_with(gql, [(p, 1) for p in products])
+        await gql(PRICED_CART, {"t": small})  # warm up
+        counts = {}
+        for token, lines in ((small, 2), (large, 12)):
+            with counting(app) as statements:
+                data = await gql(PRICED_CART, {"t": token})
+            assert len(data["cart"]["lines"]) == lines
+            assert data["cart"]["total"]["amount"] == f"{6 * lines}.00"
+            assert data["cart"]["lines"][0]["priceBreakdown"]["guardrail"]["source"] == (
+                "sql-pricing"
+            )
+            counts[lines] = len(statements)
+        assert counts[2] == counts[12], counts

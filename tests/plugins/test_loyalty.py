@@ -152,6 +152,54 @@ class TestLoyalty:
 
         await eventually(settled)
 
+    async def test_a_cancelled_order_gives_its_redeemed_points_back_in_its_own_transaction(
+        self, gql: GraphQLClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        product = await make_product(session, "电动牙刷", price="150.00", stock={"SH": 5})
+        customer = await make_customer(session)
+        await give_points(session, customer, 3000)
+        shopper = gql.as_(token_for(settings, customer))
+        token = await cart_of(shopper, [(product, 1)])
+        await shopper(REDEEM, {"input": {"cartToken": token, "points": 2000}})
+        body = await place_order(shopper, token)
+        order_id = body["data"]["placeOrder"]["order"]["id"]
+        # Spent on the order in placeOrder's own transaction (order_placing).
+        await session.commit()
+        attached = await session.scalar(
+            text("SELECT order_id FROM loyalty_redemption WHERE customer_id = :c"),
+            {"c": customer.id},
+        )
+        await session.commit()
+        assert attached is not None
+
+        async def earned() -> bool:  # 1000 left + 130 earned on the order
+            return await balance(session, customer) == 1130
+
+        await eventually(earned)
+        cancelled = await shopper(
+            "mutation($input: CancelOrderInput!) { cancelOrder(input: $input) { __typename } }",
+            {"input": {"orderId": order_id}},
+        )
+        assert cancelled["cancelOrder"]["__typename"] == "CancelOrderSuccess"
+        # Given back by the cancelling transaction itself (order_cancelling): no waiting.
+        await session.commit()
+        released = (
+            await session.execute(
+                text(
+                    "SELECT points FROM loyalty_transaction WHERE kind = 'RELEASE' "
+                    "AND order_id = :o"
+                ),
+                {"o": attached},
+            )
+        ).scalars()
+        assert list(released) == [2000]
+        await session.commit()
+
+        async def settled() -> bool:  # 1000 left + 2000 back; the points earned taken back
+            return await balance(session, customer) == 3000
+
+        await eventually(settled)
+
     async def test_redeem_rules(
         self, gql: GraphQLClient, session: AsyncSession, settings: Settings
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import Settings
 from server.models import Address, Cart, CartLine, CustomerEvent, CustomerEventKind
-from server.plugin import Adjustment, PluginInfo, ShippingQuote, hookimpl
+from server.plugin import Adjustment, PluginInfo, PriceItem, ShippingQuote, hookimpl
 from server.plugins import PluginRuntime
 from tests.support.accounts import make_customer, token_for
 from tests.support.graphql import GraphQLClient
@@ -31,20 +32,25 @@ class MemberPricing:
     PLUGIN_INFO = PluginInfo(name="member-pricing", version="1.0")
 
     @hookimpl
-    def price_adjustments(self, product: Any, customer: Any) -> list[Adjustment]:
+    def price_adjustments(
+        self, items: Mapping[int, PriceItem], customer: Any
+    ) -> dict[int, list[Adjustment]]:
         if customer is None:
-            return []
-        return [Adjustment("member-pricing", "member", "会员价", -(product.price_amount // 10))]
+            return {}
+        return {
+            pid: [Adjustment("member", "会员价", -(item.product.price_amount // 10))]
+            for pid, item in items.items()
+        }
 
     @hookimpl
     def order_adjustments(self, cart: Any) -> list[Adjustment]:
-        return [Adjustment("member-pricing", "coupon", "新人券", -500)] if cart.lines else []
+        return [Adjustment("coupon", "新人券", -500)] if cart.lines else []
 
     @hookimpl
     def shipping_quotes(self, cart: Any, address: Any) -> list[ShippingQuote]:
         if not address:
             return []
-        return [ShippingQuote("member-pricing", "jd", "京东物流", "次日达", 600, 1)]
+        return [ShippingQuote("jd", "京东物流", "次日达", 600, 1)]
 
 
 @pytest.fixture

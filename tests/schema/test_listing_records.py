@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import Settings
 from server.models import Product
-from server.plugin import Adjustment, PluginInfo, hookimpl
+from server.plugin import Adjustment, PluginInfo, PriceItem, hookimpl
 from server.plugins import PluginRuntime
 from tests.support.catalog import make_category, make_product
 from tests.support.graphql import GraphQLClient
@@ -32,9 +33,9 @@ class TenPercentOff:
         self.received: list[Any] = []
 
     @hookimpl
-    def price_adjustments(self, product: Any, base: int) -> list[Adjustment]:
-        self.received.append(product)
-        return [Adjustment("ten-off", "ten", "九折", -(base // 10))]
+    def price_adjustments(self, items: Mapping[int, PriceItem]) -> dict[int, list[Adjustment]]:
+        self.received.extend(item.product for item in items.values())
+        return {pid: [Adjustment("ten", "九折", -(item.base // 10))] for pid, item in items.items()}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -24,7 +25,14 @@ from server.models import (
     PaymentStatus,
     StockLevel,
 )
-from server.plugin import Adjustment, CheckoutProblem, PluginInfo, ShippingQuote, hookimpl
+from server.plugin import (
+    Adjustment,
+    CheckoutProblem,
+    PluginInfo,
+    PriceItem,
+    ShippingQuote,
+    hookimpl,
+)
 from server.plugins import PluginRuntime
 from server.services import orders as order_service
 from server.services.errors import InvalidTransition
@@ -62,26 +70,28 @@ class ShopRules:
             raise RuntimeError(f"{hook} exploded")
 
     @hookimpl
-    def price_adjustments(self, product: Any, quantity: int) -> list[Adjustment]:
+    def price_adjustments(self, items: Mapping[int, PriceItem]) -> dict[int, list[Adjustment]]:
         self._maybe_fail("price_adjustments")
         # 10 yuan off per unit when buying two or more.
-        if quantity >= 2:
-            return [Adjustment("shop-rules", "multi-buy", "两件起每件减10元", -1000)]
-        return []
+        return {
+            pid: [Adjustment("multi-buy", "两件起每件减10元", -1000)]
+            for pid, item in items.items()
+            if item.quantity >= 2
+        }
 
     @hookimpl
     def order_adjustments(self, cart: Any) -> list[Adjustment]:
         self._maybe_fail("order_adjustments")
         if cart.subtotal >= 30000:
-            return [Adjustment("shop-rules", "spend-300", "满300减30", -3000)]
+            return [Adjustment("spend-300", "满300减30", -3000)]
         return []
 
     @hookimpl
     def shipping_quotes(self, cart: Any, address: Any) -> list[ShippingQuote]:
         self._maybe_fail("shipping_quotes")
         return [
-            ShippingQuote("shop-rules", "sf", "顺丰速运", "次日达", 1500, 1),
-            ShippingQuote("shop-rules", "zto", "中通快递", "标准", 800, 3),
+            ShippingQuote("sf", "顺丰速运", "次日达", 1500, 1),
+            ShippingQuote("zto", "中通快递", "标准", 800, 3),
         ]
 
     @hookimpl
@@ -238,12 +248,13 @@ async def test_bad_checkouts_are_typed_errors_and_write_nothing(
     assert blank_key["__typename"] == "ValidationError"
     assert blank_key["field"] == "idempotencyKey"
 
-    rules.problems = [CheckoutProblem("shop-rules", "REGION", "该地区暂不配送", "shippingAddress")]
+    rules.problems = [CheckoutProblem("REGION", "该地区暂不配送", "shippingAddress")]
     blocked = await place(gql, await cart_with(gql, [(product, 1)]))
     assert blocked["__typename"] == "CheckoutProblems"
     assert blocked["problems"] == [
         {
             "source": "shop-rules",
+            "plugin": "shop-rules",
             "code": "REGION",
             "message": "该地区暂不配送",
             "field": "shippingAddress",
@@ -447,7 +458,9 @@ async def test_customer_cannot_cancel_once_fulfilling_but_staff_can(
     assert forbidden["updateOrderStatus"]["__typename"] == "NotFoundError"
 
 
-async def test_every_transition_of_the_state_machine(session: AsyncSession) -> None:
+async def test_every_transition_of_the_state_machine(
+    session: AsyncSession, plugins: PluginRuntime
+) -> None:
     """Each (from, to) pair: allowed exactly when the machine says so, with history + event."""
     product = await make_product(session, stock=1000)
     product_id, sku, name = product.id, product.sku, product.name
@@ -494,7 +507,7 @@ async def test_every_transition_of_the_state_machine(session: AsyncSession) -> N
         events_before = await count(session, OutboxEvent)
         try:
             moved = await order_service.transition_order(
-                session, order_id, target, note="t", actor="staff:1"
+                session, plugins, order_id, target, note="t", actor="staff:1"
             )
         except InvalidTransition as exc:
             await session.rollback()

@@ -42,13 +42,24 @@ def test_the_core_declares_the_hooks_of_the_design() -> None:
         "models",
         "migration_locations",
         "price_adjustments",
+        "price_guardrails",
         "order_adjustments",
         "shipping_quotes",
         "validate_checkout",
+        "order_placing",
+        "order_cancelling",
+        "plan_shipments",
+        "payment_gateways",
+        "authorise_payment",
+        "capture_payment",
+        "refund_payment",
+        "payment_webhook",
         "order_placed",
         "order_status_changed",
         "payment_captured",
+        "shipment_created",
         "shipment_status_changed",
+        "tracking_event_recorded",
         "customer_event_recorded",
         "product_changed",
         "category_changed",
@@ -90,10 +101,13 @@ def test_hook_is_typed_and_explains_what_to_return(hook: str) -> None:
     assert fn.__doc__ and len(fn.__doc__.split()) >= 8
 
 
-def test_no_core_hook_is_firstresult() -> None:
-    # Every core hook composes all plugins' answers; none has one right answer.
+def test_only_the_shipment_plan_is_firstresult_and_says_so() -> None:
+    # Every other core hook composes all plugins' answers (or, for payments, asks the plugin
+    # of the payment's gateway); a plan has one right answer, the first one given.
     firstresult = [n for n in SPECS if getattr(hookspecs, n).shopgraph_spec.get("firstresult")]
-    assert firstresult == []
+    assert firstresult == ["plan_shipments"]
+    for name in firstresult:
+        assert "firstresult" in getattr(hookspecs, name).__doc__
 
 
 def test_runtime_hooks_offer_the_plugin_set_and_its_settings() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from server import migrate
@@ -41,3 +44,62 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert migrate.current(database_url) == set()
     migrate.upgrade(database_url, plugins=plugins)
     assert migrate.current(database_url) == set(migrate.heads(plugins))
+
+
+def test_order_fees_are_split_from_discounts_on_the_way_up_and_joined_on_the_way_down(
+    database_url: str,
+) -> None:
+    """0004 gives fees their own column: an order placed before it kept its fees as a
+    negative part of its one discount; they are split by the sign of its adjustments."""
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, "0003_core", plugins)
+    adjustments = [
+        {"source": "promo", "rule": "spend", "label": "满减", "amount": -1000},
+        {"source": "shop", "rule": "handling", "label": "包装费", "amount": 500},
+    ]
+
+    async def place_old_order() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    'INSERT INTO "order" (number, email, status, currency, subtotal_amount, '
+                    "discount_amount, shipping_amount, total_amount, adjustments, "
+                    "shipping_address, placed_at) VALUES ('SG-OLD-1', 'a@example.cn', "
+                    "'PENDING_PAYMENT', 'CNY', 10000, 500, 0, 9500, :adj, '{}', :at)"
+                ),
+                {"adj": json.dumps(adjustments), "at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            await conn.execute(
+                text(
+                    'INSERT INTO "order" (number, email, status, currency, subtotal_amount, '
+                    "discount_amount, shipping_amount, total_amount, adjustments, "
+                    "shipping_address, placed_at) VALUES ('SG-OLD-2', 'b@example.cn', "
+                    "'PENDING_PAYMENT', 'CNY', 10000, 0, 0, 10000, '[]', '{}', :at)"
+                ),
+                {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await engine.dispose()
+
+    async def amounts(*columns: str) -> list[tuple[Any, ...]]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(f'SELECT number, {", ".join(columns)} FROM "order" ORDER BY number')
+            )
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        return found
+
+    migrate.run_async(place_old_order)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(lambda: amounts("discount_amount", "fee_amount")) == [
+        ("SG-OLD-1", 1000, 500),
+        ("SG-OLD-2", 0, 0),
+    ]
+    migrate.downgrade(database_url, "0003_core", plugins)
+    assert migrate.run_async(lambda: amounts("discount_amount")) == [
+        ("SG-OLD-1", 500),
+        ("SG-OLD-2", 0),
+    ]
+    migrate.upgrade(database_url, plugins=plugins)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,16 @@ from server.config import Settings
 from server.db import create_engine, session_factory
 from server.graphql.assembly import SchemaAssemblyError
 from server.jobs import JobRunner
-from server.models import CustomerEvent, JobLease, Product
-from server.plugin import Adjustment, CheckoutProblem, Job, JobContext, ShippingQuote, hookspec
+from server.models import CustomerEvent, JobLease
+from server.plugin import (
+    Adjustment,
+    CheckoutProblem,
+    Job,
+    JobContext,
+    PriceItem,
+    ShippingQuote,
+    hookspec,
+)
 from server.plugins import PluginError, PluginFailed, PluginRuntime, load_plugins
 from server.progress import Progress
 from tests.plugins.fakes import FakePlugin, cart_of, gid, place_order
@@ -438,16 +446,21 @@ async def test_hook_migration_locations(database_url: str, session: AsyncSession
 # --- order-flow hooks ----------------------------------------------------------------------
 
 
-def member_price(product: Product, customer: Any, quantity: int, base: int) -> list[Adjustment]:
-    adjustments = [Adjustment(source="tiers", rule="member", label="会员价", amount=-base // 10)]
+def member_price(
+    items: Mapping[int, PriceItem], customer: Any
+) -> dict[int, list[Adjustment]] | None:
     if customer is None:
-        return []
-    if quantity >= 3:
-        adjustments.append(Adjustment(source="tiers", rule="bulk", label="多件优惠", amount=-100))
-    return adjustments
+        return None
+    answer: dict[int, list[Adjustment]] = {}
+    for product_id, item in items.items():
+        adjustments = [Adjustment(rule="member", label="会员价", amount=-item.base // 10)]
+        if item.quantity >= 3:
+            adjustments.append(Adjustment(rule="bulk", label="多件优惠", amount=-100))
+        answer[product_id] = adjustments
+    return answer
 
 
-def exploding_price(product: Product) -> list[Adjustment]:
+def exploding_price(items: Mapping[int, PriceItem]) -> dict[int, list[Adjustment]]:
     raise RuntimeError("pricing service unreachable")
 
 
@@ -506,28 +519,19 @@ class TestFailingOrderFlowHook:
 
 
 def rounding_discount(cart: Any) -> list[Adjustment]:
-    return [Adjustment(source="promo", rule="round", label="抹零", amount=-(cart.subtotal % 1000))]
+    return [Adjustment(rule="round", label="抹零", amount=-(cart.subtotal % 1000))]
 
 
 def two_carriers(cart: Any, address: Any) -> list[ShippingQuote]:
     return [
-        ShippingQuote(
-            source="ship",
-            code="sf",
-            carrier="顺丰速运",
-            label="次日达",
-            amount=1200,
-            promised_days=1,
-        ),
-        ShippingQuote(
-            source="ship", code="zto", carrier="中通快递", label="经济", amount=600, promised_days=3
-        ),
+        ShippingQuote(code="sf", carrier="顺丰速运", label="次日达", amount=1200, promised_days=1),
+        ShippingQuote(code="zto", carrier="中通快递", label="经济", amount=600, promised_days=3),
     ]
 
 
 def limit_three(cart: Any) -> list[CheckoutProblem]:
     if sum(line.quantity for line in cart.lines) > 3:
-        return [CheckoutProblem(source="limits", code="TOO_MANY", message="每单最多 3 件")]
+        return [CheckoutProblem(code="TOO_MANY", message="每单最多 3 件")]
     return []
 
 

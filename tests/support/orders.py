@@ -160,7 +160,7 @@ mutation PlaceOrder($input: PlaceOrderInput!) {
       }
     }
     ... on OutOfStock { code productId requested available }
-    ... on CheckoutProblems { code problems { source code message field } }
+    ... on CheckoutProblems { code problems { source plugin code message field } }
     ... on Error { code message field }
   }
 }"""

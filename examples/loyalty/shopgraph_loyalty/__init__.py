@@ -9,10 +9,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.plugin import Adjustment, CartView, DemoShop, Event, PluginInfo, hookimpl
 from shopgraph_loyalty import hookspecs as HOOKSPECS  # noqa: N812 - the name shopgraph looks for
+
+if TYPE_CHECKING:
+    from server.models import Order
 
 PLUGIN_INFO = PluginInfo(
     name="loyalty",
@@ -76,6 +79,20 @@ async def order_adjustments(session: Any, cart: CartView, config: Any) -> list[A
     from shopgraph_loyalty import service
 
     return await service.order_adjustments(session, cart, config)
+
+
+@hookimpl
+async def order_placing(session: Any, order: Order) -> None:
+    from shopgraph_loyalty import service
+
+    await service.attach_hold(session, order)
+
+
+@hookimpl
+async def order_cancelling(session: Any, order: Order) -> None:
+    from shopgraph_loyalty import service
+
+    await service.give_back_hold(session, int(order.id or 0))
 
 
 # --- events --------------------------------------------------------------------------------

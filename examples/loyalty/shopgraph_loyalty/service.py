@@ -20,7 +20,6 @@ from shopgraph_loyalty.models import (
     LoyaltyTransactionKind,
 )
 
-SOURCE = "loyalty"
 # Minor units per whole unit of a currency (fen per yuan); points are earned per whole unit.
 _MINOR_PER_UNIT = {"JPY": 1, "KRW": 1, "VND": 1, "BHD": 1000, "KWD": 1000, "OMR": 1000}
 
@@ -160,13 +159,9 @@ async def order_adjustments(
     amount = discount_for(hold.points, config, cart.subtotal)
     if amount == 0:
         return []
+    # The core labels it with this plugin's name ("loyalty") as its source.
     return [
-        Adjustment(
-            source=SOURCE,
-            rule="redeem",
-            label=f"积分抵扣 Loyalty points ({hold.points})",
-            amount=-amount,
-        )
+        Adjustment(rule="redeem", label=f"积分抵扣 Loyalty points ({hold.points})", amount=-amount)
     ]
 
 
@@ -174,21 +169,48 @@ def points_for(total: int, currency: str, config: LoyaltySettings) -> int:
     return max(0, total) // _MINOR_PER_UNIT.get(currency.upper(), 100) * config.points_per_unit
 
 
+async def attach_hold(session: AsyncSession, order: Order) -> None:
+    """Inside placeOrder's transaction: the points held against the order's cart are now spent
+    on this order (a cancellation gives them back)."""
+    if order.cart_id is None:
+        return
+    await session.execute(
+        update(LoyaltyRedemption)
+        .where(col(LoyaltyRedemption.cart_id) == order.cart_id)
+        .values(order_id=order.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def give_back_hold(session: AsyncSession, order_id: int) -> None:
+    """Inside the cancelling transaction: the points redeemed on the order go back to its
+    customer's balance (once: a cancelled order is never cancelled again)."""
+    hold = (
+        await session.execute(
+            select(LoyaltyRedemption).where(col(LoyaltyRedemption.order_id) == order_id)
+        )
+    ).scalar_one_or_none()
+    if hold is None:
+        return
+    await _change_balance(session, hold.customer_id, hold.points)
+    _record(
+        session,
+        hold.customer_id,
+        LoyaltyTransactionKind.RELEASE,
+        hold.points,
+        order_id=order_id,
+        note="order cancelled",
+    )
+    await session.flush()
+
+
 async def earn_for_order(
     session: AsyncSession, payload: dict[str, Any], config: LoyaltySettings, plugins: Any
 ) -> int:
-    """Award the points of a placed order (once, however often the event is delivered) and
-    attach the cart's hold to the order. Returns the points awarded by this call."""
+    """Award the points of a placed order (once, however often the event is delivered).
+    Returns the points awarded by this call."""
     order_id = int(payload["order_id"])
     customer_id = payload.get("customer_id")
-    order = await session.get(Order, order_id)
-    if order is not None and order.cart_id is not None:
-        await session.execute(
-            update(LoyaltyRedemption)
-            .where(col(LoyaltyRedemption.cart_id) == order.cart_id)
-            .values(order_id=order_id)
-            .execution_options(synchronize_session=False)
-        )
     if customer_id is None:
         return 0  # guests earn nothing
     customer_id = int(customer_id)
@@ -227,8 +249,8 @@ async def earn_for_order(
 
 
 async def order_cancelled(session: AsyncSession, order_id: int) -> None:
-    """Give back the points redeemed on a cancelled order and take back the points it earned
-    (as far as the balance still holds them). Each happens once per order."""
+    """Take back the points a cancelled order earned (as far as the balance still holds them),
+    once per order. (The points it spent went back when it was cancelled: give_back_hold.)"""
     done = set(
         (
             await session.execute(
@@ -238,21 +260,6 @@ async def order_cancelled(session: AsyncSession, order_id: int) -> None:
             )
         ).scalars()
     )
-    hold = (
-        await session.execute(
-            select(LoyaltyRedemption).where(col(LoyaltyRedemption.order_id) == order_id)
-        )
-    ).scalar_one_or_none()
-    if hold is not None and LoyaltyTransactionKind.RELEASE not in done:
-        await _change_balance(session, hold.customer_id, hold.points)
-        _record(
-            session,
-            hold.customer_id,
-            LoyaltyTransactionKind.RELEASE,
-            hold.points,
-            order_id=order_id,
-            note="order cancelled",
-        )
     earned = (
         await session.execute(
             select(LoyaltyTransaction).where(
