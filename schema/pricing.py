@@ -128,8 +128,8 @@ class PriceBreakdownLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
     async def price(self, info: Info, product: m.Product, quantity: int) -> PriceBreakdownValue:
         self.context = info.context
         if not is_record(product):
-            self._entities.setdefault(product.id, product)  # type: ignore[arg-type]
-        return await self.load((product.id, quantity))  # type: ignore[arg-type]
+            self._entities.setdefault(product.id, product)  # type: ignore[arg-type]  # a stored product has its id
+        return await self.load((product.id, quantity))  # type: ignore[arg-type]  # a stored product has its id
 
     async def _load(self, keys: Sequence[tuple[int, int]]) -> list[PriceBreakdownValue]:
         assert self.context is not None, "load prices through PriceBreakdownLoader.price"

@@ -215,6 +215,12 @@ class PluginRuntime:
         caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
         return await self._run(caller, hook_name, kwargs)
 
+    async def answer_of(self, plugin: str, hook_name: str, **kwargs: Any) -> Any:
+        """Plugin ``plugin``'s answer to ``hook_name`` (None when it answers None): for hooks
+        asked of one plugin, such as a payment gateway's."""
+        answers = await self.call_plugin(plugin, hook_name, **kwargs)
+        return answers[0][1] if answers else None
+
     def call_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Like :meth:`call`, for hooks answered at start-up (schema, data, settings): their
         implementations must return plain values, not awaitables."""

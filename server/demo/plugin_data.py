@@ -61,10 +61,10 @@ async def fill_plugins(
             if progress is not None:
                 progress.note(f"{name}: {what}")
 
-        answers = await plugins.call_plugin(
+        value = await plugins.answer_of(
             name, HOOK, session=session, shop=shop, rng=plugin_rng(shop.seed, name), progress=note
         )
-        counts = _counts(name, answers[0][1] if answers else None)
+        counts = _counts(name, value)
         filled[name] = counts
         if progress is not None:
             done = ", ".join(f"{n} {what}" for what, n in counts.items()) or "done"

@@ -25,7 +25,7 @@ def stamped(plugin: str, hook: str, value: Any, kind: type[T]) -> T:
             hook,
             TypeError(f"returned {type(value).__name__} {value!r}, not a {kind.__name__}"),
         )
-    return dataclasses.replace(value, source=plugin)  # type: ignore[type-var]
+    return dataclasses.replace(value, source=plugin)  # type: ignore[type-var]  # every value stamped is a dataclass with a source field
 
 
 def stamped_all(plugin: str, hook: str, values: Any, kind: type[T]) -> list[T]:

@@ -61,7 +61,7 @@ async def ask(
 ) -> PaymentResult:
     """Call ``hook`` on the plugin offering ``gateway``, and check its answer."""
     try:
-        answer = await plugins.call_plugin(gateway.source, hook, gateway=gateway.code, **kwargs)
+        answer = await plugins.answer_of(gateway.source, hook, gateway=gateway.code, **kwargs)
     except LookupError as exc:
         raise PluginFailed(gateway.source, hook, exc) from exc
     if not isinstance(answer, PaymentResult):

@@ -79,7 +79,7 @@ async def reserve_in(
         .values(reserved=StockLevel.reserved + quantity)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if result.rowcount == 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult, which execute's type does not say
         return
     available = await session.scalar(
         select(col(StockLevel.on_hand) - StockLevel.reserved).where(

@@ -205,7 +205,7 @@ async def handle_webhook(
     if gateway is None:
         raise UnknownGateway(code, list(offered))
     try:
-        reply = await plugins.call_plugin(
+        reply = await plugins.answer_of(
             gateway.source,
             "payment_webhook",
             session=session,
