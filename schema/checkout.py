@@ -24,6 +24,7 @@ from server.graphql.errors import (
     OutOfStock,
     ValidationError,
 )
+from server.graphql.inputs import input_extras
 from server.graphql.money import Money
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel
@@ -93,6 +94,7 @@ class CheckoutMutations:
                 else None,
                 email=input.email,
                 shipping_method=input.shipping_method,
+                plugin_inputs=input_extras(input),
             )
             return await checkout.place_order(session, ctx.plugins, ctx.viewer, data)
 

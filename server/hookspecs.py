@@ -194,10 +194,13 @@ def validate_checkout(
     session: AsyncSession,
     cart: CartView,
     customer: Customer | None,
+    inputs: Mapping[str, Any],
     plugins: PluginRuntime,
     config: Any,
 ) -> Sequence[CheckoutProblem] | None:
-    """Return problems that block checking out ``cart`` (an empty list when there are none)."""
+    """Return problems that block checking out ``cart`` (an empty list when there are none).
+    ``inputs`` holds what the shopper sent in the fields plugins added to ``PlaceOrderInput``,
+    by plugin name (``inputs.get("coupons")``: that plugin's input object, see input_extras)."""
 
 
 @hookspec
@@ -207,6 +210,7 @@ def order_placing(
     lines: Sequence[OrderLine],
     cart: CartView,
     customer: Customer | None,
+    inputs: Mapping[str, Any],
     plugins: PluginRuntime,
     config: Any,
 ) -> Sequence[CheckoutProblem] | None:
@@ -215,7 +219,8 @@ def order_placing(
     (coupon uses, group-buy seats, budgets) with a conditional UPDATE, and record it against
     ``order.id``. Return CheckoutProblems to refuse the order (e.g. the last seat went to
     someone else): nothing of the order is written, and the shopper gets them as the typed
-    ``CheckoutProblems`` error. Return None or ``[]`` to let it through."""
+    ``CheckoutProblems`` error. Return None or ``[]`` to let it through. ``inputs`` as for
+    ``validate_checkout`` (a coupon code the shopper entered, a chosen group to join)."""
 
 
 @hookspec

@@ -8,8 +8,8 @@ is always placed at the prices of the moment it is placed.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -196,6 +196,8 @@ class PlaceOrderInput:
     shipping_address: dict[str, str] | None = None
     email: str | None = None
     shipping_method: str | None = None
+    # What the shopper sent in the fields plugins added to the input, by plugin name.
+    plugin_inputs: Mapping[str, Any] = field(default_factory=dict)
 
     def canonical(self) -> dict[str, Any]:
         """What makes two requests "the same" (the key itself does not)."""
@@ -204,6 +206,7 @@ class PlaceOrderInput:
             "shippingAddress": self.shipping_address,
             "email": self.email,
             "shippingMethod": self.shipping_method,
+            "plugins": {name: vars(value) for name, value in self.plugin_inputs.items()},
         }
 
 
@@ -288,7 +291,11 @@ async def place_order(
     problems = _core_problems(quote) + problems_of(
         "validate_checkout",
         await plugins.call(
-            "validate_checkout", session=session, cart=quote.view, customer=customer
+            "validate_checkout",
+            session=session,
+            cart=quote.view,
+            customer=customer,
+            inputs=data.plugin_inputs,
         ),
     )
     if problems:
@@ -344,6 +351,7 @@ async def place_order(
             lines=order_lines,
             cart=quote.view,
             customer=customer,
+            inputs=data.plugin_inputs,
         ),
     )
     if refusals:

@@ -303,6 +303,9 @@ def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
         # A killed process's claimed deliveries come back after their lease: short here.
         "SHOPGRAPH_OUTBOX_LEASE_SECONDS": "2",
         "SHOPGRAPH_OUTBOX_POLL_SECONDS": "0.5",
+        # The installed example plugin receives the orders' events.
+        "SHOPGRAPH_PLUGIN_ENTRY_POINTS": "true",
+        "SHOPGRAPH_PLUGINS": "loyalty",
     }
     command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port)]
     return subprocess.Popen(command, env=env, cwd=ROOT)

@@ -39,7 +39,7 @@ from server.plugin import (
 )
 from server.plugins import PluginError, PluginFailed, PluginRuntime, load_plugins
 from server.progress import Progress
-from tests.plugins.fakes import FakePlugin, cart_of, gid, place_order
+from tests.plugins.fakes import ADDRESS, FakePlugin, cart_of, gid, place_order
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
@@ -584,6 +584,76 @@ class TestCheckoutHooks:
         assert result["__typename"] != "PlaceOrderSuccess"
         assert "3" in result["message"] or result["code"] == "TOO_MANY"
         assert await session.scalar(select(func.count()).select_from(text('"order"'))) == 0
+
+
+@strawberry.input
+class CouponCode:
+    coupon_code: str | None = None
+
+
+def only_with_coupon(inputs: Mapping[str, Any]) -> list[CheckoutProblem]:
+    code = inputs["coupons"].coupon_code
+    if code == "WELCOME":
+        return []
+    return [CheckoutProblem(code="BAD_COUPON", message=f"券码无效: {code}", field="couponCode")]
+
+
+CHECKOUT_WITH_PROBLEMS = """
+mutation($input: PlaceOrderInput!) {
+  placeOrder(input: $input) {
+    __typename
+    ... on CheckoutProblems { problems { code message plugin } }
+  }
+}
+"""
+
+
+class TestPluginInputOnCheckout:
+    """A plugin's field on ``PlaceOrderInput`` reaches its checkout hooks as ``inputs``."""
+
+    @pytest.fixture
+    def plugins(self, settings: Settings) -> PluginRuntime:
+        coupons = FakePlugin(
+            "coupons",
+            graphql_type_extensions=lambda: {"PlaceOrderInput": [CouponCode]},
+            validate_checkout=only_with_coupon,
+        )
+        return load_plugins(settings.model_copy(update={"plugins": ""}), extra=[coupons])
+
+    async def test_the_shoppers_value_is_given_to_the_plugin(
+        self, gql: GraphQLClient, session: AsyncSession
+    ) -> None:
+        product = await make_product(session, "挂耳咖啡", price="29.00", stock={"SH": 9})
+        order = {"idempotencyKey": "coupon-1", "shippingAddress": ADDRESS, "email": "c@example.cn"}
+        refused = await gql.execute(
+            CHECKOUT_WITH_PROBLEMS,
+            {
+                "input": {
+                    **order,
+                    "cartToken": await cart_of(gql, [(product, 1)]),
+                    "couponCode": "X",
+                }
+            },
+        )
+        [problem] = refused["data"]["placeOrder"]["problems"]
+        assert (problem["code"], problem["plugin"], problem["message"]) == (
+            "BAD_COUPON",
+            "coupons",
+            "券码无效: X",
+        )
+        token = await cart_of(gql, [(product, 1)])
+        placed = await gql.execute(
+            CHECKOUT_WITH_PROBLEMS,
+            {
+                "input": {
+                    **order,
+                    "idempotencyKey": "coupon-2",
+                    "cartToken": token,
+                    "couponCode": "WELCOME",
+                }
+            },
+        )
+        assert placed["data"]["placeOrder"]["__typename"] == "PlaceOrderSuccess", placed
 
 
 class TestFailingCheckoutHook:
