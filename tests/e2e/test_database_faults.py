@@ -42,6 +42,7 @@ from tests.plugins.fakes import ADDRESS, CREATE_CART, FakePlugin, gid
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
 from tests.support.orders import PLACE_ORDER as PLACE
+from tests.support.plugins import installed
 from tests.support.postgres import TemporaryPostgres, find_bindir, free_port
 from tests.support.server import LiveServer
 
@@ -73,12 +74,13 @@ def own_postgres() -> Iterator[TemporaryPostgres]:
 
 
 async def migrated_shop(server: TemporaryPostgres) -> str:
-    """A database "shop" on ``server``, migrated with the built-in plugins; its URL."""
+    """A database "shop" on ``server``, migrated with the built-in plugins and the installed
+    example plugin (the killed-server test enables it); its URL."""
     admin = await asyncpg.connect(server.url().replace("+asyncpg", ""))
     await admin.execute('CREATE DATABASE "shop"')
     await admin.close()
     url = server.url("shop")
-    plugins = load_plugins(Settings(database_url=url))
+    plugins = load_plugins(installed(Settings(database_url=url), "loyalty"))
     await asyncio.to_thread(migrate.upgrade, url, None, plugins)
     return url
 

@@ -254,7 +254,9 @@ async def test_each_implementation_gets_its_own_plugins_settings(
         FakePlugin("limits_a", settings=lambda: Limits, validate_checkout=check("a")),
         FakePlugin("limits_b", settings=lambda: Other, validate_checkout=check("b")),
     )
-    results = await runtime.call("validate_checkout", session=None, cart=None, customer=None)
+    results = await runtime.call(
+        "validate_checkout", session=None, cart=None, customer=None, inputs={}
+    )
     assert {name: problems[0].message for name, problems in results} == {
         "limits_a": "5",
         "limits_b": "9",

@@ -207,7 +207,7 @@ async def test_runtime_call_names_the_failing_plugin() -> None:
         FakePlugin("bad", validate_checkout=boom),
     )
     with pytest.raises(PluginFailed) as info:
-        await runtime.call("validate_checkout", session=None, cart=None, customer=None)
+        await runtime.call("validate_checkout", session=None, cart=None, customer=None, inputs={})
     assert info.value.plugin == "bad" and info.value.hook == "validate_checkout"
     assert "bad cart" in str(info.value)
 
@@ -749,7 +749,9 @@ def test_hook_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     assert runtime.config_for("budget_guard") == Budget(limit=250, label="大促")
     import asyncio
 
-    asyncio.run(runtime.call("validate_checkout", session=None, cart=None, customer=None))
+    asyncio.run(
+        runtime.call("validate_checkout", session=None, cart=None, customer=None, inputs={})
+    )
     assert seen == [Budget(limit=250, label="大促")]
     monkeypatch.setenv("SHOPGRAPH_BUDGET_GUARD_LIMIT", "lots")
     with pytest.raises(
