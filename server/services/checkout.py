@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer
 from server.hooktypes import (
@@ -124,11 +125,11 @@ async def quote_cart(
     address: dict[str, Any] | None = None,
 ) -> CartQuote:
     """Price every line (plugins' price_adjustments), then the order and its shipping."""
-    lines = await carts.lines_of(session, cart.id)  # type: ignore[arg-type]
+    lines = await carts.lines_of(session, cart.id)  # type: ignore[arg-type]  # a stored row has its id
     products = {
         p.id: p
         for p in await session.scalars(
-            select(Product).where(Product.id.in_([line.product_id for line in lines]))
+            select(Product).where(col(Product.id).in_([line.product_id for line in lines]))
         )
     }
     # One call of each price hook for the whole cart.
@@ -149,7 +150,7 @@ async def quote_cart(
         currency=cart.currency,
         lines=tuple(
             CartLineView(
-                product_id=p.product.id,  # type: ignore[arg-type]
+                product_id=p.product.id,  # type: ignore[arg-type]  # a stored row has its id
                 sku=p.product.sku,
                 quantity=p.line.quantity,
                 unit_price=p.breakdown.final,
@@ -268,11 +269,11 @@ async def place_order(
     # Claim the cart itself: of two concurrent checkouts of one cart (different keys), one wins.
     converted = await session.execute(
         update(Cart)
-        .where(Cart.id == cart.id, Cart.status == CartStatus.ACTIVE)
+        .where(col(Cart.id) == cart.id, col(Cart.status) == CartStatus.ACTIVE)
         .values(status=CartStatus.CONVERTED, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if converted.rowcount != 1:  # type: ignore[attr-defined]
+    if converted.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult, which execute's type does not say
         raise Conflict("this cart was already checked out", field="cartToken")
 
     customer = await pricing_customer(session, cart, viewer)
@@ -331,7 +332,7 @@ async def place_order(
     session.add_all(order_lines)
     session.add(
         OrderStatusChange(
-            order_id=order.id,  # type: ignore[arg-type]
+            order_id=order.id,  # type: ignore[arg-type]  # a stored row has its id
             from_status=None,
             to_status=OrderStatus.PENDING_PAYMENT,
             actor=viewer.subject,
@@ -388,7 +389,7 @@ async def place_order(
             ],
         },
     )
-    await idempotency.complete(session, claimed, order.id)  # type: ignore[arg-type]
+    await idempotency.complete(session, claimed, order.id)  # type: ignore[arg-type]  # a stored row has its id
     return order
 
 
@@ -397,7 +398,7 @@ def _order_lines(
 ) -> list[OrderLine]:
     return [
         OrderLine(
-            order_id=order.id,  # type: ignore[arg-type]
+            order_id=order.id,  # type: ignore[arg-type]  # a stored row has its id
             product_id=p.line.product_id,
             warehouse_id=warehouses[p.line.product_id],
             sku=p.product.sku,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.hooktypes import Parcel, ParcelLine, hookimpl
 from server.models import Order, OrderLine
@@ -31,7 +32,7 @@ def plan_shipments(lines: Sequence[OrderLine]) -> list[Parcel]:
     for line in lines:
         if line.warehouse_id is not None:
             by_warehouse[line.warehouse_id].append(
-                ParcelLine(order_line_id=line.id, quantity=line.quantity)  # type: ignore[arg-type]
+                ParcelLine(order_line_id=line.id, quantity=line.quantity)  # type: ignore[arg-type]  # a stored row has its id
             )
     return [
         Parcel(warehouse_id=warehouse_id, lines=tuple(parcel_lines))
@@ -67,9 +68,9 @@ def _warehouses(
             planned[line_id] += quantity
     for line in lines:
         wanted = line.quantity if line.warehouse_id is not None or line.id in planned else 0
-        if planned.get(line.id, 0) != wanted:  # type: ignore[arg-type]
+        if planned.get(line.id, 0) != wanted:  # type: ignore[arg-type]  # a stored row has its id
             raise refuse(
-                f"order line {line.id} has {line.quantity} units, {planned.get(line.id, 0)} planned"  # type: ignore[arg-type]
+                f"order line {line.id} has {line.quantity} units, {planned.get(line.id, 0)} planned"  # type: ignore[arg-type]  # a stored row has its id
             )
     return warehouse_of
 
@@ -80,7 +81,7 @@ async def plan_order(session: AsyncSession, plugins: PluginRuntime, order: Order
     planner, for a plan that cannot be carried out."""
     lines = list(
         await session.scalars(
-            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+            select(OrderLine).where(col(OrderLine.order_id) == order.id).order_by(col(OrderLine.id))
         )
     )
     [(plugin, answer)] = await plugins.call(HOOK, session=session, order=order, lines=lines)
@@ -88,7 +89,7 @@ async def plan_order(session: AsyncSession, plugins: PluginRuntime, order: Order
     warehouse_of = _warehouses(plugin, parcels, lines)
     # In product order, like checkout's reservations: concurrent moves cannot deadlock.
     for line in sorted(lines, key=lambda ln: (ln.product_id, ln.id)):
-        target = warehouse_of.get(line.id)  # type: ignore[arg-type]
+        target = warehouse_of.get(line.id)  # type: ignore[arg-type]  # a stored row has its id
         if target is None or target == line.warehouse_id:
             continue
         try:

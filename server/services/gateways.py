@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.hookcall import PluginFailed
 from server.hooktypes import CORE, PaymentGateway, PaymentOutcome, PaymentResult
@@ -116,8 +117,8 @@ async def refund_captured(
     captured = list(
         await session.scalars(
             select(Payment)
-            .where(Payment.order_id == order.id, Payment.status == PaymentStatus.CAPTURED)
-            .order_by(Payment.id)
+            .where(col(Payment.order_id) == order.id, col(Payment.status) == PaymentStatus.CAPTURED)
+            .order_by(col(Payment.id))
         )
     )
     if not captured:

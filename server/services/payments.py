@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.auth import Viewer
 from server.hooktypes import PaymentGateway, PaymentOutcome, PaymentResult, WebhookReply
@@ -64,7 +65,7 @@ async def _order_for_payment(session: AsyncSession, viewer: Viewer, data: PayOrd
         return order
     # A guest pays for their order by showing the token of the cart it was placed from.
     if order.customer_id is None and data.cart_token and order.cart_id is not None:
-        cart = await session.scalar(select(Cart).where(Cart.token == data.cart_token))
+        cart = await session.scalar(select(Cart).where(col(Cart.token) == data.cart_token))
         if cart is not None and cart.id == order.cart_id:
             return order
     raise NotFound("order", data.order_id, field="orderId")
@@ -105,7 +106,7 @@ async def pay_order(
         token=data.token,
     )
     payment = Payment(
-        order_id=order.id,  # type: ignore[arg-type]
+        order_id=order.id,  # type: ignore[arg-type]  # a stored row has its id
         gateway=gateway.code,
         amount=order.total_amount,
         currency=order.currency,
@@ -131,12 +132,12 @@ async def _move(
             values["reference"] = result.reference
     moved = await session.execute(
         update(Payment)
-        .where(Payment.id == payment.id, Payment.status == payment.status)
+        .where(col(Payment.id) == payment.id, col(Payment.status) == payment.status)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     await session.refresh(payment)
-    return moved.rowcount == 1  # type: ignore[attr-defined]
+    return moved.rowcount == 1  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult, which execute's type does not say
 
 
 async def _follow(
@@ -158,7 +159,7 @@ async def _follow(
         await _move(session, payment, PaymentStatus(PaymentOutcome(result.status).value), result)
     if payment.status is not P.CAPTURED:
         return
-    current = await orders.load(session, order.id, lock=True)  # type: ignore[arg-type]
+    current = await orders.load(session, order.id, lock=True)  # type: ignore[arg-type]  # a stored row has its id
     assert current is not None
     if current.status is not OrderStatus.PENDING_PAYMENT:
         await gateways.refund(
@@ -173,7 +174,7 @@ async def _follow(
     await orders.transition_order(
         session,
         plugins,
-        current.id,  # type: ignore[arg-type]
+        current.id,  # type: ignore[arg-type]  # a stored row has its id
         OrderStatus.PAID,
         note=f"paid via {gateway.code} ({payment.reference})",
         actor=actor,
@@ -236,8 +237,8 @@ async def _apply(
 ) -> None:
     payment = await session.scalar(
         select(Payment)
-        .where(Payment.gateway == gateway.code, Payment.reference == reference)
-        .order_by(Payment.id)
+        .where(col(Payment.gateway) == gateway.code, col(Payment.reference) == reference)
+        .order_by(col(Payment.id))
         .limit(1)
     )
     if payment is None:

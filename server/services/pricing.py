@@ -97,22 +97,22 @@ def clamp(price: int, limits: Sequence[PriceLimit]) -> Adjustment | None:
     """The guardrail step for ``price`` under ``limits``: down to the lowest ceiling, then up
     to the highest floor (so a floor wins over a lower ceiling). None when no bound binds."""
     result, binding = price, None
-    ceilings = [lim for lim in limits if lim.ceiling is not None]
+    ceilings = [(lim.ceiling, lim) for lim in limits if lim.ceiling is not None]
     if ceilings:
-        lowest = min(ceilings, key=lambda lim: lim.ceiling)  # type: ignore[arg-type,return-value]
-        if result > lowest.ceiling:  # type: ignore[operator]
-            result, binding = lowest.ceiling, lowest
-    floors = [lim for lim in limits if lim.floor is not None]
+        ceiling, lowest = min(ceilings, key=lambda pair: pair[0])
+        if result > ceiling:
+            result, binding = ceiling, lowest
+    floors = [(lim.floor, lim) for lim in limits if lim.floor is not None]
     if floors:
-        highest = max(floors, key=lambda lim: lim.floor)  # type: ignore[arg-type,return-value]
-        if result < highest.floor:  # type: ignore[operator]
-            result, binding = highest.floor, highest
+        floor, highest = max(floors, key=lambda pair: pair[0])
+        if result < floor:
+            result, binding = floor, highest
     if binding is None or result == price:
         return None
     return Adjustment(
         rule=binding.rule,
         label=binding.label,
-        amount=result - price,  # type: ignore[operator]
+        amount=result - price,
         source=binding.source,
     )
 
