@@ -177,7 +177,9 @@ from typing import Annotated, Any
 
 import strawberry
 
-from server.plugin import HasPermission, Info, ValidationError, run_mutation
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.plugin import HasPermission, Info, ValidationError, mutate
 from {package} import service
 
 
@@ -216,10 +218,12 @@ class {pascal}Mutations:
     async def add_{name}_item(
         self, info: Info, input: Add{pascal}ItemInput
     ) -> Add{pascal}ItemResult:
-        result = await run_mutation(info, service.add_item, input.label)
-        if isinstance(result, ValidationError):
-            return result
-        return Add{pascal}ItemSuccess(item={pascal}Item(id=result.id, label=result.label))
+        async def work(session: AsyncSession) -> Any:
+            return await service.add_item(session, input.label)
+
+        return await mutate(
+            info, work, lambda row: Add{pascal}ItemSuccess(item={pascal}Item(id=row.id, label=row.label))
+        )
 
 
 QUERIES: list[type[Any]] = [{pascal}Queries]

@@ -8,21 +8,21 @@ from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.plugin import (
     AuthenticationError,
-    Error,
     Info,
     ModelsByFieldLoader,
     Money,
     NotFoundError,
     ValidationError,
     money,
-    run_mutation,
+    mutate,
 )
 from shopgraph_loyalty import service
-from shopgraph_loyalty.models import LoyaltyAccount, LoyaltyRedemption, LoyaltyTransaction
+from shopgraph_loyalty.models import LoyaltyAccount, LoyaltyTransaction
 
 PLUGIN = "loyalty"
 
@@ -116,20 +116,20 @@ class LoyaltyMutations:
     @strawberry.mutation(description="Spend loyalty points on a cart: a discount at checkout.")
     async def redeem_points(self, info: Info, input: RedeemPointsInput) -> RedeemPointsResult:
         ctx = info.context
-        result = await run_mutation(
-            info, service.redeem, ctx.viewer.customer_id, input.cart_token, input.points
-        )
-        if isinstance(result, Error):
-            return result  # type: ignore[return-value]  # which Error it is, strawberry checks against the union at run time
-        hold: LoyaltyRedemption | None = result
         config: service.LoyaltySettings = ctx.plugins.config_for(PLUGIN)
-        points = hold.points if hold else 0
-        balance = await ctx.db.run(service.account, ctx.viewer.customer_id or 0)
-        return RedeemPointsSuccess(
-            points=points,
-            discount=money(points * config.point_value, ctx.settings.currency),
-            balance=balance.balance if balance else 0,
-        )
+
+        async def work(session: AsyncSession) -> tuple[int, int]:
+            customer_id = ctx.viewer.customer_id
+            hold = await service.redeem(session, customer_id, input.cart_token, input.points)
+            account = await service.account(session, customer_id or 0)
+            return (hold.points if hold else 0), (account.balance if account else 0)
+
+        def redeemed(result: tuple[int, int]) -> RedeemPointsSuccess:
+            points, balance = result
+            discount = money(points * config.point_value, ctx.settings.currency)
+            return RedeemPointsSuccess(points=points, discount=discount, balance=balance)
+
+        return await mutate(info, work, redeemed)
 
 
 QUERIES: list[type[Any]] = [LoyaltyQueries]
