@@ -199,6 +199,27 @@ def _wrapper_failed(plugin: str, hook: str, problem: str) -> PluginFailed:
     return PluginFailed(plugin, hook, RuntimeError(problem))
 
 
+def _started(
+    plugin: str,
+    hook: str,
+    fn: Callable[..., Generator[Any, Any, Any]],
+    config_of: Callable[[str], Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Generator[Any, Any, Any]:
+    """A wrapper's generator, run up to its ``yield`` (the code before the other
+    implementations); its failure, or a missing ``yield``, names the plugin."""
+    config = config_of(plugin)
+    try:
+        gen = fn(*_with_config(args, config), **_kw_with_config(kwargs, config))
+        next(gen)
+    except StopIteration:
+        raise _wrapper_failed(plugin, hook, "the wrapper did not yield") from None
+    except Exception as exc:
+        raise PluginFailed(plugin, hook, exc) from exc
+    return gen
+
+
 def _bind_wrapper(
     plugin: str,
     hook: str,
@@ -210,14 +231,7 @@ def _bind_wrapper(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        config = config_of(plugin)
-        try:
-            gen = fn(*_with_config(args, config), **_kw_with_config(kwargs, config))
-            next(gen)
-        except StopIteration:
-            raise _wrapper_failed(plugin, hook, "the wrapper did not yield") from None
-        except Exception as exc:
-            raise PluginFailed(plugin, hook, exc) from exc
+        gen = _started(plugin, hook, fn, config_of, args, kwargs)
         try:
             inner = yield
         except BaseException as thrown:
@@ -259,14 +273,7 @@ def _bind_old_wrapper(
 
     @functools.wraps(fn)
     def hookwrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        config = config_of(plugin)
-        try:
-            gen = fn(*_with_config(args, config), **_kw_with_config(kwargs, config))
-            next(gen)
-        except StopIteration:
-            raise _wrapper_failed(plugin, hook, "the wrapper did not yield") from None
-        except Exception as exc:
-            raise PluginFailed(plugin, hook, exc) from exc
+        gen = _started(plugin, hook, fn, config_of, args, kwargs)
         outcome = yield
         try:
             gen.send(outcome)
