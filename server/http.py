@@ -17,7 +17,7 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry import UNSET
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -192,3 +192,34 @@ def limited_receive(receive: Receive, limit: int) -> Receive:
         return message
 
     return wrapped
+
+
+class BodyLimit:
+    """ASGI wrapper that bounds request bodies: 413 before a body that declares a larger size
+    is read, and as soon as one without a declared size grows past ``limit``."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = declared_length(scope.get("headers", []))
+        if length is not None and length > self.limit:
+            await refuse_too_large(self.limit, receive, send)
+            return
+        started = False
+
+        async def send_noting(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive(receive, self.limit), send_noting)
+        except BodyTooLarge:
+            if started:
+                raise
+            await refuse_too_large(self.limit, receive, send)

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from server.config import Settings
 from server.db import mark_write
-from server.http import declared_length
+from server.http import BodyLimit
 from server.plugins import PluginFailed
 from server.services import payments
 from server.services.errors import DomainError, UnknownGateway
@@ -39,26 +39,10 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it is longer than ``limit`` bytes."""
-    length = declared_length(request.scope.get("headers", []))
-    if length is not None and length > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
 def payment_routes(state: WebhookState) -> list[Route]:
     async def webhook(request: Request) -> Response:
         code = request.path_params["gateway"]
-        limit = state.settings.max_body_bytes
-        body = await _body(request, limit)
-        if body is None:
-            return _error(413, "PAYLOAD_TOO_LARGE", f"the body is larger than {limit} bytes")
+        body = await request.body()
         headers = {name.lower(): value for name, value in request.headers.items()}
         async with state.sessions() as session:
             await mark_write(session)
@@ -78,4 +62,6 @@ def payment_routes(state: WebhookState) -> list[Route]:
                 return _error(500, "PLUGIN_FAILED", f"plugin {exc.plugin!r} failed")
         return Response(reply.body, status_code=reply.status_code, media_type=reply.media_type)
 
-    return [Route(WEBHOOK_PATH, webhook, methods=["POST"])]
+    # The body is bounded like every request's (413 before or while it is read).
+    bounded = BodyLimit(request_response(webhook), state.settings.max_body_bytes)
+    return [Route(WEBHOOK_PATH, bounded, methods=["POST"])]

@@ -33,7 +33,7 @@ from server.auth import InvalidToken, Viewer, ViewerKind
 from server.authn import authenticate
 from server.config import Settings
 from server.db import mark_write
-from server.http import BodyTooLarge, declared_length, limited_receive, refuse_too_large
+from server.http import BodyLimit
 from server.permissions import RoleMap
 from server.plugins import PluginError, PluginRuntime
 
@@ -88,10 +88,9 @@ class PluginRouteGuard:
     JSON naming the plugin."""
 
     def __init__(self, app: ASGIApp, plugin: str, state: RouteState) -> None:
-        self.app = app
+        self.app = BodyLimit(app, state.settings.max_body_bytes)
         self.plugin = plugin
         self.state = state
-        self.limit = state.settings.max_body_bytes
         self.production = state.settings.env == "production"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,10 +98,6 @@ class PluginRouteGuard:
         scope[_PLUGIN] = self.plugin
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        length = declared_length(scope.get("headers", []))
-        if length is not None and length > self.limit:
-            await refuse_too_large(self.limit, receive, send)
             return
         started = False
 
@@ -112,11 +107,7 @@ class PluginRouteGuard:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive(receive, self.limit), send_noting)
-        except BodyTooLarge:
-            if started:
-                raise
-            await refuse_too_large(self.limit, receive, send)
+            await self.app(scope, receive, send_noting)
         except RouteError as exc:
             if started:
                 raise
