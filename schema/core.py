@@ -22,6 +22,7 @@ from schema import (
     profile,
     search,
     shipments,
+    variants,
 )
 from schema import plugins as plugin_admin
 from server.config import Settings
@@ -31,6 +32,7 @@ from server.throttle import LeakyBucket
 
 DOMAINS: tuple[assembly.Domain, ...] = (
     products,
+    variants,
     categories,
     search,
     catalog_admin,
