@@ -35,6 +35,9 @@ PRICE_FIELDS: dict[str, Sequence[str]] = {
         "PriceBreakdown", "quantity basePrice adjustments guardrail unitPrice total", CATALOGUE
     ),
     **_fields("PriceAdjustment", "source rule label amount kind", CATALOGUE),
+    **_fields("ProductVariant", "price priceBreakdown", CATALOGUE),
+    **_fields("Product", "priceRange", CATALOGUE),
+    **_fields("PriceRange", "min max", CATALOGUE),
 }
 
 CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
@@ -53,6 +56,21 @@ CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
         CATALOGUE,
     ),
     **_fields("Product", "availability", STOCK),
+    # Variants, their option axes and the lookups by SKU and barcode; what reads stock (the
+    # option matrix's availability) also hears of stock changes.
+    **_fields("Query", "productVariantBySku productVariantByBarcode", CATALOGUE),
+    **_fields("Product", "options variants", CATALOGUE),
+    **_fields("Product", "optionMatrix", CATALOGUE + STOCK),
+    **_fields("ProductOption", "name position values", CATALOGUE),
+    **_fields("OptionValue", "name value", CATALOGUE),
+    **_fields(
+        "ProductVariant",
+        "id sku barcode weightGrams position isActive options product basePrice",
+        CATALOGUE,
+    ),
+    **_fields("ProductVariant", "availability", STOCK),
+    **_fields("OptionCombination", "options variant", CATALOGUE),
+    **_fields("OptionCombination", "availability", STOCK),
     **_fields("StockAvailability", "inStock quantityAvailable", STOCK),
     **_fields("Money", "currency amount minorUnits", CATALOGUE),
     **_fields(

@@ -23,7 +23,8 @@ from server.services import catalog
 from server.services.errors import ValidationFailed
 
 
-def _price(value: MoneyInput, default_currency: str, field: str) -> tuple[int, str]:
+def money_input(value: MoneyInput, default_currency: str, field: str) -> tuple[int, str]:
+    """(minor units, currency) of a money input; ValidationFailed naming ``field``."""
     currency = (value.currency or default_currency).strip().upper()
     try:
         return to_minor(value.amount, currency), currency
@@ -162,12 +163,12 @@ def _product_changes(info: Info, input: UpdateProductInput) -> catalog.ProductFi
             changes[attr] = _required(value, field)
     if _given(input.price):
         price = _required(input.price, "price")
-        changes["price_amount"], changes["currency"] = _price(price, currency, "price")
+        changes["price_amount"], changes["currency"] = money_input(price, currency, "price")
     if _given(input.cost_price):
         if input.cost_price is None:
             changes["cost_amount"] = None
         else:
-            amount, cost_currency = _price(input.cost_price, currency, "costPrice")
+            amount, cost_currency = money_input(input.cost_price, currency, "costPrice")
             changes["cost_amount"], changes["cost_currency"] = amount, cost_currency
     if _given(input.brand):
         changes["brand"] = input.brand
@@ -221,10 +222,12 @@ class CatalogMutations:
     @strawberry.mutation(permission_classes=[HasPermission(CATALOG_MANAGE)])
     async def create_product(self, info: Info, input: CreateProductInput) -> CreateProductResult:
         async def work(session: AsyncSession) -> m.Product:
-            price_amount, currency = _price(input.price, info.context.settings.currency, "price")
+            price_amount, currency = money_input(
+                input.price, info.context.settings.currency, "price"
+            )
             cost_amount = None
             if input.cost_price is not None:
-                cost_amount, cost_currency = _price(input.cost_price, currency, "costPrice")
+                cost_amount, cost_currency = money_input(input.cost_price, currency, "costPrice")
                 if cost_currency != currency:
                     raise ValidationFailed(
                         "costPrice must be in the price's currency", field="costPrice"

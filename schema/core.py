@@ -22,6 +22,7 @@ from schema import (
     profile,
     search,
     shipments,
+    variant_admin,
     variants,
 )
 from schema import plugins as plugin_admin
@@ -36,6 +37,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     categories,
     search,
     catalog_admin,
+    variant_admin,
     accounts,
     profile,
     customers,

@@ -13,7 +13,7 @@ from server.graphql.connections import ConnectionsByParentLoader
 from server.graphql.context import Database
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
 from server.graphql.pagination import SortKey
-from server.services import behaviour, catalog
+from server.services import behaviour, catalog, variants
 
 
 class ProductByIdLoader(ModelByIdLoader):
@@ -200,3 +200,29 @@ class ProductOptionsByProductIdLoader(ModelsByFieldLoader):
     model = m.ProductOption
     field = "product_id"
     order_by = ("position", "id")
+
+
+class AvailableUnitsByVariantIdLoader(DataLoader[int, int]):
+    """Units of a variant that can be sold now, over the active warehouses: one grouped
+    statement for a whole batch (a product page's variants)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[int]:
+        units = await self.db.run(variants.available_units, keys)
+        return [units.get(key, 0) for key in keys]
+
+
+class AvailableUnitsByProductIdLoader(DataLoader[int, int]):
+    """Units of a product's active variants that can be sold now, over the active warehouses:
+    one grouped statement for a whole batch (a page of products)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[int]:
+        units = await self.db.run(variants.available_units_of_products, keys)
+        return [units.get(key, 0) for key in keys]

@@ -11,7 +11,7 @@ from typing import Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from schema.loaders import CustomerByIdLoader, ProductByIdLoader
+from schema.loaders import CustomerByIdLoader, ProductByIdLoader, ProductVariantByIdLoader
 from server import models as m
 from server.graphql.context import Context, Database, Info
 from server.graphql.money import Money, money
@@ -109,21 +109,46 @@ def stored_breakdown(
 # --- prices of the request's products, in batches ------------------------------------------
 
 
-class PriceBreakdownLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
-    """Unit prices keyed by (product id, quantity), for the request's viewer.
-
-    Every product a request prices in one pass (a page of them) is priced with one call of
-    each price hook per distinct quantity (one, on a listing), so the statements a pricing
-    plugin runs do not grow with the page. Use :meth:`price`, which hands over the entity
-    when the resolver holds it (a listing holds lighter records: their entities are loaded in
-    one statement).
-    """
+class _PriceLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
+    """Unit prices keyed by (id, quantity), for the request's viewer: every key a request
+    asks for in one pass (a page, a product's variants) is priced with one call of each price
+    hook per distinct quantity, so the statements a pricing plugin runs do not grow with the
+    page. Subclasses say what the id names and how a batch of them is priced."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.context: Context | None = None
-        self._entities: dict[int, m.Product] = {}
         super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[tuple[int, int]]) -> list[PriceBreakdownValue]:
+        assert self.context is not None, "load prices through the loader's price method"
+        ctx = self.context
+        customer = None
+        if ctx.viewer.customer_id is not None:
+            customer = await ctx.loaders.get(CustomerByIdLoader).load(ctx.viewer.customer_id)
+        by_quantity: dict[int, list[int]] = defaultdict(list)
+        for key, quantity in keys:
+            by_quantity[quantity].append(key)
+        found: dict[tuple[int, int], PriceBreakdownValue] = {}
+        for quantity, ids in by_quantity.items():
+            prices = await self._price_batch(ctx, ids, quantity, customer)
+            found.update({(key, quantity): value for key, value in prices.items()})
+        return [found[key] for key in keys]
+
+    async def _price_batch(
+        self, ctx: Context, ids: Sequence[int], quantity: int, customer: m.Customer | None
+    ) -> Mapping[int, PriceBreakdownValue]:
+        raise NotImplementedError
+
+
+class PriceBreakdownLoader(_PriceLoader):
+    """Products' "from" unit prices keyed by (product id, quantity). Use :meth:`price`, which
+    hands over the entity when the resolver holds it (a listing holds lighter records: their
+    entities are loaded in one statement)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._entities: dict[int, m.Product] = {}
 
     async def price(self, info: Info, product: m.Product, quantity: int) -> PriceBreakdownValue:
         self.context = info.context
@@ -131,28 +156,46 @@ class PriceBreakdownLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
             self._entities.setdefault(product.id, product)  # type: ignore[arg-type]  # a stored product has its id
         return await self.load((product.id, quantity))  # type: ignore[arg-type]  # a stored product has its id
 
-    async def _load(self, keys: Sequence[tuple[int, int]]) -> list[PriceBreakdownValue]:
-        assert self.context is not None, "load prices through PriceBreakdownLoader.price"
-        ctx = self.context
-        missing = [pid for pid, _ in keys if pid not in self._entities]
+    async def _price_batch(
+        self, ctx: Context, ids: Sequence[int], quantity: int, customer: m.Customer | None
+    ) -> Mapping[int, PriceBreakdownValue]:
+        missing = [pid for pid in ids if pid not in self._entities]
         if missing:
             for row in await ctx.loaders.get(ProductByIdLoader).load_many(missing):
                 if row is not None:
                     self._entities[row.id] = row
-        customer = None
-        if ctx.viewer.customer_id is not None:
-            customer = await ctx.loaders.get(CustomerByIdLoader).load(ctx.viewer.customer_id)
-        by_quantity: dict[int, dict[int, tuple[m.Product, int]]] = defaultdict(dict)
-        for pid, quantity in keys:
+        items: dict[int, tuple[m.Product, int]] = {}
+        for pid in ids:
             product = self._entities.get(pid)
             if product is None:  # products are archived, never deleted
                 raise LookupError(f"product {pid} vanished during the request")
-            by_quantity[quantity][pid] = (product, quantity)
-        found: dict[tuple[int, int], PriceBreakdownValue] = {}
-        for quantity, items in by_quantity.items():
-            prices = await ctx.db.run(pricing.price_products, ctx.plugins, items, customer)
-            found.update({(pid, quantity): value for pid, value in prices.items()})
-        return [found[key] for key in keys]
+            items[pid] = (product, quantity)
+        return await ctx.db.run(pricing.price_products, ctx.plugins, items, customer)
+
+
+class VariantPriceBreakdownLoader(_PriceLoader):
+    """Variants' unit prices keyed by (variant id, quantity): a product page's SKUs priced in
+    one batch (``pricing.price_variants``, the way a cart line is priced)."""
+
+    async def price(
+        self, info: Info, variant: m.ProductVariant, quantity: int
+    ) -> PriceBreakdownValue:
+        self.context = info.context
+        info.context.loaders.get(ProductVariantByIdLoader).prime(variant.id, variant)  # type: ignore[arg-type]  # a stored variant has its id
+        return await self.load((variant.id, quantity))  # type: ignore[arg-type]  # a stored variant has its id
+
+    async def _price_batch(
+        self, ctx: Context, ids: Sequence[int], quantity: int, customer: m.Customer | None
+    ) -> Mapping[int, PriceBreakdownValue]:
+        found = await ctx.loaders.get(ProductVariantByIdLoader).load_many(ids)
+        rows = [v for v in found if v is not None]
+        products = await ctx.loaders.get(ProductByIdLoader).load_many([v.product_id for v in rows])
+        items = {
+            v.id: (p, v, quantity) for v, p in zip(rows, products, strict=True) if p is not None
+        }
+        if len(items) != len(ids):
+            raise LookupError("a variant vanished during the request")
+        return await ctx.db.run(pricing.price_variants, ctx.plugins, items, customer)
 
 
 async def product_price(info: Info, product: m.Product, quantity: int) -> PriceBreakdownValue:
@@ -161,6 +204,18 @@ async def product_price(info: Info, product: m.Product, quantity: int) -> PriceB
     if not pricing.is_adjustable(info.context.plugins):
         return pricing.base_breakdown(product)
     return await info.context.loaders.get(PriceBreakdownLoader).price(info, product, quantity)
+
+
+async def variant_price(
+    info: Info, variant: m.ProductVariant, currency: str, quantity: int
+) -> PriceBreakdownValue:
+    """``variant``'s unit price (its product's ``currency``) for the viewer buying
+    ``quantity``: its base at once when no plugin changes prices, else batched with the
+    request's other variants."""
+    if not pricing.is_adjustable(info.context.plugins):
+        return PriceBreakdownValue(currency=currency, base=variant.price_amount)
+    loader = info.context.loaders.get(VariantPriceBreakdownLoader)
+    return await loader.price(info, variant, quantity)
 
 
 def _amount(adj: Adjustment | Mapping[str, Any]) -> int:

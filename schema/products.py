@@ -15,9 +15,9 @@ from strawberry.scalars import JSON
 
 from schema.categories import Category
 from schema.loaders import (
+    AvailableUnitsByProductIdLoader,
     CategoryByIdLoader,
     ProductByIdLoader,
-    StockLevelsByProductIdLoader,
 )
 from schema.pricing import PriceBreakdown, breakdown_type, product_price
 from server import models as m
@@ -42,7 +42,7 @@ from server.services import catalog, listing, pricing
 MAX_QUANTITY = 100_000
 
 
-def _bad_input(message: str) -> GraphQLError:
+def bad_input(message: str) -> GraphQLError:
     # GraphQLError is never masked: the client needs to know what to fix.
     return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
@@ -156,7 +156,7 @@ class Product(ModelNode):
     @strawberry.field(description="The unit price explained: base, each adjustment, the result.")
     async def price_breakdown(self, info: Info, quantity: int = 1) -> PriceBreakdown:
         if not 1 <= quantity <= MAX_QUANTITY:
-            raise _bad_input(f"quantity must be between 1 and {MAX_QUANTITY}")
+            raise bad_input(f"quantity must be between 1 and {MAX_QUANTITY}")
         return breakdown_type(await product_price(info, self._model, quantity), quantity)
 
     @strawberry.field(
@@ -188,10 +188,11 @@ class Product(ModelNode):
         # At once when the listing joined it, else batched through the loader.
         return Category.by_id(info, self.category_id)  # type: ignore[return-value]  # maybe an awaitable: GraphQL awaits it
 
-    @strawberry.field
+    @strawberry.field(
+        description="Units of its variants on sale that active warehouses can sell now."
+    )
     async def availability(self, info: Info) -> StockAvailability:
-        levels = await info.context.loaders.get(StockLevelsByProductIdLoader).load(self.id)
-        available = sum(max(0, lv.on_hand - lv.reserved) for lv in levels)
+        available = await info.context.loaders.get(AvailableUnitsByProductIdLoader).load(self.id)
         return StockAvailability(in_stock=available > 0, quantity_available=available)
 
 
@@ -244,7 +245,7 @@ def _minor_filter(value: Decimal | None, currency: str, name: str) -> int | None
     try:
         return to_minor(value, currency)
     except (ValueError, ArithmeticError) as exc:
-        raise _bad_input(f"{name}: {exc}") from exc
+        raise bad_input(f"{name}: {exc}") from exc
 
 
 def _product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery:
@@ -277,7 +278,7 @@ async def _list_products(
     default = listing.ListingSort.RELEVANCE if query.search else listing.ListingSort.NEWEST
     field = sort.field if sort else default
     if field is listing.ListingSort.RELEVANCE and not query.search:
-        raise _bad_input("sort RELEVANCE needs filter.search")
+        raise bad_input("sort RELEVANCE needs filter.search")
     direction = (sort.direction if sort else None) or _DEFAULT_DIRECTION[field]
     dialect = info.context.session.get_bind().dialect.name
     plan = listing.product_listing(
@@ -312,7 +313,7 @@ async def _list_products(
             shape_key=plan.shape_key,
         )
     except PaginationError as exc:
-        raise _bad_input(str(exc)) from exc
+        raise bad_input(str(exc)) from exc
 
 
 @strawberry.type

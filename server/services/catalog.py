@@ -14,13 +14,13 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal_column, select
+from sqlalchemy import Select, and_, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from server.models import Category, Product, utcnow
+from server.models import Category, Product, ProductVariant, utcnow
 from server.services import outbox, search, variants
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
@@ -49,7 +49,7 @@ PRODUCT_CHANGED = "product_changed"
 CATEGORY_CHANGED = "category_changed"
 
 
-async def _product_changed(session: AsyncSession, product: Product, change: str) -> None:
+async def product_changed(session: AsyncSession, product: Product, change: str) -> None:
     await outbox.emit(session, PRODUCT_CHANGED, {"product_id": product.id, "change": change})
 
 
@@ -95,7 +95,7 @@ def normalize_sku(sku: str) -> str:
     return sku.strip().upper()
 
 
-def _check_sku(sku: str) -> str:
+def check_sku(sku: str) -> str:
     sku = normalize_sku(sku)
     if not SKU_PATTERN.match(sku):
         raise ValidationFailed(
@@ -383,8 +383,11 @@ async def _update_category(
 
 
 async def refresh_search_text(session: AsyncSession, products: Iterable[Product]) -> None:
-    """Recompute what the full-text index holds for ``products`` (name, brand, category path…)."""
+    """Recompute what the full-text index holds for ``products`` (name, brand, category path,
+    their variants' SKUs and option values…)."""
+    products = list(products)
     by_id: dict[int, Category] | None = None
+    words = await _variant_words(session, products)
     for product in products:
         if by_id is None and product.category_id is not None:
             by_id = await _categories_by_id(session)
@@ -397,12 +400,51 @@ async def refresh_search_text(session: AsyncSession, products: Iterable[Product]
             tags=product.tags,
             category_names=[c.name for c in path],
             attributes=product.attributes,
+            variant_words=words.get(product.id, ()) if product.id is not None else (),
         )
 
 
+async def _variant_words(
+    session: AsyncSession, products: Sequence[Product]
+) -> dict[int, list[str]]:
+    """Each stored product's variant words (SKUs, option values) for its search text: one
+    statement for them all. Archived variants count too: a shopper searching an old SKU still
+    finds the product."""
+    ids = [p.id for p in products if p.id is not None]
+    if not ids:
+        return {}
+    with session.no_autoflush:
+        rows = (
+            await session.execute(
+                select(
+                    col(ProductVariant.product_id),
+                    col(ProductVariant.sku),
+                    col(ProductVariant.options),
+                )
+                .where(col(ProductVariant.product_id).in_(ids))
+                .order_by(col(ProductVariant.position), col(ProductVariant.id))
+            )
+        ).all()
+    skus: dict[int, list[str]] = {}
+    options: dict[int, list[dict[str, str]]] = {}
+    for product_id, sku, opts in rows:
+        skus.setdefault(product_id, []).append(sku)
+        options.setdefault(product_id, []).append(opts)
+    by_product = {p.id: p.sku for p in products if p.id is not None}
+    return {pid: search.variant_words(by_product[pid], skus[pid], options[pid]) for pid in skus}
+
+
 async def product_by_sku(session: AsyncSession, sku: str) -> Product | None:
-    """The product of ``sku`` (compared case-insensitively), archived or not."""
-    return await session.scalar(select(Product).where(col(Product.sku) == normalize_sku(sku)))
+    """The product of ``sku`` (compared case-insensitively), archived or not: the product's
+    own SKU or one of its variants'."""
+    sku = normalize_sku(sku)
+    of_variant = select(col(ProductVariant.product_id)).where(col(ProductVariant.sku) == sku)
+    return await session.scalar(
+        select(Product)
+        .where(or_(col(Product.sku) == sku, col(Product.id).in_(of_variant)))
+        .order_by(col(Product.id))
+        .limit(1)
+    )
 
 
 async def get_product(session: AsyncSession, product_id: int) -> Product:
@@ -413,12 +455,9 @@ async def get_product(session: AsyncSession, product_id: int) -> Product:
 
 
 async def _require_unique_sku(session: AsyncSession, sku: str, own_id: int | None) -> None:
-    stmt = select(col(Product.id)).where(col(Product.sku) == sku)
-    if own_id is not None:
-        stmt = stmt.where(col(Product.id) != own_id)
-    with session.no_autoflush:
-        taken = (await session.execute(stmt)).first() is not None
-    if taken:
+    # Products and variants share one SKU space: another product's or another product's
+    # variant's SKU is taken (the product's own variants may share it).
+    if await variants.sku_in_use(session, sku, product_id=own_id):
         raise Conflict(f"sku {sku!r} is already taken", field="sku")
 
 
@@ -432,7 +471,7 @@ async def _flush_unique(session: AsyncSession, field: str) -> None:
 
 def _apply(product: Product, values: dict[str, Any]) -> None:
     checks: dict[str, Callable[[Any], Any]] = {
-        "sku": _check_sku,
+        "sku": check_sku,
         "name": _check_name,
         "price_amount": lambda v: _check_amount(v, "price"),
         "cost_amount": lambda v: _check_amount(v, "costPrice"),
@@ -486,7 +525,7 @@ async def create_product(
     await _flush_unique(session, "sku")
     session.add(variants.default_variant(product))
     await _flush_unique(session, "sku")
-    await _product_changed(session, product, "created")
+    await product_changed(session, product, "created")
     return product
 
 
@@ -495,7 +534,7 @@ async def update_product(session: AsyncSession, product_id: int, changes: Produc
     with session.no_autoflush:
         product = await _update_product(session, product_id, changes)
     await _flush_unique(session, "sku")
-    await _product_changed(session, product, "updated")
+    await product_changed(session, product, "updated")
     return product
 
 
@@ -515,6 +554,21 @@ async def _update_product(
         product.category_id = category_id
     if "sku" in values:
         await _require_unique_sku(session, product.sku, product.id)
+    if {"price_amount", "cost_amount"} & values.keys() and await variants.has_options(
+        session, product_id
+    ):
+        field = "price" if "price_amount" in values else "costPrice"
+        raise ValidationFailed(
+            "a product with options is priced per variant: change its variants' prices "
+            "(updateProductVariant)",
+            field=field,
+        )
+    if values.get("is_active") and not await variants.variants_of(
+        session, product_id, active_only=True
+    ):
+        raise ValidationFailed(
+            "the product has no active variant: reactivate one first", field="isActive"
+        )
     await variants.mirror_default(session, product)
     product.updated_at = utcnow()
     await refresh_search_text(session, [product])
@@ -528,5 +582,5 @@ async def archive_product(session: AsyncSession, product_id: int) -> Product:
         product.is_active = False
         product.updated_at = utcnow()
         await session.flush()
-        await _product_changed(session, product, "archived")
+        await product_changed(session, product, "archived")
     return product

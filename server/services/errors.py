@@ -110,3 +110,40 @@ class UnknownGateway(ValidationFailed):
         offered = ", ".join(sorted(known)) or "none"
         super().__init__(f"unknown gateway {gateway!r}; use one of: {offered}", field="gateway")
         self.gateway = gateway
+
+
+class InvalidBarcode(ValidationFailed):
+    """A variant's barcode is not a GTIN-8, -12, -13 or -14 with a correct check digit."""
+
+    code = "INVALID_BARCODE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="barcode")
+
+
+class UnknownOption(ValidationFailed):
+    """A variant names an option axis its product does not have, or a value the axis does not
+    offer (or leaves an axis out)."""
+
+    code = "UNKNOWN_OPTION"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="options")
+
+
+class OptionValueInUse(ValidationFailed):
+    """An option value cannot be withdrawn while an active variant has it."""
+
+    code = "OPTION_VALUE_IN_USE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="options")
+
+
+class LastActiveVariant(ValidationFailed):
+    """A product on sale keeps at least one active variant: archive the product instead."""
+
+    code = "LAST_ACTIVE_VARIANT"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="id")

@@ -27,7 +27,7 @@ from sqlalchemy import Select, SQLColumnExpression, cast, exists, false, func, s
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import col
 
-from server.models import Category, Product, StockLevel
+from server.models import Category, Product, ProductVariant, StockLevel, Warehouse
 from server.models.records import Record, RecordType
 from server.services import search
 from server.services.catalog import descendants_query
@@ -84,11 +84,17 @@ class ProductQuery:
 
 
 def in_stock_condition() -> Any:
-    """Some warehouse has a unit that is neither sold nor reserved."""
+    """Some active warehouse has a unit of one of the product's active variants that is
+    neither sold nor reserved."""
     return exists(
-        select(col(StockLevel.id)).where(
+        select(col(StockLevel.id))
+        .join(ProductVariant, col(ProductVariant.id) == StockLevel.variant_id)
+        .join(Warehouse, col(Warehouse.id) == StockLevel.warehouse_id)
+        .where(
             col(StockLevel.product_id) == Product.id,
             col(StockLevel.on_hand) - StockLevel.reserved > 0,
+            col(ProductVariant.is_active),
+            col(Warehouse.is_active),
         )
     )
 

@@ -46,14 +46,36 @@ def product_search_text(
     tags: Iterable[str],
     category_names: Iterable[str],
     attributes: Mapping[str, object] | None = None,
+    variant_words: Iterable[str] = (),
 ) -> tuple[str, str]:
-    """(title, body) for a product: title ranks above body when matched."""
+    """(title, body) for a product: title ranks above body when matched. ``variant_words``
+    (its variants' SKUs and option values, see :func:`variant_words`) go to the body."""
     title = segment(" ".join(filter(None, [name, brand or "", sku])))
     attribute_text = " ".join(f"{k} {v}" for k, v in (attributes or {}).items())
     body = segment(
-        " ".join([description, " ".join(tags), " ".join(category_names), attribute_text])
+        " ".join(
+            [
+                description,
+                " ".join(tags),
+                " ".join(category_names),
+                attribute_text,
+                " ".join(variant_words),
+            ]
+        )
     )
     return title, body
+
+
+def variant_words(
+    product_sku: str, skus: Iterable[str], options: Iterable[Mapping[str, str]]
+) -> list[str]:
+    """What a product's variants add to its search text: their SKUs (but the product's own,
+    which is in the title) and their option values, each once, in first-seen order."""
+    words: list[str] = []
+    for word in [*skus, *(value for opts in options for value in opts.values())]:
+        if word != product_sku and word not in words:
+            words.append(word)
+    return words
 
 
 def query_terms(query: str) -> list[str]:
