@@ -70,10 +70,13 @@ def variant_words(
     product_sku: str, skus: Iterable[str], options: Iterable[Mapping[str, str]]
 ) -> list[str]:
     """What a product's variants add to its search text: their SKUs (but the product's own,
-    which is in the title) and their option values, each once, in first-seen order."""
+    which is in the title) and their option values, each once, in first-seen order. A SKU is
+    indexed as its words ("ZX-9031" as "ZX 9031"): PostgreSQL's parser would read "-9031" as
+    a signed number, which a search for 9031 does not match."""
     words: list[str] = []
-    for word in [*skus, *(value for opts in options for value in opts.values())]:
-        if word != product_sku and word not in words:
+    sku_words = [" ".join(_WORD.findall(sku)) for sku in skus if sku != product_sku]
+    for word in [*sku_words, *(value for opts in options for value in opts.values())]:
+        if word and word not in words:
             words.append(word)
     return words
 

@@ -175,6 +175,14 @@ async def _flush(session: AsyncSession) -> None:
         raise Conflict("sku is already taken", field="sku") from exc
 
 
+async def _product(session: AsyncSession, product_id: int) -> Product:
+    """The product an input names (its ``productId``)."""
+    product = await session.get(Product, product_id)
+    if product is None:
+        raise NotFound("Product", product_id, field="productId")
+    return product
+
+
 async def _changed(session: AsyncSession, product: Product) -> None:
     """Bring the product in step with its variants: from price, search text, event."""
     await _flush(session)
@@ -191,7 +199,7 @@ async def set_options(
 ) -> Product:
     """Declare (replace) the product's option axes and their values, in display order; its
     variants' options follow (see the module's rules)."""
-    product = await catalog.get_product(session, product_id)
+    product = await _product(session, product_id)
     axes = check_axes(axes)
     with session.no_autoflush:
         current = {o.name: o for o in await variants.options_of(session, product_id)}
@@ -243,7 +251,7 @@ async def rename_option_value(
     session: AsyncSession, product_id: int, option: str, value: str, new_value: str
 ) -> Product:
     """Rename one value of an axis, on the axis and on every variant that has it."""
-    product = await catalog.get_product(session, product_id)
+    product = await _product(session, product_id)
     option, value = " ".join(option.split()), " ".join(value.split())
     new_value = _text(new_value, "the new value", MAX_VALUE)
     with session.no_autoflush:
@@ -330,7 +338,7 @@ async def create_variant(
 ) -> ProductVariant:
     """A new variant of a product with option axes (a product without any has its one default
     variant: declare its axes first)."""
-    product = await catalog.get_product(session, product_id)
+    product = await _product(session, product_id)
     if fields.sku is KEEP or fields.price_amount is KEEP or fields.options is KEEP:
         raise ValidationFailed("a variant needs a sku, options and a price")
     with session.no_autoflush:

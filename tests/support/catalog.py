@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.graphql.money import to_minor
-from server.models import Category, Product, StockLevel, Warehouse, WarehouseKind
-from server.services import catalog, variants
+from server.models import Category, Product, ProductVariant, StockLevel, Warehouse, WarehouseKind
+from server.services import catalog, variant_admin, variants
 
 _seq = itertools.count(1)
 
@@ -146,3 +146,44 @@ async def make_product(
         )
     await _finish(session, commit)
     return product
+
+
+async def add_variants(
+    session: AsyncSession,
+    product: Product,
+    axes: Mapping[str, Iterable[str]],
+    variants_: Iterable[tuple[Mapping[str, str], str, str | Decimal, StockSpec | None]],
+    *,
+    commit: bool = True,
+) -> list[ProductVariant]:
+    """Declare ``product``'s option axes (its default variant becomes the first combination)
+    and add variants: (options, sku, price, stock), through the catalogue's service.
+
+    Returns the product's variants, the default one first."""
+    assert product.id is not None
+    await variant_admin.set_options(
+        session, product.id, [variant_admin.OptionAxis(k, tuple(v)) for k, v in axes.items()]
+    )
+    for options, sku, price, stock in variants_:
+        variant = await variant_admin.create_variant(
+            session,
+            product.id,
+            variant_admin.VariantFields(
+                sku=sku,
+                options=list(options.items()),
+                price_amount=to_minor(Decimal(price), product.currency),
+            ),
+        )
+        items = stock.items() if isinstance(stock, Mapping) else (stock or ())
+        for ref, on_hand in items:
+            warehouse = await _warehouse(session, ref)
+            session.add(
+                StockLevel(
+                    warehouse_id=warehouse.id,
+                    product_id=product.id,
+                    variant_id=variant.id,
+                    on_hand=on_hand,
+                )
+            )
+    await _finish(session, commit)
+    return await variants.variants_of(session, product.id)
