@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from server.config import get_settings
@@ -38,6 +39,7 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -48,13 +50,34 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            # Foreign keys were off while tables were rebuilt: every reference must still hold.
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+
+
+async def _sqlite_foreign_keys(connection: AsyncConnection, on: bool) -> None:
+    """Switch SQLite's foreign-key enforcement, outside any transaction (inside one, SQLite
+    ignores the switch). Off while migrating: batch mode rebuilds a table (copy, DROP, RENAME),
+    and dropping a table other rows refer to (order_line, by shipment_line) fails an enforced
+    check even though the rebuilt table has the same rows. alembic's batch documentation
+    recommends it; ``_run`` checks every reference before the migration commits."""
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None  # a live connection
+    await raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 async def _run_async() -> None:
     engine = create_engine(_url())
     async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await _sqlite_foreign_keys(connection, on=False)
         await connection.run_sync(_run)
         await connection.commit()
+        if sqlite:
+            await _sqlite_foreign_keys(connection, on=True)
     await engine.dispose()
 
 

@@ -103,3 +103,138 @@ def test_order_fees_are_split_from_discounts_on_the_way_up_and_joined_on_the_way
         ("SG-OLD-2", 0),
     ]
     migrate.upgrade(database_url, plugins=plugins)
+
+
+async def _run_sql(database_url: str, *statements: tuple[str, dict[str, Any]]) -> None:
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        for sql, params in statements:
+            await conn.execute(text(sql), params)
+    await engine.dispose()
+
+
+async def _rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(database_url)
+    async with engine.connect() as conn:
+        found = [tuple(row) for row in await conn.execute(text(sql))]
+    await engine.dispose()
+    return found
+
+
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
+# A shop as 0004 left it: a product with stock in one warehouse, in a cart and in an order
+# that shipped (a shipment line refers to the order line).
+_BEFORE_VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "INSERT INTO product (id, sku, name, description, tags, attributes, price_amount, "
+        "cost_amount, currency, is_active, search_title, search_body, created_at) VALUES "
+        "(7, 'TEE-1', 'T恤', '', '[]', '{}', 19900, 8000, 'CNY', :true, 't', '', :at)",
+        {},
+    ),
+    (
+        "INSERT INTO warehouse (id, code, name, kind, region, province, city, is_active) "
+        "VALUES (3, 'WH-A', '华东仓', 'REGIONAL', '华东', '上海', '上海', :true)",
+        {},
+    ),
+    (
+        "INSERT INTO stock_level (id, warehouse_id, product_id, on_hand, reserved, "
+        "safety_stock) VALUES (5, 3, 7, 10, 2, 1)",
+        {},
+    ),
+    (
+        "INSERT INTO cart (id, token, currency, status, created_at) "
+        "VALUES (4, 'cart-1', 'CNY', 'ACTIVE', :at)",
+        {},
+    ),
+    ("INSERT INTO cart_line (id, cart_id, product_id, quantity) VALUES (6, 4, 7, 2)", {}),
+    (
+        'INSERT INTO "order" (id, number, email, status, currency, subtotal_amount, '
+        "discount_amount, shipping_amount, total_amount, adjustments, shipping_address, "
+        "placed_at) VALUES (8, 'SG-OLD-1', 'a@example.cn', 'SHIPPED', 'CNY', 19900, 0, 0, "
+        "19900, '[]', '{}', :at)",
+        {},
+    ),
+    (
+        "INSERT INTO order_line (id, order_id, product_id, warehouse_id, sku, product_name, "
+        "quantity, base_unit_price_amount, unit_price_amount, line_total_amount, adjustments) "
+        "VALUES (9, 8, 7, 3, 'TEE-1', 'T恤', 1, 19900, 19900, 19900, '[]')",
+        {},
+    ),
+    (
+        "INSERT INTO shipment (id, order_id, warehouse_id, carrier, tracking_number, status, "
+        "created_at) VALUES (2, 8, 3, '顺丰速运', 'SF1', 'IN_TRANSIT', :at)",
+        {},
+    ),
+    (
+        "INSERT INTO shipment_line (id, shipment_id, order_line_id, quantity) VALUES (1, 2, 9, 1)",
+        {},
+    ),
+)
+
+
+def test_variants_migration_keeps_stock_carts_and_orders_both_ways(database_url: str) -> None:
+    """0005 turns each product into one default variant (its id, SKU, price and cost) that
+    its stock, cart lines and order lines refer to; down again, the rows of one product's
+    variants are merged (stock and cart quantities added up) and order lines all kept."""
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, "0004_core", plugins)
+    flags = {"true": True, "at": _AT}
+    migrate.run_async(
+        lambda: _run_sql(database_url, *((sql, {**flags, **p}) for sql, p in _BEFORE_VARIANTS))
+    )
+    migrate.upgrade(database_url, plugins=plugins)
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        return migrate.run_async(lambda: _rows(database_url, sql))
+
+    assert rows(
+        "SELECT id, product_id, sku, option_key, price_amount, cost_amount, barcode, "
+        "is_active FROM product_variant"
+    ) == [(7, 7, "TEE-1", "", 19900, 8000, None, True)]
+    assert rows("SELECT id, variant_id, on_hand, reserved FROM stock_level") == [(5, 7, 10, 2)]
+    assert rows("SELECT id, variant_id, quantity FROM cart_line") == [(6, 7, 2)]
+    assert rows("SELECT id, variant_id, sku FROM order_line") == [(9, 7, "TEE-1")]
+    assert rows("SELECT id, order_line_id FROM shipment_line") == [(1, 9)]
+
+    # A second variant of the product: its own stock, cart line and order line.
+    migrate.run_async(
+        lambda: _run_sql(
+            database_url,
+            (
+                "INSERT INTO product_variant (product_id, sku, options, option_key, "
+                "price_amount, cost_amount, position, is_active, created_at) VALUES (7, "
+                "'TEE-1-M', '{\"尺码\": \"M\"}', 'm', 20900, 8500, 1, :true, :at)",
+                flags,
+            ),
+            (
+                "INSERT INTO stock_level (warehouse_id, product_id, variant_id, on_hand, "
+                "reserved, safety_stock) SELECT 3, 7, id, 4, 1, 0 FROM product_variant "
+                "WHERE sku = 'TEE-1-M'",
+                {},
+            ),
+            (
+                "INSERT INTO cart_line (cart_id, product_id, variant_id, quantity) "
+                "SELECT 4, 7, id, 3 FROM product_variant WHERE sku = 'TEE-1-M'",
+                {},
+            ),
+            (
+                "INSERT INTO order_line (order_id, product_id, variant_id, warehouse_id, sku, "
+                "product_name, quantity, base_unit_price_amount, unit_price_amount, "
+                "line_total_amount, adjustments, options) SELECT 8, 7, id, 3, 'TEE-1-M', "
+                "'T恤 M', 1, 20900, 20900, 20900, '[]', '{}' FROM product_variant "
+                "WHERE sku = 'TEE-1-M'",
+                {},
+            ),
+        )
+    )
+    migrate.downgrade(database_url, "0004_core", plugins)
+    assert rows("SELECT warehouse_id, product_id, on_hand, reserved FROM stock_level") == [
+        (3, 7, 14, 3)
+    ]
+    assert rows("SELECT cart_id, product_id, quantity FROM cart_line") == [(4, 7, 5)]
+    lines = rows("SELECT id, product_id, sku FROM order_line ORDER BY sku")
+    assert [(line[1], line[2]) for line in lines] == [(7, "TEE-1"), (7, "TEE-1-M")]
+    assert lines[0][0] == 9
+    assert rows("SELECT id, order_line_id FROM shipment_line") == [(1, 9)]
+    migrate.upgrade(database_url, plugins=plugins)
+    assert rows("SELECT variant_id, on_hand FROM stock_level") == [(7, 14)]
