@@ -286,3 +286,44 @@ VALUE_BRANDS = {"小米", "漫步者", "小熊", "洽洽", "卫龙", "茶花", "
 LEAVES: dict[str, tuple[str, Leaf]] = {
     f"{top}-{leaf.slug}": (top, leaf) for top, _, group in CATALOGUE for leaf in group
 }
+
+
+@dataclass(frozen=True)
+class Axis:
+    """An option axis the products of a leaf are sold in (their variants)."""
+
+    name: str
+    values: tuple[str, ...]
+    pick: int = 0  # how many of the values one product offers (0: all of them)
+    steps: tuple[float, ...] = ()  # price factor of each value (none: one price for all)
+    codes: tuple[str, ...] = ()  # each value's part of a variant's SKU (none: the value)
+
+    def code(self, value: str) -> str:
+        return self.codes[self.values.index(value)] if self.codes else value
+
+    def step(self, value: str) -> float:
+        return self.steps[self.values.index(value)] if self.steps else 1.0
+
+
+# Leaves whose products come in variants: phones by storage (dearer the more) and colour,
+# clothes by size and colour, shoes by EU size (and colour). Other products have one SKU.
+VARIANT_AXES: dict[str, tuple[Axis, ...]] = {
+    "phones": (
+        Axis(
+            "容量", ("128GB", "256GB", "512GB"), steps=(1.0, 1.17, 1.4), codes=("128", "256", "512")
+        ),
+        Axis("颜色", COLOURS, pick=3, codes=("BK", "WH", "BL", "PU", "GN")),
+    ),
+    "menswear": (
+        Axis("尺码", ("S", "M", "L", "XL")),
+        Axis("颜色", ("黑色", "藏青", "灰色", "卡其"), pick=2, codes=("BK", "NV", "GY", "KH")),
+    ),
+    "womenswear": (
+        Axis("尺码", ("S", "M", "L", "XL")),
+        Axis("颜色", ("米白", "杏色", "黑色", "雾霾蓝"), pick=2, codes=("IV", "AP", "BK", "BL")),
+    ),
+    "sneakers": (
+        Axis("尺码", ("39", "40", "41", "42", "43", "44")),
+        Axis("颜色", ("白色", "黑色"), pick=1, codes=("WH", "BK")),
+    ),
+}

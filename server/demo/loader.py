@@ -38,6 +38,7 @@ class DemoReport:
         shown: tuple[str, ...] = (
             "categories",
             "products",
+            "variants",
             "warehouses",
             "stock levels",
             "customers",

@@ -45,6 +45,26 @@ class PlannedProduct:
     leaf: Leaf
     top: str
     index: int
+    # Its option axes (name, values) and its variants: one without options when it has none.
+    options: list[tuple[str, list[str]]] = field(default_factory=list)
+    variants: list[PlannedVariant] = field(default_factory=list)
+
+    def on_sale(self) -> list[PlannedVariant]:
+        return [v for v in self.variants if v.row["is_active"]]
+
+
+@dataclass(eq=False)
+class PlannedVariant:
+    """A variant (SKU) of a planned product: what stock, order lines and cart lines hold."""
+
+    row: Row
+    product: PlannedProduct
+    index: int  # its place among the product's variants
+
+
+def pick_variant(rng: random.Random, product: PlannedProduct) -> PlannedVariant:
+    """One of the product's variants on sale, as a shopper picks a size or a colour."""
+    return rng.choice(product.on_sale())
 
 
 def category_slug(product: PlannedProduct) -> str:
@@ -68,7 +88,7 @@ class PlannedOrder:
     row: Row
     customer: PlannedCustomer
     warehouse: str
-    lines: list[tuple[Row, PlannedProduct]]
+    lines: list[tuple[Row, PlannedVariant]]
     changes: list[Row] = field(default_factory=list)
     payment: Row | None = None
     shipment: Row | None = None
@@ -93,7 +113,7 @@ class PlannedCart:
 
     customer: PlannedCustomer
     at: datetime
-    products: list[PlannedProduct]
+    variants: list[PlannedVariant]
     token: str = ""
 
 
@@ -107,20 +127,21 @@ class ShopPlan:
     password_hash: str = ""
     categories: list[tuple[Row, list[Row]]] = field(default_factory=list)  # (top, leaves)
     products: list[PlannedProduct] = field(default_factory=list)
-    # (warehouse code, product index) → [on_hand, safety_stock]
-    stock: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    # (warehouse code, product index, variant index) → [on_hand, safety_stock]
+    stock: dict[tuple[str, int, int], list[int]] = field(default_factory=dict)
     customers: list[PlannedCustomer] = field(default_factory=list)
     orders: list[PlannedOrder] = field(default_factory=list)
     events: list[PlannedEvent] = field(default_factory=list)
     carts: list[PlannedCart] = field(default_factory=list)
 
-    def reserved(self) -> dict[tuple[str, int], int]:
-        """Stock held by open orders, per (warehouse, product index)."""
-        held: Counter[tuple[str, int]] = Counter()
+    def reserved(self) -> dict[tuple[str, int, int], int]:
+        """Stock held by open orders, per (warehouse, product index, variant index)."""
+        held: Counter[tuple[str, int, int]] = Counter()
         for order in self.orders:
             if order.row["status"] in OPEN_STATUSES:
-                for line, product in order.lines:
-                    held[(order.warehouse, product.index)] += line["quantity"]
+                for line, variant in order.lines:
+                    key = (order.warehouse, variant.product.index, variant.index)
+                    held[key] += line["quantity"]
         return dict(held)
 
     def demo_customer(self) -> PlannedCustomer | None:

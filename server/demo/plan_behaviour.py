@@ -18,6 +18,7 @@ from server.demo.plan import (
     PlannedOrder,
     PlannedProduct,
     category_slug,
+    pick_variant,
 )
 from server.models import CustomerEventKind
 
@@ -75,10 +76,10 @@ def plan_order_session(draft: Draft, order: PlannedOrder) -> None:
     step = (placed - t) / 12
     events = draft.plan.events
     if rng.random() < 0.6:
-        query = _search_query(rng, order.lines[0][1])
+        query = _search_query(rng, order.lines[0][1].product)
         events.append(PlannedEvent(customer, CustomerEventKind.SEARCH, t, sid, query=query))
     t += step
-    for _, product in order.lines:
+    for product in (variant.product for _, variant in order.lines):
         # Compared with an alternative or two from the same category before deciding.
         for _ in range(rng.randint(0, 2)):
             alt = pick_product(draft, customer, placed, leaf=category_slug(product))
@@ -94,14 +95,14 @@ def plan_order_session(draft: Draft, order: PlannedOrder) -> None:
             PlannedEvent(customer, CustomerEventKind.ADD_TO_CART, t, sid, product=product)
         )
         t += step / 2
-    for line, product in order.lines:
+    for line, variant in order.lines:
         events.append(
             PlannedEvent(
                 customer,
                 CustomerEventKind.PURCHASE,
                 placed,
                 sid,
-                product=product,
+                product=variant.product,
                 order=order,
                 quantity=line["quantity"],
             )
@@ -149,4 +150,6 @@ def plan_browsing(draft: Draft, customer: PlannedCustomer) -> None:
         if carted:
             last_cart = (t, carted)
     if last_cart is not None and rng.random() < 0.6:
-        draft.plan.carts.append(PlannedCart(customer, last_cart[0], last_cart[1]))
+        # The size, colour or capacity put in the cart, among those on sale.
+        chosen = [pick_variant(rng, product) for product in last_cart[1]]
+        draft.plan.carts.append(PlannedCart(customer, last_cart[0], chosen))

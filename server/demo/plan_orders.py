@@ -13,7 +13,9 @@ from server.demo.plan import (
     PlannedCustomer,
     PlannedOrder,
     PlannedProduct,
+    PlannedVariant,
     Row,
+    pick_variant,
 )
 from server.demo.plan_behaviour import moment, pick_product, plan_browsing, plan_order_session
 from server.models import OrderStatus, PaymentStatus, ShipmentStatus
@@ -60,26 +62,30 @@ def _order(draft: Draft, seq: int, customer: PlannedCustomer, placed: datetime) 
             chosen.append(product)
     customer.bought.extend(p for p in chosen if p.leaf.consumable or rng.random() < 0.2)
 
+    # The size, colour or capacity the customer chose, among those on sale.
+    picked = [pick_variant(rng, product) for product in chosen]
     # From the forward warehouse in the customer's city when it stocks everything ordered.
     warehouse = customer.city.rdc
     forward = FORWARD_BY_CITY.get(customer.city.name)
-    if forward and all((forward, p.index) in draft.plan.stock for p in chosen):
+    if forward and all((forward, v.product.index, v.index) in draft.plan.stock for v in picked):
         warehouse = forward
 
-    lines: list[tuple[Row, PlannedProduct]] = []
-    for product in chosen:
+    lines: list[tuple[Row, PlannedVariant]] = []
+    for variant in picked:
+        product = variant.product
         quantity = rng.choices((1, 2, 3), weights=(6, 3, 1))[0] if product.leaf.consumable else 1
-        price = product.row["price_amount"]
+        price = variant.row["price_amount"]
         line: Row = {
-            "sku": product.row["sku"],
+            "sku": variant.row["sku"],
             "product_name": product.row["name"],
+            "options": variant.row["options"],
             "quantity": quantity,
             "base_unit_price_amount": price,
             "unit_price_amount": price,
             "line_total_amount": price * quantity,
             "adjustments": [],
         }
-        lines.append((line, product))
+        lines.append((line, variant))
     subtotal = sum(line["line_total_amount"] for line, _ in lines)
     shipping = 0 if subtotal >= FREE_SHIPPING_FROM else SHIPPING_FEE
     address = customer.addresses[0 if rng.random() < 0.8 else -1]

@@ -32,6 +32,7 @@ from server.models import (
     OrderStatusChange,
     Payment,
     Product,
+    ProductOption,
     ProductVariant,
     Shipment,
     ShipmentLine,
@@ -45,7 +46,7 @@ from server.progress import Progress
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
-WRITE_STEPS = 19
+WRITE_STEPS = 20
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ class _Writer:
         self.counts: dict[str, int] = {}
         self.warehouses: dict[str, Row] = {}
         self.cart_ids: tuple[int, ...] = ()
-        # Each product's variant, by product id.
-        self.variant_of: dict[int, int] = {}
+        # Each variant's id, by (product index, variant index).
+        self.variant_ids: dict[tuple[int, int], int] = {}
 
     async def write(self, model: Any, rows: list[Row], *key: str) -> None:
         await _insert(self.session, model, rows, *key)
@@ -124,21 +125,20 @@ class _Writer:
         for p in plan.products:
             p.row["category_id"] = leaves[category_slug(p)]["id"]
         await self.write(Product, [p.row for p in plan.products], "sku")
-        variants = [
-            {
-                "product_id": p.row["id"],
-                "sku": p.row["sku"],
-                "options": {},
-                "option_key": "",
-                "price_amount": p.row["price_amount"],
-                "cost_amount": p.row.get("cost_amount"),
-                "position": 0,
-                "is_active": True,
-            }
+        options = [
+            {"product_id": p.row["id"], "name": name, "position": position, "values": values}
             for p in plan.products
+            for position, (name, values) in enumerate(p.options)
         ]
+        await self.write(ProductOption, options)
+        variants = [v.row | {"product_id": p.row["id"]} for p in plan.products for v in p.variants]
         await self.write(ProductVariant, variants, "sku")
-        self.variant_of = {v["product_id"]: v["id"] for v in variants}
+        self.variant_ids = {
+            (p.index, v.index): row["id"]
+            for (p, v), row in zip(
+                ((p, v) for p in plan.products for v in p.variants), variants, strict=True
+            )
+        }
 
         self.warehouses = warehouses = {
             code: {"code": code, "name": name, "kind": kind, "region": region}
@@ -151,17 +151,18 @@ class _Writer:
             {
                 "warehouse_id": warehouses[code]["id"],
                 "product_id": plan.products[index].row["id"],
-                "variant_id": self.variant_of[plan.products[index].row["id"]],
+                "variant_id": self.variant_ids[(index, variant)],
                 "on_hand": on_hand,
-                "reserved": reserved.get((code, index), 0),
+                "reserved": reserved.get((code, index, variant), 0),
                 "safety_stock": safety,
             }
-            for (code, index), (on_hand, safety) in plan.stock.items()
+            for (code, index, variant), (on_hand, safety) in plan.stock.items()
         ]
         await self.write(StockLevel, stock)
         self.counts |= {
             "categories": len(tops) + len(leaves),
             "products": len(plan.products),
+            "option axes": len(options),
             "variants": len(variants),
             "warehouses": len(warehouses),
             "stock levels": len(stock),
@@ -184,16 +185,16 @@ class _Writer:
         await self.write(Order, [o.row for o in plan.orders], "number")
         lines = []
         for o in plan.orders:
-            for line, product in o.lines:
+            for line, variant in o.lines:
                 line |= {
                     "order_id": o.row["id"],
-                    "product_id": product.row["id"],
-                    "variant_id": self.variant_of[product.row["id"]],
+                    "product_id": variant.product.row["id"],
+                    "variant_id": self.variant_ids[(variant.product.index, variant.index)],
                 }
                 line["warehouse_id"] = warehouses[o.warehouse]["id"]
                 lines.append(line)
-        # An order holds each product once: (order, product) tells its lines apart.
-        await self.write(OrderLine, lines, "order_id", "product_id")
+        # An order holds each variant once: (order, variant) tells its lines apart.
+        await self.write(OrderLine, lines, "order_id", "variant_id")
         changes = [
             ch
             | {"order_id": o.row["id"]}
@@ -273,12 +274,12 @@ class _Writer:
         cart_lines = [
             {
                 "cart_id": row["id"],
-                "product_id": p.row["id"],
-                "variant_id": self.variant_of[p.row["id"]],
+                "product_id": v.product.row["id"],
+                "variant_id": self.variant_ids[(v.product.index, v.index)],
                 "quantity": 1,
             }
             for row, cart in zip(carts, plan.carts, strict=True)
-            for p in cart.products
+            for v in cart.variants
         ]
         await self.write(CartLine, cart_lines)
         self.counts |= {"behaviour events": len(events), "carts": len(carts)}
