@@ -229,7 +229,9 @@ class ProductFilter(FilterInput, list_name="products"):
     brands: list[str] | None = strawberry.field(default=None, description="Any of these brands.")
     tags: list[str] | None = strawberry.field(default=None, description="All of these tags.")
     in_stock: bool | None = strawberry.field(
-        default=None, description="Some warehouse has a unit that is not reserved (or none has)."
+        default=None,
+        description="Some active warehouse has an unreserved unit of a variant on sale (or none "
+        "has).",
     )
     search: str | None = strawberry.field(
         default=None, description="Full-text search over name, brand, description, tags, category."
