@@ -61,6 +61,15 @@ CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
         CATALOGUE,
     ),
     **_fields("SearchSuggestion", "text kind product category", CATALOGUE),
+    # Facets count what `products` lists, with the same filters (`inStock` reads stock).
+    **_fields("Query", "productFacets", CATALOGUE + STOCK),
+    **_fields("ProductFacets", "brands categories priceBands", CATALOGUE),
+    **_fields("FacetValue", "value count selected", CATALOGUE),
+    **_fields("CategoryFacetValue", "category count selected", CATALOGUE),
+    **_fields("PriceBandFacetValue", "key minPrice maxPrice count selected", CATALOGUE),
+    # A query's typed error (a bad filter) is the same for everyone.
+    **_fields("Error", "code message field", CATALOGUE),
+    **_fields("ValidationError", "code message field", CATALOGUE),
 }
 
 CORE_FIELDS = CoreFields(public=CORE_CACHEABLE_FIELDS, prices=PRICE_FIELDS)

@@ -25,7 +25,7 @@ from server.graphql.connections import Paged
 from server.graphql.context import Info
 from server.graphql.ids import filter_node_id, parse_node_id
 from server.graphql.list_filters import FilterInput
-from server.graphql.money import Money, money, to_minor
+from server.graphql.money import Money, exponent, money, to_minor
 from server.graphql.node import ModelNode
 from server.graphql.pagination import (
     Connection,
@@ -37,7 +37,8 @@ from server.graphql.pagination import (
 )
 from server.graphql.permissions import HasPermission
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
-from server.services import catalog, listing, pricing
+from server.services import catalog, facets, listing, pricing
+from server.services.errors import ValidationFailed
 
 MAX_QUANTITY = 100_000
 
@@ -226,6 +227,11 @@ class ProductFilter(FilterInput, list_name="products"):
     price_min: Decimal | None = strawberry.field(default=None, description="Base price >= this.")
     price_max: Decimal | None = strawberry.field(default=None, description="Base price <= this.")
     brands: list[str] | None = strawberry.field(default=None, description="Any of these brands.")
+    price_bands: list[str] | None = strawberry.field(
+        default=None,
+        description='Base price in any of these price bands (their keys, e.g. "100-200"; '
+        "see productFacets).",
+    )
     tags: list[str] | None = strawberry.field(default=None, description="All of these tags.")
     in_stock: bool | None = strawberry.field(
         default=None, description="Some warehouse has a unit that is not reserved (or none has)."
@@ -244,19 +250,22 @@ def _minor_filter(value: Decimal | None, currency: str, name: str) -> int | None
     try:
         return to_minor(value, currency)
     except (ValueError, ArithmeticError) as exc:
-        raise _bad_input(f"{name}: {exc}") from exc
+        raise ValidationFailed(f"{name}: {exc}", field=name) from exc
 
 
-def _product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery:
+def product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery:
+    """What ``flt`` narrows a product list to; a malformed value is a ValidationFailed."""
     if flt is None:
         return listing.ProductQuery()
     currency = info.context.settings.currency
+    bands = facets.bands_by_key(flt.price_bands or (), exponent(currency))
     return listing.ProductQuery(
         # A malformed or foreign id matches nothing, like an id that does not exist.
         category_id=filter_node_id(flt.category, "Category"),
         price_min=_minor_filter(flt.price_min, currency, "priceMin"),
         price_max=_minor_filter(flt.price_max, currency, "priceMax"),
         brands=flt.brands or (),
+        price_bands=tuple(band.bounds for band in bands),
         tags=flt.tags or (),
         in_stock=flt.in_stock,
         include_archived=flt.include_archived
@@ -273,7 +282,10 @@ async def _list_products(
     filter: ProductFilter | None,
     sort: ProductSort | None,
 ) -> Connection[Product]:
-    query = _product_query(info, filter)
+    try:
+        query = product_query(info, filter)
+    except ValidationFailed as exc:
+        raise _bad_input(exc.message) from exc
     default = listing.ListingSort.RELEVANCE if query.search else listing.ListingSort.NEWEST
     field = sort.field if sort else default
     if field is listing.ListingSort.RELEVANCE and not query.search:

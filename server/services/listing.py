@@ -23,7 +23,17 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, SQLColumnExpression, cast, exists, false, func, select
+from sqlalchemy import (
+    Select,
+    SQLColumnExpression,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import col
 
@@ -75,6 +85,9 @@ class ProductQuery:
     include_archived: bool = False
     # Full-text search over name, brand, description, tags and category ("" for none).
     search: str = ""
+    # Price bands (server.services.facets): the base price in any of these [low, high) ranges
+    # (high None: no upper end).
+    price_bands: tuple[tuple[int, int | None], ...] = ()
     # The plugins' filters the client gave, applied after the core's.
     narrowing: tuple[Narrowing, ...] = ()
 
@@ -102,6 +115,11 @@ def _has_tag(dialect: str, tag: str) -> Any:
     return cast(Product.tags, JSONB).contains([tag])
 
 
+def _in_band(low: int, high: int | None) -> Any:
+    price = col(Product.price_amount)
+    return price >= low if high is None else and_(price >= low, price < high)
+
+
 def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
     """``stmt`` (over Product) narrowed by ``query``'s conditions (the search text apart)."""
     if not query.include_archived:
@@ -114,6 +132,8 @@ def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Sel
         stmt = stmt.where(col(Product.price_amount) <= query.price_max)
     if query.brands:
         stmt = stmt.where(col(Product.brand).in_(list(query.brands)))
+    if query.price_bands:
+        stmt = stmt.where(or_(*(_in_band(low, high) for low, high in query.price_bands)))
     for tag in query.tags:
         stmt = stmt.where(_has_tag(dialect, tag))
     if query.in_stock is True:
@@ -170,12 +190,7 @@ def product_listing(
         shape_key = ("products", dialect, sort, query.include_archived)
     else:
         stmt = select(*_COLUMNS) if rank is None else select(*_COLUMNS, rank.label("rank"))
-        if match is not None:
-            stmt = match.apply(stmt)
-        elif query.search:
-            # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
-            stmt = stmt.where(false())
-        stmt = filter_products(stmt, dialect, query)
+        stmt = _matching(stmt, dialect, query, match)
         stmt = stmt.outerjoin(Category, col(Category.id) == Product.category_id)
     return ProductListing(
         stmt=stmt,
@@ -185,6 +200,24 @@ def product_listing(
         descending=descending,
         shape_key=shape_key,
     )
+
+
+def matching_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
+    """``stmt`` (over Product) narrowed to the products ``query`` lists: its search text and
+    every other condition. What the facets count (server.services.facets)."""
+    match = search.product_match(dialect, query.search) if query.search else None
+    return _matching(stmt, dialect, query, match)
+
+
+def _matching(
+    stmt: Select[Any], dialect: str, query: ProductQuery, match: search.TextMatch | None
+) -> Select[Any]:
+    if match is not None:
+        stmt = match.apply(stmt)
+    elif query.search:
+        # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
+        stmt = stmt.where(false())
+    return filter_products(stmt, dialect, query)
 
 
 @functools.lru_cache(maxsize=8)
