@@ -22,6 +22,7 @@ from schema import (
     products,
     profile,
     search,
+    search_insights,
     shipments,
 )
 from schema import plugins as plugin_admin
@@ -40,6 +41,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     profile,
     customers,
     behaviour,
+    search_insights,
     inventory,
     carts,
     checkout,

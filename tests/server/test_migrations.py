@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from server import migrate
@@ -103,3 +103,56 @@ def test_order_fees_are_split_from_discounts_on_the_way_up_and_joined_on_the_way
         ("SG-OLD-2", 0),
     ]
     migrate.upgrade(database_url, plugins=plugins)
+
+
+def test_search_keys_are_filled_in_on_the_way_up_and_dropped_on_the_way_down(
+    database_url: str,
+) -> None:
+    """0007 groups searches by their normalised text: searches recorded before it get theirs."""
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, "0004_core", plugins)
+
+    async def record_old_events() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            for kind, query in [("SEARCH", "  Sony   耳机 "), ("SEARCH", "   "), ("VIEW", None)]:
+                await conn.execute(
+                    text(
+                        "INSERT INTO customer_event (session_id, kind, query, data, occurred_at)"
+                        " VALUES ('web-1', :kind, :query, '{}', :at)"
+                    ),
+                    {"kind": kind, "query": query, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+                )
+        await engine.dispose()
+
+    async def columns() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("customer_event")}
+            )
+        await engine.dispose()
+        return found
+
+    async def keys() -> list[tuple[Any, ...]]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT kind, search_key, search_id FROM customer_event ORDER BY id")
+            )
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        return found
+
+    migrate.run_async(record_old_events)
+    assert not {"search_key", "search_id"} & migrate.run_async(columns)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(keys) == [
+        ("SEARCH", "sony 耳机", None),
+        ("SEARCH", None, None),
+        ("VIEW", None, None),
+    ]
+    migrate.downgrade(database_url, "0004_core", plugins)
+    assert not {"search_key", "search_id"} & migrate.run_async(columns)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(keys)[0] == ("SEARCH", "sony 耳机", None)
