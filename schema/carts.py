@@ -29,7 +29,7 @@ from schema.products import Product
 from server import models as m
 from server.graphql.context import Info
 from server.graphql.errors import ConflictError, IdempotencyConflict, NotFoundError, ValidationError
-from server.graphql.ids import require_node_id
+from server.graphql.ids import optional_node_id, require_node_id
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel
@@ -183,7 +183,14 @@ class CreateCartSuccess:
 
 @strawberry.input
 class CartLineInput:
-    product_id: strawberry.ID
+    variant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The variant (SKU) to add."
+    )
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A product with a single variant on sale: that variant. With variantId, "
+        "the product the variant must belong to.",
+    )
     quantity: int
 
 
@@ -277,8 +284,11 @@ class CartMutations:
         async def work(session: AsyncSession) -> m.Cart:
             lines = [
                 carts.LineRequest(
-                    product_id=require_node_id(line.product_id, "Product", f"lines.{i}.productId"),
                     quantity=line.quantity,
+                    product_id=optional_node_id(line.product_id, "Product", f"lines.{i}.productId"),
+                    variant_id=optional_node_id(
+                        line.variant_id, "ProductVariant", f"lines.{i}.variantId"
+                    ),
                 )
                 for i, line in enumerate(input.lines)
             ]

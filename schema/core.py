@@ -24,6 +24,7 @@ from schema import (
     search,
     search_insights,
     shipments,
+    variants,
 )
 from schema import plugins as plugin_admin
 from server.config import Settings
@@ -33,6 +34,7 @@ from server.throttle import LeakyBucket
 
 DOMAINS: tuple[assembly.Domain, ...] = (
     products,
+    variants,
     categories,
     search,
     facets,

@@ -15,7 +15,7 @@ from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
 from server.graphql.errors import ConflictError, NotFoundError, ValidationError
-from server.graphql.ids import filter_node_id, require_node_id
+from server.graphql.ids import filter_node_id, optional_node_id, require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
 from server.graphql.pagination import Connection, Page, SortDirection, SortKey
@@ -177,7 +177,14 @@ class CreateWarehouseInput:
 @strawberry.input
 class SetStockLevelInput:
     warehouse_id: strawberry.ID
-    product_id: strawberry.ID
+    variant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The variant (SKU) whose stock this is."
+    )
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A product with a single variant on sale: that variant's stock. With "
+        "variantId, the product the variant must belong to.",
+    )
     on_hand: int = strawberry.field(description="The counted quantity; not below reserved.")
     safety_stock: int | None = None
 
@@ -185,7 +192,14 @@ class SetStockLevelInput:
 @strawberry.input
 class AdjustStockInput:
     warehouse_id: strawberry.ID
-    product_id: strawberry.ID
+    variant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The variant (SKU) whose stock this is."
+    )
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A product with a single variant on sale: that variant's stock. With "
+        "variantId, the product the variant must belong to.",
+    )
     delta: int = strawberry.field(description="Units to add (negative to remove).")
     reason: str = strawberry.field(description="Why, e.g. 到货入库 (goods received), 盘亏.")
 
@@ -217,10 +231,13 @@ AdjustStockResult = Annotated[
 ]
 
 
-def _ids(input: SetStockLevelInput | AdjustStockInput) -> dict[str, int]:
+def _ids(input: SetStockLevelInput | AdjustStockInput) -> dict[str, Any]:
     return {
         "warehouse_id": require_node_id(input.warehouse_id, "Warehouse", "warehouseId"),
-        "product_id": require_node_id(input.product_id, "Product", "productId"),
+        "target": service.StockTarget(
+            product_id=optional_node_id(input.product_id, "Product", "productId"),
+            variant_id=optional_node_id(input.variant_id, "ProductVariant", "variantId"),
+        ),
     }
 
 

@@ -184,3 +184,19 @@ class StockLevelsByProductIdLoader(ModelsByFieldLoader):
 class CartLinesByCartIdLoader(ModelsByFieldLoader):
     model = m.CartLine
     field = "cart_id"
+
+
+class ProductVariantByIdLoader(ModelByIdLoader):
+    model = m.ProductVariant
+
+
+class ProductVariantsByProductIdLoader(ModelsByFieldLoader):
+    model = m.ProductVariant
+    field = "product_id"
+    order_by = ("position", "id")
+
+
+class ProductOptionsByProductIdLoader(ModelsByFieldLoader):
+    model = m.ProductOption
+    field = "product_id"
+    order_by = ("position", "id")

@@ -139,12 +139,14 @@ def price_adjustments(
     plugins: PluginRuntime,
     config: Any,
 ) -> Mapping[int, Sequence[Adjustment]] | None:
-    """Return ``{product id: [Adjustment, ...]}``: changes to the unit price (minor units per
-    unit; negative is a discount, positive a fee) of the products in ``items`` for
-    ``customer`` (None when anonymous) at time ``at``. Called once for all the products of a
-    page or of a cart: ``items`` maps each product id to its ``PriceItem`` (entity, quantity,
-    catalogue unit price ``base``), so read what you need for all of them in one statement.
-    Leave out the products you do not adjust; return None or ``{}`` to adjust none."""
+    """Return ``{key: [Adjustment, ...]}``: changes to the unit price (minor units per unit;
+    negative is a discount, positive a fee) of the items in ``items`` for ``customer`` (None
+    when anonymous) at time ``at``. Called once for all the items of a page or of a cart:
+    ``items`` maps a key to each ``PriceItem`` (product, variant, quantity, catalogue unit
+    price ``base``), so read what you need for all of them in one statement. A cart's items
+    are its variants (keyed by variant id, ``item.variant`` set); a listing's are products'
+    "from" prices (keyed by product id, ``item.variant`` None). Answer under the keys you were
+    given; leave out the items you do not adjust; return None or ``{}`` to adjust none."""
 
 
 @hookspec
@@ -156,12 +158,12 @@ def price_guardrails(
     plugins: PluginRuntime,
     config: Any,
 ) -> Mapping[int, PriceLimit] | None:
-    """Return ``{product id: PriceLimit(rule, label, floor, ceiling)}``: bounds on the unit
+    """Return ``{key: PriceLimit(rule, label, floor, ceiling)}``: bounds on the unit
     prices of ``items`` once every plugin's adjustments are applied (``PricedItem.price``).
     The core keeps the highest floor and the lowest ceiling over all plugins (and its own
     floor, zero), lowers the price to the ceiling, then raises it to the floor (a floor wins
     over a lower ceiling); the clamp is a step of its own in the breakdown. Called once per
-    page or cart, after ``price_adjustments``."""
+    page or cart, after ``price_adjustments``, with the same keys."""
 
 
 @hookspec

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from server.config import Settings
-    from server.models import Product
+    from server.models import Product, ProductVariant
     from server.plugins import PluginRuntime
 
 PROJECT = "shopgraph"
@@ -71,24 +71,27 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class PriceItem:
-    """One product to price (the ``price_adjustments`` hook): the entity
-    (``server.models.Product``), how many units are bought, and its catalogue unit price
-    (``base``, minor units)."""
+    """One thing to price (the ``price_adjustments`` hook): the product
+    (``server.models.Product``), the variant when a particular SKU is priced (a cart line;
+    None for a product's "from" price in a listing), how many units are bought, and the
+    catalogue unit price (``base``, minor units)."""
 
     product: Product
     quantity: int
     base: int
+    variant: ProductVariant | None = None
 
 
 @dataclass(frozen=True)
 class PricedItem:
-    """One product as the ``price_guardrails`` hook sees it: every plugin's adjustments to its
+    """One item as the ``price_guardrails`` hook sees it: every plugin's adjustments to its
     unit price applied (``price``, which may be negative: the guardrails decide)."""
 
     product: Product
     quantity: int
     base: int
     adjustments: tuple[Adjustment, ...]
+    variant: ProductVariant | None = None
 
     @property
     def price(self) -> int:
@@ -226,9 +229,11 @@ class WebhookReply:
 
 @dataclass(frozen=True)
 class CartLineView:
-    """A cart line as order-flow hooks see it: product, quantity and unit price so far."""
+    """A cart line as order-flow hooks see it: product and variant (its SKU), quantity and
+    unit price so far."""
 
     product_id: int
+    variant_id: int
     sku: str
     quantity: int
     unit_price: int

@@ -35,6 +35,7 @@ from server.models import (
     OrderStatusChange,
     Payment,
     Product,
+    ProductVariant,
     Shipment,
     ShipmentLine,
     StaffRole,
@@ -48,7 +49,7 @@ from server.services import behaviour
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
-WRITE_STEPS = 18
+WRITE_STEPS = 19
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class _Writer:
         self.counts: dict[str, int] = {}
         self.warehouses: dict[str, Row] = {}
         self.cart_ids: tuple[int, ...] = ()
+        # Each product's variant, by product id.
+        self.variant_of: dict[int, int] = {}
 
     async def write(self, model: Any, rows: list[Row], *key: str) -> None:
         await _insert(self.session, model, rows, *key)
@@ -125,6 +128,21 @@ class _Writer:
         for p in plan.products:
             p.row["category_id"] = leaves[category_slug(p)]["id"]
         await self.write(Product, [p.row for p in plan.products], "sku")
+        variants = [
+            {
+                "product_id": p.row["id"],
+                "sku": p.row["sku"],
+                "options": {},
+                "option_key": "",
+                "price_amount": p.row["price_amount"],
+                "cost_amount": p.row.get("cost_amount"),
+                "position": 0,
+                "is_active": True,
+            }
+            for p in plan.products
+        ]
+        await self.write(ProductVariant, variants, "sku")
+        self.variant_of = {v["product_id"]: v["id"] for v in variants}
 
         self.warehouses = warehouses = {
             code: {"code": code, "name": name, "kind": kind, "region": region}
@@ -137,6 +155,7 @@ class _Writer:
             {
                 "warehouse_id": warehouses[code]["id"],
                 "product_id": plan.products[index].row["id"],
+                "variant_id": self.variant_of[plan.products[index].row["id"]],
                 "on_hand": on_hand,
                 "reserved": reserved.get((code, index), 0),
                 "safety_stock": safety,
@@ -147,6 +166,7 @@ class _Writer:
         self.counts |= {
             "categories": len(tops) + len(leaves),
             "products": len(plan.products),
+            "variants": len(variants),
             "warehouses": len(warehouses),
             "stock levels": len(stock),
         }
@@ -169,7 +189,11 @@ class _Writer:
         lines = []
         for o in plan.orders:
             for line, product in o.lines:
-                line |= {"order_id": o.row["id"], "product_id": product.row["id"]}
+                line |= {
+                    "order_id": o.row["id"],
+                    "product_id": product.row["id"],
+                    "variant_id": self.variant_of[product.row["id"]],
+                }
                 line["warehouse_id"] = warehouses[o.warehouse]["id"]
                 lines.append(line)
         # An order holds each product once: (order, product) tells its lines apart.
@@ -256,7 +280,12 @@ class _Writer:
         await self.write(Cart, carts, "token")
         self.cart_ids = tuple(row["id"] for row in carts)
         cart_lines = [
-            {"cart_id": row["id"], "product_id": p.row["id"], "quantity": 1}
+            {
+                "cart_id": row["id"],
+                "product_id": p.row["id"],
+                "variant_id": self.variant_of[p.row["id"]],
+                "quantity": 1,
+            }
             for row, cart in zip(carts, plan.carts, strict=True)
             for p in cart.products
         ]

@@ -35,6 +35,7 @@ class ConflictError(Error):
 @strawberry.type
 class OutOfStock(Error):
     product_id: relay.GlobalID
+    variant_id: relay.GlobalID
     requested: int
     available: int
 
@@ -88,6 +89,7 @@ def to_graphql(err: domain.DomainError) -> Error:
             return OutOfStock(
                 **base,
                 product_id=relay.GlobalID("Product", str(err.product_id)),
+                variant_id=relay.GlobalID("ProductVariant", str(err.variant_id)),
                 requested=err.requested,
                 available=err.available,
             )

@@ -30,7 +30,7 @@ from server.models.orders import (
     Payment,
     PaymentStatus,
 )
-from server.models.products import Category, Product
+from server.models.products import Category, Product, ProductOption, ProductVariant
 from server.models.security import ApiKey, AuditLogEntry, RefreshToken, TokenRevocation
 from server.models.shipments import Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
 
@@ -59,6 +59,8 @@ __all__ = [
     "Payment",
     "PaymentStatus",
     "Product",
+    "ProductOption",
+    "ProductVariant",
     "RefreshToken",
     "Shipment",
     "ShipmentLine",

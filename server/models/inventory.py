@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.models.base import enum_field
+from server.models.products import variant_key
 
 
 class WarehouseKind(StrEnum):
@@ -31,7 +32,8 @@ class Warehouse(SQLModel, table=True):
 class StockLevel(SQLModel, table=True):
     __tablename__ = "stock_level"
     __table_args__ = (
-        UniqueConstraint("warehouse_id", "product_id", name="uq_stock_level_warehouse_product"),
+        UniqueConstraint("warehouse_id", "variant_id", name="uq_stock_level_warehouse_variant"),
+        variant_key("stock_level"),
         CheckConstraint("reserved >= 0", name="reserved_nonneg"),
         CheckConstraint("on_hand >= 0", name="on_hand_nonneg"),
         CheckConstraint("reserved <= on_hand", name="reserved_le_on_hand"),
@@ -40,6 +42,7 @@ class StockLevel(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     warehouse_id: int = Field(foreign_key="warehouse.id", index=True)
     product_id: int = Field(foreign_key="product.id", index=True)
+    variant_id: int = Field(index=True)
     on_hand: int = 0
     reserved: int = 0
     safety_stock: int = 0

@@ -11,6 +11,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from server.models.base import created_at_field, datetime_field, enum_field, json_field
+from server.models.products import variant_key
 
 
 class CartStatus(StrEnum):
@@ -55,11 +56,15 @@ class Cart(SQLModel, table=True):
 
 class CartLine(SQLModel, table=True):
     __tablename__ = "cart_line"
-    __table_args__ = (UniqueConstraint("cart_id", "product_id", name="cart_product"),)
+    __table_args__ = (
+        UniqueConstraint("cart_id", "variant_id", name="cart_variant"),
+        variant_key("cart_line"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     cart_id: int = Field(foreign_key="cart.id", index=True, ondelete="CASCADE")
     product_id: int = Field(foreign_key="product.id", index=True)
+    variant_id: int = Field(index=True)
     quantity: int
 
 
@@ -93,13 +98,17 @@ class Order(SQLModel, table=True):
 
 class OrderLine(SQLModel, table=True):
     __tablename__ = "order_line"
+    __table_args__ = (variant_key("order_line"),)
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="order.id", index=True, ondelete="CASCADE")
     product_id: int = Field(foreign_key="product.id", index=True)
+    variant_id: int = Field(index=True)
     warehouse_id: int | None = Field(default=None, foreign_key="warehouse.id")
     sku: str
     product_name: str
+    # The variant's option values as ordered ({"colour": "red", "size": "M"}).
+    options: dict[str, str] = json_field(dict)
     quantity: int
     base_unit_price_amount: int
     unit_price_amount: int

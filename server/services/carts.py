@@ -25,10 +25,11 @@ from server.models import (
     CartStatus,
     CustomerEventKind,
     Product,
+    ProductVariant,
     utcnow,
 )
 from server.permissions import CUSTOMERS_READ
-from server.services import behaviour, idempotency
+from server.services import behaviour, idempotency, variants
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 MAX_LINE_QUANTITY = 999
@@ -47,8 +48,11 @@ REQUIRED_ADDRESS_FIELDS = ("recipient_name", "phone", "province", "city", "stree
 
 @dataclass(frozen=True)
 class LineRequest:
-    product_id: int
+    """A line to add: a variant, or a product with a single variant on sale."""
+
     quantity: int
+    product_id: int | None = None
+    variant_id: int | None = None
 
 
 def new_token() -> str:
@@ -159,10 +163,14 @@ async def add_lines(
     cart = await get_cart(session, viewer, token)
     if not lines:
         raise ValidationFailed("give at least one line", field="lines")
-    merged: dict[int, int] = {}
     for i, line in enumerate(lines):
         _check_quantity(line.quantity, f"lines.{i}.quantity")
-        merged[line.product_id] = merged.get(line.product_id, 0) + line.quantity
+    chosen = await _variants_of_lines(session, lines)
+    merged: dict[int, int] = {}
+    for variant, line in zip(chosen, lines, strict=True):
+        assert variant.id is not None  # a stored variant
+        merged[variant.id] = merged.get(variant.id, 0) + line.quantity
+    variant_of = {v.id: v for v in chosen}
     claimed: idempotency.Claim | None = None
     if idempotency_key is not None:
         claimed = await idempotency.claim(
@@ -170,38 +178,42 @@ async def add_lines(
             scope=f"cart:{cart.id}",
             operation=ADD_LINES,
             key=idempotency.validate_key(idempotency_key),
-            digest=idempotency.request_hash({str(p): q for p, q in sorted(merged.items())}),
+            digest=idempotency.request_hash({str(v): q for v, q in sorted(merged.items())}),
         )
         if claimed.replay_id is not None:
             return cart
     products = {
         p.id: p
-        for p in await session.scalars(select(Product).where(col(Product.id).in_(list(merged))))
+        for p in await session.scalars(
+            select(Product).where(col(Product.id).in_({v.product_id for v in chosen}))
+        )
     }
-    for product_id in merged:
-        product = products.get(product_id)
-        if product is None or not product.is_active:
-            raise NotFound("product", product_id, field="lines")
+    for variant in chosen:
+        product = products.get(variant.product_id)
+        if product is None or not product.is_active or not variant.is_active:
+            raise NotFound("product", variant.product_id, field="lines")
         if product.currency != cart.currency:
             raise ValidationFailed(
-                f"product {product_id} is priced in {product.currency}, the cart in {cart.currency}",
+                f"product {product.id} is priced in {product.currency}, "
+                f"the cart in {cart.currency}",
                 field="lines",
             )
     existing = {
-        line.product_id: line.quantity
+        line.variant_id: line.quantity
         for line in await session.scalars(select(CartLine).where(col(CartLine.cart_id) == cart.id))
     }
-    for product_id, quantity in merged.items():
-        if existing.get(product_id, 0) + quantity > MAX_LINE_QUANTITY:
+    for variant_id, quantity in merged.items():
+        if existing.get(variant_id, 0) + quantity > MAX_LINE_QUANTITY:
             raise ValidationFailed(
-                f"at most {MAX_LINE_QUANTITY} of one product per cart", field="lines"
+                f"at most {MAX_LINE_QUANTITY} of one variant per cart", field="lines"
             )
+        product_id = variant_of[variant_id].product_id
         insert = _upsert(session)(CartLine).values(
-            cart_id=cart.id, product_id=product_id, quantity=quantity
+            cart_id=cart.id, product_id=product_id, variant_id=variant_id, quantity=quantity
         )
         await session.execute(
             insert.on_conflict_do_update(
-                index_elements=["cart_id", "product_id"],
+                index_elements=["cart_id", "variant_id"],
                 set_={"quantity": CartLine.quantity + insert.excluded.quantity},
             )
         )
@@ -212,12 +224,32 @@ async def add_lines(
             session_id=None if cart.customer_id else behaviour_session_id(cart),
             product_id=product_id,
             quantity=quantity,
-            data={"cart_id": cart.id},
+            data={"cart_id": cart.id, "variant_id": variant_id},
         )
     if claimed is not None:
         assert cart.id is not None  # a stored cart
         await idempotency.complete(session, claimed, cart.id)
     return await _touch(session, cart)
+
+
+async def _variants_of_lines(
+    session: AsyncSession, lines: Sequence[LineRequest]
+) -> list[ProductVariant]:
+    """The variant each line names: its variant, or its product's one variant on sale."""
+    found = await variants.by_ids(session, [ln.variant_id for ln in lines if ln.variant_id])
+    chosen: list[ProductVariant] = []
+    for i, line in enumerate(lines):
+        if line.variant_id is not None:
+            variant = found.get(line.variant_id)
+            named = line.product_id
+            if variant is None or (named is not None and variant.product_id != named):
+                raise NotFound("variant", line.variant_id, field="lines")
+            chosen.append(variant)
+        elif line.product_id is not None:
+            chosen.append(await variants.sole_variant(session, line.product_id, field="lines"))
+        else:
+            raise ValidationFailed(f"line {i}: give a variantId or a productId", field="lines")
+    return chosen
 
 
 async def update_line(

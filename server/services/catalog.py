@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from server.models import Category, Product, utcnow
-from server.services import outbox, search
+from server.services import outbox, search, variants
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
@@ -484,6 +484,8 @@ async def create_product(
     await refresh_search_text(session, [product])
     session.add(product)
     await _flush_unique(session, "sku")
+    session.add(variants.default_variant(product))
+    await _flush_unique(session, "sku")
     await _product_changed(session, product, "created")
     return product
 
@@ -513,6 +515,7 @@ async def _update_product(
         product.category_id = category_id
     if "sku" in values:
         await _require_unique_sku(session, product.sku, product.id)
+    await variants.mirror_default(session, product)
     product.updated_at = utcnow()
     await refresh_search_text(session, [product])
     return product

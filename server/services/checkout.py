@@ -37,10 +37,20 @@ from server.models import (
     OrderStatus,
     OrderStatusChange,
     Product,
+    ProductVariant,
     utcnow,
 )
 from server.plugins import PluginRuntime
-from server.services import answers, behaviour, carts, idempotency, inventory, outbox, pricing
+from server.services import (
+    answers,
+    behaviour,
+    carts,
+    idempotency,
+    inventory,
+    outbox,
+    pricing,
+    variants,
+)
 from server.services.errors import (
     CheckoutProblems,
     Conflict,
@@ -55,6 +65,7 @@ PLACE_ORDER = "placeOrder"
 class PricedLine:
     line: CartLine
     product: Product
+    variant: ProductVariant
     breakdown: pricing.PriceBreakdown
 
     @property
@@ -132,16 +143,25 @@ async def quote_cart(
             select(Product).where(col(Product.id).in_([line.product_id for line in lines]))
         )
     }
-    # One call of each price hook for the whole cart.
-    prices = await pricing.price_products(
+    variant_of = await variants.by_ids(session, [line.variant_id for line in lines])
+    # One call of each price hook for the whole cart, an item per variant.
+    prices = await pricing.price_variants(
         session,
         plugins,
-        {line.product_id: (products[line.product_id], line.quantity) for line in lines},
+        {
+            line.variant_id: (products[line.product_id], variant_of[line.variant_id], line.quantity)
+            for line in lines
+        },
         customer,
         utcnow(),
     )
     priced = [
-        PricedLine(line=line, product=products[line.product_id], breakdown=prices[line.product_id])
+        PricedLine(
+            line=line,
+            product=products[line.product_id],
+            variant=variant_of[line.variant_id],
+            breakdown=prices[line.variant_id],
+        )
         for line in lines
     ]
     view = CartView(
@@ -150,8 +170,9 @@ async def quote_cart(
         currency=cart.currency,
         lines=tuple(
             CartLineView(
-                product_id=p.product.id,  # type: ignore[arg-type]  # a stored row has its id
-                sku=p.product.sku,
+                product_id=p.line.product_id,
+                variant_id=p.line.variant_id,
+                sku=p.variant.sku,
                 quantity=p.line.quantity,
                 unit_price=p.breakdown.final,
                 category_id=p.product.category_id,
@@ -225,7 +246,7 @@ def _core_problems(quote: CartQuote) -> list[CheckoutProblem]:
             source=CORE,
         )
         for i, p in enumerate(quote.lines)
-        if not p.product.is_active
+        if not (p.product.is_active and p.variant.is_active)
     ]
 
 
@@ -304,11 +325,11 @@ async def place_order(
     shipping = quote.shipping_quote(data.shipping_method)
     shipping_amount = shipping.amount if shipping is not None else 0
 
-    # Lock rows in one order (by product) so concurrent multi-line checkouts cannot deadlock.
+    # Lock rows in one order (by variant) so concurrent multi-line checkouts cannot deadlock.
     warehouses: dict[int, int] = {}
-    for p in sorted(quote.lines, key=lambda p: p.line.product_id):
-        warehouses[p.line.product_id] = await inventory.reserve(
-            session, p.line.product_id, p.line.quantity
+    for p in sorted(quote.lines, key=lambda p: p.line.variant_id):
+        warehouses[p.line.variant_id] = await inventory.reserve(
+            session, p.line.variant_id, p.line.quantity
         )
 
     order = Order(
@@ -381,6 +402,7 @@ async def place_order(
                 {
                     "order_line_id": line.id,
                     "product_id": line.product_id,
+                    "variant_id": line.variant_id,
                     "quantity": line.quantity,
                     "unit_price": line.unit_price_amount,
                     "warehouse_id": line.warehouse_id,
@@ -400,9 +422,11 @@ def _order_lines(
         OrderLine(
             order_id=order.id,  # type: ignore[arg-type]  # a stored row has its id
             product_id=p.line.product_id,
-            warehouse_id=warehouses[p.line.product_id],
-            sku=p.product.sku,
+            variant_id=p.line.variant_id,
+            warehouse_id=warehouses[p.line.variant_id],
+            sku=p.variant.sku,
             product_name=p.product.name,
+            options=dict(p.variant.options),
             quantity=p.line.quantity,
             base_unit_price_amount=p.breakdown.base,
             unit_price_amount=p.breakdown.final,

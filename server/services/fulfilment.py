@@ -87,13 +87,13 @@ async def plan_order(session: AsyncSession, plugins: PluginRuntime, order: Order
     [(plugin, answer)] = await plugins.call(HOOK, session=session, order=order, lines=lines)
     parcels = answers.stamped_all(plugin, HOOK, answer, Parcel)
     warehouse_of = _warehouses(plugin, parcels, lines)
-    # In product order, like checkout's reservations: concurrent moves cannot deadlock.
-    for line in sorted(lines, key=lambda ln: (ln.product_id, ln.id)):
+    # In variant order, like checkout's reservations: concurrent moves cannot deadlock.
+    for line in sorted(lines, key=lambda ln: (ln.variant_id, ln.id)):
         target = warehouse_of.get(line.id)  # type: ignore[arg-type]  # a stored row has its id
         if target is None or target == line.warehouse_id:
             continue
         try:
-            await inventory.reserve_in(session, target, line.product_id, line.quantity)
+            await inventory.reserve_in(session, target, line.variant_id, line.quantity)
         except OutOfStock as exc:
             raise PluginFailed(
                 plugin,
@@ -101,7 +101,7 @@ async def plan_order(session: AsyncSession, plugins: PluginRuntime, order: Order
                 ValueError(f"warehouse {target} cannot ship order line {line.id}: {exc.message}"),
             ) from exc
         if line.warehouse_id is not None:
-            await inventory.release(session, line.warehouse_id, line.product_id, line.quantity)
+            await inventory.release(session, line.warehouse_id, line.variant_id, line.quantity)
         line.warehouse_id = target
         session.add(line)
     order.shipment_plan = [parcel.as_dict() for parcel in parcels]

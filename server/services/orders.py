@@ -142,7 +142,7 @@ async def transition_order(
         lines = await _lines(session, order_id)
         for line in lines:
             if line.warehouse_id is not None:
-                await inventory.release(session, line.warehouse_id, line.product_id, line.quantity)
+                await inventory.release(session, line.warehouse_id, line.variant_id, line.quantity)
         reason = note or "order cancelled"
         await gateways.refund_captured(session, plugins, order, reason=reason)
         # The plugins give back what they reserved for the order, in this same transaction.
@@ -152,7 +152,7 @@ async def transition_order(
     elif target is S.SHIPPED:
         for line in await _lines(session, order_id):
             if line.warehouse_id is not None:
-                await inventory.consume(session, line.warehouse_id, line.product_id, line.quantity)
+                await inventory.consume(session, line.warehouse_id, line.variant_id, line.quantity)
 
     session.add(
         OrderStatusChange(
@@ -181,7 +181,7 @@ async def _lines(session: AsyncSession, order_id: int) -> list[OrderLine]:
         await session.scalars(
             select(OrderLine)
             .where(col(OrderLine.order_id) == order_id)
-            .order_by(col(OrderLine.product_id))
+            .order_by(col(OrderLine.variant_id))
         )
     )
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.hooktypes import CORE, Adjustment, PricedItem, PriceItem, PriceLimit
-from server.models import Customer, Product, utcnow
+from server.models import Customer, Product, ProductVariant, utcnow
 from server.plugins import PluginFailed, PluginRuntime
 from server.services.answers import adjustments_of, stamped
 
@@ -60,17 +60,17 @@ def is_adjustable(plugins: PluginRuntime) -> bool:
     return any(plugins.implements(hook) for hook in PRICE_HOOKS)
 
 
-def _by_product(plugin: str, hook: str, answer: Any, ids: Iterable[int]) -> Mapping[int, Any]:
+def _by_item(plugin: str, hook: str, answer: Any, ids: Iterable[int]) -> Mapping[int, Any]:
     if isinstance(answer, (list, tuple)) and not answer:
         return {}  # "nothing", said as an empty list
     if not isinstance(answer, Mapping):
         raise PluginFailed(
-            plugin, hook, TypeError(f"returned {answer!r}, not a mapping of product id to values")
+            plugin, hook, TypeError(f"returned {answer!r}, not a mapping of item key to values")
         )
     unknown = set(answer) - set(ids)
     if unknown:
         raise PluginFailed(
-            plugin, hook, KeyError(f"answered for products it was not asked about: {unknown}")
+            plugin, hook, KeyError(f"answered for items it was not asked about: {unknown}")
         )
     return answer
 
@@ -124,22 +124,54 @@ async def price_products(
     customer: Customer | None,
     at: datetime | None = None,
 ) -> dict[int, PriceBreakdown]:
-    """The unit prices of ``items`` (product id -> (entity, quantity)) for ``customer`` at
-    ``at``: one ``price_adjustments`` call and one ``price_guardrails`` call for them all."""
-    if not items:
-        return {}
-    if not is_adjustable(plugins):
-        return {pid: base_breakdown(product) for pid, (product, _) in items.items()}
-    at = at or utcnow()
+    """The "from" unit prices of products (product id -> (entity, quantity)): each product's
+    price, which is its cheapest variant's, as a listing shows it."""
     asked = {
         pid: PriceItem(product=product, quantity=quantity, base=product.price_amount)
         for pid, (product, quantity) in items.items()
     }
+    return await _price(session, plugins, asked, customer, at)
+
+
+async def price_variants(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    items: Mapping[int, tuple[Product, ProductVariant, int]],
+    customer: Customer | None,
+    at: datetime | None = None,
+) -> dict[int, PriceBreakdown]:
+    """The unit prices of variants (variant id -> (product, variant, quantity)), as a cart
+    line is priced."""
+    asked = {
+        vid: PriceItem(
+            product=product, quantity=quantity, base=variant.price_amount, variant=variant
+        )
+        for vid, (product, variant, quantity) in items.items()
+    }
+    return await _price(session, plugins, asked, customer, at)
+
+
+async def _price(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    asked: Mapping[int, PriceItem],
+    customer: Customer | None,
+    at: datetime | None,
+) -> dict[int, PriceBreakdown]:
+    """One ``price_adjustments`` call and one ``price_guardrails`` call for all of ``asked``."""
+    if not asked:
+        return {}
+    if not is_adjustable(plugins):
+        return {
+            key: PriceBreakdown(currency=item.product.currency, base=item.base)
+            for key, item in asked.items()
+        }
+    at = at or utcnow()
     adjustments: dict[int, list[Adjustment]] = {pid: [] for pid in asked}
     for plugin, answer in await plugins.call(
         "price_adjustments", session=session, items=asked, customer=customer, at=at
     ):
-        for pid, values in _by_product(plugin, "price_adjustments", answer, asked).items():
+        for pid, values in _by_item(plugin, "price_adjustments", answer, asked).items():
             adjustments[pid].extend(adjustments_of(plugin, "price_adjustments", values))
     priced = {
         pid: PricedItem(
@@ -147,6 +179,7 @@ async def price_products(
             quantity=item.quantity,
             base=item.base,
             adjustments=tuple(adjustments[pid]),
+            variant=item.variant,
         )
         for pid, item in asked.items()
     }
@@ -155,7 +188,7 @@ async def price_products(
         for plugin, answer in await plugins.call(
             "price_guardrails", session=session, items=priced, customer=customer, at=at
         ):
-            for pid, value in _by_product(plugin, "price_guardrails", answer, asked).items():
+            for pid, value in _by_item(plugin, "price_guardrails", answer, asked).items():
                 limits[pid].append(_limit(plugin, value))
     return {
         pid: PriceBreakdown(

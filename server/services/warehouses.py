@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.models import Product, StockLevel, Warehouse, WarehouseKind
-from server.services import outbox
+from server.models import ProductVariant, StockLevel, Warehouse, WarehouseKind
+from server.services import outbox, variants
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
@@ -27,6 +27,7 @@ MAX_REASON = 200
 @dataclass(frozen=True)
 class StockFilter:
     product_id: int | None = None
+    variant_id: int | None = None
     warehouse_id: int | None = None
     below_safety_stock: bool | None = None
 
@@ -49,6 +50,8 @@ def stock_levels_query(flt: StockFilter) -> Select[StockLevel]:
     conditions: list[ColumnElement[bool]] = []
     if flt.product_id is not None:
         conditions.append(col(StockLevel.product_id) == flt.product_id)
+    if flt.variant_id is not None:
+        conditions.append(col(StockLevel.variant_id) == flt.variant_id)
     if flt.warehouse_id is not None:
         conditions.append(col(StockLevel.warehouse_id) == flt.warehouse_id)
     # "Below safety stock": what can still be sold is under the buffer the shop keeps.
@@ -115,46 +118,65 @@ async def create_warehouse(
     return warehouse
 
 
-async def _check_targets(session: AsyncSession, warehouse_id: int, product_id: int) -> None:
+async def _check_targets(
+    session: AsyncSession, warehouse_id: int, target: StockTarget
+) -> ProductVariant:
     if await session.get(Warehouse, warehouse_id) is None:
         raise NotFound("Warehouse", warehouse_id, field="warehouseId")
-    if await session.get(Product, product_id) is None:
-        raise NotFound("Product", product_id, field="productId")
+    return await variants.named(
+        session, product_id=target.product_id, variant_id=target.variant_id, field=target.field
+    )
 
 
-async def _ensure_row(session: AsyncSession, warehouse_id: int, product_id: int) -> None:
-    """Create the (warehouse, product) stock row if there is none, racing safely: a
+async def _ensure_row(session: AsyncSession, warehouse_id: int, variant: ProductVariant) -> None:
+    """Create the (warehouse, variant) stock row if there is none, racing safely: a
     concurrent creator wins and we simply use its row."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(StockLevel)
-        .values(warehouse_id=warehouse_id, product_id=product_id, on_hand=0, reserved=0)
-        .on_conflict_do_nothing(index_elements=["warehouse_id", "product_id"])
+        .values(
+            warehouse_id=warehouse_id,
+            product_id=variant.product_id,
+            variant_id=variant.id,
+            on_hand=0,
+            reserved=0,
+        )
+        .on_conflict_do_nothing(index_elements=["warehouse_id", "variant_id"])
     )
     await session.execute(stmt)
 
 
-async def _load(session: AsyncSession, warehouse_id: int, product_id: int) -> StockLevel:
+async def _load(session: AsyncSession, warehouse_id: int, variant_id: int) -> StockLevel:
     stmt = (
         select(StockLevel)
-        .where(
-            col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.product_id) == product_id
-        )
+        .where(*_row(warehouse_id, variant_id))
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one()
 
 
-def _row(warehouse_id: int, product_id: int) -> list[ColumnElement[bool]]:
-    return [col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.product_id) == product_id]
+def _row(warehouse_id: int, variant_id: int) -> list[ColumnElement[bool]]:
+    return [col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.variant_id) == variant_id]
+
+
+@dataclass(frozen=True)
+class StockTarget:
+    """The stock a change is for: a variant, or a product with a single variant on sale."""
+
+    product_id: int | None = None
+    variant_id: int | None = None
+
+    @property
+    def field(self) -> str:
+        return "productId" if self.variant_id is None else "variantId"
 
 
 async def set_stock_level(
     session: AsyncSession,
     *,
     warehouse_id: int,
-    product_id: int,
+    target: StockTarget,
     on_hand: int,
     safety_stock: int | None = None,
     staff_id: int | None = None,
@@ -165,8 +187,10 @@ async def set_stock_level(
         raise ValidationFailed("onHand must not be negative", field="onHand")
     if safety_stock is not None and safety_stock < 0:
         raise ValidationFailed("safetyStock must not be negative", field="safetyStock")
-    await _check_targets(session, warehouse_id, product_id)
-    await _ensure_row(session, warehouse_id, product_id)
+    variant = await _check_targets(session, warehouse_id, target)
+    variant_id = variant.id
+    assert variant_id is not None  # a stored variant
+    await _ensure_row(session, warehouse_id, variant)
     values: dict[str, int] = {"on_hand": on_hand}
     if safety_stock is not None:
         values["safety_stock"] = safety_stock
@@ -174,23 +198,24 @@ async def set_stock_level(
     # happens before (and we see it) or after (and it sees our on_hand).
     result = await session.execute(
         update(StockLevel)
-        .where(*_row(warehouse_id, product_id), col(StockLevel.reserved) <= on_hand)
+        .where(*_row(warehouse_id, variant_id), col(StockLevel.reserved) <= on_hand)
         .values(**values)
         .returning(col(StockLevel.id))
         .execution_options(synchronize_session=False)
     )
     if result.first() is None:
-        level = await _load(session, warehouse_id, product_id)
+        level = await _load(session, warehouse_id, variant_id)
         raise ValidationFailed(
             f"onHand {on_hand} is below the {level.reserved} units reserved", field="onHand"
         )
-    level = await _load(session, warehouse_id, product_id)
+    level = await _load(session, warehouse_id, variant_id)
     await outbox.emit(
         session,
         "stock_level_set",
         {
             "warehouse_id": warehouse_id,
-            "product_id": product_id,
+            "product_id": variant.product_id,
+            "variant_id": variant_id,
             "on_hand": level.on_hand,
             "safety_stock": level.safety_stock,
             "staff_id": staff_id,
@@ -203,7 +228,7 @@ async def adjust_stock(
     session: AsyncSession,
     *,
     warehouse_id: int,
-    product_id: int,
+    target: StockTarget,
     delta: int,
     reason: str,
     staff_id: int | None = None,
@@ -220,13 +245,15 @@ async def adjust_stock(
         raise ValidationFailed("give a reason for the adjustment", field="reason")
     if len(why) > MAX_REASON:
         raise ValidationFailed(f"reason must have at most {MAX_REASON} characters", field="reason")
-    await _check_targets(session, warehouse_id, product_id)
+    variant = await _check_targets(session, warehouse_id, target)
+    variant_id = variant.id
+    assert variant_id is not None  # a stored variant
     if delta > 0:
-        await _ensure_row(session, warehouse_id, product_id)
+        await _ensure_row(session, warehouse_id, variant)
     result = await session.execute(
         update(StockLevel)
         .where(
-            *_row(warehouse_id, product_id), col(StockLevel.on_hand) + delta >= StockLevel.reserved
+            *_row(warehouse_id, variant_id), col(StockLevel.on_hand) + delta >= StockLevel.reserved
         )
         .values(on_hand=StockLevel.on_hand + delta)
         .returning(col(StockLevel.on_hand))
@@ -235,7 +262,7 @@ async def adjust_stock(
     row = result.first()
     if row is None:
         current = (
-            await session.execute(select(StockLevel).where(*_row(warehouse_id, product_id)))
+            await session.execute(select(StockLevel).where(*_row(warehouse_id, variant_id)))
         ).scalar_one_or_none()
         on_hand = current.on_hand if current else 0
         reserved = current.reserved if current else 0
@@ -249,11 +276,12 @@ async def adjust_stock(
         "stock_adjusted",
         {
             "warehouse_id": warehouse_id,
-            "product_id": product_id,
+            "product_id": variant.product_id,
+            "variant_id": variant_id,
             "delta": delta,
             "reason": why,
             "on_hand": row[0],
             "staff_id": staff_id,
         },
     )
-    return await _load(session, warehouse_id, product_id)
+    return await _load(session, warehouse_id, variant_id)

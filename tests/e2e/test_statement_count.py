@@ -27,6 +27,7 @@ from server.models import (
 )
 from server.plugin import Adjustment, PluginInfo, PricedItem, PriceItem, PriceLimit, hookimpl
 from server.plugins import PluginRuntime
+from server.services import variants
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.orders import (
@@ -81,6 +82,7 @@ async def _add_orders(
 ) -> None:
     """``n`` shipped orders with two lines, history, a payment and a tracked shipment each."""
     start = await session.scalar(Order.__table__.select().with_only_columns(Order.id).limit(1))
+    variant_of = {p.id: (await variants.variants_of(session, p.id))[0].id for p in products}  # type: ignore[arg-type]  # stored rows have their ids
     for i in range(n):
         order = Order(
             number=f"SG-T-{customer_id}-{start}-{i}-{n}",
@@ -95,6 +97,7 @@ async def _add_orders(
             OrderLine(
                 order_id=order.id,
                 product_id=p.id,
+                variant_id=variant_of[p.id],
                 warehouse_id=warehouse_id,
                 sku=p.sku,
                 product_name=p.name,

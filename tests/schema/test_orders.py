@@ -475,9 +475,13 @@ async def test_every_transition_of_the_state_machine(
         ("DELIVERED", "COMPLETED"),
     }
     holding = {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLING}
-    warehouse_id = await session.scalar(
-        select(StockLevel.warehouse_id).where(StockLevel.product_id == product_id)
-    )
+    warehouse_id, variant_id = (
+        await session.execute(
+            select(StockLevel.warehouse_id, StockLevel.variant_id).where(
+                StockLevel.product_id == product_id
+            )
+        )
+    ).one()
     for n, (source, target) in enumerate((s, t) for s in OrderStatus for t in OrderStatus):
         order = Order(number=f"SM-{n}", status=source, total_amount=100)
         session.add(order)
@@ -487,6 +491,7 @@ async def test_every_transition_of_the_state_machine(
             OrderLine(
                 order_id=order_id,
                 product_id=product_id,
+                variant_id=variant_id,
                 warehouse_id=warehouse_id,
                 sku=sku,
                 product_name=name,

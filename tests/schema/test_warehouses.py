@@ -11,6 +11,7 @@ from strawberry import relay
 
 from server.config import Settings
 from server.models import OutboxEvent, Product, StockLevel, Warehouse, WarehouseKind
+from server.services import variants
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 
@@ -74,8 +75,20 @@ async def _arrange(session: AsyncSession) -> tuple[Warehouse, Warehouse, Product
     tea = Product(sku="TEA-LJ", name="西湖龙井 250g", price_amount=26800)
     cup = Product(sku="CUP-01", name="玻璃杯", price_amount=3900)
     session.add_all([hz, sh, tea, cup])
+    await session.flush()
+    session.add_all([variants.default_variant(tea), variants.default_variant(cup)])
     await session.commit()
     return hz, sh, tea, cup
+
+
+async def _level(
+    session: AsyncSession, warehouse: Warehouse, product: Product, **values: int
+) -> StockLevel:
+    """A stock row of ``product``'s one variant in ``warehouse``."""
+    [variant] = await variants.variants_of(session, product.id)  # type: ignore[arg-type]  # a stored row has its id
+    return StockLevel(
+        warehouse_id=warehouse.id, product_id=product.id, variant_id=variant.id, **values
+    )
 
 
 async def _reserve(session: AsyncSession, units: int) -> None:
@@ -226,7 +239,7 @@ async def test_concurrent_adjustments_never_lose_one(
     gql: GraphQLClient, session: AsyncSession, settings: Settings
 ) -> None:
     hz, _, tea, cup = await _arrange(session)
-    session.add(StockLevel(warehouse_id=hz.id, product_id=tea.id, on_hand=100))
+    session.add(await _level(session, hz, tea, on_hand=100))
     await session.commit()
     staff = await _staff(gql, session, settings)
 
@@ -256,15 +269,9 @@ async def test_stock_levels_filter_and_sort(
     hz, sh, tea, cup = await _arrange(session)
     session.add_all(
         [
-            StockLevel(
-                warehouse_id=hz.id, product_id=tea.id, on_hand=50, reserved=5, safety_stock=10
-            ),
-            StockLevel(
-                warehouse_id=hz.id, product_id=cup.id, on_hand=8, reserved=0, safety_stock=10
-            ),
-            StockLevel(
-                warehouse_id=sh.id, product_id=tea.id, on_hand=12, reserved=4, safety_stock=10
-            ),
+            await _level(session, hz, tea, on_hand=50, reserved=5, safety_stock=10),
+            await _level(session, hz, cup, on_hand=8, reserved=0, safety_stock=10),
+            await _level(session, sh, tea, on_hand=12, reserved=4, safety_stock=10),
         ]
     )
     await session.commit()

@@ -29,12 +29,13 @@ from server.models import (
     StockLevel,
 )
 from server.plugins import load_plugins
+from server.services import variants
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.catalog import make_product, make_warehouse
 from tests.support.graphql import GraphQLClient
 
 # Anyone may see these.
-PUBLIC = {"Product", "Category", "Warehouse"}
+PUBLIC = {"Product", "ProductVariant", "Category", "Warehouse"}
 # Shop-internal: no customer sees any of them.
 STAFF_ONLY = {"StaffUser", "ApiKey", "AuditLogEntry", "StockLevel", "OutboxDelivery"}
 # A customer's own: the owner sees them, other customers do not.
@@ -93,9 +94,11 @@ async def _order(session: AsyncSession, customer_id: int) -> Order:
 async def _order_line(session: AsyncSession, customer_id: int) -> OrderLine:
     order = await _order(session, customer_id)
     product = await make_product(session, commit=False)
+    [variant] = await variants.variants_of(session, product.id)  # type: ignore[arg-type]  # a stored row has its id
     line = OrderLine(
         order_id=order.id,
         product_id=product.id,
+        variant_id=variant.id,
         sku=product.sku,
         product_name=product.name,
         quantity=1,
@@ -120,7 +123,10 @@ async def _shipment(session: AsyncSession, customer_id: int) -> Shipment:
 async def _stock_level(session: AsyncSession, customer_id: int) -> StockLevel:
     product = await make_product(session, commit=False)
     warehouse = await make_warehouse(session, "BJ-IDOR", name="北京仓", commit=False)
-    level = StockLevel(warehouse_id=warehouse.id, product_id=product.id, on_hand=5)
+    [variant] = await variants.variants_of(session, product.id)  # type: ignore[arg-type]  # a stored row has its id
+    level = StockLevel(
+        warehouse_id=warehouse.id, product_id=product.id, variant_id=variant.id, on_hand=5
+    )
     session.add(level)
     return level
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.graphql.money import to_minor
 from server.models import Category, Product, StockLevel, Warehouse, WarehouseKind
-from server.services import catalog
+from server.services import catalog, variants
 
 _seq = itertools.count(1)
 
@@ -129,6 +129,9 @@ async def make_product(
     await catalog.refresh_search_text(session, [product])
     session.add(product)
     await session.flush()
+    variant = variants.default_variant(product)
+    session.add(variant)
+    await session.flush()
     items = stock.items() if isinstance(stock, Mapping) else (stock or ())
     for ref, on_hand in items:
         warehouse = await _warehouse(session, ref)
@@ -136,6 +139,7 @@ async def make_product(
             StockLevel(
                 warehouse_id=warehouse.id,
                 product_id=product.id,
+                variant_id=variant.id,
                 on_hand=on_hand,
                 reserved=(reserved or {}).get(warehouse.code, 0),
             )

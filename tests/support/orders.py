@@ -17,6 +17,7 @@ from strawberry import relay
 from server.config import Settings
 from server.models import Category, OutboxEvent, Product, StockLevel, Warehouse
 from server.plugins import PluginRuntime, load_plugins
+from server.services import variants
 from tests.support.graphql import GraphQLClient
 
 _serial = itertools.count(1)
@@ -82,13 +83,23 @@ async def make_product(
     )
     session.add(product)
     await session.flush()
+    variant = variants.default_variant(product)
+    session.add(variant)
+    await session.flush()
     if isinstance(stock, int):
         warehouse = Warehouse(code=f"WH-P{n}", name=f"上海仓 {n}")
         session.add(warehouse)
         await session.flush()
         stock = [(warehouse, stock)]
     for warehouse, units in stock:
-        session.add(StockLevel(warehouse_id=warehouse.id, product_id=product.id, on_hand=units))
+        session.add(
+            StockLevel(
+                warehouse_id=warehouse.id,
+                product_id=product.id,
+                variant_id=variant.id,
+                on_hand=units,
+            )
+        )
     await session.commit()
     return product
 
