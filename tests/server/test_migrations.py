@@ -110,7 +110,7 @@ def test_search_keys_are_filled_in_on_the_way_up_and_dropped_on_the_way_down(
 ) -> None:
     """0007 groups searches by their normalised text: searches recorded before it get theirs."""
     plugins = with_example(Settings(database_url=database_url))
-    migrate.downgrade(database_url, "0004_core", plugins)
+    migrate.downgrade(database_url, "0005_core", plugins)
 
     async def record_old_events() -> None:
         engine = create_engine(database_url)
@@ -152,7 +152,7 @@ def test_search_keys_are_filled_in_on_the_way_up_and_dropped_on_the_way_down(
         ("SEARCH", None, None),
         ("VIEW", None, None),
     ]
-    migrate.downgrade(database_url, "0004_core", plugins)
+    migrate.downgrade(database_url, "0005_core", plugins)
     assert not {"search_key", "search_id"} & migrate.run_async(columns)
     migrate.upgrade(database_url, plugins=plugins)
     assert migrate.run_async(keys)[0] == ("SEARCH", "sony 耳机", None)
