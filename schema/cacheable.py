@@ -63,7 +63,8 @@ CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
     **_fields("SearchSuggestion", "text kind product category", CATALOGUE),
     # Facets count what `products` lists, with the same filters (`inStock` reads stock).
     **_fields("Query", "productFacets", CATALOGUE + STOCK),
-    **_fields("ProductFacets", "brands categories priceBands", CATALOGUE),
+    **_fields("ProductFacets", "brands categories priceBands options", CATALOGUE),
+    **_fields("OptionFacet", "name values", CATALOGUE),
     **_fields("FacetValue", "value count selected", CATALOGUE),
     **_fields("CategoryFacetValue", "category count selected", CATALOGUE),
     **_fields("PriceBandFacetValue", "key minPrice maxPrice count selected", CATALOGUE),

@@ -1,5 +1,5 @@
-"""Search facets over GraphQL: counts per brand, category and price band of the products a
-listing matches (the counting: server.services.facets)."""
+"""Search facets over GraphQL: counts per brand, category, price band and option value of the
+products a listing matches (the counting: server.services.facets)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ class PriceBandFacetValue:
     selected: bool = strawberry.field(description="filter.priceBands has this band.")
 
 
+@strawberry.type(description="An option axis of variants and its values' counts.")
+class OptionFacet:
+    name: str
+    values: list[FacetValue] = strawberry.field(description="Most products first.")
+
+
 @strawberry.type(
     description="What a listing's products have, counted per value over the products that "
     "match the search and every other condition of the filter (a facet's own selection apart). "
@@ -57,6 +63,10 @@ class ProductFacets:
     )
     price_bands: list[PriceBandFacetValue] | None = strawberry.field(
         description="Per fixed price band of the base price, cheapest first; empty bands left out."
+    )
+    options: list[OptionFacet] | None = strawberry.field(
+        description="Per option axis (by name) and value: the products with an active variant "
+        "that has the value and the other axes' selected values."
     )
 
 
@@ -97,14 +107,26 @@ def _to_graphql(info: Info, found: facets.Facets, currency: str) -> ProductFacet
         price_bands=None
         if found.price_bands is None
         else [band_value(b) for b in found.price_bands],
+        options=None
+        if found.options is None
+        else [
+            OptionFacet(
+                name=name,
+                values=[
+                    FacetValue(value=v.value, count=v.count, selected=v.selected) for v in values
+                ],
+            )
+            for name, values in found.options
+        ],
     )
 
 
 @strawberry.type
 class FacetQueries:
     @strawberry.field(
-        description="Facets of the products `filter` lists: counts per brand, category and "
-        "price band (`facets`: which of brand, category, price; default all)."
+        description="Facets of the products `filter` lists: counts per brand, category, "
+        "price band and option value (`facets`: which of brand, category, price, options; "
+        "default all)."
     )
     async def product_facets(
         self,

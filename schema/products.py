@@ -219,6 +219,12 @@ class ProductSort:
     )
 
 
+@strawberry.input(description="Option values of variants: one of `values` on the axis `name`.")
+class OptionFilter:
+    name: str = strawberry.field(description='The option axis, e.g. "colour".')
+    values: list[str] = strawberry.field(description="Any of these values.")
+
+
 @strawberry.input(description="Narrows a product list; all given conditions must hold.")
 class ProductFilter(FilterInput, list_name="products"):
     category: strawberry.ID | None = strawberry.field(
@@ -233,6 +239,11 @@ class ProductFilter(FilterInput, list_name="products"):
         "see productFacets).",
     )
     tags: list[str] | None = strawberry.field(default=None, description="All of these tags.")
+    options: list[OptionFilter] | None = strawberry.field(
+        default=None,
+        description="Some variant on sale has, on every axis given, one of its values "
+        "(e.g. colour red or blue, and size M).",
+    )
     in_stock: bool | None = strawberry.field(
         default=None, description="Some warehouse has a unit that is not reserved (or none has)."
     )
@@ -266,6 +277,7 @@ def product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery
         price_max=_minor_filter(flt.price_max, currency, "priceMax"),
         brands=flt.brands or (),
         price_bands=tuple(band.bounds for band in bands),
+        options=facets.option_selection((o.name, o.values) for o in flt.options or ()),
         tags=flt.tags or (),
         in_stock=flt.in_stock,
         include_archived=flt.include_archived

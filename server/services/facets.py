@@ -1,12 +1,19 @@
-"""Search facets: how many of the products a listing matches fall under each brand, category
-and price band, so that a shopper can narrow the listing by them.
+"""Search facets: how many of the products a listing matches fall under each brand, category,
+price band and option value (colour: red, size: M), so that a shopper can narrow the listing
+by them.
 
 Counts are disjunctive: a facet is counted over the products that match the search text and
 every *other* condition of the listing, so selecting the brand Sony still counts the other
 brands (what the shopper would get by choosing one of them instead, or as well). Each facet is
 one grouped statement (``GROUP BY``) over the matching products; each product counts once per
 value: per brand, per price band, and per category for its own category and every category
-above it (a product in "Earphones" below "Audio" counts for both).
+above it (a product in "Earphones" below "Audio" counts for both), and per option value when
+one of its active variants has that value (two red variants make one red product).
+
+Options are counted per variant: a value of one axis counts the products with an active variant
+that has it *and* one of the selected values of every other axis (red counts the products with a
+red M when size M is selected), which is what the option filter selects. All the axes are one
+statement (a ``UNION ALL`` of the unselected axes' counts and each selected axis's own).
 """
 
 from __future__ import annotations
@@ -16,19 +23,37 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    case,
+    distinct,
+    func,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.models import Category, Product
+from server.models import Category, Product, ProductVariant
 from server.models.records import Record
 from server.services.errors import ValidationFailed
-from server.services.listing import CATEGORY_RECORDS, ProductQuery, matching_products
+from server.services.listing import (
+    CATEGORY_RECORDS,
+    ProductQuery,
+    matching_products,
+    option_conditions,
+)
 
 BRAND = "brand"
 CATEGORY = "category"
 PRICE = "price"
-FACETS: tuple[str, ...] = (BRAND, CATEGORY, PRICE)
+OPTIONS = "options"
+FACETS: tuple[str, ...] = (BRAND, CATEGORY, PRICE, OPTIONS)
+# Option axis names are short labels ("colour", "尺码"); JSON paths quote them.
+MAX_OPTION_NAME = 40
 
 # Where the price bands end, in major units of the shop's currency (yuan for CNY): the bands
 # are [0, 50), [50, 100), … [2000, 5000) and [5000, ∞), the same for every listing, so a band a
@@ -90,6 +115,21 @@ def facet_names(names: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(name for name in FACETS if name in names)
 
 
+def option_selection(
+    options: Iterable[tuple[str, Sequence[str]]],
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The option filter: axes by name (given twice: the values of both), each with its values;
+    an axis without values selects nothing and is dropped. A name that cannot be an axis's is
+    a ValidationFailed."""
+    merged: dict[str, list[str]] = {}
+    for name, values in options:
+        if not name.strip() or len(name) > MAX_OPTION_NAME or '"' in name or "\\" in name:
+            raise ValidationFailed(f"{name!r} is not an option name", field="options")
+        wanted = merged.setdefault(name, [])
+        wanted.extend(v for v in values if v not in wanted)
+    return tuple((name, tuple(values)) for name, values in sorted(merged.items()) if values)
+
+
 @dataclass(frozen=True)
 class ValueCount:
     """How many matching products have ``value``; ``selected``: the listing is narrowed by it."""
@@ -123,6 +163,8 @@ class Facets:
     brands: list[ValueCount] | None = None
     categories: list[CategoryCount] | None = None
     price_bands: list[BandCount] | None = None
+    # Per option axis, by name: its values' counts.
+    options: list[tuple[str, list[ValueCount]]] | None = None
 
 
 async def product_facets(
@@ -138,6 +180,8 @@ async def product_facets(
     if PRICE in names:
         bands = await _price_bands(session, dialect, query, exponent)
         found = dataclasses.replace(found, price_bands=bands)
+    if OPTIONS in names:
+        found = dataclasses.replace(found, options=await _options(session, dialect, query))
     return found
 
 
@@ -227,4 +271,69 @@ async def _price_bands(
         BandCount(band, counts.get(index, 0), band.bounds in selected)
         for index, band in enumerate(bands)
         if counts.get(index) or band.bounds in selected
+    ]
+
+
+def _option_values(dialect: str) -> Any:
+    """The (key, value) rows of a variant's options, a table-valued function of the variant."""
+    each = (
+        func.json_each(col(ProductVariant.options))
+        if dialect == "sqlite"
+        else func.json_each_text(col(ProductVariant.options))
+    )
+    return each.table_valued("key", "value")
+
+
+async def _options(
+    session: AsyncSession, dialect: str, query: ProductQuery
+) -> list[tuple[str, list[ValueCount]]]:
+    # The option filter is applied to the counted variant itself, axis by axis (below).
+    others = dataclasses.replace(query, options=())
+    selected = dict(query.options)
+
+    def counts(axis: str | None, on_variant: list[Any]) -> Select[Any]:
+        """Counts on ``axis``, or (None) on every axis nobody selected."""
+        each = _option_values(dialect)
+        axes = each.c.key == axis if axis is not None else each.c.key.not_in(list(selected))
+        columns: list[Any] = [
+            each.c.key,
+            each.c.value,
+            func.count(distinct(col(ProductVariant.product_id))),
+        ]
+        stmt = (
+            select(*columns)
+            .select_from(Product)
+            .join(ProductVariant, col(ProductVariant.product_id) == Product.id)
+            # A table-valued function of the variant row before it (implicitly lateral on both
+            # backends).
+            .join(each, true())
+        )
+        return (
+            matching_products(stmt, dialect, others)
+            .where(col(ProductVariant.is_active), axes, *on_variant)
+            .group_by(each.c.key, each.c.value)
+        )
+
+    # The axes nobody selected, under every selection; each selected axis under the others'.
+    parts = [counts(None, option_conditions(query.options))]
+    for name in selected:
+        rest = [(n, v) for n, v in query.options if n != name]
+        parts.append(counts(name, option_conditions(rest)))
+    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+    per_axis: dict[str, dict[str, int]] = {}
+    for name, value, n in (await session.execute(stmt)).all():
+        per_axis.setdefault(str(name), {})[str(value)] = int(n)
+    for name, values in selected.items():
+        # A selected value no matching product has still shows (with 0).
+        axis = per_axis.setdefault(name, {})
+        axis.update((v, 0) for v in values if v not in axis)
+    return [
+        (
+            name,
+            [
+                ValueCount(value, n, value in selected.get(name, ()))
+                for value, n in sorted(values.items(), key=lambda item: (-item[1], item[0]))
+            ],
+        )
+        for name, values in sorted(per_axis.items())
     ]

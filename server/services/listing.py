@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import col
 
-from server.models import Category, Product, StockLevel
+from server.models import Category, Product, ProductVariant, StockLevel
 from server.models.records import Record, RecordType
 from server.services import search
 from server.services.catalog import descendants_query
@@ -88,6 +88,9 @@ class ProductQuery:
     # Price bands (server.services.facets): the base price in any of these [low, high) ranges
     # (high None: no upper end).
     price_bands: tuple[tuple[int, int | None], ...] = ()
+    # Option values (axis name, any of these values): some active variant of the product has,
+    # on every axis named, one of the values given for it.
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The plugins' filters the client gave, applied after the core's.
     narrowing: tuple[Narrowing, ...] = ()
 
@@ -120,6 +123,16 @@ def _in_band(low: int, high: int | None) -> Any:
     return price >= low if high is None else and_(price >= low, price < high)
 
 
+def option_value(name: str) -> Any:
+    """A variant's value on the option axis ``name`` (None when it has none)."""
+    return col(ProductVariant.options)[name].as_string()
+
+
+def option_conditions(options: Sequence[tuple[str, Sequence[str]]]) -> list[Any]:
+    """A variant has, on each axis named, one of the values given for it."""
+    return [option_value(name).in_(list(values)) for name, values in options]
+
+
 def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
     """``stmt`` (over Product) narrowed by ``query``'s conditions (the search text apart)."""
     if not query.include_archived:
@@ -134,6 +147,16 @@ def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Sel
         stmt = stmt.where(col(Product.brand).in_(list(query.brands)))
     if query.price_bands:
         stmt = stmt.where(or_(*(_in_band(low, high) for low, high in query.price_bands)))
+    if query.options:
+        stmt = stmt.where(
+            exists(
+                select(col(ProductVariant.id)).where(
+                    col(ProductVariant.product_id) == Product.id,
+                    col(ProductVariant.is_active),
+                    *option_conditions(query.options),
+                )
+            )
+        )
     for tag in query.tags:
         stmt = stmt.where(_has_tag(dialect, tag))
     if query.in_stock is True:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from server.models import StaffRole
+from server.models import ProductOption, ProductVariant, StaffRole
 from tests.support.accounts import make_staff, token_for
 from tests.support.catalog import make_category, make_product
 from tests.support.graphql import GraphQLClient
@@ -26,6 +26,7 @@ query($filter: ProductFilter, $facets: [String!]) {
       brands { value count selected }
       categories { category { slug name } count selected }
       priceBands { key minPrice { amount } maxPrice { amount } count selected }
+      options { name values { value count selected } }
     }
     ... on Error { code message field }
   }
@@ -79,6 +80,38 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
             is_active=active,
             commit=False,
         )
+    # Variants' options (besides each product's default variant, which has none):
+    # A: red M, red L, blue M; B: blue S (and a green M no longer on sale); D: red S; E: black;
+    # H (no match for 蓝牙): red M; G (archived): red.
+    variants = {
+        "A": [({"colour": "red", "size": "M"}, True), ({"colour": "red", "size": "L"}, True)]
+        + [({"colour": "blue", "size": "M"}, True)],
+        "B": [({"colour": "blue", "size": "S"}, True), ({"colour": "green", "size": "M"}, False)],
+        "D": [({"colour": "red", "size": "S"}, True)],
+        "E": [({"colour": "black"}, True)],
+        "H": [({"colour": "red", "size": "M"}, True)],
+        "G": [({"colour": "red"}, True)],
+    }
+    for sku, choices in variants.items():
+        product = products[sku]
+        for i, (values, active) in enumerate(choices):
+            session.add(
+                ProductVariant(
+                    product_id=product.id,
+                    sku=f"{sku}-{i}",
+                    options=values,
+                    option_key="|".join(f"{k}={v}" for k, v in sorted(values.items())),
+                    price_amount=product.price_amount,
+                    is_active=active,
+                )
+            )
+        for position, axis in enumerate(sorted({a for values, _ in choices for a in values})):
+            axis_values = sorted({values[axis] for values, _ in choices if axis in values})
+            session.add(
+                ProductOption(
+                    product_id=product.id, name=axis, position=position, values=axis_values
+                )
+            )
     staff = await make_staff(session, role=StaffRole.CATALOG)
     await session.commit()
     return {
@@ -119,6 +152,13 @@ def bands(found: dict[str, Any]) -> list[tuple[str, int, bool]]:
     return [(b["key"], b["count"], b["selected"]) for b in found["priceBands"]]
 
 
+def options(found: dict[str, Any]) -> dict[str, list[tuple[str, int, bool]]]:
+    return {
+        axis["name"]: [(v["value"], v["count"], v["selected"]) for v in axis["values"]]
+        for axis in found["options"]
+    }
+
+
 async def test_counts_of_a_search_match_a_hand_count(gql: GraphQLClient) -> None:
     found, listed = await facets(gql, {"search": "蓝牙"})
     assert listed["totalCount"] == 7  # A B C D E F I: not the archived G, not H
@@ -143,6 +183,13 @@ async def test_counts_of_a_search_match_a_hand_count(gql: GraphQLClient) -> None
         ("2000-5000", 1, False),
         ("5000-", 1, False),
     ]
+    # A has two red variants and two size M variants: it counts once for each value. B's green
+    # variant is not on sale; H does not match; G is archived.
+    assert options(found) == {
+        "colour": [("blue", 2, False), ("red", 2, False), ("black", 1, False)],
+        "size": [("S", 2, False), ("L", 1, False), ("M", 1, False)],
+    }
+    assert [axis["name"] for axis in found["options"]] == ["colour", "size"]
     fifty = found["priceBands"][1]
     assert (fifty["minPrice"]["amount"], fifty["maxPrice"]["amount"]) == ("50.00", "100.00")
     assert found["priceBands"][-1]["maxPrice"] is None
@@ -223,6 +270,40 @@ async def test_price_bands_place_boundary_prices(gql: GraphQLClient) -> None:
     ]
 
 
+async def test_option_values_select_and_count_per_variant(gql: GraphQLClient) -> None:
+    red = {"search": "蓝牙", "options": [{"name": "colour", "values": ["red"]}]}
+    found, listed = await facets(gql, red)
+    assert sorted(e["node"]["sku"] for e in listed["edges"]) == ["A", "D"]
+    # Colour ignores its own selection; sizes are those of the red variants (B's S is blue).
+    assert options(found) == {
+        "colour": [("blue", 2, False), ("red", 2, True), ("black", 1, False)],
+        "size": [("L", 1, False), ("M", 1, False), ("S", 1, False)],
+    }
+    assert brands(found) == [("Sony", 2, False)]
+
+    # Red and S on one variant: D has a red S; A has red and has no S in red.
+    red_s = {
+        "search": "蓝牙",
+        "options": [{"name": "colour", "values": ["red"]}, {"name": "size", "values": ["S"]}],
+    }
+    found, listed = await facets(gql, red_s)
+    assert [e["node"]["sku"] for e in listed["edges"]] == ["D"]
+    assert options(found) == {
+        "colour": [("blue", 1, False), ("red", 1, True)],
+        "size": [("L", 1, False), ("M", 1, False), ("S", 1, True)],
+    }
+    # Values of an axis are alternatives; a variant no longer on sale selects nothing.
+    _, listed = await facets(
+        gql, {"search": "蓝牙", "options": [{"name": "size", "values": ["L", "M"]}]}, []
+    )
+    assert [e["node"]["sku"] for e in listed["edges"]] == ["A"]
+    found, listed = await facets(
+        gql, {"search": "蓝牙", "options": [{"name": "colour", "values": ["green"]}]}, ["options"]
+    )
+    assert listed["totalCount"] == 0
+    assert options(found)["colour"][-1] == ("green", 0, True)
+
+
 async def test_only_the_facets_asked_for(gql: GraphQLClient) -> None:
     found, _ = await facets(gql, {"search": "蓝牙"}, ["price"])
     assert found["brands"] is None and found["categories"] is None
@@ -247,6 +328,11 @@ async def test_bad_input_is_a_typed_error(gql: GraphQLClient) -> None:
         '{ productFacets(filter: {priceMin: "1.001"}) { ... on Error { field } } }'
     )
     assert body["data"]["productFacets"] == {"field": "priceMin"}
+    body = await gql.execute(
+        """query($f: ProductFilter) { productFacets(filter: $f) { ... on Error { field } } }""",
+        {"f": {"options": [{"name": 'a"b', "values": ["x"]}]}},
+    )
+    assert body["data"]["productFacets"] == {"field": "options"}
     # The product list refuses an unknown band as it refuses any malformed filter.
     body = await gql.execute('{ products(filter: {priceBands: ["1-2"]}) { totalCount } }')
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -255,16 +341,18 @@ async def test_bad_input_is_a_typed_error(gql: GraphQLClient) -> None:
 async def test_one_grouped_statement_per_facet(gql: GraphQLClient, shop: ModuleShop) -> None:
     query = """query($f: ProductFilter) { productFacets(filter: $f) { ... on ProductFacets {
         brands { value } categories { count category { name parent { name } } }
-        priceBands { key } } } }"""
+        priceBands { key } options { name values { value count } } } } }"""
     # Authenticated: never answered from the response cache.
     staff = gql.as_(token_for(shop.app.state.shopgraph.settings, shop.seeded["staff"]))
     await staff(query, {"f": {"search": "蓝牙"}})  # warm up: the first request loads plugins' data
     with counting(shop.app) as statements:
-        await staff(query, {"f": {"search": "蓝牙", "brands": ["Sony"], "priceBands": ["0-50"]}})
+        flt = {"search": "蓝牙", "brands": ["Sony"], "priceBands": ["0-50"]}
+        chosen = [{"name": "colour", "values": ["red"]}, {"name": "size", "values": ["M"]}]
+        await staff(query, {"f": flt | {"options": chosen}})
     facet_statements = [s for s in statements if "GROUP BY" in s.upper()]
-    assert len(facet_statements) == 3, statements
+    assert len(facet_statements) == 4, statements
     # Category names come with the counts; only the parents are loaded (one batched statement).
-    assert len(statements) <= 4, statements
+    assert len(statements) <= 5, statements
 
 
 async def test_facets_are_served_from_the_response_cache(
