@@ -41,6 +41,7 @@ from server.models import (
     Warehouse,
 )
 from server.progress import Progress
+from server.services import search
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
@@ -121,6 +122,14 @@ class _Writer:
         for p in plan.products:
             p.row["category_id"] = leaves[category_slug(p)]["id"]
         await self.write(Product, [p.row for p in plan.products], "sku")
+        await search.remember_words(
+            self.session,
+            (
+                word
+                for p in plan.products
+                for word in search.index_words(p.row["search_title"], p.row["search_pinyin"])
+            ),
+        )
 
         self.warehouses = warehouses = {
             code: {"code": code, "name": name, "kind": kind, "region": region}
