@@ -22,6 +22,7 @@ from schema import (
     profile,
     search,
     shipments,
+    synonyms,
 )
 from schema import plugins as plugin_admin
 from server.config import Settings
@@ -34,6 +35,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     categories,
     search,
     catalog_admin,
+    synonyms,
     accounts,
     profile,
     customers,

@@ -24,6 +24,10 @@ class CategoryByIdLoader(ModelByIdLoader):
     model = m.Category
 
 
+class SynonymGroupByIdLoader(ModelByIdLoader):
+    model = m.SynonymGroup
+
+
 class CustomerByIdLoader(ModelByIdLoader):
     model = m.Customer
 
@@ -184,3 +188,9 @@ class StockLevelsByProductIdLoader(ModelsByFieldLoader):
 class CartLinesByCartIdLoader(ModelsByFieldLoader):
     model = m.CartLine
     field = "cart_id"
+
+
+class SynonymsByGroupIdLoader(ModelsByFieldLoader):
+    model = m.Synonym
+    field = "group_id"
+    order_by = ("position", "id")

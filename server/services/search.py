@@ -27,6 +27,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from enum import Enum
 from typing import Any, TypeVarTuple
 
@@ -166,13 +167,15 @@ def similarity(a: str, b: str) -> float:
     return len(ta & tb) / union if union else 0.0
 
 
-# A correction must be at least this similar to the word typed: below it, words share a
-# trigram or two by chance ("phones" and "photos"), and nonsense would match something.
-# pg_trgm's own threshold (``pg_trgm.similarity_threshold``, 0.3) must not be above it: its
-# ``%`` operator is what finds the candidates on PostgreSQL, through the GIN index.
+# A correction must be at least this similar (trigram similarity) to the word typed: below
+# it, words share a trigram or two by chance ("phones" and "photos"), and nonsense would match
+# something. pg_trgm's own threshold (``pg_trgm.similarity_threshold``, 0.3 by default) must
+# not be above it: its ``%`` operator finds the candidates on PostgreSQL, through the GIN index.
 SIMILARITY_THRESHOLD = 0.3
-# Corrections kept per word: the best one, and those nearly as good (within this distance).
-CORRECTION_SPREAD = 0.15
+# Among the words similar enough, the closest one wins, by difflib's ratio (matching
+# characters in order): trigrams alone miss a swap of two letters ("samsnug" shares as many
+# trigrams with "samson" as with "samsung"). Words this close to the best are kept too.
+CORRECTION_SPREAD = 0.05
 MAX_CORRECTIONS = 3
 # Words shorter than this have too few trigrams to tell a typo from another word.
 MIN_CORRECTABLE = 4
@@ -182,14 +185,20 @@ CORRECTION_CANDIDATES = 50
 MAX_CORRECTED_WORDS = 4
 
 
+def closeness(a: str, b: str) -> float:
+    """How alike two words are as strings: difflib's ratio (2 × matching characters over the
+    characters of both)."""
+    return SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
 def best_corrections(word: str, candidates: Iterable[str]) -> tuple[str, ...]:
-    """The candidates ``word`` may be a typo of, best first: similar enough
-    (SIMILARITY_THRESHOLD), and close to the best one (CORRECTION_SPREAD)."""
-    scored = sorted(
-        ((similarity(word, c), c) for c in set(candidates) if c != word),
-        key=lambda sc: (-sc[0], sc[1]),
-    )
-    scored = [(s, c) for s, c in scored if s >= SIMILARITY_THRESHOLD]
+    """The candidates ``word`` may be a typo of, best first: similar enough by trigrams
+    (SIMILARITY_THRESHOLD), then the closest (:func:`closeness`) and any within
+    CORRECTION_SPREAD of it."""
+    similar = [
+        c for c in set(candidates) if c != word and similarity(word, c) >= SIMILARITY_THRESHOLD
+    ]
+    scored = sorted(((closeness(word, c), c) for c in similar), key=lambda sc: (-sc[0], sc[1]))
     if not scored:
         return ()
     floor = scored[0][0] - CORRECTION_SPREAD
