@@ -34,6 +34,7 @@ from typing import Any, TypeVarTuple
 from pypinyin import lazy_pinyin
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Integer,
     Select,
     case,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -506,7 +508,7 @@ def _ts_query(plan: SearchPlan, tier: Tier) -> ColumnElement[Any]:
 
 def _ranked(score: ColumnElement[Any], tier: ColumnElement[Any]) -> ColumnElement[float]:
     """The tier, plus the engine's score squeezed into [0, 1): each tier ranks whole."""
-    return tier + score / (literal(1.0) + score)
+    return type_coerce(tier + score / (literal(1.0) + score), Float)
 
 
 def product_match(dialect: str, query: str, plan: SearchPlan | None = None) -> TextMatch | None:
