@@ -131,11 +131,11 @@ def pinyin_text(*texts: str | None) -> str:
 
 def index_words(title: str, pinyin: str) -> set[str]:
     """The words of a product's index text that a typo may be corrected to: the Latin words of
-    its title and its two-syllable pinyin words (a Chinese word is most often two characters),
-    3 to SEARCH_WORD_MAX characters long."""
+    its title and the words of its pinyin of four letters or more (shorter ones are single
+    syllables and initials, which a typo turns into another word as often as not), each 3 to
+    SEARCH_WORD_MAX characters long."""
     found = {w for w in _WORD.findall(title) if _CORRECTABLE.fullmatch(w)}
-    for text in [pinyin]:
-        found.update(w for w in text.split() if len(w) >= 4)
+    found.update(w for w in pinyin.split() if len(w) >= MIN_CORRECTABLE)
     return {w for w in found if 3 <= len(w) <= SEARCH_WORD_MAX}
 
 
