@@ -2,7 +2,7 @@
 
 Revision ID: 0006_core
 Revises: 0005_core
-Create Date: 2026-12-20 10:00:00
+Create Date: 2026-11-30 10:00:00
 
 - ``product.search_pinyin``: the pinyin of the title's Chinese words (full and initials),
   filled here for every product; the full-text index covers it (SQLite: ``product_fts`` gets
