@@ -22,6 +22,7 @@ from schema import (
     profile,
     search,
     shipments,
+    synonyms,
     variants,
 )
 from schema import plugins as plugin_admin
@@ -36,6 +37,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     categories,
     search,
     catalog_admin,
+    synonyms,
     accounts,
     profile,
     customers,
