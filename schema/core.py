@@ -24,6 +24,7 @@ from schema import (
     search,
     search_insights,
     shipments,
+    synonyms,
     variants,
 )
 from schema import plugins as plugin_admin
@@ -39,6 +40,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     search,
     facets,
     catalog_admin,
+    synonyms,
     accounts,
     profile,
     customers,

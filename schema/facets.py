@@ -13,7 +13,7 @@ from schema.products import ProductFilter, product_query
 from server.graphql.context import Info
 from server.graphql.errors import ValidationError
 from server.graphql.money import Money, exponent, money
-from server.services import facets
+from server.services import facets, search
 from server.services.errors import ValidationFailed
 
 
@@ -140,7 +140,10 @@ class FacetQueries:
             query = product_query(info, filter)
         except ValidationFailed as exc:
             return ValidationError(code=exc.code, message=exc.message, field=exc.field)
-        found = await info.context.db.run(facets.product_facets, query, names, exponent(currency))
+        db = info.context.db
+        # The search text's synonyms and typo corrections, as the listing reads them.
+        plan = await db.run(search.expand, query.search) if query.search else None
+        found = await db.run(facets.product_facets, query, names, exponent(currency), plan)
         return _to_graphql(info, found, currency)
 
 

@@ -37,7 +37,7 @@ from server.graphql.pagination import (
 )
 from server.graphql.permissions import HasPermission
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
-from server.services import catalog, facets, listing, pricing
+from server.services import catalog, facets, listing, pricing, search
 from server.services.errors import ValidationFailed
 
 MAX_QUANTITY = 100_000
@@ -304,8 +304,14 @@ async def _list_products(
         raise _bad_input("sort RELEVANCE needs filter.search")
     direction = (sort.direction if sort else None) or _DEFAULT_DIRECTION[field]
     dialect = info.context.session.get_bind().dialect.name
+    # The search text's synonyms and typo corrections, read now (a change counts at once).
+    search_plan = await info.context.db.run(search.expand, query.search) if query.search else None
     plan = listing.product_listing(
-        dialect, query, sort=field, descending=direction is SortDirection.DESC
+        dialect,
+        query,
+        sort=field,
+        descending=direction is SortDirection.DESC,
+        search_plan=search_plan,
     )
 
     # Each product comes with its category (one LEFT JOIN), primed into the request's

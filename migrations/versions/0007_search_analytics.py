@@ -1,7 +1,7 @@
 """search analytics: searches grouped by their normalised text, clicks tied to their search
 
 Revision ID: 0007_core
-Revises: 0005_core
+Revises: 0006_core
 Create Date: 2026-11-30 03:00:00
 
 ``customer_event`` gets ``search_key`` (a SEARCH event's query trimmed, case-folded and with
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_core"
-down_revision: str | Sequence[str] | None = "0005_core"
+down_revision: str | Sequence[str] | None = "0006_core"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -45,7 +45,7 @@ from server.models import (
     Warehouse,
 )
 from server.progress import Progress
-from server.services import behaviour
+from server.services import behaviour, search
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
@@ -143,6 +143,14 @@ class _Writer:
         ]
         await self.write(ProductVariant, variants, "sku")
         self.variant_of = {v["product_id"]: v["id"] for v in variants}
+        await search.remember_words(
+            self.session,
+            (
+                word
+                for p in plan.products
+                for word in search.index_words(p.row["search_title"], p.row["search_pinyin"])
+            ),
+        )
 
         self.warehouses = warehouses = {
             code: {"code": code, "name": name, "kind": kind, "region": region}

@@ -19,7 +19,7 @@ statement (a ``UNION ALL`` of the unselected axes' counts and each selected axis
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from server.services.listing import (
     matching_products,
     option_conditions,
 )
+from server.services.search import SearchPlan
 
 BRAND = "brand"
 CATEGORY = "category"
@@ -167,31 +168,46 @@ class Facets:
     options: list[tuple[str, list[ValueCount]]] | None = None
 
 
+# A select over Product narrowed to the products a listing query shows.
+Narrow = Callable[[Select[Any], ProductQuery], Select[Any]]
+
+
 async def product_facets(
-    session: AsyncSession, query: ProductQuery, names: Sequence[str], exponent: int
+    session: AsyncSession,
+    query: ProductQuery,
+    names: Sequence[str],
+    exponent: int,
+    search_plan: SearchPlan | None = None,
 ) -> Facets:
-    """The facets ``names`` of the listing ``query`` describes: one statement per facet."""
+    """The facets ``names`` of the listing ``query`` describes: one statement per facet.
+    ``search_plan`` is the search text expanded as for the listing (``search.expand``)."""
     dialect = session.get_bind().dialect.name
+
+    def narrow(stmt: Select[Any], narrowed_by: ProductQuery) -> Select[Any]:
+        return matching_products(stmt, dialect, narrowed_by, search_plan)
+
     found = Facets()
     if BRAND in names:
-        found = dataclasses.replace(found, brands=await _brands(session, dialect, query))
+        found = dataclasses.replace(found, brands=await _brands(session, narrow, query))
     if CATEGORY in names:
-        found = dataclasses.replace(found, categories=await _categories(session, dialect, query))
+        found = dataclasses.replace(found, categories=await _categories(session, narrow, query))
     if PRICE in names:
-        bands = await _price_bands(session, dialect, query, exponent)
+        bands = await _price_bands(session, narrow, query, exponent)
         found = dataclasses.replace(found, price_bands=bands)
     if OPTIONS in names:
-        found = dataclasses.replace(found, options=await _options(session, dialect, query))
+        options = await _options(session, dialect, narrow, query)
+        found = dataclasses.replace(found, options=options)
     return found
 
 
-async def _brands(session: AsyncSession, dialect: str, query: ProductQuery) -> list[ValueCount]:
+async def _brands(session: AsyncSession, narrow: Narrow, query: ProductQuery) -> list[ValueCount]:
     others = dataclasses.replace(query, brands=())
     brand = col(Product.brand)
     columns: list[Any] = [brand, func.count(col(Product.id))]
     counted = select(*columns).select_from(Product)
-    stmt = matching_products(counted, dialect, others).where(brand.is_not(None)).group_by(brand)
-    counts = {value: int(count) for value, count in (await session.execute(stmt)).all()}
+    stmt = narrow(counted, others).where(brand.is_not(None)).group_by(brand)
+    rows: Sequence[Any] = (await session.execute(stmt)).all()
+    counts = {row[0]: int(row[1]) for row in rows}
     selected = set(query.brands)
     # A selected brand no matching product has still shows (with 0), so it can be unselected.
     counts.update((b, 0) for b in selected if b not in counts)
@@ -211,16 +227,15 @@ def _ancestry() -> Any:
 
 
 async def _categories(
-    session: AsyncSession, dialect: str, query: ProductQuery
+    session: AsyncSession, narrow: Narrow, query: ProductQuery
 ) -> list[CategoryCount]:
     others = dataclasses.replace(query, category_id=None)
     up = _ancestry()
     per_category = (
-        matching_products(
+        narrow(
             select(up.c.ancestor_id.label("id"), func.count(col(Product.id)).label("n"))
             .select_from(Product)
             .join(up, up.c.category_id == Product.category_id),
-            dialect,
             others,
         )
         .group_by(up.c.ancestor_id)
@@ -247,7 +262,7 @@ async def _categories(
 
 
 async def _price_bands(
-    session: AsyncSession, dialect: str, query: ProductQuery, exponent: int
+    session: AsyncSession, narrow: Narrow, query: ProductQuery, exponent: int
 ) -> list[BandCount]:
     bands = price_bands(exponent)
     # The price facet is counted without any price condition: they are its own selection.
@@ -259,9 +274,7 @@ async def _price_bands(
     ).label("band")
     # Grouped in an outer select: PostgreSQL would not see the CASE of the GROUP BY (its own
     # bound parameters) as the CASE of the select list.
-    per_product = matching_products(select(band_of).select_from(Product), dialect, others).subquery(
-        "banded"
-    )
+    per_product = narrow(select(band_of).select_from(Product), others).subquery("banded")
     stmt: Select[Any] = select(per_product.c.band, func.count().label("n")).group_by(
         per_product.c.band
     )
@@ -285,7 +298,7 @@ def _option_values(dialect: str) -> Any:
 
 
 async def _options(
-    session: AsyncSession, dialect: str, query: ProductQuery
+    session: AsyncSession, dialect: str, narrow: Narrow, query: ProductQuery
 ) -> list[tuple[str, list[ValueCount]]]:
     # The option filter is applied to the counted variant itself, axis by axis (below).
     others = dataclasses.replace(query, options=())
@@ -309,7 +322,7 @@ async def _options(
             .join(each, true())
         )
         return (
-            matching_products(stmt, dialect, others)
+            narrow(stmt, others)
             .where(col(ProductVariant.is_active), axes, *on_variant)
             .group_by(each.c.key, each.c.value)
         )

@@ -193,14 +193,21 @@ class ProductListing:
 
 
 def product_listing(
-    dialect: str, query: ProductQuery, *, sort: ListingSort, descending: bool
+    dialect: str,
+    query: ProductQuery,
+    *,
+    sort: ListingSort,
+    descending: bool,
+    search_plan: search.SearchPlan | None = None,
 ) -> ProductListing:
     """The statement of the listing ``query`` describes, ordered by ``sort``.
 
     RELEVANCE orders by the search rank, so it needs ``query.search``; a search text of
-    punctuation only has no terms, and so matches nothing.
+    punctuation only has no terms, and so matches nothing. ``search_plan`` is the search text
+    with its synonyms and corrections (``search.expand``); without it, it is matched exactly
+    and by pinyin.
     """
-    match = search.product_match(dialect, query.search) if query.search else None
+    match = search.product_match(dialect, query.search, search_plan) if query.search else None
     rank = match.rank if sort is ListingSort.RELEVANCE and match is not None else None
     column, at = (
         (rank, _RANK)
@@ -225,10 +232,16 @@ def product_listing(
     )
 
 
-def matching_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
-    """``stmt`` (over Product) narrowed to the products ``query`` lists: its search text and
-    every other condition. What the facets count (server.services.facets)."""
-    match = search.product_match(dialect, query.search) if query.search else None
+def matching_products(
+    stmt: Select[Any],
+    dialect: str,
+    query: ProductQuery,
+    search_plan: search.SearchPlan | None = None,
+) -> Select[Any]:
+    """``stmt`` (over Product) narrowed to the products ``query`` lists: its search text (as
+    ``search_plan`` expands it, see :func:`product_listing`) and every other condition. What
+    the facets count (server.services.facets)."""
+    match = search.product_match(dialect, query.search, search_plan) if query.search else None
     return _matching(stmt, dialect, query, match)
 
 
