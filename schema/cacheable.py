@@ -64,8 +64,8 @@ CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
         CATALOGUE,
     ),
     **_fields("SearchSuggestion", "text kind product category", CATALOGUE),
-    # Facets count what `products` lists, with the same filters (`inStock` reads stock).
-    **_fields("Query", "productFacets", CATALOGUE + STOCK),
+    # Facets count what `products` lists, with the same filters and search (synonyms too).
+    **_fields("Query", "productFacets", CATALOGUE + STOCK + SEARCH),
     **_fields("ProductFacets", "brands categories priceBands options", CATALOGUE),
     **_fields("OptionFacet", "name values", CATALOGUE),
     **_fields("FacetValue", "value count selected", CATALOGUE),
