@@ -99,7 +99,8 @@ bench: install
 	$(BIN)/python -m bench.storefront $(BENCH_ARGS)
 
 # The search benchmark (docs/benchmarks.md, "Search"): 100,000 generated products, exact and
-# forgiving queries, on SQLite and PostgreSQL. Options in BENCH_ARGS, e.g. '--products 20000'.
+# forgiving queries, the exact ones against the plain full-text SQL (a hand-written endpoint),
+# on SQLite and PostgreSQL. Options in BENCH_ARGS, e.g. '--products 20000'.
 bench-search: install
 	@command -v wrk >/dev/null 2>&1 || { \
 		echo "make bench-search needs wrk: install the Debian package wrk" >&2; exit 1; }

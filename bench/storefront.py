@@ -88,7 +88,8 @@ OTHERS_LIMIT = 0.25
 # --------------------------------------------------------------------------------------------
 
 
-def _global_id(type_name: str, ident: int) -> str:
+def global_id(type_name: str, ident: int) -> str:
+    """The relay id GraphQL gives a ``type_name`` row (base64 of "Type:id")."""
     return base64.b64encode(f"{type_name}:{ident}".encode()).decode()
 
 
@@ -108,7 +109,7 @@ def add_handwritten_endpoint(app: Any) -> Any:
         edges = [
             {
                 "node": {
-                    "id": _global_id("Product", row.id),
+                    "id": global_id("Product", row.id),
                     "sku": row.sku,
                     "name": row.name,
                     "price": {
@@ -117,7 +118,7 @@ def add_handwritten_endpoint(app: Any) -> Any:
                     },
                     "category": None
                     if row.category_id is None
-                    else {"id": _global_id("Category", row.category_id), "name": row.category_name},
+                    else {"id": global_id("Category", row.category_id), "name": row.category_name},
                 }
             }
             for row in rows
@@ -289,7 +290,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def server_process(setup: Setup) -> Iterator[Server]:
+def server_process(setup: Setup, module: str = "bench.storefront") -> Iterator[Server]:
+    """A server for ``setup``: ``python -m <module> --serve PORT`` (the module adds its
+    hand-written endpoints to the app)."""
     port = free_port()
     env = {**os.environ, "SHOPGRAPH_DATABASE_URL": setup.database.url}
     # Production settings (no GraphiQL, masked errors) need a real secret.
@@ -302,9 +305,7 @@ def server_process(setup: Setup) -> Iterator[Server]:
     env.pop("SHOPGRAPH_PLUGINS", None)
     if setup.plugins is not None:
         env["SHOPGRAPH_PLUGINS"] = setup.plugins
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.storefront", "--serve", str(port)], env=env, cwd=ROOT
-    )
+    proc = subprocess.Popen([sys.executable, "-m", module, "--serve", str(port)], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -486,8 +487,12 @@ def measure(
     script: Path | None,
     *,
     seconds: int,
+    path: str | None = None,
 ) -> Window:
-    path = graphql_target(setup.method)[0] if endpoint == "graphql" else HANDWRITTEN_PATH
+    """One wrk window on ``endpoint``: GraphQL (with ``script``) or a hand-written endpoint,
+    at ``path`` (by default, this benchmark's own)."""
+    if path is None:
+        path = graphql_target(setup.method)[0] if endpoint == "graphql" else HANDWRITTEN_PATH
     cpu = setup.database.cpu
     machine_before = machine_cpu_seconds()
     server_before = cpu_seconds(server.pid)
