@@ -88,7 +88,8 @@ OTHERS_LIMIT = 0.25
 # --------------------------------------------------------------------------------------------
 
 
-def _global_id(type_name: str, ident: int) -> str:
+def global_id(type_name: str, ident: int) -> str:
+    """The relay id GraphQL gives a ``type_name`` row (base64 of "Type:id")."""
     return base64.b64encode(f"{type_name}:{ident}".encode()).decode()
 
 
@@ -108,7 +109,7 @@ def add_handwritten_endpoint(app: Any) -> Any:
         edges = [
             {
                 "node": {
-                    "id": _global_id("Product", row.id),
+                    "id": global_id("Product", row.id),
                     "sku": row.sku,
                     "name": row.name,
                     "price": {
@@ -117,7 +118,7 @@ def add_handwritten_endpoint(app: Any) -> Any:
                     },
                     "category": None
                     if row.category_id is None
-                    else {"id": _global_id("Category", row.category_id), "name": row.category_name},
+                    else {"id": global_id("Category", row.category_id), "name": row.category_name},
                 }
             }
             for row in rows
@@ -214,11 +215,14 @@ def fill(url: str) -> None:
 
 
 @contextlib.contextmanager
-def sqlite_database(directory: Path) -> Iterator[Database]:
+def sqlite_database(
+    directory: Path, fill_with: Callable[[str], None] = fill, name: str = "storefront.db"
+) -> Iterator[Database]:
+    """A fresh SQLite file in ``directory``, migrated and filled by ``fill_with``."""
     import sqlite3
 
-    url = f"sqlite+aiosqlite:///{directory / 'storefront.db'}"
-    fill(url)
+    url = f"sqlite+aiosqlite:///{directory / name}"
+    fill_with(url)
     yield Database(DATABASES["sqlite"], url, None, f"SQLite {sqlite3.sqlite_version}")
 
 
@@ -233,7 +237,8 @@ async def _vacuum_analyze(url: str) -> None:
 
 
 @contextlib.contextmanager
-def postgresql_database() -> Iterator[Database]:
+def postgresql_database(fill_with: Callable[[str], None] = fill) -> Iterator[Database]:
+    """A throwaway PostgreSQL server, migrated and filled by ``fill_with``, then analysed."""
     bindir = find_bindir()
     if bindir is None:
         raise SystemExit(
@@ -249,7 +254,7 @@ def postgresql_database() -> Iterator[Database]:
     server = TemporaryPostgres(bindir).start()
     try:
         postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
-        fill(server.url())
+        fill_with(server.url())
         # Autovacuum would otherwise vacuum and analyse the freshly loaded tables on its own,
         # perhaps during a measured window, adding to PostgreSQL's CPU there.
         asyncio.run(_vacuum_analyze(server.url()))
@@ -285,7 +290,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def server_process(setup: Setup) -> Iterator[Server]:
+def server_process(setup: Setup, module: str = "bench.storefront") -> Iterator[Server]:
+    """A server for ``setup``: ``python -m <module> --serve PORT`` (the module adds its
+    hand-written endpoints to the app)."""
     port = free_port()
     env = {**os.environ, "SHOPGRAPH_DATABASE_URL": setup.database.url}
     # Production settings (no GraphiQL, masked errors) need a real secret.
@@ -298,9 +305,7 @@ def server_process(setup: Setup) -> Iterator[Server]:
     env.pop("SHOPGRAPH_PLUGINS", None)
     if setup.plugins is not None:
         env["SHOPGRAPH_PLUGINS"] = setup.plugins
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.storefront", "--serve", str(port)], env=env, cwd=ROOT
-    )
+    proc = subprocess.Popen([sys.executable, "-m", module, "--serve", str(port)], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -482,8 +487,12 @@ def measure(
     script: Path | None,
     *,
     seconds: int,
+    path: str | None = None,
 ) -> Window:
-    path = graphql_target(setup.method)[0] if endpoint == "graphql" else HANDWRITTEN_PATH
+    """One wrk window on ``endpoint``: GraphQL (with ``script``) or a hand-written endpoint,
+    at ``path`` (by default, this benchmark's own)."""
+    if path is None:
+        path = graphql_target(setup.method)[0] if endpoint == "graphql" else HANDWRITTEN_PATH
     cpu = setup.database.cpu
     machine_before = machine_cpu_seconds()
     server_before = cpu_seconds(server.pid)
@@ -697,13 +706,16 @@ def machine(databases: Sequence[Database]) -> str:
     )
 
 
-def replace_results(text: str, section: str) -> str:
-    """``text`` with what lies between the result markers replaced by ``section``."""
-    if START_MARK not in text or END_MARK not in text:
-        text = f"{text.rstrip()}\n\n{START_MARK}\n{END_MARK}\n"
-    head, _, rest = text.partition(START_MARK)
-    _, _, tail = rest.partition(END_MARK)
-    return f"{head}{START_MARK}\n{section}\n{END_MARK}{tail}"
+def replace_results(
+    text: str, section: str, *, start: str = START_MARK, end: str = END_MARK
+) -> str:
+    """``text`` with what lies between the result markers replaced by ``section`` (the
+    markers added at the end when missing)."""
+    if start not in text or end not in text:
+        text = f"{text.rstrip()}\n\n{start}\n{end}\n"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{section}\n{end}{tail}"
 
 
 def log(message: str) -> None:

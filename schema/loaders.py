@@ -24,6 +24,10 @@ class CategoryByIdLoader(ModelByIdLoader):
     model = m.Category
 
 
+class SynonymGroupByIdLoader(ModelByIdLoader):
+    model = m.SynonymGroup
+
+
 class CustomerByIdLoader(ModelByIdLoader):
     model = m.Customer
 
@@ -226,3 +230,9 @@ class AvailableUnitsByProductIdLoader(DataLoader[int, int]):
     async def _load(self, keys: Sequence[int]) -> list[int]:
         units = await self.db.run(variants.available_units_of_products, keys)
         return [units.get(key, 0) for key in keys]
+
+
+class SynonymsByGroupIdLoader(ModelsByFieldLoader):
+    model = m.Synonym
+    field = "group_id"
+    order_by = ("position", "id")

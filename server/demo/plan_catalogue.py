@@ -18,7 +18,7 @@ from server.demo.catalogue import (
 from server.demo.places import WAREHOUSES
 from server.demo.plan import Draft, PlannedProduct, PlannedVariant, Row
 from server.models import WarehouseKind
-from server.services.search import product_search_text, variant_words
+from server.services.search import pinyin_text, product_search_text, variant_words
 from server.services.variants import option_key
 
 
@@ -124,6 +124,7 @@ def plan_products(draft: Draft, count: int) -> None:
             "is_active": rng.random() > 0.02,
             "search_title": title,
             "search_body": body,
+            "search_pinyin": pinyin_text(name, brand),
             "created_at": created,
             "updated_at": created,
         }

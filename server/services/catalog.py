@@ -384,10 +384,12 @@ async def _update_category(
 
 async def refresh_search_text(session: AsyncSession, products: Iterable[Product]) -> None:
     """Recompute what the full-text index holds for ``products`` (name, brand, category path,
-    their variants' SKUs and option values…)."""
+    their variants' SKUs and option values, pinyin…), and add their words to those typos are
+    corrected to."""
     products = list(products)
     by_id: dict[int, Category] | None = None
-    words = await _variant_words(session, products)
+    variant_words = await _variant_words(session, products)
+    words: set[str] = set()
     for product in products:
         if by_id is None and product.category_id is not None:
             by_id = await _categories_by_id(session)
@@ -400,8 +402,11 @@ async def refresh_search_text(session: AsyncSession, products: Iterable[Product]
             tags=product.tags,
             category_names=[c.name for c in path],
             attributes=product.attributes,
-            variant_words=words.get(product.id, ()) if product.id is not None else (),
+            variant_words=variant_words.get(product.id, ()) if product.id is not None else (),
         )
+        product.search_pinyin = search.pinyin_text(product.name, product.brand)
+        words.update(search.index_words(product.search_title, product.search_pinyin))
+    await search.remember_words(session, words)
 
 
 async def _variant_words(
