@@ -36,6 +36,22 @@ class NotFound(DomainError):
         self.kind = kind
 
 
+class VariantRequired(ValidationFailed):
+    """A product was named where a variant is needed, and it has not exactly one variant on
+    sale: the client must name the variant (``variant_ids``: those on sale, in display order)."""
+
+    code = "VARIANT_REQUIRED"
+
+    def __init__(self, product_id: int, variant_ids: Sequence[int], *, field: str) -> None:
+        super().__init__(
+            f"product {product_id} has {len(variant_ids)} variants on sale: give the variantId "
+            "of the one you mean",
+            field=field,
+        )
+        self.product_id = product_id
+        self.variant_ids = tuple(variant_ids)
+
+
 class Conflict(DomainError):
     """The input collides with existing data (a taken email or sku)."""
 
