@@ -61,12 +61,15 @@ class Conflict(DomainError):
 class OutOfStock(DomainError):
     code = "OUT_OF_STOCK"
 
-    def __init__(self, product_id: int, variant_id: int, requested: int, available: int) -> None:
-        super().__init__(
-            f"product {product_id} (variant {variant_id}): {requested} requested, "
-            f"{available} available",
-            field="lines",
+    def __init__(
+        self, product_id: int, variant_id: int, requested: int, available: int, sku: str = ""
+    ) -> None:
+        named = (
+            f"{sku} (product {product_id}, variant {variant_id})"
+            if sku
+            else (f"product {product_id} (variant {variant_id})")
         )
+        super().__init__(f"{named}: {requested} requested, {available} available", field="lines")
         self.product_id = product_id
         self.variant_id = variant_id
         self.requested = requested
