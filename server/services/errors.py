@@ -64,11 +64,9 @@ class OutOfStock(DomainError):
     def __init__(
         self, product_id: int, variant_id: int, requested: int, available: int, sku: str = ""
     ) -> None:
-        named = (
-            f"{sku} (product {product_id}, variant {variant_id})"
-            if sku
-            else (f"product {product_id} (variant {variant_id})")
-        )
+        named = f"product {product_id} (variant {variant_id})"
+        if sku:
+            named = f"{sku}, {named}"
         super().__init__(f"{named}: {requested} requested, {available} available", field="lines")
         self.product_id = product_id
         self.variant_id = variant_id

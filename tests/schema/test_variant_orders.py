@@ -69,6 +69,11 @@ query($token: String!) {
   }
 }"""
 
+CREATE_SHIPMENT = """
+mutation($input: CreateShipmentInput!) {
+  createShipment(input: $input) { __typename ... on Error { code message field } }
+}"""
+
 ORDER = """
 query($id: ID!) {
   order(id: $id) {
@@ -251,7 +256,7 @@ class TestCheckoutPerVariant:
             "field": "lines",
             "message": short["message"],
         }
-        assert short["message"].startswith("TEE-RED-M ")
+        assert short["message"].startswith("TEE-RED-M, product ")
         assert await stock_of(session, tee) == [(5, 0), (6, 0), (3, 0), (20, 0)]
 
         # Two variants of one product: two lines, each reserved where that variant is.
@@ -312,12 +317,34 @@ class TestCheckoutPerVariant:
             }
         ]
 
+        # The shipment's event names each line's variant and SKU.
+        created = await staff(
+            CREATE_SHIPMENT,
+            {
+                "input": {
+                    "orderId": second["id"],
+                    "warehouseId": gid("Warehouse", hz.id),
+                    "carrier": "顺丰速运",
+                    "trackingNumber": "SF0001",
+                }
+            },
+        )
+        assert created["createShipment"]["__typename"] == "CreateShipmentSuccess", created
+        shipped = await session.scalar(
+            select(OutboxEvent.payload).where(OutboxEvent.name == "shipment_created")
+        )
+        assert shipped is not None
+        assert [(ln["variant_id"], ln["sku"], ln["quantity"]) for ln in shipped["lines"]] == [
+            (red.id, "TEE-RED-M", 2),
+            (blue.id, "TEE-BLUE-M", 2),
+        ]
+        await session.commit()
+
         # Shipping consumes each variant's units where they are held; the rest is untouched.
-        for status in ("FULFILLING", "SHIPPED"):
-            moved = await staff(
-                UPDATE_STATUS, {"input": {"orderId": second["id"], "status": status}}
-            )
-            assert moved["updateOrderStatus"]["order"]["status"] == status
+        moved = await staff(
+            UPDATE_STATUS, {"input": {"orderId": second["id"], "status": "SHIPPED"}}
+        )
+        assert moved["updateOrderStatus"]["order"]["status"] == "SHIPPED"
         assert await stock_of(session, red) == [(3, 0)]
         assert await stock_of(session, blue) == [(6, 0), (1, 0)]
         assert await count(session, Order) == 2
