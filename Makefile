@@ -7,7 +7,7 @@ TEST_WORKERS ?= auto
 DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo serve test test-lowest lock lint schema bench clean vendor-graphiql
+.PHONY: install demo serve test test-lowest lock lint schema bench bench-search clean vendor-graphiql
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -97,6 +97,13 @@ bench: install
 			exit 1; \
 		fi; }
 	$(BIN)/python -m bench.storefront $(BENCH_ARGS)
+
+# The search benchmark (docs/benchmarks.md, "Search"): 100,000 generated products, exact and
+# forgiving queries, on SQLite and PostgreSQL. Options in BENCH_ARGS, e.g. '--products 20000'.
+bench-search: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench-search needs wrk: install the Debian package wrk" >&2; exit 1; }
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

@@ -214,11 +214,14 @@ def fill(url: str) -> None:
 
 
 @contextlib.contextmanager
-def sqlite_database(directory: Path) -> Iterator[Database]:
+def sqlite_database(
+    directory: Path, fill_with: Callable[[str], None] = fill, name: str = "storefront.db"
+) -> Iterator[Database]:
+    """A fresh SQLite file in ``directory``, migrated and filled by ``fill_with``."""
     import sqlite3
 
-    url = f"sqlite+aiosqlite:///{directory / 'storefront.db'}"
-    fill(url)
+    url = f"sqlite+aiosqlite:///{directory / name}"
+    fill_with(url)
     yield Database(DATABASES["sqlite"], url, None, f"SQLite {sqlite3.sqlite_version}")
 
 
@@ -233,7 +236,8 @@ async def _vacuum_analyze(url: str) -> None:
 
 
 @contextlib.contextmanager
-def postgresql_database() -> Iterator[Database]:
+def postgresql_database(fill_with: Callable[[str], None] = fill) -> Iterator[Database]:
+    """A throwaway PostgreSQL server, migrated and filled by ``fill_with``, then analysed."""
     bindir = find_bindir()
     if bindir is None:
         raise SystemExit(
@@ -249,7 +253,7 @@ def postgresql_database() -> Iterator[Database]:
     server = TemporaryPostgres(bindir).start()
     try:
         postmaster = int((server.datadir / "postmaster.pid").read_text().split()[0])
-        fill(server.url())
+        fill_with(server.url())
         # Autovacuum would otherwise vacuum and analyse the freshly loaded tables on its own,
         # perhaps during a measured window, adding to PostgreSQL's CPU there.
         asyncio.run(_vacuum_analyze(server.url()))
@@ -697,13 +701,16 @@ def machine(databases: Sequence[Database]) -> str:
     )
 
 
-def replace_results(text: str, section: str) -> str:
-    """``text`` with what lies between the result markers replaced by ``section``."""
-    if START_MARK not in text or END_MARK not in text:
-        text = f"{text.rstrip()}\n\n{START_MARK}\n{END_MARK}\n"
-    head, _, rest = text.partition(START_MARK)
-    _, _, tail = rest.partition(END_MARK)
-    return f"{head}{START_MARK}\n{section}\n{END_MARK}{tail}"
+def replace_results(
+    text: str, section: str, *, start: str = START_MARK, end: str = END_MARK
+) -> str:
+    """``text`` with what lies between the result markers replaced by ``section`` (the
+    markers added at the end when missing)."""
+    if start not in text or end not in text:
+        text = f"{text.rstrip()}\n\n{start}\n{end}\n"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{section}\n{end}{tail}"
 
 
 def log(message: str) -> None:

@@ -73,6 +73,14 @@ class CustomerEvent(ModelNode):
         row = await info.context.loaders.get(ProductByIdLoader).load(self._model.product_id)
         return Product.from_model(row) if row is not None else None
 
+    @strawberry.field(
+        description="A VIEW's or ADD_TO_CART's search: the SEARCH event it is a click on."
+    )
+    def search_id(self) -> relay.GlobalID | None:
+        if self._model.search_id is None:
+            return None
+        return relay.GlobalID("CustomerEvent", str(self._model.search_id))
+
     @strawberry.field(description="The order of a PURCHASE event.")
     def order_id(self) -> relay.GlobalID | None:
         if self._model.order_id is None:
@@ -138,6 +146,11 @@ class RecordEventInput:
     result_count: int | None = strawberry.field(
         default=None, description="How many results the search found (SEARCH)."
     )
+    search_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="VIEW, ADD_TO_CART: the id of the viewer's SEARCH event whose results "
+        "this was chosen from.",
+    )
 
 
 @strawberry.type
@@ -164,6 +177,7 @@ class BehaviourMutations:
                 query=input.query,
                 quantity=input.quantity,
                 result_count=input.result_count,
+                search_id=optional_node_id(input.search_id, "CustomerEvent", "searchId"),
             )
 
         return await mutate(

@@ -14,11 +14,14 @@ from collections.abc import Mapping, Sequence
 
 from server.graphql.response_cache import CoreFields
 from server.services.catalog import CATEGORY_CHANGED, PRODUCT_CHANGED
+from server.services.synonyms import SYNONYMS_CHANGED
 
 CATALOGUE = (PRODUCT_CHANGED, CATEGORY_CHANGED)
 # Units available change when staff set or adjust stock, when an order is placed (its units
 # are reserved) and when an order changes status (cancelled: released; shipped: consumed).
 STOCK = ("stock_level_set", "stock_adjusted", "order_placed", "order_status_changed")
+# What a search finds depends on the synonym groups too.
+SEARCH = (SYNONYMS_CHANGED,)
 
 
 def _fields(type_name: str, names: str, events: Sequence[str]) -> dict[str, Sequence[str]]:
@@ -39,9 +42,9 @@ PRICE_FIELDS: dict[str, Sequence[str]] = {
 
 CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
     # Products on sale and their filters (``inStock``) read stock too.
-    **_fields("Query", "products", CATALOGUE + STOCK),
+    **_fields("Query", "products", CATALOGUE + STOCK + SEARCH),
     **_fields("Query", "node product productBySku categories category", CATALOGUE),
-    **_fields("Query", "searchSuggestions", CATALOGUE),
+    **_fields("Query", "searchSuggestions", CATALOGUE + SEARCH),
     **_fields("Node", "id", CATALOGUE),
     **_fields("ProductConnection", "edges pageInfo totalCount nodes", CATALOGUE),
     **_fields("ProductEdge", "node cursor", CATALOGUE),
@@ -61,6 +64,16 @@ CORE_CACHEABLE_FIELDS: Mapping[str, Sequence[str]] = {
         CATALOGUE,
     ),
     **_fields("SearchSuggestion", "text kind product category", CATALOGUE),
+    # Facets count what `products` lists, with the same filters and search (synonyms too).
+    **_fields("Query", "productFacets", CATALOGUE + STOCK + SEARCH),
+    **_fields("ProductFacets", "brands categories priceBands options", CATALOGUE),
+    **_fields("OptionFacet", "name values", CATALOGUE),
+    **_fields("FacetValue", "value count selected", CATALOGUE),
+    **_fields("CategoryFacetValue", "category count selected", CATALOGUE),
+    **_fields("PriceBandFacetValue", "key minPrice maxPrice count selected", CATALOGUE),
+    # A query's typed error (a bad filter) is the same for everyone.
+    **_fields("Error", "code message field", CATALOGUE),
+    **_fields("ValidationError", "code message field", CATALOGUE),
 }
 
 CORE_FIELDS = CoreFields(public=CORE_CACHEABLE_FIELDS, prices=PRICE_FIELDS)

@@ -24,6 +24,10 @@ class CategoryByIdLoader(ModelByIdLoader):
     model = m.Category
 
 
+class SynonymGroupByIdLoader(ModelByIdLoader):
+    model = m.SynonymGroup
+
+
 class CustomerByIdLoader(ModelByIdLoader):
     model = m.Customer
 
@@ -199,4 +203,10 @@ class ProductVariantsByProductIdLoader(ModelsByFieldLoader):
 class ProductOptionsByProductIdLoader(ModelsByFieldLoader):
     model = m.ProductOption
     field = "product_id"
+    order_by = ("position", "id")
+
+
+class SynonymsByGroupIdLoader(ModelsByFieldLoader):
+    model = m.Synonym
+    field = "group_id"
     order_by = ("position", "id")

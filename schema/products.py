@@ -25,7 +25,7 @@ from server.graphql.connections import Paged
 from server.graphql.context import Info
 from server.graphql.ids import filter_node_id, parse_node_id
 from server.graphql.list_filters import FilterInput
-from server.graphql.money import Money, money, to_minor
+from server.graphql.money import Money, exponent, money, to_minor
 from server.graphql.node import ModelNode
 from server.graphql.pagination import (
     Connection,
@@ -37,7 +37,8 @@ from server.graphql.pagination import (
 )
 from server.graphql.permissions import HasPermission
 from server.permissions import CATALOG_MANAGE, CATALOG_READ, PRICING_MANAGE
-from server.services import catalog, listing, pricing
+from server.services import catalog, facets, listing, pricing, search
+from server.services.errors import ValidationFailed
 
 MAX_QUANTITY = 100_000
 
@@ -218,6 +219,12 @@ class ProductSort:
     )
 
 
+@strawberry.input(description="Option values of variants: one of `values` on the axis `name`.")
+class OptionFilter:
+    name: str = strawberry.field(description='The option axis, e.g. "colour".')
+    values: list[str] = strawberry.field(description="Any of these values.")
+
+
 @strawberry.input(description="Narrows a product list; all given conditions must hold.")
 class ProductFilter(FilterInput, list_name="products"):
     category: strawberry.ID | None = strawberry.field(
@@ -226,7 +233,17 @@ class ProductFilter(FilterInput, list_name="products"):
     price_min: Decimal | None = strawberry.field(default=None, description="Base price >= this.")
     price_max: Decimal | None = strawberry.field(default=None, description="Base price <= this.")
     brands: list[str] | None = strawberry.field(default=None, description="Any of these brands.")
+    price_bands: list[str] | None = strawberry.field(
+        default=None,
+        description='Base price in any of these price bands (their keys, e.g. "100-200"; '
+        "see productFacets).",
+    )
     tags: list[str] | None = strawberry.field(default=None, description="All of these tags.")
+    options: list[OptionFilter] | None = strawberry.field(
+        default=None,
+        description="Some variant on sale has, on every axis given, one of its values "
+        "(e.g. colour red or blue, and size M).",
+    )
     in_stock: bool | None = strawberry.field(
         default=None, description="Some warehouse has a unit that is not reserved (or none has)."
     )
@@ -244,19 +261,23 @@ def _minor_filter(value: Decimal | None, currency: str, name: str) -> int | None
     try:
         return to_minor(value, currency)
     except (ValueError, ArithmeticError) as exc:
-        raise _bad_input(f"{name}: {exc}") from exc
+        raise ValidationFailed(f"{name}: {exc}", field=name) from exc
 
 
-def _product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery:
+def product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery:
+    """What ``flt`` narrows a product list to; a malformed value is a ValidationFailed."""
     if flt is None:
         return listing.ProductQuery()
     currency = info.context.settings.currency
+    bands = facets.bands_by_key(flt.price_bands or (), exponent(currency))
     return listing.ProductQuery(
         # A malformed or foreign id matches nothing, like an id that does not exist.
         category_id=filter_node_id(flt.category, "Category"),
         price_min=_minor_filter(flt.price_min, currency, "priceMin"),
         price_max=_minor_filter(flt.price_max, currency, "priceMax"),
         brands=flt.brands or (),
+        price_bands=tuple(band.bounds for band in bands),
+        options=facets.option_selection((o.name, o.values) for o in flt.options or ()),
         tags=flt.tags or (),
         in_stock=flt.in_stock,
         include_archived=flt.include_archived
@@ -273,15 +294,24 @@ async def _list_products(
     filter: ProductFilter | None,
     sort: ProductSort | None,
 ) -> Connection[Product]:
-    query = _product_query(info, filter)
+    try:
+        query = product_query(info, filter)
+    except ValidationFailed as exc:
+        raise _bad_input(exc.message) from exc
     default = listing.ListingSort.RELEVANCE if query.search else listing.ListingSort.NEWEST
     field = sort.field if sort else default
     if field is listing.ListingSort.RELEVANCE and not query.search:
         raise _bad_input("sort RELEVANCE needs filter.search")
     direction = (sort.direction if sort else None) or _DEFAULT_DIRECTION[field]
     dialect = info.context.session.get_bind().dialect.name
+    # The search text's synonyms and typo corrections, read now (a change counts at once).
+    search_plan = await info.context.db.run(search.expand, query.search) if query.search else None
     plan = listing.product_listing(
-        dialect, query, sort=field, descending=direction is SortDirection.DESC
+        dialect,
+        query,
+        sort=field,
+        descending=direction is SortDirection.DESC,
+        search_plan=search_plan,
     )
 
     # Each product comes with its category (one LEFT JOIN), primed into the request's

@@ -52,13 +52,13 @@ class MigrationError(Exception):
 
 
 # Full-text search objects are created by hand in migrations, not described by the metadata.
-SEARCH_OBJECTS = {"search_vector", "ix_product_search_vector"}
+SEARCH_OBJECTS = {"search_vector", "ix_product_search_vector", "ix_search_word_trgm"}
 
 
 def include_object(
     obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    if type_ == "table" and name and name.startswith("product_fts"):
+    if type_ == "table" and name and name.startswith(("product_fts", "search_word_trgm")):
         return False
     return name not in SEARCH_OBJECTS
 

@@ -85,6 +85,8 @@ class PlannedEvent:
     order: PlannedOrder | None = None
     query: str | None = None
     quantity: int | None = None
+    # A SEARCH's result count, when the plan knows it (a search that finds nothing: 0).
+    result_count: int | None = None
 
 
 @dataclass(eq=False)

@@ -121,7 +121,11 @@ def plan_browsing(draft: Draft, customer: PlannedCustomer) -> None:
         t = at
         if rng.random() < 0.05:
             query = rng.choice(NO_RESULT_QUERIES)  # a search that finds nothing
-            events.append(PlannedEvent(customer, CustomerEventKind.SEARCH, t, sid, query=query))
+            events.append(
+                PlannedEvent(
+                    customer, CustomerEventKind.SEARCH, t, sid, query=query, result_count=0
+                )
+            )
             continue
         product = pick_product(draft, customer, at)
         if rng.random() < 0.4:

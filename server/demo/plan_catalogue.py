@@ -10,7 +10,7 @@ from server.demo.catalogue import CATALOGUE, LEAVES, PREMIUM_BRANDS, VALUE_BRAND
 from server.demo.places import WAREHOUSES
 from server.demo.plan import Draft, PlannedProduct, Row
 from server.models import WarehouseKind
-from server.services.search import product_search_text
+from server.services.search import pinyin_text, product_search_text
 
 
 def _shop_price(yuan: float) -> int:
@@ -99,6 +99,7 @@ def plan_products(draft: Draft, count: int) -> None:
             "is_active": rng.random() > 0.02,
             "search_title": title,
             "search_body": body,
+            "search_pinyin": pinyin_text(name, brand),
             "created_at": created,
             "updated_at": created,
         }

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from server.db import mark_write
 from server.demo.places import WAREHOUSES
@@ -27,6 +29,7 @@ from server.models import (
     Category,
     Customer,
     CustomerEvent,
+    CustomerEventKind,
     Order,
     OrderLine,
     OrderStatusChange,
@@ -42,6 +45,7 @@ from server.models import (
     Warehouse,
 )
 from server.progress import Progress
+from server.services import behaviour, search
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
@@ -139,6 +143,14 @@ class _Writer:
         ]
         await self.write(ProductVariant, variants, "sku")
         self.variant_of = {v["product_id"]: v["id"] for v in variants}
+        await search.remember_words(
+            self.session,
+            (
+                word
+                for p in plan.products
+                for word in search.index_words(p.row["search_title"], p.row["search_pinyin"])
+            ),
+        )
 
         self.warehouses = warehouses = {
             code: {"code": code, "name": name, "kind": kind, "region": region}
@@ -249,12 +261,17 @@ class _Writer:
                 "order_id": e.order.row["id"] if e.order else None,
                 "query": e.query,
                 "quantity": e.quantity,
-                "data": {"channel": e.customer.prefs.channel},
+                "data": {"channel": e.customer.prefs.channel}
+                | ({} if e.result_count is None else {"result_count": e.result_count}),
+                "search_key": behaviour.search_key(e.query)
+                if e.kind is CustomerEventKind.SEARCH and e.query
+                else None,
                 "occurred_at": e.at,
             }
             for e in sorted(plan.events, key=lambda e: (e.at, e.session_id))
         ]
         await self.write(CustomerEvent, events)
+        await _tie_clicks_to_searches(self.session)
         carts = [
             {
                 "token": cart.token,
@@ -317,6 +334,28 @@ class _Writer:
             cart_ids=self.cart_ids,
             demo_customer_id=demo.row["id"] if demo is not None else None,
         )
+
+
+async def _tie_clicks_to_searches(session: AsyncSession) -> None:
+    """Each planned view and add to cart that follows a search in its visit (a demo session
+    lasts well under the click window) is a click on that search, as recordEvent would tie it."""
+    search = aliased(CustomerEvent)
+    latest = (
+        select(col(search.id))
+        .where(
+            col(search.session_id) == CustomerEvent.session_id,
+            col(search.kind) == CustomerEventKind.SEARCH,
+            col(search.occurred_at) <= CustomerEvent.occurred_at,
+        )
+        .order_by(col(search.occurred_at).desc(), col(search.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(CustomerEvent)
+        .where(col(CustomerEvent.kind).in_(behaviour.CLICK_KINDS))
+        .values(search_id=latest)
+    )
 
 
 async def write_plan(

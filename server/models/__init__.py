@@ -31,6 +31,7 @@ from server.models.orders import (
     PaymentStatus,
 )
 from server.models.products import Category, Product, ProductOption, ProductVariant
+from server.models.search import SearchWord, Synonym, SynonymGroup
 from server.models.security import ApiKey, AuditLogEntry, RefreshToken, TokenRevocation
 from server.models.shipments import Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
 
@@ -62,12 +63,15 @@ __all__ = [
     "ProductOption",
     "ProductVariant",
     "RefreshToken",
+    "SearchWord",
     "Shipment",
     "ShipmentLine",
     "ShipmentStatus",
     "StaffRole",
     "StaffUser",
     "StockLevel",
+    "Synonym",
+    "SynonymGroup",
     "TokenRevocation",
     "TrackingEvent",
     "Warehouse",

@@ -25,6 +25,10 @@ class CustomerEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_customer_event_customer_time", "customer_id", "occurred_at"),
         Index("ix_customer_event_product_kind", "product_id", "kind"),
+        # Search analytics: the searches of a period, a visitor's latest search, its clicks.
+        Index("ix_customer_event_kind_time", "kind", "occurred_at"),
+        Index("ix_customer_event_session_time", "session_id", "occurred_at"),
+        Index("ix_customer_event_search_id", "search_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -37,6 +41,12 @@ class CustomerEvent(SQLModel, table=True):
     query: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     quantity: int | None = None
     data: dict[str, Any] = json_field(dict)
+    # A SEARCH event's query normalised (trimmed, case-folded, whitespace collapsed): what
+    # search analytics groups by.
+    search_key: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # A VIEW or ADD_TO_CART event's search: the SEARCH event it is a click on, if any
+    # (server.services.behaviour decides when it is recorded).
+    search_id: int | None = Field(default=None, foreign_key="customer_event.id")
     occurred_at: datetime = created_at_field()
 
 

@@ -55,6 +55,8 @@ class Product(SQLModel, table=True):
     # title (name, brand) ranks above the body (description, tags, category, attributes).
     search_title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     search_body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # The pinyin of the title's Chinese words, full and as initials (below both in rank).
+    search_pinyin: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = created_at_field()
     updated_at: datetime | None = datetime_field()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -12,8 +12,48 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.models import CustomerEvent, CustomerEventKind, Product
+from server.models.base import utcnow
 from server.services import outbox
 from server.services.errors import NotFound, ValidationFailed
+
+# A VIEW or ADD_TO_CART this soon after the visitor's latest search is a click on its results.
+SEARCH_CLICK_WINDOW = timedelta(minutes=30)
+CLICK_KINDS = frozenset({CustomerEventKind.VIEW, CustomerEventKind.ADD_TO_CART})
+
+
+def search_key(query: str) -> str:
+    """A search text as search analytics groups it: trimmed, case-folded, whitespace collapsed
+    ("  Sony   耳机 " and "sony 耳机" are one search)."""
+    return " ".join(query.split()).casefold()
+
+
+async def _latest_search(
+    session: AsyncSession, customer_id: int | None, session_id: str | None, at: datetime
+) -> int | None:
+    """The search a click at ``at`` is on, when not said explicitly: the visitor's (the
+    customer's, else the session's) latest search within SEARCH_CLICK_WINDOW before it, unless
+    that search found nothing (a click then came from elsewhere)."""
+    if customer_id is not None:
+        actor = col(CustomerEvent.customer_id) == customer_id
+    elif session_id is not None:
+        actor = col(CustomerEvent.session_id) == session_id
+    else:
+        return None
+    stmt = (
+        select(col(CustomerEvent.id), col(CustomerEvent.data))
+        .where(
+            actor,
+            col(CustomerEvent.kind) == CustomerEventKind.SEARCH,
+            col(CustomerEvent.occurred_at) >= at - SEARCH_CLICK_WINDOW,
+            col(CustomerEvent.occurred_at) <= at,
+        )
+        .order_by(col(CustomerEvent.occurred_at).desc(), col(CustomerEvent.id).desc())
+        .limit(1)
+    )
+    latest = (await session.execute(stmt)).first()
+    if latest is None or (latest.data or {}).get("result_count") == 0:
+        return None
+    return int(latest.id)
 
 
 async def record(
@@ -27,8 +67,17 @@ async def record(
     query: str | None = None,
     quantity: int | None = None,
     data: dict[str, Any] | None = None,
+    search_id: int | None = None,
 ) -> CustomerEvent:
-    """Store one behaviour event and announce it (``customer_event_recorded``)."""
+    """Store one behaviour event and announce it (``customer_event_recorded``).
+
+    A SEARCH is stored with its :func:`search_key`; a VIEW or ADD_TO_CART with the search it
+    is a click on: ``search_id`` when given (checked by the caller), else the visitor's latest
+    search within SEARCH_CLICK_WINDOW (see ``_latest_search``).
+    """
+    now = utcnow()
+    if kind in CLICK_KINDS and search_id is None:
+        search_id = await _latest_search(session, customer_id, session_id, now)
     event = CustomerEvent(
         kind=kind,
         customer_id=customer_id,
@@ -38,6 +87,11 @@ async def record(
         query=query,
         quantity=quantity,
         data=data or {},
+        search_key=search_key(query) or None
+        if kind is CustomerEventKind.SEARCH and query
+        else None,
+        search_id=search_id if kind in CLICK_KINDS else None,
+        occurred_at=now,
     )
     session.add(event)
     await session.flush()
@@ -94,9 +148,11 @@ async def record_client_event(
     query: str | None = None,
     quantity: int | None = None,
     result_count: int | None = None,
+    search_id: int | None = None,
 ) -> CustomerEvent:
     """Check and record an event a client reports (a signed-in customer, or an anonymous
-    visitor followed by ``session_id``)."""
+    visitor followed by ``session_id``). ``search_id`` says which of the visitor's own SEARCH
+    events a VIEW or ADD_TO_CART is a click on."""
     if kind not in CLIENT_KINDS:
         raise ValidationFailed(
             f"{kind.value} events are recorded by the shop itself, not reported", field="kind"
@@ -130,6 +186,15 @@ async def record_client_event(
             )
     elif quantity is not None:
         raise ValidationFailed("quantity belongs to ADD_TO_CART events only", field="quantity")
+    if search_id is not None:
+        if kind not in CLICK_KINDS:
+            raise ValidationFailed(
+                "searchId belongs to VIEW and ADD_TO_CART events only", field="searchId"
+            )
+        search = await session.get(CustomerEvent, search_id)
+        if search is None or not _is_own_search(search, customer_id, sid):
+            # Another visitor's search answers like one that does not exist.
+            raise NotFound("Search", search_id, field="searchId")
     if product_id is not None and await session.get(Product, product_id) is None:
         raise NotFound("Product", product_id, field="productId")
     return await record(
@@ -141,7 +206,16 @@ async def record_client_event(
         query=text,
         quantity=quantity,
         data=data,
+        search_id=search_id,
     )
+
+
+def _is_own_search(event: CustomerEvent, customer_id: int | None, session_id: str | None) -> bool:
+    if event.kind is not CustomerEventKind.SEARCH:
+        return False
+    if customer_id is not None:
+        return event.customer_id == customer_id
+    return event.customer_id is None and event.session_id == session_id
 
 
 def latest_products_stmt(

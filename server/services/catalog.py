@@ -383,8 +383,10 @@ async def _update_category(
 
 
 async def refresh_search_text(session: AsyncSession, products: Iterable[Product]) -> None:
-    """Recompute what the full-text index holds for ``products`` (name, brand, category path…)."""
+    """Recompute what the full-text index holds for ``products`` (name, brand, category path,
+    pinyin…), and add their words to those typos are corrected to."""
     by_id: dict[int, Category] | None = None
+    words: set[str] = set()
     for product in products:
         if by_id is None and product.category_id is not None:
             by_id = await _categories_by_id(session)
@@ -398,6 +400,9 @@ async def refresh_search_text(session: AsyncSession, products: Iterable[Product]
             category_names=[c.name for c in path],
             attributes=product.attributes,
         )
+        product.search_pinyin = search.pinyin_text(product.name, product.brand)
+        words.update(search.index_words(product.search_title, product.search_pinyin))
+    await search.remember_words(session, words)
 
 
 async def product_by_sku(session: AsyncSession, sku: str) -> Product | None:

@@ -23,11 +23,21 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Select, SQLColumnExpression, cast, exists, false, func, select
+from sqlalchemy import (
+    Select,
+    SQLColumnExpression,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import col
 
-from server.models import Category, Product, StockLevel
+from server.models import Category, Product, ProductVariant, StockLevel
 from server.models.records import Record, RecordType
 from server.services import search
 from server.services.catalog import descendants_query
@@ -75,6 +85,12 @@ class ProductQuery:
     include_archived: bool = False
     # Full-text search over name, brand, description, tags and category ("" for none).
     search: str = ""
+    # Price bands (server.services.facets): the base price in any of these [low, high) ranges
+    # (high None: no upper end).
+    price_bands: tuple[tuple[int, int | None], ...] = ()
+    # Option values (axis name, any of these values): some active variant of the product has,
+    # on every axis named, one of the values given for it.
+    options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # The plugins' filters the client gave, applied after the core's.
     narrowing: tuple[Narrowing, ...] = ()
 
@@ -102,6 +118,21 @@ def _has_tag(dialect: str, tag: str) -> Any:
     return cast(Product.tags, JSONB).contains([tag])
 
 
+def _in_band(low: int, high: int | None) -> Any:
+    price = col(Product.price_amount)
+    return price >= low if high is None else and_(price >= low, price < high)
+
+
+def option_value(name: str) -> Any:
+    """A variant's value on the option axis ``name`` (None when it has none)."""
+    return col(ProductVariant.options)[name].as_string()
+
+
+def option_conditions(options: Sequence[tuple[str, Sequence[str]]]) -> list[Any]:
+    """A variant has, on each axis named, one of the values given for it."""
+    return [option_value(name).in_(list(values)) for name, values in options]
+
+
 def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Select[Any]:
     """``stmt`` (over Product) narrowed by ``query``'s conditions (the search text apart)."""
     if not query.include_archived:
@@ -114,6 +145,18 @@ def filter_products(stmt: Select[Any], dialect: str, query: ProductQuery) -> Sel
         stmt = stmt.where(col(Product.price_amount) <= query.price_max)
     if query.brands:
         stmt = stmt.where(col(Product.brand).in_(list(query.brands)))
+    if query.price_bands:
+        stmt = stmt.where(or_(*(_in_band(low, high) for low, high in query.price_bands)))
+    if query.options:
+        stmt = stmt.where(
+            exists(
+                select(col(ProductVariant.id)).where(
+                    col(ProductVariant.product_id) == Product.id,
+                    col(ProductVariant.is_active),
+                    *option_conditions(query.options),
+                )
+            )
+        )
     for tag in query.tags:
         stmt = stmt.where(_has_tag(dialect, tag))
     if query.in_stock is True:
@@ -150,14 +193,21 @@ class ProductListing:
 
 
 def product_listing(
-    dialect: str, query: ProductQuery, *, sort: ListingSort, descending: bool
+    dialect: str,
+    query: ProductQuery,
+    *,
+    sort: ListingSort,
+    descending: bool,
+    search_plan: search.SearchPlan | None = None,
 ) -> ProductListing:
     """The statement of the listing ``query`` describes, ordered by ``sort``.
 
     RELEVANCE orders by the search rank, so it needs ``query.search``; a search text of
-    punctuation only has no terms, and so matches nothing.
+    punctuation only has no terms, and so matches nothing. ``search_plan`` is the search text
+    with its synonyms and corrections (``search.expand``); without it, it is matched exactly
+    and by pinyin.
     """
-    match = search.product_match(dialect, query.search) if query.search else None
+    match = search.product_match(dialect, query.search, search_plan) if query.search else None
     rank = match.rank if sort is ListingSort.RELEVANCE and match is not None else None
     column, at = (
         (rank, _RANK)
@@ -170,12 +220,7 @@ def product_listing(
         shape_key = ("products", dialect, sort, query.include_archived)
     else:
         stmt = select(*_COLUMNS) if rank is None else select(*_COLUMNS, rank.label("rank"))
-        if match is not None:
-            stmt = match.apply(stmt)
-        elif query.search:
-            # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
-            stmt = stmt.where(false())
-        stmt = filter_products(stmt, dialect, query)
+        stmt = _matching(stmt, dialect, query, match)
         stmt = stmt.outerjoin(Category, col(Category.id) == Product.category_id)
     return ProductListing(
         stmt=stmt,
@@ -185,6 +230,30 @@ def product_listing(
         descending=descending,
         shape_key=shape_key,
     )
+
+
+def matching_products(
+    stmt: Select[Any],
+    dialect: str,
+    query: ProductQuery,
+    search_plan: search.SearchPlan | None = None,
+) -> Select[Any]:
+    """``stmt`` (over Product) narrowed to the products ``query`` lists: its search text (as
+    ``search_plan`` expands it, see :func:`product_listing`) and every other condition. What
+    the facets count (server.services.facets)."""
+    match = search.product_match(dialect, query.search, search_plan) if query.search else None
+    return _matching(stmt, dialect, query, match)
+
+
+def _matching(
+    stmt: Select[Any], dialect: str, query: ProductQuery, match: search.TextMatch | None
+) -> Select[Any]:
+    if match is not None:
+        stmt = match.apply(stmt)
+    elif query.search:
+        # Only punctuation: no terms, so nothing can match (and nothing reaches the engine).
+        stmt = stmt.where(false())
+    return filter_products(stmt, dialect, query)
 
 
 @functools.lru_cache(maxsize=8)

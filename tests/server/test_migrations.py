@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from server import migrate
@@ -103,3 +103,124 @@ def test_order_fees_are_split_from_discounts_on_the_way_up_and_joined_on_the_way
         ("SG-OLD-2", 0),
     ]
     migrate.upgrade(database_url, plugins=plugins)
+
+
+# The revision 0006 follows: forgiving search is tested up and down from it.
+BEFORE_FORGIVING_SEARCH = "0005_core"
+
+
+def test_forgiving_search_is_backfilled_on_the_way_up_and_removed_on_the_way_down(
+    database_url: str,
+) -> None:
+    """0006 indexes the pinyin of every product's title and collects the words typos are
+    corrected to; products written before it are found by pinyin right after the upgrade."""
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, BEFORE_FORGIVING_SEARCH, plugins)
+    sqlite = database_url.startswith("sqlite")
+
+    async def add_old_product() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO product (sku, name, description, brand, tags, attributes, "
+                    "price_amount, currency, is_active, search_title, search_body, created_at) "
+                    "VALUES ('OLD-1', '蓝牙耳机 Pro', '', '漫步者', '[]', '{}', 19900, 'CNY', "
+                    ":active, '蓝 牙 耳 机 pro 漫 步 者 old-1', '', :at)"
+                ),
+                {"active": True, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await engine.dispose()
+
+    async def found(term: str) -> list[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            if sqlite:
+                stmt = (
+                    "SELECT p.sku FROM product p JOIN product_fts ON product_fts.rowid = p.id "
+                    "WHERE product_fts MATCH :q"
+                )
+                rows = await conn.execute(text(stmt), {"q": f'"{term}"'})
+            else:
+                stmt = (
+                    "SELECT sku FROM product WHERE search_vector @@ phraseto_tsquery('simple', :q)"
+                )
+                rows = await conn.execute(text(stmt), {"q": term})
+            skus = [row[0] for row in rows]
+        await engine.dispose()
+        return skus
+
+    async def words() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            got = {row[0] for row in await conn.execute(text("SELECT word FROM search_word"))}
+        await engine.dispose()
+        return got
+
+    migrate.run_async(add_old_product)
+    assert migrate.run_async(lambda: found("erji")) == []
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(lambda: found("erji")) == ["OLD-1"]
+    assert migrate.run_async(lambda: found("lyej")) == ["OLD-1"]
+    assert migrate.run_async(lambda: found("耳 机")) == ["OLD-1"]
+    assert {"erji", "lanya", "manbu", "old"} <= migrate.run_async(words)
+
+    migrate.downgrade(database_url, BEFORE_FORGIVING_SEARCH, plugins)
+    # The index is back to title and body: the text is still found, the pinyin no more.
+    assert migrate.run_async(lambda: found("耳 机")) == ["OLD-1"]
+    assert migrate.run_async(lambda: found("erji")) == []
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(lambda: found("erji")) == ["OLD-1"]
+
+
+def test_search_keys_are_filled_in_on_the_way_up_and_dropped_on_the_way_down(
+    database_url: str,
+) -> None:
+    """0007 groups searches by their normalised text: searches recorded before it get theirs."""
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, "0006_core", plugins)
+
+    async def record_old_events() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            for kind, query in [("SEARCH", "  Sony   耳机 "), ("SEARCH", "   "), ("VIEW", None)]:
+                await conn.execute(
+                    text(
+                        "INSERT INTO customer_event (session_id, kind, query, data, occurred_at)"
+                        " VALUES ('web-1', :kind, :query, '{}', :at)"
+                    ),
+                    {"kind": kind, "query": query, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+                )
+        await engine.dispose()
+
+    async def columns() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("customer_event")}
+            )
+        await engine.dispose()
+        return found
+
+    async def keys() -> list[tuple[Any, ...]]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT kind, search_key, search_id FROM customer_event ORDER BY id")
+            )
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        return found
+
+    migrate.run_async(record_old_events)
+    assert not {"search_key", "search_id"} & migrate.run_async(columns)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(keys) == [
+        ("SEARCH", "sony 耳机", None),
+        ("SEARCH", None, None),
+        ("VIEW", None, None),
+    ]
+    migrate.downgrade(database_url, "0006_core", plugins)
+    assert not {"search_key", "search_id"} & migrate.run_async(columns)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(keys)[0] == ("SEARCH", "sony 耳机", None)

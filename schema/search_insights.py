@@ -1,0 +1,133 @@
+"""Search analytics over GraphQL (staff): searches without results and searches with low
+click-through (the SQL: server.services.search_insights)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from server.graphql.context import Info
+from server.graphql.errors import ValidationError
+from server.graphql.permissions import HasPermission
+from server.models.base import utcnow
+from server.permissions import CUSTOMERS_READ
+from server.services import search_insights as service
+from server.services.errors import ValidationFailed
+
+
+@strawberry.input(description="A period of searches: from (inclusive) to (exclusive).")
+class SearchPeriod:
+    from_: datetime | None = strawberry.field(
+        default=None, name="from", description="Default: 7 days before `to`."
+    )
+    to: datetime | None = strawberry.field(default=None, description="Default: now.")
+
+
+@strawberry.type(description="One search text (normalised) over a period.")
+class SearchTermStats:
+    query: str = strawberry.field(
+        description="The text as grouped: trimmed, case-folded, whitespace collapsed."
+    )
+    searches: int
+    searchers: int = strawberry.field(description="Distinct customers and anonymous sessions.")
+    average_result_count: float | None = strawberry.field(
+        description="The results the searches found, on average (null: none reported a count)."
+    )
+    zero_result_searches: int
+    clicks: int = strawberry.field(description="Views and adds to cart tied to these searches.")
+    clicked_searches: int = strawberry.field(description="Searches followed by a click.")
+    click_through_rate: float = strawberry.field(description="clickedSearches / searches.")
+    last_searched_at: datetime
+
+
+@strawberry.type(description="Search texts of a period, most searched first.")
+class SearchTermReport:
+    from_: datetime = strawberry.field(name="from")
+    to: datetime
+    terms: list[SearchTermStats]
+    has_more: bool = strawberry.field(description="More texts than `first` qualified.")
+
+
+SearchTermReportResult = Annotated[
+    SearchTermReport | ValidationError, strawberry.union("SearchTermReportResult")
+]
+
+
+def _report(in_period: service.Period, page: service.SearchTermPage) -> SearchTermReport:
+    return SearchTermReport(
+        from_=in_period.start,
+        to=in_period.end,
+        terms=[
+            SearchTermStats(
+                query=t.query,
+                searches=t.searches,
+                searchers=t.searchers,
+                average_result_count=t.average_result_count,
+                zero_result_searches=t.zero_result_searches,
+                clicks=t.clicks,
+                clicked_searches=t.clicked_searches,
+                click_through_rate=t.click_through_rate,
+                last_searched_at=t.last_searched_at,
+            )
+            for t in page.terms
+        ],
+        has_more=page.has_more,
+    )
+
+
+def _error(exc: ValidationFailed) -> ValidationError:
+    return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+
+
+@strawberry.type
+class SearchInsightQueries:
+    @strawberry.field(
+        description="Search texts whose searches found nothing, most such searches first "
+        "(customers.read).",
+        permission_classes=[HasPermission(CUSTOMERS_READ)],
+    )
+    async def searches_without_results(
+        self, info: Info, period: SearchPeriod | None = None, first: int = 20
+    ) -> SearchTermReportResult:
+        given = period or SearchPeriod()
+        try:
+            in_period = service.period(given.from_, given.to, utcnow())
+            page = await info.context.db.run(service.searches_without_results, in_period, first)
+        except ValidationFailed as exc:
+            return _error(exc)
+        return _report(in_period, page)
+
+    @strawberry.field(
+        description="Search texts searched at least minSearches times whose searches were "
+        "followed by a click less often than maxClickThroughRate, most searched first "
+        "(customers.read).",
+        permission_classes=[HasPermission(CUSTOMERS_READ)],
+    )
+    async def searches_with_low_click_through(
+        self,
+        info: Info,
+        period: SearchPeriod | None = None,
+        first: int = 20,
+        min_searches: int = 5,
+        max_click_through_rate: float = 0.1,
+    ) -> SearchTermReportResult:
+        given = period or SearchPeriod()
+        try:
+            in_period = service.period(given.from_, given.to, utcnow())
+            page = await info.context.db.run(
+                service.searches_with_low_click_through,
+                in_period,
+                first,
+                min_searches=min_searches,
+                max_click_through_rate=max_click_through_rate,
+            )
+        except ValidationFailed as exc:
+            return _error(exc)
+        return _report(in_period, page)
+
+
+QUERIES: list[type[Any]] = [SearchInsightQueries]
+MUTATIONS: list[type[Any]] = []
+TYPES: list[type[Any]] = []
