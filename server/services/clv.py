@@ -107,7 +107,7 @@ def _as_days(values: npt.ArrayLike, what: str) -> npt.NDArray[np.int64]:
         raise InvalidTransactions(f"{what}: not dates ({exc})", field=what) from exc
     if np.isnat(days).any():
         row = int(np.flatnonzero(np.isnat(days))[0])
-        raise InvalidTransactions(f"{what}: row {row} has no date", field=what)
+        raise InvalidTransactions(f"{what}: transaction {row + 1} has no date", field=what)
     return days.astype(np.int64)
 
 
@@ -158,8 +158,9 @@ def summarize_transactions(
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise InvalidTransactions(
-                f"amounts: {int(bad.sum())} negative or missing amount(s), the first at row "
-                f"{row} ({spend[row]!r}); refunds are not purchases: leave them out",
+                f"amounts: {int(bad.sum())} negative or missing amount(s), the first of "
+                f"transaction {row + 1} ({spend[row]!r}); refunds are not purchases: leave "
+                "them out",
                 field="amounts",
             )
     cal = _as_day(calibration_end, "calibration_end")
@@ -201,7 +202,6 @@ def summarize_transactions(
     in_cal = p_day <= cal
     count = np.bincount(p_cust[in_cal], minlength=n)
     last_day = first_day.copy()
-    # Within each customer days ascend: the last calibration day is the largest.
     np.maximum.at(last_day, p_cust[in_cal], p_day[in_cal])
     holdout = np.bincount(p_cust[~in_cal], minlength=n)
 
@@ -329,11 +329,15 @@ def _standard_errors(
 
 
 def _floats(*arrays: npt.ArrayLike) -> tuple[FloatArray, ...]:
-    converted = tuple(np.asarray(a, dtype=np.float64) for a in arrays)
+    """``arrays`` as float arrays broadcast to one shape (scalars stay 0-d)."""
+    try:
+        converted = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+    except ValueError as exc:
+        raise CannotFit(f"the customer summary's columns do not match: {exc}") from exc
     for a in converted:
         if not np.all(np.isfinite(a)):
             raise CannotFit("the customer summary has missing or infinite values")
-    return converted
+    return tuple(converted)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,14 +405,12 @@ class BgNbd:
         # 1 + δ(x>0) · a/(b+x-1) · ((α+T)/(α+t_x))^(r+x), in logs for large x.
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         repeat = x > 0
-        log_odds = np.full(x.shape, -np.inf)
-        xr = x[repeat]
-        log_odds[repeat] = (
+        log_odds = (
             np.log(a)
-            - np.log(b + xr - 1)
-            + (r + xr) * (np.log(alpha + T[repeat]) - np.log(alpha + t_x[repeat]))
+            - np.log(np.where(repeat, b + x - 1, 1.0))
+            + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
         )
-        return np.asarray(1 + np.exp(log_odds), dtype=np.float64)
+        return np.asarray(1 + np.where(repeat, np.exp(log_odds), 0.0), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,14 @@ def test_bgnbd_expectations_match_the_simulated_customers(
     # The conditional expectation adds up to the holdout's purchases.
     expected = model.conditional_expected_purchases(39.0, s["x"], s["t_x"], s["T"])
     assert within(expected.sum(), s["holdout"].sum(), 0.05), (expected.sum(), s["holdout"].sum())
+    # And so it does customer group by customer group (the paper's conditional expectations by
+    # calibration frequency), within 3 standard errors of each group's mean.
+    for low, high in [(0, 0), (1, 1), (2, 2), (3, 4), (5, 7), (8, math.inf)]:
+        group = (s["x"] >= low) & (s["x"] <= high)
+        actual = s["holdout"][group]
+        error = actual.std() / math.sqrt(actual.shape[0])
+        gap = abs(expected[group].mean() - actual.mean())
+        assert gap < 3 * error, (low, high, expected[group].mean(), actual.mean(), error)
     # E[X(t)]: repeat purchases of a new customer in their first 26 weeks.
     first_26 = (cohort.time > cohort.start[cohort.customer]) & (
         cohort.time <= cohort.start[cohort.customer] + 26.0
@@ -359,6 +367,13 @@ def test_clv_without_discount_is_margin_times_spend_times_purchases() -> None:
         purchases, spend, summary, margin=0.4, monthly_discount_rate=clv.monthly_rate(0.1)
     )
     assert np.all(discounted < plain) and np.all(discounted > plain / 1.1)
+    # One month's purchases are discounted once, at the month's end.
+    one_month = {"months": 1, "margin": 0.4}
+    undiscounted = clv.customer_lifetime_value(purchases, spend, summary, **one_month)
+    at_5_percent = clv.customer_lifetime_value(
+        purchases, spend, summary, monthly_discount_rate=0.05, **one_month
+    )
+    assert at_5_percent == pytest.approx(undiscounted / 1.05, rel=1e-12)
     assert clv.monthly_rate(0.12682503013196977) == pytest.approx(0.01)
 
 
@@ -417,6 +432,7 @@ def test_one_time_buyers() -> None:
     x, t_x = np.zeros(3), np.zeros(3)
     big_t = np.array([1.0, 10.0, 38.0])
     assert np.all(model.p_alive(x, t_x, big_t) == 1.0)
+    assert model.p_alive(0, 0, 5.0) == 1.0  # scalars work as well as arrays
     expected = model.conditional_expected_purchases(39.0, x, t_x, big_t)
     # The longer a customer has not bought again, the lower their purchase rate is likely.
     assert np.all(expected > 0) and np.all(np.diff(expected) < 0)
@@ -448,7 +464,7 @@ def test_a_fit_without_sign_of_dropout_is_reported_degenerate() -> None:
     [
         ([*LOG[:2], ("ann", "2024-01-01", -5.0)], {}, "negative or missing amount"),
         ([*LOG[:2], ("ann", "2024-01-01", float("nan"))], {}, "negative or missing amount"),
-        ([*LOG[:2], ("ann", "NaT", 5.0)], {}, "row 2 has no date"),
+        ([*LOG[:2], ("ann", "NaT", 5.0)], {}, "transaction 3 has no date"),
         ([("ann", "2024-05-01", 5.0)], {}, "nobody bought on or before"),
         (LOG, {"observation_end": "2024-03-01"}, "before the calibration end"),
         (LOG, {"unit": "month"}, "unit must be"),
