@@ -60,7 +60,8 @@ lock: $(UV)
 # it is not 0, "no tests collected" (5) included.
 LOWEST_VENV := build/lowest-venv
 LOWEST_TESTS := tests/packaging tests/server/test_smoke.py tests/server/test_migrations.py \
-	tests/server/test_json_codec.py tests/server/test_demo_data.py tests/schema/test_accounts.py \
+	tests/server/test_json_codec.py tests/server/test_demo_data.py tests/server/test_clv.py \
+	tests/schema/test_accounts.py \
 	tests/schema/test_orders.py tests/security/test_limits.py tests/security/test_fuzz.py \
 	tests/plugins/test_loyalty.py tests/server/test_operations.py tests/e2e/test_graphiql.py
 test-lowest: $(UV)

@@ -694,6 +694,22 @@ class ClvFit:
     gamma_gamma: Fit[GammaGamma] | None
     holdout: HoldoutComparison | None
 
+    @property
+    def spend_frequency_correlation(self) -> float | None:
+        """Pearson's correlation of x and mean spend over the repeat customers: Gamma-Gamma
+        assumes spend independent of frequency, so it should be near 0 (None without amounts
+        or with fewer than 3 repeat customers)."""
+        monetary = self.summary.monetary
+        if monetary is None:
+            return None
+        repeat = self.summary.frequency > 0
+        if repeat.sum() < 3:
+            return None
+        x, m = self.summary.frequency[repeat], monetary[repeat]
+        if x.std() == 0 or m.std() == 0:
+            return None
+        return float(np.corrcoef(x, m)[0, 1])
+
     def as_dict(self) -> dict[str, Any]:
         """The JSON form: ``{r, alpha, a, b, loglik, p, q, v, holdout, …}``."""
         bg, gg = self.bgnbd, self.gamma_gamma
@@ -725,7 +741,13 @@ class ClvFit:
             "calibration_end": summary.calibration_end.isoformat(),
             "observation_end": summary.observation_end.isoformat(),
             "bgnbd": _fit_dict(bg),
-            "gamma_gamma": _fit_dict(gg) if gg else None,
+            "gamma_gamma": None
+            if gg is None
+            else {
+                **_fit_dict(gg),
+                "mean_spend": gg.model.mean_spend,
+                "spend_frequency_correlation": self.spend_frequency_correlation,
+            },
         }
 
     def describe(self) -> str:
@@ -746,6 +768,12 @@ class ClvFit:
                 f"  log-likelihood {gg.loglik:.2f} on {gg.customers} repeat customers, "
                 f"{_convergence(gg)}; mean spend per purchase {gg.model.mean_spend:.2f}",
             ]
+            correlation = self.spend_frequency_correlation
+            if correlation is not None:
+                lines.append(
+                    f"  correlation of spend and frequency {correlation:.3f} "
+                    "(the model assumes none)"
+                )
         if holdout is None:
             lines.append("holdout: none (the log ends at the calibration end)")
         else:

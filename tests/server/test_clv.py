@@ -150,6 +150,16 @@ def test_cdnow_holdout_forecast(cdnow_fit: clv.ClvFit) -> None:
     assert holdout.mae["bgnbd"] < 0.6 * holdout.mae["average"], report
 
 
+def test_the_report_for_a_person(cdnow_fit: clv.ClvFit) -> None:
+    lines = cdnow_fit.describe().splitlines()
+    assert lines[0] == "2357 customers, 2457 repeat purchases up to 1997-09-30 (time in weeks)"
+    assert lines[1].startswith("BG/NBD: r = 0.2426 ± 0.01256, alpha = 4.414 ± 0.3782")
+    assert lines[3].startswith("Gamma-Gamma: p = 6.25 ± 1.19, q = 3.744")
+    assert "on 946 repeat customers, converged" in lines[4]
+    assert lines[5] == "  correlation of spend and frequency 0.114 (the model assumes none)"
+    assert lines[7].startswith("  purchases: actual 1882, BG/NBD 1653.4")
+
+
 def test_days_as_the_unit_scale_alpha_only(cdnow_fit: clv.ClvFit) -> None:
     log = read_transactions_csv(CDNOW_RAW, customer="sample_id", date="date")
     days = clv.summarize_transactions(
@@ -502,6 +512,8 @@ def test_cli_fits_cdnow_like_the_paper() -> None:
         assert within(found[name], expected, 0.05), (name, found[name])
     assert abs(found["loglik"] - PUBLISHED_LOGLIK) < 0.1
     assert found["customers"] == 2357 and found["repeat_purchases"] == 2457
+    # Hardie's note finds spend and frequency barely correlated on CDNOW: 0.11.
+    assert abs(found["gamma_gamma"]["spend_frequency_correlation"] - 0.11) < 0.005
     holdout = found["holdout"]
     assert holdout["length"] == 39 and holdout["actual"] == 1882
     assert holdout["mae"]["bgnbd"] < min(holdout["mae"]["past_rate"], holdout["mae"]["average"])
