@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from datetime import date
 from pathlib import Path
 
@@ -490,6 +491,36 @@ def test_bad_logs_are_refused(
 def test_an_empty_log_is_refused() -> None:
     with pytest.raises(clv.InvalidTransactions, match="empty"):
         clv.summarize_transactions([], [], calibration_end="2024-01-01")
+
+
+def test_reading_a_csv_log(tmp_path: Path) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("id,who,when,paid\n1, ann ,2024-03-01 10:00:00,9.5\n\n2,bob,2024-03-02,1\n")
+    read = read_transactions_csv(log, customer="who", date="when", amount="paid")
+    assert list(read.customers) == ["ann", "bob"]  # blank lines skipped, spaces trimmed
+    assert list(read.dates) == [np.datetime64("2024-03-01"), np.datetime64("2024-03-02")]
+    assert read.amounts is not None and list(read.amounts) == [9.5, 1.0]
+    log.write_text("who,when\nann,01.03.2024\n")
+    read = read_transactions_csv(log, customer="who", date="when", date_format="%d.%m.%Y")
+    assert read.amounts is None and list(read.dates) == [np.datetime64("2024-03-01")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "log.csv is empty"),
+        ("who,when,paid\n", "has no transactions"),
+        ("who,when,paid\nann,20240301,1\nbob\n", "line 3: too few columns"),
+        ("who,when,paid\nann,20240301,1\nbob,20240231,2\n", "transaction 2: bad date '20240231'"),
+        ("who,when,paid\nann,2024-03-01,1\nbob,2024-03-01,two\n", "transaction 2: bad amount"),
+        ("who,day,paid\nann,2024-03-01,1\n", "no column 'when' (its columns: who, day, paid)"),
+    ],
+)
+def test_a_csv_log_that_cannot_be_read(tmp_path: Path, text: str, message: str) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text(text)
+    with pytest.raises(clv.InvalidTransactions, match=re.escape(message)):
+        read_transactions_csv(log, customer="who", date="when", amount="paid")
 
 
 # ---------------------------------------------------------------------------------------------
