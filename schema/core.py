@@ -14,6 +14,7 @@ from schema import (
     categories,
     checkout,
     customers,
+    experiments,
     inventory,
     orders,
     payments,
@@ -51,6 +52,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     access,
     audit_log,
     privacy,
+    experiments,
     plugin_admin,
 )
 
