@@ -65,7 +65,7 @@ class Arm:
 
 
 @dataclass(frozen=True)
-class Test:
+class PrimaryTest:
     """The primary metric's test of one variant against the control."""
 
     statistic: float
@@ -76,7 +76,7 @@ class Test:
 class Decision:
     """The primary metric's test of a variant against the control, at this look."""
 
-    test: Test | None  # None: nothing to test (no variance, too few orders)
+    test: PrimaryTest | None  # None: nothing to test (no variance, too few orders)
     information: float
     threshold: float  # the p-value it must reach: alpha corrected for looks and variants
     significant: bool
@@ -198,22 +198,23 @@ async def read_arms(session: AsyncSession, experiment: Experiment) -> dict[str, 
 # ---- the verdict ---------------------------------------------------------------------------
 
 
-def primary_test(metric: ExperimentMetric, arm: Arm, control: Arm) -> Test | None:
+def primary_test(metric: ExperimentMetric, arm: Arm, control: Arm) -> PrimaryTest | None:
     """The primary metric's test of ``arm`` against ``control``: the two-proportion z-test for
     conversion, Welch's t-test for GMV per visitor (per visitor) and AOV (per paid order)."""
     if arm.visitors == 0 or control.visitors == 0:
         return None
     if metric is ExperimentMetric.CONVERSION:
-        compared: st.Comparison | None = st.compare_proportions(
+        statistic, p_value = st.proportions_test(
             arm.converters, arm.visitors, control.converters, control.visitors
         )
-    elif metric is ExperimentMetric.GMV_PER_VISITOR:
+        return PrimaryTest(statistic, p_value)
+    if metric is ExperimentMetric.GMV_PER_VISITOR:
         compared = st.compare_means(arm.gmv, control.gmv)
     else:
         compared = st.compare_means(arm.orders, control.orders)
     if compared is None:
         return None
-    return Test(compared.statistic, compared.p_value)
+    return PrimaryTest(compared.statistic, compared.p_value)
 
 
 def _p(value: float) -> str:
@@ -222,7 +223,7 @@ def _p(value: float) -> str:
 
 def decide(
     arms: Sequence[Arm],
-    tests: Mapping[str, Test | None],
+    tests: Mapping[str, PrimaryTest | None],
     *,
     min_sample_size: int,
     metric: ExperimentMetric,
@@ -288,11 +289,11 @@ def decide(
     return Verdict(Outcome.CONCLUSIVE, True, winner, reason, decisions)
 
 
-def _statistic(test: Test | None) -> float:
+def _statistic(test: PrimaryTest | None) -> float:
     return test.statistic if test is not None else 0.0
 
 
-def _above(test: Test | None) -> bool:
+def _above(test: PrimaryTest | None) -> bool:
     return _statistic(test) > 0
 
 
