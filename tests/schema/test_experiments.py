@@ -262,6 +262,17 @@ async def test_an_experiment_is_defined_started_and_stopped_and_bad_input_change
     assert body["errors"] and body.get("data") is None
     assert await experiments_in_db(session) == 2
 
+    # Concurrent requests: one key is taken once, and one start of a draft wins.
+    creates = await asyncio.gather(
+        *(admin(CREATE, {"input": definition("race-key")}) for _ in range(6))
+    )
+    kinds = sorted(c["createExperiment"]["__typename"] for c in creates)
+    assert kinds == ["ConflictError"] * 5 + ["CreateExperimentSuccess"]
+    starts = await asyncio.gather(*(admin(MOVE, {"key": "race-key"}) for _ in range(6)))
+    kinds = sorted(s["start"]["__typename"] for s in starts)
+    assert kinds == ["InvalidTransition"] * 5 + ["StartExperimentSuccess"]
+    assert await experiments_in_db(session) == 3
+
 
 async def test_insights_permissions_and_shoppers_sticky_variants_exposed_once(
     gql: GraphQLClient, session: AsyncSession, settings: Settings
