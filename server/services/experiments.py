@@ -26,7 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.models import Experiment, ExperimentExposure, ExperimentMetric, ExperimentStatus, utcnow
+from server.models import (
+    Customer,
+    Experiment,
+    ExperimentExposure,
+    ExperimentMetric,
+    ExperimentStatus,
+    utcnow,
+)
 from server.models.experiments import EXPERIMENT_KEY_MAX, VARIANT_KEY_MAX
 from server.services.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 
@@ -41,7 +48,8 @@ MIN_SAMPLE_CEILING = 10_000_000
 SESSION_ID_MAX = 64
 
 _KEY = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_CUSTOMER_VISITOR = re.compile(r"customer:([1-9][0-9]{0,17})")
+_CUSTOMER_VISITOR = re.compile(r"customer:([1-9][0-9]{0,9})")
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
 _SESSION_VISITOR = re.compile(r"session:(\S.{0,63})", re.DOTALL)
 # 2**64: the first 8 bytes of the digest, as an integer, over this are uniform in [0, 1).
 _SPAN = float(1 << 64)
@@ -98,7 +106,7 @@ def parse_visitor(visitor: str) -> int | None:
     """The customer id of a ``customer:<id>`` visitor, None for a ``session:<id>`` one;
     anything else is a ValidationFailed."""
     customer = _CUSTOMER_VISITOR.fullmatch(visitor)
-    if customer is not None:
+    if customer is not None and int(customer.group(1)) <= MAX_ROW_ID:
         return int(customer.group(1))
     if _SESSION_VISITOR.fullmatch(visitor) is not None:
         return None
@@ -111,12 +119,15 @@ def parse_visitor(visitor: str) -> int | None:
 async def variant_for(session: AsyncSession, experiment_key: str, visitor: str) -> str | None:
     """The variant ``visitor`` sees in the experiment ``experiment_key``, and the visitor's
     first exposure recorded in ``session``'s transaction (nothing when it is there already);
-    None, recording nothing, when no such experiment is running."""
+    None, recording nothing, when no such experiment is running. A malformed visitor is a
+    ValidationFailed, a customer that does not exist a NotFound."""
     customer_id = parse_visitor(visitor)
     experiment = await find_by_key(session, experiment_key)
     if experiment is None or experiment.status is not ExperimentStatus.RUNNING:
         return None
     assert experiment.id is not None
+    if customer_id is not None and await session.get(Customer, customer_id) is None:
+        raise NotFound("Customer", customer_id, field="visitor")
     variant = assign(experiment.key, variants_of(experiment), visitor)
     insert = sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
     await session.execute(
