@@ -14,6 +14,7 @@ from schema import (
     categories,
     checkout,
     customers,
+    experiments,
     facets,
     inventory,
     orders,
@@ -55,6 +56,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     access,
     audit_log,
     privacy,
+    experiments,
     plugin_admin,
 )
 

@@ -28,6 +28,10 @@ class SynonymGroupByIdLoader(ModelByIdLoader):
     model = m.SynonymGroup
 
 
+class ExperimentByIdLoader(ModelByIdLoader):
+    model = m.Experiment
+
+
 class CustomerByIdLoader(ModelByIdLoader):
     model = m.Customer
 

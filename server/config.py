@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # e.g. SHOPGRAPH_ROLE_PERMISSIONS='{"SUPPORT": ["complaints.manage"]}'.
     role_permissions: dict[str, list[str]] = Field(default_factory=dict)
     currency: str = "CNY"
+    # The shop's rule of thumb for A/B tests: an experiment's arms need at least this many
+    # visitors each before a result can be conclusive (an experiment may set its own).
+    experiment_min_sample_size: int = Field(default=1000, ge=30)
     graphiql: bool = True
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""

@@ -29,6 +29,8 @@ AUDIT_READ = "audit.read"
 APIKEYS_MANAGE = "apikeys.manage"
 PLUGINS_READ = "plugins.read"
 EVENTS_MANAGE = "events.manage"
+INSIGHTS_READ = "insights.read"
+INSIGHTS_MANAGE = "insights.manage"
 
 CORE_PERMISSIONS: dict[str, str] = {
     CATALOG_READ: "See the whole catalogue, archived products included.",
@@ -47,13 +49,15 @@ CORE_PERMISSIONS: dict[str, str] = {
     APIKEYS_MANAGE: "Create, list and revoke API keys.",
     PLUGINS_READ: "See the installed plugins.",
     EVENTS_MANAGE: "See event deliveries to plugins (payloads included) and retry failed ones.",
+    INSIGHTS_READ: "See the shop's insights: analyses, segments, experiments and their results.",
+    INSIGHTS_MANAGE: "Define, start and stop experiments (A/B tests).",
 }
 
 # What each role needs for its job; ADMIN is not listed: it holds everything (events.manage,
 # operating the plugins' event deliveries, is deliberately ADMIN's alone).
 BUILTIN_ROLES: dict[StaffRole, frozenset[str]] = {
     StaffRole.CATALOG: frozenset(
-        {CATALOG_READ, CATALOG_MANAGE, PRICING_MANAGE, STOCK_READ, PLUGINS_READ}
+        {CATALOG_READ, CATALOG_MANAGE, PRICING_MANAGE, STOCK_READ, PLUGINS_READ, INSIGHTS_READ}
     ),
     StaffRole.SUPPORT: frozenset(
         {

@@ -17,6 +17,12 @@ from server.models.events import (
     OutboxDelivery,
     OutboxEvent,
 )
+from server.models.experiments import (
+    Experiment,
+    ExperimentExposure,
+    ExperimentMetric,
+    ExperimentStatus,
+)
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
 from server.models.orders import (
     Cart,
@@ -47,6 +53,10 @@ __all__ = [
     "CustomerEvent",
     "CustomerEventKind",
     "DeliveryStatus",
+    "Experiment",
+    "ExperimentExposure",
+    "ExperimentMetric",
+    "ExperimentStatus",
     "IdempotencyKey",
     "JobLease",
     "MembershipTier",

@@ -20,6 +20,7 @@ from server.models import (
     AuditLogEntry,
     CustomerEvent,
     CustomerEventKind,
+    Experiment,
     Order,
     OrderLine,
     OutboxDelivery,
@@ -45,6 +46,7 @@ STAFF_ONLY = {
     "StockLevel",
     "OutboxDelivery",
     "SynonymGroup",
+    "Experiment",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {"Customer", "Address", "CustomerEvent", "Order", "OrderLine", "Shipment"}
@@ -182,6 +184,9 @@ FACTORIES: dict[str, Factory] = {
     "StockLevel": _stock_level,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
+    "Experiment": lambda s, cid: _add(
+        s, Experiment(key=f"idor-{cid}", name="按钮颜色", variants=[{"key": "a", "weight": 1}])
+    ),
 }
 
 
