@@ -162,7 +162,10 @@ def staff() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", default="", help="Display name.")
 @click.option(
-    "--role", default="ADMIN", show_default=True, help="ADMIN, CATALOG, SUPPORT or LOGISTICS."
+    "--role",
+    default="ADMIN",
+    show_default=True,
+    help="ADMIN, CATALOG, SUPPORT, LOGISTICS or ANALYST.",
 )
 def staff_create(email: str, password: str, name: str, role: str) -> None:
     """Create a staff user, who then signs in with the staffLogin mutation."""
@@ -343,6 +346,19 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
     from server.jobs import run_jobs_command
 
     click.echo(run_jobs_command(get_settings(), _plugins(), only=only, force=force, loop=loop))
+
+
+@main.group()
+def insights() -> None:
+    """Customer insights (RFM segments): recomputed by the periodic job core.insights."""
+
+
+@insights.command("rebuild")
+def insights_rebuild() -> None:
+    """Recompute every customer insight now, step by step, whatever changed since the last run."""
+    from server.services.insights import rebuild_command
+
+    click.echo(rebuild_command(get_settings()))
 
 
 @main.command("demo-data")

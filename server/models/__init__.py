@@ -17,6 +17,12 @@ from server.models.events import (
     OutboxDelivery,
     OutboxEvent,
 )
+from server.models.insights import (
+    CustomerRfm,
+    CustomerSegment,
+    CustomerSegmentChange,
+    InsightRun,
+)
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
 from server.models.orders import (
     Cart,
@@ -46,8 +52,12 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerEventKind",
+    "CustomerRfm",
+    "CustomerSegment",
+    "CustomerSegmentChange",
     "DeliveryStatus",
     "IdempotencyKey",
+    "InsightRun",
     "JobLease",
     "MembershipTier",
     "Order",
