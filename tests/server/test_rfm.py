@@ -30,7 +30,8 @@ from server.plugins import load_plugins
 from server.progress import Progress
 from server.services import insights, rfm
 from server.services.orders import transition_order
-from tests.support.accounts import make_customer
+from server.services.privacy import erase_customer
+from tests.support.accounts import DEFAULT_PASSWORD, make_customer
 from tests.support.insights import AS_OF, SMALL_SHOP_SEGMENTS, SmallShop, at, buy, small_shop
 
 S = CustomerSegment
@@ -292,3 +293,25 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
     assert result.stderr.splitlines() == [
         "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/1)"
     ]
+
+
+async def test_erasing_an_account_forgets_its_figures_and_history(session: AsyncSession) -> None:
+    buyer = await make_customer(session)
+    stays = await make_customer(session, password=None)
+    await buy(session, buyer, 10000, at(6, 1))
+    await buy(session, stays, 2000, at(6, 2))
+    assert (await _rebuild(session, AS_OF, force=False)).customers == 2
+    await mark_write(session)
+    await erase_customer(session, Settings(), buyer.id or 0, DEFAULT_PASSWORD)
+    await session.commit()
+    figures = select(CustomerRfm.customer_id).order_by(CustomerRfm.customer_id)
+    moves = select(CustomerSegmentChange.customer_id).order_by(CustomerSegmentChange.id)
+    assert list((await session.execute(figures)).scalars()) == [stays.id]
+    assert list((await session.execute(moves)).scalars()) == [stays.id]
+    # The recomputation leaves the erased customer out: no row comes back. The one buyer left
+    # moves from GENERAL_DEVELOP (R 4 F 3 M 2 beside the erased one) to GENERAL_WIN_BACK
+    # (alone, every score is 3: nothing is above the average).
+    done = await _rebuild(session, AS_OF + timedelta(hours=1), force=False)
+    assert (done.customers, done.removed) == (1, 0)
+    assert list((await session.execute(figures)).scalars()) == [stays.id]
+    assert list((await session.execute(moves)).scalars()) == [stays.id, stays.id]
