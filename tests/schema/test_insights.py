@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
 from strawberry import relay
 
 from server.config import Settings
@@ -18,6 +19,7 @@ from server.services import rfm
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.insights import AS_OF, buy, small_shop
+from tests.support.statements import counting
 
 
 def gid(type_name: str, ident: int | None) -> str:
@@ -52,7 +54,7 @@ query($segment: CustomerSegment!) {
 
 
 async def test_an_analyst_sees_the_small_shops_segments_and_their_movement(
-    gql: GraphQLClient, session: AsyncSession, settings: Settings
+    gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Starlette
 ) -> None:
     shop = await small_shop(session)
     await mark_write(session)
@@ -78,6 +80,15 @@ async def test_an_analyst_sees_the_small_shops_segments_and_their_movement(
     }
     nobody = await analyst(BY_SEGMENT, {"segment": "GENERAL_VALUE"})
     assert nobody["customers"] == {"totalCount": 0, "nodes": []}
+    # Every customer's figures in one statement (a DataLoader): two on the page cost what one
+    # does.
+    with counting(app) as two:
+        await analyst(BY_SEGMENT, {"segment": "GENERAL_WIN_BACK"})
+    with counting(app) as one:
+        await analyst(BY_SEGMENT, {"segment": "IMPORTANT_VALUE"})
+    # The token's revocation check, the page, its count, the figures.
+    assert len(two) == len(one) == 4
+    assert "customer_rfm" in two[-1]
     query = "query($id: ID!) { node(id: $id) { ... on Customer { segment rfm { rScore } } } }"
     a = await analyst(query, {"id": gid("Customer", shop.a.id)})
     assert a["node"] == {"segment": "IMPORTANT_VALUE", "rfm": {"rScore": 5}}

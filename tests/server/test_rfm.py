@@ -4,6 +4,7 @@ when a segment changes; skipping when nothing changed; the job and the command."
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import timedelta
 from typing import Any
@@ -315,3 +316,30 @@ async def test_erasing_an_account_forgets_its_figures_and_history(session: Async
     assert (done.customers, done.removed) == (1, 0)
     assert list((await session.execute(figures)).scalars()) == [stays.id]
     assert list((await session.execute(moves)).scalars()) == [stays.id, stays.id]
+
+
+async def test_two_recomputations_at_once_record_each_change_once(database_url: str) -> None:
+    """Two processes recomputing together (the job on two servers, the command beside the job)
+    take turns: the second sees what the first wrote and records no move twice."""
+    engines = [create_engine(database_url), create_engine(database_url)]
+    try:
+        async with session_factory(engines[0])() as s:
+            for i, total in enumerate((1000, 2000, 3000)):
+                buyer = await make_customer(s, password=None)
+                await buy(s, buyer, total, at(6, 10 + i))
+        settings = Settings(database_url=database_url)
+        reports = await asyncio.gather(
+            *(
+                insights.rebuild(session_factory(e), settings, as_of=AS_OF, force=True)
+                for e in engines
+            )
+        )
+        assert sorted(r.rfm.written for r in reports) == [0, 3]
+        assert sorted(r.rfm.segment_changes for r in reports) == [0, 3]
+        async with session_factory(engines[0])() as s:
+            moves = await s.scalar(select(func.count()).select_from(CustomerSegmentChange))
+            rows = await s.scalar(select(func.count()).select_from(CustomerRfm))
+        assert (moves, rows) == (3, 3)
+    finally:
+        for engine in engines:
+            await engine.dispose()
