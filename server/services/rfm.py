@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -260,7 +260,6 @@ class RfmRebuild:
     written: int = 0
     removed: int = 0
     segment_changes: int = 0
-    by_segment: Mapping[CustomerSegment, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         if self.skipped:
@@ -345,14 +344,12 @@ async def rebuild(
     current = await _current(session)
     upserts: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
-    by_segment: dict[CustomerSegment, int] = dict.fromkeys(CustomerSegment, 0)
     recency = scored.recency_days.tolist()
     frequency = scored.frequency.tolist()
     monetary = scored.monetary.tolist()
     r, f, m = scored.r.tolist(), scored.f.tolist(), scored.m.tolist()
     for i, customer_id in enumerate(scored.customer_ids):
         segment = scored.segments[i]
-        by_segment[segment] += 1
         values = (
             recency[i],
             frequency[i],
@@ -419,7 +416,6 @@ async def rebuild(
         written=len(upserts),
         removed=len(gone),
         segment_changes=len(changes),
-        by_segment=by_segment,
     )
 
 
