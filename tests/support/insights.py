@@ -1,5 +1,5 @@
 """A small shop whose RFM segments are worked out by hand (tests/server/test_rfm.py shows the
-working), and helpers to write its orders straight into the database."""
+working), and functions that write its orders straight into the database."""
 
 from __future__ import annotations
 
