@@ -163,7 +163,10 @@ def staff() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", default="", help="Display name.")
 @click.option(
-    "--role", default="ADMIN", show_default=True, help="ADMIN, CATALOG, SUPPORT or LOGISTICS."
+    "--role",
+    default="ADMIN",
+    show_default=True,
+    help="ADMIN, CATALOG, SUPPORT, LOGISTICS or ANALYST.",
 )
 def staff_create(email: str, password: str, name: str, role: str) -> None:
     """Create a staff user, who then signs in with the staffLogin mutation."""
@@ -348,7 +351,8 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
 
 @main.group()
 def insights() -> None:
-    """Customer insights from transaction logs (docs/insights.md)."""
+    """Customer insights: RFM segments (recomputed by the periodic job core.insights) and
+    lifetime value models fitted on transaction logs (docs/insights.md)."""
 
 
 @insights.command("fit-clv")
@@ -426,6 +430,14 @@ def insights_fit_clv(
         click.echo(json.dumps(fitted.as_dict(), indent=2))
     else:
         click.echo(fitted.describe())
+
+
+@insights.command("rebuild")
+def insights_rebuild() -> None:
+    """Recompute every customer insight now, step by step, whatever changed since the last run."""
+    from server.services.insights import rebuild_command
+
+    click.echo(rebuild_command(get_settings()))
 
 
 @main.command("demo-data")

@@ -1,7 +1,7 @@
 """experiments: A/B tests' definitions and their visitors' first exposures
 
 Revision ID: 0009_core
-Revises: 0007_core
+Revises: 0008_core
 Create Date: 2026-12-20 10:00:00
 
 - ``experiment``: an A/B test: its key, variants (with weights), primary metric, status and the
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_core"
-down_revision: str | Sequence[str] | None = "0007_core"
+down_revision: str | Sequence[str] | None = "0008_core"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -23,6 +23,12 @@ from server.models.experiments import (
     ExperimentMetric,
     ExperimentStatus,
 )
+from server.models.insights import (
+    CustomerRfm,
+    CustomerSegment,
+    CustomerSegmentChange,
+    InsightRun,
+)
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
 from server.models.orders import (
     Cart,
@@ -52,12 +58,16 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerEventKind",
+    "CustomerRfm",
+    "CustomerSegment",
+    "CustomerSegmentChange",
     "DeliveryStatus",
     "Experiment",
     "ExperimentExposure",
     "ExperimentMetric",
     "ExperimentStatus",
     "IdempotencyKey",
+    "InsightRun",
     "JobLease",
     "MembershipTier",
     "Order",

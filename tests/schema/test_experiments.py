@@ -280,7 +280,7 @@ async def test_insights_permissions_and_shoppers_sticky_variants_exposed_once(
     admin = await staff_client(gql, session, settings, StaffRole.ADMIN)
     made = (await admin(CREATE, {"input": definition("banner-copy")}))["createExperiment"]
     experiment_id = made["experiment"]["id"]
-    catalog = await staff_client(gql, session, settings, StaffRole.CATALOG)
+    analyst = await staff_client(gql, session, settings, StaffRole.ANALYST)
     support = await staff_client(gql, session, settings, StaffRole.SUPPORT)
     customer = gql.as_(token_for(settings, await make_customer(session, password=None)))
     created = await apikeys.create_api_key(
@@ -289,8 +289,8 @@ async def test_insights_permissions_and_shoppers_sticky_variants_exposed_once(
     await session.commit()
     reader_key = gql.as_(created.secret)
 
-    # Readers: the CATALOG role and an API key with insights.read see experiments, manage none.
-    for reader in (catalog, reader_key):
+    # Readers: the ANALYST role and an API key with insights.read see experiments, manage none.
+    for reader in (analyst, reader_key):
         assert (await reader(LIST, {"status": None}))["experiments"]["totalCount"] == 1
         assert (await reader(ONE, {"key": "banner-copy"}))["experiment"]["key"] == "banner-copy"
         assert (await reader(NODE, {"id": experiment_id}))["node"] is not None
@@ -457,7 +457,7 @@ async def test_results_of_a_shop_with_known_counts_and_when_they_are_not_conclus
     gql: GraphQLClient, session: AsyncSession, settings: Settings
 ) -> None:
     known = await _known_shop(session)
-    reader = await staff_client(gql, session, settings, StaffRole.CATALOG)
+    reader = await staff_client(gql, session, settings, StaffRole.ANALYST)
     results = (await reader(RESULTS, {"key": "buy-box"}))["experiment"]["results"]
     control, treatment = results["variants"]
     for got, variant in ((control, "control"), (treatment, "treatment")):
