@@ -7,7 +7,7 @@ TEST_WORKERS ?= auto
 DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo serve test test-lowest lock lint schema bench bench-search clean vendor-graphiql
+.PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv clean vendor-graphiql
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -60,9 +60,11 @@ lock: $(UV)
 # it is not 0, "no tests collected" (5) included.
 LOWEST_VENV := build/lowest-venv
 LOWEST_TESTS := tests/packaging tests/server/test_smoke.py tests/server/test_migrations.py \
-	tests/server/test_json_codec.py tests/server/test_demo_data.py tests/schema/test_accounts.py \
+	tests/server/test_json_codec.py tests/server/test_demo_data.py tests/server/test_clv.py \
+	tests/schema/test_accounts.py \
 	tests/schema/test_orders.py tests/security/test_limits.py tests/security/test_fuzz.py \
-	tests/plugins/test_loyalty.py tests/server/test_operations.py tests/e2e/test_graphiql.py
+	tests/plugins/test_loyalty.py tests/server/test_operations.py tests/e2e/test_graphiql.py \
+	tests/server/test_experiment_stats.py
 test-lowest: $(UV)
 	rm -rf $(LOWEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LOWEST_VENV)
@@ -105,6 +107,11 @@ bench-search: install
 	@command -v wrk >/dev/null 2>&1 || { \
 		echo "make bench-search needs wrk: install the Debian package wrk" >&2; exit 1; }
 	$(BIN)/python -m bench.search $(BENCH_ARGS)
+
+# The CLV benchmark (docs/insights.md, "Speed"): `insights fit-clv`'s steps on a generated log
+# of about a million transactions. Options in BENCH_ARGS, e.g. '--customers 50000'.
+bench-clv: install
+	$(BIN)/python -m bench.clv $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

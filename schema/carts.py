@@ -26,9 +26,16 @@ from schema.pricing import (
     fee_types,
 )
 from schema.products import Product
+from schema.variants import ProductVariant
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import ConflictError, IdempotencyConflict, NotFoundError, ValidationError
+from server.graphql.errors import (
+    ConflictError,
+    IdempotencyConflict,
+    NotFoundError,
+    ValidationError,
+    VariantRequired,
+)
 from server.graphql.ids import optional_node_id, require_node_id
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate
@@ -40,7 +47,7 @@ from server.services.errors import ValidationFailed
 strawberry.enum(m.CartStatus, name="CartStatus")
 
 
-@strawberry.type(description="A product in a cart, priced for the viewer now.")
+@strawberry.type(description="A variant (SKU) of a product in a cart, priced for the viewer now.")
 class CartLine(FromModel):
     # Built from a priced line's cart line (``_priced.line``), with its global id.
     id: relay.GlobalID
@@ -51,6 +58,11 @@ class CartLine(FromModel):
     def product(self) -> Product | None:
         # The row the cart was priced with: no statement of its own.
         return Product.from_model(self._priced.product)
+
+    @strawberry.field(description="The variant (SKU) this line holds.")
+    def variant(self) -> ProductVariant:
+        # Priced with the line: no statement of its own. Shown even once taken off sale.
+        return ProductVariant.from_model(self._priced.variant)
 
     @strawberry.field
     def unit_price(self) -> Money:
@@ -250,7 +262,8 @@ CreateCartResult = Annotated[
     CreateCartSuccess | ValidationError, strawberry.union("CreateCartResult")
 ]
 CartAddLinesResult = Annotated[
-    CartAddLinesSuccess | CartErrors | IdempotencyConflict, strawberry.union("CartAddLinesResult")
+    CartAddLinesSuccess | CartErrors | VariantRequired | IdempotencyConflict,
+    strawberry.union("CartAddLinesResult"),
 ]
 CartUpdateLineResult = Annotated[
     CartUpdateLineSuccess | CartErrors, strawberry.union("CartUpdateLineResult")
@@ -277,7 +290,9 @@ class CartMutations:
 
         return await mutate(info, work, lambda cart: CreateCartSuccess(cart=Cart.from_model(cart)))
 
-    @strawberry.mutation(description="Add products (merged into existing lines).")
+    @strawberry.mutation(
+        description="Add variants (SKUs) to the cart, merged into the line of the same variant."
+    )
     async def cart_add_lines(self, info: Info, input: CartAddLinesInput) -> CartAddLinesResult:
         viewer = info.context.viewer
 

@@ -14,7 +14,9 @@ from schema import (
     categories,
     checkout,
     customers,
+    experiments,
     facets,
+    insights,
     inventory,
     orders,
     payments,
@@ -46,6 +48,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     accounts,
     profile,
     customers,
+    insights,
     behaviour,
     search_insights,
     inventory,
@@ -57,6 +60,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     access,
     audit_log,
     privacy,
+    experiments,
     plugin_admin,
 )
 

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
@@ -29,7 +30,14 @@ from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
 from server.graphql.pagination import Connection, Page, PaginationError, SortDirection, SortKey
 from server.graphql.permissions import HasPermission
-from server.permissions import CUSTOMERS_MANAGE, CUSTOMERS_READ, ORDERS_MANAGE, ORDERS_READ
+from server.permissions import (
+    CUSTOMERS_MANAGE,
+    CUSTOMERS_READ,
+    INSIGHTS_MANAGE,
+    INSIGHTS_READ,
+    ORDERS_MANAGE,
+    ORDERS_READ,
+)
 from server.services import customers as service
 
 if TYPE_CHECKING:
@@ -37,6 +45,11 @@ if TYPE_CHECKING:
 
 # A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
 strawberry.enum(m.MembershipTier, description="Membership tiers.")
+strawberry.enum(
+    m.CustomerSegment,
+    description="The eight RFM segments (insights.read): R, F and M each high or low against "
+    "the shop's average score. Chinese names: CustomerRfm.segmentLabel.",
+)
 
 
 async def _latest_products(
@@ -174,6 +187,10 @@ class CustomerFilter:
     search: str | None = strawberry.field(
         default=None, description="A substring of the email or the name (case-insensitive)."
     )
+    segment: m.CustomerSegment | None = strawberry.field(
+        default=None,
+        description="Customers now in this RFM segment (needs insights.read as well).",
+    )
 
 
 _SORT_KEYS = {
@@ -205,6 +222,13 @@ class CustomerQueries:
         sort: CustomerSort | None = None,
     ) -> Connection[Customer]:
         flt = filter or CustomerFilter()
+        if flt.segment is not None and not info.context.viewer.has(INSIGHTS_READ, INSIGHTS_MANAGE):
+            # Who is in a segment is an insight: a reader of customers alone may not sort them so.
+            raise GraphQLError(
+                f"Filtering by segment requires the permission {INSIGHTS_READ} or "
+                f"{INSIGHTS_MANAGE}.",
+                extensions={"code": "FORBIDDEN", "permission": [INSIGHTS_READ, INSIGHTS_MANAGE]},
+            )
         order = sort or CustomerSort()
         dialect = "sqlite" if info.context.settings.is_sqlite else "postgresql"
         stmt = service.customers_query(
@@ -214,6 +238,7 @@ class CustomerQueries:
                 region=flt.region,
                 city=flt.city,
                 search=flt.search,
+                segment=flt.segment,
             ),
             dialect,
         )

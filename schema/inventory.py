@@ -9,12 +9,18 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from schema.loaders import ProductByIdLoader, StockLevelByIdLoader, WarehouseByIdLoader
+from schema.loaders import (
+    ProductByIdLoader,
+    ProductVariantByIdLoader,
+    StockLevelByIdLoader,
+    WarehouseByIdLoader,
+)
 from schema.products import Product
+from schema.variants import ProductVariant
 from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
-from server.graphql.errors import ConflictError, NotFoundError, ValidationError
+from server.graphql.errors import ConflictError, NotFoundError, ValidationError, VariantRequired
 from server.graphql.ids import filter_node_id, optional_node_id, require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
@@ -22,6 +28,7 @@ from server.graphql.pagination import Connection, Page, SortDirection, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import STOCK_MANAGE, STOCK_READ
 from server.services import warehouses as service
+from server.services.variant_refs import VariantRef
 
 # A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
 strawberry.enum(
@@ -45,7 +52,7 @@ class Warehouse(ModelNode):
     is_active: bool
 
 
-@strawberry.type(description="One product's stock in one warehouse (staff only).")
+@strawberry.type(description="One variant's (SKU's) stock in one warehouse (staff only).")
 class StockLevel(ModelNode):
     loader = StockLevelByIdLoader
 
@@ -54,6 +61,7 @@ class StockLevel(ModelNode):
     reserved: int = strawberry.field(description="Held for orders placed but not shipped.")
     safety_stock: int
     product_id: strawberry.Private[int]
+    variant_id: strawberry.Private[int]
     warehouse_id: strawberry.Private[int]
 
     @classmethod
@@ -73,6 +81,11 @@ class StockLevel(ModelNode):
         row = await info.context.loaders.get(ProductByIdLoader).load(self.product_id)
         return Product.from_model(row) if row is not None else None
 
+    @strawberry.field(description="The variant (SKU) whose stock this is.")
+    async def variant(self, info: Info) -> ProductVariant | None:
+        row = await info.context.loaders.get(ProductVariantByIdLoader).load(self.variant_id)
+        return ProductVariant.from_model(row) if row is not None else None
+
     @strawberry.field
     async def warehouse(self, info: Info) -> Warehouse | None:
         row = await info.context.loaders.get(WarehouseByIdLoader).load(self.warehouse_id)
@@ -89,7 +102,12 @@ class WarehouseFilter:
 
 @strawberry.input
 class StockLevelFilter:
-    product_id: strawberry.ID | None = None
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The stock of every variant of this product."
+    )
+    variant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The stock of this variant (SKU)."
+    )
     warehouse_id: strawberry.ID | None = None
     below_safety_stock: bool | None = None
 
@@ -149,6 +167,7 @@ class InventoryQueries:
         stmt = service.stock_levels_query(
             service.StockFilter(
                 product_id=filter_node_id(flt.product_id, "Product"),
+                variant_id=filter_node_id(flt.variant_id, "ProductVariant"),
                 warehouse_id=filter_node_id(flt.warehouse_id, "Warehouse"),
                 below_safety_stock=flt.below_safety_stock,
             )
@@ -224,17 +243,19 @@ CreateWarehouseResult = Annotated[
     strawberry.union("CreateWarehouseResult"),
 ]
 SetStockLevelResult = Annotated[
-    SetStockLevelSuccess | ValidationError | NotFoundError, strawberry.union("SetStockLevelResult")
+    SetStockLevelSuccess | ValidationError | NotFoundError | VariantRequired,
+    strawberry.union("SetStockLevelResult"),
 ]
 AdjustStockResult = Annotated[
-    AdjustStockSuccess | ValidationError | NotFoundError, strawberry.union("AdjustStockResult")
+    AdjustStockSuccess | ValidationError | NotFoundError | VariantRequired,
+    strawberry.union("AdjustStockResult"),
 ]
 
 
 def _ids(input: SetStockLevelInput | AdjustStockInput) -> dict[str, Any]:
     return {
         "warehouse_id": require_node_id(input.warehouse_id, "Warehouse", "warehouseId"),
-        "target": service.StockTarget(
+        "target": VariantRef(
             product_id=optional_node_id(input.product_id, "Product", "productId"),
             variant_id=optional_node_id(input.variant_id, "ProductVariant", "variantId"),
         ),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from sqlalchemy import select
+from sqlmodel import col
 from strawberry.dataloader import DataLoader
 
 from server import models as m
@@ -26,6 +28,10 @@ class CategoryByIdLoader(ModelByIdLoader):
 
 class SynonymGroupByIdLoader(ModelByIdLoader):
     model = m.SynonymGroup
+
+
+class ExperimentByIdLoader(ModelByIdLoader):
+    model = m.Experiment
 
 
 class CustomerByIdLoader(ModelByIdLoader):
@@ -111,6 +117,19 @@ class LatestProductIdsByCustomerLoader(DataLoader[tuple[int, m.CustomerEventKind
             for customer_id, product_id, _rank in await self.db.rows(stmt):
                 found[(customer_id, kind, limit)].append(product_id)
         return [found.get(key, []) for key in keys]
+
+
+class CustomerRfmByCustomerIdLoader(DataLoader[int, m.CustomerRfm | None]):
+    """A customer's current RFM row (None: no purchase yet), for a page of customers at once."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[m.CustomerRfm | None]:
+        stmt = select(m.CustomerRfm).where(col(m.CustomerRfm.customer_id).in_(set(keys)))
+        found = {row.customer_id: row for row in await self.db.scalars(stmt)}
+        return [found.get(key) for key in keys]
 
 
 class CategoriesByParentIdLoader(ModelsByFieldLoader):

@@ -25,6 +25,7 @@ from schema.loaders import (
     OrderLinesByOrderIdLoader,
     OrderStatusChangesByOrderIdLoader,
     ProductByIdLoader,
+    ProductVariantByIdLoader,
 )
 from schema.pricing import (
     PriceAdjustment,
@@ -35,6 +36,7 @@ from schema.pricing import (
 )
 from schema.products import Product
 from schema.shipment_plans import PlannedParcel, planned_parcels
+from schema.variants import OptionValue, ProductVariant
 from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
@@ -51,7 +53,9 @@ from server.services import orders as service
 strawberry.enum(m.OrderStatus, name="OrderStatus")
 
 
-@strawberry.type(description="A product line of an order, as it was placed.")
+@strawberry.type(
+    description="A line of an order: one variant (SKU) of a product, as it was placed."
+)
 class OrderLine(ModelNode):
     loader = OrderLineByIdLoader
 
@@ -94,6 +98,18 @@ class OrderLine(ModelNode):
         # As placed: shown even when the product is archived since.
         row = await info.context.loaders.get(ProductByIdLoader).load(self._model.product_id)
         return Product.from_model(row) if row is not None else None
+
+    @strawberry.field(description="The variant (SKU) ordered; shown even once taken off sale.")
+    async def variant(self, info: Info) -> ProductVariant | None:
+        row = await info.context.loaders.get(ProductVariantByIdLoader).load(self._model.variant_id)
+        return ProductVariant.from_model(row) if row is not None else None
+
+    @strawberry.field(
+        description="The variant's option values as ordered (empty for a product without "
+        "options), kept even if the variant changes since."
+    )
+    def options(self) -> list[OptionValue]:
+        return [OptionValue(name=k, value=v) for k, v in self._model.options.items()]
 
     @strawberry.field(description="The unit price paid (adjustments applied).")
     def unit_price(self) -> Money:

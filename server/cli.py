@@ -8,7 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -162,7 +163,10 @@ def staff() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--name", default="", help="Display name.")
 @click.option(
-    "--role", default="ADMIN", show_default=True, help="ADMIN, CATALOG, SUPPORT or LOGISTICS."
+    "--role",
+    default="ADMIN",
+    show_default=True,
+    help="ADMIN, CATALOG, SUPPORT, LOGISTICS or ANALYST.",
 )
 def staff_create(email: str, password: str, name: str, role: str) -> None:
     """Create a staff user, who then signs in with the staffLogin mutation."""
@@ -343,6 +347,97 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
     from server.jobs import run_jobs_command
 
     click.echo(run_jobs_command(get_settings(), _plugins(), only=only, force=force, loop=loop))
+
+
+@main.group()
+def insights() -> None:
+    """Customer insights: RFM segments (recomputed by the periodic job core.insights) and
+    lifetime value models fitted on transaction logs (docs/insights.md)."""
+
+
+@insights.command("fit-clv")
+@click.option(
+    "--transactions",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CSV file with a header row, one row per transaction.",
+)
+@click.option("--customer", required=True, help="The column of the customer id.")
+@click.option("--date", "date_column", required=True, help="The column of the purchase date.")
+@click.option("--amount", default=None, help="The column of the amount spent (for Gamma-Gamma).")
+@click.option(
+    "--calibration-end",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The last day of the calibration period (YYYY-MM-DD); later purchases are the holdout.",
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["week", "day"]),
+    default="week",
+    show_default=True,
+    help="The unit of time of the fitted rates.",
+)
+@click.option(
+    "--date-format",
+    default=None,
+    help="strptime format of the dates when not YYYY-MM-DD or YYYYMMDD (e.g. %d/%m/%Y).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+def insights_fit_clv(
+    transactions: Path,
+    customer: str,
+    date_column: str,
+    amount: str | None,
+    calibration_end: datetime,
+    unit: Literal["week", "day"],
+    date_format: str | None,
+    as_json: bool,
+) -> None:
+    """Fit BG/NBD (purchases) and Gamma-Gamma (spend, with --amount) on a transaction log:
+    repeat purchases are counted per distinct day, and each customer's time runs from their
+    first purchase to the calibration end. When the log runs past the calibration end, the
+    forecast of purchases after it is compared with what happened and with two baselines."""
+    import json
+
+    from server.progress import Progress
+    from server.services import clv
+    from server.services.errors import DomainError
+    from server.services.transaction_log import read_transactions_csv
+
+    try:
+        with Progress("fit-clv", 2 + clv.FIT_STEPS) as progress:
+            log = read_transactions_csv(
+                transactions,
+                customer=customer,
+                date=date_column,
+                amount=amount,
+                date_format=date_format,
+            )
+            progress.advance(f"{log.rows} transactions read")
+            summary = clv.summarize_transactions(
+                log.customers,
+                log.dates,
+                log.amounts,
+                calibration_end=calibration_end.date(),
+                unit=unit,
+            )
+            progress.advance(f"{summary.size} customers summarised")
+            fitted = clv.fit_clv(summary, progress=progress)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    if as_json:
+        click.echo(json.dumps(fitted.as_dict(), indent=2))
+    else:
+        click.echo(fitted.describe())
+
+
+@insights.command("rebuild")
+def insights_rebuild() -> None:
+    """Recompute every customer insight now, step by step, whatever changed since the last run."""
+    from server.services.insights import rebuild_command
+
+    click.echo(rebuild_command(get_settings()))
 
 
 @main.command("demo-data")

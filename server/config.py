@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # e.g. SHOPGRAPH_ROLE_PERMISSIONS='{"SUPPORT": ["complaints.manage"]}'.
     role_permissions: dict[str, list[str]] = Field(default_factory=dict)
     currency: str = "CNY"
+    # The shop's rule of thumb for A/B tests: an experiment's arms need at least this many
+    # visitors each before a result can be conclusive (an experiment may set its own).
+    experiment_min_sample_size: int = Field(default=1000, ge=30)
     graphiql: bool = True
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""
@@ -75,9 +78,10 @@ class Settings(BaseSettings):
     # Operations (docs/operations.md): /metrics is open outside production; in production it
     # needs ``Authorization: Bearer <metrics_token>`` and is closed without a token.
     metrics_token: str | None = None
-    # Periodic jobs (the plugins' ``jobs`` hook) run by a background task of every serving
-    # process, which looks for due jobs every ``jobs_poll_seconds``; one process at a time
-    # runs a given job across the cluster. False leaves them to ``shopgraph jobs run``.
+    # Periodic jobs (the ``jobs`` hook: the core's insights job, the plugins') run by a
+    # background task of every serving process, which looks for due jobs every
+    # ``jobs_poll_seconds``; one process at a time runs a given job across the cluster. False
+    # leaves them to ``shopgraph jobs run``.
     run_jobs: bool = True
     jobs_poll_seconds: float = Field(default=5.0, gt=0)
     # Log lines as JSON objects (with the request id) or as text; unset: JSON in production.

@@ -249,10 +249,11 @@ def plan_shipments(
 ) -> Sequence[Parcel] | None:
     """firstresult: return the parcels ``order`` ships in (``Parcel(warehouse_id, lines,
     carrier, note)``), or None to leave the plan to the next plugin. Called when the order is
-    paid for, before the gateway is asked. Every unit of every line must be in exactly one
-    parcel, and all parcels of a line leave one warehouse: a line planned from another
-    warehouse than the one holding its units has its reservation moved there. The core's own
-    implementation, called last, ships one parcel per warehouse holding the order's units."""
+    paid for, before the gateway is asked. Each line is one variant (``variant_id``, ``sku``,
+    ``options``). Every unit of every line must be in exactly one parcel, and all parcels of a
+    line leave one warehouse: a line planned from another warehouse than the one holding its
+    units has its reservation (of that variant) moved there. The core's own implementation,
+    called last, ships one parcel per warehouse holding the order's units."""
 
 
 @hookspec
@@ -338,7 +339,8 @@ def payment_webhook(
 @hookspec
 def order_placed(event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any) -> None:
     """Called after an order is committed. ``event.payload`` has ``order_id``, ``customer_id``,
-    ``total`` (minor units), ``currency`` and ``lines``."""
+    ``total`` (minor units), ``currency`` and ``lines`` (``order_line_id``, ``product_id``,
+    ``variant_id``, ``sku``, ``options``, ``quantity``, ``unit_price``, ``warehouse_id``)."""
 
 
 @hookspec
@@ -362,7 +364,7 @@ def shipment_created(
 ) -> None:
     """Called after a shipment is created: payload ``shipment_id``, ``order_id``,
     ``warehouse_id``, ``carrier``, ``tracking_number`` and ``lines`` (``order_line_id``,
-    ``quantity``)."""
+    ``variant_id``, ``sku``, ``quantity``)."""
 
 
 @hookspec

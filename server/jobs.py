@@ -1,5 +1,6 @@
-"""Periodic jobs: the plugins' ``jobs`` hook, run inside ``shopgraph serve`` (a background task
-of every serving process, ``SHOPGRAPH_RUN_JOBS``) and by ``shopgraph jobs run``.
+"""Periodic jobs: the ``jobs`` hook (the core's own, ``core.insights``, and the plugins'), run
+inside ``shopgraph serve`` (a background task of every serving process, ``SHOPGRAPH_RUN_JOBS``)
+and by ``shopgraph jobs run``.
 
 Each job has a row in ``job_lease``. A runner takes a job with a conditional UPDATE that only
 succeeds when nobody holds it and its interval has passed, so any number of processes may run
@@ -75,7 +76,8 @@ class JobsReport:
 
 
 def scheduled_jobs(plugins: PluginRuntime) -> list[ScheduledJob]:
-    """Every enabled plugin's jobs; two jobs with one full name are a start-up error."""
+    """Every job of the core and the enabled plugins; two jobs with one full name are a
+    start-up error."""
     found: dict[str, ScheduledJob] = {}
     for plugin, jobs in plugins.call_sync("jobs"):
         for job in jobs:
@@ -273,7 +275,7 @@ class BackgroundJobs:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        """Start the task (not when no enabled plugin has jobs)."""
+        """Start the task (not when no job is declared, the core's included)."""
         if not scheduled_jobs(self.runner.plugins):
             return
         self._task = asyncio.create_task(

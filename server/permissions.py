@@ -29,6 +29,8 @@ AUDIT_READ = "audit.read"
 APIKEYS_MANAGE = "apikeys.manage"
 PLUGINS_READ = "plugins.read"
 EVENTS_MANAGE = "events.manage"
+INSIGHTS_READ = "insights.read"
+INSIGHTS_MANAGE = "insights.manage"
 
 CORE_PERMISSIONS: dict[str, str] = {
     CATALOG_READ: "See the whole catalogue, archived products included.",
@@ -47,10 +49,16 @@ CORE_PERMISSIONS: dict[str, str] = {
     APIKEYS_MANAGE: "Create, list and revoke API keys.",
     PLUGINS_READ: "See the installed plugins.",
     EVENTS_MANAGE: "See event deliveries to plugins (payloads included) and retry failed ones.",
+    INSIGHTS_READ: "See the shop's insights: customers' RFM figures and segments, experiments "
+    "and their results.",
+    INSIGHTS_MANAGE: "Recompute customer insights; define, start and stop experiments (A/B tests).",
 }
 
 # What each role needs for its job; ADMIN is not listed: it holds everything (events.manage,
-# operating the plugins' event deliveries, is deliberately ADMIN's alone).
+# operating the plugins' event deliveries, is deliberately ADMIN's alone, and so is
+# insights.manage, recomputing the insights). ANALYST reads the shop's figures and its
+# customers to act on segments, and changes nothing; SUPPORT serves every customer alike and
+# does not see their value segments.
 BUILTIN_ROLES: dict[StaffRole, frozenset[str]] = {
     StaffRole.CATALOG: frozenset(
         {CATALOG_READ, CATALOG_MANAGE, PRICING_MANAGE, STOCK_READ, PLUGINS_READ}
@@ -73,6 +81,16 @@ BUILTIN_ROLES: dict[StaffRole, frozenset[str]] = {
             SHIPMENTS_MANAGE,
             STOCK_READ,
             STOCK_MANAGE,
+        }
+    ),
+    StaffRole.ANALYST: frozenset(
+        {
+            CATALOG_READ,
+            CUSTOMERS_READ,
+            ORDERS_READ,
+            SHIPMENTS_READ,
+            STOCK_READ,
+            INSIGHTS_READ,
         }
     ),
 }

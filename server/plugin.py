@@ -78,6 +78,7 @@ from server.plugin_routes import (
     verify_signature,
 )
 from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from server.services.experiments import variant_for
 from server.services.outbox import emit as emit_event
 
 __all__ = [
@@ -115,6 +116,8 @@ __all__ = [
     "Viewer",
     # events of a plugin's own
     "emit_event",
+    # experiments (A/B tests): the variant a visitor gets
+    "variant_for",
     # HTTP routes (the routes hook)
     "RouteError",
     "request_viewer",

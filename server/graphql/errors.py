@@ -40,6 +40,17 @@ class OutOfStock(Error):
     available: int
 
 
+@strawberry.type(
+    description="A product was named where a variant is needed and it has several variants on "
+    "sale (or none): name the variant (variantId), one of variantIds."
+)
+class VariantRequired(Error):
+    product_id: relay.GlobalID
+    variant_ids: list[relay.GlobalID] = strawberry.field(
+        description="The product's variants on sale, in display order."
+    )
+
+
 @strawberry.type
 class InvalidTransition(Error):
     current: str
@@ -92,6 +103,12 @@ def to_graphql(err: domain.DomainError) -> Error:
                 variant_id=relay.GlobalID("ProductVariant", str(err.variant_id)),
                 requested=err.requested,
                 available=err.available,
+            )
+        case domain.VariantRequired():
+            return VariantRequired(
+                **base,
+                product_id=relay.GlobalID("Product", str(err.product_id)),
+                variant_ids=[relay.GlobalID("ProductVariant", str(v)) for v in err.variant_ids],
             )
         case domain.InvalidTransition():
             return InvalidTransition(**base, current=err.current, target=err.target)

@@ -45,6 +45,16 @@ class Money:
     minor_units: int = strawberry.field(description="Integer minor units (fen for CNY).")
 
 
+@strawberry.type(
+    description="A total of many amounts in one currency (a customer's spend, a segment's "
+    "revenue): amount is a decimal string, which holds any total (a minor-unit count could "
+    "outgrow a GraphQL Int)."
+)
+class MoneyTotal:
+    currency: str
+    amount: Decimal = strawberry.field(description='Decimal amount, e.g. "1234567.80".')
+
+
 @strawberry.input(description="Money as input: a decimal amount and an optional currency.")
 class MoneyInput:
     amount: Decimal
@@ -53,3 +63,7 @@ class MoneyInput:
 
 def money(minor: int, currency: str) -> Money:
     return Money(amount=to_decimal(minor, currency), currency=currency, minor_units=minor)
+
+
+def money_total(minor: int, currency: str) -> MoneyTotal:
+    return MoneyTotal(amount=to_decimal(minor, currency), currency=currency)

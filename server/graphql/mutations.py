@@ -79,3 +79,32 @@ async def mutate(
     if isinstance(result, Error):
         return result
     return success(result)
+
+
+async def run_write(
+    info: Info,
+    service: Callable[Concatenate[AsyncSession, P], Awaitable[R]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Run ``service`` in a write transaction of its own, from a field that is not a mutation:
+    what a read records as it answers (an experiment's exposure when a variant is asked for).
+
+    Success commits; anything raised (a DomainError included, which the field answers as a
+    GraphQL error) rolls back and propagates. Not audited, and the request's loaders are
+    left as they are: the write is a record, not a change of what the request reads.
+    """
+    session = info.context.db.session
+    async with info.context.db.lock:
+        if session.in_transaction():
+            # End the read transaction an earlier field opened, so this one can take the
+            # write lock from its first statement.
+            await session.commit()
+        await mark_write(session)
+        try:
+            result = await service(session, *args, **kwargs)
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    return result

@@ -17,6 +17,18 @@ from server.models.events import (
     OutboxDelivery,
     OutboxEvent,
 )
+from server.models.experiments import (
+    Experiment,
+    ExperimentExposure,
+    ExperimentMetric,
+    ExperimentStatus,
+)
+from server.models.insights import (
+    CustomerRfm,
+    CustomerSegment,
+    CustomerSegmentChange,
+    InsightRun,
+)
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
 from server.models.orders import (
     Cart,
@@ -46,8 +58,16 @@ __all__ = [
     "Customer",
     "CustomerEvent",
     "CustomerEventKind",
+    "CustomerRfm",
+    "CustomerSegment",
+    "CustomerSegmentChange",
     "DeliveryStatus",
+    "Experiment",
+    "ExperimentExposure",
+    "ExperimentMetric",
+    "ExperimentStatus",
     "IdempotencyKey",
+    "InsightRun",
     "JobLease",
     "MembershipTier",
     "Order",

@@ -24,6 +24,8 @@ class StaffRole(StrEnum):
     CATALOG = "CATALOG"
     SUPPORT = "SUPPORT"
     LOGISTICS = "LOGISTICS"
+    # Reads the shop's figures (insights, orders, catalogue, customers); changes nothing.
+    ANALYST = "ANALYST"
 
 
 class Customer(SQLModel, table=True):

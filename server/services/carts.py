@@ -24,12 +24,11 @@ from server.models import (
     CartLine,
     CartStatus,
     CustomerEventKind,
-    Product,
     ProductVariant,
     utcnow,
 )
 from server.permissions import CUSTOMERS_READ
-from server.services import behaviour, idempotency, variants
+from server.services import behaviour, idempotency, variant_refs
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 MAX_LINE_QUANTITY = 999
@@ -154,7 +153,7 @@ async def add_lines(
     *,
     idempotency_key: str | None = None,
 ) -> Cart:
-    """Add quantities to the cart (merged into an existing line of the same product).
+    """Add quantities to the cart (merged into an existing line of the same variant).
 
     Adding is not naturally safe to repeat: with ``idempotency_key``, a retry of the same lines
     (say, after an answer lost to a network or database failure) adds nothing and returns the
@@ -165,51 +164,60 @@ async def add_lines(
         raise ValidationFailed("give at least one line", field="lines")
     for i, line in enumerate(lines):
         _check_quantity(line.quantity, f"lines.{i}.quantity")
-    chosen = await _variants_of_lines(session, lines)
-    merged: dict[int, int] = {}
-    for variant, line in zip(chosen, lines, strict=True):
-        assert variant.id is not None  # a stored variant
-        merged[variant.id] = merged.get(variant.id, 0) + line.quantity
-    variant_of = {v.id: v for v in chosen}
     claimed: idempotency.Claim | None = None
     if idempotency_key is not None:
+        # The lines as sent (the same references merged): a replay answers as the first
+        # request did, whatever has changed in the catalogue since.
+        asked: dict[str, int] = {}
+        for line in lines:
+            ref = f"{line.product_id or ''}:{line.variant_id or ''}"
+            asked[ref] = asked.get(ref, 0) + line.quantity
         claimed = await idempotency.claim(
             session,
             scope=f"cart:{cart.id}",
             operation=ADD_LINES,
             key=idempotency.validate_key(idempotency_key),
-            digest=idempotency.request_hash({str(v): q for v, q in sorted(merged.items())}),
+            digest=idempotency.request_hash(dict(sorted(asked.items()))),
         )
         if claimed.replay_id is not None:
             return cart
-    products = {
-        p.id: p
-        for p in await session.scalars(
-            select(Product).where(col(Product.id).in_({v.product_id for v in chosen}))
-        )
-    }
-    for variant in chosen:
-        product = products.get(variant.product_id)
-        if product is None or not product.is_active or not variant.is_active:
-            raise NotFound("product", variant.product_id, field="lines")
+    chosen = await variant_refs.resolve(
+        session,
+        [
+            variant_refs.VariantRef(line.product_id, line.variant_id, path=f"lines.{i}")
+            for i, line in enumerate(lines)
+        ],
+        on_sale=True,
+    )
+    # One line per variant: the lines naming one variant are added up.
+    merged: dict[int, int] = {}
+    last_line: dict[int, int] = {}
+    variant_of: dict[int, ProductVariant] = {}
+    for i, (line, (variant, product)) in enumerate(zip(lines, chosen, strict=True)):
+        assert variant.id is not None  # a stored variant
         if product.currency != cart.currency:
             raise ValidationFailed(
                 f"product {product.id} is priced in {product.currency}, "
                 f"the cart in {cart.currency}",
-                field="lines",
+                field=f"lines.{i}",
             )
+        merged[variant.id] = merged.get(variant.id, 0) + line.quantity
+        last_line[variant.id] = i
+        variant_of[variant.id] = variant
     existing = {
         line.variant_id: line.quantity
         for line in await session.scalars(select(CartLine).where(col(CartLine.cart_id) == cart.id))
     }
     for variant_id, quantity in merged.items():
+        variant = variant_of[variant_id]
         if existing.get(variant_id, 0) + quantity > MAX_LINE_QUANTITY:
             raise ValidationFailed(
-                f"at most {MAX_LINE_QUANTITY} of one variant per cart", field="lines"
+                f"at most {MAX_LINE_QUANTITY} units of one variant per cart: {variant.sku} "
+                f"would have {existing.get(variant_id, 0) + quantity}",
+                field=f"lines.{last_line[variant_id]}.quantity",
             )
-        product_id = variant_of[variant_id].product_id
         insert = _upsert(session)(CartLine).values(
-            cart_id=cart.id, product_id=product_id, variant_id=variant_id, quantity=quantity
+            cart_id=cart.id, product_id=variant.product_id, variant_id=variant_id, quantity=quantity
         )
         await session.execute(
             insert.on_conflict_do_update(
@@ -222,34 +230,14 @@ async def add_lines(
             kind=CustomerEventKind.ADD_TO_CART,
             customer_id=cart.customer_id or viewer.customer_id,
             session_id=None if cart.customer_id else behaviour_session_id(cart),
-            product_id=product_id,
+            product_id=variant.product_id,
             quantity=quantity,
-            data={"cart_id": cart.id, "variant_id": variant_id},
+            data={"cart_id": cart.id, "variant_id": variant_id, "sku": variant.sku},
         )
     if claimed is not None:
         assert cart.id is not None  # a stored cart
         await idempotency.complete(session, claimed, cart.id)
     return await _touch(session, cart)
-
-
-async def _variants_of_lines(
-    session: AsyncSession, lines: Sequence[LineRequest]
-) -> list[ProductVariant]:
-    """The variant each line names: its variant, or its product's one variant on sale."""
-    found = await variants.by_ids(session, [ln.variant_id for ln in lines if ln.variant_id])
-    chosen: list[ProductVariant] = []
-    for i, line in enumerate(lines):
-        if line.variant_id is not None:
-            variant = found.get(line.variant_id)
-            named = line.product_id
-            if variant is None or (named is not None and variant.product_id != named):
-                raise NotFound("variant", line.variant_id, field="lines")
-            chosen.append(variant)
-        elif line.product_id is not None:
-            chosen.append(await variants.sole_variant(session, line.product_id, field="lines"))
-        else:
-            raise ValidationFailed(f"line {i}: give a variantId or a productId", field="lines")
-    return chosen
 
 
 async def update_line(

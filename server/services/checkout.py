@@ -241,13 +241,19 @@ def _core_problems(quote: CartQuote) -> list[CheckoutProblem]:
     return [
         CheckoutProblem(
             code="PRODUCT_UNAVAILABLE",
-            message=f"{p.product.name} is no longer sold",
+            message=f"{_line_name(p)} is no longer sold",
             field=f"lines.{i}",
             source=CORE,
         )
         for i, p in enumerate(quote.lines)
         if not (p.product.is_active and p.variant.is_active)
     ]
+
+
+def _line_name(p: PricedLine) -> str:
+    """What the shopper calls a line: the product's name, with its options when it has any."""
+    options = " / ".join(p.variant.options.values())
+    return f"{p.product.name} ({options})" if options else p.product.name
 
 
 def problems_of(hook: str, replies: list[tuple[str, Any]]) -> list[CheckoutProblem]:
@@ -387,7 +393,12 @@ async def place_order(
             product_id=line.product_id,
             order_id=order.id,
             quantity=line.quantity,
-            data={"unit_price": line.unit_price_amount, "currency": order.currency},
+            data={
+                "unit_price": line.unit_price_amount,
+                "currency": order.currency,
+                "variant_id": line.variant_id,
+                "sku": line.sku,
+            },
         )
     await outbox.emit(
         session,
@@ -403,6 +414,8 @@ async def place_order(
                     "order_line_id": line.id,
                     "product_id": line.product_id,
                     "variant_id": line.variant_id,
+                    "sku": line.sku,
+                    "options": dict(line.options),
                     "quantity": line.quantity,
                     "unit_price": line.unit_price_amount,
                     "warehouse_id": line.warehouse_id,

@@ -1,9 +1,10 @@
 """The core's own hook implementations, registered like a plugin named ``core``.
 
 Core features use the same hooks as third parties: the default shipment plan (one parcel per
-warehouse) and the built-in payment gateways (``test``, ``manual``). A plugin replaces the
-plan by answering ``plan_shipments`` first (the core's answer comes last), and adds gateways
-next to the core's.
+warehouse), the built-in payment gateways (``test``, ``manual``) and the periodic job that
+recomputes customer insights (``core.insights``). A plugin replaces the plan by answering
+``plan_shipments`` first (the core's answer comes last), and adds gateways and jobs next to
+the core's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from server.services.builtin_gateways import (
     refund_payment,
 )
 from server.services.fulfilment import plan_shipments
+from server.services.insights import jobs
 
 __all__ = [
     "authorise_payment",
     "capture_payment",
+    "jobs",
     "payment_gateways",
     "payment_webhook",
     "plan_shipments",

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.auth import Viewer
-from server.models import Address, Customer, MembershipTier, utcnow
+from server.models import Address, Customer, CustomerSegment, MembershipTier, utcnow
 from server.permissions import CUSTOMERS_READ
+from server.services import rfm
 from server.services.errors import NotFound, ValidationFailed
 
 GENDERS = ("FEMALE", "MALE", "OTHER")
@@ -61,6 +62,8 @@ class CustomerFilter:
     region: str | None = None
     city: str | None = None
     search: str | None = None
+    # Customers now in this RFM segment.
+    segment: CustomerSegment | None = None
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -273,6 +276,8 @@ def customer_conditions(flt: CustomerFilter, dialect: str) -> list[ColumnElement
         conditions.append(col(Customer.city) == flt.city.strip())
     if flt.tag and flt.tag.strip():
         conditions.append(json_array_contains(Customer.tags, flt.tag.strip(), dialect))
+    if flt.segment is not None:
+        conditions.append(col(Customer.id).in_(rfm.in_segment(flt.segment)))
     if flt.search and flt.search.strip():
         pattern = _like(flt.search.strip())
         # Chinese names are written family name first: 王小明 is last_name || first_name.

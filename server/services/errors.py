@@ -36,6 +36,22 @@ class NotFound(DomainError):
         self.kind = kind
 
 
+class VariantRequired(ValidationFailed):
+    """A product was named where a variant is needed, and it has not exactly one variant on
+    sale: the client must name the variant (``variant_ids``: those on sale, in display order)."""
+
+    code = "VARIANT_REQUIRED"
+
+    def __init__(self, product_id: int, variant_ids: Sequence[int], *, field: str) -> None:
+        super().__init__(
+            f"product {product_id} has {len(variant_ids)} variants on sale: give the variantId "
+            "of the one you mean",
+            field=field,
+        )
+        self.product_id = product_id
+        self.variant_ids = tuple(variant_ids)
+
+
 class Conflict(DomainError):
     """The input collides with existing data (a taken email or sku)."""
 
@@ -45,12 +61,13 @@ class Conflict(DomainError):
 class OutOfStock(DomainError):
     code = "OUT_OF_STOCK"
 
-    def __init__(self, product_id: int, variant_id: int, requested: int, available: int) -> None:
-        super().__init__(
-            f"product {product_id} (variant {variant_id}): {requested} requested, "
-            f"{available} available",
-            field="lines",
-        )
+    def __init__(
+        self, product_id: int, variant_id: int, requested: int, available: int, sku: str = ""
+    ) -> None:
+        named = f"product {product_id} (variant {variant_id})"
+        if sku:
+            named = f"{sku}, {named}"
+        super().__init__(f"{named}: {requested} requested, {available} available", field="lines")
         self.product_id = product_id
         self.variant_id = variant_id
         self.requested = requested

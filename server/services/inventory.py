@@ -1,7 +1,8 @@
 """Stock reservation: conditional UPDATEs, so concurrent buyers never oversell.
 
-Stock is kept per variant (SKU) and warehouse. A reservation moves units from "available" (on_hand - reserved) to "reserved"; shipping consumes
-them (on_hand and reserved both drop); cancelling releases them. Every change is one UPDATE whose
+Stock is kept per variant (SKU) and warehouse. A reservation moves units from "available"
+(on_hand - reserved) to "reserved"; shipping consumes them (on_hand and reserved both drop);
+cancelling releases them. Every change is one UPDATE whose
 WHERE clause re-checks the condition on the row as it is when the UPDATE runs: PostgreSQL
 re-evaluates it after waiting for a concurrent writer's row lock, SQLite runs writers one at a
 time. So no read-then-write race can take a unit twice, on one server process or several.
@@ -92,10 +93,15 @@ async def reserve_in(
 async def _out_of_stock(
     session: AsyncSession, variant_id: int, quantity: int, available: int | None
 ) -> OutOfStock:
-    product_id = await session.scalar(
-        select(col(ProductVariant.product_id)).where(col(ProductVariant.id) == variant_id)
-    )
-    return OutOfStock(int(product_id or 0), variant_id, quantity, max(0, int(available or 0)))
+    row = (
+        await session.execute(
+            select(col(ProductVariant.product_id), col(ProductVariant.sku)).where(
+                col(ProductVariant.id) == variant_id
+            )
+        )
+    ).first()
+    product_id, sku = (row.product_id, row.sku) if row is not None else (0, "")
+    return OutOfStock(product_id, variant_id, quantity, max(0, int(available or 0)), sku)
 
 
 async def release(session: AsyncSession, warehouse_id: int, variant_id: int, quantity: int) -> None:

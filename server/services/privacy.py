@@ -1,9 +1,10 @@
 """Personal data: a customer's export of everything the shop holds about them, and erasure.
 
 Erasure keeps orders (the shop must keep them for accounting) with every personal field
-replaced by a placeholder; deletes addresses, refresh tokens and carts' contact data; detaches
-behaviour events from the person; disables sign-in and revokes every token. An outbox event
-``customer_erased`` tells plugins to erase what they hold.
+replaced by a placeholder; deletes addresses, refresh tokens, carts' contact data and the
+customer's RFM figures and segment history; detaches behaviour events from the person;
+disables sign-in and revokes every token. An outbox event ``customer_erased`` tells plugins
+to erase what they hold.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from server.models import (
     TrackingEvent,
     utcnow,
 )
-from server.services import tokens
+from server.services import rfm, tokens
 from server.services.errors import AuthenticationFailed, NotFound
 from server.services.outbox import emit
 
@@ -213,6 +214,9 @@ async def erase_customer(
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(RefreshToken).where(col(RefreshToken.customer_id) == customer_id))
+    # Their RFM figures and segment history describe a person: gone with the account (the
+    # recomputations leave erased customers out).
+    await rfm.erase(session, customer_id)
     await tokens.revoke_subject(session, settings, f"customer:{customer_id}")
     await emit(session, ERASED_EVENT, {"customer_id": customer_id})
     await session.flush()

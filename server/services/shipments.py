@@ -145,7 +145,8 @@ async def create_shipment(
         for lid, qty in wanted.items():
             if qty > remaining[lid]:
                 raise ValidationFailed(
-                    f"order line {lid} has {remaining[lid]} unshipped units, not {qty}",
+                    f"order line {lid} ({order_lines[lid].sku}) has {remaining[lid]} unshipped "
+                    f"units, not {qty}",
                     field="lines",
                 )
 
@@ -190,7 +191,15 @@ async def create_shipment(
             "warehouse_id": shipment.warehouse_id,
             "carrier": shipment.carrier,
             "tracking_number": shipment.tracking_number,
-            "lines": [{"order_line_id": lid, "quantity": qty} for lid, qty in wanted.items()],
+            "lines": [
+                {
+                    "order_line_id": lid,
+                    "variant_id": order_lines[lid].variant_id,
+                    "sku": order_lines[lid].sku,
+                    "quantity": qty,
+                }
+                for lid, qty in wanted.items()
+            ],
         },
     )
     await _announce(session, shipment, None, T.CREATED)

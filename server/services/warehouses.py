@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.models import ProductVariant, StockLevel, Warehouse, WarehouseKind
-from server.services import outbox, variants
+from server.services import outbox, variant_refs
 from server.services.errors import Conflict, NotFound, ValidationFailed
+from server.services.variant_refs import VariantRef
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
 MAX_REASON = 200
@@ -119,13 +120,14 @@ async def create_warehouse(
 
 
 async def _check_targets(
-    session: AsyncSession, warehouse_id: int, target: StockTarget
+    session: AsyncSession, warehouse_id: int, target: VariantRef
 ) -> ProductVariant:
+    """The variant whose stock changes: any variant (on sale or not) by its id, or a
+    product's one variant on sale by the product's id."""
     if await session.get(Warehouse, warehouse_id) is None:
         raise NotFound("Warehouse", warehouse_id, field="warehouseId")
-    return await variants.named(
-        session, product_id=target.product_id, variant_id=target.variant_id, field=target.field
-    )
+    [(variant, _)] = await variant_refs.resolve(session, [target], on_sale=False)
+    return variant
 
 
 async def _ensure_row(session: AsyncSession, warehouse_id: int, variant: ProductVariant) -> None:
@@ -160,23 +162,11 @@ def _row(warehouse_id: int, variant_id: int) -> list[ColumnElement[bool]]:
     return [col(StockLevel.warehouse_id) == warehouse_id, col(StockLevel.variant_id) == variant_id]
 
 
-@dataclass(frozen=True)
-class StockTarget:
-    """The stock a change is for: a variant, or a product with a single variant on sale."""
-
-    product_id: int | None = None
-    variant_id: int | None = None
-
-    @property
-    def field(self) -> str:
-        return "productId" if self.variant_id is None else "variantId"
-
-
 async def set_stock_level(
     session: AsyncSession,
     *,
     warehouse_id: int,
-    target: StockTarget,
+    target: VariantRef,
     on_hand: int,
     safety_stock: int | None = None,
     staff_id: int | None = None,
@@ -228,7 +218,7 @@ async def adjust_stock(
     session: AsyncSession,
     *,
     warehouse_id: int,
-    target: StockTarget,
+    target: VariantRef,
     delta: int,
     reason: str,
     staff_id: int | None = None,

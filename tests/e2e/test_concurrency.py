@@ -17,9 +17,13 @@ from tests.support.graphql import GraphQLClient
 from tests.support.orders import (
     CANCEL_ORDER,
     PLACE_ORDER,
+    VariantSpec,
     cart_with,
     count,
+    gid,
     make_product,
+    make_variant_product,
+    make_warehouse,
     only_plugins,
     order_input,
     stock_of,
@@ -184,3 +188,61 @@ class TestPluginReservations:
         again = await _fire(gql, [order_input(t, f"again-{i}") for i, t in enumerate(tokens)])
         assert [r["__typename"] for r in again].count("PlaceOrderSuccess") == 3
         assert await pool(session) == (5, 5)
+
+
+async def test_buyers_racing_for_one_variant_never_oversell_it_nor_touch_its_sibling(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    # Red and blue share a warehouse: 30 buyers race for 10 red, 4 others buy blue meanwhile.
+    tee, (red, blue) = await make_variant_product(
+        session,
+        [
+            VariantSpec("TEE-RED-M", {"颜色": "红色"}, stock=10),
+            VariantSpec("TEE-BLUE-M", {"颜色": "蓝色"}, stock=10),
+        ],
+    )
+    reds = [await cart_with(gql, [(red, 1)]) for _ in range(30)]
+    blues = [await cart_with(gql, [(blue, 1)]) for _ in range(4)]
+
+    results = await _fire(gql, [order_input(t, f"race-{i}") for i, t in enumerate(reds + blues)])
+
+    red_kinds = [r["__typename"] for r in results[:30]]
+    assert red_kinds.count("PlaceOrderSuccess") == 10, red_kinds
+    assert red_kinds.count("OutOfStock") == 20, red_kinds
+    for r in results[:30]:
+        if r["__typename"] == "OutOfStock":
+            assert (r["variantId"], r["available"]) == (gid("ProductVariant", red.id), 0)
+    assert [r["__typename"] for r in results[30:]] == ["PlaceOrderSuccess"] * 4
+    assert await stock_of(session, red) == [(10, 10)]
+    assert await stock_of(session, blue) == [(10, 4)]
+    assert await count(session, OrderLine, OrderLine.variant_id == red.id) == 10
+    assert await count(session, OrderLine, OrderLine.variant_id == blue.id) == 4
+
+
+async def test_two_variants_in_different_warehouses_are_each_reserved_from_their_own(
+    gql: GraphQLClient, session: AsyncSession
+) -> None:
+    # Every buyer takes one of each: red only in Hangzhou, blue only in Shanghai, 6 of each.
+    hz = await make_warehouse(session, code="HZ-V")
+    sh = await make_warehouse(session, code="SH-V")
+    tee, (red, blue) = await make_variant_product(
+        session,
+        [
+            VariantSpec("TEE-RED-M", {"颜色": "红色"}, stock=[(hz, 6)]),
+            VariantSpec("TEE-BLUE-M", {"颜色": "蓝色"}, stock=[(sh, 6)]),
+        ],
+    )
+    tokens = [await cart_with(gql, [(blue, 1), (red, 1)]) for _ in range(10)]
+
+    results = await _fire(gql, [order_input(t, f"pair-{i}") for i, t in enumerate(tokens)])
+
+    kinds = [r["__typename"] for r in results]
+    assert kinds.count("PlaceOrderSuccess") == 6, kinds
+    assert kinds.count("OutOfStock") == 4, kinds
+    assert await stock_of(session, red) == [(6, 6)]
+    assert await stock_of(session, blue) == [(6, 6)]
+    placed = await count(session, OrderLine)
+    assert placed == 12
+    assert await count(session, OrderLine, OrderLine.warehouse_id == hz.id) == 6
+    assert await count(session, OrderLine, OrderLine.warehouse_id == sh.id) == 6
+    assert await stock_of(session, tee) == [(6, 6), (6, 6)]

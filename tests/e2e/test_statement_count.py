@@ -4,7 +4,7 @@ reads the database, a page or a cart is priced in one batch whatever its size.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import pytest
 from sqlalchemy import func, select
@@ -31,8 +31,10 @@ from server.services import variants
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.orders import (
+    VariantSpec,
     cart_with,
     make_product,
+    make_variant_product,
     make_warehouse,
     only_plugins,
     unthrottled,
@@ -53,6 +55,7 @@ query($first: Int!) {
           quantity
           priceBreakdown { unitPrice { amount } }
           product { name category { name } }
+          sku variant { sku } options { name value }
         }
         shipments {
           trackingNumber status
@@ -163,6 +166,8 @@ async def test_nested_orders_query_statement_count_does_not_grow(
     assert node["customer"]["email"] == customer.email
     assert len(node["lines"]) == 3
     assert all(line["product"]["category"]["name"] for line in node["lines"])
+    assert all(line["variant"]["sku"] == line["sku"] for line in node["lines"])
+    assert {line["sku"] for line in node["lines"]} <= {p.sku for p in products}
     assert [e["status"] for e in node["shipments"][0]["events"]] == ["CREATED", "IN_TRANSIT"]
     assert node["shipments"][0]["warehouse"]["code"] == warehouse.code
     assert len(node["shipments"][0]["lines"]) == 3
@@ -190,21 +195,35 @@ async def test_a_product_page_reads_its_categories_in_the_same_statement(
 
 
 class SqlPricing:
-    """A pricing-like plugin: one SQL lookup per batch of prices (what it knows of each
-    product's stock), then a clearance discount and a floor per product."""
+    """A pricing-like plugin: one SQL lookup per batch of prices (what it knows of the stock
+    of each item: a cart's variant, a listing's product), then a clearance discount and a
+    floor per item."""
 
     PLUGIN_INFO = PluginInfo(name="sql-pricing", version="1.0")
 
     def __init__(self) -> None:
         self.batches = 0
 
-    async def _stock(self, session: AsyncSession, ids: Iterable[int]) -> dict[int, int]:
+    async def _stock(
+        self, session: AsyncSession, items: Mapping[int, PriceItem | PricedItem]
+    ) -> dict[int, int]:
+        """Units on hand of each item, by the item's key."""
         rows = await session.execute(
-            select(StockLevel.product_id, func.sum(StockLevel.on_hand))
-            .where(StockLevel.product_id.in_(list(ids)))
-            .group_by(StockLevel.product_id)
+            select(StockLevel.product_id, StockLevel.variant_id, func.sum(StockLevel.on_hand))
+            .where(StockLevel.product_id.in_({item.product.id for item in items.values()}))
+            .group_by(StockLevel.product_id, StockLevel.variant_id)
         )
-        return {pid: int(units) for pid, units in rows}
+        of_product: dict[int, int] = {}
+        of_variant: dict[int, int] = {}
+        for pid, vid, units in rows:
+            of_product[pid] = of_product.get(pid, 0) + int(units)
+            of_variant[vid] = int(units)
+        return {
+            key: of_variant.get(item.variant.id, 0)  # type: ignore[arg-type]  # a stored row has its id
+            if item.variant is not None
+            else of_product.get(item.product.id, 0)  # type: ignore[arg-type]  # a stored row has its id
+            for key, item in items.items()
+        }
 
     @hookimpl
     async def price_adjustments(
@@ -215,7 +234,7 @@ class SqlPricing:
         return {
             pid: [Adjustment(rule="clearance", label="清仓", amount=-(item.base // 2))]
             for pid, item in items.items()
-            if stock.get(pid, 0) > 3
+            if stock[pid] > 3
         }
 
     @hookimpl
@@ -226,7 +245,7 @@ class SqlPricing:
         return {
             pid: PriceLimit(rule="floor", label="保底价", floor=item.base * 6 // 10)
             for pid, item in items.items()
-            if stock.get(pid, 0) > 3
+            if stock[pid] > 3
         }
 
 
@@ -291,5 +310,31 @@ class TestPricesWithAPricingPlugin:
             assert data["cart"]["lines"][0]["priceBreakdown"]["guardrail"]["source"] == (
                 "sql-pricing"
             )
+            counts[lines] = len(statements)
+        assert counts[2] == counts[12], counts
+
+    async def test_a_cart_costs_the_same_statements_for_2_variant_lines_as_for_12(
+        self, app: Starlette, gql: GraphQLClient, session: AsyncSession
+    ) -> None:
+        # One product in twelve sizes: each variant a line of its own, priced in one batch.
+        _, sizes = await make_variant_product(
+            session,
+            [
+                VariantSpec(f"SHOE-{n}", {"尺码": str(n)}, price=1000, stock=5)
+                for n in range(35, 47)
+            ],
+        )
+        small = await cart_with(gql, [(v, 1) for v in sizes[:2]])
+        large = await cart_with(gql, [(v, 1) for v in sizes])
+        query = PRICED_CART.replace("lines {", "lines { variant { sku }")
+        await gql(query, {"t": small})  # warm up
+        counts = {}
+        for token, lines in ((small, 2), (large, 12)):
+            with counting(app) as statements:
+                data = await gql(query, {"t": token})
+            assert [ln["variant"]["sku"] for ln in data["cart"]["lines"]] == [
+                v.sku for v in sizes[:lines]
+            ]
+            assert data["cart"]["total"]["amount"] == f"{6 * lines}.00"
             counts[lines] = len(statements)
         assert counts[2] == counts[12], counts

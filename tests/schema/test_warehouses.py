@@ -14,6 +14,7 @@ from server.models import OutboxEvent, Product, StockLevel, Warehouse, Warehouse
 from server.services import variants
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
+from tests.support.orders import VariantSpec, make_variant_product
 
 
 def gid(type_name: str, ident: int | None) -> str:
@@ -310,3 +311,100 @@ async def test_stock_levels_filter_and_sort(
     first = (await staff(LEVELS, {}))["stockLevels"]["nodes"][0]
     assert first["belowSafetyStock"] is False
     assert first["warehouse"]["kind"] == "REGIONAL"
+
+
+LEVELS_OF_VARIANTS = """
+query($filter: StockLevelFilter) {
+  stockLevels(first: 50, filter: $filter) {
+    nodes { onHand reserved warehouse { code } product { sku } variant { id sku options { value } } }
+  }
+}
+"""
+
+
+async def test_stock_per_variant(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    hz, sh, tea, _ = await _arrange(session)
+    tee, (red, blue, green) = await make_variant_product(
+        session,
+        [
+            VariantSpec("TEE-RED-M", {"颜色": "红色"}, stock=[]),
+            VariantSpec("TEE-BLUE-M", {"颜色": "蓝色"}, stock=[]),
+            VariantSpec("TEE-GREEN-M", {"颜色": "绿色"}, stock=[], is_active=False),
+        ],
+    )
+    staff = await _staff(gql, session, settings)
+    at_hz = {"warehouseId": gid("Warehouse", hz.id)}
+
+    async def set_level(target: dict[str, Any], on_hand: int) -> dict[str, Any]:
+        data = await staff(SET, {"input": {**at_hz, **target, "onHand": on_hand}})
+        return dict(data["setStockLevel"])
+
+    async def adjust(target: dict[str, Any], delta: int) -> dict[str, Any]:
+        data = await staff(ADJUST, {"input": {**at_hz, **target, "delta": delta, "reason": "到货"}})
+        return dict(data["adjustStock"])
+
+    red_id, blue_id = gid("ProductVariant", red.id), gid("ProductVariant", blue.id)
+    assert (await set_level({"variantId": red_id}, 30))["stockLevel"]["onHand"] == 30
+    assert (await adjust({"variantId": blue_id}, 12))["stockLevel"]["onHand"] == 12
+    # Staff keep the stock of a variant taken off sale too, and may name its product beside it.
+    green_of_tee = {
+        "variantId": gid("ProductVariant", green.id),
+        "productId": gid("Product", tee.id),
+    }
+    assert (await set_level(green_of_tee, 4))["__typename"] == "SetStockLevelSuccess"
+    # A product with one variant is still named by the product alone.
+    assert (await adjust({"productId": gid("Product", tea.id)}, 7))["stockLevel"]["onHand"] == 7
+
+    # The product alone does not say which of its variants: both mutations say so, typed.
+    for result in (
+        await set_level({"productId": gid("Product", tee.id)}, 1),
+        await adjust({"productId": gid("Product", tee.id)}, 1),
+    ):
+        assert (result["__typename"], result["field"]) == ("VariantRequired", "variantId")
+        assert result["code"] == "VARIANT_REQUIRED"
+    required = await staff(
+        """mutation($input: AdjustStockInput!) { adjustStock(input: $input) {
+             ... on VariantRequired { productId variantIds } } }""",
+        {"input": {**at_hz, "productId": gid("Product", tee.id), "delta": 1, "reason": "到货"}},
+    )
+    assert required["adjustStock"] == {
+        "productId": gid("Product", tee.id),
+        "variantIds": [red_id, blue_id],
+    }
+    for target, kind in (
+        ({"variantId": red_id, "productId": gid("Product", tea.id)}, "ValidationError"),
+        ({"variantId": gid("ProductVariant", 98765)}, "NotFoundError"),
+        ({"variantId": "garbage"}, "NotFoundError"),
+        ({}, "ValidationError"),
+    ):
+        result = await set_level(target, 99)
+        assert (result["__typename"], result["field"]) == (kind, "variantId"), target
+
+    # Nothing else was written: red 30, blue 12, green 4 (all in Hangzhou), tea 7.
+    rows = (await staff(LEVELS_OF_VARIANTS, {"filter": {"productId": gid("Product", tee.id)}}))[
+        "stockLevels"
+    ]["nodes"]
+    assert [(n["variant"]["sku"], n["onHand"], n["product"]["sku"]) for n in rows] == [
+        ("TEE-RED-M", 30, tee.sku),
+        ("TEE-BLUE-M", 12, tee.sku),
+        ("TEE-GREEN-M", 4, tee.sku),
+    ]
+    only_blue = await staff(LEVELS_OF_VARIANTS, {"filter": {"variantId": blue_id}})
+    assert only_blue["stockLevels"]["nodes"] == [
+        {
+            "onHand": 12,
+            "reserved": 0,
+            "warehouse": {"code": "HZ-RDC"},
+            "product": {"sku": tee.sku},
+            "variant": {"id": blue_id, "sku": "TEE-BLUE-M", "options": [{"value": "蓝色"}]},
+        }
+    ]
+    # Blue in Shanghai, then both filters together.
+    shanghai = {"warehouseId": gid("Warehouse", sh.id), "variantId": blue_id}
+    await staff(SET, {"input": {**shanghai, "onHand": 3}})
+    both = await staff(LEVELS_OF_VARIANTS, {"filter": shanghai})
+    assert [n["onHand"] for n in both["stockLevels"]["nodes"]] == [3]
+    none = await staff(LEVELS_OF_VARIANTS, {"filter": {"variantId": gid("Product", blue.id)}})
+    assert none["stockLevels"]["nodes"] == []

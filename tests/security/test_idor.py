@@ -20,6 +20,7 @@ from server.models import (
     AuditLogEntry,
     CustomerEvent,
     CustomerEventKind,
+    Experiment,
     Order,
     OrderLine,
     OutboxDelivery,
@@ -27,6 +28,7 @@ from server.models import (
     Shipment,
     StaffRole,
     StockLevel,
+    SynonymGroup,
 )
 from server.plugins import load_plugins
 from server.services import variants
@@ -37,7 +39,15 @@ from tests.support.graphql import GraphQLClient
 # Anyone may see these.
 PUBLIC = {"Product", "ProductVariant", "Category", "Warehouse"}
 # Shop-internal: no customer sees any of them.
-STAFF_ONLY = {"StaffUser", "ApiKey", "AuditLogEntry", "StockLevel", "OutboxDelivery"}
+STAFF_ONLY = {
+    "StaffUser",
+    "ApiKey",
+    "AuditLogEntry",
+    "StockLevel",
+    "OutboxDelivery",
+    "SynonymGroup",
+    "Experiment",
+}
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {"Customer", "Address", "CustomerEvent", "Order", "OrderLine", "Shipment"}
 
@@ -173,6 +183,10 @@ FACTORIES: dict[str, Factory] = {
     ),
     "StockLevel": _stock_level,
     "OutboxDelivery": _outbox_delivery,
+    "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
+    "Experiment": lambda s, cid: _add(
+        s, Experiment(key=f"idor-{cid}", name="按钮颜色", variants=[{"key": "a", "weight": 1}])
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from server import migrate
@@ -359,3 +360,120 @@ def test_search_keys_are_filled_in_on_the_way_up_and_dropped_on_the_way_down(
     assert not {"search_key", "search_id"} & migrate.run_async(columns)
     migrate.upgrade(database_url, plugins=plugins)
     assert migrate.run_async(keys)[0] == ("SEARCH", "sony 耳机", None)
+
+
+# The revision 0009 follows (other revisions may come in between): experiments are tested up and
+# down from it.
+BEFORE_EXPERIMENTS = "0008_core"
+
+
+def test_experiments_tables_come_with_0009_and_go_on_the_way_down(database_url: str) -> None:
+    """0009 adds experiments and their exposures, one exposure per experiment and visitor."""
+    plugins = with_example(Settings(database_url=database_url))
+    migrate.downgrade(database_url, BEFORE_EXPERIMENTS, plugins)
+
+    async def tables() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return found & {"experiment", "experiment_exposure"}
+
+    async def expose_twice() -> list[tuple[Any, ...]]:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO experiment (key, name, hypothesis, variants, primary_metric, "
+                    "status, min_sample_size, created_at) VALUES ('old-test', '旧实验', '', "
+                    "'[]', 'CONVERSION', 'RUNNING', 1000, :at)"
+                ),
+                {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            insert = text(
+                "INSERT INTO experiment_exposure (experiment_id, visitor, variant, exposed_at) "
+                "SELECT id, 'session:web-1', 'control', :at FROM experiment"
+            )
+            await conn.execute(insert, {"at": datetime(2026, 1, 2, tzinfo=UTC)})
+        refused = False
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(insert, {"at": datetime(2026, 1, 3, tzinfo=UTC)})
+        except IntegrityError:
+            refused = True
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT visitor, variant FROM experiment_exposure"))
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        assert refused, "a second exposure of one visitor must be refused"
+        return found
+
+    assert migrate.run_async(tables) == set()
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) == {"experiment", "experiment_exposure"}
+    assert migrate.run_async(expose_twice) == [("session:web-1", "control")]
+    migrate.downgrade(database_url, BEFORE_EXPERIMENTS, plugins)
+    assert migrate.run_async(tables) == set()
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) == {"experiment", "experiment_exposure"}
+
+
+# The revision 0008 follows: the customer insights' tables are tested up and down from it.
+BEFORE_CUSTOMER_RFM = "0007_core"
+RFM_TABLES = {"customer_rfm", "customer_segment_change", "insight_run"}
+
+
+def test_customer_rfm_tables_come_and_go_with_their_revision(database_url: str) -> None:
+    """0008 adds the RFM tables empty (the insights job fills them); going down drops them
+    and leaves the customers and orders they were computed from."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def tables() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return names
+
+    async def add_buyer() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customer (email, first_name, last_name, membership_tier, "
+                    "tags, interests, is_active, created_at) VALUES ('rfm@example.cn', '', '', "
+                    "'STANDARD', '[]', '[]', :active, :at)"
+                ),
+                {"active": True, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO customer_rfm (customer_id, recency_days, frequency, monetary, "
+                    "last_purchase_at, r_score, f_score, m_score, segment, computed_at) "
+                    "SELECT id, 3, 2, 5000000000, :at, 5, 4, 5, 'IMPORTANT_VALUE', :at "
+                    "FROM customer WHERE email = 'rfm@example.cn'"
+                ),
+                {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await engine.dispose()
+
+    async def monetary() -> list[int]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = [
+                row[0] for row in await conn.execute(text("SELECT monetary FROM customer_rfm"))
+            ]
+        await engine.dispose()
+        return found
+
+    assert migrate.run_async(tables) >= RFM_TABLES
+    migrate.downgrade(database_url, BEFORE_CUSTOMER_RFM, plugins)
+    assert not RFM_TABLES & migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) >= RFM_TABLES
+    # A customer's total spend may pass what 32 bits hold.
+    migrate.run_async(add_buyer)
+    assert migrate.run_async(monetary) == [5_000_000_000]
+    migrate.downgrade(database_url, BEFORE_CUSTOMER_RFM, plugins)
+    assert "customer" in migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)

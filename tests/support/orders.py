@@ -7,7 +7,8 @@ under test sees them at once; everything else goes through GraphQL like a client
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
 from server.config import Settings
-from server.models import Category, OutboxEvent, Product, StockLevel, Warehouse
+from server.models import (
+    Category,
+    OutboxEvent,
+    Product,
+    ProductOption,
+    ProductVariant,
+    StockLevel,
+    Warehouse,
+)
 from server.plugins import PluginRuntime, load_plugins
 from server.services import variants
 from tests.support.graphql import GraphQLClient
@@ -104,14 +113,94 @@ async def make_product(
     return product
 
 
-async def stock_of(session: AsyncSession, product: Product | int) -> list[tuple[int, int]]:
-    """[(on_hand, reserved)] of the product, per warehouse, as committed now."""
-    product_id = product if isinstance(product, int) else product.id
+@dataclass(frozen=True)
+class VariantSpec:
+    """One variant of a product made by :func:`make_variant_product`: its SKU, option values,
+    price (minor units) and stock (units in the product's warehouse, or [(warehouse, units)])."""
+
+    sku: str
+    options: dict[str, str]
+    price: int = 19900
+    stock: int | Sequence[tuple[Warehouse, int]] = field(default=0)
+    is_active: bool = True
+
+
+async def make_variant_product(
+    session: AsyncSession, specs: Sequence[VariantSpec], *, name: str | None = None
+) -> tuple[Product, list[ProductVariant]]:
+    """A committed product with option axes and ``specs`` as its variants, as the catalogue
+    keeps one: the product's price is its cheapest variant's on sale."""
+    n = next(_serial)
+    category = Category(name=f"服饰 {n}", slug=f"apparel-{n}")
+    session.add(category)
+    await session.flush()
+    on_sale = [spec.price for spec in specs if spec.is_active] or [specs[0].price]
+    product = Product(
+        sku=f"SPU-{n}",
+        name=name or f"纯棉T恤 {n}",
+        price_amount=min(on_sale),
+        category_id=category.id,
+    )
+    session.add(product)
+    await session.flush()
+    axes: dict[str, list[str]] = {}
+    for spec in specs:
+        for axis, value in spec.options.items():
+            if value not in axes.setdefault(axis, []):
+                axes[axis].append(value)
+    session.add_all(
+        ProductOption(product_id=product.id, name=axis, position=i, values=values)
+        for i, (axis, values) in enumerate(axes.items())
+    )
+    made = [
+        ProductVariant(
+            product_id=product.id,
+            sku=spec.sku,
+            options=spec.options,
+            option_key=variants.option_key(spec.options),
+            price_amount=spec.price,
+            position=i,
+            is_active=spec.is_active,
+        )
+        for i, spec in enumerate(specs)
+    ]
+    session.add_all(made)
+    await session.flush()
+    own: Warehouse | None = None
+    for spec, variant in zip(specs, made, strict=True):
+        if isinstance(spec.stock, int):
+            if own is None:
+                own = Warehouse(code=f"WH-V{n}", name=f"广州仓 {n}")
+                session.add(own)
+                await session.flush()
+            stock: Sequence[tuple[Warehouse, int]] = [(own, spec.stock)]
+        else:
+            stock = spec.stock
+        session.add_all(
+            StockLevel(
+                warehouse_id=warehouse.id,
+                product_id=product.id,
+                variant_id=variant.id,
+                on_hand=units,
+            )
+            for warehouse, units in stock
+        )
+    await session.commit()
+    return product, made
+
+
+async def stock_of(
+    session: AsyncSession, product: Product | ProductVariant | int
+) -> list[tuple[int, int]]:
+    """[(on_hand, reserved)] of the product (every variant) or of one variant, per warehouse,
+    as committed now."""
+    if isinstance(product, ProductVariant):
+        where = StockLevel.variant_id == product.id
+    else:
+        where = StockLevel.product_id == (product if isinstance(product, int) else product.id)
     await session.commit()  # a fresh snapshot (SQLite keeps one per read transaction)
     rows = await session.execute(
-        select(StockLevel.on_hand, StockLevel.reserved)
-        .where(StockLevel.product_id == product_id)
-        .order_by(StockLevel.id)
+        select(StockLevel.on_hand, StockLevel.reserved).where(where).order_by(StockLevel.id)
     )
     levels = [(r.on_hand, r.reserved) for r in rows]
     await session.commit()  # no read transaction left open to block a later write
@@ -170,7 +259,7 @@ mutation PlaceOrder($input: PlaceOrderInput!) {
         lines { id quantity sku unitPrice { amount } basePrice { amount } }
       }
     }
-    ... on OutOfStock { code productId requested available }
+    ... on OutOfStock { code productId variantId requested available }
     ... on CheckoutProblems { code problems { source plugin code message field } }
     ... on Error { code message field }
   }
@@ -229,8 +318,18 @@ async def new_cart(gql: GraphQLClient, **fields: Any) -> str:
     return str(data["createCart"]["cart"]["token"])
 
 
-async def cart_with(gql: GraphQLClient, lines: Iterable[tuple[Product, int]], **fields: Any) -> str:
-    """A new cart holding ``lines``; returns its token."""
+def line_input(item: Product | ProductVariant, quantity: int) -> dict[str, Any]:
+    """A CartLineInput: a variant by its id, a (single-variant) product by the product's."""
+    if isinstance(item, ProductVariant):
+        return {"variantId": gid("ProductVariant", item.id), "quantity": quantity}
+    return {"productId": gid("Product", item.id), "quantity": quantity}
+
+
+async def cart_with(
+    gql: GraphQLClient, lines: Iterable[tuple[Product | ProductVariant, int]], **fields: Any
+) -> str:
+    """A new cart holding ``lines`` (products with one variant, or variants); returns its
+    token."""
     token = await new_cart(gql, **fields)
     lines = list(lines)
     if not lines:
@@ -240,7 +339,7 @@ async def cart_with(gql: GraphQLClient, lines: Iterable[tuple[Product, int]], **
         {
             "input": {
                 "cartToken": token,
-                "lines": [{"productId": gid("Product", p.id), "quantity": q} for p, q in lines],
+                "lines": [line_input(p, q) for p, q in lines],
             }
         },
     )
@@ -265,7 +364,9 @@ async def place(gql: GraphQLClient, token: str, key: str | None = None, **extra:
     return data["placeOrder"]
 
 
-async def place_ok(gql: GraphQLClient, lines: Iterable[tuple[Product, int]]) -> dict[str, Any]:
+async def place_ok(
+    gql: GraphQLClient, lines: Iterable[tuple[Product | ProductVariant, int]]
+) -> dict[str, Any]:
     """A placed order (PENDING_PAYMENT) of ``lines``."""
     result = await place(gql, await cart_with(gql, lines))
     assert result["__typename"] == "PlaceOrderSuccess", result

@@ -1,0 +1,88 @@
+"""Customer insights: each customer's current RFM figures and segment, the history of segment
+changes, and the state of the last recomputation of each insight."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, String
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from server.models.base import datetime_field, enum_field
+
+
+class CustomerSegment(StrEnum):
+    """The eight RFM segments: R, F and M each high or low against the shop's average score.
+    Their operators' names are in :data:`server.services.rfm.SEGMENT_LABELS`."""
+
+    IMPORTANT_VALUE = "IMPORTANT_VALUE"  # 重要价值: R high, F high, M high
+    IMPORTANT_DEVELOP = "IMPORTANT_DEVELOP"  # 重要发展: R high, F low, M high
+    IMPORTANT_KEEP = "IMPORTANT_KEEP"  # 重要保持: R low, F high, M high
+    IMPORTANT_WIN_BACK = "IMPORTANT_WIN_BACK"  # 重要挽留: R low, F low, M high
+    GENERAL_VALUE = "GENERAL_VALUE"  # 一般价值: R high, F high, M low
+    GENERAL_DEVELOP = "GENERAL_DEVELOP"  # 一般发展: R high, F low, M low
+    GENERAL_KEEP = "GENERAL_KEEP"  # 一般保持: R low, F high, M low
+    GENERAL_WIN_BACK = "GENERAL_WIN_BACK"  # 一般挽留: R low, F low, M low
+
+
+def _segment_column(*, nullable: bool, index: bool = False) -> Column[CustomerSegment]:
+    return Column(
+        SAEnum(CustomerSegment, native_enum=False, length=32, validate_strings=True),
+        nullable=nullable,
+        index=index,
+    )
+
+
+class CustomerRfm(SQLModel, table=True):
+    """A customer's RFM figures as of the last recomputation that changed them; only
+    customers with at least one purchase have a row."""
+
+    __tablename__ = "customer_rfm"
+
+    customer_id: int = Field(foreign_key="customer.id", primary_key=True, ondelete="CASCADE")
+    # Whole days from the last purchase's day to the day of ``computed_at`` (UTC days).
+    recency_days: int
+    frequency: int
+    # Total spend in minor units of the shop's currency (a sum of orders: 64 bits).
+    monetary: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    last_purchase_at: datetime = datetime_field(nullable=False)
+    r_score: int
+    f_score: int
+    m_score: int
+    segment: CustomerSegment = enum_field(CustomerSegment, index=True)
+    # The moment the figures are computed for ("as of"): recency counts days up to its day.
+    computed_at: datetime = datetime_field(nullable=False)
+
+
+class CustomerSegmentChange(SQLModel, table=True):
+    """A customer moved between segments: written only when the segment changes. ``from``
+    is None for a customer's first purchase, ``to`` None when no purchase is left."""
+
+    __tablename__ = "customer_segment_change"
+    __table_args__ = (Index("ix_customer_segment_change_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id", index=True, ondelete="CASCADE")
+    from_segment: CustomerSegment | None = Field(
+        default=None, sa_column=_segment_column(nullable=True)
+    )
+    to_segment: CustomerSegment | None = Field(
+        default=None, sa_column=_segment_column(nullable=True)
+    )
+    at: datetime = datetime_field(nullable=False)
+
+
+class InsightRun(SQLModel, table=True):
+    """The last recomputation of one insight (``step``: ``rfm``): what it saw, so that a run
+    finding the same data on the same day can skip."""
+
+    __tablename__ = "insight_run"
+
+    step: str = Field(sa_column=Column(String(32), primary_key=True))
+    # A hash of what the data looked like (orders per status, erased customers, the currency).
+    fingerprint: str = Field(sa_column=Column(String(200), nullable=False))
+    as_of: datetime = datetime_field(nullable=False)
+    finished_at: datetime = datetime_field(nullable=False)
+    customers: int = 0
