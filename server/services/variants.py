@@ -21,7 +21,7 @@ from server.models import (
     Warehouse,
     utcnow,
 )
-from server.services.errors import InvalidBarcode, NotFound, ValidationFailed
+from server.services.errors import InvalidBarcode
 
 
 def option_key(options: Mapping[str, str]) -> str:
@@ -59,37 +59,6 @@ async def by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, Product
         return {}
     rows = await session.scalars(select(ProductVariant).where(col(ProductVariant.id).in_(wanted)))
     return {v.id: v for v in rows if v.id is not None}
-
-
-async def sole_variant(session: AsyncSession, product_id: int, *, field: str) -> ProductVariant:
-    """The variant meant when a client names only the product: its one active variant.
-
-    NotFound when the product does not exist; ValidationFailed when it has several active
-    variants (the client must say which) or none."""
-    if await session.get(Product, product_id) is None:
-        raise NotFound("product", product_id, field=field)
-    active = await variants_of(session, product_id, active_only=True)
-    if len(active) != 1:
-        raise ValidationFailed(
-            f"product {product_id} has {len(active)} variants on sale: give the variant's id",
-            field=field,
-        )
-    return active[0]
-
-
-async def named(
-    session: AsyncSession, *, product_id: int | None, variant_id: int | None, field: str
-) -> ProductVariant:
-    """The variant a client names: by its id (which must belong to ``product_id`` when that is
-    given too), or by a product with a single variant on sale."""
-    if variant_id is not None:
-        variant = await session.get(ProductVariant, variant_id)
-        if variant is None or (product_id is not None and variant.product_id != product_id):
-            raise NotFound("variant", variant_id, field=field)
-        return variant
-    if product_id is not None:
-        return await sole_variant(session, product_id, field=field)
-    raise ValidationFailed("give a variantId or a productId", field=field)
 
 
 async def mirror_default(session: AsyncSession, product: Product) -> None:
