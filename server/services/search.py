@@ -88,7 +88,10 @@ def product_search_text(
 ) -> tuple[str, str]:
     """(title, body) for a product: title ranks above body when matched. ``variant_words``
     (its variants' SKUs and option values, see :func:`variant_words`) go to the body."""
-    title = segment(" ".join(filter(None, [name, brand or "", sku])))
+    # A SKU's parts as words ("ZX-9031" as "zx 9031"): PostgreSQL's parser would read "-9031"
+    # as a signed number, and a shopper typing "9031" would miss it.
+    sku_words = " ".join(_WORD.findall(sku))
+    title = segment(" ".join(filter(None, [name, brand or "", sku_words])))
     attribute_text = " ".join(f"{k} {v}" for k, v in (attributes or {}).items())
     body = segment(
         " ".join(

@@ -61,6 +61,15 @@ async def test_name_match_outranks_description_match(gql: GraphQLClient, session
     assert set(ids) == {gid(in_title.id), gid(in_body.id), gid(in_body_2.id)}
 
 
+async def test_a_sku_is_found_by_each_of_its_parts(gql: GraphQLClient, session: AsyncSession):
+    await _noise(session, 3)
+    await make_product(session, "无线鼠标", sku="ZX-9031")
+    await make_product(session, "无线键盘", sku="ZX-7700")
+    for query in ("9031", "zx-9031", "ZX 9031"):
+        assert await names(gql, query) == ["无线鼠标"], query
+    assert sorted(await names(gql, "zx")) == ["无线键盘", "无线鼠标"]
+
+
 async def test_cjk_substrings_phrases_and_and(gql: GraphQLClient, session: AsyncSession):
     await _noise(session, 3)
     await make_product(session, "蓝牙耳机", brand="漫步者")
