@@ -605,35 +605,35 @@ def customer_lifetime_value(
     spend: GammaGamma,
     summary: CustomerSummary,
     *,
-    months: int = 12,
+    months: float = 12,
     monthly_discount_rate: float = 0.0,
-    margin: float = 1.0,
+    margin: float | FloatArray = 1.0,
 ) -> FloatArray:
     """Each customer's discounted value over the next ``months``:
 
-        CLV = margin · E[M | x, z̄] · Σ_{k=1..months} (E[Y(τ_k)] − E[Y(τ_{k−1})]) / (1 + d)^k
+        CLV = margin · E[M | x, z̄] · Σ_{k=1..K} (E[Y(τ_k)] − E[Y(τ_{k−1})]) / (1 + d)^(τ_k)
 
-    with τ_k = k months in the summary's unit, E[Y(τ) | x, t_x, T] from BG/NBD, E[M] from
-    Gamma-Gamma, d the monthly discount rate (:func:`monthly_rate` converts an annual one) and
-    ``margin`` the share of revenue kept (1 − cost/price when cost prices are known, else 1:
-    the value is then revenue). Each month's purchases are discounted at the month's end.
+    with τ_k = min(k, months) months in the summary's unit (K = ⌈months⌉: a horizon that is not
+    a whole number of months ends with a part month, discounted at the horizon), E[Y(τ) | x,
+    t_x, T] from BG/NBD, E[M] from Gamma-Gamma, d the monthly discount rate
+    (:func:`monthly_rate` converts an annual one) and ``margin`` the share of revenue kept (one
+    rate, or one per customer; 1 − cost/price when cost prices are known, else 1: the value is
+    then revenue). Each month's purchases are discounted at the month's end.
     """
-    if months < 1:
-        raise ValueError("months must be at least 1")
+    if not months > 0:
+        raise ValueError("months must be above 0")
     if monthly_discount_rate <= -1:
         raise ValueError("the discount rate must be above -100%")
     if summary.monetary is None:
         raise CannotFit("the summary has no amounts: CLV needs spend")
     x, t_x, big_t = summary.frequency, summary.recency, summary.age
     month = DAYS_PER_MONTH / DAYS_PER_UNIT[summary.unit]
+    ends = np.minimum(np.arange(0, math.ceil(months) + 1, dtype=np.float64), months)
     cumulative = np.stack(
-        [
-            purchases.conditional_expected_purchases(k * month, x, t_x, big_t)
-            for k in range(months + 1)
-        ]
+        [purchases.conditional_expected_purchases(k * month, x, t_x, big_t) for k in ends]
     )
     per_month = np.diff(cumulative, axis=0)
-    factors = (1 + monthly_discount_rate) ** -np.arange(1, months + 1, dtype=np.float64)
+    factors = (1 + monthly_discount_rate) ** -ends[1:]
     value = spend.conditional_expected_spend(x, summary.monetary)
     return np.asarray(margin * value * (factors[:, None] * per_month).sum(axis=0), dtype=np.float64)
 
