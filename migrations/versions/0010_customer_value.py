@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.Integer(), nullable=False),
         sa.Column("p_alive", sa.Float(), nullable=True),
         sa.Column("expected_purchases", sa.Float(), nullable=True),
+        sa.Column("horizon_days", sa.Integer(), nullable=False),
         sa.Column("expected_spend", sa.BigInteger(), nullable=True),
         sa.Column("margin_rate", sa.Float(), nullable=True),
         sa.Column("clv_amount", sa.BigInteger(), nullable=True),

@@ -110,6 +110,8 @@ class CustomerValue(SQLModel, table=True):
     p_alive: float | None = _float()
     # Expected purchases (distinct purchase days) over the horizon (BG/NBD).
     expected_purchases: float | None = _float()
+    # The horizon of expected_purchases and clv_amount, in days.
+    horizon_days: int
     # Expected spend per purchase, minor units (Gamma-Gamma).
     expected_spend: int | None = _money()
     # The margin rate the value is computed with: realised from cost prices, or the default.

@@ -441,6 +441,7 @@ class ClvRebuild:
 _VALUES = (
     "p_alive",
     "expected_purchases",
+    "horizon_days",
     "expected_spend",
     "margin_rate",
     "clv_amount",
@@ -511,7 +512,14 @@ async def rebuild(
     last = await insight_runs.last_run(session, STEP)
     if not force and last is not None and insight_runs.unchanged(last, seen, moment):
         count = await session.scalar(sa_select(func.count()).select_from(CustomerValue))
-        return ClvRebuild(as_of=last[1], skipped=True, customers=int(count or 0))
+        fit = await latest_fit(session)
+        return ClvRebuild(
+            as_of=last[1],
+            skipped=True,
+            customers=int(count or 0),
+            fitted=fit is not None and fit.reason is None,
+            reason=fit.reason if fit is not None else None,
+        )
 
     purchases = await read_purchases(session, moment, currency, dialect)
     margins = await realised_margins(session, moment, currency)
@@ -529,6 +537,7 @@ async def rebuild(
         values = (
             _number(valuation.p_alive[i]),
             _number(valuation.expected_purchases[i]),
+            settings.horizon_days,
             _minor(valuation.expected_spend[i]),
             _number(valuation.margin_rate[i]),
             _minor(valuation.value[i]),
