@@ -559,7 +559,12 @@ GAMMA_GAMMA_PARAMETERS = ("p", "q", "v")
 def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> Fit[GammaGamma]:
     """Fit the Gamma-Gamma model by maximum likelihood on the customers with x ≥ 1 and a
     positive mean spend (the others carry no information about spend; they are left out).
-    Raises :class:`CannotFit` with fewer than 2 such customers or any negative spend."""
+    Raises :class:`CannotFit` with fewer than 2 such customers or any negative spend.
+
+    The spends are fitted in units of their mean and v is scaled back (the model is
+    scale-equivariant: dividing every spend by c divides v by c and leaves p and q), so that
+    the search's bounds do not depend on the currency's unit: spend in fen fits like spend in
+    yuan. The log-likelihood is that of the spends as given."""
     x, m = _floats(frequency, monetary)
     if (m < 0).any():
         raise CannotFit("a mean spend is negative")
@@ -568,25 +573,28 @@ def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> Fit[Ga
         raise CannotFit(
             "Gamma-Gamma needs at least 2 customers with a repeat purchase of positive value"
         )
-    (ux, um), weights = _rows(x[used], m[used])
+    scale = float(m[used].mean())
+    (ux, um), weights = _rows(x[used], m[used] / scale)
     spends = _Spends.of(ux, um)
 
     def loglik(theta: FloatArray) -> float:
         p, q, v = np.exp(theta)
         return float((weights * _gamma_gamma_loglik(p, q, v, spends)).sum())
 
-    # q = 2 puts the population's mean at p·v; p = 1 makes v that mean.
-    start = np.array([1.0, 2.0, float(m[used].mean())])
+    # q = 2 puts the population's mean at p·v; p = 1 makes v that mean (1, in units of it).
+    start = np.array([1.0, 2.0, 1.0])
     params, ll, converged, message, iterations, errors = _maximize(
         loglik, start, GAMMA_GAMMA_PARAMETERS, int(used.sum())
     )
+    p, q, v = (float(value) for value in params)
     return Fit(
-        model=GammaGamma(*(float(p) for p in params)),
-        loglik=ll,
+        model=GammaGamma(p, q, v * scale),
+        # The density of z̄ is that of z̄ / c divided by c, for each customer used.
+        loglik=ll - float(weights.sum()) * math.log(scale),
         converged=converged,
         message=message,
         iterations=iterations,
-        standard_errors=errors,
+        standard_errors=None if errors is None else errors | {"v": errors["v"] * scale},
         customers=int(used.sum()),
     )
 

@@ -106,6 +106,28 @@ def test_gamma_gamma_on_the_published_cdnow_summary_matches_the_paper(
         assert within(found[name], expected, 0.05), f"fitted {found}"
 
 
+def test_gamma_gamma_fits_spend_in_any_unit_alike(
+    published_summary: dict[str, np.ndarray],
+) -> None:
+    """Spend in minor units (fen, cents) fits like spend in currency units: v scales with the
+    unit, p and q do not, and the log-likelihood moves by n log c — also when v passes e^10,
+    the bound of the search in log-space."""
+    s = published_summary
+    dollars = clv.fit_gamma_gamma(s["x"], s["zbar"])
+    for scale in (100.0, 10000.0):
+        scaled = clv.fit_gamma_gamma(s["x"], s["zbar"] * scale)
+        assert scaled.converged, scaled.message
+        assert scaled.model.p == pytest.approx(dollars.model.p, rel=1e-4)
+        assert scaled.model.q == pytest.approx(dollars.model.q, rel=1e-4)
+        assert scaled.model.v == pytest.approx(dollars.model.v * scale, rel=1e-4)
+        assert scaled.loglik == pytest.approx(dollars.loglik - 946 * math.log(scale), rel=1e-7)
+        assert scaled.standard_errors is not None and dollars.standard_errors is not None
+        assert scaled.standard_errors["v"] == pytest.approx(
+            dollars.standard_errors["v"] * scale, rel=1e-2
+        )
+    assert dollars.model.v * 10000 > math.exp(clv.LOG_BOUND)
+
+
 def test_the_summary_of_the_raw_cdnow_log_is_the_published_one(
     raw_summary: clv.CustomerSummary, published_summary: dict[str, np.ndarray]
 ) -> None:
