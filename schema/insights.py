@@ -1,29 +1,35 @@
 """Customer insights over GraphQL, for staff with insights.read: a customer's RFM figures and
-segment (``Customer.rfm``, ``Customer.segment``), the shop's segments with their movement
-(``customerSegments``), and ``rebuildCustomerInsights`` (insights.manage).
+segment (``Customer.rfm``, ``Customer.segment``), lifetime value and churn risk
+(``Customer.clv``, ``Customer.churnRisk``), the shop's segments with their movement and
+average lifetime value (``customerSegments``), the fitted lifetime value models
+(``clvModel``), and ``rebuildCustomerInsights`` (insights.manage).
 
-A customer never sees any segment, their own included: the fields need the permission, which
-no customer holds. The rules and the SQL are in server/services/rfm.py and
-server/services/insights.py.
+A customer never sees any of it, their own included: the fields need the permission, which
+no customer holds. The rules and the SQL are in server/services/rfm.py,
+server/services/customer_value.py, server/services/churn.py and server/services/insights.py.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.customers import Customer
-from schema.loaders import CustomerRfmByCustomerIdLoader
+from schema.loaders import (
+    AverageClvBySegmentLoader,
+    CustomerRfmByCustomerIdLoader,
+    CustomerValueByCustomerIdLoader,
+)
 from server import models as m
 from server.graphql.context import Info
 from server.graphql.money import MoneyTotal, money_total
 from server.graphql.mutations import mutate
 from server.graphql.permissions import HasPermission
 from server.permissions import INSIGHTS_MANAGE, INSIGHTS_READ
-from server.services import insights, rfm
+from server.services import churn, customer_value, insights, rfm
 
 # A manage permission includes its read.
 CanRead = HasPermission(INSIGHTS_READ, INSIGHTS_MANAGE)
@@ -63,6 +69,96 @@ class CustomerRfm:
         )
 
 
+def _money_or_none(minor: int | None, currency: str) -> MoneyTotal | None:
+    return money_total(minor, currency) if minor is not None else None
+
+
+@strawberry.type(
+    description="A customer's lifetime value over the shop's horizon (insights.read). The "
+    "figures are null when the shop's purchases could not fit the models: `reason` says why."
+)
+class CustomerClv:
+    value: MoneyTotal | None = strawberry.field(
+        description="The margin the customer is expected to bring over the horizon, discounted "
+        "monthly at the shop's rate (CLV)."
+    )
+    expected_purchases: float | None = strawberry.field(
+        description="Purchases (distinct purchase days) expected over the horizon (BG/NBD)."
+    )
+    probability_alive: float | None = strawberry.field(
+        description="The chance the customer is still a customer (BG/NBD's P(alive)), 0-1."
+    )
+    expected_spend: MoneyTotal | None = strawberry.field(
+        description="Expected spend per purchase (Gamma-Gamma)."
+    )
+    margin_rate: float | None = strawberry.field(
+        description="The share of revenue kept: realised from the cost prices of what the "
+        "customer bought, or the shop's default rate."
+    )
+    horizon_days: int = strawberry.field(description="The horizon of value and purchases.")
+    reason: str | None = strawberry.field(
+        description="Why figures are null (the models could not be fitted); null otherwise."
+    )
+    computed_at: datetime = strawberry.field(
+        description="The moment these figures were computed for (the last recomputation that "
+        "changed them)."
+    )
+
+    @classmethod
+    def from_model(cls, row: m.CustomerValue, currency: str) -> CustomerClv:
+        return cls(
+            value=_money_or_none(row.clv_amount, currency),
+            expected_purchases=row.expected_purchases,
+            probability_alive=row.p_alive,
+            expected_spend=_money_or_none(row.expected_spend, currency),
+            margin_rate=row.margin_rate,
+            horizon_days=row.horizon_days,
+            reason=row.reason,
+            computed_at=row.computed_at,
+        )
+
+
+strawberry.enum(churn.ChurnReason, name="ChurnReasonCode", description="Why a churn risk is high.")
+
+
+@strawberry.type(description="One thing that raised a customer's churn risk.")
+class ChurnRiskReason:
+    code: churn.ChurnReason
+    message: str = strawberry.field(description="The reason in words, with its figures.")
+    value: float = strawberry.field(
+        description="DROPOUT_MODEL: 1 - P(alive); PURCHASE_OVERDUE: days since the last "
+        "purchase; BROWSING_DROPPED: the last 30 days' browsing as a share of the expected; "
+        "NO_INTERACTION: days since the last visit or purchase."
+    )
+
+
+@strawberry.type(description="How likely a customer has stopped buying, and why (insights.read).")
+class ChurnRisk:
+    probability: float | None = strawberry.field(
+        description="0-1: 1 - P(alive) combined with the shopping path's signals; null when the "
+        "purchase model could not be fitted (the signals are still listed)."
+    )
+    reasons: list[ChurnRiskReason] = strawberry.field(
+        description="Every part that contributed, the strongest first."
+    )
+    computed_at: datetime
+
+    @classmethod
+    def from_model(cls, row: m.CustomerValue) -> ChurnRisk:
+        return cls(
+            probability=row.churn_probability,
+            reasons=[
+                ChurnRiskReason(
+                    code=churn.ChurnReason(reason["code"]),
+                    message=str(reason["message"]),
+                    value=float(reason["value"]),
+                )
+                for reason in row.churn_reasons
+            ],
+            computed_at=row.computed_at,
+        )
+
+
 @strawberry.type
 class CustomerInsights:
     """Fields this domain adds to Customer (``root`` is the Customer)."""
@@ -83,6 +179,23 @@ class CustomerInsights:
         row = await info.context.loaders.get(CustomerRfmByCustomerIdLoader).load(root.id)
         return row.segment if row else None
 
+    @strawberry.field(
+        description="Lifetime value over the shop's horizon (insights.read); null before the "
+        "first purchase.",
+        permission_classes=[CanRead],
+    )
+    async def clv(self, root: Customer, info: Info) -> CustomerClv | None:
+        row = await info.context.loaders.get(CustomerValueByCustomerIdLoader).load(root.id)
+        return CustomerClv.from_model(row, info.context.settings.currency) if row else None
+
+    @strawberry.field(
+        description="Churn risk with its reasons (insights.read); null before the first purchase.",
+        permission_classes=[CanRead],
+    )
+    async def churn_risk(self, root: Customer, info: Info) -> ChurnRisk | None:
+        row = await info.context.loaders.get(CustomerValueByCustomerIdLoader).load(root.id)
+        return ChurnRisk.from_model(row) if row else None
+
 
 @strawberry.type(description="One RFM segment of the shop.")
 class CustomerSegmentSummary:
@@ -101,6 +214,14 @@ class CustomerSegmentSummary:
         description="Moves out of it since `since`: to another segment, or no purchase left."
     )
 
+    @strawberry.field(
+        description="The mean lifetime value of its customers who have one (rounded half up); "
+        "null when none has."
+    )
+    async def average_clv(self, info: Info) -> MoneyTotal | None:
+        average = await info.context.loaders.get(AverageClvBySegmentLoader).load(self.segment)
+        return _money_or_none(average, info.context.settings.currency)
+
     @classmethod
     def of(cls, summary: rfm.SegmentSummary, currency: str) -> CustomerSegmentSummary:
         average = summary.average_monetary
@@ -113,6 +234,64 @@ class CustomerSegmentSummary:
             average_monetary=money_total(average, currency) if average is not None else None,
             moved_in=summary.moved_in,
             moved_out=summary.moved_out,
+        )
+
+
+@strawberry.type(
+    description="A fit of the lifetime value models on the shop's purchases (insights.read): "
+    "BG/NBD (purchase rate ~ Gamma(r, alpha) per day, dropout ~ Beta(a, b)) and Gamma-Gamma "
+    "(spend per purchase ~ Gamma(p, nu), nu ~ Gamma(q, v), v in minor units). Parameters are "
+    "null when the data could not fit them: `reason` says why."
+)
+class ClvModel:
+    r: float | None
+    alpha: float | None
+    a: float | None
+    b: float | None
+    p: float | None
+    q: float | None
+    v: float | None
+    log_likelihood: float | None = strawberry.field(description="BG/NBD's, at the estimate.")
+    spend_log_likelihood: float | None = strawberry.field(
+        description="Gamma-Gamma's, at the estimate."
+    )
+    customers: int = strawberry.field(description="Customers the purchase model was fitted on.")
+    repeat_customers: int = strawberry.field(
+        description="Those who bought on more than one day (they fit the spend model)."
+    )
+    calibration_end: date = strawberry.field(description="The last day of purchases used (UTC).")
+    unit: str = strawberry.field(description='The unit of time of the rates: "day".')
+    converged: bool = strawberry.field(description="Both fits converged.")
+    reason: str | None = strawberry.field(
+        description="Why the models are not (fully) fitted; null when they are."
+    )
+    horizon_days: int
+    annual_discount_rate: float
+    default_margin_rate: float
+    fitted_at: datetime
+
+    @classmethod
+    def from_model(cls, row: m.ClvModelFit) -> ClvModel:
+        return cls(
+            r=row.r,
+            alpha=row.alpha,
+            a=row.a,
+            b=row.b,
+            p=row.p,
+            q=row.q,
+            v=row.v,
+            log_likelihood=row.log_likelihood,
+            spend_log_likelihood=row.spend_log_likelihood,
+            customers=row.customers,
+            repeat_customers=row.repeat_customers,
+            calibration_end=row.calibration_end,
+            unit=row.unit,
+            converged=row.converged,
+            reason=row.reason,
+            horizon_days=row.horizon_days,
+            annual_discount_rate=row.annual_discount_rate,
+            default_margin_rate=row.default_margin_rate,
+            fitted_at=row.fitted_at,
         )
 
 
@@ -129,6 +308,15 @@ class InsightQueries:
         summaries = await info.context.db.run(rfm.segment_summaries, since)
         currency = info.context.settings.currency
         return [CustomerSegmentSummary.of(s, currency) for s in summaries]
+
+    @strawberry.field(
+        description="The last fit of the lifetime value models (insights.read); null before the "
+        "first recomputation.",
+        permission_classes=[CanRead],
+    )
+    async def clv_model(self, info: Info) -> ClvModel | None:
+        row = await info.context.db.run(customer_value.latest_fit)
+        return ClvModel.from_model(row) if row is not None else None
 
 
 @strawberry.input
@@ -152,9 +340,25 @@ class RfmRebuildSummary:
     segment_changes: int = strawberry.field(description="Moves between segments recorded.")
 
 
+@strawberry.type(description="What the lifetime value and churn risk recomputation did.")
+class ClvRebuildSummary:
+    as_of: datetime = strawberry.field(description="The moment the figures are computed for.")
+    skipped: bool = strawberry.field(
+        description="Nothing changed since the last recomputation today: nothing was written."
+    )
+    customers: int = strawberry.field(description="Customers with a purchase, valued.")
+    written: int = strawberry.field(description="Customers whose figures changed.")
+    removed: int = strawberry.field(description="Customers left without a purchase.")
+    fitted: bool = strawberry.field(description="Both models were fitted: every figure is known.")
+    reason: str | None = strawberry.field(
+        description="Why figures are null (the models could not be fitted)."
+    )
+
+
 @strawberry.type
 class RebuildCustomerInsightsSuccess:
     rfm: RfmRebuildSummary
+    clv: ClvRebuildSummary
 
 
 RebuildCustomerInsightsResult = Annotated[
@@ -163,7 +367,7 @@ RebuildCustomerInsightsResult = Annotated[
 
 
 def _rebuilt(report: insights.InsightsReport) -> RebuildCustomerInsightsSuccess:
-    done = report.rfm
+    done, valued = report.rfm, report.clv
     return RebuildCustomerInsightsSuccess(
         rfm=RfmRebuildSummary(
             as_of=done.as_of,
@@ -172,7 +376,16 @@ def _rebuilt(report: insights.InsightsReport) -> RebuildCustomerInsightsSuccess:
             written=done.written,
             removed=done.removed,
             segment_changes=done.segment_changes,
-        )
+        ),
+        clv=ClvRebuildSummary(
+            as_of=valued.as_of,
+            skipped=valued.skipped,
+            customers=valued.customers,
+            written=valued.written,
+            removed=valued.removed,
+            fitted=valued.fitted,
+            reason=valued.reason,
+        ),
     )
 
 

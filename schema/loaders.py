@@ -15,7 +15,7 @@ from server.graphql.connections import ConnectionsByParentLoader
 from server.graphql.context import Database
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
 from server.graphql.pagination import SortKey
-from server.services import behaviour, catalog, variants
+from server.services import behaviour, catalog, customer_value, variants
 
 
 class ProductByIdLoader(ModelByIdLoader):
@@ -130,6 +130,33 @@ class CustomerRfmByCustomerIdLoader(DataLoader[int, m.CustomerRfm | None]):
         stmt = select(m.CustomerRfm).where(col(m.CustomerRfm.customer_id).in_(set(keys)))
         found = {row.customer_id: row for row in await self.db.scalars(stmt)}
         return [found.get(key) for key in keys]
+
+
+class CustomerValueByCustomerIdLoader(DataLoader[int, m.CustomerValue | None]):
+    """A customer's lifetime value and churn risk (None: no purchase yet, or not computed yet),
+    for a page of customers at once."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[int]) -> list[m.CustomerValue | None]:
+        stmt = select(m.CustomerValue).where(col(m.CustomerValue.customer_id).in_(set(keys)))
+        found = {row.customer_id: row for row in await self.db.scalars(stmt)}
+        return [found.get(key) for key in keys]
+
+
+class AverageClvBySegmentLoader(DataLoader[m.CustomerSegment, int | None]):
+    """The mean lifetime value of each RFM segment's customers (None: nobody in it has one):
+    one statement for every segment asked."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        super().__init__(load_fn=self._load)
+
+    async def _load(self, keys: Sequence[m.CustomerSegment]) -> list[int | None]:
+        averages = await self.db.run(customer_value.average_value_by_segment)
+        return [averages.get(key) for key in keys]
 
 
 class CategoriesByParentIdLoader(ModelsByFieldLoader):

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # The shop's rule of thumb for A/B tests: an experiment's arms need at least this many
     # visitors each before a result can be conclusive (an experiment may set its own).
     experiment_min_sample_size: int = Field(default=1000, ge=30)
+    # Customer lifetime value (docs/insights.md, "Lifetime value of the shop's customers"):
+    # the horizon it covers, the annual rate its future margins are discounted at, and the
+    # margin rate of a customer none of whose purchases has a cost price.
+    clv_horizon_days: int = Field(default=365, ge=1, le=3650)
+    clv_annual_discount_rate: float = Field(default=0.10, ge=0, lt=1)
+    clv_default_margin_rate: float = Field(default=0.30, gt=0, le=1)
     graphiql: bool = True
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""

@@ -49,8 +49,8 @@ CORE_PERMISSIONS: dict[str, str] = {
     APIKEYS_MANAGE: "Create, list and revoke API keys.",
     PLUGINS_READ: "See the installed plugins.",
     EVENTS_MANAGE: "See event deliveries to plugins (payloads included) and retry failed ones.",
-    INSIGHTS_READ: "See the shop's insights: customers' RFM figures and segments, experiments "
-    "and their results.",
+    INSIGHTS_READ: "See the shop's insights: customers' RFM figures and segments, lifetime "
+    "value and churn risk, experiments and their results.",
     INSIGHTS_MANAGE: "Recompute customer insights; define, start and stop experiments (A/B tests).",
 }
 

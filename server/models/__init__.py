@@ -24,9 +24,11 @@ from server.models.experiments import (
     ExperimentStatus,
 )
 from server.models.insights import (
+    ClvModelFit,
     CustomerRfm,
     CustomerSegment,
     CustomerSegmentChange,
+    CustomerValue,
     InsightRun,
 )
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
@@ -55,12 +57,14 @@ __all__ = [
     "CartLine",
     "CartStatus",
     "Category",
+    "ClvModelFit",
     "Customer",
     "CustomerEvent",
     "CustomerEventKind",
     "CustomerRfm",
     "CustomerSegment",
     "CustomerSegmentChange",
+    "CustomerValue",
     "DeliveryStatus",
     "Experiment",
     "ExperimentExposure",

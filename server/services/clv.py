@@ -559,7 +559,12 @@ GAMMA_GAMMA_PARAMETERS = ("p", "q", "v")
 def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> Fit[GammaGamma]:
     """Fit the Gamma-Gamma model by maximum likelihood on the customers with x ≥ 1 and a
     positive mean spend (the others carry no information about spend; they are left out).
-    Raises :class:`CannotFit` with fewer than 2 such customers or any negative spend."""
+    Raises :class:`CannotFit` with fewer than 2 such customers or any negative spend.
+
+    The spends are fitted in units of their mean and v is scaled back (the model is
+    scale-equivariant: dividing every spend by c divides v by c and leaves p and q), so that
+    the search's bounds do not depend on the currency's unit: spend in fen fits like spend in
+    yuan. The log-likelihood is that of the spends as given."""
     x, m = _floats(frequency, monetary)
     if (m < 0).any():
         raise CannotFit("a mean spend is negative")
@@ -568,25 +573,28 @@ def fit_gamma_gamma(frequency: npt.ArrayLike, monetary: npt.ArrayLike) -> Fit[Ga
         raise CannotFit(
             "Gamma-Gamma needs at least 2 customers with a repeat purchase of positive value"
         )
-    (ux, um), weights = _rows(x[used], m[used])
+    scale = float(m[used].mean())
+    (ux, um), weights = _rows(x[used], m[used] / scale)
     spends = _Spends.of(ux, um)
 
     def loglik(theta: FloatArray) -> float:
         p, q, v = np.exp(theta)
         return float((weights * _gamma_gamma_loglik(p, q, v, spends)).sum())
 
-    # q = 2 puts the population's mean at p·v; p = 1 makes v that mean.
-    start = np.array([1.0, 2.0, float(m[used].mean())])
+    # q = 2 puts the population's mean at p·v; p = 1 makes v that mean (1, in units of it).
+    start = np.array([1.0, 2.0, 1.0])
     params, ll, converged, message, iterations, errors = _maximize(
         loglik, start, GAMMA_GAMMA_PARAMETERS, int(used.sum())
     )
+    p, q, v = (float(value) for value in params)
     return Fit(
-        model=GammaGamma(*(float(p) for p in params)),
-        loglik=ll,
+        model=GammaGamma(p, q, v * scale),
+        # The density of z̄ is that of z̄ / c divided by c, for each customer used.
+        loglik=ll - float(weights.sum()) * math.log(scale),
         converged=converged,
         message=message,
         iterations=iterations,
-        standard_errors=errors,
+        standard_errors=None if errors is None else errors | {"v": errors["v"] * scale},
         customers=int(used.sum()),
     )
 
@@ -605,35 +613,35 @@ def customer_lifetime_value(
     spend: GammaGamma,
     summary: CustomerSummary,
     *,
-    months: int = 12,
+    months: float = 12,
     monthly_discount_rate: float = 0.0,
-    margin: float = 1.0,
+    margin: float | FloatArray = 1.0,
 ) -> FloatArray:
     """Each customer's discounted value over the next ``months``:
 
-        CLV = margin · E[M | x, z̄] · Σ_{k=1..months} (E[Y(τ_k)] − E[Y(τ_{k−1})]) / (1 + d)^k
+        CLV = margin · E[M | x, z̄] · Σ_{k=1..K} (E[Y(τ_k)] − E[Y(τ_{k−1})]) / (1 + d)^(τ_k)
 
-    with τ_k = k months in the summary's unit, E[Y(τ) | x, t_x, T] from BG/NBD, E[M] from
-    Gamma-Gamma, d the monthly discount rate (:func:`monthly_rate` converts an annual one) and
-    ``margin`` the share of revenue kept (1 − cost/price when cost prices are known, else 1:
-    the value is then revenue). Each month's purchases are discounted at the month's end.
+    with τ_k = min(k, months) months in the summary's unit (K = ⌈months⌉: a horizon that is not
+    a whole number of months ends with a part month, discounted at the horizon), E[Y(τ) | x,
+    t_x, T] from BG/NBD, E[M] from Gamma-Gamma, d the monthly discount rate
+    (:func:`monthly_rate` converts an annual one) and ``margin`` the share of revenue kept (one
+    rate, or one per customer; 1 − cost/price when cost prices are known, else 1: the value is
+    then revenue). Each month's purchases are discounted at the month's end.
     """
-    if months < 1:
-        raise ValueError("months must be at least 1")
+    if not months > 0:
+        raise ValueError("months must be above 0")
     if monthly_discount_rate <= -1:
         raise ValueError("the discount rate must be above -100%")
     if summary.monetary is None:
         raise CannotFit("the summary has no amounts: CLV needs spend")
     x, t_x, big_t = summary.frequency, summary.recency, summary.age
     month = DAYS_PER_MONTH / DAYS_PER_UNIT[summary.unit]
+    ends = np.minimum(np.arange(0, math.ceil(months) + 1, dtype=np.float64), months)
     cumulative = np.stack(
-        [
-            purchases.conditional_expected_purchases(k * month, x, t_x, big_t)
-            for k in range(months + 1)
-        ]
+        [purchases.conditional_expected_purchases(k * month, x, t_x, big_t) for k in ends]
     )
     per_month = np.diff(cumulative, axis=0)
-    factors = (1 + monthly_discount_rate) ** -np.arange(1, months + 1, dtype=np.float64)
+    factors = (1 + monthly_discount_rate) ** -ends[1:]
     value = spend.conditional_expected_spend(x, summary.monetary)
     return np.asarray(margin * value * (factors[:, None] * per_month).sum(axis=0), dtype=np.float64)
 

@@ -1,5 +1,5 @@
-"""Customer insights, recomputed: the list of steps (RFM segments now; lifetime value and
-churn risk join it), run by the core's periodic job ``core.insights``, by
+"""Customer insights, recomputed: the list of steps (RFM segments, then lifetime value with
+churn risk), run by the core's periodic job ``core.insights``, by
 ``shopgraph insights rebuild`` and by the ``rebuildCustomerInsights`` mutation.
 
 Each step recomputes one insight in a write transaction of its own and reports what it did.
@@ -20,7 +20,7 @@ from server.config import Settings
 from server.db import mark_write
 from server.hooktypes import Job, JobContext, hookimpl
 from server.progress import Progress
-from server.services import rfm
+from server.services import customer_value, rfm
 
 JOB_NAME = "insights"  # runs as "core.insights"
 JOB_INTERVAL_SECONDS = 3600
@@ -50,7 +50,19 @@ async def _rfm(
     return await rfm.rebuild(session, currency=settings.currency, as_of=as_of, force=force)
 
 
-STEPS: tuple[Step, ...] = (Step(rfm.STEP, _rfm),)
+async def _clv(
+    session: AsyncSession, settings: Settings, as_of: datetime | None, force: bool
+) -> customer_value.ClvRebuild:
+    return await customer_value.rebuild(
+        session,
+        currency=settings.currency,
+        settings=customer_value.ValueSettings.of(settings),
+        as_of=as_of,
+        force=force,
+    )
+
+
+STEPS: tuple[Step, ...] = (Step(rfm.STEP, _rfm), Step(customer_value.STEP, _clv))
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,12 @@ class InsightsReport:
     def rfm(self) -> rfm.RfmRebuild:
         result = self.results[rfm.STEP]
         assert isinstance(result, rfm.RfmRebuild)
+        return result
+
+    @property
+    def clv(self) -> customer_value.ClvRebuild:
+        result = self.results[customer_value.STEP]
+        assert isinstance(result, customer_value.ClvRebuild)
         return result
 
     def lines(self) -> list[str]:
@@ -117,8 +135,8 @@ def jobs() -> list[Job]:
             JOB_NAME,
             JOB_INTERVAL_SECONDS,
             run_job,
-            description="Recompute customer insights (RFM segments) when orders changed or "
-            "the day turned.",
+            description="Recompute customer insights (RFM segments, lifetime value and churn "
+            "risk) when orders or browsing changed or the day turned.",
         )
     ]
 

@@ -35,7 +35,7 @@ from server.models import (
     TrackingEvent,
     utcnow,
 )
-from server.services import rfm, tokens
+from server.services import customer_value, rfm, tokens
 from server.services.errors import AuthenticationFailed, NotFound
 from server.services.outbox import emit
 
@@ -214,9 +214,10 @@ async def erase_customer(
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(RefreshToken).where(col(RefreshToken.customer_id) == customer_id))
-    # Their RFM figures and segment history describe a person: gone with the account (the
-    # recomputations leave erased customers out).
+    # Their RFM figures, segment history, lifetime value and churn risk describe a person:
+    # gone with the account (the recomputations leave erased customers out).
     await rfm.erase(session, customer_id)
+    await customer_value.erase(session, customer_id)
     await tokens.revoke_subject(session, settings, f"customer:{customer_id}")
     await emit(session, ERASED_EVENT, {"customer_id": customer_id})
     await session.flush()

@@ -26,7 +26,6 @@ processes queue and each sees what the one before it wrote.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import ColumnElement, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -44,11 +42,12 @@ from server.models import (
     CustomerRfm,
     CustomerSegment,
     CustomerSegmentChange,
-    InsightRun,
     Order,
     OrderStatus,
     utcnow,
 )
+from server.services import insight_runs
+from server.services.insight_runs import chunks, utc
 
 STEP = "rfm"
 PURCHASE_STATUSES = (
@@ -88,15 +87,6 @@ _BY_CODE: tuple[CustomerSegment, ...] = tuple(
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def _int4(data: bytes) -> int:
-    value = zlib.crc32(data)
-    return value - (1 << 32) if value >= (1 << 31) else value
-
-
-# pg_advisory_xact_lock(int4, int4) of a recomputation's write transaction.
-LOCK_KEYS = (_int4(b"shopgraph.insights"), _int4(STEP.encode()))
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -176,7 +166,11 @@ def score(
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _purchases(as_of: datetime, currency: str) -> list[ColumnElement[bool]]:
+def purchase_conditions(as_of: datetime, currency: str) -> list[ColumnElement[bool]]:
+    """The rule of what counts as a purchase, as conditions on ``Order`` joined to its
+    ``Customer``: an order of a customer whose account is not erased, in the shop's currency,
+    paid and not cancelled (:data:`PURCHASE_STATUSES`), placed at or before ``as_of``. Every
+    insight that reads purchases (RFM, lifetime value) uses it."""
     return [
         col(Order.customer_id).is_not(None),
         col(Order.status).in_(PURCHASE_STATUSES),
@@ -196,7 +190,7 @@ async def buyers(session: AsyncSession, as_of: datetime, currency: str) -> Score
             func.max(col(Order.placed_at)),
         )
         .join(Customer, col(Customer.id) == col(Order.customer_id))
-        .where(*_purchases(as_of, currency))
+        .where(*purchase_conditions(as_of, currency))
         .group_by(col(Order.customer_id))
         .order_by(col(Order.customer_id))
     )
@@ -210,7 +204,7 @@ async def buyers(session: AsyncSession, as_of: datetime, currency: str) -> Score
         ids.append(customer_id)
         counts.append(int(purchases))
         totals.append(int(spent or 0))
-        last.append(_utc(latest))
+        last.append(utc(latest))
     return score(
         customer_ids=ids,
         recency_days=np.array([today - t.date().toordinal() for t in last], dtype=np.int64),
@@ -218,10 +212,6 @@ async def buyers(session: AsyncSession, as_of: datetime, currency: str) -> Score
         monetary=np.array(totals, dtype=np.int64),
         last_purchase_at=last,
     )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def fingerprint(session: AsyncSession, currency: str) -> str:
@@ -282,39 +272,10 @@ _VALUES = (
 )
 
 
-async def _lock(session: AsyncSession, dialect: str) -> None:
-    """Queue behind any other recomputation until this transaction ends. On SQLite the
-    transaction already holds the database's write lock (BEGIN IMMEDIATE)."""
-    if dialect == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(*LOCK_KEYS)))
-
-
-async def _last_run(session: AsyncSession) -> tuple[str, datetime] | None:
-    row = (
-        await session.execute(
-            select(col(InsightRun.fingerprint), col(InsightRun.as_of)).where(
-                col(InsightRun.step) == STEP
-            )
-        )
-    ).one_or_none()
-    return (str(row[0]), _utc(row[1])) if row is not None else None
-
-
 async def _current(session: AsyncSession) -> dict[int, tuple[Any, ...]]:
     stmt = select(col(CustomerRfm.customer_id), *(getattr(CustomerRfm, name) for name in _VALUES))
     rows = (await session.execute(stmt)).all()
-    return {int(row[0]): (*row[1:4], _utc(row[4]), *row[5:]) for row in rows}
-
-
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-_CHUNK = 5000
-
-
-def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    return {int(row[0]): (*row[1:4], utc(row[4]), *row[5:]) for row in rows}
 
 
 async def rebuild(
@@ -330,13 +291,12 @@ async def rebuild(
     Skips (``skipped``) when the last run was on the same day and the :func:`fingerprint` of
     the orders is unchanged, unless ``force``. Writes the rows whose figures changed (upserts),
     removes the rows of customers left without a purchase, and records each segment change."""
-    moment = _utc(as_of or utcnow())
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else "sqlite"
-    await _lock(session, dialect)
+    moment = utc(as_of or utcnow())
+    dialect = insight_runs.dialect_of(session)
+    await insight_runs.lock(session, STEP)
     seen = await fingerprint(session, currency)
-    last = await _last_run(session)
-    if not force and last is not None and last[0] == seen and last[1].date() == moment.date():
+    last = await insight_runs.last_run(session, STEP)
+    if not force and last is not None and insight_runs.unchanged(last, seen, moment):
         count = await session.scalar(select(func.count()).select_from(CustomerRfm))
         return RfmRebuild(as_of=last[1], skipped=True, customers=int(count or 0))
 
@@ -380,34 +340,21 @@ async def rebuild(
     ]
 
     connection = await session.connection()
-    upsert = _insert(dialect)(CustomerRfm)
+    upsert = insight_runs.insert(dialect)(CustomerRfm)
     upsert = upsert.on_conflict_do_update(
         index_elements=["customer_id"],
         set_={name: upsert.excluded[name] for name in (*_VALUES, "computed_at")},
     )
-    for chunk in _chunks(upserts):
+    for chunk in chunks(upserts):
         await connection.execute(upsert, list(chunk))
-    for ids in _chunks(gone):
+    for ids in chunks(gone):
         await connection.execute(delete(CustomerRfm).where(col(CustomerRfm.customer_id).in_(ids)))
-    for chunk in _chunks(changes):
+    for chunk in chunks(changes):
         await connection.execute(
             insert(CustomerSegmentChange), [change | {"at": moment} for change in chunk]
         )
-    run = _insert(dialect)(InsightRun).values(
-        step=STEP,
-        fingerprint=seen,
-        as_of=moment,
-        finished_at=utcnow(),
-        customers=len(scored.customer_ids),
-    )
-    await connection.execute(
-        run.on_conflict_do_update(
-            index_elements=["step"],
-            set_={
-                name: run.excluded[name]
-                for name in ("fingerprint", "as_of", "finished_at", "customers")
-            },
-        )
+    await insight_runs.record_run(
+        session, STEP, fingerprint=seen, as_of=moment, customers=len(scored.customer_ids)
     )
     return RfmRebuild(
         as_of=moment,

@@ -1,10 +1,11 @@
 """Customer insights over HTTP: what staff with insights.read see (Customer.rfm and segment,
-the segment filter, customerSegments with movement), what nobody else sees (a customer,
-their own segment included; support staff), and rebuildCustomerInsights (insights.manage)."""
+the segment filter, customerSegments with movement and average lifetime value, Customer.clv
+and churnRisk, clvModel), what nobody else sees (a customer, their own figures included;
+support staff), and rebuildCustomerInsights (insights.manage)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,11 +15,21 @@ from strawberry import relay
 
 from server.config import Settings
 from server.db import mark_write
-from server.models import CustomerSegmentChange, OrderStatus, StaffRole, utcnow
+from server.graphql.money import to_decimal
+from server.models import (
+    Customer,
+    CustomerRfm,
+    CustomerSegmentChange,
+    CustomerValue,
+    OrderStatus,
+    StaffRole,
+    utcnow,
+)
 from server.services import rfm
 from tests.support.accounts import make_customer, make_staff, token_for
+from tests.support.clv import simulate
 from tests.support.graphql import GraphQLClient
-from tests.support.insights import AS_OF, buy, small_shop
+from tests.support.insights import AS_OF, buy, simulated_shop, small_shop
 from tests.support.statements import counting
 
 
@@ -210,3 +221,143 @@ async def test_customers_and_support_staff_never_see_a_segment(
     )
     assert codes(filtered) == ["FORBIDDEN"] and filtered["data"] is None
     assert codes(await support.execute("{ customerSegments { count } }")) == ["FORBIDDEN"]
+
+
+CLV_PAGE = """
+query($first: Int!) {
+  customers(first: $first, sort: {field: EMAIL, direction: ASC}) {
+    nodes {
+      id segment
+      clv { value { amount currency } expectedPurchases probabilityAlive
+            expectedSpend { amount } marginRate horizonDays reason computedAt }
+      churnRisk { probability reasons { code message value } computedAt }
+    }
+  }
+}
+"""
+
+CLV_MODEL = """
+{ clvModel { r alpha a b p q v logLikelihood spendLogLikelihood customers repeatCustomers
+             calibrationEnd unit converged reason horizonDays fittedAt } }
+"""
+
+
+async def test_staff_see_lifetime_value_and_churn_risk_and_customers_never_do(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Starlette
+) -> None:
+    cohort = simulate(
+        200, r=0.5, alpha=6.0, a=0.8, b=2.5, p=6.0, q=4.0, v=15.0, horizon=39.0, seed=3
+    )
+    shop = await simulated_shop(session, cohort, calibration_weeks=39.0, horizon_weeks=0.0)
+    admin = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.ADMIN)))
+    rebuild = """mutation { rebuildCustomerInsights { ... on RebuildCustomerInsightsSuccess {
+      rfm { customers } clv { skipped customers written removed fitted reason asOf } } } }"""
+    done = (await admin(rebuild))["rebuildCustomerInsights"]
+    assert done["rfm"]["customers"] == 200
+    assert {k: v for k, v in done["clv"].items() if k != "asOf"} == {
+        "skipped": False,
+        "customers": 200,
+        "written": 200,
+        "removed": 0,
+        "fitted": True,
+        "reason": None,
+    }
+    await session.commit()
+    stored = {
+        row.customer_id: row
+        for row in (await session.execute(select(CustomerValue))).scalars().all()
+    }
+    segments = {
+        row.customer_id: row.segment
+        for row in (await session.execute(select(CustomerRfm))).scalars().all()
+    }
+    await session.commit()  # end the read: the server writes meanwhile
+
+    analyst = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.ANALYST)))
+    page = (await analyst(CLV_PAGE, {"first": 20}))["customers"]["nodes"]
+    assert len(page) == 20
+    for node in page:
+        row = stored[int(relay.GlobalID.from_id(node["id"]).node_id)]
+        assert row.clv_amount is not None and row.expected_spend is not None
+        assert node["clv"] == {
+            "value": {"amount": str(to_decimal(row.clv_amount, "CNY")), "currency": "CNY"},
+            "expectedPurchases": row.expected_purchases,
+            "probabilityAlive": row.p_alive,
+            "expectedSpend": {"amount": str(to_decimal(row.expected_spend, "CNY"))},
+            "marginRate": 0.3,
+            "horizonDays": 365,
+            "reason": None,
+            "computedAt": row.computed_at.isoformat(),
+        }
+        assert node["churnRisk"]["probability"] == row.churn_probability
+        assert [r["code"] for r in node["churnRisk"]["reasons"]] == [
+            r["code"] for r in row.churn_reasons
+        ]
+    # A page of customers with their values, risks and segments costs what one customer does.
+    with counting(app) as many:
+        await analyst(CLV_PAGE, {"first": 20})
+    with counting(app) as one:
+        await analyst(CLV_PAGE, {"first": 1})
+    assert len(many) == len(one)
+    assert sum("customer_value" in s for s in many) == 1
+
+    model = (await analyst(CLV_MODEL))["clvModel"]
+    assert (model["customers"], model["unit"], model["converged"], model["reason"]) == (
+        200,
+        "day",
+        True,
+        None,
+    )
+    # The recomputation ran now: its day ends the calibration.
+    as_of = datetime.fromisoformat(done["clv"]["asOf"])
+    assert model["calibrationEnd"] == as_of.astimezone(UTC).date().isoformat()
+    assert all(model[k] > 0 for k in ("r", "alpha", "a", "b", "p", "q", "v"))
+
+    # The average lifetime value of each segment's customers.
+    summaries = (await analyst("{ customerSegments { segment count averageClv { amount } } }"))[
+        "customerSegments"
+    ]
+    for summary in summaries:
+        values = [
+            stored[c].clv_amount for c, s in segments.items() if s.value == summary["segment"]
+        ]
+        if not values:
+            assert summary["averageClv"] is None
+            continue
+        total = sum(v for v in values if v is not None)
+        average = (2 * total + len(values)) // (2 * len(values))
+        assert summary["averageClv"] == {"amount": str(to_decimal(average, "CNY"))}
+    assert sum(s["count"] for s in summaries) == 200
+
+    # A customer never sees their own value or risk: not through me, node, nor a payload.
+    customer_id = shop.customer_ids[0]
+    customer = await session.get(Customer, customer_id)
+    assert customer is not None
+    me = gql.as_(token_for(settings, customer))
+    support = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.SUPPORT)))
+    node = (
+        "query($id: ID!) { node(id: $id) { ... on Customer { "
+        "email clv { value { amount } } churnRisk { probability } } } }"
+    )
+    for query, variables in (
+        ("{ me { email clv { value { amount } } churnRisk { probability } } }", None),
+        (node, {"id": gid("Customer", customer_id)}),
+        (
+            'mutation { updateProfile(input: {firstName: "小王"}) { '
+            "... on UpdateProfileSuccess { customer { email clv { probabilityAlive } "
+            "churnRisk { reasons { code } } } } } }",
+            None,
+        ),
+    ):
+        body = await me.execute(query, variables)
+        assert codes(body) == ["FORBIDDEN", "FORBIDDEN"], query
+        shown = next(iter(body["data"].values()))
+        seen = shown.get("customer", shown)
+        assert seen["clv"] is None and seen["churnRisk"] is None and seen["email"], query
+    for client in (me, gql):
+        assert codes(await client.execute(CLV_MODEL)) == ["FORBIDDEN"]
+    # Support staff serve customers and do not see their value.
+    body = await support.execute(node, {"id": gid("Customer", customer_id)})
+    assert codes(body) == ["FORBIDDEN", "FORBIDDEN"]
+    assert body["data"]["node"]["clv"] is None and body["data"]["node"]["churnRisk"] is None
+    assert codes(await support.execute(CLV_MODEL)) == ["FORBIDDEN"]

@@ -106,6 +106,28 @@ def test_gamma_gamma_on_the_published_cdnow_summary_matches_the_paper(
         assert within(found[name], expected, 0.05), f"fitted {found}"
 
 
+def test_gamma_gamma_fits_spend_in_any_unit_alike(
+    published_summary: dict[str, np.ndarray],
+) -> None:
+    """Spend in minor units (fen, cents) fits like spend in currency units: v scales with the
+    unit, p and q do not, and the log-likelihood moves by n log c — also when v passes e^10,
+    the bound of the search in log-space."""
+    s = published_summary
+    dollars = clv.fit_gamma_gamma(s["x"], s["zbar"])
+    for scale in (100.0, 10000.0):
+        scaled = clv.fit_gamma_gamma(s["x"], s["zbar"] * scale)
+        assert scaled.converged, scaled.message
+        assert scaled.model.p == pytest.approx(dollars.model.p, rel=1e-4)
+        assert scaled.model.q == pytest.approx(dollars.model.q, rel=1e-4)
+        assert scaled.model.v == pytest.approx(dollars.model.v * scale, rel=1e-4)
+        assert scaled.loglik == pytest.approx(dollars.loglik - 946 * math.log(scale), rel=1e-7)
+        assert scaled.standard_errors is not None and dollars.standard_errors is not None
+        assert scaled.standard_errors["v"] == pytest.approx(
+            dollars.standard_errors["v"] * scale, rel=1e-2
+        )
+    assert dollars.model.v * 10000 > math.exp(clv.LOG_BOUND)
+
+
 def test_the_summary_of_the_raw_cdnow_log_is_the_published_one(
     raw_summary: clv.CustomerSummary, published_summary: dict[str, np.ndarray]
 ) -> None:
@@ -386,6 +408,44 @@ def test_clv_without_discount_is_margin_times_spend_times_purchases() -> None:
     )
     assert at_5_percent == pytest.approx(undiscounted / 1.05, rel=1e-12)
     assert clv.monthly_rate(0.12682503013196977) == pytest.approx(0.01)
+
+
+def test_a_horizon_of_days_ends_with_a_part_month_and_margins_may_differ() -> None:
+    """365 days are 11.99 months: eleven months discounted at their ends, then the rest of the
+    horizon discounted at the horizon; a margin rate per customer scales each one's value."""
+    summary = clv.CustomerSummary(
+        customers=np.array([1, 2]),
+        frequency=np.array([3.0, 0.0]),
+        recency=np.array([200.0, 0.0]),
+        age=np.array([300.0, 40.0]),
+        monetary=np.array([5000.0, 0.0]),
+        holdout_frequency=np.zeros(2),
+        holdout_length=0.0,
+        unit="day",
+        calibration_end=date(2024, 1, 1),
+        observation_end=date(2024, 1, 1),
+    )
+    purchases = clv.BgNbd(r=0.8, alpha=60.0, a=0.7, b=2.5)
+    spend = clv.GammaGamma(p=6.0, q=4.0, v=4000.0)
+    months = 365 / clv.DAYS_PER_MONTH
+    x, t_x, big_t = summary.frequency, summary.recency, summary.age
+    per_purchase = spend.conditional_expected_spend(x, summary.monetary)
+    margins = np.array([0.25, 0.4])
+    plain = clv.customer_lifetime_value(purchases, spend, summary, months=months, margin=margins)
+    in_a_year = purchases.conditional_expected_purchases(365.0, x, t_x, big_t)
+    assert plain == pytest.approx(margins * per_purchase * in_a_year, rel=1e-9)
+    rate = clv.monthly_rate(0.1)
+    discounted = clv.customer_lifetime_value(
+        purchases, spend, summary, months=months, monthly_discount_rate=rate, margin=margins
+    )
+    ends = [k * clv.DAYS_PER_MONTH for k in range(12)] + [365.0]
+    cumulative = [purchases.conditional_expected_purchases(t, x, t_x, big_t) for t in ends]
+    by_hand = sum(
+        (cumulative[k] - cumulative[k - 1]) / (1 + rate) ** min(k, months) for k in range(1, 13)
+    )
+    assert discounted == pytest.approx(margins * per_purchase * by_hand, rel=1e-9)
+    with pytest.raises(ValueError, match="above 0"):
+        clv.customer_lifetime_value(purchases, spend, summary, months=0)
 
 
 # ---------------------------------------------------------------------------------------------

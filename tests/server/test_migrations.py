@@ -477,3 +477,74 @@ def test_customer_rfm_tables_come_and_go_with_their_revision(database_url: str) 
     migrate.downgrade(database_url, BEFORE_CUSTOMER_RFM, plugins)
     assert "customer" in migrate.run_async(tables)
     migrate.upgrade(database_url, plugins=plugins)
+
+
+# The revision 0010 follows: the lifetime value tables are tested up and down from it.
+BEFORE_CUSTOMER_VALUE = "0009_core"
+VALUE_TABLES = {"customer_value", "clv_model_fit"}
+
+
+def test_customer_value_tables_come_and_go_with_their_revision(database_url: str) -> None:
+    """0010 adds the lifetime value tables empty (the insights job fills them); a value may
+    pass 32 bits and figures may be null; going down drops them and leaves the customers."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def tables() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return names
+
+    async def add_values() -> list[tuple[Any, ...]]:
+        engine = create_engine(database_url)
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customer (email, first_name, last_name, membership_tier, "
+                    "tags, interests, is_active, created_at) VALUES ('clv@example.cn', '', '', "
+                    "'STANDARD', '[]', '[]', :active, :at)"
+                ),
+                {"active": True, "at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO customer_value (customer_id, p_alive, expected_purchases, "
+                    "horizon_days, expected_spend, margin_rate, clv_amount, churn_probability, "
+                    "churn_reasons, reason, computed_at) "
+                    "SELECT id, 0.9, NULL, 365, NULL, 0.3, 7000000000, NULL, '[]', NULL, :at "
+                    "FROM customer WHERE email = 'clv@example.cn'"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO clv_model_fit (fitted_at, calibration_end, unit, customers, "
+                    "repeat_customers, converged, reason, horizon_days, annual_discount_rate, "
+                    "default_margin_rate) VALUES (:at, :day, 'day', 3, 0, :no, 'too little', "
+                    "365, 0.1, 0.3)"
+                ),
+                {"at": at, "day": at.date(), "no": False},
+            )
+        async with engine.connect() as conn:
+            found = [
+                tuple(row)
+                for row in await conn.execute(
+                    text("SELECT clv_amount, p_alive, r FROM customer_value, clv_model_fit")
+                )
+            ]
+        await engine.dispose()
+        return found
+
+    assert migrate.run_async(tables) >= VALUE_TABLES
+    migrate.downgrade(database_url, BEFORE_CUSTOMER_VALUE, plugins)
+    assert not VALUE_TABLES & migrate.run_async(tables)
+    assert "customer_rfm" in migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) >= VALUE_TABLES
+    assert migrate.run_async(add_values) == [(7_000_000_000, 0.9, None)]
+    migrate.downgrade(database_url, BEFORE_CUSTOMER_VALUE, plugins)
+    assert "customer" in migrate.run_async(tables)
+    assert not VALUE_TABLES & migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)

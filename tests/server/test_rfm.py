@@ -278,8 +278,14 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
         with Progress("insights", len(insights.STEPS), stream=shown) as progress:
             report = await insights.rebuild(sessions, settings, force=False, progress=progress)
         assert (report.rfm.customers, report.rfm.removed, report.rfm.segment_changes) == (1, 1, 2)
+        # The lifetime value step follows; one buyer who bought once is too little to fit.
+        no_fit = (
+            "no values: the purchase model (BG/NBD) cannot be fitted: no customer made a repeat "
+            "purchase: BG/NBD cannot tell a purchase rate from dropout on such data"
+        )
         assert shown.getvalue().splitlines() == [
-            "insights: rfm: 1 customers scored, 1 rows written, 1 removed, 2 segment changes (1/1)"
+            "insights: rfm: 1 customers scored, 1 rows written, 1 removed, 2 segment changes (1/2)",
+            f"insights: clv: 1 customers, 0 rows written, 1 removed; {no_fit} (2/2)",
         ]
     finally:
         await engine.dispose()
@@ -289,10 +295,12 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes"
+        "rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes",
+        f"clv: 1 customers, 0 rows written, 0 removed; {no_fit}",
     ]
     assert result.stderr.splitlines() == [
-        "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/1)"
+        "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/2)",
+        f"insights: clv: 1 customers, 0 rows written, 0 removed; {no_fit} (2/2)",
     ]
 
 

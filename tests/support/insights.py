@@ -1,16 +1,20 @@
 """A small shop whose RFM segments are worked out by hand (tests/server/test_rfm.py shows the
-working), and functions that write its orders straight into the database."""
+working), a shop of customers simulated with known parameters, and functions that write their
+orders straight into the database."""
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Customer, CustomerSegment, Order, OrderStatus
 from tests.support.accounts import make_customer
+from tests.support.clv import SimulatedCohort
 
 _numbers = itertools.count(1)
 # The moment the small shop is scored at.
@@ -99,3 +103,111 @@ async def small_shop(session: AsyncSession) -> SmallShop:
     await buy(session, d, 500000, at(6, 29), currency="USD")
     await buy(session, erased, 500000, at(6, 29))
     return SmallShop(a=a, b=b, c=c, d=d, e=e, f=f, erased=erased, f_order=f_order)
+
+
+# --- a shop of simulated customers, written in bulk ---------------------------------------------
+
+# Week 0 of a simulated cohort (tests/support/clv.py), a UTC midnight.
+COHORT_START = datetime(2025, 1, 6, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SimulatedShop:
+    """Customers simulated from BG/NBD and Gamma-Gamma written as orders up to ``as_of``: the
+    purchase log as written (one row per purchase order: customer id, UTC day, minor units),
+    and each customer's purchases after ``as_of`` up to ``horizon_end`` (not written: what
+    the models are to foresee)."""
+
+    customer_ids: list[int]
+    as_of: datetime
+    customers: list[int]
+    days: list[date]
+    amounts: list[int]
+    later: dict[int, int]
+
+
+def _moment(weeks: float) -> datetime:
+    return COHORT_START + timedelta(weeks=float(weeks))
+
+
+async def simulated_shop(
+    session: AsyncSession,
+    cohort: SimulatedCohort,
+    *,
+    calibration_weeks: float,
+    horizon_weeks: float,
+) -> SimulatedShop:
+    """Write ``cohort``'s customers and their purchases up to ``calibration_weeks`` with bulk
+    inserts. Every 10th customer's first purchase is split into two orders on the same day (one
+    purchase of their sum), and every 7th customer also has a cancelled order (no purchase)."""
+    n = cohort.start.shape[0]
+    created = [_moment(start) - timedelta(days=30) for start in cohort.start.tolist()]
+    ids = list(
+        (
+            await session.execute(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "email": f"sim{next(_numbers)}@example.cn",
+                        "first_name": "模拟",
+                        "last_name": "",
+                        "membership_tier": "STANDARD",
+                        "tags": [],
+                        "interests": [],
+                        "is_active": True,
+                        "created_at": created[i],
+                    }
+                    for i in range(n)
+                ],
+            )
+        ).scalars()
+    )
+    orders: list[dict[str, object]] = []
+    log = SimulatedShop(ids, _moment(calibration_weeks), [], [], [], {})
+
+    def order(i: int, at: datetime, total: int, status: OrderStatus) -> None:
+        orders.append(
+            {
+                "number": f"SG-SIM-{next(_numbers):07d}",
+                "customer_id": ids[i],
+                "email": "buyer@example.cn",
+                "status": status,
+                "currency": "CNY",
+                "subtotal_amount": total,
+                "discount_amount": 0,
+                "fee_amount": 0,
+                "shipping_amount": 0,
+                "total_amount": total,
+                "adjustments": [],
+                "shipping_address": {},
+                "shipment_plan": [],
+                "placed_at": at,
+                "updated_at": at,
+            }
+        )
+        if status is OrderStatus.COMPLETED:
+            log.customers.append(ids[i])
+            log.days.append(at.date())
+            log.amounts.append(total)
+
+    first = np.zeros(n, dtype=bool)
+    for i, weeks, value in zip(
+        cohort.customer.tolist(), cohort.time.tolist(), cohort.value.tolist(), strict=True
+    ):
+        total = max(int(round(value * 100)), 1)
+        if weeks > calibration_weeks:
+            if weeks <= calibration_weeks + horizon_weeks:
+                log.later[ids[i]] = log.later.get(ids[i], 0) + 1
+            continue
+        if i % 10 == 0 and not first[i]:
+            half = total // 2
+            order(i, _moment(weeks), half, OrderStatus.COMPLETED)
+            order(i, _moment(weeks) + timedelta(minutes=5), total - half, OrderStatus.COMPLETED)
+        else:
+            order(i, _moment(weeks), total, OrderStatus.COMPLETED)
+        first[i] = True
+    for i in range(0, n, 7):
+        order(i, _moment(cohort.start[i]) + timedelta(days=1), 99999, OrderStatus.CANCELLED)
+    await session.execute(insert(Order), orders)
+    await session.commit()
+    return log
