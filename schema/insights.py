@@ -152,9 +152,19 @@ class RfmRebuildSummary:
     segment_changes: int = strawberry.field(description="Moves between segments recorded.")
 
 
+@strawberry.type(description="What the recomputation of the audiences' memberships did.")
+class AudiencesRebuildSummary:
+    as_of: datetime = strawberry.field(description="The moment the rules were evaluated at.")
+    audiences: int
+    members: int = strawberry.field(description="Memberships stored, over every audience.")
+    joined: int = strawberry.field(description="Customers who joined an audience.")
+    left: int = strawberry.field(description="Customers who left one.")
+
+
 @strawberry.type
 class RebuildCustomerInsightsSuccess:
     rfm: RfmRebuildSummary
+    audiences: AudiencesRebuildSummary
 
 
 RebuildCustomerInsightsResult = Annotated[
@@ -172,7 +182,14 @@ def _rebuilt(report: insights.InsightsReport) -> RebuildCustomerInsightsSuccess:
             written=done.written,
             removed=done.removed,
             segment_changes=done.segment_changes,
-        )
+        ),
+        audiences=AudiencesRebuildSummary(
+            as_of=report.audiences.as_of,
+            audiences=report.audiences.audiences,
+            members=report.audiences.members,
+            joined=report.audiences.joined,
+            left=report.audiences.left,
+        ),
     )
 
 

@@ -127,3 +127,18 @@ class UnknownGateway(ValidationFailed):
         offered = ", ".join(sorted(known)) or "none"
         super().__init__(f"unknown gateway {gateway!r}; use one of: {offered}", field="gateway")
         self.gateway = gateway
+
+
+class InvalidRule(ValidationFailed):
+    """An audience's rule was refused. ``code`` says why (UNKNOWN_KIND, BAD_OPERATOR,
+    OUT_OF_RANGE, BAD_VALUE, MALFORMED, UNKNOWN_CATEGORY, UNKNOWN_PRODUCT, TOO_DEEP,
+    TOO_MANY_CONDITIONS); ``path`` names the bad node within the rule (``all[1].orders.days``;
+    empty for the rule itself), and ``field`` is the input field, ``rule`` followed by it."""
+
+    code = "INVALID_RULE"
+
+    def __init__(self, code: str, path: str, message: str) -> None:
+        where = f"rule.{path}" if path else "rule"
+        super().__init__(f"{where}: {message}", field=where)
+        self.code = code
+        self.path = path

@@ -1,10 +1,12 @@
-"""Customer insights, recomputed: the list of steps (RFM segments now; lifetime value and
-churn risk join it), run by the core's periodic job ``core.insights``, by
-``shopgraph insights rebuild`` and by the ``rebuildCustomerInsights`` mutation.
+"""Customer insights, recomputed: the list of steps (RFM segments, then the audiences'
+memberships, which may read the segments; lifetime value and churn risk join it), run by the
+core's periodic job ``core.insights``, by ``shopgraph insights rebuild`` and by the
+``rebuildCustomerInsights`` mutation.
 
 Each step recomputes one insight in a write transaction of its own and reports what it did.
-The job runs every hour and each step skips when its data has not changed since its last run
-that day; the command and the mutation recompute whatever the data.
+The job runs every hour and a step may skip when its data has not changed since its last run
+that day (RFM does; the audiences always run, writing only what changed); the command and the
+mutation recompute whatever the data.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from server.config import Settings
 from server.db import mark_write
 from server.hooktypes import Job, JobContext, hookimpl
 from server.progress import Progress
-from server.services import rfm
+from server.services import audiences, rfm
 
 JOB_NAME = "insights"  # runs as "core.insights"
 JOB_INTERVAL_SECONDS = 3600
@@ -50,7 +52,15 @@ async def _rfm(
     return await rfm.rebuild(session, currency=settings.currency, as_of=as_of, force=force)
 
 
-STEPS: tuple[Step, ...] = (Step(rfm.STEP, _rfm),)
+async def _audiences(
+    session: AsyncSession, settings: Settings, as_of: datetime | None, force: bool
+) -> audiences.AudiencesRebuild:
+    # Always runs (``force`` or not): its rules read time windows, tags and addresses that no
+    # cheap fingerprint covers, and an audience whose members did not change writes nothing.
+    return await audiences.rebuild(session, currency=settings.currency, as_of=as_of)
+
+
+STEPS: tuple[Step, ...] = (Step(rfm.STEP, _rfm), Step(audiences.STEP, _audiences))
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,12 @@ class InsightsReport:
     def rfm(self) -> rfm.RfmRebuild:
         result = self.results[rfm.STEP]
         assert isinstance(result, rfm.RfmRebuild)
+        return result
+
+    @property
+    def audiences(self) -> audiences.AudiencesRebuild:
+        result = self.results[audiences.STEP]
+        assert isinstance(result, audiences.AudiencesRebuild)
         return result
 
     def lines(self) -> list[str]:
@@ -117,8 +133,8 @@ def jobs() -> list[Job]:
             JOB_NAME,
             JOB_INTERVAL_SECONDS,
             run_job,
-            description="Recompute customer insights (RFM segments) when orders changed or "
-            "the day turned.",
+            description="Recompute customer insights (RFM segments when orders changed or the "
+            "day turned; audiences' memberships).",
         )
     ]
 
