@@ -564,7 +564,7 @@ class Region(Condition):
 class _DefaultAddressIn(Condition):
     """The customer's default address is in one of these places (as written on it)."""
 
-    column: ClassVar[Any]
+    column: ClassVar[str]  # the address's column
     places: tuple[str, ...]
 
     @classmethod
@@ -577,7 +577,7 @@ class _DefaultAddressIn(Condition):
             .where(
                 col(Address.customer_id) == col(Customer.id),
                 col(Address.is_default),
-                col(self.column).in_(self.places),
+                getattr(Address, self.column).in_(self.places),
             )
             .exists()
         )
@@ -589,7 +589,7 @@ class Province(_DefaultAddressIn):
     """The province of the customer's default address is one of these."""
 
     kind: ClassVar[str] = "province"
-    column: ClassVar[Any] = Address.province
+    column: ClassVar[str] = "province"
 
 
 @register
@@ -598,7 +598,7 @@ class City(_DefaultAddressIn):
     """The city of the customer's default address is one of these."""
 
     kind: ClassVar[str] = "city"
-    column: ClassVar[Any] = Address.city
+    column: ClassVar[str] = "city"
 
 
 class Registration(StrEnum):

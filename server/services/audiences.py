@@ -34,7 +34,6 @@ from sqlalchemy import (
     literal,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -281,13 +280,20 @@ class Preview:
     members: list[Customer]
 
 
-async def preview(session: AsyncSession, rule: Any, *, currency: str, first: int) -> Preview:
-    """Check ``rule`` and count its members, with the first ``first`` (0 to 100); nothing is
-    written."""
+async def preview(
+    session: AsyncSession,
+    rule: Any,
+    *,
+    currency: str,
+    first: int,
+    as_of: datetime | None = None,
+) -> Preview:
+    """Check ``rule`` and count its members as of ``as_of`` (now), with the first ``first`` (0
+    to 100); nothing is written."""
     if not 0 <= first <= PREVIEW_MAX:
         raise ValidationFailed(f"first must be between 0 and {PREVIEW_MAX}", field="first")
     checked = await validate_rule(session, rule, currency=currency)
-    ctx = context(session, currency)
+    ctx = context(session, currency, as_of)
     [count] = await count_members(session, [checked], ctx)
     members: list[Customer] = []
     if first:
@@ -380,9 +386,8 @@ async def refresh(
                 for c, kind in chunk
             ],
         )
-    await connection.execute(
-        update(Audience).where(col(Audience.id) == audience_id).values(computed_at=ctx.as_of)
-    )
+    audience.computed_at = ctx.as_of
+    await session.flush()
     return Refresh(members=len(now), joined=len(joined), left=len(left))
 
 

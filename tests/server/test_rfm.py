@@ -279,7 +279,8 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
             report = await insights.rebuild(sessions, settings, force=False, progress=progress)
         assert (report.rfm.customers, report.rfm.removed, report.rfm.segment_changes) == (1, 1, 2)
         assert shown.getvalue().splitlines() == [
-            "insights: rfm: 1 customers scored, 1 rows written, 1 removed, 2 segment changes (1/1)"
+            "insights: rfm: 1 customers scored, 1 rows written, 1 removed, 2 segment changes (1/2)",
+            "insights: audiences: 0 audiences, 0 memberships, 0 joined, 0 left (2/2)",
         ]
     finally:
         await engine.dispose()
@@ -289,10 +290,12 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes"
+        "rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes",
+        "audiences: 0 audiences, 0 memberships, 0 joined, 0 left",
     ]
     assert result.stderr.splitlines() == [
-        "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/1)"
+        "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/2)",
+        "insights: audiences: 0 audiences, 0 memberships, 0 joined, 0 left (2/2)",
     ]
 
 
