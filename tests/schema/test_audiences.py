@@ -269,6 +269,10 @@ async def test_who_may_read_change_and_export_audiences(
     await session.commit()
     app = gql.as_(key.secret)
     assert (await app(read))["audience"]["count"] == 2
+    moves = await app(
+        '{ audience(key: "vip") { changes(first: 5) { nodes { kind customer { id } } } } }'
+    )
+    assert moves["audience"]["changes"]["nodes"] == [{"kind": "JOINED", "customer": None}] * 2
     assert codes(await app.execute(members)) == ["FORBIDDEN"]
     assert codes(await app.execute(EXPORT, {"key": "vip"})) == ["FORBIDDEN"]
     hidden = await app(PREVIEW.replace("members { email }", ""), {"rule": VIP})
