@@ -204,8 +204,8 @@ def _name(field: Any) -> str:
 
 def rule_data(value: Any) -> Any:
     """The rule's JSON form of an ``AudienceRuleInput`` (the members that are set, under their
-    GraphQL names). A global id that names no row of its type becomes 0, which names none:
-    the rule's check answers it as an unknown category or product."""
+    GraphQL names), ids as the rows' ids. A global id that names no row of its type is kept as
+    the client sent it, which the rule's check answers as an unknown category or product."""
     if isinstance(value, list):
         return [rule_data(item) for item in value]
     definition = get_object_definition(type(value))
@@ -217,7 +217,11 @@ def rule_data(value: Any) -> Any:
                 continue
             name = _name(field)
             node = _NODE_IDS.get(name)
-            out[name] = (parse_node_id(item, node) or 0) if node else rule_data(item)
+            if node is None:
+                out[name] = rule_data(item)
+            else:
+                row_id = parse_node_id(item, node)
+                out[name] = row_id if row_id is not None else str(item)
         return out
     if isinstance(value, Enum):
         return value.value

@@ -459,6 +459,8 @@ def insights_export_audience(key: str, output: Path) -> None:
         click.echo(export_command(get_settings(), key, output))
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
 @main.command("demo-data")
