@@ -21,14 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services.audience_conditions import (
     CONDITIONS,
+    BuildContext,
+    Condition,
+    ParseContext,
+    Reference,
+)
+from server.services.audience_params import (
     MALFORMED,
     OUT_OF_RANGE,
     UNKNOWN_KIND,
-    BuildContext,
-    Condition,
     Params,
-    ParseContext,
-    Reference,
     path_join,
 )
 from server.services.errors import InvalidRule

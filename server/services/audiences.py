@@ -48,7 +48,8 @@ from server.models import (
     utcnow,
 )
 from server.models.audiences import AUDIENCE_KEY_MAX
-from server.services.audience_conditions import MAX_ROW_ID, BuildContext
+from server.services.audience_conditions import BuildContext
+from server.services.audience_params import MAX_ROW_ID
 from server.services.audience_rules import Rule, parse_rule, validate_rule
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
