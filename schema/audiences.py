@@ -56,6 +56,7 @@ from server.permissions import CUSTOMERS_READ, INSIGHTS_MANAGE, INSIGHTS_READ
 from server.services import audience_conditions as conditions
 from server.services import audience_export
 from server.services import audiences as service
+from server.services.audience_conditions import BuildContext
 from server.services.audience_rules import Rule
 from server.services.errors import DomainError
 
@@ -251,7 +252,7 @@ def rule_for_api(value: Any) -> Any:
 
 class _RuleLoader(DataLoader[Any, Any]):
     """A loader over audiences' rules: resolvers hand over the audience (its rule) and the
-    request's context through their calls; the batch is evaluated at one moment."""
+    request's context through the loader's methods; each batch evaluates its rules now."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -266,7 +267,7 @@ class _RuleLoader(DataLoader[Any, Any]):
             self.rules[audience.id] = service.rule_of(audience, info.context.settings.currency)
         return audience.id
 
-    def _build(self) -> Any:
+    def _build(self) -> BuildContext:
         assert self.context is not None, "load through the loader's own methods"
         return service.context(self.db.session, self.context.settings.currency)
 
