@@ -24,14 +24,18 @@ from server.permissions import AUDIT_READ
 from server.services import audit as service
 
 
-@strawberry.type(description="One mutation run by a staff user or an API key, or a staff sign-in.")
+@strawberry.type(
+    description="One mutation run by a staff user or an API key, a staff sign-in, or an "
+    "export of personal data on the command line."
+)
 class AuditLogEntry(ModelNode):
     loader = AuditLogEntryByIdLoader
 
     id: relay.NodeID[int]
     at: datetime
     actor: str = strawberry.field(
-        description='"staff:<id>", "apikey:<id>", or "anonymous" (a failed staff sign-in).'
+        description='"staff:<id>", "apikey:<id>", "anonymous" (a failed staff sign-in), or '
+        '"cli:<user>" (an export of the command line).'
     )
     mutation: str
     input: JSON = strawberry.field(description="The arguments, secrets redacted.")

@@ -7,6 +7,7 @@ import strawberry
 from schema import (
     access,
     accounts,
+    audiences,
     audit_log,
     behaviour,
     carts,
@@ -61,6 +62,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     audit_log,
     privacy,
     experiments,
+    audiences,
     plugin_admin,
 )
 

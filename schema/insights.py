@@ -355,10 +355,20 @@ class ClvRebuildSummary:
     )
 
 
+@strawberry.type(description="What the recomputation of the audiences' memberships did.")
+class AudiencesRebuildSummary:
+    as_of: datetime = strawberry.field(description="The moment the rules were evaluated at.")
+    audiences: int
+    members: int = strawberry.field(description="Memberships stored, over every audience.")
+    joined: int = strawberry.field(description="Customers who joined an audience.")
+    left: int = strawberry.field(description="Customers who left one.")
+
+
 @strawberry.type
 class RebuildCustomerInsightsSuccess:
     rfm: RfmRebuildSummary
     clv: ClvRebuildSummary
+    audiences: AudiencesRebuildSummary
 
 
 RebuildCustomerInsightsResult = Annotated[
@@ -385,6 +395,13 @@ def _rebuilt(report: insights.InsightsReport) -> RebuildCustomerInsightsSuccess:
             removed=valued.removed,
             fitted=valued.fitted,
             reason=valued.reason,
+        ),
+        audiences=AudiencesRebuildSummary(
+            as_of=report.audiences.as_of,
+            audiences=report.audiences.audiences,
+            members=report.audiences.members,
+            joined=report.audiences.joined,
+            left=report.audiences.left,
         ),
     )
 

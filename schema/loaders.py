@@ -34,6 +34,10 @@ class ExperimentByIdLoader(ModelByIdLoader):
     model = m.Experiment
 
 
+class AudienceByIdLoader(ModelByIdLoader):
+    model = m.Audience
+
+
 class CustomerByIdLoader(ModelByIdLoader):
     model = m.Customer
 
@@ -96,6 +100,15 @@ class OrderPagesByCustomerIdLoader(ConnectionsByParentLoader):
     model = m.Order
     parent = "customer_id"
     sort = (SortKey(m.Order.placed_at, "placed_at"),)
+    descending = True
+
+
+class AudienceChangePagesByAudienceIdLoader(ConnectionsByParentLoader):
+    """A page of each audience's joins and leaves, newest first (``Audience.changes``)."""
+
+    model = m.AudienceChange
+    parent = "audience_id"
+    sort = (SortKey(m.AudienceChange.at, "at"),)
     descending = True
 
 

@@ -351,8 +351,9 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
 
 @main.group()
 def insights() -> None:
-    """Customer insights: RFM segments (recomputed by the periodic job core.insights) and
-    lifetime value models fitted on transaction logs (docs/insights.md)."""
+    """Customer insights: RFM segments and audiences' memberships (recomputed by the periodic
+    job core.insights), audience exports, and lifetime value models fitted on transaction logs
+    (docs/insights.md)."""
 
 
 @insights.command("fit-clv")
@@ -438,6 +439,28 @@ def insights_rebuild() -> None:
     from server.services.insights import rebuild_command
 
     click.echo(rebuild_command(get_settings()))
+
+
+@insights.command("export-audience")
+@click.argument("key")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The CSV file to write (customer_id, email, name, region).",
+)
+def insights_export_audience(key: str, output: Path) -> None:
+    """Write the members of audience KEY (its rule evaluated now) to a CSV file, with a
+    progress bar. Personal data: the export is recorded in the audit log."""
+    from server.services.audience_export import export_command
+    from server.services.errors import DomainError
+
+    try:
+        click.echo(export_command(get_settings(), key, output))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
 @main.command("demo-data")

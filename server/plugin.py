@@ -77,6 +77,7 @@ from server.plugin_routes import (
     route_session,
     verify_signature,
 )
+from server.services.audiences import audience_members, in_audience
 from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from server.services.experiments import variant_for
 from server.services.outbox import emit as emit_event
@@ -118,6 +119,9 @@ __all__ = [
     "emit_event",
     # experiments (A/B tests): the variant a visitor gets
     "variant_for",
+    # audiences: saved customer rules to target
+    "audience_members",
+    "in_audience",
     # HTTP routes (the routes hook)
     "RouteError",
     "request_viewer",

@@ -51,6 +51,16 @@ class VariantRequired(Error):
     )
 
 
+@strawberry.type(
+    description="An audience's rule was refused: `code` says why (UNKNOWN_KIND, BAD_OPERATOR, "
+    "OUT_OF_RANGE, BAD_VALUE, MALFORMED, UNKNOWN_CATEGORY, UNKNOWN_PRODUCT, TOO_DEEP, "
+    "TOO_MANY_CONDITIONS), `path` names the bad node within the rule (e.g. "
+    "`all[1].orders.days`; empty for the rule itself) and `field` is `rule.` followed by it."
+)
+class InvalidAudienceRule(Error):
+    path: str
+
+
 @strawberry.type
 class InvalidTransition(Error):
     current: str
@@ -110,6 +120,8 @@ def to_graphql(err: domain.DomainError) -> Error:
                 product_id=relay.GlobalID("Product", str(err.product_id)),
                 variant_ids=[relay.GlobalID("ProductVariant", str(v)) for v in err.variant_ids],
             )
+        case domain.InvalidRule():
+            return InvalidAudienceRule(**base, path=err.path)
         case domain.InvalidTransition():
             return InvalidTransition(**base, current=err.current, target=err.target)
         case domain.IdempotencyConflict():

@@ -1,5 +1,6 @@
 """The core's tables. Importing this package registers them all on ``SQLModel.metadata``."""
 
+from server.models.audiences import Audience, AudienceChange, AudienceChangeKind, AudienceMember
 from server.models.base import utcnow
 from server.models.customers import (
     Address,
@@ -52,6 +53,10 @@ from server.models.shipments import Shipment, ShipmentLine, ShipmentStatus, Trac
 __all__ = [
     "Address",
     "ApiKey",
+    "Audience",
+    "AudienceChange",
+    "AudienceChangeKind",
+    "AudienceMember",
     "AuditLogEntry",
     "Cart",
     "CartLine",

@@ -1,4 +1,5 @@
-"""The audit log: every mutation run by staff or by an API key.
+"""The audit log: every mutation run by staff or by an API key, and the command line's exports
+of personal data.
 
 Rows are written by the GraphQL layer's mutation runner in the same transaction as the change,
 so a change without its audit row (or the reverse) cannot be committed.
@@ -6,6 +7,7 @@ so a change without its audit row (or the reverse) cannot be committed.
 
 from __future__ import annotations
 
+import getpass
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,6 +73,32 @@ async def record(
     session: AsyncSession, viewer: Viewer, mutation: str, input: dict[str, Any], result: str
 ) -> AuditLogEntry:
     row = entry(viewer, mutation, input, result)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+def command_actor() -> str:
+    """How the log names whoever ran a command line (``cli:<operating-system user>``): the
+    command acts with the database's credentials, under no staff account."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"[:64]
+
+
+async def record_command(
+    session: AsyncSession, command: str, input: dict[str, Any], result: str
+) -> AuditLogEntry:
+    """Record an audited action of the command line (an export of personal data): its row
+    names the command as the mutation that does the same over GraphQL."""
+    row = AuditLogEntry(
+        actor=command_actor(),
+        mutation=command,
+        input=summarize(input),
+        result=result[:MAX_RESULT],
+    )
     session.add(row)
     await session.flush()
     return row

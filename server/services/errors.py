@@ -164,3 +164,18 @@ class LastActiveVariant(ValidationFailed):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, field="id")
+
+
+class InvalidRule(ValidationFailed):
+    """An audience's rule was refused. ``code`` says why (UNKNOWN_KIND, BAD_OPERATOR,
+    OUT_OF_RANGE, BAD_VALUE, MALFORMED, UNKNOWN_CATEGORY, UNKNOWN_PRODUCT, TOO_DEEP,
+    TOO_MANY_CONDITIONS); ``path`` names the bad node within the rule (``all[1].orders.days``;
+    empty for the rule itself), and ``field`` is the input field, ``rule`` followed by it."""
+
+    code = "INVALID_RULE"
+
+    def __init__(self, code: str, path: str, message: str) -> None:
+        where = f"rule.{path}" if path else "rule"
+        super().__init__(f"{where}: {message}", field=where)
+        self.code = code
+        self.path = path

@@ -1,10 +1,12 @@
 """Customer insights, recomputed: the list of steps (RFM segments, then lifetime value with
-churn risk), run by the core's periodic job ``core.insights``, by
-``shopgraph insights rebuild`` and by the ``rebuildCustomerInsights`` mutation.
+churn risk, then the audiences' memberships, which may read both), run by the core's periodic
+job ``core.insights``, by ``shopgraph insights rebuild`` and by the ``rebuildCustomerInsights``
+mutation.
 
 Each step recomputes one insight in a write transaction of its own and reports what it did.
-The job runs every hour and each step skips when its data has not changed since its last run
-that day; the command and the mutation recompute whatever the data.
+The job runs every hour and a step may skip when its data has not changed since its last run
+that day (RFM does; the audiences always run, writing only what changed); the command and the
+mutation recompute whatever the data.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from server.config import Settings
 from server.db import mark_write
 from server.hooktypes import Job, JobContext, hookimpl
 from server.progress import Progress
-from server.services import customer_value, rfm
+from server.services import audiences, customer_value, rfm
 
 JOB_NAME = "insights"  # runs as "core.insights"
 JOB_INTERVAL_SECONDS = 3600
@@ -62,7 +64,19 @@ async def _clv(
     )
 
 
-STEPS: tuple[Step, ...] = (Step(rfm.STEP, _rfm), Step(customer_value.STEP, _clv))
+async def _audiences(
+    session: AsyncSession, settings: Settings, as_of: datetime | None, force: bool
+) -> audiences.AudiencesRebuild:
+    # Always runs (``force`` or not): its rules read time windows, tags and addresses that no
+    # cheap fingerprint covers, and an audience whose members did not change writes nothing.
+    return await audiences.rebuild(session, currency=settings.currency, as_of=as_of)
+
+
+STEPS: tuple[Step, ...] = (
+    Step(rfm.STEP, _rfm),
+    Step(customer_value.STEP, _clv),
+    Step(audiences.STEP, _audiences),
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,12 @@ class InsightsReport:
     def clv(self) -> customer_value.ClvRebuild:
         result = self.results[customer_value.STEP]
         assert isinstance(result, customer_value.ClvRebuild)
+        return result
+
+    @property
+    def audiences(self) -> audiences.AudiencesRebuild:
+        result = self.results[audiences.STEP]
+        assert isinstance(result, audiences.AudiencesRebuild)
         return result
 
     def lines(self) -> list[str]:
@@ -136,7 +156,7 @@ def jobs() -> list[Job]:
             JOB_INTERVAL_SECONDS,
             run_job,
             description="Recompute customer insights (RFM segments, lifetime value and churn "
-            "risk) when orders or browsing changed or the day turned.",
+            "risk when orders or browsing changed or the day turned; audiences' memberships).",
         )
     ]
 

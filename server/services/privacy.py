@@ -2,7 +2,7 @@
 
 Erasure keeps orders (the shop must keep them for accounting) with every personal field
 replaced by a placeholder; deletes addresses, refresh tokens, carts' contact data and the
-customer's RFM figures and segment history; detaches behaviour events from the person;
+customer's RFM figures, segment history and audience memberships; detaches behaviour events from the person;
 disables sign-in and revokes every token. An outbox event ``customer_erased`` tells plugins
 to erase what they hold.
 """
@@ -35,7 +35,7 @@ from server.models import (
     TrackingEvent,
     utcnow,
 )
-from server.services import customer_value, rfm, tokens
+from server.services import audiences, customer_value, rfm, tokens
 from server.services.errors import AuthenticationFailed, NotFound
 from server.services.outbox import emit
 
@@ -214,10 +214,11 @@ async def erase_customer(
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(RefreshToken).where(col(RefreshToken.customer_id) == customer_id))
-    # Their RFM figures, segment history, lifetime value and churn risk describe a person:
-    # gone with the account (the recomputations leave erased customers out).
+    # Their RFM figures, segment history, lifetime value, churn risk and audience memberships
+    # describe a person: gone with the account (the recomputations leave erased customers out).
     await rfm.erase(session, customer_id)
     await customer_value.erase(session, customer_id)
+    await audiences.erase(session, customer_id)
     await tokens.revoke_subject(session, settings, f"customer:{customer_id}")
     await emit(session, ERASED_EVENT, {"customer_id": customer_id})
     await session.flush()

@@ -12,6 +12,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLScalarType,
     GraphQLSchema,
+    get_named_type,
 )
 from graphql.pyutils import Undefined
 from sqlalchemy import select
@@ -44,13 +45,19 @@ SCALARS: dict[str, Any] = {
 
 
 def sample(tp: Any) -> Any:
-    """A value of GraphQL input type ``tp``: required fields only (enough to be valid)."""
+    """A value of GraphQL input type ``tp``: required fields only (enough to be valid); of a
+    @oneOf input, its first member that is not the input itself (a rule's first condition)."""
     if isinstance(tp, GraphQLNonNull):
         return sample(tp.of_type)
     if isinstance(tp, GraphQLList):
         return [sample(tp.of_type)]
     if isinstance(tp, GraphQLEnumType):
         return next(iter(tp.values))
+    if isinstance(tp, GraphQLInputObjectType) and tp.is_one_of:
+        name, field = next(
+            (name, field) for name, field in tp.fields.items() if get_named_type(field.type) != tp
+        )
+        return {name: sample(field.type)}
     if isinstance(tp, GraphQLInputObjectType):
         return {
             name: sample(field.type)

@@ -17,6 +17,7 @@ from server.graphql.structure import graphql_structure
 from server.models import (
     Address,
     ApiKey,
+    Audience,
     AuditLogEntry,
     CustomerEvent,
     CustomerEventKind,
@@ -47,6 +48,7 @@ STAFF_ONLY = {
     "OutboxDelivery",
     "SynonymGroup",
     "Experiment",
+    "Audience",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {"Customer", "Address", "CustomerEvent", "Order", "OrderLine", "Shipment"}
@@ -184,6 +186,9 @@ FACTORIES: dict[str, Factory] = {
     "StockLevel": _stock_level,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
+    "Audience": lambda s, cid: _add(
+        s, Audience(key=f"idor-{cid}", name="老客", rule={"all": [{"noOrder": {"days": 30}}]})
+    ),
     "Experiment": lambda s, cid: _add(
         s, Experiment(key=f"idor-{cid}", name="按钮颜色", variants=[{"key": "a", "weight": 1}])
     ),

@@ -548,3 +548,86 @@ def test_customer_value_tables_come_and_go_with_their_revision(database_url: str
     assert "customer" in migrate.run_async(tables)
     assert not VALUE_TABLES & migrate.run_async(tables)
     migrate.upgrade(database_url, plugins=plugins)
+
+
+# The revision 0011 follows: the audiences' tables are tested up and down from it.
+BEFORE_AUDIENCES = "0010_core"
+AUDIENCE_TABLES = {"audience", "audience_member", "audience_change"}
+
+
+def test_audience_tables_come_with_0011_and_go_on_the_way_down(database_url: str) -> None:
+    """0011 adds audiences, their stored memberships (one per audience and customer) and the
+    joins and leaves; deleting an audience deletes its memberships; going down drops the three
+    tables and leaves the customers."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def tables() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return found
+
+    async def use_them() -> tuple[bool, list[tuple[Any, ...]]]:
+        engine = create_engine(database_url)
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customer (email, first_name, last_name, membership_tier, "
+                    "tags, interests, is_active, created_at) VALUES ('aud@example.cn', '', '', "
+                    "'STANDARD', '[\"vip\"]', '[]', :active, :at)"
+                ),
+                {"active": True, "at": at},
+            )
+            for key in ("vip", "gone"):
+                await conn.execute(
+                    text(
+                        "INSERT INTO audience (key, name, description, rule, created_at, "
+                        "updated_at) VALUES (:key, 'VIP', '', :rule, :at, :at)"
+                    ),
+                    {"key": key, "rule": json.dumps({"tags": {"tags": ["vip"]}}), "at": at},
+                )
+            member = text(
+                "INSERT INTO audience_member (audience_id, customer_id, since) "
+                "SELECT a.id, c.id, :at FROM audience a, customer c WHERE c.email = 'aud@example.cn'"
+            )
+            await conn.execute(member, {"at": at})
+            await conn.execute(
+                text(
+                    "INSERT INTO audience_change (audience_id, customer_id, kind, at) "
+                    "SELECT audience_id, customer_id, 'JOINED', since FROM audience_member"
+                )
+            )
+        refused = False
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(member, {"at": at})
+        except IntegrityError:
+            refused = True
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM audience WHERE key = 'gone'"))
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT a.key, (SELECT count(*) FROM audience_change h "
+                    "WHERE h.audience_id = a.id) FROM audience_member m "
+                    "JOIN audience a ON a.id = m.audience_id"
+                )
+            )
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        return refused, found
+
+    assert migrate.run_async(tables) >= AUDIENCE_TABLES
+    migrate.downgrade(database_url, BEFORE_AUDIENCES, plugins)
+    assert not AUDIENCE_TABLES & migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) >= AUDIENCE_TABLES
+    refused, members = migrate.run_async(use_them)
+    assert refused, "a customer is once in an audience"
+    assert members == [("vip", 1)]  # "gone" took its membership and history with it
+    migrate.downgrade(database_url, BEFORE_AUDIENCES, plugins)
+    assert not AUDIENCE_TABLES & migrate.run_async(tables)
+    assert "customer" in migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)

@@ -284,8 +284,9 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
             "purchase: BG/NBD cannot tell a purchase rate from dropout on such data"
         )
         assert shown.getvalue().splitlines() == [
-            "insights: rfm: 1 customers scored, 1 rows written, 1 removed, 2 segment changes (1/2)",
-            f"insights: clv: 1 customers, 0 rows written, 1 removed; {no_fit} (2/2)",
+            "insights: rfm: 1 customers scored, 1 rows written, 1 removed, 2 segment changes (1/3)",
+            f"insights: clv: 1 customers, 0 rows written, 1 removed; {no_fit} (2/3)",
+            "insights: audiences: 0 audiences, 0 memberships, 0 joined, 0 left (3/3)",
         ]
     finally:
         await engine.dispose()
@@ -297,10 +298,12 @@ async def test_the_job_recomputes_once_and_changes_nothing_the_second_time(
     assert result.stdout.splitlines() == [
         "rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes",
         f"clv: 1 customers, 0 rows written, 0 removed; {no_fit}",
+        "audiences: 0 audiences, 0 memberships, 0 joined, 0 left",
     ]
     assert result.stderr.splitlines() == [
-        "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/2)",
-        f"insights: clv: 1 customers, 0 rows written, 0 removed; {no_fit} (2/2)",
+        "insights: rfm: 1 customers scored, 0 rows written, 0 removed, 0 segment changes (1/3)",
+        f"insights: clv: 1 customers, 0 rows written, 0 removed; {no_fit} (2/3)",
+        "insights: audiences: 0 audiences, 0 memberships, 0 joined, 0 left (3/3)",
     ]
 
 
