@@ -79,6 +79,7 @@ from server.plugin_routes import (
 )
 from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from server.services.experiments import variant_for
+from server.services.forecasts import Forecast, ForecastInterval, demand_forecast
 from server.services.outbox import emit as emit_event
 
 __all__ = [
@@ -118,6 +119,10 @@ __all__ = [
     "emit_event",
     # experiments (A/B tests): the variant a visitor gets
     "variant_for",
+    # demand forecasts
+    "Forecast",
+    "ForecastInterval",
+    "demand_forecast",
     # HTTP routes (the routes hook)
     "RouteError",
     "request_viewer",
