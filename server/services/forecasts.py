@@ -12,8 +12,9 @@ forecasts").
   ``log(1 + units)`` on yesterday's value, the weekday, three Fourier pairs of the year (with a
   year of history or more) and the promotion calendar (:func:`calendar_regressors`: 618,
   Double 11, Double 12, the Spring Festival, the other public holidays), fitted by least squares
-  with statsmodels' ``AutoReg``. Its Gaussian prediction intervals on the log scale are mapped
-  back with ``exp(x) - 1``; the mean is the log-normal mean, ``exp(mu + s^2/2) - 1``.
+  with statsmodels' ``AutoReg``. Its prediction intervals on the log scale (the forecast's
+  standard error times the empirical quantiles of the standardised residuals) are mapped back
+  with ``exp(x) - 1``; the mean is Duan's smearing estimate over the same residuals.
 - **The fallback** (``sba``): the Syntetos-Boylan approximation of Croston's method for
   intermittent demand — a flat daily rate ``(1 - a/2) z / p`` from the exponentially smoothed
   sizes ``z`` of the sales and the days ``p`` between them (a = 0.1) — with negative binomial
@@ -252,8 +253,8 @@ def _fit_window(units: FloatArray) -> FloatArray:
 def choose_model(units: FloatArray) -> tuple[ModelName, str]:
     """The model :func:`demand_forecast` uses on a history, and why: the regression, unless
     the history is shorter than :data:`MIN_MODEL_DAYS` or has a sale on fewer than
-    :data:`MIN_SALE_DAY_SHARE` of its days (then SBA, whose intervals stay calibrated on sparse
-    demand); ``none`` without any sale."""
+    :data:`MIN_SALE_DAY_SHARE` of its days (then SBA: as accurate on such series, and its
+    intervals err on the wide side); ``none`` without any sale."""
     window = _fit_window(units)
     sale_days = int(np.count_nonzero(window > 0))
     if sale_days == 0:
@@ -605,13 +606,15 @@ def moving_average(train: FloatArray, days: int) -> FloatArray:
 
 @dataclass(frozen=True)
 class ModelScore:
-    """A model's scores averaged over the origins: MASE and sMAPE (%), and for the models with
-    intervals the share of held-out days inside each (``coverage`` by level). ``seconds``:
-    the CPU time of a forecast, on average."""
+    """A model's scores averaged over the origins: MASE and sMAPE (%); ``bias``, the units it
+    forecast over all the held-out days against those sold, less 1 (-0.1: 10% short; NaN
+    when none were sold); for the models with intervals, the share of held-out days inside
+    each (``coverage`` by level). ``seconds``: the CPU time of a forecast, on average."""
 
     model: str
     mase: float
     smape: float
+    bias: float
     coverage: Mapping[float, float] | None
     seconds: float
 
@@ -651,20 +654,26 @@ class Backtest:
             f"{self.label}: {(self.end - self.start).days + 1} days, {self.start} to "
             f"{self.end}; {len(self.origins)} origins from {self.origins[0]}, "
             f"horizon {self.horizon} days",
-            f"  {'model':<52} {'MASE':>7} {'sMAPE':>7} {'cover 80%':>10} {'cover 95%':>10}",
+            f"  {'model':<52} {'MASE':>7} {'sMAPE':>7} {'bias':>7} {'cover 80%':>10} "
+            f"{'cover 95%':>10}",
         ]
         for s in self.scores:
             cover = [
-                f"{s.coverage[level]:>10.0%}" if s.coverage else f"{'':>10}" for level in LEVELS
+                _shown(s.coverage[level], f"{s.coverage[level]:>10.0%}", 10)
+                if s.coverage
+                else " " * 10
+                for level in LEVELS
             ]
             mark = " *" if s.model == self.winner else ""
             lines.append(
-                f"  {MODEL_LABELS[s.model]:<52} {s.mase:>7.3f} {s.smape:>6.1f}% "
+                f"  {MODEL_LABELS[s.model]:<52} {_shown(s.mase, f'{s.mase:>7.3f}', 7)} "
+                f"{_shown(s.smape, f'{s.smape:>6.1f}%', 7)} {_shown(s.bias, f'{s.bias:>+7.0%}', 7)} "
                 f"{' '.join(cover)}{mark}"
             )
         used = ", ".join(f"{m} x{self.chosen.count(m)}" for m in dict.fromkeys(self.chosen))
         verdict = "beats" if self.beats_seasonal_naive else "does NOT beat"
-        lines.append(f"  winner (lowest MASE, *): {self.winner}; demand_forecast used {used}")
+        winner = self.winner or "none (no MASE: nothing varied before the origins)"
+        lines.append(f"  winner (lowest MASE, *): {winner}; demand_forecast used {used}")
         lines.append(f"  demand_forecast {verdict} the seasonal naive forecast")
         return "\n".join(lines)
 
@@ -682,6 +691,7 @@ class Backtest:
                 s.model: {
                     "mase": number(s.mase),
                     "smape": number(s.smape),
+                    "bias": number(s.bias),
                     "coverage": {str(k): v for k, v in s.coverage.items()} if s.coverage else None,
                     "seconds_per_fit": s.seconds,
                 }
@@ -691,6 +701,10 @@ class Backtest:
             "chosen": list(self.chosen),
             "beats_seasonal_naive": self.beats_seasonal_naive,
         }
+
+
+def _shown(value: float, text: str, width: int) -> str:
+    return f"{'n/a':>{width}}" if math.isnan(value) else text
 
 
 def backtest_days(horizon: int, origins: int) -> int:
@@ -724,6 +738,8 @@ def backtest(
         )
     cuts = [history.size - horizon * (origins - k) for k in range(origins)]
     scored: dict[str, list[tuple[float, float]]] = {m: [] for m in MODELS}
+    totals: dict[str, float] = dict.fromkeys(MODELS, 0.0)
+    unfit: set[str] = set()  # models that could not forecast at some origin
     covered: dict[str, dict[float, list[float]]] = {
         m: {level: [] for level in LEVELS} for m in ("sba", "regression", "forecast")
     }
@@ -765,6 +781,7 @@ def backtest(
         for name in MODELS:
             result = results[name]
             if result is None:
+                unfit.add(name)
                 scored[name].append((math.nan, math.nan))
                 forecasts[name].append(np.full(horizon, math.nan))
                 continue
@@ -775,6 +792,7 @@ def backtest(
             )
             forecasts[name].append(predicted)
             scored[name].append((mase(actual, predicted, train), smape(actual, predicted)))
+            totals[name] += float(predicted.sum())
             if isinstance(result, Forecast):
                 for level in LEVELS:
                     interval = result.interval(level)
@@ -789,10 +807,12 @@ def backtest(
         finite = [v for v in values if not math.isnan(v)]
         return float(np.mean(finite)) if finite else math.nan
 
+    sold = float(sum(a.sum() for a in actuals))
     scores = tuple(
         ModelScore(
             model=name,
             mase=mean([m for m, _ in scored[name]]),
+            bias=totals[name] / sold - 1 if sold > 0 and name not in unfit else math.nan,
             smape=mean([s for _, s in scored[name]]),
             coverage=(
                 {level: mean(values) for level, values in covered[name].items()}

@@ -159,6 +159,7 @@ def test_the_model_beats_the_baselines_on_the_synthetic_shop(
     assert regression.mase < 0.8 * naive.mase
     assert regression.mase < 0.8 * average.mase
     assert regression.smape < min(naive.smape, average.smape)
+    assert abs(regression.bias) < 0.1  # the expected units add up
     assert result.winner == "regression"
     assert result.beats_seasonal_naive
     assert (result.score("forecast").mase, result.score("forecast").smape) == (
@@ -429,7 +430,7 @@ async def test_the_backtest_command_prints_its_table(
         f"product CHIPS-1 薯片: 70 days, {days[0]} to {days[-1]}; 2 origins from "
         f"{days[-14]}, horizon 7 days"
     )
-    assert lines[1].split() == ["model", "MASE", "sMAPE", "cover", "80%", "cover", "95%"]
+    assert lines[1].split() == ["model", "MASE", "sMAPE", "bias", "cover", "80%", "cover", "95%"]
     rows = lines[2:7]
     labels = [forecasts.MODEL_LABELS[m] for m in forecasts.MODELS]
     assert [row.strip()[: len(label)] for row, label in zip(rows, labels, strict=True)] == labels
