@@ -64,7 +64,7 @@ LOWEST_TESTS := tests/packaging tests/server/test_smoke.py tests/server/test_mig
 	tests/schema/test_accounts.py \
 	tests/schema/test_orders.py tests/security/test_limits.py tests/security/test_fuzz.py \
 	tests/plugins/test_loyalty.py tests/server/test_operations.py tests/e2e/test_graphiql.py \
-	tests/server/test_experiment_stats.py
+	tests/server/test_experiment_stats.py tests/server/test_forecasts.py
 test-lowest: $(UV)
 	rm -rf $(LOWEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LOWEST_VENV)

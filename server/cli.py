@@ -351,9 +351,9 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
 
 @main.group()
 def insights() -> None:
-    """Customer insights: RFM segments and audiences' memberships (recomputed by the periodic
-    job core.insights), audience exports, and lifetime value models fitted on transaction logs
-    (docs/insights.md)."""
+    """Customer insights: RFM segments, lifetime value and audiences' memberships (recomputed by
+    the periodic job core.insights), audience exports, lifetime value models fitted on
+    transaction logs, and demand forecasts' backtest (docs/insights.md)."""
 
 
 @insights.command("fit-clv")
@@ -431,6 +431,46 @@ def insights_fit_clv(
         click.echo(json.dumps(fitted.as_dict(), indent=2))
     else:
         click.echo(fitted.describe())
+
+
+@insights.command("backtest")
+@click.option("--product", default=None, help="The SKU of the product (or of one of its variants).")
+@click.option("--category", default=None, help="The slug of a category (with those below it).")
+@click.option(
+    "--top", default=None, type=click.IntRange(min=1), help="The N best-selling products."
+)
+@click.option("--horizon", default=28, show_default=True, type=click.IntRange(1, 366))
+@click.option("--origins", default=4, show_default=True, type=click.IntRange(1, 52))
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
+def insights_backtest(
+    product: str | None,
+    category: str | None,
+    top: int | None,
+    horizon: int,
+    origins: int,
+    as_json: bool,
+) -> None:
+    """Backtest the daily demand forecasts on the shop's purchases: at each of ORIGINS
+    consecutive origins ending with yesterday, forecast HORIZON days from the days before and
+    compare MASE and sMAPE with the seasonal naive and moving-average baselines. Without
+    --product, --category or --top: the whole shop's demand."""
+    import json
+
+    from server.services import forecasts
+    from server.services.errors import DomainError
+
+    try:
+        report = forecasts.backtest_command(
+            get_settings().database_url,
+            product=product,
+            category=category,
+            top=top,
+            horizon=horizon,
+            origins=origins,
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.describe())
 
 
 @insights.command("rebuild")

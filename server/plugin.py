@@ -80,6 +80,7 @@ from server.plugin_routes import (
 from server.services.audiences import audience_members, in_audience
 from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from server.services.experiments import variant_for
+from server.services.forecasts import Forecast, ForecastInterval, demand_forecast
 from server.services.outbox import emit as emit_event
 
 __all__ = [
@@ -122,6 +123,10 @@ __all__ = [
     # audiences: saved customer rules to target
     "audience_members",
     "in_audience",
+    # demand forecasts
+    "Forecast",
+    "ForecastInterval",
+    "demand_forecast",
     # HTTP routes (the routes hook)
     "RouteError",
     "request_viewer",
