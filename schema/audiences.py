@@ -26,9 +26,10 @@ from strawberry.types import get_object_definition
 from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.utils.str_converters import to_camel_case
 
-# Declares the GraphQL enum CustomerEventKind, which the behaviour condition names: imported
-# first, so that the input type below finds the class already marked.
-from schema import behaviour  # noqa: F401
+# Declare the GraphQL enums CustomerEventKind and ChurnReasonCode, which the behaviour and
+# churnRisk conditions name: imported first, so that the input types below find the classes
+# already marked.
+from schema import behaviour, insights  # noqa: F401
 from schema.customers import Customer
 from schema.loaders import AudienceByIdLoader, AudienceChangePagesByAudienceIdLoader
 from server import models as m
@@ -54,7 +55,7 @@ from server.graphql.pagination import Connection, Edge, Page, PageInfo, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import CUSTOMERS_READ, INSIGHTS_MANAGE, INSIGHTS_READ
 from server.services import audience_conditions as conditions
-from server.services import audience_export
+from server.services import audience_export, churn
 from server.services import audiences as service
 from server.services.audience_conditions import BuildContext
 from server.services.audience_rules import Rule
@@ -107,6 +108,42 @@ class RfmConditionInput:
     op: conditions.Comparison
     value: Decimal
     to: Decimal | None = strawberry.field(default=None, description="BETWEEN's upper bound.")
+
+
+@strawberry.input(description="A probability (0 to 1) compared with a value.")
+class ProbabilityComparisonInput:
+    op: conditions.Comparison
+    value: float
+    to: float | None = strawberry.field(default=None, description="BETWEEN's upper bound.")
+
+
+@strawberry.input(
+    description="The customer's lifetime value (Customer.clv.value, a decimal amount; it may be "
+    "negative) compared with a value and, when given, their P(alive) too. A customer without a "
+    "value (no purchase, or the models could not be fitted) never matches; `not` holds for them."
+)
+class ClvConditionInput:
+    op: conditions.Comparison
+    value: Decimal
+    to: Decimal | None = strawberry.field(default=None, description="BETWEEN's upper bound.")
+    probability_alive: ProbabilityComparisonInput | None = strawberry.field(
+        default=None, description="Customer.clv.probabilityAlive compared as well."
+    )
+
+
+@strawberry.input(
+    description="The customer's churn probability (Customer.churnRisk.probability, 0 to 1) "
+    "compared with a value and, when given, `hasReason` among its reasons. A customer without "
+    "a probability (no purchase, or the purchase model could not be fitted) never matches; "
+    "`not` holds for them."
+)
+class ChurnRiskConditionInput:
+    op: conditions.Comparison
+    value: float
+    to: float | None = strawberry.field(default=None, description="BETWEEN's upper bound.")
+    has_reason: churn.ChurnReason | None = strawberry.field(
+        default=None, description="One of the risk's reasons has this code."
+    )
 
 
 @strawberry.input(description="Customers in one of these membership tiers.")
@@ -193,6 +230,8 @@ class AudienceRuleInput:
     spend: SpendConditionInput | None = strawberry.UNSET
     behaviour: BehaviourConditionInput | None = strawberry.UNSET
     no_order: NoOrderConditionInput | None = strawberry.UNSET
+    clv: ClvConditionInput | None = strawberry.UNSET
+    churn_risk: ChurnRiskConditionInput | None = strawberry.UNSET
 
 
 # Ids in the rule: global ids in GraphQL, row ids in the rule's JSON.

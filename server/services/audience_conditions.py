@@ -10,8 +10,8 @@ always true or false (never NULL), so that ``not`` is its exact complement. A ki
 rows (a category, a product) lists them in :meth:`Condition.references`; the rule's validation
 checks that they exist, in one statement per table.
 
-Adding a kind (a CLV band, a churn risk) is one class here, and one member of the GraphQL
-input ``AudienceRuleInput`` (schema/audiences.py).
+Adding a kind is one class here, and one member of the GraphQL input ``AudienceRuleInput``
+(schema/audiences.py).
 """
 
 from __future__ import annotations
@@ -21,17 +21,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    cast,
+    exists,
     func,
     or_,
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import SQLCoreOperations
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
@@ -43,6 +47,7 @@ from server.models import (
     CustomerEventKind,
     CustomerRfm,
     CustomerSegment,
+    CustomerValue,
     MembershipTier,
     Order,
     Product,
@@ -56,6 +61,7 @@ from server.services.audience_params import (
     Params,
     path_join,
 )
+from server.services.churn import ChurnReason
 from server.services.customers import MAX_LABEL, json_array_contains
 from server.services.errors import InvalidRule
 from server.services.rfm import PURCHASE_STATUSES
@@ -76,15 +82,20 @@ class Comparison(StrEnum):
     BETWEEN = "BETWEEN"  # value ≤ x ≤ to
 
 
+N = TypeVar("N", int, float)
+
+
 @dataclass(frozen=True)
-class Bounds:
-    """``x ≥ low`` and/or ``x ≤ high`` (both: between, inclusive)."""
+class Bounds(Generic[N]):
+    """``x ≥ low`` and/or ``x ≤ high`` (both: between, inclusive). Over a NULL ``x`` the test
+    is NULL: test an ``x`` that cannot be NULL (a count, a coalesced sum), or inside an
+    ``EXISTS``'s ``WHERE``, where NULL drops the row and the condition is false."""
 
-    low: int | None
-    high: int | None
+    low: N | None
+    high: N | None
 
-    def test(self, expr: ColumnElement[Any]) -> ColumnElement[bool]:
-        tests = []
+    def test(self, expr: SQLCoreOperations[Any]) -> ColumnElement[bool]:
+        tests: list[ColumnElement[bool]] = []
         if self.low is not None:
             tests.append(expr >= self.low)
         if self.high is not None:
@@ -97,7 +108,7 @@ class Bounds:
         return self.high is None and (self.low or 0) <= 0
 
 
-def read_bounds(params: Params, read: Callable[[str, bool], int | None]) -> Bounds:
+def read_bounds(params: Params, read: Callable[[str, bool], N | None]) -> Bounds[N]:
     """``op`` (AT_LEAST, AT_MOST, BETWEEN), ``value`` and, for BETWEEN, ``to`` (≥ value);
     ``read(name, required)`` reads a bound as the measure wants it."""
     op = params.operator(Comparison)
@@ -115,7 +126,7 @@ def read_bounds(params: Params, read: Callable[[str, bool], int | None]) -> Boun
 
 
 def count_test(
-    column: Any, tests: Sequence[ColumnElement[bool]], bounds: Bounds
+    column: Any, tests: Sequence[ColumnElement[bool]], bounds: Bounds[int]
 ) -> ColumnElement[bool]:
     """Whether the number of rows of ``column``'s table that meet ``tests`` (correlated to the
     customer) is within ``bounds``: an EXISTS where "at least 1" is asked, else a correlated
@@ -304,7 +315,7 @@ class Rfm(Condition):
 
     kind: ClassVar[str] = "rfm"
     measure: RfmMeasure
-    bounds: Bounds
+    bounds: Bounds[int]
 
     @classmethod
     def parse(cls, params: Params, ctx: ParseContext) -> Rfm:
@@ -433,7 +444,7 @@ class Orders(Condition):
 
     kind: ClassVar[str] = "orders"
     days: int
-    bounds: Bounds
+    bounds: Bounds[int]
 
     @classmethod
     def parse(cls, params: Params, ctx: ParseContext) -> Orders:
@@ -456,7 +467,7 @@ class Spend(Condition):
 
     kind: ClassVar[str] = "spend"
     days: int
-    bounds: Bounds
+    bounds: Bounds[int]
 
     @classmethod
     def parse(cls, params: Params, ctx: ParseContext) -> Spend:
@@ -556,6 +567,102 @@ class NoOrder(Condition):
 
     def where(self, ctx: BuildContext) -> ColumnElement[bool]:
         return ~select(col(Order.id)).where(*ctx.purchases(self.days)).exists()
+
+
+# --- lifetime value and churn risk (customer_value, as of the last recomputation) --------------
+#
+# A customer has a row once they bought, and its figures are NULL where the models could not be
+# fitted. Each condition is an EXISTS over the customer's row whose tests are plain comparisons:
+# a missing row or a NULL figure fails them, so the condition is false — never NULL — and `not`
+# of it holds for exactly those customers.
+
+
+def _probability(params: Params) -> Callable[[str, bool], float | None]:
+    def read(name: str, required: bool) -> float | None:
+        return params.probability(name, required=required)
+
+    return read
+
+
+def _value_row(*tests: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The customer has a ``customer_value`` row meeting ``tests``."""
+    return (
+        select(col(CustomerValue.customer_id))
+        .where(col(CustomerValue.customer_id) == col(Customer.id), *tests)
+        .exists()
+    )
+
+
+def _json_array_has_object(column: Any, key: str, value: str, dialect: str) -> ColumnElement[bool]:
+    """The JSON array in ``column`` holds an object whose ``key`` is ``value``."""
+    if dialect == "postgresql":
+        return cast(column, JSONB).contains([{key: value}])
+    elements = func.json_each(column).table_valued("value")
+    return (
+        exists()
+        .select_from(elements)
+        .where(func.json_extract(elements.c.value, f"$.{key}") == value)
+    )
+
+
+@register
+@dataclass(frozen=True)
+class Clv(Condition):
+    """The customer's lifetime value (minor units of the shop's currency; it may be negative)
+    within the bounds and, when ``probabilityAlive`` is given, their P(alive) within its
+    bounds too. A customer without a value (no purchase, or the models could not be fitted)
+    never matches."""
+
+    kind: ClassVar[str] = "clv"
+    bounds: Bounds[int]
+    alive: Bounds[float] | None
+
+    @classmethod
+    def parse(cls, params: Params, ctx: ParseContext) -> Clv:
+        def amount(name: str, required: bool) -> int | None:
+            return params.amount(name, ctx.currency, required=required, signed=True)
+
+        bounds = read_bounds(params, amount)
+        alive = None
+        group = params.nested("probabilityAlive")
+        if group is not None:
+            alive = read_bounds(group, _probability(group))
+            group.finish()
+        return cls(bounds, alive)
+
+    def where(self, ctx: BuildContext) -> ColumnElement[bool]:
+        tests = [self.bounds.test(col(CustomerValue.clv_amount))]
+        if self.alive is not None:
+            tests.append(self.alive.test(col(CustomerValue.p_alive)))
+        return _value_row(*tests)
+
+
+@register
+@dataclass(frozen=True)
+class ChurnRisk(Condition):
+    """The customer's churn probability (0-1) within the bounds and, when ``hasReason`` is
+    given, that reason among those of their risk. A customer without a probability (no
+    purchase, or the purchase model could not be fitted) never matches, whatever their
+    reasons."""
+
+    kind: ClassVar[str] = "churnRisk"
+    bounds: Bounds[float]
+    reason: ChurnReason | None
+
+    @classmethod
+    def parse(cls, params: Params, ctx: ParseContext) -> ChurnRisk:
+        bounds = read_bounds(params, _probability(params))
+        return cls(bounds, params.optional_enum("hasReason", ChurnReason))
+
+    def where(self, ctx: BuildContext) -> ColumnElement[bool]:
+        tests = [self.bounds.test(col(CustomerValue.churn_probability))]
+        if self.reason is not None:
+            tests.append(
+                _json_array_has_object(
+                    CustomerValue.churn_reasons, "code", self.reason.value, ctx.dialect
+                )
+            )
+        return _value_row(*tests)
 
 
 def kinds() -> Sequence[str]:

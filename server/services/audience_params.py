@@ -74,6 +74,15 @@ class Params:
         self.normal[name] = found.value
         return found
 
+    def optional_enum(self, name: str, kind: type[E]) -> E | None:
+        """A member of ``kind``, or None when the parameter is not given."""
+        value = self._value(name, False)
+        if value is None:
+            return None
+        found = _member(kind, value, self.at(name))
+        self.normal[name] = found.value
+        return found
+
     def enums(self, name: str, kind: type[E]) -> tuple[E, ...]:
         """One or more members of ``kind``, each once, in the order given."""
         items = self._list(name, len(kind))
@@ -108,9 +117,12 @@ class Params:
         self.normal[name] = number
         return number
 
-    def amount(self, name: str, currency: str, *, required: bool = True) -> int | None:
+    def amount(
+        self, name: str, currency: str, *, required: bool = True, signed: bool = False
+    ) -> int | None:
         """A decimal amount of the shop's currency (a string such as ``"199.00"``, or a whole
-        number), in minor units; stored as the decimal string."""
+        number), in minor units; stored as the decimal string. At least 0, or, ``signed``, as
+        far below 0 as above it."""
         value = self._value(name, required)
         if value is None:
             return None
@@ -127,11 +139,31 @@ class Params:
         if scaled != scaled.to_integral_value():
             raise InvalidRule(BAD_VALUE, where, f"{value} has more decimals than {currency} allows")
         minor = int(scaled)
-        if not 0 <= minor <= MAX_AMOUNT_MINOR:
-            limit = to_decimal(MAX_AMOUNT_MINOR, currency)
-            raise InvalidRule(OUT_OF_RANGE, where, f"{value} is out of range: 0 to {limit}")
+        lowest = -MAX_AMOUNT_MINOR if signed else 0
+        if not lowest <= minor <= MAX_AMOUNT_MINOR:
+            low, high = to_decimal(lowest, currency), to_decimal(MAX_AMOUNT_MINOR, currency)
+            raise InvalidRule(OUT_OF_RANGE, where, f"{value} is out of range: {low} to {high}")
         self.normal[name] = str(to_decimal(minor, currency))
         return minor
+
+    def probability(self, name: str, *, required: bool = True) -> float | None:
+        """A probability, 0 to 1 (a number, or a decimal string such as ``"0.5"``)."""
+        value = self._value(name, required)
+        if value is None:
+            return None
+        where = self.at(name)
+        if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+            raise InvalidRule(BAD_VALUE, where, "a probability is a number from 0 to 1")
+        try:
+            number = float(Decimal(value.strip()) if isinstance(value, str) else value)
+        except (InvalidOperation, ValueError, OverflowError):
+            raise InvalidRule(BAD_VALUE, where, f"{value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise InvalidRule(BAD_VALUE, where, f"{value!r} is not a number")
+        if not 0.0 <= number <= 1.0:
+            raise InvalidRule(OUT_OF_RANGE, where, f"{value} is out of range: 0 to 1")
+        self.normal[name] = number
+        return number
 
     def texts(self, name: str, *, longest: int) -> tuple[str, ...]:
         """One to MAX_VALUES texts, trimmed, each once, in the order given."""
@@ -180,6 +212,19 @@ class Params:
             raise InvalidRule(problem, self.at(name), f"{value!r} names no {what}")
         self.normal[name] = value
         return value
+
+    def nested(self, name: str) -> Params | None:
+        """The parameters grouped under ``name`` (an object of their own, read the same way;
+        its normal form is kept under ``name``), or None when it is not given. The caller
+        :meth:`finish`-es it."""
+        value = self._value(name, False)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise InvalidRule(MALFORMED, self.at(name), f"{name} is an object of parameters")
+        group = Params(value, self.at(name))
+        self.normal[name] = group.normal
+        return group
 
     def finish(self) -> None:
         unknown = [key for key in self.raw if key not in self.normal and self.raw[key] is not None]

@@ -254,6 +254,85 @@ async def test_staff_define_preview_change_and_delete_audiences(
     assert await audiences_in_db(session) == 1
 
 
+async def test_lifetime_value_and_churn_risk_rules_through_the_typed_input(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    shop = await audience_shop(session)
+    admin = await staff_client(gql, session, settings, StaffRole.ADMIN)
+
+    async def members(rule: dict[str, Any]) -> str:
+        shown = (await admin(PREVIEW, {"rule": rule}))["previewAudience"]
+        assert shown["__typename"] == "AudiencePreview", shown
+        by_email = {c.email: n for n, c in shop.customers.items()}
+        names = "".join(by_email[m["email"]] for m in shown["members"])
+        assert shown["count"] == len(names)
+        return names
+
+    valuable = {
+        "clv": {
+            "op": "AT_LEAST",
+            "value": "1000",
+            "probabilityAlive": {"op": "AT_LEAST", "value": 0.9},
+        }
+    }
+    assert await members(valuable) == "a"
+    overdue = {"churnRisk": {"op": "AT_LEAST", "value": 0, "hasReason": "PURCHASE_OVERDUE"}}
+    assert await members(overdue) == "f"
+    # c has no value and d's figures are null: `not` holds for both.
+    assert await members({"not": overdue}) == "abcd"
+    at_risk = {
+        "all": [
+            {"clv": {"op": "BETWEEN", "value": "-100", "to": "10000.00"}},
+            {"churnRisk": {"op": "AT_LEAST", "value": 0.5}},
+        ]
+    }
+    assert await members(at_risk) == "bf"
+
+    # Bad values: typed errors naming the node; an unknown reason code is GraphQL's own error.
+    for rule, path in [
+        ({"churnRisk": {"op": "AT_LEAST", "value": 1.5}}, "churnRisk.value"),
+        (
+            {
+                "not": {
+                    "clv": {
+                        "op": "AT_LEAST",
+                        "value": "0",
+                        "probabilityAlive": {"op": "AT_MOST", "value": -1},
+                    }
+                }
+            },
+            "not.clv.probabilityAlive.value",
+        ),
+        ({"clv": {"op": "AT_LEAST", "value": "0.001"}}, "clv.value"),
+    ]:
+        refused = (await admin(PREVIEW, {"rule": rule}))["previewAudience"]
+        assert (refused["__typename"], refused["path"], refused["field"]) == (
+            "InvalidAudienceRule",
+            path,
+            "rule." + path,
+        )
+    unknown = {"churnRisk": {"op": "AT_LEAST", "value": 0.5, "hasReason": "SLEEPY"}}
+    assert (await admin.execute(PREVIEW, {"rule": unknown})).get("data") is None
+
+    # Saved, read back in its normal form, and sent back as it is.
+    made = (
+        await admin(
+            CREATE, {"input": {"key": "at-risk", "name": "高价值流失风险", "rule": at_risk}}
+        )
+    )["createAudience"]["audience"]
+    stored = {
+        "all": [
+            {"clv": {"op": "BETWEEN", "value": "-100.00", "to": "10000.00"}},
+            {"churnRisk": {"op": "AT_LEAST", "value": 0.5}},
+        ]
+    }
+    assert (made["rule"], made["count"], made["membershipCount"]) == (stored, 2, 2)
+    again = (await admin(UPDATE, {"input": {"key": "at-risk", "rule": made["rule"]}}))[
+        "updateAudience"
+    ]
+    assert (again["__typename"], again["audience"]["rule"]) == ("UpdateAudienceSuccess", stored)
+
+
 async def test_who_may_read_change_and_export_audiences(
     gql: GraphQLClient, session: AsyncSession, settings: Settings
 ) -> None:

@@ -212,7 +212,89 @@ def cases(shop: AudienceShop) -> list[tuple[str, dict[str, Any], str]]:
             },
             "bd",
         ),
+        # lifetime value: c has no row (no purchase), d's figures are null (the models could
+        # not be fitted): no comparison holds for them, and its `not` does
+        ("CLV ≥ ¥2400 (inclusive)", clv("AT_LEAST", "2400"), "ab"),
+        ("CLV ≤ 0 (f's is negative)", clv("AT_MOST", "0"), "f"),
+        ("CLV ≤ -¥12.34", clv("AT_MOST", "-12.34"), "f"),
+        ("CLV ≤ -¥12.35", clv("AT_MOST", "-12.35"), ""),
+        ("CLV between ¥2400.01 and ¥8000.50", clv("BETWEEN", "2400.01", "8000.50"), "b"),
+        ("not CLV ≥ ¥2400", {"not": clv("AT_LEAST", "2400")}, "cdf"),
+        ("not CLV ≤ 0", {"not": clv("AT_MOST", "0")}, "abcd"),
+        (
+            "CLV ≥ ¥1000 and P(alive) ≥ 0.9",
+            clv("AT_LEAST", "1000", alive={"op": "AT_LEAST", "value": 0.9}),
+            "a",
+        ),
+        (
+            "CLV ≥ 0 and P(alive) between 0.5 and 0.6 (inclusive)",
+            clv("AT_LEAST", "0", alive={"op": "BETWEEN", "value": "0.5", "to": 0.6}),
+            "b",
+        ),
+        (
+            "P(alive) ≤ 0.5 (d's is null)",
+            clv("AT_MOST", "100000", alive={"op": "AT_MOST", "value": 0.5}),
+            "f",
+        ),
+        (
+            "not (CLV ≥ ¥1000 and P(alive) ≥ 0.9)",
+            {"not": clv("AT_LEAST", "1000", alive={"op": "AT_LEAST", "value": 0.9})},
+            "bcdf",
+        ),
+        ("a value known: ≥ 0 or ≤ 0", KNOWN_VALUE, "abf"),
+        ("no value known", {"not": KNOWN_VALUE}, "cd"),
+        # churn risk: d has no probability (its PURCHASE_OVERDUE is listed all the same)
+        ("churn ≥ 0.5", churn("AT_LEAST", 0.5), "bf"),
+        ("not churn ≥ 0.5", {"not": churn("AT_LEAST", 0.5)}, "acd"),
+        ("churn ≤ 0.05 (inclusive)", churn("AT_MOST", 0.05), "a"),
+        ("churn between 0.05 and 0.76", churn("BETWEEN", 0.05, 0.76), "ab"),
+        ("not churn between 0 and 1", {"not": churn("BETWEEN", 0, 1)}, "cd"),
+        ("overdue", churn("AT_LEAST", 0, reason="PURCHASE_OVERDUE"), "f"),
+        ("not overdue", {"not": churn("AT_LEAST", 0, reason="PURCHASE_OVERDUE")}, "abcd"),
+        ("browsing dropped", churn("BETWEEN", 0, 1, reason="BROWSING_DROPPED"), "b"),
+        ("dropout listed, risk ≤ 0.8", churn("AT_MOST", "0.8", reason="DROPOUT_MODEL"), "ab"),
+        (
+            "valuable and at risk",
+            {"all": [clv("AT_LEAST", "5000"), churn("AT_LEAST", 0.5)]},
+            "b",
+        ),
     ]
+
+
+def clv(op: str, value: str, to: str | None = None, *, alive: Any = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"op": op, "value": value, "to": to, "probabilityAlive": alive}
+    return {"clv": {k: v for k, v in params.items() if v is not None}}
+
+
+def churn(op: str, value: Any, to: Any = None, *, reason: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"op": op, "value": value, "to": to, "hasReason": reason}
+    return {"churnRisk": {k: v for k, v in params.items() if v is not None}}
+
+
+# Every known value is ≥ 0 or ≤ 0: the customers who have one.
+KNOWN_VALUE = {"any": [clv("AT_LEAST", "0"), clv("AT_MOST", "0")]}
+
+
+def test_value_conditions_keep_their_normal_form() -> None:
+    rule = {
+        "all": [
+            clv("BETWEEN", "-5", "1e3", alive={"op": "AT_LEAST", "value": "0.25"}),
+            churn("AT_MOST", 1, reason="NO_INTERACTION"),
+        ]
+    }
+    assert parse_rule(rule, currency="CNY").data == {
+        "all": [
+            {
+                "clv": {
+                    "op": "BETWEEN",
+                    "value": "-5.00",
+                    "to": "1000.00",
+                    "probabilityAlive": {"op": "AT_LEAST", "value": 0.25},
+                }
+            },
+            {"churnRisk": {"op": "AT_MOST", "value": 1.0, "hasReason": "NO_INTERACTION"}},
+        ]
+    }
 
 
 async def test_each_condition_and_combination_holds_for_the_customers_counted_by_hand(
@@ -239,7 +321,7 @@ async def test_a_bad_rule_is_refused_naming_its_node_and_nothing_is_written(
     for _ in range(5):  # a condition under five levels of not: six deep
         deep = {"not": deep}
     bad: list[tuple[Any, str, str]] = [
-        ({"clv": {"band": "HIGH"}}, "UNKNOWN_KIND", "clv"),
+        ({"ltv": {"band": "HIGH"}}, "UNKNOWN_KIND", "ltv"),
         (
             {"all": [leaf, {"orders": {"days": 30, "op": "MORE_THAN", "value": 1}}]},
             "BAD_OPERATOR",
@@ -289,6 +371,36 @@ async def test_a_bad_rule_is_refused_naming_its_node_and_nothing_is_written(
         ({"all": []}, "MALFORMED", "all"),
         ({"tier": {"in": ["GOLD"]}, "region": {"in": ["华东"]}}, "MALFORMED", ""),
         ([vip()], "MALFORMED", ""),
+        # lifetime value and churn risk
+        ({"clv": {"op": "ABOVE", "value": "1"}}, "BAD_OPERATOR", "clv.op"),
+        (clv("AT_LEAST", "1.005"), "BAD_VALUE", "clv.value"),
+        (clv("AT_MOST", "-10000000000000.01"), "OUT_OF_RANGE", "clv.value"),
+        (clv("BETWEEN", "100", "-100"), "OUT_OF_RANGE", "clv.to"),
+        ({"clv": {"op": "AT_LEAST", "value": "1", "to": "2"}}, "MALFORMED", "clv.to"),
+        ({"clv": {"op": "AT_LEAST", "value": "1", "band": "HIGH"}}, "MALFORMED", "clv.band"),
+        (
+            {"all": [leaf, clv("AT_LEAST", "0", alive={"op": "AT_LEAST", "value": 1.5})]},
+            "OUT_OF_RANGE",
+            "all[1].clv.probabilityAlive.value",
+        ),
+        (clv("AT_LEAST", "0", alive=0.5), "MALFORMED", "clv.probabilityAlive"),
+        (clv("AT_LEAST", "0", alive={"value": 0.5}), "MALFORMED", "clv.probabilityAlive.op"),
+        (
+            clv("AT_LEAST", "0", alive={"op": "AT_LEAST", "value": 0.5, "days": 9}),
+            "MALFORMED",
+            "clv.probabilityAlive.days",
+        ),
+        (
+            clv("AT_LEAST", "0", alive={"op": "BETWEEN", "value": 0.5, "to": 0.4}),
+            "OUT_OF_RANGE",
+            "clv.probabilityAlive.to",
+        ),
+        ({"not": churn("AT_LEAST", -0.1)}, "OUT_OF_RANGE", "not.churnRisk.value"),
+        (churn("AT_LEAST", "high"), "BAD_VALUE", "churnRisk.value"),
+        (churn("AT_LEAST", True), "BAD_VALUE", "churnRisk.value"),
+        (churn("AT_LEAST", float("nan")), "BAD_VALUE", "churnRisk.value"),
+        (churn("BETWEEN", 0.8, 0.2), "OUT_OF_RANGE", "churnRisk.to"),
+        (churn("AT_LEAST", 0.5, reason="SLEEPY"), "BAD_VALUE", "churnRisk.hasReason"),
         ({"all": [deep]}, "TOO_DEEP", "all[0].not.not.not.not"),
         ({"any": [vip() for _ in range(51)]}, "OUT_OF_RANGE", "any"),
         (

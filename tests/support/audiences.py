@@ -1,8 +1,10 @@
 """A small shop whose audiences are counted by hand: six customers (a-d, f, and an erased one)
-with known tags, tiers, regions, addresses, registrations, purchases, behaviour and RFM rows.
+with known tags, tiers, regions, addresses, registrations, purchases, behaviour, RFM rows and
+lifetime value rows.
 
-Everything is as of AS_OF (2026-06-30 12:00 UTC). The RFM rows are written as they are, not
-computed: the audiences read them, and tests/server/test_rfm.py checks how they are made.
+Everything is as of AS_OF (2026-06-30 12:00 UTC). The RFM and value rows are written as they
+are, not computed: the audiences read them, and tests/server/test_rfm.py,
+tests/server/test_customer_value.py and tests/server/test_churn.py check how they are made.
 
     customer  tags         tier      region  default address    registered
     a         vip, 学生    GOLD      华东    浙江省 杭州市        2025-01-10
@@ -33,6 +35,16 @@ computed: the audiences read them, and tests/server/test_rfm.py checks how they 
     d      211        1        ¥800    1 2 2  GENERAL_WIN_BACK
     f       10        1        ¥100    2 2 1  GENERAL_WIN_BACK
     erased   1        1        ¥100    5 5 5  IMPORTANT_VALUE
+
+    value    CLV        P(alive)  churn  reasons
+    a        ¥2400.00   0.95      0.05   DROPOUT_MODEL
+    b        ¥8000.50   0.60      0.76   BROWSING_DROPPED, DROPOUT_MODEL
+    c        (no row: no purchase)
+    d        null       null      null   PURCHASE_OVERDUE (the models could not be fitted:
+                                         every figure null, the signal still listed)
+    f        -¥12.34    0.30      0.928  PURCHASE_OVERDUE, NO_INTERACTION, DROPOUT_MODEL
+                                         (bought below cost: a negative value)
+    erased   ¥9999.00   0.99      0.01   DROPOUT_MODEL
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ from server.models import (
     CustomerEventKind,
     CustomerRfm,
     CustomerSegment,
+    CustomerValue,
     MembershipTier,
     Order,
     OrderStatus,
@@ -278,6 +291,44 @@ async def audience_shop(session: AsyncSession) -> AudienceShop:
             rfm(d, 211, 1, 800, (1, 2, 2), S.GENERAL_WIN_BACK),
             rfm(f, 10, 1, 100, (2, 2, 1), S.GENERAL_WIN_BACK),
             rfm(erased, 1, 1, 100, (5, 5, 5), S.IMPORTANT_VALUE),
+        ]
+    )
+
+    def value(
+        who: Customer,
+        fen: int | None,
+        p_alive: float | None,
+        churn: float | None,
+        reasons: dict[str, float],
+    ) -> CustomerValue:
+        assert who.id is not None
+        return CustomerValue(
+            customer_id=who.id,
+            p_alive=p_alive,
+            horizon_days=365,
+            clv_amount=fen,
+            churn_probability=churn,
+            churn_reasons=[
+                {"code": code, "value": figure, "message": code.lower()}
+                for code, figure in reasons.items()
+            ],
+            reason=None if fen is not None else "the purchase model (BG/NBD) cannot be fitted",
+            computed_at=AS_OF,
+        )
+
+    session.add_all(
+        [
+            value(a, 240_000, 0.95, 0.05, {"DROPOUT_MODEL": 0.05}),
+            value(b, 800_050, 0.60, 0.76, {"BROWSING_DROPPED": 0.25, "DROPOUT_MODEL": 0.4}),
+            value(d, None, None, None, {"PURCHASE_OVERDUE": 211}),
+            value(
+                f,
+                -1234,
+                0.30,
+                0.928,
+                {"PURCHASE_OVERDUE": 10, "NO_INTERACTION": 10, "DROPOUT_MODEL": 0.7},
+            ),
+            value(erased, 999_900, 0.99, 0.01, {"DROPOUT_MODEL": 0.01}),
         ]
     )
     await session.commit()
