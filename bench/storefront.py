@@ -209,7 +209,10 @@ def fill(url: str) -> None:
     from server.plugins import load_plugins
 
     migrate.upgrade(url, plugins=load_plugins(Settings(database_url=url)))
-    report = asyncio.run(demo.load(url, seed=SEED, as_of=AS_OF))
+    # The size docs/benchmarks.md describes (the demo's default has grown since).
+    report = asyncio.run(
+        demo.load(url, seed=SEED, as_of=AS_OF, customers=200, products=300, orders=600)
+    )
     if report is None:
         raise RuntimeError("the demo shop was not loaded")
 

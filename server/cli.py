@@ -504,9 +504,14 @@ def insights_export_audience(key: str, output: Path) -> None:
 
 
 @main.command("demo-data")
-@click.option("--customers", default=200, show_default=True, type=click.IntRange(min=0))
+@click.option("--customers", default=500, show_default=True, type=click.IntRange(min=0))
 @click.option("--products", default=300, show_default=True, type=click.IntRange(min=1))
-@click.option("--orders", default=600, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--orders",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Exactly this many orders (default: as many as the customers' buying rhythms give).",
+)
 @click.option("--seed", default=2024, show_default=True, type=int, help="Same seed, same shop.")
 @click.option(
     "--as-of",
@@ -518,13 +523,14 @@ def insights_export_audience(key: str, output: Path) -> None:
 def demo_data(
     customers: int,
     products: int,
-    orders: int,
+    orders: int | None,
     seed: int,
     as_of: datetime | None,
     if_empty: bool,
 ) -> None:
     """Fill an empty (migrated) database with a demo shop: catalogue, stock, customers with
-    their behaviour, orders, payments and shipments; then each enabled plugin's demo data.
+    their buying rhythms and behaviour, 18 months of orders, payments and shipments; then each
+    enabled plugin's demo data.
     All of it is committed together, or nothing when a plugin fails."""
     from server.demo import demo_steps, load
     from server.migrate import run_async

@@ -6,16 +6,19 @@ statements per table; then each plugin adds its own demo data through the ``demo
 Same seed and same ``as_of``, same rows, in a fresh database on either backend.
 
 Customers are not random clicks. Each has hidden preferences — favourite categories and brands,
-price sensitivity, an activity level and a life-cycle (loyal, regular, churning, new) — that are
-never stored, but that drive their behaviour events and their orders, so that segmentation,
-recommendation and churn analysis have something real to find.
+price sensitivity, how much they browse — and a buying rhythm drawn from an archetype (loyal,
+regular, seasonal, one-time, big-ticket, churner, new, browser: ``plan_rhythms``), with their
+own purchase rate, dropout and spend per order as the lifetime-value models tell it. None of it
+is stored, but it drives 18 months of orders and behaviour events, so that segmentation,
+lifetime value, recommendation and churn analysis have something real to find.
 
 The modules, one job each:
 
 - ``catalogue``, ``places``, ``people``: the literal data the shop is drawn from;
 - ``plan``: what a plan is (its rows and how they refer to each other);
-- ``planner`` with ``plan_catalogue``, ``plan_customers``, ``plan_orders`` and
-  ``plan_behaviour``: the plan, drawn from one seeded ``random.Random``, no database;
+- ``seasons``: the shopping calendar (618, Double 11, the Spring Festival) as day weights;
+- ``planner`` with ``plan_catalogue``, ``plan_customers``, ``plan_rhythms``, ``plan_orders``
+  and ``plan_behaviour``: the plan, drawn from one seeded ``random.Random``, no database;
 - ``writer``: a plan written through a session;
 - ``plugin_data``: each plugin's demo data, through the ``demo_data`` hook;
 - ``loader``: the command's work — an empty shop, plan, write, plugins, commit.

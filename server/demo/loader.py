@@ -22,8 +22,8 @@ POPULATE_STEPS = PLAN_STEPS + WRITE_STEPS
 
 @dataclass
 class DemoReport:
-    """What was generated: row counts, logins to try, each customer's hidden preferences, and
-    the row counts each plugin reported."""
+    """What was generated: row counts, logins to try, each customer's hidden preferences (their
+    buying archetype among them), and the row counts each plugin reported."""
 
     seed: int
     as_of: datetime
@@ -74,16 +74,18 @@ def default_as_of() -> datetime:
 async def populate(
     session: AsyncSession,
     *,
-    customers: int = 200,
+    customers: int = 500,
     products: int = 300,
-    orders: int = 600,
+    orders: int | None = None,
     seed: int = 2024,
     as_of: datetime,
     plugins: PluginRuntime | None = None,
     progress: Progress | None = None,
 ) -> DemoReport:
     """Plan a shop from ``seed``, write it in the session's transaction (not committed), then
-    let each of ``plugins`` that implements ``demo_data`` add its own.
+    let each of ``plugins`` that implements ``demo_data`` add its own. ``orders`` is exactly
+    how many orders it gets; None: as many as its customers' buying rhythms give (about six
+    a customer).
 
     ``progress`` (of :func:`demo_steps` steps) hears of each planned part, each table written
     and each plugin's demo data. A plugin that fails raises
@@ -122,9 +124,9 @@ async def populate(
 async def load(
     database_url: str,
     *,
-    customers: int = 200,
+    customers: int = 500,
     products: int = 300,
-    orders: int = 600,
+    orders: int | None = None,
     seed: int = 2024,
     as_of: datetime | None = None,
     if_empty: bool = False,

@@ -16,12 +16,13 @@ from typing import Any
 
 from server.demo.catalogue import Leaf
 from server.demo.places import City
+from server.demo.seasons import Season
 from server.models import CustomerEventKind, OrderStatus
 
 Row = dict[str, Any]
 
 DEMO_PASSWORD = "shopgraph-demo"
-HISTORY_DAYS = 182
+HISTORY_DAYS = 548  # 18 months
 OPEN_STATUSES = (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.FULFILLING)
 CUSTOMER_ACTOR = "customer"  # resolved to "customer:<id>" once the customer has an id
 
@@ -33,10 +34,41 @@ class Preferences:
     categories: list[str]  # category slugs of leaf categories
     brands: list[str]
     price_sensitivity: float  # 0 (buys premium) .. 1 (hunts bargains)
-    activity: str  # high | medium | low
-    lifecycle: str  # loyal | regular | churning | new
+    activity: str  # how much they browse: high | medium | low
+    # Their buying rhythm (server.demo.plan_rhythms.ARCHETYPES): loyal | regular | seasonal |
+    # one_time | big_ticket | churner | new | browser.
+    archetype: str
     strength: float  # share of shopping done in the favourite categories
     channel: str
+
+
+@dataclass
+class Rhythm:
+    """When and how much a customer buys: the BG/NBD and Gamma-Gamma story, drawn for them.
+
+    While active they buy as a Poisson process at ``rate`` purchases a week (in shopping days:
+    seasonal, see server.demo.seasons), from their first purchase on; after each repeat
+    purchase they drop out with probability ``dropout``, so ``repeats`` is the number of repeat
+    purchases they would make before dropping out. A churner also stops at ``stop``. Each
+    order's value is Gamma(``spend_shape``, ``spend_rate``) in yuan. Never stored.
+    """
+
+    archetype: str
+    rate: float  # λ: purchases a week while active
+    dropout: float  # p: the chance of dropping out after a repeat purchase
+    repeats: int | None  # repeat purchases before dropping out (None: never drops out)
+    spend_shape: float  # Gamma-Gamma's p
+    spend_rate: float  # Gamma-Gamma's ν, per yuan
+    first: datetime | None  # the first purchase (None: browses, never buys)
+    stop: datetime | None = None  # a churner's last day as a customer
+    purchases: list[datetime] = field(default_factory=list)  # every purchase, in time order
+    # When they stopped for good (a churner's stop, a dropout's last purchase); None: active.
+    lapsed: datetime | None = None
+
+    @property
+    def mean_spend(self) -> float:
+        """Their expected order value, in yuan."""
+        return self.spend_shape / self.spend_rate
 
 
 @dataclass(eq=False)
@@ -78,8 +110,9 @@ class PlannedCustomer:
     city: City
     addresses: list[Row]
     prefs: Preferences
-    start: datetime  # first moment they shop
-    end: datetime  # last moment they shop (churning customers go quiet early)
+    rhythm: Rhythm
+    start: datetime  # first moment they shop (their account is made)
+    end: datetime  # last moment they shop (those who stopped go quiet)
     bought: list[PlannedProduct] = field(default_factory=list)
 
 
@@ -126,6 +159,9 @@ class ShopPlan:
     seed: int
     as_of: datetime
     history_start: datetime
+    # The common factor every purchase rate was scaled by to give exactly the orders asked for
+    # (1 when the rhythms alone decide how many orders there are).
+    rate_scale: float = 1.0
     password_hash: str = ""
     categories: list[tuple[Row, list[Row]]] = field(default_factory=list)  # (top, leaves)
     products: list[PlannedProduct] = field(default_factory=list)
@@ -151,7 +187,7 @@ class ShopPlan:
         orders_of = Counter(id(o.customer) for o in self.orders)
         return max(
             self.customers,
-            key=lambda c: (c.prefs.lifecycle == "loyal", orders_of[id(c)]),
+            key=lambda c: (c.prefs.archetype == "loyal", orders_of[id(c)]),
             default=None,
         )
 
@@ -164,7 +200,19 @@ class Draft:
     rng: random.Random
     # Products by the slug of their leaf category (every leaf, empty ones included).
     by_leaf: dict[str, list[PlannedProduct]]
+    # The history's calendars: the whole shop's seasonality, and seasonal buyers'.
+    shop_season: Season
+    promotion_season: Season
     sessions: int = 0
+    # The median price of each leaf category's products (filled as they are asked for).
+    typical_price: dict[str, int] = field(default_factory=dict)
+
+    def typical(self, leaf: str) -> int:
+        """The median price of the products of ``leaf`` (a leaf category's slug), in fen."""
+        if leaf not in self.typical_price:
+            prices = sorted(p.row["price_amount"] for p in self.by_leaf[leaf])
+            self.typical_price[leaf] = prices[len(prices) // 2]
+        return self.typical_price[leaf]
 
     def next_session_id(self) -> str:
         self.sessions += 1

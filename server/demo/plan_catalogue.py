@@ -83,7 +83,7 @@ def plan_products(draft: Draft, count: int) -> None:
             created = plan.as_of - timedelta(days=rng.uniform(3, 60))
             tags.append("新品")
         else:
-            created = plan.as_of - timedelta(days=rng.uniform(200, 900))
+            created = plan.as_of - timedelta(days=rng.uniform(150, 1200))
         specs = "，".join(f"{k}：{v}" for k, v in attributes.items())
         description = (
             f"{brand} {model}{leaf.noun}，{'、'.join(tags[:2])}。"

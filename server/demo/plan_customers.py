@@ -1,14 +1,15 @@
 """The demo plan's customers: who they are (name, age, occupation, city, tags, interests),
-their addresses, and the hidden preferences that drive what they do."""
+their addresses, and the hidden preferences and buying rhythm that drive what they do."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 
-from server.demo.catalogue import LEAVES
+from server.demo.catalogue import LEAVES, Leaf
 from server.demo.people import (
     AGE_BANDS,
     CHANNELS,
@@ -21,7 +22,16 @@ from server.demo.people import (
     SURNAMES,
 )
 from server.demo.places import CITIES, COMMUNITIES, OFFICES, ROADS, City
-from server.demo.plan import DEMO_PASSWORD, Draft, PlannedCustomer, Preferences, Row, weighted
+from server.demo.plan import (
+    DEMO_PASSWORD,
+    Draft,
+    PlannedCustomer,
+    Preferences,
+    Rhythm,
+    Row,
+    weighted,
+)
+from server.demo.plan_rhythms import ARCHETYPES, archetypes, draw_rhythm
 from server.models import MembershipTier
 
 
@@ -33,10 +43,11 @@ def demo_password_hash(seed: int) -> str:
 
 
 def plan_customers(draft: Draft, count: int) -> None:
-    """``count`` customers, each with one or two addresses and hidden preferences."""
+    """``count`` customers, each with one or two addresses, hidden preferences and a buying
+    rhythm drawn from their archetype (server.demo.plan_rhythms)."""
     rng, plan = draft.rng, draft.plan
     used_emails: set[str] = set()
-    for _ in range(count):
+    for archetype in archetypes(draft, count):
         gender = "FEMALE" if rng.random() < 0.56 else "MALE"
         surname, surname_py = rng.choice(SURNAMES)
         given, given_py = rng.choice(GIVEN_NAMES[gender])
@@ -49,7 +60,8 @@ def plan_customers(draft: Draft, count: int) -> None:
         if age_band == "50+" and rng.random() < 0.5:
             occupation = "退休"
         city = rng.choices(CITIES, weights=[c.weight for c in CITIES])[0]
-        prefs = _preferences(draft, gender, age_band, occupation, city)
+        rhythm = draw_rhythm(draft, archetype)
+        prefs = _preferences(draft, gender, age_band, occupation, city, rhythm)
 
         email = ""
         while not email or email in used_emails:
@@ -62,15 +74,14 @@ def plan_customers(draft: Draft, count: int) -> None:
         used_emails.add(email)
         phone = f"{rng.choice(PHONE_PREFIXES)}{rng.randint(0, 99_999_999):08d}"
 
-        if prefs.lifecycle == "new":
-            created = plan.as_of - timedelta(days=rng.uniform(2, 45))
+        if rhythm.first is None:
+            season = draft.shop_season
+            created = season.moment(season.total * rng.random())
+        elif rng.random() < 0.5:
+            created = rhythm.first - timedelta(minutes=rng.uniform(3, 60))  # at checkout
         else:
-            created = plan.history_start + timedelta(days=rng.uniform(-700, 20))
-        start = max(created, plan.history_start)
-        end = plan.as_of
-        if prefs.lifecycle == "churning":
-            # Active in the first half of the history, then quiet: the churn signal.
-            end = start + (plan.as_of - start) * rng.uniform(0.35, 0.55)
+            created = rhythm.first - timedelta(days=rng.uniform(1, 30))  # browsed first
+        created = max(created, plan.history_start)
 
         favourite_tops = {LEAVES[c][0] for c in prefs.categories}
         tags: list[str] = []
@@ -80,7 +91,7 @@ def plan_customers(draft: Draft, count: int) -> None:
             tags.append("宝妈" if gender == "FEMALE" else "奶爸")
         if city.tier == 1:
             tags.append("一线城市")
-        if prefs.lifecycle == "new":
+        if archetype == "new":
             tags.append("新客")
         if prefs.channel == "mini_program":
             tags.append("小程序用户")
@@ -116,15 +127,22 @@ def plan_customers(draft: Draft, count: int) -> None:
             addresses.append(_address(rng, surname + given, phone, city, created, home=False))
         plan.customers.append(
             PlannedCustomer(
-                row=row, city=city, addresses=addresses, prefs=prefs, start=start, end=end
+                row=row,
+                city=city,
+                addresses=addresses,
+                prefs=prefs,
+                rhythm=rhythm,
+                start=created,
+                end=plan.as_of,  # until their purchases are planned
             )
         )
 
 
 def _preferences(
-    draft: Draft, gender: str, age_band: str, occupation: str, city: City
+    draft: Draft, gender: str, age_band: str, occupation: str, city: City, rhythm: Rhythm
 ) -> Preferences:
     rng = draft.rng
+    archetype = rhythm.archetype
     family_age = age_band in ("25-29", "30-34", "35-39")
     affinity = {
         "digital": 2.5 if gender == "MALE" else 1.2,
@@ -138,7 +156,14 @@ def _preferences(
     }
     # Only categories that have products (a small catalogue leaves some empty).
     slugs = [s for s in LEAVES if draft.by_leaf[s]]
-    weights = [affinity[LEAVES[s][0]] for s in slugs]
+    # People like what they buy: categories whose prices suit what they spend on an order.
+    spend = 100 * rhythm.mean_spend
+    weights = [
+        affinity[LEAVES[s][0]]
+        * _leaning(archetype, LEAVES[s][1])
+        * math.exp(-(math.log(draft.typical(s) / spend) ** 2) / 2)
+        for s in slugs
+    ]
     favourites: list[str] = []
     for _ in range(rng.choices((1, 2, 3), weights=(35, 45, 20))[0]):
         pick = rng.choices(slugs, weights=weights)[0]
@@ -150,16 +175,30 @@ def _preferences(
         sensitivity += 0.25
     if city.tier >= 3:
         sensitivity += 0.15
-    lifecycle = rng.choices(("loyal", "regular", "churning", "new"), weights=(25, 45, 15, 15))
+    if archetype == "big_ticket":
+        sensitivity -= 0.3
     return Preferences(
         categories=favourites,
         brands=brands,
-        price_sensitivity=round(min(1.0, sensitivity), 3),
-        activity=rng.choices(("high", "medium", "low"), weights=(20, 50, 30))[0],
-        lifecycle=lifecycle[0],
+        price_sensitivity=round(min(1.0, max(0.0, sensitivity)), 3),
+        activity=rng.choices(("high", "medium", "low"), weights=ARCHETYPES[archetype].activity)[0],
+        archetype=archetype,
         strength=rng.uniform(0.72, 0.9),
         channel=rng.choices(CHANNELS, weights=(55, 30, 15))[0],
     )
+
+
+def _leaning(archetype: str, leaf: Leaf) -> float:
+    """How much a customer of ``archetype`` leans towards ``leaf``: frequent buyers to what is
+    used up and bought again, big-ticket buyers to what costs a thousand yuan or more, seasonal
+    buyers to what waits for a sale."""
+    if archetype == "big_ticket":
+        return 8.0 if leaf.price[0] >= 999 else 0.3
+    if archetype in ("loyal", "regular", "churner", "new"):
+        return 3.0 if leaf.consumable else 1.0
+    if archetype == "seasonal":
+        return 1.0 if leaf.consumable else 1.5
+    return 1.0
 
 
 def _address(

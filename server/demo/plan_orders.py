@@ -1,6 +1,6 @@
-"""The demo plan's orders: who orders when, what, from which warehouse; each order walked
-through its states up to the end of the history (payments, cancellations, status changes), and
-the shipments and tracking timelines of those that left the warehouse."""
+"""The demo plan's orders: who orders when (as their rhythm has it), what, from which warehouse;
+each order walked through its states up to the end of the history (payments, cancellations,
+status changes), and the shipments and tracking timelines of those that left the warehouse."""
 
 from __future__ import annotations
 
@@ -17,31 +17,31 @@ from server.demo.plan import (
     Row,
     pick_variant,
 )
-from server.demo.plan_behaviour import moment, pick_product, plan_browsing, plan_order_session
+from server.demo.plan_behaviour import near, pick_product, plan_browsing, plan_order_session
+from server.demo.plan_rhythms import schedule
 from server.models import OrderStatus, PaymentStatus, ShipmentStatus
 
 FREE_SHIPPING_FROM = 9900  # 满99包邮, in fen
 SHIPPING_FEE = 800
 
 
-def plan_orders(draft: Draft, count: int) -> None:
-    """``count`` orders in time order, then every customer's visits that bought nothing."""
-    rng, plan = draft.rng, draft.plan
+def plan_orders(draft: Draft, count: int | None) -> None:
+    """Every customer's purchases as their rhythm has them (exactly ``count`` orders when it is
+    given), each an order walked through its states; then every customer's visits that bought
+    nothing. Orders are numbered in time order, as a shop numbers them."""
+    plan = draft.plan
     if not plan.customers:
         return
-    activity = {"high": 4.0, "medium": 2.0, "low": 1.0}
-    lifecycle = {"loyal": 2.5, "regular": 1.0, "churning": 0.8, "new": 0.5}
-    # About one customer in eight only browses.
-    weights = [
-        0.0 if rng.random() < 0.12 else activity[c.prefs.activity] * lifecycle[c.prefs.lifecycle]
-        for c in plan.customers
+    schedule(draft, count)
+    for customer in plan.customers:
+        customer.end = customer.rhythm.lapsed or plan.as_of
+    moments = [
+        (placed, i, customer)
+        for i, customer in enumerate(plan.customers)
+        for placed in customer.rhythm.purchases
     ]
-    if not any(weights):
-        weights = [1.0] * len(plan.customers)
-    owners = rng.choices(plan.customers, weights=weights, k=count)
-    # A few orders in the last days, so that open states (unpaid, picking, on the way) exist.
-    moments = [(moment(draft, c, recent=rng.random() < 0.06), i, c) for i, c in enumerate(owners)]
-    # Numbered in time order, as a shop numbers them.
+    if count is not None and len(moments) != count:
+        raise ValueError(f"{count} orders cannot be planned for these customers")
     for seq, (placed, _, customer) in enumerate(sorted(moments, key=lambda m: m[:2]), start=1):
         _order(draft, seq, customer, placed)
     for customer in plan.customers:
@@ -50,17 +50,22 @@ def plan_orders(draft: Draft, count: int) -> None:
 
 def _order(draft: Draft, seq: int, customer: PlannedCustomer, placed: datetime) -> None:
     rng = draft.rng
+    rhythm = customer.rhythm
+    # What this order is worth to them (Gamma-Gamma), in fen: the products are picked to come
+    # near it, as far as the catalogue allows.
+    target = 100 * rng.gammavariate(rhythm.spend_shape, 1 / rhythm.spend_rate)
+    count = rng.choices((1, 2, 3, 4), weights=(60, 25, 10, 5))[0]
     chosen: list[PlannedProduct] = []
-    for _ in range(rng.choices((1, 2, 3, 4), weights=(60, 25, 10, 5))[0]):
-        if customer.bought and customer.prefs.lifecycle == "loyal" and rng.random() < 0.45:
+    for _ in range(count):
+        if customer.bought and customer.prefs.archetype == "loyal" and rng.random() < 0.45:
             product = rng.choice(customer.bought)  # a loyal customer's repurchase
         elif customer.bought and rng.random() < 0.12:
             product = rng.choice(customer.bought)
         else:
-            product = pick_product(draft, customer, placed)
+            product = pick_product(draft, customer, placed, target=target / count)
         if product not in chosen:
             chosen.append(product)
-    customer.bought.extend(p for p in chosen if p.leaf.consumable or rng.random() < 0.2)
+    customer.bought.extend(p for p in chosen if p.leaf.consumable and p not in customer.bought)
 
     # The size, colour or capacity the customer chose, among those on sale.
     picked = [pick_variant(rng, product) for product in chosen]
@@ -73,8 +78,14 @@ def _order(draft: Draft, seq: int, customer: PlannedCustomer, placed: datetime) 
     lines: list[tuple[Row, PlannedVariant]] = []
     for variant in picked:
         product = variant.product
-        quantity = rng.choices((1, 2, 3), weights=(6, 3, 1))[0] if product.leaf.consumable else 1
         price = variant.row["price_amount"]
+        quantity = 1
+        if product.leaf.consumable:
+            # Stocking up, more so when one costs far less than they meant to spend.
+            quantities = (1, 2, 3, 4, 6)
+            fits = near([q * price for q in quantities], target / len(picked))
+            weights = [w * base for w, base in zip(fits, (6, 4, 2, 1, 1), strict=True)]
+            quantity = rng.choices(quantities, weights=weights)[0]
         line: Row = {
             "sku": variant.row["sku"],
             "product_name": product.row["name"],

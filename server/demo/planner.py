@@ -1,9 +1,9 @@
 """The demo planner: a whole shop drawn from a seed, in memory, without touching a database.
 
 Everything is drawn from one ``random.Random(seed)`` and dated relative to one ``as_of``
-moment, never "now": the same seed and the same ``as_of`` give the same plan. The parts are
-drawn in a fixed order — catalogue, customers, orders with their behaviour — and then what
-follows from the whole is derived (a customer's membership tier follows from the orders they
+moment, never "now": the same seed and the same ``as_of`` give the same plan. The history is
+18 months long. The parts are drawn in a fixed order — catalogue, customers with their buying
+rhythms, orders with their behaviour — and then what follows from the whole is derived (a customer's membership tier follows from the orders they
 will place; stock covers what open orders hold).
 """
 
@@ -19,6 +19,7 @@ from server.demo.plan import HISTORY_DAYS, Draft, ShopPlan
 from server.demo.plan_catalogue import category_rows, plan_products, plan_stock
 from server.demo.plan_customers import demo_password_hash, plan_customers
 from server.demo.plan_orders import plan_orders
+from server.demo.seasons import Season, promotion_weight, shop_weight
 from server.models import MembershipTier, OrderStatus
 
 # The parts :func:`plan_shop` reports as planned (one progress step each).
@@ -31,17 +32,18 @@ def plan_shop(
     as_of: datetime,
     customers: int,
     products: int,
-    orders: int,
+    orders: int | None = None,
     on_planned: Callable[[str], None] | None = None,
 ) -> ShopPlan:
-    """Plan a demo shop of this size from ``seed``, its history ending at ``as_of``.
+    """Plan a demo shop of this size from ``seed``, its history ending at ``as_of``: exactly
+    ``orders`` orders, or (None) as many as the customers' rhythms give.
 
     ``on_planned`` hears of each part planned (:data:`PLAN_STEPS` calls). Raises ``ValueError``
     for sizes no shop can have.
     """
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
-    if products < 1 or customers < 0 or orders < 0:
+    if products < 1 or customers < 0 or (orders is not None and orders < 0):
         raise ValueError("need at least one product, and no negative counts")
     if orders and not customers:
         raise ValueError("orders need customers")
@@ -50,8 +52,15 @@ def plan_shop(
         if on_planned is not None:
             on_planned(what)
 
-    plan = ShopPlan(seed=seed, as_of=as_of, history_start=as_of - timedelta(days=HISTORY_DAYS))
-    draft = Draft(plan=plan, rng=random.Random(seed), by_leaf={slug: [] for slug in LEAVES})
+    start = as_of - timedelta(days=HISTORY_DAYS)
+    plan = ShopPlan(seed=seed, as_of=as_of, history_start=start)
+    draft = Draft(
+        plan=plan,
+        rng=random.Random(seed),
+        by_leaf={slug: [] for slug in LEAVES},
+        shop_season=Season(start, HISTORY_DAYS, shop_weight),
+        promotion_season=Season(start, HISTORY_DAYS, promotion_weight),
+    )
     plan.categories = category_rows()
     plan_products(draft, products)
     plan_stock(draft)

@@ -1,4 +1,6 @@
-"""Demo data: reproducible from a seed, consistent, driven by (hidden) preferences, searchable."""
+"""Demo data: reproducible from a seed, consistent, driven by (hidden) preferences, searchable;
+18 months of history in which customers buy in the rhythms of their archetypes, for the
+customer insights (RFM segments, lifetime value) to find."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import random
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import numpy as np
+import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -38,10 +42,12 @@ from server.demo import (
     plan_shop,
 )
 from server.demo.people import NO_RESULT_QUERIES
+from server.demo.plan import PlannedCustomer, PlannedOrder
+from server.demo.plan_rhythms import ARCHETYPES
 from server.plugin import DemoShop
 from server.plugins import PluginFailed, PluginRuntime, load_plugins
 from server.progress import Progress
-from server.services import search_insights
+from server.services import clv, insights, rfm, search_insights
 from tests.plugins.fakes import FakePlugin
 from tests.support.graphql import GraphQLClient
 
@@ -335,10 +341,10 @@ async def test_hidden_preferences_drive_behaviour(database_url: str, session: As
     assert len(shares) >= 40
     assert sum(shares) / len(shares) > 0.65
 
-    # Churning customers went quiet: nothing from them in the last two months.
-    churning = [e for e, p in report.preferences.items() if p.lifecycle == "churning"]
-    assert churning
-    assert all(last_seen[e] < AS_OF - timedelta(days=60) for e in churning if e in last_seen)
+    # Churners went quiet: nothing from them in the last two months.
+    churners = [e for e, p in report.preferences.items() if p.archetype == "churner"]
+    assert churners
+    assert all(last_seen[e] < AS_OF - timedelta(days=60) for e in churners if e in last_seen)
     # Loyal customers come back for what they bought before.
     repeat = Counter[str]()
     bought = await session.execute(
@@ -349,6 +355,119 @@ async def test_hidden_preferences_drive_behaviour(database_url: str, session: As
     for customer_id, product_id in bought:
         repeat[f"{customer_id}:{product_id}"] += 1
     assert any(n > 1 for n in repeat.values())
+
+
+# A shop large enough for the customer insights to tell its customers' rhythms apart.
+RHYTHMS = {"customers": 400, "products": 120}
+
+
+@pytest.fixture
+async def rhythms_shop(
+    sqlite_template: Path, tmp_path: Path
+) -> AsyncIterator[tuple[DemoReport, AsyncSession, insights.InsightsReport]]:
+    """The RHYTHMS demo shop, its insights rebuilt as of AS_OF, and a session on it. On SQLite
+    alone: the rows are the same on PostgreSQL, and the insights' SQL is tested on both in
+    tests/server/test_rfm.py."""
+    path = tmp_path / "rhythms.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    report = await load(url, seed=12, as_of=AS_OF, **RHYTHMS)
+    assert report is not None
+    settings = Settings(database_url=url, plugins="", plugin_entry_points=False)
+    engine = create_engine(url)
+    try:
+        rebuilt = await insights.rebuild(session_factory(engine), settings, as_of=AS_OF)
+        async with session_factory(engine)() as session:
+            yield report, session, rebuilt
+    finally:
+        await engine.dispose()
+
+
+async def test_the_customer_insights_find_the_customers_rhythms(
+    rhythms_shop: tuple[DemoReport, AsyncSession, insights.InsightsReport],
+) -> None:
+    """Loaded, the demo shop fills every RFM segment, and the lifetime-value models fitted on
+    its purchases converge to sensible figures and tell churners from loyal buyers."""
+    report, session, rebuilt = rhythms_shop
+    emails = {c.id: c.email for c in (await session.execute(select(m.Customer))).scalars()}
+    archetype = {cid: report.preferences[email].archetype for cid, email in emails.items()}
+    scored = (await session.execute(select(m.CustomerRfm))).scalars().all()
+    assert len(scored) == rebuilt.rfm.customers > 0.8 * RHYTHMS["customers"]
+
+    # Every one of the eight segments has customers in it.
+    by_segment = Counter(r.segment for r in scored)
+    assert set(by_segment) == set(m.CustomerSegment), by_segment
+    assert min(by_segment.values()) >= 3, by_segment
+    # And the rhythms show in them.
+    segment_of: dict[str, list[m.CustomerSegment]] = defaultdict(list)
+    for row in scored:
+        segment_of[archetype[row.customer_id]].append(row.segment)
+    S = m.CustomerSegment
+    recent = {S.IMPORTANT_VALUE, S.IMPORTANT_DEVELOP, S.GENERAL_VALUE, S.GENERAL_DEVELOP}
+    frequent = {S.IMPORTANT_VALUE, S.IMPORTANT_KEEP, S.GENERAL_VALUE, S.GENERAL_KEEP}
+    big_spend = {S.IMPORTANT_VALUE, S.IMPORTANT_DEVELOP, S.IMPORTANT_KEEP, S.IMPORTANT_WIN_BACK}
+
+    def share(kind: str, segments: set[m.CustomerSegment]) -> float:
+        found = segment_of[kind]
+        assert len(found) >= 5, kind
+        return sum(s in segments for s in found) / len(found)
+
+    assert share("loyal", frequent) > 0.9
+    assert share("new", recent) > 0.9  # a purchase or two, lately
+    assert share("one_time", set(S) - frequent) > 0.8
+    assert share("big_ticket", big_spend) > 2 / 3
+    # Churners stopped 2–9 months ago: how recent that is depends on the shop (R is a quintile
+    # score), but far fewer of them are recent than of the loyal buyers.
+    assert share("churner", recent) < 1 / 3
+    assert share("loyal", recent) > share("churner", recent) + 0.4
+
+    # BG/NBD and Gamma-Gamma on the purchases, summarised as the CLV tests summarise a log.
+    purchases = (
+        await session.execute(
+            select(m.Order.customer_id, m.Order.placed_at, m.Order.total_amount).where(
+                m.Order.status.in_(rfm.PURCHASE_STATUSES)
+            )
+        )
+    ).all()
+    last_day = (AS_OF - timedelta(seconds=1)).date()
+    summary = clv.summarize_transactions(
+        [customer for customer, _, _ in purchases],
+        [placed.date() for _, placed, _ in purchases],
+        [total / 100 for _, _, total in purchases],
+        calibration_end=last_day,
+        unit="week",
+    )
+    assert summary.size == len(scored)
+    bgnbd = clv.fit_bgnbd(summary.frequency, summary.recency, summary.age)
+    assert bgnbd.converged, bgnbd.message
+    r, alpha, a, b = (bgnbd.model.r, bgnbd.model.alpha, bgnbd.model.a, bgnbd.model.b)
+    # Customers buy every few weeks to every few months (rates differ a lot between them), and
+    # a few in a hundred drop out after a purchase.
+    assert 0.05 < r / alpha < 0.5 and 0.2 < r < 5, (r, alpha)
+    assert 0.01 < a / (a + b) < 0.3, (a, b)
+    repeat = summary.frequency > 0
+    assert summary.monetary is not None
+    spend = clv.fit_gamma_gamma(summary.frequency[repeat], summary.monetary[repeat])
+    assert spend.converged, spend.message
+    assert spend.model.q > 1
+    observed = float(summary.monetary[repeat].mean())
+    assert 0.5 < spend.model.mean_spend / observed < 1.5, (spend.model, observed)
+
+    kinds = [archetype[int(c)] for c in summary.customers]
+    alive = bgnbd.model.p_alive(summary.frequency, summary.recency, summary.age)
+    expected = spend.model.conditional_expected_spend(summary.frequency, summary.monetary)
+
+    def mean_of(values: npt.NDArray[np.float64], kind: str, *, repeaters: bool = False) -> float:
+        chosen = np.array([k == kind for k in kinds]) & ((summary.frequency > 0) | (not repeaters))
+        assert chosen.sum() >= 5, kind
+        return float(values[chosen].mean())
+
+    # The churners' chance of still being customers is far below the loyal buyers'.
+    assert mean_of(alive, "churner") < 0.4
+    assert mean_of(alive, "loyal") > mean_of(alive, "churner") + 0.3
+    # Big-ticket buyers are expected to spend far more on an order than loyal buyers.
+    big, everyday = mean_of(expected, "big_ticket", repeaters=True), mean_of(expected, "loyal")
+    assert big > 4 * everyday, (big, everyday)
 
 
 async def test_demo_searches_feed_the_search_analytics(
@@ -460,7 +579,7 @@ def fingerprint(plan: ShopPlan) -> str:
     number = {id(o): o.row["number"] for o in plan.orders}
     parts: list[Any] = [plan.password_hash, plan.categories, sorted(plan.stock.items())]
     parts += [(p.row, p.index, p.options, [v.row for v in p.variants]) for p in plan.products]
-    parts += [(c.row, c.addresses, c.prefs) for c in plan.customers]
+    parts += [(c.row, c.addresses, c.prefs, c.rhythm) for c in plan.customers]
     for o in plan.orders:
         lines = [(line, variant_sku[id(v)]) for line, v in o.lines]
         parts.append((o.row, email[id(o.customer)], o.warehouse, lines))
@@ -476,9 +595,9 @@ def fingerprint(plan: ShopPlan) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-# The demo shop of seed 7 (SMALL, as of AS_OF), as drawn since products came in variants.
-# When it changes, every demo shop has changed: on purpose? Then update it.
-SEED_7_FINGERPRINT = "4cd38ff01394f5e9fccb5bfda4c8e754f3c612180933fcab8b185e957e55072f"
+# The demo shop of seed 7 (SMALL, as of AS_OF), as drawn since customers have buying rhythms
+# over 18 months. When it changes, every demo shop has changed: on purpose? Then update it.
+SEED_7_FINGERPRINT = "3fcc3546fea701e4894d1d7f76444c17f1cabc054432c0d62d546c4018253c0a"
 
 
 def test_the_plan_is_drawn_from_the_seed_alone() -> None:
@@ -489,6 +608,148 @@ def test_the_plan_is_drawn_from_the_seed_alone() -> None:
     # Planned, not written: no row has an id yet.
     assert all("id" not in p.row for p in first.products)
     assert (len(first.products), len(first.customers), len(first.orders)) == (60, 30, 90)
+
+
+# --- the customers' rhythms and the calendar, in the plan -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rhythm_plan() -> ShopPlan:
+    return plan_shop(seed=21, as_of=AS_OF, **RHYTHMS)
+
+
+def _in_sale(day: date) -> bool:
+    """618 (June 1–18) and Double 11 (October 31 – November 11)."""
+    june = day.month == 6 and day.day <= 18
+    november = day.month == 11 and day.day <= 11
+    return june or november or (day.month, day.day) == (10, 31)
+
+
+def test_eighteen_months_of_history_with_the_markets_calendar(rhythm_plan: ShopPlan) -> None:
+    plan = rhythm_plan
+    start = plan.history_start
+    assert plan.as_of - start == timedelta(days=548)
+    # Orders, their histories, payments, shipments and behaviour all reach back 18 months.
+    first_month = start + timedelta(days=31)
+    assert min(o.row["placed_at"] for o in plan.orders) < first_month
+    assert min(o.changes[-1]["at"] for o in plan.orders) < first_month + timedelta(days=10)
+    assert min(o.payment["created_at"] for o in plan.orders if o.payment) < first_month
+    assert min(o.shipment["shipped_at"] for o in plan.orders if o.shipment) < first_month
+    assert min(e.at for e in plan.events) < first_month
+    assert max(o.row["placed_at"] for o in plan.orders) <= plan.as_of
+
+    per_day = Counter(o.row["placed_at"].date() for o in plan.orders)
+    days = [(start + timedelta(days=d)).date() for d in range(548)]
+
+    def rate(which: Callable[[date], bool]) -> float:
+        chosen = [d for d in days if which(d)]
+        return sum(per_day[d] for d in chosen) / len(chosen)
+
+    # 618 and Double 11 sell more than the rest of the year, the fortnight around the Spring
+    # Festival (10 February 2024) less — modestly: no month has more than a tenth of the orders.
+    ordinary = rate(lambda d: not _in_sale(d))
+    assert 1.3 < rate(_in_sale) / ordinary < 2.5
+    assert rate(lambda d: abs((d - date(2024, 2, 10)).days) <= 7) < 0.75 * ordinary
+    months = Counter(d.strftime("%Y-%m") for d in per_day.elements())
+    assert max(months.values()) < 0.1 * len(plan.orders)
+
+
+def test_customers_buy_in_the_rhythm_of_their_archetype(rhythm_plan: ShopPlan) -> None:
+    plan = rhythm_plan
+    of: dict[str, list[PlannedCustomer]] = defaultdict(list)
+    for customer in plan.customers:
+        of[customer.prefs.archetype].append(customer)
+    # Every archetype in its share (the shares are whole percentages).
+    for name, kind in ARCHETYPES.items():
+        assert abs(len(of[name]) - kind.share * len(plan.customers) / 100) < 1, name
+    orders_of: dict[int, list[PlannedOrder]] = defaultdict(list)
+    for order in plan.orders:
+        orders_of[id(order.customer)].append(order)
+
+    def purchases(c: PlannedCustomer) -> list[datetime]:
+        return sorted(o.row["placed_at"] for o in orders_of[id(c)])
+
+    def gap_days(c: PlannedCustomer) -> float:
+        bought = purchases(c)
+        return (bought[-1] - bought[0]).total_seconds() / 86400 / (len(bought) - 1)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    # Loyal buyers every 2–4 weeks, regular ones about monthly.
+    assert 14 <= median([gap_days(c) for c in of["loyal"] if len(purchases(c)) > 2]) <= 28
+    assert 21 <= median([gap_days(c) for c in of["regular"] if len(purchases(c)) > 2]) <= 42
+    # One-time buyers hardly come back; browsers never buy.
+    assert sum(len(purchases(c)) == 1 for c in of["one_time"]) >= 0.7 * len(of["one_time"])
+    assert not any(orders_of[id(c)] for c in of["browser"])
+    # Seasonal buyers buy on 618 and Double 11 (a twelfth of the year) far more than otherwise.
+    seasonal = [t for c in of["seasonal"] for t in purchases(c)]
+    assert sum(_in_sale(t.date()) for t in seasonal) > 0.4 * len(seasonal)
+    # Big-ticket buyers rarely, and for many times what others spend on an order.
+    assert median([len(purchases(c)) for c in of["big_ticket"]]) <= 3
+
+    def order_value(kinds: Callable[[str], bool]) -> float:
+        totals = [o.row["total_amount"] for o in plan.orders if kinds(o.customer.prefs.archetype)]
+        return sum(totals) / len(totals)
+
+    assert order_value(lambda k: k == "big_ticket") > 5 * order_value(lambda k: k != "big_ticket")
+    # New customers first bought in the last two months.
+    assert all(purchases(c)[0] >= plan.as_of - timedelta(days=61) for c in of["new"])
+
+    # Churners were regular for months, then stopped 2–9 months ago: no order and no visit since;
+    # their browsing faded in the weeks before.
+    assert of["churner"]
+    visits: dict[int, list[datetime]] = defaultdict(list)
+    bought_in = {e.session_id for e in plan.events if e.kind is m.CustomerEventKind.PURCHASE}
+    for event in plan.events:
+        if event.session_id not in bought_in:
+            visits[id(event.customer)].append(event.at)
+    assert median([len(purchases(c)) for c in of["churner"]]) >= 4
+    last_weeks = weeks_before = 0
+    for c in of["churner"]:
+        stop = c.rhythm.stop
+        assert stop is not None and c.rhythm.lapsed == stop
+        assert plan.as_of - timedelta(days=271) < stop < plan.as_of - timedelta(days=60)
+        assert purchases(c)[0] < stop - timedelta(days=119)
+        assert all(t <= stop for t in purchases(c) + visits[id(c)])
+        # Their visits in the last four weeks, and in four weeks two months before.
+        last_weeks += sum(stop - timedelta(weeks=4) <= t for t in visits[id(c)])
+        weeks_before += sum(
+            stop - timedelta(weeks=12) <= t < stop - timedelta(weeks=8) for t in visits[id(c)]
+        )
+    assert last_weeks < 0.5 * weeks_before
+
+    # Behaviour follows purchases: each line viewed and put in the cart, in the visit that
+    # bought it, before it was bought; and most buyers also visit without buying.
+    carted = {
+        (e.session_id, id(e.product))
+        for e in plan.events
+        if e.kind is m.CustomerEventKind.ADD_TO_CART
+    }
+    for event in plan.events:
+        if event.kind is m.CustomerEventKind.PURCHASE:
+            assert (event.session_id, id(event.product)) in carted
+    buyers = [c for c in plan.customers if orders_of[id(c)]]
+    assert sum(bool(visits[id(c)]) for c in buyers) > 0.9 * len(buyers)
+
+
+def test_an_order_count_is_met_by_scaling_every_rate() -> None:
+    """Asked for a number of orders, the planner scales every customer's purchase rate by one
+    factor (the rhythms' shape stays), and keeps who buys and when they first bought."""
+    sizes = {"customers": 40, "products": 30}
+    natural = plan_shop(seed=3, as_of=AS_OF, **sizes)
+    assert natural.rate_scale == 1.0 and 4 * 40 < len(natural.orders) < 10 * 40
+    first = {c.row["email"]: c.rhythm.first for c in natural.customers}
+    buyers = sum(t is not None for t in first.values())
+    for count in (len(natural.orders) // 2, 2 * len(natural.orders)):
+        plan = plan_shop(seed=3, as_of=AS_OF, orders=count, **sizes)
+        assert len(plan.orders) == count
+        assert (plan.rate_scale < 1) == (count < len(natural.orders))
+        assert {c.row["email"]: c.rhythm.first for c in plan.customers} == first
+    # Fewer orders than buyers: that many customers buy, once each; the others only browse.
+    plan = plan_shop(seed=3, as_of=AS_OF, orders=buyers - 5, **sizes)
+    assert len(plan.orders) == len({id(o.customer) for o in plan.orders}) == buyers - 5
+    assert all((c.prefs.archetype == "browser") == (c.rhythm.first is None) for c in plan.customers)
 
 
 # --- the demo_data hook --------------------------------------------------------------------
@@ -600,7 +861,9 @@ async def test_a_failing_plugin_fails_the_command_and_nothing_is_written(
     # The command says which plugin failed, and how to go on without it.
     monkeypatch.setattr("server.cli._plugins", lambda: runtime)
     env = {"SHOPGRAPH_DATABASE_URL": database_url}
-    result = CliRunner().invoke(main, ["demo-data", "--products", "5", "--orders", "0"], env=env)
+    result = CliRunner().invoke(
+        main, ["demo-data", "--customers", "10", "--products", "5", "--orders", "0"], env=env
+    )
     assert result.exit_code == 1
     assert "the demo data of plugin 'broken' failed: RuntimeError('no points table')" in (
         result.output
