@@ -38,6 +38,9 @@ from tests.support.postgres import TemporaryPostgres, find_bindir
 from tests.support.server import LiveServer
 
 os.environ[ENTRY_POINTS_VARIABLE] = "false"
+# No server a test starts runs the periodic jobs (the core's insights recomputation among them)
+# unless the test asks for them: a job's writes would race the test's own on SQLite.
+os.environ["SHOPGRAPH_RUN_JOBS"] = "false"
 BACKENDS = ["sqlite", "postgresql"]
 EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "loyalty"
 _db_counter = itertools.count()

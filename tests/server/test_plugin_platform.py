@@ -383,7 +383,11 @@ async def test_a_rolled_back_plugin_event_is_never_delivered(database_url: str) 
 
 def _serving(database_url: str, plugin: Any, **settings: Any) -> LiveServer:
     config = Settings(
-        database_url=database_url, env="test", plugins="", jobs_poll_seconds=0.05, **settings
+        database_url=database_url,
+        env="test",
+        plugins="",
+        jobs_poll_seconds=0.05,
+        **{"run_jobs": True, **settings},
     )
     return LiveServer(create_app(config, load_plugins(config, extra=[plugin]))).start()
 
