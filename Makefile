@@ -7,7 +7,8 @@ TEST_WORKERS ?= auto
 DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
-.PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv clean vendor-graphiql
+.PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
+	bench-insights clean vendor-graphiql
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -112,6 +113,12 @@ bench-search: install
 # of about a million transactions. Options in BENCH_ARGS, e.g. '--customers 50000'.
 bench-clv: install
 	$(BIN)/python -m bench.clv $(BENCH_ARGS)
+
+# The customer-insights benchmark (docs/benchmarks.md, "Customer insights"): the rfm and clv
+# steps of `insights rebuild` on 50,000 simulated customers and 1,000,000 orders, on SQLite and
+# PostgreSQL. Options in BENCH_ARGS, e.g. '--databases sqlite --orders 200000'.
+bench-insights: install
+	$(BIN)/python -m bench.insights $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

@@ -176,6 +176,14 @@ def tree_cpu_seconds(root: int) -> dict[int, float]:
     return times
 
 
+def reaped_cpu_seconds(pid: int) -> float:
+    """CPU time of the children of a process that have exited and been waited for (Linux
+    /proc: cutime + cstime): a PostgreSQL server's backends and parallel workers that are
+    gone."""
+    fields = _stat_fields(pid)
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU time used between two readings of :func:`tree_cpu_seconds`.
 
@@ -200,6 +208,8 @@ class Database:
     # process (see `tree_cpu_seconds`).
     cpu: Callable[[], dict[int, float]] | None = None
     version: str = ""
+    # The database server's main process (PostgreSQL's postmaster), where it has one.
+    pid: int | None = None
 
 
 def fill(url: str) -> None:
@@ -263,6 +273,7 @@ def postgresql_database(fill_with: Callable[[str], None] = fill) -> Iterator[Dat
             server.url(),
             lambda: tree_cpu_seconds(postmaster),
             f"PostgreSQL {version}",
+            postmaster,
         )
     finally:
         server.stop()
