@@ -91,29 +91,6 @@ async def refresh_product_price(session: AsyncSession, product: Product) -> None
     session.add(product)
 
 
-async def price_range(
-    session: AsyncSession, product_ids: Iterable[int]
-) -> dict[int, tuple[int, int]]:
-    """(lowest, highest) price of each product's active variants."""
-    ids = list(set(product_ids))
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(
-            col(ProductVariant.product_id),
-            func.min(ProductVariant.price_amount),
-            func.max(ProductVariant.price_amount),
-        )
-        .where(col(ProductVariant.product_id).in_(ids), col(ProductVariant.is_active))
-        .group_by(col(ProductVariant.product_id))
-    )
-    return {pid: (low, high) for pid, low, high in rows}
-
-
-# ---------------------------------------------------------------------------------------------
-# Reads for the product page and the lookups
-
-
 async def options_of(session: AsyncSession, product_id: int) -> list[ProductOption]:
     """The product's option axes, in display order."""
     return list(
