@@ -32,6 +32,7 @@ from server.hooktypes import (
     DemoShop,
     Event,
     Job,
+    Kpi,
     Parcel,
     PaymentGateway,
     PaymentResult,
@@ -463,6 +464,14 @@ def settings() -> type | None:
 def jobs(plugins: PluginRuntime, config: Any) -> Sequence[Job]:
     """Return periodic jobs (:class:`server.plugin.Job`): ``shopgraph jobs run`` runs each
     when its interval has passed, in one process at a time."""
+
+
+@hookspec
+def kpis(plugins: PluginRuntime, config: Any) -> Sequence[Kpi]:
+    """Return the KPIs this plugin adds (:class:`server.plugin.Kpi`): the staff KPI query,
+    alert thresholds, the anomaly detector and the ``/admin`` dashboard offer them next to the
+    core's own (GMV, orders, conversion …). Two KPIs with one key are a start-up error naming
+    both plugins."""
 
 
 @hookspec

@@ -8,9 +8,9 @@ Plugins import these from :mod:`server.plugin`; the core imports them from here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -299,6 +299,45 @@ class Job:
     interval_seconds: float
     run: Callable[[JobContext], Awaitable[None]]
     description: str = ""
+
+
+class KpiUnit(StrEnum):
+    """How a KPI's values read: a count, money in minor units of the shop's currency, a
+    ratio between 0 and 1, or a score (CSAT 1–5, NPS −100…100)."""
+
+    COUNT = "COUNT"
+    MONEY = "MONEY"
+    RATIO = "RATIO"
+    SCORE = "SCORE"
+
+
+@dataclass(frozen=True)
+class KpiBucket:
+    """One period of a KPI series: the shop-local days ``start`` (inclusive) to ``end``
+    (exclusive). A day is a day of the shop's time zone (UTC+8, see
+    :func:`server.services.forecasts.shop_day`)."""
+
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """A figure of the shop the ``kpis`` hook offers to the KPI query, alerts and the dashboard.
+
+    ``compute(session, buckets)`` returns one value per bucket, in the buckets' order (None
+    where the figure has no value, e.g. a ratio of nothing). It is called with every bucket of
+    a query at once, so compute them in one or a few statements, from aggregates where the
+    period is long. ``key`` is unique across the shop (a plugin's keys start with its name and
+    a dot, e.g. ``"logistics.on_time_rate"``); ``higher_is_better`` tells the dashboard and
+    the anomaly detector which direction is good news."""
+
+    key: str
+    label: str
+    unit: KpiUnit
+    compute: Callable[[AsyncSession, Sequence[KpiBucket]], Awaitable[Sequence[float | None]]]
+    description: str = ""
+    higher_is_better: bool = True
 
 
 @dataclass(frozen=True)
