@@ -24,7 +24,9 @@ forecasts").
   model against the seasonal naive and moving-average baselines.
 
 Fitting takes a few tens of milliseconds of CPU; :func:`demand_forecast` runs it in a worker
-thread so as not to hold the event loop. Nothing is cached yet: every call reads and fits.
+thread so as not to hold the event loop. It reads and fits on every call;
+:func:`cached_demand_forecast` (the GraphQL query's) keeps a fit, with its history, in the
+process for the rest of the shop's day.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +48,7 @@ import numpy.typing as npt
 from scipy import stats
 from sqlalchemy import ColumnElement, Date, Interval, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 from statsmodels.tsa.ar_model import AutoReg
 from statsmodels.tsa.holtwinters import SimpleExpSmoothing
@@ -58,8 +63,10 @@ FloatArray = npt.NDArray[np.float64]
 
 # The shop's day: China Standard Time, which has no daylight saving time.
 SHOP_UTC_OFFSET = timedelta(hours=8)
-# The prediction intervals every forecast carries.
+# The prediction intervals a forecast carries unless asked for others.
 LEVELS = (0.8, 0.95)
+# The most intervals one forecast carries.
+MAX_LEVELS = 5
 # The longest forecast asked of the service.
 MAX_DAYS = 366
 
@@ -198,8 +205,8 @@ class ForecastInterval:
 
 @dataclass(frozen=True)
 class Forecast:
-    """Units expected on each of ``days`` (``mean``, the expected value) with the prediction
-    intervals of :data:`LEVELS`. ``model``: ``regression``, ``sba`` (sparse or short history)
+    """Units expected on each of ``days`` (``mean``, the expected value) with prediction
+    intervals (:data:`LEVELS` unless others were asked for). ``model``: ``regression``, ``sba`` (sparse or short history)
     or ``none`` (no sale in the history: every figure 0); ``reason`` says why it was chosen;
     ``history_days``: the days of history it was fitted on."""
 
@@ -211,7 +218,7 @@ class Forecast:
     history_days: int
 
     def interval(self, level: float) -> ForecastInterval:
-        """The interval of ``level`` (one of :data:`LEVELS`)."""
+        """The interval of ``level`` (one of the forecast's levels)."""
         for interval in self.intervals:
             if math.isclose(interval.level, level):
                 return interval
@@ -267,7 +274,9 @@ def choose_model(units: FloatArray) -> tuple[ModelName, str]:
     return "regression", f"sales on {share:.0%} of {window.size} days"
 
 
-def _regression(units: FloatArray, start: date, days: int) -> _Raw:
+def _regression(
+    units: FloatArray, start: date, days: int, levels: Sequence[float] = LEVELS
+) -> _Raw:
     history = _fit_window(units)
     n = history.size
     first = start + timedelta(days=units.size - n)
@@ -306,7 +315,7 @@ def _regression(units: FloatArray, start: date, days: int) -> _Raw:
     with np.errstate(over="ignore"):
         mean = np.mean(np.exp(mu[:, None] + se[:, None] * shapes[None, :]), axis=1) - 1
         bounds = {}
-        for level in LEVELS:
+        for level in levels:
             low, high = np.quantile(shapes, [(1 - level) / 2, (1 + level) / 2])
             bounds[level] = (np.expm1(mu + low * se), np.expm1(mu + high * se))
     if not np.all(np.isfinite(mean)):
@@ -339,14 +348,14 @@ def sba_rate(units: FloatArray) -> float:
     return (1 - SBA_ALPHA / 2) * _smoothed(sizes) / _smoothed(gaps)
 
 
-def _sba(units: FloatArray, days: int) -> _Raw:
+def _sba(units: FloatArray, days: int, levels: Sequence[float] = LEVELS) -> _Raw:
     rate = sba_rate(units)
     mean = np.full(days, rate)
     recent = units[-DISPERSION_DAYS:]
     m = float(recent.mean()) if recent.size else 0.0
     v = float(recent.var(ddof=1)) if recent.size > 1 else 0.0
     bounds = {}
-    for level in LEVELS:
+    for level in levels:
         tail = (1 - level) / 2
         if rate <= 0:
             low = high = 0.0
@@ -362,8 +371,19 @@ def _sba(units: FloatArray, days: int) -> _Raw:
     return _Raw(mean, bounds)
 
 
-def _zeros(days: int) -> _Raw:
-    return _Raw(np.zeros(days), {level: (np.zeros(days), np.zeros(days)) for level in LEVELS})
+def _zeros(days: int, levels: Sequence[float] = LEVELS) -> _Raw:
+    return _Raw(np.zeros(days), {level: (np.zeros(days), np.zeros(days)) for level in levels})
+
+
+def check_levels(levels: Sequence[float]) -> tuple[float, ...]:
+    """The interval levels of a forecast, each above 0 and below 1, at most
+    :data:`MAX_LEVELS`, in increasing order (one given twice counts once)."""
+    chosen = tuple(sorted(set(levels)))
+    if not chosen or len(chosen) > MAX_LEVELS:
+        raise ValidationFailed(f"give 1 to {MAX_LEVELS} interval levels", field="levels")
+    if not all(0 < level < 1 for level in chosen):
+        raise ValidationFailed("an interval level is above 0 and below 1", field="levels")
+    return chosen
 
 
 def forecast_units(
@@ -372,12 +392,15 @@ def forecast_units(
     days: int,
     *,
     model: Literal["auto", "regression", "sba"] = "auto",
+    levels: Sequence[float] = LEVELS,
 ) -> Forecast:
     """Forecast the ``days`` days after a daily history ``units`` (units sold on each day
-    from ``start``, zeros included). ``model="auto"`` chooses with :func:`choose_model` (and
-    uses SBA when the regression cannot be fitted); ``"regression"`` raises
-    :class:`CannotFit` when it cannot be fitted."""
+    from ``start``, zeros included), with an interval of each of ``levels``
+    (:func:`check_levels`). ``model="auto"`` chooses with :func:`choose_model` (and uses SBA
+    when the regression cannot be fitted); ``"regression"`` raises :class:`CannotFit` when
+    it cannot be fitted."""
     history = np.asarray(units, dtype=np.float64)
+    levels = check_levels(levels)
     if days < 1:
         raise ValidationFailed("forecast at least one day", field="days")
     if np.any(history < 0) or not np.all(np.isfinite(history)):
@@ -390,15 +413,15 @@ def forecast_units(
     raw: _Raw
     if chosen == "regression":
         try:
-            raw = _regression(history, start, days)
+            raw = _regression(history, start, days, levels)
         except CannotFit as exc:
             if model == "regression":
                 raise
             chosen, reason = "sba", f"the regression cannot be fitted: {exc}"
     if chosen == "sba":
-        raw = _sba(history, days)
+        raw = _sba(history, days, levels)
     elif chosen == "none":
-        raw = _zeros(days)
+        raw = _zeros(days, levels)
     first = start + timedelta(days=history.size)
     mean = np.clip(raw.mean, 0, None)
     return Forecast(
@@ -410,7 +433,7 @@ def forecast_units(
                 lower=tuple(float(x) for x in np.clip(raw.bounds[level][0], 0, None)),
                 upper=tuple(float(x) for x in np.clip(raw.bounds[level][1], 0, None)),
             )
-            for level in LEVELS
+            for level in levels
         ),
         model=chosen,
         reason=reason,
@@ -448,15 +471,22 @@ def _today(as_of: datetime | None, utc_offset: timedelta) -> tuple[date, datetim
     return today, datetime(today.year, today.month, today.day, tzinfo=UTC) - utc_offset
 
 
-def _day_of_order(dialect: str, utc_offset: timedelta) -> ColumnElement[Any]:
-    """The shop's day of ``order.placed_at`` in SQL (UTC stored; a fixed offset added)."""
-    placed = col(Order.placed_at)
+def shop_day_sql(
+    moment: ColumnElement[Any] | Mapped[Any], dialect: str, utc_offset: timedelta = SHOP_UTC_OFFSET
+) -> ColumnElement[Any]:
+    """The shop's day of a stored moment, in SQL (UTC stored; a fixed offset added): a
+    ``date`` on PostgreSQL, ``YYYY-MM-DD`` text on SQLite."""
     if dialect == "postgresql":
-        wall = func.timezone("UTC", placed) + literal(utc_offset, Interval())
+        wall = func.timezone("UTC", moment) + literal(utc_offset, Interval())
         return cast(wall, Date)
     # SQLite stores naive UTC text; date() applies the offset as a modifier.
     seconds = int(utc_offset.total_seconds())
-    return func.date(placed, f"{seconds:+d} seconds")
+    return func.date(moment, f"{seconds:+d} seconds")
+
+
+def _day_of_order(dialect: str, utc_offset: timedelta) -> ColumnElement[Any]:
+    """The shop's day of ``order.placed_at`` in SQL."""
+    return shop_day_sql(col(Order.placed_at), dialect, utc_offset)
 
 
 def _series_filter(product_id: int | None, category_id: int | None) -> list[ColumnElement[bool]]:
@@ -554,21 +584,133 @@ async def demand_forecast(
     category_id: int | None = None,
     days: int = 28,
     as_of: datetime | None = None,
+    levels: Sequence[float] = LEVELS,
 ) -> Forecast:
     """The daily demand of the next ``days`` days (today first) — of a product, of a category
-    and the categories below it, or of the whole shop — with 80% and 95% intervals, from the
-    purchases up to yesterday: the regression, or SBA on a short or sparse history
-    (:func:`choose_model`). Fitted on every call (nothing is cached yet), in a worker thread."""
+    and the categories below it, or of the whole shop — with intervals of ``levels`` (80% and
+    95%), from the purchases up to yesterday: the regression, or SBA on a short or sparse
+    history (:func:`choose_model`). Read and fitted on every call, in a worker thread
+    (:func:`cached_demand_forecast` keeps fits for the rest of the day)."""
+    levels = _check_request(days, levels)
+    await _check_target(session, product_id, category_id)
+    history = await daily_demand(
+        session, product_id=product_id, category_id=category_id, as_of=as_of
+    )
+    return await asyncio.to_thread(
+        forecast_units, history.units, history.start, days, levels=levels
+    )
+
+
+def _check_request(days: int, levels: Sequence[float]) -> tuple[float, ...]:
     if not 1 <= days <= MAX_DAYS:
         raise ValidationFailed(f"days must be between 1 and {MAX_DAYS}", field="days")
+    return check_levels(levels)
+
+
+async def _check_target(
+    session: AsyncSession, product_id: int | None, category_id: int | None
+) -> None:
+    if product_id is not None and category_id is not None:
+        raise ValidationFailed("give a product or a category, not both", field="categoryId")
     if product_id is not None and await session.get(Product, product_id) is None:
         raise NotFound("Product", product_id, field="productId")
     if category_id is not None and await session.get(Category, category_id) is None:
         raise NotFound("Category", category_id, field="categoryId")
+
+
+# --- fitted forecasts kept for the day ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemandReport:
+    """A forecast and the daily history it was fitted on."""
+
+    history: DemandHistory
+    forecast: Forecast
+
+
+# (product id, category id, the shop's day, days, levels)
+_CacheKey = tuple[int | None, int | None, date, int, tuple[float, ...]]
+
+
+class ForecastCache:
+    """The forecasts fitted today on one database, the most recently used :data:`size` of
+    them. The history ends yesterday, so today's orders do not change a fit: one stays good
+    until the shop's day turns, when every entry is dropped."""
+
+    size = 1024
+
+    def __init__(self) -> None:
+        self._day: date | None = None
+        self._entries: OrderedDict[_CacheKey, DemandReport] = OrderedDict()
+
+    def get(self, key: _CacheKey) -> DemandReport | None:
+        self._turn(key[2])
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: _CacheKey, report: DemandReport) -> None:
+        self._turn(key[2])
+        if self._day != key[2]:
+            return  # a request of an earlier day, answered late: not worth keeping
+        self._entries[key] = report
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def _turn(self, day: date) -> None:
+        if self._day is None or day > self._day:
+            self._day = day
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# One cache per database (its engine), in this process; gone with the engine.
+_caches: weakref.WeakKeyDictionary[Any, ForecastCache] = weakref.WeakKeyDictionary()
+
+
+def forecast_cache(session: AsyncSession) -> ForecastCache:
+    """The cache of the database ``session`` reads."""
+    engine = session.get_bind()
+    found = _caches.get(engine)
+    if found is None:
+        found = _caches[engine] = ForecastCache()
+    return found
+
+
+async def cached_demand_forecast(
+    session: AsyncSession,
+    *,
+    product_id: int | None = None,
+    category_id: int | None = None,
+    days: int = 28,
+    levels: Sequence[float] = LEVELS,
+    as_of: datetime | None = None,
+) -> DemandReport:
+    """:func:`demand_forecast` with its history, kept in this process for the rest of the
+    shop's day (of ``as_of``, now) per target, days and levels: a second call of the day
+    reads only whether the product or category exists."""
+    levels = _check_request(days, levels)
+    await _check_target(session, product_id, category_id)
+    today, _ = _today(as_of, SHOP_UTC_OFFSET)
+    cache = forecast_cache(session)
+    key: _CacheKey = (product_id, category_id, today, days, levels)
+    found = cache.get(key)
+    if found is not None:
+        return found
     history = await daily_demand(
         session, product_id=product_id, category_id=category_id, as_of=as_of
     )
-    return await asyncio.to_thread(forecast_units, history.units, history.start, days)
+    forecast = await asyncio.to_thread(
+        forecast_units, history.units, history.start, days, levels=levels
+    )
+    report = DemandReport(history, forecast)
+    cache.put(key, report)
+    return report
 
 
 # --- the backtest -------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Search analytics for staff: which searches find nothing, and which find things nobody clicks.
+"""Search analytics for staff: which searches find nothing, which find things nobody clicks,
+and which are searched more and more (rising terms, with their share of searches that found
+nothing: unmet demand).
 
 Searches are the SEARCH behaviour events shoppers' clients record (``recordEvent``), grouped by
 their normalised text (``CustomerEvent.search_key``). A click is a VIEW or ADD_TO_CART event
@@ -9,10 +11,12 @@ search's clicks count whenever they came.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scipy import stats
 from sqlalchemy import ColumnElement, Integer, Select, String, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -186,3 +190,121 @@ async def searches_with_low_click_through(
         columns["clicked_searches"] * _RATE_SCALE < threshold * columns["searches"],
     )
     return await _page(session, stmt, columns, first)
+
+
+# --- rising search terms --------------------------------------------------------------------------
+
+# The one-sided confidence of the growth score: a term's score is the lower 90% bound of the
+# log of its search rate this period over the previous one.
+GROWTH_CONFIDENCE = 0.9
+_GROWTH_Z = float(stats.norm.ppf(GROWTH_CONFIDENCE))
+# Added to both counts (Haldane-Anscombe): a term new this period has a finite ratio.
+GROWTH_SMOOTHING = 0.5
+# A term is unmet demand when at least this share of its searches (that reported a result
+# count) found nothing.
+UNMET_DEMAND_SHARE = 0.5
+
+
+def growth_score(searches: int, previous: int) -> float:
+    """The lower one-sided :data:`GROWTH_CONFIDENCE` bound of the log rate ratio of two
+    Poisson counts of equal-length periods, with :data:`GROWTH_SMOOTHING` (s) added to each::
+
+        ln((c + s) / (p + s)) - z * sqrt(1 / (c + s) + 1 / (p + s))
+
+    Above 0: the term is searched more than before, beyond what chance makes of small counts
+    (3 searches against none score 0.008, 1 against none -0.99, 10 against none 1.19)."""
+    c, p = searches + GROWTH_SMOOTHING, previous + GROWTH_SMOOTHING
+    return math.log(c / p) - _GROWTH_Z * math.sqrt(1 / c + 1 / p)
+
+
+def _fewest_rising_searches() -> int:
+    """The fewest searches a term scoring above 0 has: against none before (a term's score
+    only falls as its previous count grows)."""
+    searches = 1
+    while growth_score(searches, 0) <= 0:
+        searches += 1
+    return searches
+
+
+MIN_RISING_SEARCHES = _fewest_rising_searches()
+
+
+@dataclass(frozen=True)
+class RisingTerm:
+    """A search text searched more in a period than in the period of the same length before."""
+
+    query: str
+    searches: int
+    previous_searches: int
+    # Searches of the period that reported a result count, and those whose count was 0.
+    counted_searches: int
+    zero_result_searches: int
+
+    @property
+    def growth(self) -> float:
+        """ln((searches + s) / (previous + s)): the smoothed log ratio, without the margin."""
+        return math.log(
+            (self.searches + GROWTH_SMOOTHING) / (self.previous_searches + GROWTH_SMOOTHING)
+        )
+
+    @property
+    def score(self) -> float:
+        return growth_score(self.searches, self.previous_searches)
+
+    @property
+    def zero_result_share(self) -> float | None:
+        """The share of the period's searches that found nothing, of those that reported a
+        result count (None: none did)."""
+        if not self.counted_searches:
+            return None
+        return self.zero_result_searches / self.counted_searches
+
+    @property
+    def unmet_demand(self) -> bool:
+        share = self.zero_result_share
+        return share is not None and share >= UNMET_DEMAND_SHARE
+
+
+@dataclass(frozen=True)
+class RisingTermPage:
+    terms: list[RisingTerm]
+    has_more: bool
+
+
+async def rising_search_terms(
+    session: AsyncSession, start: datetime, end: datetime, previous_start: datetime, limit: int
+) -> RisingTermPage:
+    """The search texts of ``[start, end)`` whose :func:`growth_score` against
+    ``[previous_start, start)`` is above 0, the highest first (then the most searched), at
+    most ``limit``. One statement counts both periods per text; only texts searched at least
+    :data:`MIN_RISING_SEARCHES` times, and more often than before, leave the database."""
+    search = CustomerEvent.__table__  # type: ignore[attr-defined]  # SQLModel sets __table__ on a table model without declaring it
+    current = search.c.occurred_at >= start
+    result_count = search.c.data["result_count"].as_integer()
+    searches = func.sum(case((current, 1), else_=0))
+    previous = func.sum(case((current, 0), else_=1))
+    stmt = (
+        select(
+            search.c.search_key,
+            searches,
+            previous,
+            func.sum(case((current & result_count.is_not(None), 1), else_=0)),
+            func.sum(case((current & (result_count == 0), 1), else_=0)),
+        )
+        .where(
+            search.c.kind == CustomerEventKind.SEARCH.value,
+            search.c.occurred_at >= previous_start,
+            search.c.occurred_at < end,
+            search.c.search_key.is_not(None),
+        )
+        .group_by(search.c.search_key)
+        .having(searches >= MIN_RISING_SEARCHES, searches > previous)
+    )
+    terms = [
+        RisingTerm(str(key), int(c), int(p), int(counted or 0), int(zero or 0))
+        for key, c, p, counted, zero in (await session.execute(stmt)).all()
+    ]
+    rising = sorted(
+        (t for t in terms if t.score > 0), key=lambda t: (-t.score, -t.searches, t.query)
+    )
+    return RisingTermPage(rising[:limit], has_more=len(rising) > limit)
