@@ -154,9 +154,9 @@ def check_limit(limit: int) -> int:
 # --- the building blocks ------------------------------------------------------------------------
 
 
-def _sold(period: ShopPeriod, by: Any, name: str) -> Subquery:
+def _sold(period: ShopPeriod, by: Any, name: str, *only: Any) -> Subquery:
     """Units of purchases placed in the period, and the last time one was placed, per ``by``
-    (an order line's variant or product id)."""
+    (an order line's variant or product id), of the lines matching ``only``."""
     return (
         select(
             by.label("key"),
@@ -169,15 +169,16 @@ def _sold(period: ShopPeriod, by: Any, name: str) -> Subquery:
             col(Order.status).in_(PURCHASE_STATUSES),
             col(Order.placed_at) >= period.utc_start,
             col(Order.placed_at) < period.utc_end,
+            *only,
         )
         .group_by(by)
         .subquery(name)
     )
 
 
-def _stock(by: Any, name: str) -> Subquery:
+def _stock(by: Any, name: str, *only: Any) -> Subquery:
     """Units on hand and available now, over the active warehouses, per ``by`` (a stock
-    level's variant or product id)."""
+    level's variant or product id), of the stock levels matching ``only``."""
     return (
         select(
             by.label("key"),
@@ -186,7 +187,7 @@ def _stock(by: Any, name: str) -> Subquery:
         )
         .select_from(StockLevel)
         .join(Warehouse, col(Warehouse.id) == col(StockLevel.warehouse_id))
-        .where(col(Warehouse.is_active))
+        .where(col(Warehouse.is_active), *only)
         .group_by(by)
         .subquery(name)
     )
@@ -309,15 +310,17 @@ async def new_products(
     statement) and per product, the lowest first (one statement, ``limit`` rows)."""
     check_new_within_days(new_within_days)
     created_from = period.end - timedelta(days=new_within_days)
-    sold = _sold(period, col(OrderLine.product_id), "sold")
-    stock = _stock(col(StockLevel.product_id), "stock")
-    units = func.coalesce(sold.c.units, 0)
-    on_hand = func.coalesce(stock.c.on_hand, 0)
     conditions = [
         col(Product.is_active),
         col(Product.created_at) >= day_start(created_from),
         col(Product.created_at) < period.utc_end,
     ]
+    # Only the new products' lines and stock are summed (the ix_product_created_id index).
+    new = select(col(Product.id)).where(*conditions)
+    sold = _sold(period, col(OrderLine.product_id), "sold", col(OrderLine.product_id).in_(new))
+    stock = _stock(col(StockLevel.product_id), "stock", col(StockLevel.product_id).in_(new))
+    units = func.coalesce(sold.c.units, 0)
+    on_hand = func.coalesce(stock.c.on_hand, 0)
 
     def joined(stmt: Any) -> Any:
         return (
