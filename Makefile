@@ -8,7 +8,7 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights clean vendor-graphiql
+	bench-insights clean vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -20,7 +20,8 @@ $(BIN)/shopgraph: pyproject.toml constraints.txt
 
 install: $(BIN)/shopgraph
 
-# Set everything up and serve the demo shop: http://127.0.0.1:8000/graphql
+# Set everything up and serve the demo shop: http://127.0.0.1:8000/graphql (GraphiQL) and
+# http://127.0.0.1:8000/admin (the dashboard).
 demo: install
 	$(BIN)/shopgraph db upgrade
 	$(BIN)/shopgraph demo-data --if-empty
@@ -123,6 +124,11 @@ bench-insights: install
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:
 	scripts/vendor-graphiql.sh
+
+# Fetch the dashboard's pinned chart library again from npm (checked against
+# server/static/admin/MANIFEST).
+vendor-admin:
+	scripts/vendor-admin.sh
 
 clean:
 	rm -rf $(VENV) build/uv $(LOWEST_VENV) .mypy_cache shopgraph.db shopgraph.db-wal shopgraph.db-shm

@@ -2,11 +2,13 @@
 segment (``Customer.rfm``, ``Customer.segment``), lifetime value and churn risk
 (``Customer.clv``, ``Customer.churnRisk``), the shop's segments with their movement and
 average lifetime value (``customerSegments``), the fitted lifetime value models
-(``clvModel``), and ``rebuildCustomerInsights`` (insights.manage).
+(``clvModel``), the moves between segments over a period (``customerSegmentMovements``), and
+``rebuildCustomerInsights`` (insights.manage).
 
 A customer never sees any of it, their own included: the fields need the permission, which
 no customer holds. The rules and the SQL are in server/services/rfm.py,
-server/services/customer_value.py, server/services/churn.py and server/services/insights.py.
+server/services/customer_value.py, server/services/churn.py, server/services/segment_movements.py
+and server/services/insights.py.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from schema.loaders import (
 )
 from server import models as m
 from server.graphql.context import Info
+from server.graphql.errors import ValidationError
 from server.graphql.money import MoneyTotal, money_total
 from server.graphql.mutations import mutate
 from server.graphql.permissions import HasPermission
 from server.permissions import INSIGHTS_MANAGE, INSIGHTS_READ
-from server.services import churn, customer_value, insights, rfm
+from server.services import churn, customer_value, insights, periods, rfm, segment_movements
+from server.services.errors import ValidationFailed
 
 # A manage permission includes its read.
 CanRead = HasPermission(INSIGHTS_READ, INSIGHTS_MANAGE)
@@ -295,6 +299,69 @@ class ClvModel:
         )
 
 
+strawberry.enum(
+    periods.Granularity,
+    name="Granularity",
+    description="How a period of shop days is cut: days, weeks (Monday to Sunday) or calendar "
+    "months; the first and last are cut to the period.",
+)
+
+
+@strawberry.input(description="A period of shop days (UTC+8), both days included.")
+class SegmentMovementsInput:
+    from_: date = strawberry.field(name="from", description="The first day.")
+    to: date = strawberry.field(description="The last day (included).")
+    granularity: periods.Granularity = periods.Granularity.DAY
+
+
+@strawberry.type(
+    description="Customers who moved from one segment to another over the period. `from` is "
+    "null for a first purchase, `to` null for a customer left without a purchase."
+)
+class SegmentFlow:
+    from_: m.CustomerSegment | None = strawberry.field(name="from")
+    to: m.CustomerSegment | None
+    count: int
+
+    @strawberry.field(description='`from`\'s name, e.g. "重要价值"; null with `from`.')
+    def from_label(self) -> str | None:
+        return rfm.SEGMENT_LABELS[self.from_] if self.from_ is not None else None
+
+    @strawberry.field(description='`to`\'s name, e.g. "重要保持"; null with `to`.')
+    def to_label(self) -> str | None:
+        return rfm.SEGMENT_LABELS[self.to] if self.to is not None else None
+
+
+@strawberry.type(description="The segment changes recorded in one bucket of the period.")
+class SegmentMovementBucket:
+    start: date = strawberry.field(description="Its first day.")
+    end: date = strawberry.field(description="The day after its last day.")
+    moved: int = strawberry.field(description="Moves from one segment to another.")
+    entered: int = strawberry.field(description="First segments: customers' first purchases.")
+    left: int = strawberry.field(description="Customers left without a purchase.")
+
+
+@strawberry.type(
+    description="The moves between RFM segments recorded over a period, dated by the "
+    "recomputation that recorded them (insights.read)."
+)
+class CustomerSegmentMovements:
+    from_: date = strawberry.field(name="from")
+    to: date
+    granularity: periods.Granularity
+    total: int = strawberry.field(description="Every change recorded in the period.")
+    buckets: list[SegmentMovementBucket]
+    flows: list[SegmentFlow] = strawberry.field(
+        description="Per pair of segments with at least one move, first purchases first, then "
+        "in the segments' order."
+    )
+
+
+CustomerSegmentMovementsResult = Annotated[
+    CustomerSegmentMovements | ValidationError, strawberry.union("CustomerSegmentMovementsResult")
+]
+
+
 @strawberry.type
 class InsightQueries:
     @strawberry.field(
@@ -308,6 +375,33 @@ class InsightQueries:
         summaries = await info.context.db.run(rfm.segment_summaries, since)
         currency = info.context.settings.currency
         return [CustomerSegmentSummary.of(s, currency) for s in summaries]
+
+    @strawberry.field(
+        description="The moves between RFM segments over a period of shop days, per bucket and "
+        "per pair of segments (insights.read).",
+        permission_classes=[CanRead],
+    )
+    async def customer_segment_movements(
+        self, info: Info, input: SegmentMovementsInput
+    ) -> CustomerSegmentMovementsResult:
+        try:
+            cut = periods.buckets(input.from_, input.to, input.granularity)
+        except ValidationFailed as exc:
+            return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+        found = await info.context.db.run(segment_movements.segment_movements, cut)
+        return CustomerSegmentMovements(
+            from_=input.from_,
+            to=input.to,
+            granularity=input.granularity,
+            total=found.total,
+            buckets=[
+                SegmentMovementBucket(
+                    start=b.start, end=b.end, moved=b.moved, entered=b.entered, left=b.left
+                )
+                for b in found.buckets
+            ],
+            flows=[SegmentFlow(from_=f.source, to=f.target, count=f.count) for f in found.flows],
+        )
 
     @strawberry.field(
         description="The last fit of the lifetime value models (insights.read); null before the "

@@ -20,7 +20,7 @@ from strawberry.asgi import GraphQL
 
 from schema.cacheable import CORE_FIELDS
 from schema.core import build_schema
-from server import graphiql, json_codec
+from server import admin, graphiql, json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
 from server.authn import authenticate
 from server.config import Settings, check_production, get_settings
@@ -269,6 +269,8 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
     ]
     if endpoint.graphql.graphql_ide:
         routes.append(graphiql.assets_mount())
+    if settings.admin_dashboard_enabled:
+        routes.extend(admin.routes())
     # Plugins' routes (webhooks), each plugin's under /plugins/<name>.
     mounts = plugin_mounts(plugins, state)
     labels = (*(r.path for r in routes if hasattr(r, "path")), *metric_labels(mounts))

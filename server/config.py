@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     clv_annual_discount_rate: float = Field(default=0.10, ge=0, lt=1)
     clv_default_margin_rate: float = Field(default=0.30, gt=0, le=1)
     graphiql: bool = True
+    # The /admin dashboard (docs/insights.md, "Dashboard"); unset: on outside production, off
+    # in production unless set to true.
+    admin_dashboard: bool | None = None
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""
     # Discover installed plugins through their entry points; false: the built-in plugins only
@@ -102,6 +105,12 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.env == "production" else "text"
+
+    @property
+    def admin_dashboard_enabled(self) -> bool:
+        if self.admin_dashboard is not None:
+            return self.admin_dashboard
+        return self.env != "production"
 
     @property
     def is_sqlite(self) -> bool:

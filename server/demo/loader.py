@@ -4,7 +4,7 @@ written) and then each plugin's demo data, committed together — or nothing at 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,9 +15,11 @@ from server.demo.plugin_data import fill_plugins, plugin_steps
 from server.demo.writer import WRITE_STEPS, has_products, write_plan
 from server.plugins import PluginRuntime
 from server.progress import Progress
+from server.services import rfm
 
 # The core's steps: three planning steps, one per table written and one for the staff user.
 POPULATE_STEPS = PLAN_STEPS + WRITE_STEPS
+DEMO_CURRENCY = "CNY"
 
 
 @dataclass
@@ -105,6 +107,8 @@ async def populate(
         on_planned=planned,
     )
     written = await write_plan(session, plan, progress=progress)
+    first_order = min((o.row["placed_at"] for o in plan.orders), default=plan.as_of)
+    await segment_history(session, first_order, plan.as_of)
     filled: dict[str, dict[str, int]] = {}
     if plugins is not None:
         filled = await fill_plugins(session, plugins, written.shop, progress=progress)
@@ -119,6 +123,18 @@ async def populate(
         preferences={c.row["email"]: c.prefs for c in plan.customers},
         plugins=filled,
     )
+
+
+async def segment_history(session: AsyncSession, since: datetime, as_of: datetime) -> None:
+    """Replay the RFM recomputation once a week from the week of ``since`` (the first order)
+    up to ``as_of`` (the last replay), as a weekly job would have run it: the segments'
+    history (``customer_segment_change``) then shows customers entering the shop and moving
+    between segments week by week, for the dashboard to draw. The periodic job, run the same
+    day, finds the figures current."""
+    weeks = max(0, (as_of - since) // timedelta(weeks=1))
+    for back in range(weeks, -1, -1):
+        moment = as_of - timedelta(weeks=back)
+        await rfm.rebuild(session, currency=DEMO_CURRENCY, as_of=moment, force=True)
 
 
 async def load(

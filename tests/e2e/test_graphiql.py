@@ -5,31 +5,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Route, sync_playwright
+from playwright.sync_api import sync_playwright
 
 from server import graphiql, migrate
 from server.app import create_app
 from server.config import Settings
+from tests.support.browser import Offline, chromium_path, launch
 from tests.support.plugins import with_example
 from tests.support.server import LiveServer
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LOOPBACK = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:")
 
 
 @pytest.fixture
 def chromium() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: install the chromium package")
-        pytest.skip("no chromium on this machine")
-    return CHROMIUM
+    return chromium_path()
 
 
 @pytest.fixture
@@ -61,32 +53,12 @@ def test_the_vendored_assets_are_the_pinned_ones() -> None:
 def test_graphiql_runs_a_query_offline_and_documents_plugin_fields(
     chromium: str, playground: LiveServer
 ) -> None:
-    refused: list[str] = []
-
-    def only_loopback(route: Route) -> None:
-        if route.request.url.startswith(LOOPBACK):
-            route.continue_()
-        else:
-            refused.append(route.request.url)
-            route.abort("internetdisconnected")
-
+    offline = Offline()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                # No name resolves but the loopback address: as on an offline admin machine.
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            ],
-        )
+        browser = launch(pw, chromium)
         try:
             page = browser.new_page()
-            page.route("**/*", only_loopback)
+            page.route("**/*", offline)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(f"{playground.url}/graphql", wait_until="load")
@@ -110,4 +82,4 @@ def test_graphiql_runs_a_query_offline_and_documents_plugin_fields(
             assert errors == []
         finally:
             browser.close()
-    assert refused == []
+    assert offline.refused == []

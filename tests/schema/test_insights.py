@@ -19,6 +19,7 @@ from server.graphql.money import to_decimal
 from server.models import (
     Customer,
     CustomerRfm,
+    CustomerSegment,
     CustomerSegmentChange,
     CustomerValue,
     OrderStatus,
@@ -361,3 +362,127 @@ async def test_staff_see_lifetime_value_and_churn_risk_and_customers_never_do(
     assert codes(body) == ["FORBIDDEN", "FORBIDDEN"]
     assert body["data"]["node"]["clv"] is None and body["data"]["node"]["churnRisk"] is None
     assert codes(await support.execute(CLV_MODEL)) == ["FORBIDDEN"]
+
+
+MOVEMENTS = """
+query($input: SegmentMovementsInput!) {
+  customerSegmentMovements(input: $input) {
+    ... on CustomerSegmentMovements {
+      from to granularity total
+      buckets { start end moved entered left }
+      flows { from to count }
+    }
+    ... on ValidationError { code field message }
+  }
+}
+"""
+
+
+def _utc(day: str, clock: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T{clock}+00:00")
+
+
+async def test_segment_movements_are_counted_per_bucket_of_shop_days_and_per_pair(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings
+) -> None:
+    c1, c2, c3, c4, c5 = [await make_customer(session) for _ in range(5)]
+    S = CustomerSegment
+    # (customer, from, to, at in UTC): a shop day starts at 16:00 UTC the day before (UTC+8).
+    changes = [
+        (c1, None, S.IMPORTANT_VALUE, _utc("2026-06-01", "15:59:00")),  # shop day 06-01 (Mon)
+        (c2, None, S.GENERAL_DEVELOP, _utc("2026-06-01", "16:00:00")),  # shop day 06-02
+        (c1, S.IMPORTANT_VALUE, S.IMPORTANT_KEEP, _utc("2026-06-08", "02:00:00")),  # 06-08 (Mon)
+        (c2, S.GENERAL_DEVELOP, S.IMPORTANT_DEVELOP, _utc("2026-06-09", "02:00:00")),
+        (c3, S.GENERAL_WIN_BACK, None, _utc("2026-06-10", "02:00:00")),
+        (c5, None, S.GENERAL_DEVELOP, _utc("2026-06-14", "15:59:59")),  # 06-14, the last day
+        (c4, None, S.GENERAL_DEVELOP, _utc("2026-05-31", "15:59:00")),  # 05-31: before
+        (c4, S.GENERAL_DEVELOP, S.GENERAL_VALUE, _utc("2026-06-14", "16:00:00")),  # 06-15: after
+    ]
+    for customer, source, target, at in changes:
+        session.add(
+            CustomerSegmentChange(
+                customer_id=customer.id, from_segment=source, to_segment=target, at=at
+            )
+        )
+    await session.commit()
+    analyst = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.ANALYST)))
+
+    async def movements(first: str, last: str, granularity: str) -> dict[str, Any]:
+        variables = {"input": {"from": first, "to": last, "granularity": granularity}}
+        return (await analyst(MOVEMENTS, variables))["customerSegmentMovements"]
+
+    weeks = await movements("2026-06-01", "2026-06-14", "WEEK")
+    assert weeks["buckets"] == [
+        {"start": "2026-06-01", "end": "2026-06-08", "moved": 0, "entered": 2, "left": 0},
+        {"start": "2026-06-08", "end": "2026-06-15", "moved": 2, "entered": 1, "left": 1},
+    ]
+    assert weeks["flows"] == [
+        {"from": None, "to": "IMPORTANT_VALUE", "count": 1},
+        {"from": None, "to": "GENERAL_DEVELOP", "count": 2},
+        {"from": "IMPORTANT_VALUE", "to": "IMPORTANT_KEEP", "count": 1},
+        {"from": "GENERAL_DEVELOP", "to": "IMPORTANT_DEVELOP", "count": 1},
+        {"from": "GENERAL_WIN_BACK", "to": None, "count": 1},
+    ]
+    assert (weeks["from"], weeks["to"], weeks["granularity"], weeks["total"]) == (
+        "2026-06-01",
+        "2026-06-14",
+        "WEEK",
+        6,
+    )
+    labelled = await analyst(
+        "query($input: SegmentMovementsInput!) { customerSegmentMovements(input: $input) {"
+        " ... on CustomerSegmentMovements { flows { fromLabel toLabel } } } }",
+        {"input": {"from": "2026-06-01", "to": "2026-06-14"}},
+    )
+    assert [
+        (f["fromLabel"], f["toLabel"]) for f in labelled["customerSegmentMovements"]["flows"]
+    ] == [
+        (None, "重要价值"),
+        (None, "一般发展"),
+        ("重要价值", "重要保持"),
+        ("一般发展", "重要发展"),
+        ("一般挽留", None),
+    ]
+    # Weeks run Monday to Sunday: a period from a Wednesday is cut to it.
+    cut = await movements("2026-06-03", "2026-06-09", "WEEK")
+    assert [(b["start"], b["end"], b["moved"], b["entered"]) for b in cut["buckets"]] == [
+        ("2026-06-03", "2026-06-08", 0, 0),
+        ("2026-06-08", "2026-06-10", 2, 0),
+    ]
+    # Calendar months; a change at 15:59 UTC on 05-31 is on the shop's 05-31.
+    months = await movements("2026-05-31", "2026-06-01", "MONTH")
+    assert [(b["start"], b["end"], b["entered"]) for b in months["buckets"]] == [
+        ("2026-05-31", "2026-06-01", 1),
+        ("2026-06-01", "2026-06-02", 1),
+    ]
+    days = await movements("2026-06-13", "2026-06-15", "DAY")
+    assert [(b["start"], b["entered"], b["moved"]) for b in days["buckets"]] == [
+        ("2026-06-13", 0, 0),
+        ("2026-06-14", 1, 0),
+        ("2026-06-15", 0, 1),
+    ]
+    assert days["flows"] == [
+        {"from": None, "to": "GENERAL_DEVELOP", "count": 1},
+        {"from": "GENERAL_DEVELOP", "to": "GENERAL_VALUE", "count": 1},
+    ]
+    nothing = await movements("2025-01-01", "2025-01-31", "MONTH")
+    assert nothing["total"] == 0 and nothing["flows"] == []
+    assert nothing["buckets"] == [
+        {"start": "2025-01-01", "end": "2025-02-01", "moved": 0, "entered": 0, "left": 0}
+    ]
+
+    # Refused periods are data, and nothing is read.
+    reversed_ = await movements("2026-06-14", "2026-06-01", "DAY")
+    assert (reversed_["code"], reversed_["field"]) == ("VALIDATION_FAILED", "to")
+    by_day = await movements("2025-01-01", "2026-06-30", "DAY")
+    assert (by_day["code"], by_day["field"]) == ("VALIDATION_FAILED", "granularity")
+    assert (await movements("2025-01-01", "2026-06-30", "WEEK"))["total"] == 8
+    too_long = await movements("2020-01-01", "2026-06-30", "MONTH")
+    assert (too_long["code"], too_long["field"]) == ("VALIDATION_FAILED", "to")
+
+    # Staff-only, and insights.read only.
+    variables = {"input": {"from": "2026-06-01", "to": "2026-06-14"}}
+    support = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.SUPPORT)))
+    customer = gql.as_(token_for(settings, c1))
+    for client in (gql, customer, support):
+        assert codes(await client.execute(MOVEMENTS, variables)) == ["FORBIDDEN"]

@@ -30,7 +30,7 @@ from server import models as m
 from server.auth import verify_password
 from server.cli import main
 from server.config import Settings
-from server.db import create_engine, session_factory
+from server.db import create_engine, mark_write, session_factory
 from server.demo import (
     DEMO_PASSWORD,
     OPEN_STATUSES,
@@ -156,6 +156,56 @@ async def test_same_seed_gives_the_same_shop_and_another_seed_another(
     assert first["product"] and first["order"] and first["customer_event"]
     for table in ("product", "customer", "order", "order_line", "customer_event"):
         assert first[table] != different[table], table
+
+
+async def test_the_demo_shop_has_a_weekly_history_of_segments(
+    database_url: str, session: AsyncSession
+) -> None:
+    """The RFM recomputation is replayed weekly from the first order up to the shop's "as of"
+    moment: customers enter the segments the week of their first purchase and are seen moving
+    between them, and the figures end up those of "as of"."""
+    await _fill(database_url, seed=7)
+    changes = (
+        (
+            await session.execute(
+                select(m.CustomerSegmentChange).order_by(m.CustomerSegmentChange.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    purchases = (
+        await session.execute(
+            select(m.Order.customer_id, func.min(m.Order.placed_at))
+            .where(m.Order.status.in_(rfm.PURCHASE_STATUSES), m.Order.customer_id.is_not(None))
+            .group_by(m.Order.customer_id)
+        )
+    ).all()
+    first_purchase = {customer: placed for customer, placed in purchases}
+    week = timedelta(weeks=1)
+    replays = [
+        AS_OF - back * week
+        for back in range((AS_OF - min(first_purchase.values())) // week, -1, -1)
+    ]
+    assert {c.at for c in changes} <= set(replays)
+    # Everyone enters once, at the first replay after their first purchase.
+    entered = {c.customer_id: c.at for c in changes if c.from_segment is None}
+    assert len(entered) == sum(c.from_segment is None for c in changes) == len(first_purchase)
+    for customer, at in entered.items():
+        assert at - week < first_purchase[customer] <= at, customer
+    assert all(c.to_segment is not None for c in changes)  # nobody's purchases vanish
+    moves = [c for c in changes if c.from_segment is not None]
+    assert len(moves) > 10 and all(c.from_segment != c.to_segment for c in moves)
+    # Each customer's last recorded change leads to the segment they are in now.
+    last = {c.customer_id: c.to_segment for c in changes}
+    scored = (await session.execute(select(m.CustomerRfm))).scalars().all()
+    assert last == {r.customer_id: r.segment for r in scored}
+    assert {r.computed_at for r in scored} <= set(replays)
+    # The periodic job, the same day, finds the figures current and leaves them.
+    await mark_write(session)
+    again = await rfm.rebuild(session, currency="CNY", as_of=AS_OF + timedelta(hours=5))
+    await session.commit()
+    assert again.skipped
 
 
 async def test_a_populated_shop_is_left_alone(database_url: str) -> None:

@@ -82,9 +82,17 @@ SMALL_SHOP_SEGMENTS = {
 
 
 async def small_shop(session: AsyncSession) -> SmallShop:
-    # Without passwords: hashing them would be most of the time of the tests that use it.
-    a, b, c, d, e, f = [await make_customer(session, first_name=n, password=None) for n in "abcdef"]
-    erased = await make_customer(session, first_name="g", password=None, is_active=False)
+    # Without passwords: hashing them would be most of the time of the tests that use it. The
+    # addresses sort as the names do (tests list them by e-mail), whatever ran before.
+    a, b, c, d, e, f = [
+        await make_customer(
+            session, email=f"{n}@small-shop.example.cn", first_name=n, password=None
+        )
+        for n in "abcdef"
+    ]
+    erased = await make_customer(
+        session, email="g@small-shop.example.cn", first_name="g", password=None, is_active=False
+    )
     for total, day in ((1000, at(5, 2)), (2000, at(6, 10)), (3000, at(6, 29))):
         await buy(session, a, total, day)
     await buy(session, b, 9000, at(6, 28), status=OrderStatus.PAID)

@@ -1,0 +1,96 @@
+"""Periods of shop days cut into buckets by a granularity, and the shop's day of a stored moment
+in SQL.
+
+A period is given as its first and last shop day, both included (what an operator picks: "1 to
+30 November"); its buckets are :class:`~server.hooktypes.KpiBucket` values, shop days with the
+end excluded. A shop day is a day of the shop's time zone (UTC+8,
+:func:`server.services.forecasts.shop_day`).
+
+- ``DAY``: one bucket per day;
+- ``WEEK``: weeks from Monday to Sunday;
+- ``MONTH``: calendar months;
+
+the first and the last bucket are cut to the period, so that the buckets cover it exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Date, Interval, cast, func, literal
+
+from server.hooktypes import KpiBucket
+from server.services.errors import ValidationFailed
+from server.services.forecasts import SHOP_UTC_OFFSET
+
+# The longest period a query covers, and the most buckets it is cut into.
+MAX_PERIOD_DAYS = 1096
+MAX_BUCKETS = 400
+# The days a period may hold: far from the calendar's ends, whose neighbours (a day later,
+# the UTC moment a shop day starts) Python cannot represent.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
+class Granularity(StrEnum):
+    """How a period is cut into buckets."""
+
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+
+
+def _next_start(day: date, granularity: Granularity) -> date:
+    if granularity is Granularity.DAY:
+        return day + timedelta(days=1)
+    if granularity is Granularity.WEEK:
+        return day + timedelta(days=7 - day.weekday())
+    if day.month == 12:
+        return date(day.year + 1, 1, 1)
+    return date(day.year, day.month + 1, 1)
+
+
+def buckets(first: date, last: date, granularity: Granularity) -> list[KpiBucket]:
+    """The buckets of the days ``first`` to ``last`` (both included), in order. A reversed or
+    over-long period, or one cut into more than :data:`MAX_BUCKETS`, is refused."""
+    if first < FIRST_DAY:
+        raise ValidationFailed(f"from must be {FIRST_DAY} or later", field="from")
+    if last > LAST_DAY:
+        raise ValidationFailed(f"to must be {LAST_DAY} or earlier", field="to")
+    if last < first:
+        raise ValidationFailed("to must not be before from", field="to")
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise ValidationFailed(f"a period spans at most {MAX_PERIOD_DAYS} days", field="to")
+    out: list[KpiBucket] = []
+    end = last + timedelta(days=1)
+    start = first
+    while start < end:
+        stop = min(_next_start(start, granularity), end)
+        out.append(KpiBucket(start, stop))
+        start = stop
+        if len(out) > MAX_BUCKETS:
+            raise ValidationFailed(
+                f"a period is cut into at most {MAX_BUCKETS} buckets: choose a coarser "
+                "granularity or a shorter period",
+                field="granularity",
+            )
+    return out
+
+
+def day_start(day: date, utc_offset: timedelta = SHOP_UTC_OFFSET) -> datetime:
+    """The first moment (UTC) of a shop day."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - utc_offset
+
+
+def shop_day_sql(
+    moment: Any, dialect: str, utc_offset: timedelta = SHOP_UTC_OFFSET
+) -> ColumnElement[Any]:
+    """The shop's day of a stored UTC moment (a ``UTCDateTime`` column), in SQL."""
+    if dialect == "postgresql":
+        wall = func.timezone("UTC", moment) + literal(utc_offset, Interval())
+        return cast(wall, Date)
+    # SQLite stores naive UTC text; date() applies the offset as a modifier.
+    seconds = int(utc_offset.total_seconds())
+    return func.date(moment, f"{seconds:+d} seconds")

@@ -1,0 +1,282 @@
+// The panels' renderers, one per shape of data: line (with a threshold line and an interval
+// band), bar, funnel, heatmap and table. Charts are drawn by Chart.js (loaded by the page as
+// window.Chart); heatmaps and tables are plain tables. Text is always set as text, never as
+// HTML: search texts and names come from customers.
+
+const PALETTE = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#ca8a04", "#db2777",
+  "#4b5563"];
+const THRESHOLD_COLOR = "#b91c1c";
+
+function library() {
+  const Chart = globalThis.Chart;
+  if (!Chart) throw new Error("the chart library did not load");
+  return Chart;
+}
+
+export function color(index) {
+  return PALETTE[index % PALETTE.length];
+}
+
+function translucent(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
+}
+
+/** Empty a panel's body, releasing the charts drawn in it. */
+export function clear(el) {
+  const Chart = globalThis.Chart;
+  if (Chart) {
+    for (const canvas of el.querySelectorAll("canvas")) {
+      const chart = Chart.getChart(canvas);
+      if (chart) chart.destroy();
+    }
+  }
+  el.replaceChildren();
+}
+
+/** A line of text in a panel's body: "no data", "loading…", or an error. */
+export function status(el, text, kind = "") {
+  const p = document.createElement("p");
+  p.className = `panel-status ${kind}`.trim();
+  p.textContent = text;
+  el.append(p);
+  return p;
+}
+
+function canvasIn(el) {
+  const box = document.createElement("div");
+  box.className = "chart";
+  const canvas = document.createElement("canvas");
+  box.append(canvas);
+  el.append(box);
+  return canvas;
+}
+
+// The value axis' ticks: formatted, and whole numbers only for counts (`whole`).
+function ticks(spec) {
+  const format = spec.format;
+  return {
+    callback: (v) => (format ? format(v) : v),
+    ...(spec.whole ? { precision: 0 } : {}),
+  };
+}
+
+function options(format, extra = {}) {
+  const show = format || ((v) => String(v));
+  return {
+    responsive: true,
+    maintainAspectRatio: false,
+    // Drawn at once: nothing moves while an operator reads, or while a test looks.
+    animation: false,
+    interaction: { mode: "index", intersect: false },
+    plugins: {
+      legend: {
+        position: "bottom",
+        labels: { filter: (item, data) => !data.datasets[item.datasetIndex].hiddenInLegend },
+      },
+      tooltip: {
+        filter: (item) => !item.dataset.hiddenInLegend,
+        callbacks: { label: (item) => `${item.dataset.label}: ${show(item.raw)}` },
+      },
+    },
+    ...extra,
+  };
+}
+
+/**
+ * A line chart.
+ * spec: {labels, series: [{label, values, dashed?}], threshold?: {label, value},
+ *        band?: {label, lower, upper}, format?: value => text, fromZero?, whole?}
+ * The band (a prediction interval) is shaded between `lower` and `upper`; the threshold is a
+ * dashed red line across the chart.
+ */
+export function lineChart(el, spec) {
+  const Chart = library();
+  const datasets = [];
+  if (spec.band) {
+    const shade = translucent(color(0), 0.15);
+    datasets.push({
+      label: `${spec.band.label} (lower)`,
+      data: spec.band.lower,
+      borderWidth: 0,
+      pointRadius: 0,
+      fill: false,
+      backgroundColor: shade,
+      hiddenInLegend: true,
+    });
+    datasets.push({
+      label: spec.band.label,
+      data: spec.band.upper,
+      borderWidth: 0,
+      pointRadius: 0,
+      fill: "-1",
+      backgroundColor: shade,
+    });
+  }
+  spec.series.forEach((series, i) => {
+    datasets.push({
+      label: series.label,
+      data: series.values,
+      borderColor: color(i),
+      backgroundColor: color(i),
+      borderDash: series.dashed ? [6, 4] : [],
+      pointRadius: spec.labels.length > 60 ? 0 : 2,
+      // Smooth without overshooting: a count never dips below zero between two points.
+      cubicInterpolationMode: "monotone",
+      fill: false,
+      spanGaps: true,
+    });
+  });
+  if (spec.threshold) {
+    datasets.push({
+      label: spec.threshold.label,
+      data: spec.labels.map(() => spec.threshold.value),
+      borderColor: THRESHOLD_COLOR,
+      backgroundColor: THRESHOLD_COLOR,
+      borderDash: [4, 4],
+      borderWidth: 1.5,
+      pointRadius: 0,
+      fill: false,
+    });
+  }
+  const format = spec.format;
+  return new Chart(canvasIn(el), {
+    type: "line",
+    data: { labels: spec.labels, datasets },
+    options: options(format, {
+      scales: { y: { beginAtZero: !!spec.fromZero, ticks: ticks(spec) } },
+    }),
+  });
+}
+
+/**
+ * A bar chart.
+ * spec: {labels, series: [{label, values}], horizontal?, stacked?, format?, whole?}
+ */
+export function barChart(el, spec) {
+  const Chart = library();
+  const format = spec.format;
+  const value = spec.horizontal ? "x" : "y";
+  const category = spec.horizontal ? "y" : "x";
+  return new Chart(canvasIn(el), {
+    type: "bar",
+    data: {
+      labels: spec.labels,
+      datasets: spec.series.map((series, i) => ({
+        label: series.label,
+        data: series.values,
+        backgroundColor: series.color || color(i),
+      })),
+    },
+    options: options(format, {
+      indexAxis: category,
+      scales: {
+        [value]: {
+          beginAtZero: true,
+          stacked: !!spec.stacked,
+          ticks: ticks(spec),
+        },
+        [category]: { stacked: !!spec.stacked, ticks: { autoSkip: false } },
+      },
+    }),
+  });
+}
+
+/**
+ * A funnel: each stage's count as a horizontal bar, labelled with its share of the first
+ * stage and of the stage before.
+ * spec: {stages: [{label, value}], format?}
+ */
+export function funnelChart(el, spec) {
+  const first = spec.stages.length ? spec.stages[0].value : 0;
+  const share = (part, whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : "–");
+  const labels = spec.stages.map((stage, i) => {
+    if (i === 0) return stage.label;
+    const previous = spec.stages[i - 1].value;
+    const ofFirst = share(stage.value, first);
+    return `${stage.label} · ${ofFirst} of first, ${share(stage.value, previous)} of previous`;
+  });
+  return barChart(el, {
+    labels,
+    series: [{ label: spec.label || "customers", values: spec.stages.map((s) => s.value) }],
+    horizontal: true,
+    format: spec.format,
+    whole: spec.whole !== false,
+  });
+}
+
+/**
+ * A heatmap: a table whose cells are shaded by their value (cohort retention, segment moves).
+ * spec: {rowLabels, columnLabels, values: [[number|null]], format?, corner?}
+ */
+export function heatmap(el, spec) {
+  const show = spec.format || ((v) => String(v));
+  const max = Math.max(0, ...spec.values.flat().filter((v) => typeof v === "number"));
+  const scroll = document.createElement("div");
+  scroll.className = "table-scroll";
+  const table = document.createElement("table");
+  table.className = "data heatmap";
+  const head = table.createTHead().insertRow();
+  const corner = document.createElement("th");
+  corner.textContent = spec.corner || "";
+  head.append(corner);
+  for (const label of spec.columnLabels) {
+    const th = document.createElement("th");
+    th.textContent = label;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  spec.values.forEach((row, r) => {
+    const tr = body.insertRow();
+    const th = document.createElement("th");
+    th.className = "row";
+    th.textContent = spec.rowLabels[r];
+    tr.append(th);
+    for (const value of row) {
+      const td = tr.insertCell();
+      td.className = "cell";
+      if (typeof value === "number") {
+        td.textContent = show(value);
+        td.dataset.value = String(value);
+        // Style set through the CSSOM, which the Content-Security-Policy allows.
+        if (max > 0 && value > 0) {
+          td.style.backgroundColor = translucent(color(0), 0.1 + 0.8 * (value / max));
+        }
+        if (max > 0 && value / max > 0.6) td.style.color = "#ffffff";
+      }
+    }
+  });
+  scroll.append(table);
+  el.append(scroll);
+  return table;
+}
+
+/**
+ * A table.
+ * spec: {columns: [{label, value: row => text|number, numeric?}], rows}
+ */
+export function table(el, spec) {
+  const scroll = document.createElement("div");
+  scroll.className = "table-scroll";
+  const t = document.createElement("table");
+  t.className = "data";
+  const head = t.createTHead().insertRow();
+  for (const column of spec.columns) {
+    const th = document.createElement("th");
+    th.textContent = column.label;
+    if (column.numeric) th.className = "number";
+    head.append(th);
+  }
+  const body = t.createTBody();
+  for (const row of spec.rows) {
+    const tr = body.insertRow();
+    for (const column of spec.columns) {
+      const td = tr.insertCell();
+      td.textContent = String(column.value(row));
+      if (column.numeric) td.className = "number";
+    }
+  }
+  scroll.append(t);
+  el.append(scroll);
+  return t;
+}

@@ -1,0 +1,161 @@
+// The dashboard: sign-in, the period, and every panel of the registry loaded side by side.
+
+import { RequestFailed, SessionEnded, query } from "./api.js";
+import { clear, status } from "./charts.js";
+import { PANELS } from "./panels.js";
+import { fromHash, mountPicker } from "./period.js";
+import * as sessions from "./session.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { session: null, period: fromHash(location.hash), generation: 0, timers: [] };
+const sections = new Map();
+
+function buildPanels() {
+  const container = $("panels");
+  for (const definition of PANELS) {
+    const section = document.createElement("section");
+    section.className = "panel";
+    section.dataset.panel = definition.id;
+    section.dataset.state = "idle";
+    const title = document.createElement("h2");
+    title.textContent = definition.title;
+    section.append(title);
+    if (definition.note) {
+      const note = document.createElement("p");
+      note.className = "note";
+      note.textContent = definition.note;
+      section.append(note);
+    }
+    const body = document.createElement("div");
+    body.className = "panel-body";
+    section.append(body);
+    container.append(section);
+    sections.set(definition.id, { section, body });
+  }
+}
+
+async function loadPanel(definition, generation, requests) {
+  const { section, body } = sections.get(definition.id);
+  section.dataset.state = "loading";
+  try {
+    const variables = definition.variables(state.period);
+    // Panels asking the same question share one request.
+    const key = `${definition.query} ${JSON.stringify(variables)}`;
+    if (!requests.has(key)) {
+      requests.set(key, query(definition.query, variables, state.session.token));
+    }
+    const data = await requests.get(key);
+    if (generation !== state.generation) return;
+    const rows = definition.rows(data);
+    clear(body);
+    if (rows === null || rows === undefined || (Array.isArray(rows) && rows.length === 0)) {
+      status(body, "no data");
+      section.dataset.state = "empty";
+      return;
+    }
+    definition.render(rows, body, state.period);
+    section.dataset.state = "ready";
+  } catch (error) {
+    if (generation !== state.generation) return;
+    if (error instanceof SessionEnded) {
+      endSession("Your session has ended: sign in again.");
+      return;
+    }
+    clear(body);
+    const text =
+      error instanceof RequestFailed ? error.message : `this panel failed: ${error.message}`;
+    status(body, text, "error");
+    section.dataset.state = "error";
+  }
+}
+
+function refresh() {
+  state.generation += 1;
+  const requests = new Map();
+  return Promise.all(PANELS.map((p) => loadPanel(p, state.generation, requests)));
+}
+
+function clearTimers() {
+  for (const timer of state.timers) clearTimeout(timer);
+  state.timers = [];
+}
+
+// Staff tokens cannot be refreshed: warn a minute before the end, then ask to sign in again.
+function watchExpiry(session) {
+  clearTimers();
+  if (session.expiresAt === null) return;
+  const left = session.expiresAt - Date.now();
+  const note = $("session-note");
+  note.textContent = "";
+  state.timers.push(
+    setTimeout(() => {
+      note.textContent = "session ends in a minute";
+    }, Math.max(0, left - 60_000)),
+  );
+  state.timers.push(setTimeout(() => endSession("Your session has ended: sign in again."), left));
+}
+
+function showSignIn(message = "") {
+  state.generation += 1;
+  state.session = null;
+  clearTimers();
+  for (const { section, body } of sections.values()) {
+    clear(body);
+    section.dataset.state = "idle";
+  }
+  $("dashboard").hidden = true;
+  $("who").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-message").textContent = message;
+  $("email").focus();
+}
+
+function showDashboard(session) {
+  state.session = session;
+  $("who-name").textContent = session.staff ? session.staff.name || session.staff.email : "";
+  $("who-role").textContent = session.staff ? session.staff.role : "";
+  $("sign-in").hidden = true;
+  $("who").hidden = false;
+  $("dashboard").hidden = false;
+  watchExpiry(session);
+  refresh();
+}
+
+function endSession(message) {
+  sessions.clear();
+  showSignIn(message);
+}
+
+function wireSignIn() {
+  const form = $("sign-in-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    $("sign-in-message").textContent = "";
+    try {
+      const session = await sessions.signIn($("email").value.trim(), $("password").value);
+      $("password").value = "";
+      showDashboard(session);
+    } catch (error) {
+      $("sign-in-message").textContent = error.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  $("sign-out").addEventListener("click", async () => {
+    const session = state.session;
+    showSignIn("Signed out.");
+    await sessions.signOut(session);
+  });
+}
+
+buildPanels();
+wireSignIn();
+mountPicker($("period"), state.period, (period) => {
+  state.period = period;
+  if (state.session) refresh();
+});
+const stored = sessions.current();
+if (stored) showDashboard(stored);
+else showSignIn();
