@@ -27,16 +27,14 @@ CanSeeCost = HasPermission(PRICING_MANAGE, CATALOG_MANAGE)
 
 
 @strawberry.input(
-    description="A period of shop days (UTC+8), from (inclusive) to (exclusive), at most 366 "
+    description="A period of shop days (UTC+8), from and to both included, at most 366 "
     "days, and the length of the lists."
 )
 class ProductHealthInput:
     from_: date | None = strawberry.field(
-        default=None, name="from", description="Default: 30 days before `to`."
+        default=None, name="from", description="Default: the 30 days up to `to`."
     )
-    to: date | None = strawberry.field(
-        default=None, description="Default: tomorrow (the period includes today)."
-    )
+    to: date | None = strawberry.field(default=None, description="Default: today.")
     new_within_days: int = strawberry.field(
         default=service.DEFAULT_NEW_WITHIN_DAYS,
         description="A product is new when created within these days before `to` (1-366).",
@@ -212,7 +210,7 @@ def _health(found: service.ProductHealth) -> ProductHealth:
     rate, new = found.sell_rate, found.new_products
     return ProductHealth(
         from_=found.period.start,
-        to=found.period.end,
+        to=found.period.last,
         days=found.period.elapsed_days,
         sell_rate=SellRate(
             skus=rate.skus,
@@ -267,7 +265,7 @@ class ProductHealthQueries:
     ) -> ProductHealthResult:
         given = input or ProductHealthInput()
         try:
-            period = service.shop_period(given.from_, given.to)
+            period = service.days_period(given.from_, given.to)
             found = await info.context.db.run(
                 service.product_health,
                 period,

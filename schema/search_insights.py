@@ -130,16 +130,14 @@ class SearchInsightQueries:
 
 
 @strawberry.input(
-    description="A period of shop days (UTC+8): from (inclusive) to (exclusive), at most 183 "
+    description="A period of shop days (UTC+8), from and to both included, at most 183 "
     "days, compared with the period of the same length before it."
 )
 class RisingSearchTermsInput:
     from_: date | None = strawberry.field(
-        default=None, name="from", description="Default: 7 days before `to`."
+        default=None, name="from", description="Default: the 7 days up to `to`."
     )
-    to: date | None = strawberry.field(
-        default=None, description="Default: tomorrow (the period includes today)."
-    )
+    to: date | None = strawberry.field(default=None, description="Default: today.")
     limit: int = strawberry.field(default=20, description="The most terms (1-100).")
 
 
@@ -200,7 +198,7 @@ class RisingSearchQueries:
     ) -> RisingSearchTermsResult:
         given = input or RisingSearchTermsInput()
         try:
-            current = product_health.shop_period(
+            current = product_health.days_period(
                 given.from_, given.to, default_days=7, max_days=MAX_RISING_PERIOD_DAYS
             )
             limit = product_health.check_limit(given.limit)
@@ -216,7 +214,7 @@ class RisingSearchQueries:
             return _error(exc)
         return RisingSearchTerms(
             from_=current.start,
-            to=current.end,
+            to=current.last,
             previous_from=previous.start,
             terms=[
                 RisingSearchTerm(

@@ -471,6 +471,11 @@ def _today(as_of: datetime | None, utc_offset: timedelta) -> tuple[date, datetim
     return today, datetime(today.year, today.month, today.day, tzinfo=UTC) - utc_offset
 
 
+def day_start(day: date, utc_offset: timedelta = SHOP_UTC_OFFSET) -> datetime:
+    """The first moment (UTC) of a shop day."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - utc_offset
+
+
 def shop_day_sql(
     moment: ColumnElement[Any] | Mapped[Any], dialect: str, utc_offset: timedelta = SHOP_UTC_OFFSET
 ) -> ColumnElement[Any]:

@@ -15,15 +15,11 @@ the first and the last bucket are cut to the period, so that the buckets cover i
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import ColumnElement, Date, Interval, cast, func, literal
 
 from server.hooktypes import KpiBucket
 from server.services.errors import ValidationFailed
-from server.services.forecasts import SHOP_UTC_OFFSET
 
 # The longest period a query covers, and the most buckets it is cut into.
 MAX_PERIOD_DAYS = 1096
@@ -77,20 +73,3 @@ def buckets(first: date, last: date, granularity: Granularity) -> list[KpiBucket
                 field="granularity",
             )
     return out
-
-
-def day_start(day: date, utc_offset: timedelta = SHOP_UTC_OFFSET) -> datetime:
-    """The first moment (UTC) of a shop day."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) - utc_offset
-
-
-def shop_day_sql(
-    moment: Any, dialect: str, utc_offset: timedelta = SHOP_UTC_OFFSET
-) -> ColumnElement[Any]:
-    """The shop's day of a stored UTC moment (a ``UTCDateTime`` column), in SQL."""
-    if dialect == "postgresql":
-        wall = func.timezone("UTC", moment) + literal(utc_offset, Interval())
-        return cast(wall, Date)
-    # SQLite stores naive UTC text; date() applies the offset as a modifier.
-    seconds = int(utc_offset.total_seconds())
-    return func.date(moment, f"{seconds:+d} seconds")

@@ -56,7 +56,7 @@ from server.models import (
 )
 from server.models.base import UTCDateTime
 from server.services.errors import ValidationFailed
-from server.services.forecasts import SHOP_UTC_OFFSET, shop_day, shop_day_sql
+from server.services.forecasts import day_start, shop_day, shop_day_sql
 from server.services.rfm import PURCHASE_STATUSES
 
 DEFAULT_DAYS = 30
@@ -74,11 +74,6 @@ _DAYS_PER_STATEMENT = 2000
 
 
 # --- periods of shop days ---------------------------------------------------------------------
-
-
-def day_start(day: date) -> datetime:
-    """The UTC moment a shop day begins (00:00 in UTC+8)."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) - SHOP_UTC_OFFSET
 
 
 @dataclass(frozen=True)
@@ -108,6 +103,11 @@ class ShopPeriod:
     def utc_end(self) -> datetime:
         return day_start(self.end)
 
+    @property
+    def last(self) -> date:
+        """The period's last day (what the GraphQL API calls ``to``)."""
+        return self.end - timedelta(days=1)
+
     def previous(self) -> ShopPeriod:
         """The period of the same length just before this one."""
         return ShopPeriod(self.start - timedelta(days=self.days), self.start, self.today)
@@ -135,6 +135,22 @@ def shop_period(
     if (end - start).days > max_days:
         raise ValidationFailed(f"a period spans at most {max_days} days", field="from")
     return ShopPeriod(start, end, today)
+
+
+def days_period(
+    first: date | None,
+    last: date | None,
+    *,
+    now: datetime | None = None,
+    default_days: int = DEFAULT_DAYS,
+    max_days: int = MAX_DAYS,
+) -> ShopPeriod:
+    """:func:`shop_period` of the days ``first`` to ``last``, both included: how the GraphQL
+    API's ``from``/``to`` dates read ("1 to 30 November"), as in every period input."""
+    if last is not None and not FIRST_DAY <= last <= LAST_DAY:
+        raise ValidationFailed(f"to must be from {FIRST_DAY} to {LAST_DAY}", field="to")
+    end = last + timedelta(days=1) if last is not None else None
+    return shop_period(first, end, now=now, default_days=default_days, max_days=max_days)
 
 
 def check_new_within_days(days: int) -> int:

@@ -22,7 +22,7 @@ from sqlmodel import col
 
 from server.hooktypes import KpiBucket
 from server.models import CustomerSegment, CustomerSegmentChange
-from server.services.periods import day_start, shop_day_sql
+from server.services.forecasts import day_start, shop_day_sql
 
 # Segments in the operators' order; no segment (a first purchase, or none left) sorts first as
 # a source and last as a destination.

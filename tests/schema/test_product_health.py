@@ -45,7 +45,7 @@ RISING = """query($input: RisingSearchTermsInput) { risingSearchTerms(input: $in
               zeroResultShare unmetDemand } }
   ... on Error { code field message }
 } }"""
-JUNE = {"from": "2026-06-01", "to": "2026-06-08"}
+JUNE = {"from": "2026-06-01", "to": "2026-06-07"}
 
 
 def _searches() -> list[tuple[Any, str, int | None]]:
@@ -118,7 +118,7 @@ def _gid(type_name: str, pk: int) -> str:
 async def test_product_health_matches_the_hand_count(gql: GraphQLClient, shop: ModuleShop) -> None:
     health = (await analyst(gql, shop)(HEALTH, {"input": JUNE}))["productHealth"]
     assert health["__typename"] == "ProductHealth"
-    assert (health["from"], health["to"], health["days"]) == ("2026-06-01", "2026-06-08", 7)
+    assert (health["from"], health["to"], health["days"]) == ("2026-06-01", "2026-06-07", 7)
     categories = shop.seeded["shop"].categories
 
     rate = health["sellRate"]
@@ -239,7 +239,7 @@ async def test_only_insight_readers_see_product_health_and_rising_terms(
 @pytest.mark.parametrize(
     ("variables", "field"),
     [
-        ({"from": "2026-06-08", "to": "2026-06-08"}, "from"),
+        ({"from": "2026-06-08", "to": "2026-06-06"}, "from"),
         ({"from": "2026-06-09", "to": "2026-06-08"}, "from"),
         ({"from": "2025-01-01", "to": "2026-01-03"}, "from"),
         ({**JUNE, "limit": 0}, "limit"),
@@ -276,7 +276,7 @@ async def test_statements_do_not_grow_with_the_lists(gql: GraphQLClient, shop: M
 
 # --- rising search terms ----------------------------------------------------------------------
 
-SECOND_WEEK = {"from": "2026-06-08", "to": "2026-06-15"}
+SECOND_WEEK = {"from": "2026-06-08", "to": "2026-06-14"}
 
 
 def test_the_growth_score_on_hand_computed_counts() -> None:
@@ -305,7 +305,7 @@ async def test_rising_search_terms_match_the_hand_count(
     assert report["__typename"] == "RisingSearchTerms"
     assert (report["from"], report["to"], report["previousFrom"], report["hasMore"]) == (
         "2026-06-08",
-        "2026-06-15",
+        "2026-06-14",
         "2026-06-01",
         False,
     )
@@ -350,7 +350,7 @@ async def test_rising_terms_of_a_period_with_nothing_before(
 @pytest.mark.parametrize(
     ("variables", "field"),
     [
-        ({"from": "2026-06-08", "to": "2026-06-08"}, "from"),
+        ({"from": "2026-06-08", "to": "2026-06-06"}, "from"),
         ({"from": "2026-01-01", "to": "2026-07-04"}, "from"),
         ({**SECOND_WEEK, "limit": 0}, "limit"),
     ],

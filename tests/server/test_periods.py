@@ -8,7 +8,8 @@ import pytest
 
 from server.hooktypes import KpiBucket
 from server.services.errors import ValidationFailed
-from server.services.periods import MAX_BUCKETS, Granularity, buckets, day_start
+from server.services.forecasts import day_start
+from server.services.periods import MAX_BUCKETS, Granularity, buckets
 
 
 def spans(first: date, last: date, granularity: Granularity) -> list[tuple[str, str]]:
