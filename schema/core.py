@@ -27,6 +27,7 @@ from schema import (
     search,
     search_insights,
     shipments,
+    surveys,
     synonyms,
     variant_admin,
     variants,
@@ -63,6 +64,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     privacy,
     experiments,
     audiences,
+    surveys,
     plugin_admin,
 )
 

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from server.db import mark_write
-from server.hooktypes import Event
+from server.hooktypes import CORE, Event
 from server.models import DeliveryStatus, OutboxDelivery, OutboxEvent, utcnow
 from server.plugins import PluginFailed, PluginRuntime
 
@@ -179,9 +179,8 @@ class OutboxDispatcher:
     async def _claim(self, limit: int) -> tuple[str, list[_Claimed]]:
         """Lease up to ``limit`` due deliveries for this process's plugins."""
         token = uuid.uuid4().hex
-        enabled = [r.name for r in self.plugins.enabled]
-        if not enabled:
-            return token, []
+        # The core's own event hooks (surveys after a delivery) are delivered like a plugin's.
+        enabled = [CORE, *(r.name for r in self.plugins.enabled)]
         async with self.sessions() as session:
             await mark_write(session)
             dialect = session.bind.dialect.name if session.bind else "sqlite"
