@@ -4,8 +4,9 @@ A change and its event commit together (``server.services.outbox.emit``). Dispat
 in two steps, both safe to run from any number of processes at once:
 
 1. **Fan-out**: each undispatched ``outbox_event`` gets one ``outbox_delivery`` row per enabled
-   plugin implementing the hook of the event's name (``INSERT … ON CONFLICT DO NOTHING``), and
-   is marked dispatched.
+   plugin implementing the hook of the event's name — the core's own implementations
+   included, as the plugin ``core`` — (``INSERT … ON CONFLICT DO NOTHING``), and is marked
+   dispatched.
 2. **Delivery**: due deliveries are claimed with a conditional UPDATE (a lease; on PostgreSQL
    the candidates are picked with ``FOR UPDATE SKIP LOCKED``), then each plugin's hook runs in
    its own transaction, which also marks the delivery DELIVERED, so the plugin's writes and the
