@@ -29,6 +29,7 @@ from schema import (
     search,
     search_insights,
     shipments,
+    surveys,
     synonyms,
     variant_admin,
     variants,
@@ -67,6 +68,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     privacy,
     experiments,
     audiences,
+    surveys,
     plugin_admin,
 )
 

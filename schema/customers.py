@@ -117,6 +117,9 @@ class Customer(ModelNode):
     membership_tier: m.MembershipTier
     tags: list[str]
     interests: list[str]
+    surveys_opt_out: bool = strawberry.field(
+        description="The customer asked for no satisfaction surveys (updateProfile)."
+    )
     created_at: datetime
     _model: strawberry.Private[m.Customer]
 

@@ -78,6 +78,10 @@ class CustomerEventByIdLoader(ModelByIdLoader):
     model = m.CustomerEvent
 
 
+class SurveyByIdLoader(ModelByIdLoader):
+    model = m.Survey
+
+
 class ApiKeyByIdLoader(ModelByIdLoader):
     model = m.ApiKey
 

@@ -32,6 +32,7 @@ PROFILE_FIELDS = (
     "city_tier",
     "occupation",
     "interests",
+    "surveys_opt_out",
 )
 ADDRESS_FIELDS = (
     "recipient_name",
@@ -94,6 +95,11 @@ class UpdateProfileInput:
     city_tier: int | None = strawberry.UNSET
     occupation: str | None = strawberry.UNSET
     interests: list[str] | None = strawberry.UNSET
+    surveys_opt_out: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="true: send me no satisfaction surveys (the open ones close); false: "
+        "surveys are welcome again.",
+    )
 
 
 @strawberry.type

@@ -529,8 +529,8 @@ def demo_data(
     if_empty: bool,
 ) -> None:
     """Fill an empty (migrated) database with a demo shop: catalogue, stock, customers with
-    their buying rhythms and behaviour, 18 months of orders, payments and shipments; then each
-    enabled plugin's demo data.
+    their buying rhythms and behaviour, 18 months of orders, payments, shipments and the
+    satisfaction surveys that followed them; then each enabled plugin's demo data.
     All of it is committed together, or nothing when a plugin fails."""
     from server.demo import demo_steps, load
     from server.migrate import run_async

@@ -4,8 +4,9 @@ A change and its event commit together (``server.services.outbox.emit``). Dispat
 in two steps, both safe to run from any number of processes at once:
 
 1. **Fan-out**: each undispatched ``outbox_event`` gets one ``outbox_delivery`` row per enabled
-   plugin implementing the hook of the event's name (``INSERT … ON CONFLICT DO NOTHING``), and
-   is marked dispatched.
+   plugin implementing the hook of the event's name — the core's own implementations
+   included, as the plugin ``core`` — (``INSERT … ON CONFLICT DO NOTHING``), and is marked
+   dispatched.
 2. **Delivery**: due deliveries are claimed with a conditional UPDATE (a lease; on PostgreSQL
    the candidates are picked with ``FOR UPDATE SKIP LOCKED``), then each plugin's hook runs in
    its own transaction, which also marks the delivery DELIVERED, so the plugin's writes and the
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from server.db import mark_write
-from server.hooktypes import Event
+from server.hooktypes import CORE, Event
 from server.models import DeliveryStatus, OutboxDelivery, OutboxEvent, utcnow
 from server.plugins import PluginFailed, PluginRuntime
 
@@ -179,9 +180,8 @@ class OutboxDispatcher:
     async def _claim(self, limit: int) -> tuple[str, list[_Claimed]]:
         """Lease up to ``limit`` due deliveries for this process's plugins."""
         token = uuid.uuid4().hex
-        enabled = [r.name for r in self.plugins.enabled]
-        if not enabled:
-            return token, []
+        # The core's own event hooks (surveys after a delivery) are delivered like a plugin's.
+        enabled = [CORE, *(r.name for r in self.plugins.enabled)]
         async with self.sessions() as session:
             await mark_write(session)
             dialect = session.bind.dialect.name if session.bind else "sqlite"

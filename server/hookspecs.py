@@ -360,6 +360,15 @@ def payment_captured(
 
 
 @hookspec
+def payment_refunded(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a payment is refunded: a cancelled order's payments given back, or a
+    refund a gateway's webhook reports (after a delivery, that is a return). Payload
+    ``order_id``, ``payment_id``, ``amount`` (minor units), ``currency`` and ``gateway``."""
+
+
+@hookspec
 def shipment_created(
     event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
 ) -> None:
@@ -443,6 +452,25 @@ def stock_adjusted(
 ) -> None:
     """Called after units on hand are adjusted: payload ``warehouse_id``, ``product_id``,
     ``delta``, ``reason``, ``on_hand`` and ``staff_id``."""
+
+
+@hookspec
+def survey_sent(event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any) -> None:
+    """Called after a satisfaction survey is created for a customer: put it in front of them
+    (a push message, an SMS or e-mail linking to the app, where ``mySurveys`` lists it).
+    Payload ``survey_id``, ``customer_id``, ``kind`` (CSAT or NPS), ``trigger`` (DELIVERY,
+    RETURN, SERVICE_CONTACT, PERIODIC), ``subject_key``, ``order_id`` (or None) and
+    ``expires_at`` (ISO 8601)."""
+
+
+@hookspec
+def survey_answered(
+    event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
+) -> None:
+    """Called after a customer answers a satisfaction survey (e.g. follow up an unhappy one).
+    Payload ``survey_id``, ``customer_id``, ``kind``, ``trigger``, ``subject_key``,
+    ``order_id`` and ``score``; the comment is read from the survey
+    (``server.models.Survey``), not carried in the event."""
 
 
 # --- the rest ----------------------------------------------------------------------------

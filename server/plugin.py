@@ -71,6 +71,7 @@ from server.hooktypes import (
     hookimpl,
     hookspec,
 )
+from server.models import SurveyKind, SurveyTrigger
 from server.plugin_routes import (
     RouteError,
     request_viewer,
@@ -85,6 +86,7 @@ from server.services.errors import Conflict, DomainError, NotFound, ValidationFa
 from server.services.experiments import variant_for
 from server.services.forecasts import Forecast, ForecastInterval, demand_forecast
 from server.services.outbox import emit as emit_event
+from server.services.surveys import request_survey
 
 __all__ = [
     # markers and metadata
@@ -133,6 +135,10 @@ __all__ = [
     "Forecast",
     "ForecastInterval",
     "demand_forecast",
+    # satisfaction surveys: a survey after a service contact
+    "SurveyKind",
+    "SurveyTrigger",
+    "request_survey",
     # HTTP routes (the routes hook)
     "RouteError",
     "request_viewer",

@@ -12,12 +12,15 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.demo.catalogue import Leaf
 from server.demo.places import City
 from server.demo.seasons import Season
 from server.models import CustomerEventKind, OrderStatus
+
+if TYPE_CHECKING:
+    from server.demo.plan_surveys import PlannedSurvey
 
 Row = dict[str, Any]
 
@@ -171,6 +174,7 @@ class ShopPlan:
     orders: list[PlannedOrder] = field(default_factory=list)
     events: list[PlannedEvent] = field(default_factory=list)
     carts: list[PlannedCart] = field(default_factory=list)
+    surveys: list[PlannedSurvey] = field(default_factory=list)
 
     def reserved(self) -> dict[tuple[str, int, int], int]:
         """Stock held by open orders, per (warehouse, product index, variant index)."""

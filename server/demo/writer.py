@@ -2,9 +2,10 @@
 
 Rows go in as multi-row INSERTs in the session's transaction (the caller commits); each table
 written is one progress step. Orders are written as history: lines at catalogue price (no
-plugin adjustments), payments, status changes, shipments and tracking timelines. No outbox
-events are emitted for them, since nothing about the past is news; plugins that learn from
-history read the tables (and fill their own through the ``demo_data`` hook).
+plugin adjustments), payments, status changes, shipments and tracking timelines, and the
+satisfaction surveys that followed. No outbox events are emitted for them, since nothing
+about the past is news; plugins that learn from history read the tables (and fill their own
+through the ``demo_data`` hook).
 """
 
 from __future__ import annotations
@@ -42,15 +43,18 @@ from server.models import (
     StaffRole,
     StaffUser,
     StockLevel,
+    Survey,
+    SurveyTrigger,
     TrackingEvent,
     Warehouse,
 )
 from server.progress import Progress
-from server.services import behaviour, search
+from server.services import behaviour, search, surveys
+from server.services.forecasts import shop_day
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
-WRITE_STEPS = 20
+WRITE_STEPS = 21
 
 
 @dataclass(frozen=True)
@@ -301,6 +305,31 @@ class _Writer:
         await self.write(CartLine, cart_lines)
         self.counts |= {"behaviour events": len(events), "carts": len(carts)}
 
+    async def surveys(self) -> None:
+        """The surveys, keyed as the triggers key them (the order, or the customer and day,
+        or the service contact)."""
+        rows = []
+        for planned in self.plan.surveys:
+            row = planned.row | {"customer_id": planned.customer.row["id"]}
+            order = planned.order
+            if order is not None:
+                row["order_id"] = order.row["id"]
+                row["subject_key"] = surveys.order_subject(order.row["id"])
+                if row["trigger"] is SurveyTrigger.DELIVERY and order.shipment is not None:
+                    row["shipment_id"] = order.shipment["id"]
+            elif planned.subject is not None:
+                row["order_id"] = None
+                row["subject_key"] = planned.subject
+            else:
+                row["order_id"] = None
+                row["subject_key"] = surveys.periodic_subject(
+                    row["customer_id"], shop_day(row["sent_at"])
+                )
+            row.setdefault("shipment_id", None)
+            rows.append(row)
+        await self.write(Survey, rows)
+        self.counts["surveys"] = len(rows)
+
     async def staff(self) -> str | None:
         """The demo staff login, unless the database has staff already."""
         staff_email: str | None = None
@@ -371,5 +400,6 @@ async def write_plan(
     await writer.orders()
     await writer.shipments()
     await writer.behaviour()
+    await writer.surveys()
     staff_email = await writer.staff()
     return WrittenShop(counts=writer.counts, staff_email=staff_email, shop=writer.shop())

@@ -49,6 +49,7 @@ from server.models.products import Category, Product, ProductOption, ProductVari
 from server.models.search import SearchWord, Synonym, SynonymGroup
 from server.models.security import ApiKey, AuditLogEntry, RefreshToken, TokenRevocation
 from server.models.shipments import Shipment, ShipmentLine, ShipmentStatus, TrackingEvent
+from server.models.surveys import Survey, SurveyKind, SurveyState, SurveyTrigger
 
 __all__ = [
     "Address",
@@ -99,6 +100,10 @@ __all__ = [
     "StaffRole",
     "StaffUser",
     "StockLevel",
+    "Survey",
+    "SurveyKind",
+    "SurveyState",
+    "SurveyTrigger",
     "Synonym",
     "SynonymGroup",
     "TokenRevocation",

@@ -49,6 +49,8 @@ class Customer(SQLModel, table=True):
     tags: list[str] = json_field(list)
     interests: list[str] = json_field(list)
     is_active: bool = True
+    # Set by the customer (updateProfile): no satisfaction survey is sent to them.
+    surveys_opt_out: bool = False
     created_at: datetime = created_at_field()
     updated_at: datetime | None = datetime_field()
 

@@ -1,15 +1,18 @@
 """The core's own hook implementations, registered like a plugin named ``core``.
 
 Core features use the same hooks as third parties: the default shipment plan (one parcel per
-warehouse), the built-in payment gateways (``test``, ``manual``), the periodic job that
-recomputes customer insights (``core.insights``) and the core's KPIs (``kpis``). A plugin
-replaces the plan by answering ``plan_shipments`` first (the core's answer comes last), and
-adds gateways, jobs and KPIs next to the core's.
+warehouse), the built-in payment gateways (``test``, ``manual``), the periodic jobs that
+recompute customer insights (``core.insights``) and send and expire satisfaction surveys
+(``core.surveys``), the satisfaction surveys sent after a delivery and after a return
+(``shipment_status_changed``, ``payment_refunded``), and the core's KPIs. A plugin replaces
+the plan by answering ``plan_shipments`` first (the core's answer comes last), and adds
+gateways, jobs and KPIs next to the core's.
 """
 
 from __future__ import annotations
 
-from server.hooktypes import Kpi, hookimpl
+from server.hooktypes import Job, Kpi, hookimpl
+from server.services import insights
 from server.services.builtin_gateways import (
     authorise_payment,
     capture_payment,
@@ -18,8 +21,13 @@ from server.services.builtin_gateways import (
     refund_payment,
 )
 from server.services.fulfilment import plan_shipments
-from server.services.insights import jobs
 from server.services.product_health import product_health_kpis
+from server.services.surveys import (
+    payment_refunded,
+    shipment_status_changed,
+    survey_jobs,
+    survey_kpis,
+)
 
 __all__ = [
     "authorise_payment",
@@ -27,13 +35,20 @@ __all__ = [
     "jobs",
     "kpis",
     "payment_gateways",
+    "payment_refunded",
     "payment_webhook",
     "plan_shipments",
     "refund_payment",
+    "shipment_status_changed",
 ]
+
+
+@hookimpl
+def jobs() -> list[Job]:
+    return [*insights.jobs(), *survey_jobs()]
 
 
 @hookimpl
 def kpis() -> list[Kpi]:
     """The core's own KPIs (bare keys)."""
-    return [*product_health_kpis()]
+    return [*product_health_kpis(), *survey_kpis()]

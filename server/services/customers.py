@@ -15,7 +15,7 @@ from sqlmodel import col
 from server.auth import Viewer
 from server.models import Address, Customer, CustomerSegment, MembershipTier, utcnow
 from server.permissions import CUSTOMERS_READ
-from server.services import rfm
+from server.services import rfm, surveys
 from server.services.errors import NotFound, ValidationFailed
 
 GENDERS = ("FEMALE", "MALE", "OTHER")
@@ -43,6 +43,8 @@ class ProfileChanges(TypedDict, total=False):
     city_tier: int | None
     occupation: str | None
     interests: list[str] | None
+    # True: send no satisfaction survey (the open ones close).
+    surveys_opt_out: bool | None
 
 
 class AddressFields(TypedDict, total=False):
@@ -137,6 +139,11 @@ def apply_profile(customer: Customer, changes: ProfileChanges) -> None:
         values["city_tier"] = tier
     if "interests" in changes:
         values["interests"] = normalize_labels(changes["interests"] or [], "interests")
+    if "surveys_opt_out" in changes:
+        opt_out = changes["surveys_opt_out"]
+        if opt_out is None:
+            raise ValidationFailed("surveysOptOut is true or false", field="surveysOptOut")
+        values["surveys_opt_out"] = opt_out
     for name, value in values.items():
         setattr(customer, name, value)
 
@@ -211,6 +218,9 @@ async def update_profile(
         raise ValidationFailed("a first or last name is required", field="firstName")
     customer.updated_at = utcnow()
     await session.flush()
+    if customer.surveys_opt_out:
+        # Opted out: the surveys they have not answered are not put to them any more.
+        await surveys.withdraw_open(session, customer_id)
     return customer
 
 

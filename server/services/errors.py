@@ -179,3 +179,30 @@ class InvalidRule(ValidationFailed):
         super().__init__(f"{where}: {message}", field=where)
         self.code = code
         self.path = path
+
+
+class SurveyAlreadyAnswered(Conflict):
+    """A survey is answered once: a second answer changes nothing."""
+
+    code = "ALREADY_ANSWERED"
+
+    def __init__(self, survey_id: int) -> None:
+        super().__init__(f"survey {survey_id} is already answered", field="surveyId")
+
+
+class SurveyExpired(Conflict):
+    """An unanswered survey closes when it expires (or when its customer opts out)."""
+
+    code = "SURVEY_EXPIRED"
+
+    def __init__(self, survey_id: int) -> None:
+        super().__init__(f"survey {survey_id} has expired", field="surveyId")
+
+
+class ScoreOutOfRange(ValidationFailed):
+    """A score outside its survey's scale: CSAT 1-5, NPS 0-10."""
+
+    code = "SCORE_OUT_OF_RANGE"
+
+    def __init__(self, kind: str, low: int, high: int) -> None:
+        super().__init__(f"a {kind} score is a whole number from {low} to {high}", field="score")

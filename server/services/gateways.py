@@ -18,7 +18,9 @@ from server.hookcall import PluginFailed
 from server.hooktypes import CORE, PaymentGateway, PaymentOutcome, PaymentResult
 from server.models import Order, Payment, PaymentStatus
 from server.plugins import PluginRuntime
-from server.services import answers
+from server.services import answers, outbox
+
+REFUNDED_EVENT = "payment_refunded"
 
 # What each payment hook may answer.
 ANSWERS: dict[str, frozenset[PaymentOutcome]] = {
@@ -108,6 +110,23 @@ async def refund(
     payment.message = f"{reason}: {message}" if message else reason
     session.add(payment)
     await session.flush()
+    await announce_refund(session, payment)
+
+
+async def announce_refund(session: AsyncSession, payment: Payment) -> None:
+    """Tell plugins a payment was given back (``payment_refunded``): after a delivery, that is
+    a return."""
+    await outbox.emit(
+        session,
+        REFUNDED_EVENT,
+        {
+            "order_id": payment.order_id,
+            "payment_id": payment.id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "gateway": payment.gateway,
+        },
+    )
 
 
 async def refund_captured(

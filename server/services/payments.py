@@ -258,6 +258,10 @@ async def _apply(
     result = PaymentResult(status=PaymentOutcome(target.value), reference="", message=message)
     if not await _move(session, payment, target, result):
         return  # a concurrent delivery of the same report got there first
+    if target is P.REFUNDED:
+        # Given back in the gateway's own dashboard: after a delivery, a return.
+        await gateways.announce_refund(session, payment)
+        return
     order = await orders.load(session, payment.order_id)
     assert order is not None
     await _follow(session, plugins, gateway, order, payment, actor=f"gateway:{gateway.code}")

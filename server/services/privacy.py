@@ -3,7 +3,8 @@
 Erasure keeps orders (the shop must keep them for accounting) with every personal field
 replaced by a placeholder; deletes addresses, refresh tokens, carts' contact data and the
 customer's RFM figures, segment history and audience memberships; detaches behaviour events from the person;
-disables sign-in and revokes every token. An outbox event ``customer_erased`` tells plugins
+closes their open satisfaction surveys and deletes their comments (the scores stay, in the
+shop's figures); disables sign-in and revokes every token. An outbox event ``customer_erased`` tells plugins
 to erase what they hold.
 """
 
@@ -32,10 +33,11 @@ from server.models import (
     Payment,
     RefreshToken,
     Shipment,
+    Survey,
     TrackingEvent,
     utcnow,
 )
-from server.services import audiences, customer_value, rfm, tokens
+from server.services import audiences, customer_value, rfm, surveys, tokens
 from server.services.errors import AuthenticationFailed, NotFound
 from server.services.outbox import emit
 
@@ -59,6 +61,7 @@ PROFILE_FIELDS = (
     "membership_tier",
     "tags",
     "interests",
+    "surveys_opt_out",
     "created_at",
     "updated_at",
 )
@@ -128,6 +131,10 @@ async def export_customer_data(session: AsyncSession, customer_id: int) -> dict[
         .where(col(CustomerEvent.customer_id) == customer_id)
         .order_by(col(CustomerEvent.occurred_at), col(CustomerEvent.id)),
     )
+    their_surveys = await _all(
+        session,
+        select(Survey).where(col(Survey.customer_id) == customer_id).order_by(col(Survey.id)),
+    )
 
     def of(rows: list[Any], attr: str, key: int | None) -> list[dict[str, Any]]:
         return [_row(r, exclude=(attr,)) for r in rows if getattr(r, attr) == key]
@@ -158,6 +165,7 @@ async def export_customer_data(session: AsyncSession, customer_id: int) -> dict[
             for c in carts
         ],
         "events": [_row(e, exclude=("customer_id",)) for e in events],
+        "surveys": [_row(s, exclude=("customer_id",)) for s in their_surveys],
     }
 
 
@@ -219,6 +227,7 @@ async def erase_customer(
     await rfm.erase(session, customer_id)
     await customer_value.erase(session, customer_id)
     await audiences.erase(session, customer_id)
+    await surveys.erase(session, customer_id)
     await tokens.revoke_subject(session, settings, f"customer:{customer_id}")
     await emit(session, ERASED_EVENT, {"customer_id": customer_id})
     await session.flush()

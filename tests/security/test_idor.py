@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +30,11 @@ from server.models import (
     Shipment,
     StaffRole,
     StockLevel,
+    Survey,
+    SurveyKind,
+    SurveyTrigger,
     SynonymGroup,
+    utcnow,
 )
 from server.plugins import load_plugins
 from server.services import variants
@@ -51,7 +56,15 @@ STAFF_ONLY = {
     "Audience",
 }
 # A customer's own: the owner sees them, other customers do not.
-CUSTOMER_DATA = {"Customer", "Address", "CustomerEvent", "Order", "OrderLine", "Shipment"}
+CUSTOMER_DATA = {
+    "Customer",
+    "Address",
+    "CustomerEvent",
+    "Order",
+    "OrderLine",
+    "Shipment",
+    "Survey",
+}
 
 # The type's own single-object query, where it has one.
 OWN_QUERY = {
@@ -176,6 +189,17 @@ FACTORIES: dict[str, Factory] = {
     "Order": _order,
     "OrderLine": _order_line,
     "Shipment": _shipment,
+    "Survey": lambda s, cid: _add(
+        s,
+        Survey(
+            customer_id=cid,
+            kind=SurveyKind.NPS,
+            trigger=SurveyTrigger.PERIODIC,
+            subject_key=f"idor:{cid}:{next(_numbers)}",
+            sent_at=utcnow(),
+            expires_at=utcnow() + timedelta(days=14),
+        ),
+    ),
     "StaffUser": _staff_user,
     "ApiKey": lambda s, cid: _add(
         s, ApiKey(name="k", prefix=f"p{cid}", key_hash="0" * 64, scopes=[], created_by="cli")
@@ -277,6 +301,13 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[str], dict[str, Any]]]]] = {
             lambda i: {"input": {"id": i}},
         ),
     ],
+    "Survey": [
+        (
+            "mutation($input: AnswerSurveyInput!) { answerSurvey(input: $input) "
+            "{ __typename ... on Error { code field } } }",
+            lambda i: {"input": {"surveyId": i, "score": 0, "comment": "被改了"}},
+        ),
+    ],
     "Order": [
         (
             "mutation($input: CancelOrderInput!) { cancelOrder(input: $input) "
@@ -326,3 +357,5 @@ async def test_mutations_on_another_customers_objects_fail_like_missing_ones(
     assert address is not None and address.street == "南京西路 1 号" and not address.is_default
     order = await session.get(Order, arranged["Order"])
     assert order is not None and order.status.value == "PENDING_PAYMENT"
+    survey = await session.get(Survey, arranged["Survey"])
+    assert survey is not None and survey.score is None and survey.comment is None

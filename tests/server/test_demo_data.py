@@ -48,6 +48,7 @@ from server.plugin import DemoShop
 from server.plugins import PluginFailed, PluginRuntime, load_plugins
 from server.progress import Progress
 from server.services import clv, insights, rfm, search_insights
+from server.services import surveys as surveys_service
 from tests.plugins.fakes import FakePlugin
 from tests.support.graphql import GraphQLClient
 
@@ -128,7 +129,7 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
             m.Category, m.Product, m.ProductOption, m.ProductVariant, m.Warehouse, m.StockLevel,
             m.Customer, m.Address, m.Order,
             m.OrderLine, m.OrderStatusChange, m.Payment, m.Shipment, m.ShipmentLine,
-            m.TrackingEvent, m.CustomerEvent, m.Cart, m.CartLine, m.StaffUser,
+            m.TrackingEvent, m.CustomerEvent, m.Cart, m.CartLine, m.StaffUser, m.Survey,
         ]  # fmt: skip
         for model in tables:
             rows = []
@@ -642,12 +643,15 @@ def fingerprint(plan: ShopPlan) -> str:
     for cart in plan.carts:
         parts.append((cart.token, email[id(cart.customer)], cart.at))
         parts.append([variant_sku[id(v)] for v in cart.variants])
+    for survey in plan.surveys:
+        order = number[id(survey.order)] if survey.order else None
+        parts.append((email[id(survey.customer)], order, survey.subject, survey.row))
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 # The demo shop of seed 7 (SMALL, as of AS_OF), as drawn since customers have buying rhythms
-# over 18 months. When it changes, every demo shop has changed: on purpose? Then update it.
-SEED_7_FINGERPRINT = "3fcc3546fea701e4894d1d7f76444c17f1cabc054432c0d62d546c4018253c0a"
+# over 18 months and satisfaction surveys follow their deliveries, returns and purchases. When it changes, every demo shop has changed: on purpose? Then update it.
+SEED_7_FINGERPRINT = "57286272be7ccd7f998db9fb8671460872ba996f1fc03bf572cadfb47e6f52a9"
 
 
 def test_the_plan_is_drawn_from_the_seed_alone() -> None:
@@ -781,6 +785,101 @@ def test_customers_buy_in_the_rhythm_of_their_archetype(rhythm_plan: ShopPlan) -
             assert (event.session_id, id(event.product)) in carted
     buyers = [c for c in plan.customers if orders_of[id(c)]]
     assert sum(bool(visits[id(c)]) for c in buyers) > 0.9 * len(buyers)
+
+
+def test_surveys_follow_deliveries_returns_and_purchases(rhythm_plan: ShopPlan) -> None:
+    plan = rhythm_plan
+    surveys = plan.surveys
+    of_trigger: dict[m.SurveyTrigger, list[Any]] = defaultdict(list)
+    for survey in surveys:
+        of_trigger[survey.row["trigger"]].append(survey)
+    # A delivery survey after every delivered order (of customers who did not opt out).
+    opted_out = {id(c) for c in plan.customers if c.row["surveys_opt_out"]}
+    assert 0 < len(opted_out) < 0.1 * len(plan.customers)
+    assert not any(id(s.customer) in opted_out for s in surveys)
+    delivered = [
+        o
+        for o in plan.orders
+        if o.shipment is not None
+        and o.shipment["status"] is m.ShipmentStatus.DELIVERED
+        and id(o.customer) not in opted_out
+    ]
+    deliveries = of_trigger[m.SurveyTrigger.DELIVERY]
+    assert [id(s.order) for s in deliveries] == [id(o) for o in delivered]
+    for survey in deliveries:
+        shipment = survey.order.shipment
+        assert survey.row["carrier"] == shipment["carrier"]
+        assert shipment["delivered_at"] < survey.row["sent_at"] <= plan.as_of
+    # A return survey exactly for the delivered orders whose payment was refunded.
+    returned = {id(o) for o in delivered if o.payment["status"] is m.PaymentStatus.REFUNDED}
+    assert returned and {id(s.order) for s in of_trigger[m.SurveyTrigger.RETURN]} == returned
+    # The periodic NPS survey: at most one in 180 days, each after a purchase in 90 days.
+    nps_of: dict[int, list[datetime]] = defaultdict(list)
+    for survey in of_trigger[m.SurveyTrigger.PERIODIC]:
+        assert survey.row["kind"] is m.SurveyKind.NPS
+        nps_of[id(survey.customer)].append(survey.row["sent_at"])
+    paid_of: dict[int, list[datetime]] = defaultdict(list)
+    for order in plan.orders:
+        if order.row["status"] is not m.OrderStatus.CANCELLED and order.row["paid_at"]:
+            paid_of[id(order.customer)].append(order.row["paid_at"])
+    for customer, sent in nps_of.items():
+        assert all(b - a >= timedelta(days=180) for a, b in itertools.pairwise(sent))
+        for at in sent:
+            assert any(
+                timedelta(0) <= at - paid <= timedelta(days=90) for paid in paid_of[customer]
+            )
+    # Answers and states as of the end of the history.
+    for survey in surveys:
+        row = survey.row
+        low, high = (0, 10) if row["kind"] is m.SurveyKind.NPS else (1, 5)
+        if row["state"] is m.SurveyState.ANSWERED:
+            assert low <= row["score"] <= high and row["answered_at"] <= plan.as_of
+        else:
+            assert row["score"] is None and row["comment"] is None
+            open_ = row["state"] is m.SurveyState.SENT
+            assert open_ == (row["expires_at"] > plan.as_of)
+    # EMS delivers late and pleases least: the lowest response rate and CSAT.
+    figures = {}
+    for carrier in ("顺丰速运", "京东物流", "中通快递", "圆通速递", "EMS"):
+        rows = [s.row for s in deliveries if s.row["carrier"] == carrier]
+        scores = [r["score"] for r in rows if r["score"] is not None]
+        figures[carrier] = (len(scores) / len(rows), sum(scores) / len(scores))
+    assert min(figures, key=lambda c: figures[c][0]) == "EMS"
+    assert min(figures, key=lambda c: figures[c][1]) == "EMS"
+    assert figures["顺丰速运"][1] - figures["EMS"][1] > 1
+    comments = [s.row["comment"] for s in of_trigger[m.SurveyTrigger.PERIODIC] if s.row["comment"]]
+    assert comments and all(any("\u4e00" <= ch <= "\u9fff" for ch in c) for c in comments)
+    # The demo login finds a survey waiting for them.
+    demo = plan.demo_customer()
+    assert any(s.customer is demo and s.row["state"] is m.SurveyState.SENT for s in surveys)
+
+
+async def test_demo_surveys_are_keyed_as_the_triggers_key_them(
+    database_url: str, session: AsyncSession
+) -> None:
+    report = await _fill(database_url, seed=11, customers=60, products=80, orders=250)
+    rows = (await session.execute(select(m.Survey))).scalars().all()
+    assert report.counts["surveys"] == len(rows) > 0
+    shipments = {s.id: s for s in (await session.execute(select(m.Shipment))).scalars()}
+    for survey in rows:
+        if survey.trigger in (m.SurveyTrigger.DELIVERY, m.SurveyTrigger.RETURN):
+            assert survey.subject_key == f"order:{survey.order_id}"
+        if survey.trigger is m.SurveyTrigger.DELIVERY:
+            shipment = shipments[survey.shipment_id]
+            assert (shipment.order_id, shipment.carrier) == (survey.order_id, survey.carrier)
+        if survey.trigger is m.SurveyTrigger.PERIODIC:
+            day = (survey.sent_at + timedelta(hours=8)).date()
+            assert survey.subject_key == f"nps:{survey.customer_id}:{day.isoformat()}"
+    year = surveys_service.period(AS_OF - timedelta(days=365), AS_OF, AS_OF)
+    figures = await surveys_service.satisfaction(session, year, surveys_service.Grouping.CARRIER)
+    assert figures.total.sent == sum(1 for s in rows if s.sent_at >= year.start)
+    assert {g.key for g in figures.groups} <= {
+        "顺丰速运",
+        "京东物流",
+        "中通快递",
+        "圆通速递",
+        "EMS",
+    }
 
 
 def test_an_order_count_is_met_by_scaling_every_rate() -> None:

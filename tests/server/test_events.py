@@ -31,7 +31,7 @@ from server.models import (
     OutboxEvent,
     utcnow,
 )
-from server.plugin import Event
+from server.plugin import CORE, Event
 from server.plugins import PluginRuntime, load_plugins
 from server.services import outbox
 from tests.plugins.fakes import FakePlugin, Recorder, gid
@@ -78,7 +78,9 @@ async def _hook_test(
     )
     event_id = await emit(sessions, hook, **payload)
     report = await OutboxDispatcher(sessions, runtime, FAST).drain()
-    assert report.events == 1 and report.delivered == 1
+    # The core listens to some events itself (a delivery sends a survey): its delivery too.
+    core = CORE in runtime.implementers(hook)
+    assert report.events == 1 and report.delivered == 1 + core
     [event] = recorder.events
     assert (event.id, event.name, event.payload) == (event_id, hook, payload)
     assert event.created_at is not None
@@ -108,6 +110,46 @@ async def test_hook_order_status_changed(sessions: async_sessionmaker[AsyncSessi
 async def test_hook_payment_captured(sessions: async_sessionmaker[AsyncSession]) -> None:
     await _hook_test(
         sessions, "payment_captured", {"order_id": 7, "payment_id": 2, "amount": 19900}
+    )
+
+
+async def test_hook_payment_refunded(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(
+        sessions,
+        "payment_refunded",
+        {"order_id": 7, "payment_id": 2, "amount": 19900, "currency": "CNY", "gateway": "test"},
+    )
+
+
+async def test_hook_survey_sent(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(
+        sessions,
+        "survey_sent",
+        {
+            "survey_id": 5,
+            "customer_id": 3,
+            "kind": "CSAT",
+            "trigger": "DELIVERY",
+            "subject_key": "order:7",
+            "order_id": 7,
+            "expires_at": "2027-02-15T10:00:00+00:00",
+        },
+    )
+
+
+async def test_hook_survey_answered(sessions: async_sessionmaker[AsyncSession]) -> None:
+    await _hook_test(
+        sessions,
+        "survey_answered",
+        {
+            "survey_id": 5,
+            "customer_id": 3,
+            "kind": "NPS",
+            "trigger": "PERIODIC",
+            "subject_key": "nps:3:2027-02-01",
+            "order_id": None,
+            "score": 9,
+        },
     )
 
 

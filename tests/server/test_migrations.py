@@ -631,3 +631,78 @@ def test_audience_tables_come_with_0011_and_go_on_the_way_down(database_url: str
     assert not AUDIENCE_TABLES & migrate.run_async(tables)
     assert "customer" in migrate.run_async(tables)
     migrate.upgrade(database_url, plugins=plugins)
+
+
+# The revision 0014 follows 0011: the surveys' table and the opt-out are tested up and down.
+BEFORE_SURVEYS = "0011_core"
+
+
+def test_survey_tables_come_with_0014_and_go_on_the_way_down(database_url: str) -> None:
+    """0014 adds the surveys (one per trigger and subject) and the customers' opt-out, false
+    for the customers already there; going down drops both and leaves the customers."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def shape() -> tuple[set[str], set[str]]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: (
+                    set(inspect(c).get_table_names()),
+                    {column["name"] for column in inspect(c).get_columns("customer")},
+                )
+            )
+        await engine.dispose()
+        return found
+
+    async def a_customer() -> None:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO customer (email, first_name, last_name, membership_tier, "
+                    "tags, interests, is_active, created_at) VALUES ('nps@example.cn', '', '', "
+                    "'STANDARD', '[]', '[]', :active, :at)"
+                ),
+                {"active": True, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        await engine.dispose()
+
+    async def use_them() -> tuple[bool, bool, int]:
+        engine = create_engine(database_url)
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        survey = text(
+            "INSERT INTO survey (customer_id, kind, trigger, subject_key, state, sent_at, "
+            "expires_at) SELECT id, 'NPS', 'PERIODIC', 'nps:1', 'SENT', :at, :at FROM customer "
+            "WHERE email = 'nps@example.cn'"
+        )
+        async with engine.begin() as conn:
+            opted_out = (
+                await conn.execute(
+                    text("SELECT surveys_opt_out FROM customer WHERE email = 'nps@example.cn'")
+                )
+            ).scalar_one()
+            await conn.execute(survey, {"at": at})
+        refused = False
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(survey, {"at": at})
+        except IntegrityError:
+            refused = True
+        async with engine.connect() as conn:
+            count = (await conn.execute(text("SELECT count(*) FROM survey"))).scalar_one()
+        await engine.dispose()
+        return bool(opted_out), refused, int(count)
+
+    tables, columns = migrate.run_async(shape)
+    assert "survey" in tables and "surveys_opt_out" in columns
+    migrate.downgrade(database_url, BEFORE_SURVEYS, plugins)
+    tables, columns = migrate.run_async(shape)
+    assert "survey" not in tables and "surveys_opt_out" not in columns
+    migrate.run_async(a_customer)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(use_them) == (False, True, 1)  # one survey per trigger and subject
+    migrate.downgrade(database_url, BEFORE_SURVEYS, plugins)
+    tables, columns = migrate.run_async(shape)
+    assert "survey" not in tables and "surveys_opt_out" not in columns
+    assert "customer" in tables
+    migrate.upgrade(database_url, plugins=plugins)
