@@ -1,9 +1,11 @@
 """The /admin dashboard in a real headless Chromium with every request off this machine refused,
-against a live server holding a demo shop: staff sign in and every panel draws its figures;
-a wrong password, a customer or staff without the permission see none; a panel that fails
-says so and leaves the others be; production serves no dashboard unless told to. And the
-dashboard's GraphQL documents are valid against the schema, so that renaming a field fails
-here rather than on an operator's screen."""
+against a live server holding a demo shop: staff sign in and every panel draws its figures,
+the very figures the API answers; a wrong password, a customer or staff without the permission
+see none; a panel that fails says so and leaves the others be; an analyst sees product health
+without cost prices (never asked for); the demand forecast follows the category or SKU chosen,
+kept in the URL; production serves no dashboard unless told to. And the dashboard's GraphQL
+documents are valid against the schema, so that renaming a field fails here rather than on an
+operator's screen."""
 
 from __future__ import annotations
 
@@ -38,11 +40,41 @@ SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
 QUERIES = admin.ADMIN_DIR / "queries"
 JS = admin.ADMIN_DIR / "js"
 SUPPORT_EMAIL = "support@shopgraph.example"
-# Every panel of the registry (js/panels.js) and how it draws.
-CHART_PANELS = ("segment-sizes", "segment-movements", "searches-without-results")
+ANALYST_EMAIL = "analyst@shopgraph.example"
+# Searches the fixture records today, every one finding nothing: a rising, unmet demand.
+UNMET_SEARCH = "露营 天幕"
+UNMET_SEARCHES = 5
+# Every panel of the registry (js/panels.js) and how it draws; a chart's series that the demo
+# shop fills.
+CHART_SERIES = {
+    "segment-sizes": "customers",
+    "segment-movements": "moved",
+    "searches-without-results": "searches without results",
+    "sell-rate": "SKUs that sold",
+    "demand-forecast": "units sold",
+}
+CHART_PANELS = tuple(CHART_SERIES)
 HEATMAP_PANELS = ("segment-flows",)
-TABLE_PANELS = ("low-click-through",)
+TABLE_PANELS = (
+    "low-click-through",
+    "new-products",
+    "slow-movers",
+    "stock-outs",
+    "rising-searches",
+)
 PANELS = CHART_PANELS + HEATMAP_PANELS + TABLE_PANELS
+# The panels of insights.read (the others read customers).
+INSIGHT_PANELS = (
+    "segment-sizes",
+    "segment-movements",
+    "segment-flows",
+    "sell-rate",
+    "new-products",
+    "slow-movers",
+    "stock-outs",
+    "rising-searches",
+    "demand-forecast",
+)
 SETTLED = """() => [...document.querySelectorAll('[data-panel]')].every(
     (p) => !['idle', 'loading'].includes(p.dataset.state))"""
 STATES = "() => Object.fromEntries([...document.querySelectorAll('[data-panel]')].map((p) => [p.dataset.panel, p.dataset.state]))"
@@ -55,6 +87,27 @@ DATASETS = """(id) => {
     label: d.label, points: d.data.length,
     sum: d.data.reduce((a, v) => a + (typeof v === 'number' ? v : 0), 0)}));
 }"""
+# A panel's chart as Chart.js holds it: its labels and each dataset's values.
+CHART = """(id) => {
+  const canvas = document.querySelector(`[data-panel="${id}"] canvas`);
+  const chart = canvas && Chart.getChart(canvas);
+  if (!chart) return null;
+  return {labels: chart.data.labels,
+          datasets: Object.fromEntries(chart.data.datasets.map((d) => [d.label, d.data]))};
+}"""
+# A panel's table: its header and its rows' cells, and the rows marked.
+TABLE = """(id) => {
+  const table = document.querySelector(`[data-panel="${id}"] table`);
+  if (!table) return null;
+  const cells = (row) => [...row.cells].map((c) => c.textContent);
+  return {head: cells(table.tHead.rows[0]),
+          rows: [...table.tBodies[0].rows].map(cells),
+          flagged: [...table.tBodies[0].rows].map((r) => r.classList.contains('flagged'))};
+}"""
+# A panel's headline figures: label → value.
+FIGURES = """(id) => Object.fromEntries([...document.querySelectorAll(
+  `[data-panel="${id}"] dl.figures > div`)].map((d) => [
+    d.querySelector('dt').textContent, d.querySelector('dd').textContent]))"""
 # Painted pixels of a canvas (Chart.js draws on a transparent one).
 PAINTED = """(canvas) => {
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -69,6 +122,8 @@ class Shop:
     server: LiveServer
     database_url: str
     customer_email: str
+    # A SKU sold in the last 30 days whose stock the fixture took away.
+    sold_out_sku: str = ""
 
     @property
     def url(self) -> str:
@@ -78,7 +133,9 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """A live server on a demo shop (its history up to today, its segments' history
-    replayed), with the demo's admin and a support agent."""
+    replayed), with the demo's admin, a support agent and an analyst; over the API, the fixture
+    then records today's searches for a text the shop lacks and sells out a SKU that sold
+    this month (the demo shop has neither)."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('dashboard') / 'shop.db'}"
     settings = Settings(database_url=url, env="test", run_jobs=False, cost_bucket_size=10**6)
     plugins = load_plugins(settings)
@@ -97,6 +154,13 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                     name="客服小张",
                     role=StaffRole.SUPPORT,
                 )
+                await accounts.create_staff(
+                    session,
+                    email=ANALYST_EMAIL,
+                    password=DEMO_PASSWORD,
+                    name="分析师小王",
+                    role=StaffRole.ANALYST,
+                )
                 await session.commit()
         finally:
             await engine.dispose()
@@ -105,9 +169,99 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     customer_email = migrate.run_async(fill)
     server = LiveServer(create_app(settings, plugins)).start()
     try:
-        yield Shop(server, url, customer_email)
+        shop = Shop(server, url, customer_email)
+        for i in range(UNMET_SEARCHES):
+            recorded = gql(
+                shop,
+                "mutation($i: RecordEventInput!) { recordEvent(input: $i) { __typename } }",
+                {
+                    "i": {
+                        "kind": "SEARCH",
+                        "query": UNMET_SEARCH,
+                        "resultCount": 0,
+                        "sessionId": f"camper-{i}",
+                    }
+                },
+            )
+            assert recorded["recordEvent"]["__typename"] == "RecordEventSuccess"
+        shop.sold_out_sku = sell_out_a_recent_sku(shop)
+        yield shop
     finally:
         server.stop()
+
+
+def gql(
+    shop: Shop, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+) -> dict[str, Any]:
+    """POST a document to the live server; its data (no errors expected)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.post(
+        f"{shop.server.url}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers=headers,
+        timeout=60,
+    ).json()
+    assert "errors" not in answer, answer["errors"]
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def staff_token(shop: Shop, email: str = DEMO_STAFF_EMAIL) -> str:
+    data = gql(
+        shop,
+        "mutation($i: LoginInput!) { staffLogin(input: $i) { "
+        "... on StaffLoginSuccess { accessToken } } }",
+        {"i": {"email": email, "password": DEMO_PASSWORD}},
+    )
+    token: str = data["staffLogin"]["accessToken"]
+    return token
+
+
+def sell_out_a_recent_sku(shop: Shop) -> str:
+    """Take every available unit of a SKU of a recent purchase away (a stock take that finds
+    only what is reserved): the demo shop then has a stock-out."""
+    token = staff_token(shop)
+    since = datetime.now(UTC) - timedelta(days=20)
+    orders = gql(
+        shop,
+        "query($f: OrderFilter) { orders(first: 20, filter: $f) { edges { node { status "
+        "lines { sku variant { id } } } } } }",
+        {"f": {"placedFrom": since.isoformat()}},
+        token,
+    )["orders"]["edges"]
+    bought = [
+        line
+        for edge in orders
+        if edge["node"]["status"] not in ("PENDING_PAYMENT", "CANCELLED")
+        for line in edge["node"]["lines"]
+        if line["variant"] is not None
+    ]
+    assert bought, "the demo shop sold nothing in 20 days"
+    line = bought[0]
+    levels = gql(
+        shop,
+        "query($v: ID!) { stockLevels(first: 50, filter: {variantId: $v}) { edges { node { "
+        "reserved warehouse { id } } } } }",
+        {"v": line["variant"]["id"]},
+        token,
+    )["stockLevels"]["edges"]
+    for edge in levels:
+        level = edge["node"]
+        taken = gql(
+            shop,
+            "mutation($i: SetStockLevelInput!) { setStockLevel(input: $i) { __typename } }",
+            {
+                "i": {
+                    "warehouseId": level["warehouse"]["id"],
+                    "variantId": line["variant"]["id"],
+                    "onHand": level["reserved"],
+                }
+            },
+            token,
+        )
+        assert taken["setStockLevel"]["__typename"] == "SetStockLevelSuccess"
+    sku: str = line["sku"]
+    return sku
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +418,7 @@ def test_the_dashboards_documents_are_valid_against_the_schema() -> None:
         # The code, not its comments (the registry's comment shows a panel to come).
         source = re.sub(r"^\s*//.*$", "", path.read_text(), flags=re.MULTILINE)
         named |= set(re.findall(r'\bquery: "(\w+)"', source))
-        named |= set(re.findall(r'\b(?:query|loadDocument)\("(\w+)"', source))
+        named |= set(re.findall(r'\b(?:query|loadDocument|ask)\("(\w+)"', source))
     assert named == set(documents), (named, set(documents))
 
 
@@ -303,11 +457,11 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
     assert settle(page) == dict.fromkeys(PANELS, "ready")
     assert page.locator("#who-role").inner_text() == "ADMIN"
 
-    for panel in CHART_PANELS:
-        datasets = page.evaluate(DATASETS, panel)
+    for panel, series in CHART_SERIES.items():
+        datasets = {d["label"]: d for d in page.evaluate(DATASETS, panel)}
         assert datasets, panel
-        assert all(d["points"] > 0 for d in datasets), (panel, datasets)
-        assert datasets[0]["sum"] > 0, (panel, datasets)
+        assert all(d["points"] > 0 for d in datasets.values()), (panel, datasets)
+        assert datasets[series]["sum"] > 0, (panel, datasets)
         canvas = page.locator(f'[data-panel="{panel}"] canvas')
         assert page.evaluate(PAINTED, canvas.element_handle()) > 2000, panel
     # The demo shop's customers fill its segments; the weekly recomputations moved some.
@@ -318,8 +472,8 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
     cells = page.locator('[data-panel="segment-flows"] td[data-value]')
     assert cells.count() > 3
     assert sum(int(v) for v in cells.evaluate_all("(cs) => cs.map((c) => c.dataset.value)")) > 0
-    rows = page.locator('[data-panel="low-click-through"] tbody tr')
-    assert rows.count() > 0
+    for panel in TABLE_PANELS:
+        assert page.locator(f'[data-panel="{panel}"] tbody tr').count() > 0, panel
     assert page.evaluate("() => sessionStorage.length") == 1
 
     # A period before the shop opened: the period's panels say so; segments are as of now.
@@ -332,13 +486,23 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
         "() => document.querySelector('[data-panel=segment-movements]').dataset.state !== 'ready'"
     )
     states = settle(page)
+    # The catalogue was there before the first order: its SKUs sold nothing then. The
+    # forecast is from today whatever the period.
     assert states == {
         "segment-sizes": "ready",
         "segment-movements": "empty",
         "segment-flows": "empty",
         "searches-without-results": "empty",
         "low-click-through": "empty",
+        "sell-rate": "ready",
+        "new-products": "ready",
+        "slow-movers": "ready",
+        "stock-outs": "empty",
+        "rising-searches": "empty",
+        "demand-forecast": "ready",
     }
+    assert page.evaluate(FIGURES, "sell-rate")["sell rate"] == "0%"
+    assert set(column(page.evaluate(TABLE, "slow-movers"), "sold")) == {"0"}
     assert panel_text(page, "segment-movements") == "no data"
     assert f"from={first.isoformat()}" in page.url and "by=WEEK" in page.url
 
@@ -452,13 +616,12 @@ def test_a_panel_refused_shows_why_and_the_others_draw(shop: Shop, tab: Tab) -> 
     sign_in(page, SUPPORT_EMAIL, DEMO_PASSWORD)
     states = settle(page)
     assert states == {
-        "segment-sizes": "error",
-        "segment-movements": "error",
-        "segment-flows": "error",
+        **dict.fromkeys(INSIGHT_PANELS, "error"),
         "searches-without-results": "ready",
         "low-click-through": "ready",
     }
-    assert panel_text(page, "segment-sizes").startswith("FORBIDDEN: ")
+    for panel in INSIGHT_PANELS:
+        assert panel_text(page, panel).startswith("FORBIDDEN: "), panel
     assert page.evaluate(DATASETS, "searches-without-results")[0]["sum"] > 0
     assert page.locator("#who-role").inner_text() == "SUPPORT"
     # Staff tokens cannot be refreshed: a minute before the end, the header says so.
@@ -484,6 +647,269 @@ def test_a_panel_refused_shows_why_and_the_others_draw(shop: Shop, tab: Tab) -> 
     page.locator("#period-to").fill("2023-12-31")
     page.get_by_role("button", name="Show").click()
     assert page.locator("#period-message").inner_text() == "to must not be before from"
+    assert tab.problems == []
+
+
+PRODUCT_HEALTH = """query($i: ProductHealthInput!) { productHealth(input: $i) {
+  ... on ProductHealth {
+    sellRate { skus sellingSkus rate categoryCount categories { name skus sellingSkus } }
+    newProducts { createdFrom products items { sku name } }
+    slowMovers { count items { sku stockValue { amount currency } } }
+    stockOuts { count items { sku available } } } } }"""
+RISING = """query($i: RisingSearchTermsInput!) { risingSearchTerms(input: $i) {
+  ... on RisingSearchTerms { terms { query searches previousSearches score zeroResultShare
+                                    unmetDemand } } } }"""
+FORECAST = """query($i: DemandForecastInput!) { demandForecast(input: $i) {
+  ... on DemandForecast { actuals { day units }
+                          points { day mean intervals { level lower upper } } } } }"""
+
+
+def percent(ratio: float) -> str:
+    """A ratio as the page shows it (Intl, at most one decimal)."""
+    return f"{100 * ratio:.1f}".removesuffix(".0") + "%"
+
+
+def column(table: dict[str, Any], label: str) -> list[str]:
+    index = table["head"].index(label)
+    return [row[index] for row in table["rows"]]
+
+
+def test_product_health_and_rising_searches_show_what_the_api_answers(shop: Shop, tab: Tab) -> None:
+    """The last 30 days (the default period): the panels hold the API's rows, in its order."""
+    page = tab.page
+    page.goto(shop.url, wait_until="load")
+    sign_in(page, DEMO_STAFF_EMAIL, DEMO_PASSWORD)
+    assert settle(page) == dict.fromkeys(PANELS, "ready")
+    to = shop_today()
+    start = to - timedelta(days=29)
+    assert page.locator("#period-from").input_value() == start.isoformat()
+    token = staff_token(shop)
+    period = {"from": start.isoformat(), "to": to.isoformat()}
+    health = gql(shop, PRODUCT_HEALTH, {"i": {**period, "newWithinDays": 30, "limit": 20}}, token)[
+        "productHealth"
+    ]
+
+    # Sell rate: per category, the SKUs that sold and those that did not, stacked.
+    sell_rate = health["sellRate"]
+    chart = page.evaluate(CHART, "sell-rate")
+    categories = sell_rate["categories"]
+    assert 0 < len(categories) <= 20
+    assert [label.split(" · ")[0] for label in chart["labels"]] == [
+        c["name"] if c["name"] is not None else "(no category)" for c in categories
+    ]
+    assert chart["datasets"]["SKUs that sold"] == [c["sellingSkus"] for c in categories]
+    assert chart["datasets"]["SKUs that sold nothing"] == [
+        c["skus"] - c["sellingSkus"] for c in categories
+    ]
+    assert page.evaluate(FIGURES, "sell-rate") == {
+        "sell rate": percent(sell_rate["sellingSkus"] / sell_rate["skus"]),
+        "SKUs that sold": f"{sell_rate['sellingSkus']:,} of {sell_rate['skus']:,}",
+        "categories": f"{sell_rate['categoryCount']:,}",
+    }
+
+    # New products: those created from the period's first day.
+    news = health["newProducts"]
+    assert news["createdFrom"] == start.isoformat()
+    table = page.evaluate(TABLE, "new-products")
+    assert column(table, "SKU") == [item["sku"] for item in news["items"]]
+    assert column(table, "product") == [item["name"] for item in news["items"]]
+    assert page.evaluate(FIGURES, "new-products")[f"new since {start}"] == f"{news['products']:,}"
+
+    # Slow movers, with their stock value for an admin (who may see cost prices).
+    slow = health["slowMovers"]
+    table = page.evaluate(TABLE, "slow-movers")
+    assert len(table["rows"]) == 20 < slow["count"]
+    assert column(table, "SKU") == [item["sku"] for item in slow["items"]]
+    values = column(table, "stock value")
+    for item, shown in zip(slow["items"], values, strict=True):
+        assert f"{float(item['stockValue']['amount']):,.2f}" in shown, (item, shown)
+
+    # Stock-outs: the SKU the fixture sold out is there, with nothing available.
+    outs = health["stockOuts"]
+    table = page.evaluate(TABLE, "stock-outs")
+    assert shop.sold_out_sku in column(table, "SKU")
+    assert column(table, "SKU") == [item["sku"] for item in outs["items"]]
+    assert column(table, "available") == [str(item["available"]) for item in outs["items"]]
+    assert page.evaluate(FIGURES, "stock-outs") == {"SKUs sold out": str(outs["count"])}
+
+    # Rising searches: the API's terms in its order, unmet demand marked.
+    terms = gql(shop, RISING, {"i": {**period, "limit": 20}}, token)["risingSearchTerms"]["terms"]
+    table = page.evaluate(TABLE, "rising-searches")
+    assert column(table, "search") == [t["query"] for t in terms]
+    assert table["flagged"] == [t["unmetDemand"] for t in terms]
+    unmet = [row for row, flagged in zip(table["rows"], table["flagged"], strict=True) if flagged]
+    # Five searches after none: growth (5 + ½) / (0 + ½) = 11 times, and a score of
+    # ln 11 − z · √(1/5.5 + 1/0.5) = 2.39790 − 1.28155 × 1.47710 = 0.50492.
+    assert unmet == [[UNMET_SEARCH, "5", "0", "×11", "0.5", "100%", "unmet demand"]]
+    camping = next(t for t in terms if t["query"] == UNMET_SEARCH)
+    assert camping["score"] == pytest.approx(0.50492, abs=1e-5)
+    assert tab.problems == []
+
+
+def test_an_analyst_sees_product_health_without_cost_prices(shop: Shop, tab: Tab) -> None:
+    """stockValue needs pricing.manage or catalog.manage: the dashboard does not ask it of an
+    analyst, who would get a FORBIDDEN error; the rest of product health is drawn."""
+    page = tab.page
+    posted: list[str] = []
+    page.on(
+        "request",
+        lambda r: posted.append(r.post_data or "") if r.url.endswith("/graphql") else None,
+    )
+    page.goto(shop.url, wait_until="load")
+    sign_in(page, ANALYST_EMAIL, DEMO_PASSWORD)
+    assert settle(page) == dict.fromkeys(PANELS, "ready")
+    assert page.locator("#who-role").inner_text() == "ANALYST"
+    table = page.evaluate(TABLE, "slow-movers")
+    assert "stock value" not in table["head"] and len(table["rows"]) == 20
+    health = [body for body in posted if "query ProductHealth(" in body]
+    assert len(health) == 1 and '"costs":false' in health[0]
+    # Asked anyway, the API would refuse the costs: what the dashboard spares the analyst.
+    answer = httpx.post(
+        f"{shop.server.url}/graphql",
+        json={
+            "query": "{ productHealth { ... on ProductHealth { slowMovers { items { "
+            "stockValue { amount } } } } } }"
+        },
+        headers={"Authorization": f"Bearer {staff_token(shop, ANALYST_EMAIL)}"},
+    ).json()
+    assert answer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    # Twelve months: product health reads up to 366 days, rising searches compare up to 183.
+    page.get_by_role("button", name="12 months").click()
+    states = settle(page)
+    assert states["rising-searches"] == "error"
+    assert panel_text(page, "rising-searches") == (
+        "VALIDATION_FAILED: a period spans at most 183 days (from)"
+    )
+    assert all(states[p] == "ready" for p in ("sell-rate", "slow-movers", "demand-forecast"))
+    assert tab.problems == []
+
+
+def forecast_panel(page: Page) -> dict[str, Any]:
+    chart: dict[str, Any] = page.evaluate(CHART, "demand-forecast")
+    return chart
+
+
+def assert_draws(chart: dict[str, Any], forecast: dict[str, Any]) -> None:
+    """The chart is the API's forecast: 56 days of actual units, then 28 of the expected units
+    inside their 80% and 95% intervals."""
+    actuals, points = forecast["actuals"], forecast["points"]
+    assert (len(actuals), len(points)) == (56, 28)
+    assert chart["labels"] == [a["day"] for a in actuals] + [p["day"] for p in points]
+    assert points[0]["day"] == shop_today().isoformat()
+    data = chart["datasets"]
+    assert data["units sold"] == [a["units"] for a in actuals] + [None] * 28
+    assert data["forecast"] == [None] * 56 + [p["mean"] for p in points]
+
+    def bound(level: int, side: str) -> list[float]:
+        return [next(i[side] for i in p["intervals"] if i["level"] == level) for p in points]
+
+    for level in (80, 95):
+        assert data[f"{level}% interval (lower)"] == [None] * 56 + bound(level, "lower")
+        assert data[f"{level}% interval"] == [None] * 56 + bound(level, "upper")
+    # The 95% band holds the 80% one.
+    for lo95, lo80, hi80, hi95 in zip(
+        bound(95, "lower"), bound(80, "lower"), bound(80, "upper"), bound(95, "upper"), strict=True
+    ):
+        assert lo95 <= lo80 <= hi80 <= hi95
+
+
+def forecast_of(shop: Shop, token: str, target: dict[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = gql(
+        shop, FORECAST, {"i": {**target, "days": 28, "historyDays": 56}}, token
+    )["demandForecast"]
+    return found
+
+
+def wait_forecast(page: Page, hash_part: str) -> str:
+    page.wait_for_function(
+        "(part) => location.hash.includes(part) && !['idle', 'loading'].includes("
+        "document.querySelector('[data-panel=demand-forecast]').dataset.state)",
+        arg=hash_part,
+        timeout=30_000,
+    )
+    state: str = page.evaluate(STATES)["demand-forecast"]
+    return state
+
+
+def test_the_demand_forecast_follows_the_category_or_sku_chosen_and_keeps_it_in_the_url(
+    shop: Shop, tab: Tab
+) -> None:
+    page = tab.page
+    token = staff_token(shop)
+    categories = gql(shop, "{ categories { id name slug children { id name slug } } }")[
+        "categories"
+    ]
+    top = categories[0]
+    page.goto(shop.url, wait_until="load")
+    sign_in(page, DEMO_STAFF_EMAIL, DEMO_PASSWORD)
+    settle(page)
+    panel = page.locator('[data-panel="demand-forecast"]')
+    select = panel.locator("select")
+    sku = panel.locator("input[name=sku]")
+
+    # By default: the first top-level category, with the categories below it.
+    assert select.input_value() == top["slug"]
+    options = select.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert options == [
+        "",
+        *[slug for c in categories for slug in (c["slug"], *(k["slug"] for k in c["children"]))],
+    ]
+    assert_draws(forecast_panel(page), forecast_of(shop, token, {"categoryId": top["id"]}))
+    assert page.evaluate(FIGURES, "demand-forecast")["forecast of"] == f"{top['name']} (category)"
+    assert forecast_panel(page)["datasets"]["units sold"].count(None) == 28
+
+    # A category below: kept in the URL.
+    child = top["children"][0]
+    select.select_option(child["slug"])
+    assert wait_forecast(page, f"forecast=category:{child['slug']}") == "ready"
+    # Only what was chosen: the period is still "the last 30 days", whenever the link opens.
+    assert page.evaluate("() => location.hash") == f"#forecast=category:{child['slug']}"
+    assert_draws(forecast_panel(page), forecast_of(shop, token, {"categoryId": child["id"]}))
+
+    # A product by SKU (a variant's SKU names its product; case does not matter).
+    product = gql(
+        shop,
+        "query($s: String!) { productBySku(sku: $s) { id name sku } }",
+        {"s": shop.sold_out_sku},
+    )["productBySku"]
+    sku.fill(shop.sold_out_sku.lower())
+    panel.get_by_role("button", name="Forecast").click()
+    assert wait_forecast(page, f"forecast=sku:{shop.sold_out_sku}") == "ready"
+    assert select.input_value() == ""
+    assert page.evaluate(FIGURES, "demand-forecast")["forecast of"] == (
+        f"{product['name']} ({product['sku']})"
+    )
+    by_product = forecast_of(shop, token, {"productId": product["id"]})
+    assert_draws(forecast_panel(page), by_product)
+
+    # A reload (or a shared link) shows the same; a new period keeps the choice.
+    page.reload(wait_until="load")
+    assert settle(page)["demand-forecast"] == "ready"
+    assert sku.input_value() == shop.sold_out_sku
+    assert_draws(forecast_panel(page), by_product)
+    page.get_by_role("button", name="7 days").click()
+    week = settle(page)
+    assert week["demand-forecast"] == "ready"
+    url = page.evaluate("() => location.hash")
+    assert f"from={(shop_today() - timedelta(days=6)).isoformat()}" in url
+    assert url.endswith(f"&forecast=sku:{shop.sold_out_sku}")
+
+    # A SKU nobody sells is this panel's error alone; one that is no SKU is never sent.
+    sku.fill("NO-SUCH-SKU-1")
+    panel.get_by_role("button", name="Forecast").click()
+    assert wait_forecast(page, "forecast=sku:NO-SUCH-SKU-1") == "error"
+    assert panel_text(page, "demand-forecast") == "no product has the SKU NO-SUCH-SKU-1"
+    assert settle(page) == {**week, "demand-forecast": "error"}
+    sku.fill("not a sku!")
+    panel.get_by_role("button", name="Forecast").click()
+    assert panel.locator(".message").inner_text().startswith("a SKU is letters, digits")
+    assert page.evaluate("() => location.hash").endswith("forecast=sku:NO-SUCH-SKU-1")
+
+    # Back to a category: the SKU field empties.
+    select.select_option(top["slug"])
+    assert wait_forecast(page, f"forecast=category:{top['slug']}") == "ready"
+    assert sku.input_value() == ""
     assert tab.problems == []
 
 
@@ -571,4 +997,80 @@ def test_the_renderers_draw_bands_thresholds_funnels_heatmaps_and_kpi_series(
     assert (drawn["tableCell"], drawn["tableBold"]) == ("<b>not markup</b>", 0)
     for canvas in page.locator("body > .panel canvas").element_handles():
         assert page.evaluate(PAINTED, canvas) > 1000
+    assert tab.problems == []
+
+
+def test_the_forecast_spec_the_url_hash_and_the_table_marks(shop: Shop, tab: Tab) -> None:
+    """What the new panels are built of, by the page's own modules: a forecast drawn as the
+    actuals then the mean inside its bands (the widest first, so the narrower shades over
+    it), the URL hash shared by the period and a panel's choice, and a table's marked rows."""
+    page = tab.page
+    page.goto(shop.url, wait_until="load")
+    page.wait_for_function("() => window.Chart !== undefined")
+    drawn: dict[str, Any] = page.evaluate(
+        """async () => {
+      const charts = await import('/admin/static/js/charts.js');
+      const panels = await import('/admin/static/js/panels.js');
+      const hash = await import('/admin/static/js/hash.js');
+      const place = () => {
+        const el = document.createElement('div');
+        el.className = 'panel';
+        document.body.append(el);
+        return el;
+      };
+      const chart = charts.lineChart(place(), panels.forecastSpec({
+        levels: [80, 95],
+        actuals: [{day: '2026-11-28', units: 3}, {day: '2026-11-29', units: 5}],
+        points: [{day: '2026-11-30', mean: 4, intervals: [
+          {level: 80, lower: 2, upper: 6}, {level: 95, lower: 1, upper: 8}]}],
+      }));
+      const marked = charts.table(place(), {
+        columns: [{label: 'q', value: (r) => r.q}],
+        rows: [{q: 'a', unmet: false}, {q: 'b', unmet: true}],
+        rowClass: (r) => (r.unmet ? 'flagged' : null),
+      });
+      const shown = charts.figures(place(), [{label: 'sell rate', value: '39%'}]);
+      const period = '#to=2026-11-30&from=2026-11-01&by=DAY';
+      return {
+        labels: chart.data.labels,
+        datasets: chart.data.datasets.map((d) => [d.label, d.data, d.fill, d.borderDash ?? null]),
+        marked: [...marked.tBodies[0].rows].map((r) => r.className),
+        figures: [...shown.querySelectorAll('dt, dd')].map((e) => e.textContent),
+        hashes: [
+          hash.hashWith({forecast: 'sku:AB-1'}, period),
+          hash.hashWith({forecast: 'category:baby-toys', from: '2026-10-01'},
+                        '#forecast=sku:AB-1&to=2026-11-30&by=WEEK'),
+          hash.hashWith({forecast: null}, '#from=2026-11-01&forecast=sku:AB-1'),
+          hash.hashWith({forecast: 'sku:A&B=C'}, ''),
+        ],
+        targets: ['sku:ab-1', 'sku:a b', 'category:baby-toys', 'category:Baby', 'toys', null]
+          .map(panels.parseForecastTarget),
+      };
+    }"""
+    )
+    assert drawn["labels"] == ["2026-11-28", "2026-11-29", "2026-11-30"]
+    assert drawn["datasets"] == [
+        ["95% interval (lower)", [None, None, 1], False, None],
+        ["95% interval", [None, None, 8], "-1", None],
+        ["80% interval (lower)", [None, None, 2], False, None],
+        ["80% interval", [None, None, 6], "-1", None],
+        ["units sold", [3, 5, None], False, []],
+        ["forecast", [None, None, 4], False, [6, 4]],
+    ]
+    assert drawn["marked"] == ["", "flagged"]
+    assert drawn["figures"] == ["sell rate", "39%"]
+    assert drawn["hashes"] == [
+        "#from=2026-11-01&to=2026-11-30&by=DAY&forecast=sku:AB-1",
+        "#from=2026-10-01&to=2026-11-30&by=WEEK&forecast=category:baby-toys",
+        "#from=2026-11-01",
+        "#forecast=sku:A%26B%3DC",
+    ]
+    assert drawn["targets"] == [
+        {"kind": "sku", "sku": "ab-1"},
+        None,
+        {"kind": "category", "slug": "baby-toys"},
+        None,
+        None,
+        None,
+    ]
     assert tab.problems == []

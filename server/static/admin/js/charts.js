@@ -1,7 +1,7 @@
-// The panels' renderers, one per shape of data: line (with a threshold line and an interval
-// band), bar, funnel, heatmap and table. Charts are drawn by Chart.js (loaded by the page as
-// window.Chart); heatmaps and tables are plain tables. Text is always set as text, never as
-// HTML: search texts and names come from customers.
+// The panels' renderers, one per shape of data: line (with a threshold line and interval
+// bands), bar, funnel, heatmap, table, and headline figures. Charts are drawn by Chart.js
+// (loaded by the page as window.Chart); heatmaps, tables and figures are plain elements. Text
+// is always set as text, never as HTML: search texts and names come from customers.
 
 const PALETTE = ["#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#ca8a04", "#db2777",
   "#4b5563"];
@@ -86,18 +86,22 @@ function options(format, extra = {}) {
 /**
  * A line chart.
  * spec: {labels, series: [{label, values, dashed?}], threshold?: {label, value},
- *        band?: {label, lower, upper}, format?: value => text, fromZero?, whole?}
- * The band (a prediction interval) is shaded between `lower` and `upper`; the threshold is a
- * dashed red line across the chart.
+ *        band?: {label, lower, upper}, bands?: [{label, lower, upper}], format?: value => text,
+ *        fromZero?, whole?}
+ * A band (a prediction interval) is shaded between `lower` and `upper` (null where it does
+ * not reach); `bands` are several, the widest first; the threshold is a dashed red line across
+ * the chart.
  */
 export function lineChart(el, spec) {
   const Chart = library();
   const datasets = [];
-  if (spec.band) {
+  // Widest first: the narrower bands shade over it, darker where they overlap.
+  const bands = spec.bands || (spec.band ? [spec.band] : []);
+  for (const band of bands) {
     const shade = translucent(color(0), 0.15);
     datasets.push({
-      label: `${spec.band.label} (lower)`,
-      data: spec.band.lower,
+      label: `${band.label} (lower)`,
+      data: band.lower,
       borderWidth: 0,
       pointRadius: 0,
       fill: false,
@@ -105,8 +109,8 @@ export function lineChart(el, spec) {
       hiddenInLegend: true,
     });
     datasets.push({
-      label: spec.band.label,
-      data: spec.band.upper,
+      label: band.label,
+      data: band.upper,
       borderWidth: 0,
       pointRadius: 0,
       fill: "-1",
@@ -151,14 +155,21 @@ export function lineChart(el, spec) {
 
 /**
  * A bar chart.
- * spec: {labels, series: [{label, values}], horizontal?, stacked?, format?, whole?}
+ * spec: {labels, series: [{label, values, color?}], horizontal?, stacked?, format?, whole?}
+ * A horizontal chart grows with its bars, so that every label stays readable.
  */
 export function barChart(el, spec) {
   const Chart = library();
   const format = spec.format;
   const value = spec.horizontal ? "x" : "y";
   const category = spec.horizontal ? "y" : "x";
-  return new Chart(canvasIn(el), {
+  const canvas = canvasIn(el);
+  if (spec.horizontal && spec.labels.length > 8) {
+    const perBar = spec.stacked ? 1.4 : 1.2 + 0.4 * spec.series.length;
+    // Set through the CSSOM, which the Content-Security-Policy allows.
+    canvas.parentElement.style.height = `${4 + perBar * spec.labels.length}rem`;
+  }
+  return new Chart(canvas, {
     type: "bar",
     data: {
       labels: spec.labels,
@@ -253,7 +264,8 @@ export function heatmap(el, spec) {
 
 /**
  * A table.
- * spec: {columns: [{label, value: row => text|number, numeric?}], rows}
+ * spec: {columns: [{label, value: row => text|number, numeric?}], rows,
+ *        rowClass?: row => class name or null (e.g. "flagged")}
  */
 export function table(el, spec) {
   const scroll = document.createElement("div");
@@ -270,6 +282,8 @@ export function table(el, spec) {
   const body = t.createTBody();
   for (const row of spec.rows) {
     const tr = body.insertRow();
+    const kind = spec.rowClass ? spec.rowClass(row) : null;
+    if (kind) tr.className = kind;
     for (const column of spec.columns) {
       const td = tr.insertCell();
       td.textContent = String(column.value(row));
@@ -279,4 +293,24 @@ export function table(el, spec) {
   scroll.append(t);
   el.append(scroll);
   return t;
+}
+
+/**
+ * Headline figures above a chart or a table: "sell rate 39%", "SKUs 118".
+ * items: [{label, value: text}]
+ */
+export function figures(el, items) {
+  const list = document.createElement("dl");
+  list.className = "figures";
+  for (const item of items) {
+    const box = document.createElement("div");
+    const label = document.createElement("dt");
+    label.textContent = item.label;
+    const value = document.createElement("dd");
+    value.textContent = String(item.value);
+    box.append(label, value);
+    list.append(box);
+  }
+  el.append(list);
+  return list;
 }

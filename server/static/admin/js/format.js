@@ -1,4 +1,6 @@
-// Numbers as operators read them.
+// Numbers and moments as operators read them (moments in the shop's time zone).
+
+import { UTC_OFFSET_MINUTES } from "./config.js";
 
 const count = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
@@ -42,4 +44,23 @@ export function formatUnit(value, unit, currency = "CNY") {
     default:
       return formatNumber(value);
   }
+}
+
+// An ISO moment as the shop's clock reads it: "2026-11-29T14:03:07" (no offset).
+function shopClock(moment) {
+  const time = Date.parse(moment);
+  if (Number.isNaN(time)) return null;
+  return new Date(time + UTC_OFFSET_MINUTES * 60_000).toISOString().slice(0, 19);
+}
+
+/** The shop day of an ISO moment: "2026-11-29". */
+export function formatShopDay(moment) {
+  const clock = moment ? shopClock(moment) : null;
+  return clock ? clock.slice(0, 10) : "–";
+}
+
+/** An ISO moment on the shop's clock, to the minute: "2026-11-29 14:03". */
+export function formatShopTime(moment) {
+  const clock = moment ? shopClock(moment) : null;
+  return clock ? `${clock.slice(0, 10)} ${clock.slice(11, 16)}` : "–";
 }

@@ -3,11 +3,19 @@
 import { RequestFailed, SessionEnded, query } from "./api.js";
 import { clear, status } from "./charts.js";
 import { PANELS } from "./panels.js";
+import { readHash, writeHash } from "./hash.js";
 import { fromHash, mountPicker } from "./period.js";
 import * as sessions from "./session.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, period: fromHash(location.hash), generation: 0, timers: [] };
+const state = {
+  session: null,
+  period: fromHash(location.hash),
+  // The panels' own choices (control.param → text), kept in the URL hash beside the period.
+  choices: new Map(),
+  generation: 0,
+  timers: [],
+};
 const sections = new Map();
 
 function buildPanels() {
@@ -26,26 +34,58 @@ function buildPanels() {
       note.textContent = definition.note;
       section.append(note);
     }
+    let form = null;
+    if (definition.control) {
+      const { param } = definition.control;
+      state.choices.set(param, readHash().get(param));
+      form = document.createElement("form");
+      form.className = "panel-controls";
+      definition.control.build(form, (text) => choose(definition, text));
+      section.append(form);
+    }
     const body = document.createElement("div");
     body.className = "panel-body";
     section.append(body);
     container.append(section);
-    sections.set(definition.id, { section, body });
+    sections.set(definition.id, { section, body, form, load: 0 });
   }
 }
 
+// A panel's own choice changed: kept in the URL, and that panel alone loads again.
+function choose(definition, text) {
+  const { param } = definition.control;
+  state.choices.set(param, text);
+  writeHash({ [param]: text });
+  if (state.session) loadPanel(definition, state.generation, new Map());
+}
+
+// Run a document once per refresh, however many panels ask it.
+function shared(requests, name, variables) {
+  const key = `${name} ${JSON.stringify(variables)}`;
+  if (!requests.has(key)) requests.set(key, query(name, variables, state.session.token));
+  return requests.get(key);
+}
+
 async function loadPanel(definition, generation, requests) {
-  const { section, body } = sections.get(definition.id);
+  const entry = sections.get(definition.id);
+  const { section, body, form } = entry;
+  // A later load of this panel (a new choice) makes this one stale.
+  const load = ++entry.load;
+  const stale = () => generation !== state.generation || load !== entry.load;
   section.dataset.state = "loading";
   try {
-    const variables = definition.variables(state.period);
-    // Panels asking the same question share one request.
-    const key = `${definition.query} ${JSON.stringify(variables)}`;
-    if (!requests.has(key)) {
-      requests.set(key, query(definition.query, variables, state.session.token));
+    const ask = (name, variables = {}) => shared(requests, name, variables);
+    let choice = null;
+    if (definition.control) {
+      const text = state.choices.get(definition.control.param) ?? null;
+      choice = await definition.control.resolve(text, { ask, form });
+      if (stale()) return;
     }
-    const data = await requests.get(key);
-    if (generation !== state.generation) return;
+    const variables = await definition.variables(state.period, { ask, choice });
+    if (stale()) return;
+    // Panels asking the same question share one request.
+    const data = await shared(requests, definition.query, variables);
+    if (stale()) return;
     const rows = definition.rows(data);
     clear(body);
     if (rows === null || rows === undefined || (Array.isArray(rows) && rows.length === 0)) {
@@ -56,7 +96,7 @@ async function loadPanel(definition, generation, requests) {
     definition.render(rows, body, state.period);
     section.dataset.state = "ready";
   } catch (error) {
-    if (generation !== state.generation) return;
+    if (stale()) return;
     if (error instanceof SessionEnded) {
       endSession("Your session has ended: sign in again.");
       return;

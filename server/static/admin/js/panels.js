@@ -13,17 +13,39 @@
 //     render: (rows, el, period) => lineChart(el, kpiLineSpec(rows[0])),
 //   });
 //
+// `variables(period, {ask, choice})` may be async: `ask(name, variables)` runs another document
+// first (once per refresh, shared by the panels), e.g. to learn the viewer's permissions. A
+// panel may have a choice of its own beside the period (`control`, kept in the URL hash under
+// `control.param`): `control.build(form, choose)` makes its fields once, and
+// `await control.resolve(text, {ask, form})` turns the hash's text into the `choice` its
+// variables take, before every load.
+//
 // A panel whose query fails shows the error in its place; the others go on.
 
-import { unwrap } from "./api.js";
-import { barChart, heatmap, lineChart, table } from "./charts.js";
-import { formatCount, formatNumber, formatRatio, formatUnit } from "./format.js";
+import { RequestFailed, unwrap } from "./api.js";
+import { barChart, figures, heatmap, lineChart, status, table } from "./charts.js";
+import {
+  formatCount,
+  formatNumber,
+  formatRatio,
+  formatMoney,
+  formatShopDay,
+  formatShopTime,
+  formatUnit,
+} from "./format.js";
 
 export const PANELS = [];
 
 export function panel(definition) {
   for (const key of ["id", "title", "query", "variables", "rows", "render"]) {
     if (!(key in definition)) throw new Error(`panel ${definition.id}: no ${key}`);
+  }
+  if (definition.control) {
+    for (const key of ["param", "build", "resolve"]) {
+      if (!(key in definition.control)) {
+        throw new Error(`panel ${definition.id}: no control.${key}`);
+      }
+    }
   }
   if (PANELS.some((p) => p.id === definition.id)) throw new Error(`panel ${definition.id} twice`);
   PANELS.push(definition);
@@ -191,3 +213,381 @@ panel({
       rows: terms,
     }),
 });
+
+// --- product health, rising searches, demand forecasts ----------------------------------------
+
+// What productHealth's stockValue needs, as costPrice does.
+const COST_PERMISSIONS = ["pricing.manage", "catalog.manage"];
+// Rows of productHealth's lists and of the rising search terms.
+const LIST_LIMIT = 20;
+
+/** Whether the viewer may see cost prices: only then is stockValue asked for (an analyst
+ * would get null and a FORBIDDEN error). */
+async function maySeeCosts(ask) {
+  const data = await ask("viewerPermissions");
+  return COST_PERMISSIONS.some((p) => data.viewerPermissions.includes(p));
+}
+
+// The period's new products are those created from its first day on: newWithinDays counts
+// back from the day after `to` (createdFrom = to + 1 − newWithinDays = from).
+async function productHealthInput(period, { ask }) {
+  return {
+    input: {
+      from: period.from,
+      to: period.to,
+      newWithinDays: Math.min(366, period.days),
+      limit: LIST_LIMIT,
+    },
+    costs: await maySeeCosts(ask),
+  };
+}
+
+function productHealth(data) {
+  return unwrap(data.productHealth);
+}
+
+const SOLD_COLOR = "#16a34a";
+const IDLE_COLOR = "#d1d5db";
+
+panel({
+  id: "sell-rate",
+  title: "Sell rate (动销率)",
+  note:
+    "SKUs on sale that sold at least one unit in the period, overall and per category: the " +
+    "lowest rate first.",
+  query: "productHealth",
+  variables: productHealthInput,
+  rows: (data) => {
+    const found = productHealth(data);
+    return found.sellRate.skus > 0 ? found.sellRate : null;
+  },
+  render: (sellRate, el) => {
+    figures(el, [
+      { label: "sell rate", value: formatRatio(sellRate.rate) },
+      {
+        label: "SKUs that sold",
+        value: `${formatCount(sellRate.sellingSkus)} of ${formatCount(sellRate.skus)}`,
+      },
+      { label: "categories", value: formatCount(sellRate.categoryCount) },
+    ]);
+    const categories = sellRate.categories;
+    return barChart(el, {
+      labels: categories.map(
+        (c) => `${c.name === null ? "(no category)" : c.name} · ${formatRatio(c.rate)}`,
+      ),
+      series: [
+        {
+          label: "SKUs that sold",
+          values: categories.map((c) => c.sellingSkus),
+          color: SOLD_COLOR,
+        },
+        {
+          label: "SKUs that sold nothing",
+          values: categories.map((c) => c.skus - c.sellingSkus),
+          color: IDLE_COLOR,
+        },
+      ],
+      horizontal: true,
+      stacked: true,
+      format: formatCount,
+      whole: true,
+    });
+  },
+});
+
+panel({
+  id: "new-products",
+  title: "New products' sell-through",
+  note:
+    "Products created in the period: units sold / (units sold + units on hand now), the " +
+    "lowest first.",
+  query: "productHealth",
+  variables: productHealthInput,
+  rows: (data) => {
+    const found = productHealth(data);
+    return found.newProducts.products > 0 ? found.newProducts : null;
+  },
+  render: (news, el) => {
+    figures(el, [
+      { label: `new since ${news.createdFrom}`, value: formatCount(news.products) },
+      { label: "units sold", value: formatCount(news.unitsSold) },
+      { label: "on hand", value: formatCount(news.onHand) },
+      { label: "sell-through", value: formatRatio(news.sellThrough) },
+    ]);
+    return table(el, {
+      columns: [
+        { label: "product", value: (p) => p.name },
+        { label: "SKU", value: (p) => p.sku },
+        { label: "created", value: (p) => formatShopDay(p.createdAt) },
+        { label: "sold", value: (p) => formatCount(p.unitsSold), numeric: true },
+        { label: "on hand", value: (p) => formatCount(p.onHand), numeric: true },
+        { label: "sell-through", value: (p) => formatRatio(p.sellThrough), numeric: true },
+      ],
+      rows: news.items,
+    });
+  },
+});
+
+panel({
+  id: "slow-movers",
+  title: "Slow movers",
+  note:
+    "SKUs with stock on hand, the longest days of cover first (on hand / units sold a day); " +
+    "those that sold nothing lead.",
+  query: "productHealth",
+  variables: productHealthInput,
+  rows: (data) => {
+    const found = productHealth(data);
+    return found.slowMovers.count > 0 ? found.slowMovers : null;
+  },
+  render: (slow, el) => {
+    figures(el, [{ label: "SKUs with stock on hand", value: formatCount(slow.count) }]);
+    const columns = [
+      { label: "SKU", value: (s) => s.sku },
+      { label: "product", value: (s) => s.productName },
+      { label: "sold", value: (s) => formatCount(s.unitsSold), numeric: true },
+      { label: "on hand", value: (s) => formatCount(s.onHand), numeric: true },
+      { label: "a day", value: (s) => formatNumber(s.dailyUnits), numeric: true },
+      {
+        label: "days of cover",
+        value: (s) => (s.daysOfCover === null ? "no sales" : formatCount(s.daysOfCover)),
+        numeric: true,
+      },
+    ];
+    // Present only when it was asked for (the viewer may see cost prices).
+    if (slow.items.some((s) => "stockValue" in s)) {
+      columns.push({
+        label: "stock value",
+        value: (s) => formatMoney(s.stockValue),
+        numeric: true,
+      });
+    }
+    return table(el, { columns, rows: slow.items });
+  },
+});
+
+panel({
+  id: "stock-outs",
+  title: "Stock-outs",
+  note: "SKUs that sold in the period and have nothing available now: sales being lost.",
+  query: "productHealth",
+  variables: productHealthInput,
+  rows: (data) => {
+    const found = productHealth(data);
+    return found.stockOuts.count > 0 ? found.stockOuts : null;
+  },
+  render: (outs, el) => {
+    figures(el, [{ label: "SKUs sold out", value: formatCount(outs.count) }]);
+    return table(el, {
+      columns: [
+        { label: "SKU", value: (s) => s.sku },
+        { label: "product", value: (s) => s.productName },
+        { label: "sold", value: (s) => formatCount(s.unitsSold), numeric: true },
+        { label: "on hand", value: (s) => formatCount(s.onHand), numeric: true },
+        { label: "available", value: (s) => formatCount(s.available), numeric: true },
+        { label: "last sold", value: (s) => formatShopTime(s.lastSoldAt) },
+      ],
+      rows: outs.items,
+    });
+  },
+});
+
+panel({
+  id: "rising-searches",
+  title: "Rising searches",
+  note:
+    "Searched more than in the period as long before, beyond chance (score > 0), the surest " +
+    "rise first. Unmet demand: at least half of its searches found nothing.",
+  query: "risingSearchTerms",
+  variables: (period) => ({ input: { from: period.from, to: period.to, limit: LIST_LIMIT } }),
+  rows: (data) => unwrap(data.risingSearchTerms).terms,
+  render: (terms, el) =>
+    table(el, {
+      columns: [
+        { label: "search", value: (t) => t.query },
+        { label: "searches", value: (t) => formatCount(t.searches), numeric: true },
+        { label: "before", value: (t) => formatCount(t.previousSearches), numeric: true },
+        // exp(growth) = (searches + ½) / (before + ½): how many times as often.
+        { label: "growth", value: (t) => `×${formatNumber(Math.exp(t.growth))}`, numeric: true },
+        { label: "score", value: (t) => formatNumber(t.score), numeric: true },
+        { label: "found nothing", value: (t) => formatRatio(t.zeroResultShare), numeric: true },
+        { label: "", value: (t) => (t.unmetDemand ? "unmet demand" : "") },
+      ],
+      rows: terms,
+      rowClass: (t) => (t.unmetDemand ? "flagged" : null),
+    }),
+});
+
+// The demand forecast's target in the URL hash: "category:<slug>" or "sku:<SKU>".
+const FORECAST_PARAM = "forecast";
+const FORECAST_DAYS = 28;
+const FORECAST_HISTORY_DAYS = 56;
+const FORECAST_LEVELS = [80, 95];
+// As the server checks a SKU (server/services/catalog.py), case aside.
+const SKU = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function parseForecastTarget(text) {
+  const match = /^(category|sku):(.+)$/.exec(text || "");
+  if (!match) return null;
+  const [, kind, value] = match;
+  if (kind === "sku") return SKU.test(value) ? { kind, sku: value } : null;
+  return /^[a-z0-9-]{1,100}$/.test(value) ? { kind, slug: value } : null;
+}
+
+const forecastTarget = {
+  param: FORECAST_PARAM,
+
+  build(form, choose) {
+    const select = document.createElement("select");
+    select.name = "category";
+    select.setAttribute("aria-label", "category");
+    const sku = document.createElement("input");
+    sku.name = "sku";
+    sku.type = "text";
+    sku.maxLength = 64;
+    sku.placeholder = "or a product's SKU";
+    sku.setAttribute("aria-label", "SKU");
+    sku.autocomplete = "off";
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = "Forecast";
+    const message = document.createElement("span");
+    message.className = "message";
+    message.setAttribute("role", "alert");
+    form.append(select, sku, button, message);
+
+    select.addEventListener("change", () => {
+      if (!select.value) return;
+      sku.value = "";
+      message.textContent = "";
+      choose(`category:${select.value}`);
+    });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = sku.value.trim();
+      if (!text) {
+        if (select.value) choose(`category:${select.value}`);
+        return;
+      }
+      if (!SKU.test(text)) {
+        message.textContent = "a SKU is letters, digits, '.', '_' and '-' (at most 64)";
+        return;
+      }
+      message.textContent = "";
+      choose(`sku:${text.toUpperCase()}`);
+    });
+  },
+
+  // The target: the hash's category or product, else the first top-level category. The
+  // select is filled (again) from the categories query.
+  async resolve(text, { ask, form }) {
+    const { categories } = await ask("categories");
+    const select = form.querySelector("select");
+    const sku = form.querySelector("input[name=sku]");
+    fillCategories(select, categories);
+    const target = parseForecastTarget(text);
+    if (target && target.kind === "sku") {
+      select.value = "";
+      sku.value = target.sku;
+      const { productBySku } = await ask("productBySku", { sku: target.sku });
+      if (!productBySku) throw new RequestFailed(`no product has the SKU ${target.sku}`);
+      return { productId: productBySku.id };
+    }
+    sku.value = "";
+    const all = categories.flatMap((c) => [c, ...c.children]);
+    const slug = target ? target.slug : categories.length ? categories[0].slug : null;
+    if (slug === null) throw new RequestFailed("the shop has no category: give a product's SKU");
+    const category = all.find((c) => c.slug === slug);
+    select.value = category ? category.slug : "";
+    if (!category) throw new RequestFailed(`no category ${slug}: choose one`);
+    return { categoryId: category.id };
+  },
+};
+
+// Top-level categories as groups, each first as itself (with the categories below it), then
+// its children.
+function fillCategories(select, categories) {
+  const options = [new Option("—", "")];
+  options[0].disabled = true;
+  const groups = categories.map((top) => {
+    const group = document.createElement("optgroup");
+    group.label = top.name;
+    group.append(
+      new Option(`${top.name} (all)`, top.slug),
+      ...top.children.map((child) => new Option(child.name, child.slug)),
+    );
+    return group;
+  });
+  select.replaceChildren(...options, ...groups);
+}
+
+panel({
+  id: "demand-forecast",
+  title: "Demand forecast",
+  note:
+    `Units sold a day over the last ${FORECAST_HISTORY_DAYS} days, then the forecast of the ` +
+    `next ${FORECAST_DAYS} from today, with its 80% and 95% intervals (whatever the period).`,
+  query: "demandForecast",
+  control: forecastTarget,
+  variables: (period, { choice }) => ({
+    input: {
+      ...choice,
+      days: FORECAST_DAYS,
+      historyDays: FORECAST_HISTORY_DAYS,
+      levels: FORECAST_LEVELS,
+    },
+  }),
+  rows: (data) => unwrap(data.demandForecast),
+  render: (forecast, el) => {
+    const of = forecast.product
+      ? `${forecast.product.name} (${forecast.product.sku})`
+      : `${forecast.category.name} (category)`;
+    figures(el, [
+      { label: "forecast of", value: of },
+      {
+        label: `units expected in ${forecast.points.length} days`,
+        value: formatNumber(forecast.total),
+      },
+      { label: "model", value: forecast.model },
+    ]);
+    // Nothing ever sold: every figure is 0, and there is nothing to draw but why.
+    if (forecast.model === "NONE") return status(el, forecast.reason);
+    return lineChart(el, forecastSpec(forecast));
+  },
+});
+
+/** A forecast as a line chart: the actual units, then the expected units and their intervals
+ * (the widest band first). */
+export function forecastSpec(forecast) {
+  const history = forecast.actuals.length;
+  const gap = (n) => Array(n).fill(null);
+  const levels = [...forecast.levels].sort((a, b) => b - a);
+  const bound = (level, side) => [
+    ...gap(history),
+    ...forecast.points.map((p) => {
+      const interval = p.intervals.find((i) => i.level === level);
+      return interval ? interval[side] : null;
+    }),
+  ];
+  return {
+    labels: [...forecast.actuals.map((a) => a.day), ...forecast.points.map((p) => p.day)],
+    series: [
+      {
+        label: "units sold",
+        values: [...forecast.actuals.map((a) => a.units), ...gap(forecast.points.length)],
+      },
+      {
+        label: "forecast",
+        values: [...gap(history), ...forecast.points.map((p) => p.mean)],
+        dashed: true,
+      },
+    ],
+    bands: levels.map((level) => ({
+      label: `${level}% interval`,
+      lower: bound(level, "lower"),
+      upper: bound(level, "upper"),
+    })),
+    format: formatNumber,
+    fromZero: true,
+  };
+}

@@ -1,8 +1,9 @@
 // The period every panel shows: the shop days from `from` to `to` (both included) and how a
-// series is cut (DAY, WEEK, MONTH). Kept in the page's URL (#from=…&to=…&by=…) so that a view
-// can be shared as a link.
+// series is cut (DAY, WEEK, MONTH). Kept in the page's URL (#from=…&to=…&by=…, beside the
+// panels' own choices) so that a view can be shared as a link.
 
 import { UTC_OFFSET_MINUTES, offsetText } from "./config.js";
+import { readHash, writeHash } from "./hash.js";
 
 export const GRANULARITIES = ["DAY", "WEEK", "MONTH"];
 // The longest period the server's series take (server/services/periods.py).
@@ -63,7 +64,7 @@ export function lastDays(days) {
 }
 
 export function fromHash(hash) {
-  const params = new URLSearchParams(hash.replace(/^#/, ""));
+  const params = readHash(hash);
   const from = params.get("from");
   const to = params.get("to");
   const granularity = params.get("by") || "DAY";
@@ -73,8 +74,9 @@ export function fromHash(hash) {
   return lastDays(30);
 }
 
-export function toHash(period) {
-  return `#from=${period.from}&to=${period.to}&by=${period.granularity}`;
+/** The period's keys of the URL hash. */
+export function hashKeys(period) {
+  return { from: period.from, to: period.to, by: period.granularity };
 }
 
 /** Wire the period form: `onChange(period)` runs for every new valid period. */
@@ -93,7 +95,7 @@ export function mountPicker(form, initial, onChange) {
 
   function choose(period) {
     show(period);
-    history.replaceState(null, "", toHash(period));
+    writeHash(hashKeys(period));
     onChange(period);
   }
 
