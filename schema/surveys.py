@@ -5,7 +5,7 @@ server/services/surveys.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -31,6 +31,7 @@ from server.graphql.pagination import Connection, Page, SortKey
 from server.graphql.permissions import HasPermission, IsCustomer
 from server.models.base import utcnow
 from server.permissions import CUSTOMERS_READ, INSIGHTS_MANAGE, INSIGHTS_READ
+from server.services import product_health
 from server.services import surveys as service
 from server.services.errors import ValidationFailed
 
@@ -112,12 +113,14 @@ class Survey(ModelNode):
         )
 
 
-@strawberry.input(description="Surveys sent from (inclusive) to (exclusive), grouped by `by`.")
+@strawberry.input(
+    description="Surveys sent on the shop days from `from` to `to` (both included), grouped by `by`."
+)
 class SatisfactionInput:
-    from_: datetime | None = strawberry.field(
-        default=None, name="from", description="Default: 30 days before `to`."
+    from_: date | None = strawberry.field(
+        default=None, name="from", description="Default: the 30 days up to `to`."
     )
-    to: datetime | None = strawberry.field(default=None, description="Default: now.")
+    to: date | None = strawberry.field(default=None, description="Default: today.")
     by: service.Grouping = service.Grouping.TRIGGER
 
 
@@ -178,8 +181,8 @@ class SatisfactionGroup:
 
 @strawberry.type(description="Satisfaction over the surveys sent in a period.")
 class SatisfactionReport:
-    from_: datetime = strawberry.field(name="from")
-    to: datetime
+    from_: date = strawberry.field(name="from")
+    to: date
     by: service.Grouping
     total: SatisfactionGroup = strawberry.field(description="Every survey of the period.")
     groups: list[SatisfactionGroup] = strawberry.field(
@@ -221,13 +224,16 @@ class SurveyQueries:
     ) -> SatisfactionResult:
         given = input or SatisfactionInput()
         try:
-            in_period = service.period(given.from_, given.to, utcnow())
+            days = product_health.days_period(
+                given.from_, given.to, max_days=service.MAX_PERIOD.days
+            )
+            in_period = service.Period(days.utc_start, days.utc_end)
             report = await info.context.db.run(service.satisfaction, in_period, given.by)
         except ValidationFailed as exc:
             return ValidationError(code=exc.code, message=exc.message, field=exc.field)
         return SatisfactionReport(
-            from_=in_period.start,
-            to=in_period.end,
+            from_=days.start,
+            to=days.last,
             by=report.by,
             total=SatisfactionGroup.of(service.SatisfactionGroup("ALL", "全部", report.total)),
             groups=[SatisfactionGroup.of(g) for g in report.groups],
