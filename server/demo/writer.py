@@ -20,6 +20,7 @@ from sqlmodel import col
 from server.db import mark_write
 from server.demo.places import WAREHOUSES
 from server.demo.plan import CUSTOMER_ACTOR, Row, ShopPlan, category_slug
+from server.demo.plan_channels import NO_SOURCE
 from server.hooktypes import DemoShop
 from server.models import (
     Address,
@@ -30,6 +31,7 @@ from server.models import (
     Customer,
     CustomerEvent,
     CustomerEventKind,
+    MarketingCost,
     Order,
     OrderLine,
     OrderStatusChange,
@@ -50,7 +52,7 @@ from server.services import behaviour, search
 
 DEMO_STAFF_EMAIL = "admin@shopgraph.example"
 # One step per table written, and one for the staff user (made or kept).
-WRITE_STEPS = 20
+WRITE_STEPS = 21
 
 
 @dataclass(frozen=True)
@@ -262,13 +264,13 @@ class _Writer:
                 "order_id": e.order.row["id"] if e.order else None,
                 "query": e.query,
                 "quantity": e.quantity,
-                "data": {"channel": e.customer.prefs.channel}
-                | ({} if e.result_count is None else {"result_count": e.result_count}),
+                "data": {} if e.result_count is None else {"result_count": e.result_count},
                 "search_key": behaviour.search_key(e.query)
                 if e.kind is CustomerEventKind.SEARCH and e.query
                 else None,
                 "occurred_at": e.at,
             }
+            | (e.source or NO_SOURCE)
             for e in sorted(plan.events, key=lambda e: (e.at, e.session_id))
         ]
         await self.write(CustomerEvent, events)
@@ -299,7 +301,12 @@ class _Writer:
             for v in cart.variants
         ]
         await self.write(CartLine, cart_lines)
-        self.counts |= {"behaviour events": len(events), "carts": len(carts)}
+        await self.write(MarketingCost, self.plan.marketing_costs)
+        self.counts |= {
+            "behaviour events": len(events),
+            "carts": len(carts),
+            "marketing costs": len(self.plan.marketing_costs),
+        }
 
     async def staff(self) -> str | None:
         """The demo staff login, unless the database has staff already."""

@@ -10,6 +10,7 @@ adds gateways, jobs and KPIs next to the core's.
 from __future__ import annotations
 
 from server.hooktypes import Kpi, hookimpl
+from server.services.attribution import channel_kpis
 from server.services.builtin_gateways import (
     authorise_payment,
     capture_payment,
@@ -36,4 +37,4 @@ __all__ = [
 @hookimpl
 def kpis() -> list[Kpi]:
     """The core's own KPIs (bare keys)."""
-    return [*product_health_kpis()]
+    return [*product_health_kpis(), *channel_kpis()]

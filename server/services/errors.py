@@ -179,3 +179,16 @@ class InvalidRule(ValidationFailed):
         super().__init__(f"{where}: {message}", field=where)
         self.code = code
         self.path = path
+
+
+class InvalidImportRow(ValidationFailed):
+    """A row of an import (rows given as input, or a CSV file) was refused: ``row`` is its
+    number (1 for the first row; in a CSV file, the first row after the header) and
+    ``column`` the column at fault. Nothing of the import is written."""
+
+    code = "INVALID_IMPORT_ROW"
+
+    def __init__(self, row: int, column: str, message: str, *, field: str) -> None:
+        super().__init__(f"row {row}, {column}: {message}", field=field)
+        self.row = row
+        self.column = column
