@@ -29,23 +29,11 @@ import bisect
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Date,
-    Interval,
-    and_,
-    case,
-    cast,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-)
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -54,7 +42,7 @@ from server.hooktypes import Kpi, KpiBucket, KpiUnit
 from server.models import CustomerEvent, MarketingCost, Order, OrderLine, SalesChannel
 from server.services.channels import CHANNEL_LABELS, DEFAULT_LOOKBACK, PRIVATE_DOMAIN
 from server.services.errors import ValidationFailed
-from server.services.forecasts import SHOP_UTC_OFFSET
+from server.services.forecasts import day_start, shop_day_sql
 from server.services.insight_runs import dialect_of
 from server.services.pricing import GUARDRAIL_KEY
 from server.services.rfm import PURCHASE_STATUSES
@@ -82,20 +70,16 @@ class Period:
     @property
     def start(self) -> datetime:
         """The first moment of ``first`` (UTC)."""
-        return _day_start(self.first)
+        return day_start(self.first)
 
     @property
     def end(self) -> datetime:
         """The first moment after ``last`` (UTC)."""
-        return _day_start(self.last + timedelta(days=1))
+        return day_start(self.last + timedelta(days=1))
 
     @property
     def days(self) -> int:
         return (self.last - self.first).days + 1
-
-
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) - SHOP_UTC_OFFSET
 
 
 def period(first: date, last: date) -> Period:
@@ -493,14 +477,6 @@ async def promotion_attribution(
 # --- KPIs ---------------------------------------------------------------------------------------
 
 
-def shop_day_sql(column: Any, dialect: str) -> ColumnElement[Any]:
-    """The shop day (UTC+8) of a stored UTC moment, in SQL."""
-    if dialect == "postgresql":
-        return cast(func.timezone("UTC", column) + literal(SHOP_UTC_OFFSET, Interval()), Date)
-    # SQLite stores naive UTC text; date() applies the offset as a modifier.
-    return func.date(column, f"{int(SHOP_UTC_OFFSET.total_seconds()):+d} seconds")
-
-
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
@@ -527,7 +503,7 @@ async def _gmv_by_day(
     )
     stmt = (
         select(day, func.sum(col(Order.total_amount)), func.sum(private))
-        .where(*_paid_in(_day_start(first), _day_start(end), None))
+        .where(*_paid_in(day_start(first), day_start(end), None))
         .group_by(day)
     )
     total: dict[date, float] = {}
@@ -556,7 +532,7 @@ async def _new_customers_by_day(
     day = shop_day_sql(col(Order.placed_at), dialect_of(session)).label("day")
     stmt = (
         select(day, func.count())
-        .where(*_paid_in(_day_start(first), _day_start(end), None), _first_purchase())
+        .where(*_paid_in(day_start(first), day_start(end), None), _first_purchase())
         .group_by(day)
     )
     return {_as_date(d): float(n) for d, n in (await session.execute(stmt)).all()}
