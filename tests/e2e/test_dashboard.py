@@ -41,7 +41,7 @@ SUPPORT_EMAIL = "support@shopgraph.example"
 # Every panel of the registry (js/panels.js) and how it draws.
 CHART_PANELS = ("segment-sizes", "segment-movements", "searches-without-results")
 HEATMAP_PANELS = ("segment-flows",)
-TABLE_PANELS = ("low-click-through",)
+TABLE_PANELS = ("low-click-through", "channel-attribution")
 PANELS = CHART_PANELS + HEATMAP_PANELS + TABLE_PANELS
 SETTLED = """() => [...document.querySelectorAll('[data-panel]')].every(
     (p) => !['idle', 'loading'].includes(p.dataset.state))"""
@@ -320,6 +320,10 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
     assert sum(int(v) for v in cells.evaluate_all("(cs) => cs.map((c) => c.dataset.value)")) > 0
     rows = page.locator('[data-panel="low-click-through"] tbody tr')
     assert rows.count() > 0
+    # The demo's channels: the app and the mini program sell, paid ads and the groups cost.
+    channels = page.locator('[data-panel="channel-attribution"] tbody tr').all_inner_texts()
+    assert any(row.startswith("App\t") for row in channels), channels
+    assert any(row.startswith("付费广告 Paid ads\t") for row in channels), channels
     assert page.evaluate("() => sessionStorage.length") == 1
 
     # A period before the shop opened: the period's panels say so; segments are as of now.
@@ -338,6 +342,7 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
         "segment-flows": "empty",
         "searches-without-results": "empty",
         "low-click-through": "empty",
+        "channel-attribution": "empty",
     }
     assert panel_text(page, "segment-movements") == "no data"
     assert f"from={first.isoformat()}" in page.url and "by=WEEK" in page.url
@@ -457,8 +462,10 @@ def test_a_panel_refused_shows_why_and_the_others_draw(shop: Shop, tab: Tab) -> 
         "segment-flows": "error",
         "searches-without-results": "ready",
         "low-click-through": "ready",
+        "channel-attribution": "error",
     }
     assert panel_text(page, "segment-sizes").startswith("FORBIDDEN: ")
+    assert panel_text(page, "channel-attribution").startswith("FORBIDDEN: ")
     assert page.evaluate(DATASETS, "searches-without-results")[0]["sum"] > 0
     assert page.locator("#who-role").inner_text() == "SUPPORT"
     # Staff tokens cannot be refreshed: a minute before the end, the header says so.
