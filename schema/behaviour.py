@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+import schema.channels  # noqa: F401  # registers the SalesChannel enum this module names
 from schema.customers import Customer
 from schema.loaders import CustomerByIdLoader, CustomerEventByIdLoader, ProductByIdLoader
 from schema.products import Product
@@ -24,7 +25,7 @@ from server.graphql.pagination import Connection, Page, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import CUSTOMERS_READ
 from server.services import behaviour as service
-from server.services import customers
+from server.services import channels, customers
 
 # A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
 strawberry.enum(m.CustomerEventKind, description="Steps of the shopping path.")
@@ -40,6 +41,12 @@ class CustomerEvent(ModelNode):
     query: str | None
     quantity: int | None
     result_count: int | None
+    channel: m.SalesChannel | None = strawberry.field(
+        description="Where the visitor came from, as the client reported it."
+    )
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
     occurred_at: datetime
     _model: strawberry.Private[m.CustomerEvent]
 
@@ -151,6 +158,15 @@ class RecordEventInput:
         description="VIEW, ADD_TO_CART: the id of the viewer's SEARCH event whose results "
         "this was chosen from.",
     )
+    channel: str | None = strawberry.field(
+        default=None,
+        description="Where the visitor came from: a SalesChannel's name (any case). Report it "
+        "with the event of their arrival: an event with a channel is a touch that "
+        "attribution credits.",
+    )
+    utm_source: str | None = strawberry.field(default=None, description="At most 100.")
+    utm_medium: str | None = strawberry.field(default=None, description="At most 100.")
+    utm_campaign: str | None = strawberry.field(default=None, description="At most 100.")
 
 
 @strawberry.type
@@ -178,6 +194,9 @@ class BehaviourMutations:
                 quantity=input.quantity,
                 result_count=input.result_count,
                 search_id=optional_node_id(input.search_id, "CustomerEvent", "searchId"),
+                source=channels.traffic_source(
+                    input.channel, input.utm_source, input.utm_medium, input.utm_campaign
+                ),
             )
 
         return await mutate(

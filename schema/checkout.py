@@ -28,7 +28,7 @@ from server.graphql.inputs import input_extras
 from server.graphql.money import Money
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel
-from server.services import checkout
+from server.services import channels, checkout
 
 
 @strawberry.type(description="One way to ship a cart, offered by a plugin.")
@@ -55,6 +55,20 @@ class PlaceOrderInput:
     email: str | None = None
     shipping_method: str | None = strawberry.field(
         default=None, description="A shipping quote's code; defaults to the cheapest."
+    )
+    channel: str | None = strawberry.field(
+        default=None,
+        description="Where the order came from: a SalesChannel's name (any case). With none "
+        "of channel and the UTM tags, the order takes those of the visitor's latest touch "
+        "(an event with a channel) within the attribution lookback.",
+    )
+    utm_source: str | None = strawberry.field(default=None, description="At most 100.")
+    utm_medium: str | None = strawberry.field(default=None, description="At most 100.")
+    utm_campaign: str | None = strawberry.field(default=None, description="At most 100.")
+    session_id: str | None = strawberry.field(
+        default=None,
+        description="A guest's behaviour session (the sessionId of their recordEvent calls): "
+        "their touches count for the order.",
     )
 
 
@@ -95,8 +109,14 @@ class CheckoutMutations:
                 email=input.email,
                 shipping_method=input.shipping_method,
                 plugin_inputs=input_extras(input),
+                source=channels.traffic_source(
+                    input.channel, input.utm_source, input.utm_medium, input.utm_campaign
+                ),
+                session_id=input.session_id,
             )
-            return await checkout.place_order(session, ctx.plugins, ctx.viewer, data)
+            return await checkout.place_order(
+                session, ctx.plugins, ctx.viewer, data, lookback=channels.lookback_of(ctx.settings)
+            )
 
         return await mutate(
             info, work, lambda order: PlaceOrderSuccess(order=Order.from_model(order))

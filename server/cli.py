@@ -353,7 +353,8 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
 def insights() -> None:
     """Customer insights: RFM segments, lifetime value and audiences' memberships (recomputed by
     the periodic job core.insights), audience exports, lifetime value models fitted on
-    transaction logs, and demand forecasts' backtest (docs/insights.md)."""
+    transaction logs, demand forecasts' backtest, and marketing costs' import
+    (docs/insights.md)."""
 
 
 @insights.command("fit-clv")
@@ -501,6 +502,21 @@ def insights_export_audience(key: str, output: Path) -> None:
         raise click.ClickException(exc.message) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+@insights.command("import-costs")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def insights_import_costs(file: Path) -> None:
+    """Import marketing costs from FILE, a UTF-8 CSV file with the header
+    day,channel,campaign,amount (at most 10,000 rows, 1 MiB): all rows or none, a day,
+    channel and campaign imported again having its amount replaced. Audited."""
+    from server.services.errors import DomainError
+    from server.services.marketing_costs import import_file_command
+
+    try:
+        click.echo(import_file_command(get_settings(), file))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
 @main.command("demo-data")

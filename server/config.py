@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     clv_horizon_days: int = Field(default=365, ge=1, le=3650)
     clv_annual_discount_rate: float = Field(default=0.10, ge=0, lt=1)
     clv_default_margin_rate: float = Field(default=0.30, gt=0, le=1)
+    # Channels and attribution (docs/insights.md, "Channels and attribution"): how many days
+    # before an order a touch (an event carrying a channel) still counts towards it, and
+    # gives an order placed without a channel its channel.
+    attribution_lookback_days: int = Field(default=30, ge=1, le=365)
     graphiql: bool = True
     # The /admin dashboard (docs/insights.md, "Dashboard"); unset: on outside production, off
     # in production unless set to true.

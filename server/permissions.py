@@ -50,9 +50,10 @@ CORE_PERMISSIONS: dict[str, str] = {
     PLUGINS_READ: "See the installed plugins.",
     EVENTS_MANAGE: "See event deliveries to plugins (payloads included) and retry failed ones.",
     INSIGHTS_READ: "See the shop's insights: customers' RFM figures and segments, lifetime "
-    "value and churn risk, audiences, experiments and their results.",
+    "value and churn risk, audiences, experiments and their results, channel and promotion "
+    "attribution.",
     INSIGHTS_MANAGE: "Recompute customer insights; define audiences; define, start and stop "
-    "experiments (A/B tests).",
+    "experiments (A/B tests); import marketing costs.",
 }
 
 # What each role needs for its job; ADMIN is not listed: it holds everything (events.manage,

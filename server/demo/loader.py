@@ -47,7 +47,7 @@ class DemoReport:
             "addresses",
         )
         shown += ("orders", "order lines", "payments", "shipments", "tracking events")
-        shown += ("behaviour events", "carts", "surveys")
+        shown += ("behaviour events", "carts", "marketing costs", "surveys")
         parts = [f"{self.counts[k]} {k}" for k in shown if k in self.counts]
         lines = [
             f"demo data (seed {self.seed}, as of {self.as_of:%Y-%m-%d}): " + ", ".join(parts),

@@ -143,6 +143,8 @@ class PlannedEvent:
     quantity: int | None = None
     # A SEARCH's result count, when the plan knows it (a search that finds nothing: 0).
     result_count: int | None = None
+    # Where the visitor came from (channel and UTM columns), on the first event of a visit.
+    source: Row | None = None
 
 
 @dataclass(eq=False)
@@ -175,6 +177,8 @@ class ShopPlan:
     events: list[PlannedEvent] = field(default_factory=list)
     carts: list[PlannedCart] = field(default_factory=list)
     surveys: list[PlannedSurvey] = field(default_factory=list)
+    # What the paid channels cost per shop day (server.demo.plan_channels).
+    marketing_costs: list[Row] = field(default_factory=list)
 
     def reserved(self) -> dict[tuple[str, int, int], int]:
         """Stock held by open orders, per (warehouse, product index, variant index)."""

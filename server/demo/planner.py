@@ -3,9 +3,11 @@
 Everything is drawn from one ``random.Random(seed)`` and dated relative to one ``as_of``
 moment, never "now": the same seed and the same ``as_of`` give the same plan. The history is
 18 months long. The parts are drawn in a fixed order — catalogue, customers with their buying
-rhythms, orders with their behaviour — and then what follows from the whole is derived (a customer's membership tier follows from the orders they
-will place; stock covers what open orders hold); the satisfaction surveys come last, sent
-after the deliveries and purchases of the whole history.
+rhythms, orders with their behaviour — and then what follows from the whole is derived (a
+customer's membership tier follows from the orders they will place; stock covers what open
+orders hold). The channels of visits and orders, and the
+marketing costs, are drawn next from a random stream of their own; the satisfaction surveys
+come last, sent after the deliveries and purchases of the whole history.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from server.demo.catalogue import LEAVES
 from server.demo.plan import HISTORY_DAYS, Draft, ShopPlan
 from server.demo.plan_catalogue import category_rows, plan_products, plan_stock
+from server.demo.plan_channels import plan_channels
 from server.demo.plan_customers import demo_password_hash, plan_customers
 from server.demo.plan_orders import plan_orders
 from server.demo.plan_surveys import plan_surveys
@@ -74,9 +77,10 @@ def plan_shop(
     _derive(plan)
     for i, cart in enumerate(plan.carts):
         cart.token = f"demo-{seed:x}-{i:05d}-{draft.rng.getrandbits(64):016x}"
+    plan_channels(plan)
     # Last: the surveys follow the whole history (and draw nothing the rest depends on).
     plan_surveys(draft)
-    planned("planned the orders, behaviour and surveys")
+    planned("planned the orders, behaviour, channels and surveys")
     return plan
 
 

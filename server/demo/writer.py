@@ -21,6 +21,7 @@ from sqlmodel import col
 from server.db import mark_write
 from server.demo.places import WAREHOUSES
 from server.demo.plan import CUSTOMER_ACTOR, Row, ShopPlan, category_slug
+from server.demo.plan_channels import NO_SOURCE
 from server.hooktypes import DemoShop
 from server.models import (
     Address,
@@ -31,6 +32,7 @@ from server.models import (
     Customer,
     CustomerEvent,
     CustomerEventKind,
+    MarketingCost,
     Order,
     OrderLine,
     OrderStatusChange,
@@ -266,13 +268,13 @@ class _Writer:
                 "order_id": e.order.row["id"] if e.order else None,
                 "query": e.query,
                 "quantity": e.quantity,
-                "data": {"channel": e.customer.prefs.channel}
-                | ({} if e.result_count is None else {"result_count": e.result_count}),
+                "data": {} if e.result_count is None else {"result_count": e.result_count},
                 "search_key": behaviour.search_key(e.query)
                 if e.kind is CustomerEventKind.SEARCH and e.query
                 else None,
                 "occurred_at": e.at,
             }
+            | (e.source or NO_SOURCE)
             for e in sorted(plan.events, key=lambda e: (e.at, e.session_id))
         ]
         await self.write(CustomerEvent, events)
@@ -303,7 +305,12 @@ class _Writer:
             for v in cart.variants
         ]
         await self.write(CartLine, cart_lines)
-        self.counts |= {"behaviour events": len(events), "carts": len(carts)}
+        await self.write(MarketingCost, self.plan.marketing_costs)
+        self.counts |= {
+            "behaviour events": len(events),
+            "carts": len(carts),
+            "marketing costs": len(self.plan.marketing_costs),
+        }
 
     async def surveys(self) -> None:
         """The surveys, keyed as the triggers key them (the order, or the customer and day,

@@ -61,6 +61,16 @@ class InvalidAudienceRule(Error):
     path: str
 
 
+@strawberry.type(
+    description="A row of an import was refused, and nothing of the import was written: "
+    "`row` is its number (1 for the first row; in a CSV text, the first row after the "
+    "header), `column` the column at fault."
+)
+class InvalidImportRow(Error):
+    row: int
+    column: str
+
+
 @strawberry.type
 class InvalidTransition(Error):
     current: str
@@ -122,6 +132,8 @@ def to_graphql(err: domain.DomainError) -> Error:
             )
         case domain.InvalidRule():
             return InvalidAudienceRule(**base, path=err.path)
+        case domain.InvalidImportRow():
+            return InvalidImportRow(**base, row=err.row, column=err.column)
         case domain.InvalidTransition():
             return InvalidTransition(**base, current=err.current, target=err.target)
         case domain.IdempotencyConflict():

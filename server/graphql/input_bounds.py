@@ -4,8 +4,8 @@ Every ``String`` and ``ID`` argument and input-object field, at any depth and in
 has a maximum length in characters: ``DEFAULT_MAX_LENGTH``, every ``ID`` ``ID_MAX_LENGTH``,
 and a tighter bound where the domain has one, by the argument's or field's name wherever it
 appears (``BOUNDS_BY_NAME``; plugins' fields of these names included). A list given as input
-holds at most ``MAX_LIST_ITEMS`` items and a ``JSON`` value serializes to at most
-``MAX_JSON_LENGTH`` characters. docs/security.md lists them all.
+holds at most ``MAX_LIST_ITEMS`` items (an import's ``rows``: ``LIST_BOUNDS_BY_NAME``) and a
+``JSON`` value serializes to at most ``MAX_JSON_LENGTH`` characters. docs/security.md lists them all.
 
 The check runs after validation and before execution, on the selected operation's arguments:
 what its literals hold is worked out once per document, and each request's variables are
@@ -77,7 +77,10 @@ CODE_MAX_LENGTH = 100
 TOKEN_MAX_LENGTH = 255
 EMAIL_MAX_LENGTH = 254  # RFC 5321's longest address
 PASSWORD_MAX_LENGTH = 256
+CSV_MAX_LENGTH = 1_048_576  # an import's CSV text: 1 Mi characters (the service counts bytes)
 MAX_LIST_ITEMS = 100
+# Lists allowed to be longer, by their GraphQL name: the rows of an import.
+LIST_BOUNDS_BY_NAME: dict[str, int] = {"rows": 10_000}
 MAX_JSON_LENGTH = 10_000
 
 _SEARCH_TEXTS = ("search", "prefix", "query")
@@ -125,6 +128,7 @@ BOUNDS_BY_NAME: dict[str, int] = {
     **dict.fromkeys(_TOKENS, TOKEN_MAX_LENGTH),
     "email": EMAIL_MAX_LENGTH,
     "password": PASSWORD_MAX_LENGTH,
+    "csv": CSV_MAX_LENGTH,
 }
 _MAX_ERRORS = 10
 
@@ -134,6 +138,11 @@ def string_bound(name: str, type_name: str) -> int:
     if type_name == "ID":
         return ID_MAX_LENGTH
     return BOUNDS_BY_NAME.get(name, DEFAULT_MAX_LENGTH)
+
+
+def list_bound(name: str) -> int:
+    """The most items a list named ``name`` may hold."""
+    return LIST_BOUNDS_BY_NAME.get(name, MAX_LIST_ITEMS)
 
 
 class _Kinds:
@@ -244,9 +253,10 @@ class _Plan:
         inner: Any = get_nullable_type(tp)
         if is_list_type(inner):
             items = list(node.values) if isinstance(node, ListValueNode) else [node]
-            if len(items) > MAX_LIST_ITEMS:
-                self._refuse(LIST_TOO_LONG, coordinate, path, MAX_LIST_ITEMS, len(items), argument)
-            for i, item in enumerate(items[:MAX_LIST_ITEMS]):
+            most = list_bound(name)
+            if len(items) > most:
+                self._refuse(LIST_TOO_LONG, coordinate, path, most, len(items), argument)
+            for i, item in enumerate(items[:most]):
                 self._walk(item, inner.of_type, f"{path}.{i}", name, coordinate, argument)
         elif is_input_object_type(inner):
             if isinstance(node, ObjectValueNode):
@@ -338,11 +348,11 @@ def _violations(
         inner: Any = get_nullable_type(tp)
         if is_list_type(inner):
             items = value if isinstance(value, list) else [value]
-            if len(items) > MAX_LIST_ITEMS:
-                yield LIST_TOO_LONG, path, MAX_LIST_ITEMS, len(items)
+            most = list_bound(name)
+            if len(items) > most:
+                yield LIST_TOO_LONG, path, most, len(items)
             pending.extend(
-                (inner.of_type, item, f"{path}.{i}", name)
-                for i, item in enumerate(items[:MAX_LIST_ITEMS])
+                (inner.of_type, item, f"{path}.{i}", name) for i, item in enumerate(items[:most])
             )
         elif is_input_object_type(inner):
             if isinstance(value, Mapping):

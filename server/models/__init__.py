@@ -2,6 +2,7 @@
 
 from server.models.audiences import Audience, AudienceChange, AudienceChangeKind, AudienceMember
 from server.models.base import utcnow
+from server.models.channels import MarketingCost, SalesChannel
 from server.models.customers import (
     Address,
     Customer,
@@ -79,6 +80,7 @@ __all__ = [
     "IdempotencyKey",
     "InsightRun",
     "JobLease",
+    "MarketingCost",
     "MembershipTier",
     "Order",
     "OrderLine",
@@ -93,6 +95,7 @@ __all__ = [
     "ProductOption",
     "ProductVariant",
     "RefreshToken",
+    "SalesChannel",
     "SearchWord",
     "Shipment",
     "ShipmentLine",

@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from server.models.base import created_at_field, datetime_field, enum_field, json_field
+from server.models.channels import SalesChannel, channel_column, utm_column
 
 
 class CustomerEventKind(StrEnum):
@@ -29,6 +30,22 @@ class CustomerEvent(SQLModel, table=True):
         Index("ix_customer_event_kind_time", "kind", "occurred_at"),
         Index("ix_customer_event_session_time", "session_id", "occurred_at"),
         Index("ix_customer_event_search_id", "search_id"),
+        # Attribution: a visitor's latest events that say where they came from (only those
+        # are indexed: most events carry no channel).
+        Index(
+            "ix_customer_event_customer_channel",
+            "customer_id",
+            "occurred_at",
+            sqlite_where=text("channel IS NOT NULL"),
+            postgresql_where=text("channel IS NOT NULL"),
+        ),
+        Index(
+            "ix_customer_event_session_channel",
+            "session_id",
+            "occurred_at",
+            sqlite_where=text("channel IS NOT NULL"),
+            postgresql_where=text("channel IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -47,6 +64,12 @@ class CustomerEvent(SQLModel, table=True):
     # A VIEW or ADD_TO_CART event's search: the SEARCH event it is a click on, if any
     # (server.services.behaviour decides when it is recorded).
     search_id: int | None = Field(default=None, foreign_key="customer_event.id")
+    # Where the visitor came from, as the client reported it (usually on the event of their
+    # arrival): a touch that attribution credits (server.services.attribution).
+    channel: SalesChannel | None = channel_column()
+    utm_source: str | None = utm_column()
+    utm_medium: str | None = utm_column()
+    utm_campaign: str | None = utm_column()
     occurred_at: datetime = created_at_field()
 
 

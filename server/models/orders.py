@@ -11,6 +11,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from server.models.base import created_at_field, datetime_field, enum_field, json_field
+from server.models.channels import SalesChannel, channel_column, utm_column
 from server.models.products import variant_key
 
 
@@ -90,6 +91,15 @@ class Order(SQLModel, table=True):
     # The parcels planned when it was paid for: [{source, warehouse_id, carrier, note,
     # lines: [{order_line_id, quantity}]}] (plan_shipments).
     shipment_plan: list[dict[str, Any]] = json_field(list)
+    # Where the order came from: as checkout was told, else the visitor's latest touch
+    # (server.services.channels.latest_touch).
+    channel: SalesChannel | None = channel_column()
+    utm_source: str | None = utm_column()
+    utm_medium: str | None = utm_column()
+    utm_campaign: str | None = utm_column()
+    # A guest's behaviour session (the sessionId their events were recorded with), so that
+    # attribution finds their touches; None for a customer's order.
+    session_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     placed_at: datetime = created_at_field()
     updated_at: datetime | None = datetime_field()
     paid_at: datetime | None = datetime_field()

@@ -14,6 +14,7 @@ from sqlmodel import col
 from server.models import CustomerEvent, CustomerEventKind, Product
 from server.models.base import utcnow
 from server.services import outbox
+from server.services.channels import TrafficSource
 from server.services.errors import NotFound, ValidationFailed
 
 # A VIEW or ADD_TO_CART this soon after the visitor's latest search is a click on its results.
@@ -68,12 +69,14 @@ async def record(
     quantity: int | None = None,
     data: dict[str, Any] | None = None,
     search_id: int | None = None,
+    source: TrafficSource | None = None,
 ) -> CustomerEvent:
     """Store one behaviour event and announce it (``customer_event_recorded``).
 
     A SEARCH is stored with its :func:`search_key`; a VIEW or ADD_TO_CART with the search it
     is a click on: ``search_id`` when given (checked by the caller), else the visitor's latest
-    search within SEARCH_CLICK_WINDOW (see ``_latest_search``).
+    search within SEARCH_CLICK_WINDOW (see ``_latest_search``). ``source`` is where the
+    visitor came from (checked by the caller): an event with a channel is a touch.
     """
     now = utcnow()
     if kind in CLICK_KINDS and search_id is None:
@@ -91,6 +94,7 @@ async def record(
         if kind is CustomerEventKind.SEARCH and query
         else None,
         search_id=search_id if kind in CLICK_KINDS else None,
+        **(source or TrafficSource()).columns(),
         occurred_at=now,
     )
     session.add(event)
@@ -107,6 +111,7 @@ async def record(
             "order_id": order_id,
             "query": query,
             "quantity": quantity,
+            "channel": event.channel,
         },
     )
     return event
@@ -138,6 +143,17 @@ class EventFilter:
     until: datetime | None = None
 
 
+def check_session_id(session_id: str | None) -> str | None:
+    """An anonymous visitor's session id as a client gives it: trimmed (empty is none), at
+    most MAX_SESSION_ID characters."""
+    sid = (session_id or "").strip() or None
+    if sid is not None and len(sid) > MAX_SESSION_ID:
+        raise ValidationFailed(
+            f"sessionId must have at most {MAX_SESSION_ID} characters", field="sessionId"
+        )
+    return sid
+
+
 async def record_client_event(
     session: AsyncSession,
     *,
@@ -149,19 +165,17 @@ async def record_client_event(
     quantity: int | None = None,
     result_count: int | None = None,
     search_id: int | None = None,
+    source: TrafficSource | None = None,
 ) -> CustomerEvent:
     """Check and record an event a client reports (a signed-in customer, or an anonymous
     visitor followed by ``session_id``). ``search_id`` says which of the visitor's own SEARCH
-    events a VIEW or ADD_TO_CART is a click on."""
+    events a VIEW or ADD_TO_CART is a click on; ``source`` (checked with
+    :func:`server.services.channels.traffic_source`) where the visitor came from."""
     if kind not in CLIENT_KINDS:
         raise ValidationFailed(
             f"{kind.value} events are recorded by the shop itself, not reported", field="kind"
         )
-    sid = (session_id or "").strip() or None
-    if sid is not None and len(sid) > MAX_SESSION_ID:
-        raise ValidationFailed(
-            f"sessionId must have at most {MAX_SESSION_ID} characters", field="sessionId"
-        )
+    sid = check_session_id(session_id)
     if customer_id is None and sid is None:
         raise ValidationFailed("anonymous visitors must give a sessionId", field="sessionId")
     text = (query or "").strip() or None
@@ -207,6 +221,7 @@ async def record_client_event(
         quantity=quantity,
         data=data,
         search_id=search_id,
+        source=source,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -45,6 +46,7 @@ from server.services import (
     answers,
     behaviour,
     carts,
+    channels,
     idempotency,
     inventory,
     outbox,
@@ -220,6 +222,10 @@ class PlaceOrderInput:
     shipping_method: str | None = None
     # What the shopper sent in the fields plugins added to the input, by plugin name.
     plugin_inputs: Mapping[str, Any] = field(default_factory=dict)
+    # Where the order came from (checked: channels.traffic_source); empty: the visitor's
+    # latest touch. ``session_id``: a guest's behaviour session, whose touches count.
+    source: channels.TrafficSource = field(default_factory=channels.TrafficSource)
+    session_id: str | None = None
 
     def canonical(self) -> dict[str, Any]:
         """What makes two requests "the same" (the key itself does not)."""
@@ -229,6 +235,8 @@ class PlaceOrderInput:
             "email": self.email,
             "shippingMethod": self.shipping_method,
             "plugins": {name: vars(value) for name, value in self.plugin_inputs.items()},
+            "source": self.source.columns(),
+            "sessionId": self.session_id,
         }
 
 
@@ -266,7 +274,12 @@ def problems_of(hook: str, replies: list[tuple[str, Any]]) -> list[CheckoutProbl
 
 
 async def place_order(
-    session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: PlaceOrderInput
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    viewer: Viewer,
+    data: PlaceOrderInput,
+    *,
+    lookback: timedelta = channels.DEFAULT_LOOKBACK,
 ) -> Order:
     """Validate, price, reserve stock and create the order: all or nothing.
 
@@ -276,9 +289,13 @@ async def place_order(
     let the plugins reserve what they limit (``order_placing``); record the purchase and the
     ``order_placed`` event. Any refusal (a typed error) or failure rolls all of it back.
 
+    The order's channel and UTM tags are the input's; when it gives none, those of the
+    visitor's latest touch within ``lookback`` (one indexed statement).
+
     Idempotent on (viewer or cart, key): a repeat with the same input returns the first order.
     """
     key = idempotency.validate_key(data.idempotency_key)
+    visitor_session = behaviour.check_session_id(data.session_id)
     scope = viewer.subject if viewer.is_customer else f"cart:{data.cart_token}"
     claimed = await idempotency.claim(
         session,
@@ -331,6 +348,18 @@ async def place_order(
     shipping = quote.shipping_quote(data.shipping_method)
     shipping_amount = shipping.amount if shipping is not None else 0
 
+    customer_id = cart.customer_id if cart.customer_id is not None else viewer.customer_id
+    guest_session = visitor_session if customer_id is None else None
+    source = data.source
+    if source.is_empty:
+        source = await channels.latest_touch(
+            session,
+            customer_id=customer_id,
+            session_id=guest_session,
+            at=utcnow(),
+            lookback=lookback,
+        )
+
     # Lock rows in one order (by variant) so concurrent multi-line checkouts cannot deadlock.
     warehouses: dict[int, int] = {}
     for p in sorted(quote.lines, key=lambda p: p.line.variant_id):
@@ -340,7 +369,7 @@ async def place_order(
 
     order = Order(
         number=order_number(),
-        customer_id=cart.customer_id if cart.customer_id is not None else viewer.customer_id,
+        customer_id=customer_id,
         cart_id=cart.id,
         email=email,
         status=OrderStatus.PENDING_PAYMENT,
@@ -352,6 +381,8 @@ async def place_order(
         total_amount=quote.total(shipping_amount),
         adjustments=[adj.as_dict() for adj in quote.order_adjustments],
         shipping_address=address,
+        session_id=guest_session,
+        **source.columns(),
     )
     session.add(order)
     await session.flush()
@@ -409,6 +440,7 @@ async def place_order(
             "customer_id": order.customer_id,
             "total": order.total_amount,
             "currency": order.currency,
+            "channel": order.channel,
             "lines": [
                 {
                     "order_line_id": line.id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from server.hooktypes import Job, Kpi, hookimpl
 from server.services import insights
+from server.services.attribution import channel_kpis
 from server.services.builtin_gateways import (
     authorise_payment,
     capture_payment,
@@ -51,4 +52,4 @@ def jobs() -> list[Job]:
 @hookimpl
 def kpis() -> list[Kpi]:
     """The core's own KPIs (bare keys)."""
-    return [*product_health_kpis(), *survey_kpis()]
+    return [*product_health_kpis(), *channel_kpis(), *survey_kpis()]

@@ -206,3 +206,16 @@ class ScoreOutOfRange(ValidationFailed):
 
     def __init__(self, kind: str, low: int, high: int) -> None:
         super().__init__(f"a {kind} score is a whole number from {low} to {high}", field="score")
+
+
+class InvalidImportRow(ValidationFailed):
+    """A row of an import (rows given as input, or a CSV file) was refused: ``row`` is its
+    number (1 for the first row; in a CSV file, the first row after the header) and
+    ``column`` the column at fault. Nothing of the import is written."""
+
+    code = "INVALID_IMPORT_ROW"
+
+    def __init__(self, row: int, column: str, message: str, *, field: str) -> None:
+        super().__init__(f"row {row}, {column}: {message}", field=field)
+        self.row = row
+        self.column = column

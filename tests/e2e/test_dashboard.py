@@ -61,6 +61,7 @@ TABLE_PANELS = (
     "slow-movers",
     "stock-outs",
     "rising-searches",
+    "channel-attribution",
 )
 PANELS = CHART_PANELS + HEATMAP_PANELS + TABLE_PANELS
 # The panels of insights.read (the others read customers).
@@ -74,6 +75,7 @@ INSIGHT_PANELS = (
     "stock-outs",
     "rising-searches",
     "demand-forecast",
+    "channel-attribution",
 )
 SETTLED = """() => [...document.querySelectorAll('[data-panel]')].every(
     (p) => !['idle', 'loading'].includes(p.dataset.state))"""
@@ -474,6 +476,10 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
     assert sum(int(v) for v in cells.evaluate_all("(cs) => cs.map((c) => c.dataset.value)")) > 0
     for panel in TABLE_PANELS:
         assert page.locator(f'[data-panel="{panel}"] tbody tr').count() > 0, panel
+    # The demo's channels: the app and the mini program sell, paid ads and the groups cost.
+    channels = page.locator('[data-panel="channel-attribution"] tbody tr').all_inner_texts()
+    assert any(row.startswith("App\t") for row in channels), channels
+    assert any(row.startswith("付费广告 Paid ads\t") for row in channels), channels
     assert page.evaluate("() => sessionStorage.length") == 1
 
     # A period before the shop opened: the period's panels say so; segments are as of now.
@@ -500,6 +506,7 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
         "stock-outs": "empty",
         "rising-searches": "empty",
         "demand-forecast": "ready",
+        "channel-attribution": "empty",
     }
     assert page.evaluate(FIGURES, "sell-rate")["sell rate"] == "0%"
     assert set(column(page.evaluate(TABLE, "slow-movers"), "sold")) == {"0"}

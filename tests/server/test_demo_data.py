@@ -130,6 +130,7 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
             m.Customer, m.Address, m.Order,
             m.OrderLine, m.OrderStatusChange, m.Payment, m.Shipment, m.ShipmentLine,
             m.TrackingEvent, m.CustomerEvent, m.Cart, m.CartLine, m.StaffUser, m.Survey,
+            m.MarketingCost,
         ]  # fmt: skip
         for model in tables:
             rows = []
@@ -639,19 +640,21 @@ def fingerprint(plan: ShopPlan) -> str:
         product = sku[id(e.product)] if e.product else None
         order = number[id(e.order)] if e.order else None
         parts.append((email[id(e.customer)], e.kind, e.at, e.session_id, product, order))
-        parts.append((e.query, e.quantity))
+        parts.append((e.query, e.quantity, e.source))
     for cart in plan.carts:
         parts.append((cart.token, email[id(cart.customer)], cart.at))
         parts.append([variant_sku[id(v)] for v in cart.variants])
     for survey in plan.surveys:
         order = number[id(survey.order)] if survey.order else None
         parts.append((email[id(survey.customer)], order, survey.subject, survey.row))
+    parts.append(plan.marketing_costs)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-# The demo shop of seed 7 (SMALL, as of AS_OF), as drawn since customers have buying rhythms
-# over 18 months and satisfaction surveys follow their deliveries, returns and purchases. When it changes, every demo shop has changed: on purpose? Then update it.
-SEED_7_FINGERPRINT = "57286272be7ccd7f998db9fb8671460872ba996f1fc03bf572cadfb47e6f52a9"
+# The demo shop of seed 7 (SMALL, as of AS_OF), as drawn since visits and orders have channels,
+# the paid channels daily costs, and satisfaction surveys follow deliveries, returns and
+# purchases. When it changes, every demo shop has changed: on purpose? Then update it.
+SEED_7_FINGERPRINT = "f3b328cfc678993fe91584f1eb4223e836359b9c9372ebf73e47b3d0d7ef308b"
 
 
 def test_the_plan_is_drawn_from_the_seed_alone() -> None:
@@ -1032,3 +1035,77 @@ async def test_a_plugin_must_say_what_it_wrote_as_counts(database_url: str) -> N
     runtime = only(FakePlugin("vague", demo_data=lambda: "lots of rows"))
     with pytest.raises(PluginFailed, match="vague.*demo_data must return"):
         await load(database_url, seed=4, as_of=AS_OF, plugins=runtime, **SMALL)
+
+
+# --- channels and marketing costs ---------------------------------------------------------------
+
+
+def test_visits_and_orders_come_through_a_believable_mix_of_channels(
+    rhythm_plan: ShopPlan,
+) -> None:
+    plan = rhythm_plan
+    C = m.SalesChannel
+    paid = [o for o in plan.orders if o.row["status"] in rfm.PURCHASE_STATUSES]
+    share = Counter(o.row["channel"] for o in paid)
+    # The shop's own app and mini program bring most orders; a few say nothing.
+    assert (share[C.APP] + share[C.MINI_PROGRAM]) / len(paid) > 0.5
+    assert 0 < share[None] / len(paid) < 0.08
+    assert all(share[c] > 0 for c in C)
+
+    # Paid ads and live streams peak in the 618 and Double 11 sales.
+    def rate(channel: m.SalesChannel, in_sale: bool) -> float:
+        orders = [o for o in paid if _in_sale(o.row["placed_at"].date()) is in_sale]
+        return sum(o.row["channel"] is channel for o in orders) / len(orders)
+
+    assert rate(C.LIVE_STREAM, True) > 3 * rate(C.LIVE_STREAM, False)
+    assert rate(C.PAID, True) > 1.5 * rate(C.PAID, False)
+    # Community groups bring back repeat buyers, ads bring newcomers.
+    first_order = {}
+    for o in sorted(plan.orders, key=lambda o: o.row["placed_at"]):
+        first_order.setdefault(id(o.customer), o)
+    repeat = [o for o in paid if first_order[id(o.customer)] is not o]
+    assert (
+        sum(o.row["channel"] is C.COMMUNITY_GROUP for o in repeat) > 0.9 * share[C.COMMUNITY_GROUP]
+    )
+    firsts = [o for o in paid if first_order[id(o.customer)] is o]
+    assert sum(o.row["channel"] is C.PAID for o in firsts) / len(firsts) > rate(C.PAID, False)
+    # A visit's channel is on its first event (never a purchase), and an order has its visit's.
+    sources = [e for e in plan.events if e.source is not None and e.source["channel"]]
+    assert sources and all(e.kind is not m.CustomerEventKind.PURCHASE for e in sources)
+    visit_channel = {e.session_id: e.source["channel"] for e in sources}
+    for o in paid:
+        visit = next(e.session_id for e in plan.events if e.order is o)
+        assert o.row["channel"] is visit_channel.get(visit)
+    tagged = [o for o in paid if o.row["channel"] is C.PAID]
+    assert {o.row["utm_medium"] for o in tagged} == {"cpc"}
+    assert {o.row["utm_campaign"] for o in tagged} >= {"always-on", "618-2024"}
+
+
+def test_paid_channels_have_daily_costs_with_their_own_return(rhythm_plan: ShopPlan) -> None:
+    plan = rhythm_plan
+    C = m.SalesChannel
+    costs: dict[m.SalesChannel, dict[date, int]] = defaultdict(dict)
+    for row in plan.marketing_costs:
+        assert row["day"] not in costs[row["channel"]]  # one row per day and channel
+        costs[row["channel"]][row["day"]] = row["amount"]
+        assert row["amount"] > 0 and row["amount"] % 100 == 0 and row["currency"] == "CNY"
+    assert set(costs) == {C.PAID, C.LIVE_STREAM, C.COMMUNITY_GROUP}
+    # Ads and the groups every day of the 18 months, live streams on their days.
+    assert len(costs[C.PAID]) == len(costs[C.COMMUNITY_GROUP]) == 548
+    assert 150 < len(costs[C.LIVE_STREAM]) < 300
+    # Budgets rise through the sales and most on their peak days.
+    for channel in (C.PAID, C.LIVE_STREAM):
+        by_day = costs[channel]
+        sale = [a for d, a in by_day.items() if _in_sale(d)]
+        other = [a for d, a in by_day.items() if not _in_sale(d)]
+        assert np.mean(sale) > 1.8 * np.mean(other)
+        assert by_day[date(2024, 11, 11)] > np.mean(sale)
+    # Each channel's return on its cost (last touch, every order): ads about break even, live
+    # streams above, the community groups far above.
+    revenue = Counter()
+    for o in plan.orders:
+        revenue[o.row["channel"]] += o.row["total_amount"]
+    roi = {c: revenue[c] / sum(costs[c].values()) - 1 for c in costs}
+    assert -0.2 < roi[C.PAID] < 0.2
+    assert 1.0 < roi[C.LIVE_STREAM] < 2.0
+    assert roi[C.COMMUNITY_GROUP] > 6

@@ -705,4 +705,79 @@ def test_survey_tables_come_with_0014_and_go_on_the_way_down(database_url: str) 
     tables, columns = migrate.run_async(shape)
     assert "survey" not in tables and "surveys_opt_out" not in columns
     assert "customer" in tables
+
+
+# The revision 0012 follows: the channels' columns and the marketing costs are tested up and down.
+BEFORE_CHANNELS = "0011_core"
+SOURCE_COLUMNS = {"channel", "utm_source", "utm_medium", "utm_campaign"}
+
+
+def test_channel_columns_and_costs_come_with_0012_and_go_on_the_way_down(
+    database_url: str,
+) -> None:
+    """0012 gives events and orders their channel and UTM tags (and orders a guest's session),
+    indexes the events that carry a channel, and adds marketing costs, one per day, channel
+    and campaign; going down drops them all and keeps the events and orders."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def shape() -> tuple[set[str], set[str], set[str], set[str]]:
+        engine = create_engine(database_url)
+
+        def read(c: Any) -> tuple[set[str], set[str], set[str], set[str]]:
+            found = inspect(c)
+            events = {col["name"] for col in found.get_columns("customer_event")}
+            orders = {col["name"] for col in found.get_columns("order")}
+            indexes = {ix["name"] for ix in found.get_indexes("customer_event")}
+            return set(found.get_table_names()), events, orders, indexes
+
+        async with engine.connect() as conn:
+            result = await conn.run_sync(read)
+        await engine.dispose()
+        return result
+
+    async def use_them() -> tuple[bool, list[tuple[Any, ...]]]:
+        engine = create_engine(database_url)
+        at = datetime(2026, 11, 11, tzinfo=UTC)
+        cost = text(
+            "INSERT INTO marketing_cost (day, channel, campaign, amount, currency, updated_at) "
+            "VALUES ('2026-11-11', 'PAID', 'double11', 120050, 'CNY', :at)"
+        )
+        async with engine.begin() as conn:
+            await conn.execute(cost, {"at": at})
+            await conn.execute(
+                text(
+                    "INSERT INTO customer_event (kind, session_id, data, channel, utm_source, "
+                    "occurred_at) VALUES ('VIEW', 's-1', '{}', 'LIVE_STREAM', 'douyin', :at)"
+                ),
+                {"at": at},
+            )
+        refused = False
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(cost, {"at": at})
+        except IntegrityError:
+            refused = True
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT channel, utm_source FROM customer_event WHERE session_id = 's-1'")
+            )
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        return refused, found
+
+    tables, events, orders, indexes = migrate.run_async(shape)
+    assert "marketing_cost" in tables
+    assert events >= SOURCE_COLUMNS and SOURCE_COLUMNS | {"session_id"} <= orders
+    assert {"ix_customer_event_customer_channel", "ix_customer_event_session_channel"} <= indexes
+    migrate.downgrade(database_url, BEFORE_CHANNELS, plugins)
+    tables, events, orders, indexes = migrate.run_async(shape)
+    assert "marketing_cost" not in tables and {"customer_event", "order"} <= tables
+    assert not SOURCE_COLUMNS & events and not (SOURCE_COLUMNS | {"session_id"}) & orders
+    assert not {i for i in indexes if "channel" in i}
+    migrate.upgrade(database_url, plugins=plugins)
+    refused, found = migrate.run_async(use_them)
+    assert refused, "a day, channel and campaign has one cost"
+    assert found == [("LIVE_STREAM", "douyin")]
+    migrate.downgrade(database_url, BEFORE_CHANNELS, plugins)
+    assert "marketing_cost" not in migrate.run_async(shape)[0]
     migrate.upgrade(database_url, plugins=plugins)

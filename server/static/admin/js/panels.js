@@ -591,3 +591,33 @@ export function forecastSpec(forecast) {
     fromZero: true,
   };
 }
+
+panel({
+  id: "channel-attribution",
+  title: "Channels (last touch)",
+  note:
+    "Paid orders and their revenue credited to the channel the customer bought through; " +
+    "marketing cost, ROI = (revenue − cost) / cost, and cost per new customer.",
+  query: "channelAttribution",
+  variables: (period) => ({
+    input: { from: period.from, to: period.to, model: "LAST_TOUCH" },
+  }),
+  rows: (data) => {
+    const found = unwrap(data.channelAttribution);
+    const rows = found.channels.filter((c) => c.orders > 0 || Number(c.cost.amount) > 0);
+    return rows.length ? rows : null;
+  },
+  render: (channels, el) =>
+    table(el, {
+      columns: [
+        { label: "channel", value: (c) => c.label + (c.privateDomain ? " ·私域" : "") },
+        { label: "orders", value: (c) => formatNumber(c.orders), numeric: true },
+        { label: "revenue", value: (c) => formatMoney(c.revenue), numeric: true },
+        { label: "cost", value: (c) => formatMoney(c.cost), numeric: true },
+        { label: "ROI", value: (c) => formatRatio(c.roi), numeric: true },
+        { label: "new customers", value: (c) => formatNumber(c.newCustomers), numeric: true },
+        { label: "CAC", value: (c) => formatMoney(c.cac), numeric: true },
+      ],
+      rows: channels,
+    }),
+});
