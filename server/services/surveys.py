@@ -35,14 +35,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import (
     ColumnElement,
-    Date,
-    Interval,
     Select,
     case,
-    cast,
     exists,
     func,
-    literal,
     select,
     update,
 )
@@ -69,6 +65,7 @@ from server.models import (
 )
 from server.models.surveys import COMMENT_MAX, SUBJECT_KEY_MAX
 from server.services import insight_runs, outbox
+from server.services.channels import CHANNEL_LABELS
 from server.services.errors import (
     NotFound,
     ScoreOutOfRange,
@@ -76,7 +73,7 @@ from server.services.errors import (
     SurveyExpired,
     ValidationFailed,
 )
-from server.services.forecasts import SHOP_UTC_OFFSET, shop_day
+from server.services.forecasts import day_start, shop_day, shop_day_sql
 from server.services.rfm import PURCHASE_STATUSES
 
 SENT_EVENT = "survey_sent"
@@ -674,6 +671,7 @@ class Grouping(StrEnum):
     TRIGGER = "TRIGGER"
     CARRIER = "CARRIER"
     CATEGORY = "CATEGORY"
+    CHANNEL = "CHANNEL"
 
 
 TRIGGER_LABELS: dict[SurveyTrigger, str] = {
@@ -780,11 +778,30 @@ async def _by_category(session: AsyncSession, in_period: Period) -> list[Satisfa
     ]
 
 
-# One grouping, one query; another (the order's sales channel) is one more entry here.
+async def _by_channel(session: AsyncSession, in_period: Period) -> list[SatisfactionGroup]:
+    # The surveys about an order, by the channel it was placed through (unknown: no group).
+    channel = col(Order.channel)
+    stmt = (
+        select(channel, *_figure_columns())
+        .select_from(Survey)
+        .join(Order, col(Order.id) == col(Survey.order_id))
+        .where(*_in_period(in_period), channel.is_not(None))
+        .group_by(channel)
+    )
+    return [
+        SatisfactionGroup(
+            key=row[0], label=CHANNEL_LABELS.get(row[0], row[0]), figures=_figures(row)
+        )
+        for row in (await session.execute(stmt)).all()
+    ]
+
+
+# One grouping, one query.
 _GROUPINGS = {
     Grouping.TRIGGER: _by_trigger,
     Grouping.CARRIER: _by_carrier,
     Grouping.CATEGORY: _by_category,
+    Grouping.CHANNEL: _by_channel,
 }
 
 
@@ -804,31 +821,17 @@ async def satisfaction(
 # --- KPIs -----------------------------------------------------------------------------------
 
 
-def _shop_midnight(day: date) -> datetime:
-    """The first moment of the shop's day ``day``, in UTC."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) - SHOP_UTC_OFFSET
-
-
-def _day_sent(dialect: str) -> ColumnElement[Any]:
-    """The shop's day of ``survey.sent_at`` in SQL (UTC stored; the shop's offset added)."""
-    sent = col(Survey.sent_at)
-    if dialect == "postgresql":
-        return cast(func.timezone("UTC", sent) + literal(SHOP_UTC_OFFSET, Interval()), Date)
-    # SQLite stores naive UTC text; date() applies the offset as a modifier.
-    return func.date(sent, f"{int(SHOP_UTC_OFFSET.total_seconds()):+d} seconds")
-
-
 async def daily_figures(
     session: AsyncSession, start: date, end: date
 ) -> dict[date, SatisfactionFigures]:
     """The figures of the surveys sent on each shop day from ``start`` to ``end`` (exclusive)
     that had any: one aggregate statement ``GROUP BY`` day."""
-    day = _day_sent(_dialect(session)).label("day")
+    day = shop_day_sql(col(Survey.sent_at), _dialect(session)).label("day")
     stmt = (
         select(day, *_figure_columns())
         .where(
-            col(Survey.sent_at) >= _shop_midnight(start),
-            col(Survey.sent_at) < _shop_midnight(end),
+            col(Survey.sent_at) >= day_start(start),
+            col(Survey.sent_at) < day_start(end),
         )
         .group_by(day)
     )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from server.config import Settings
 from server.models import (
@@ -21,6 +22,7 @@ from server.models import (
     OutboxDelivery,
     OutboxEvent,
     Payment,
+    SalesChannel,
     StaffRole,
     Survey,
     SurveyKind,
@@ -30,15 +32,18 @@ from server.models import (
 )
 from server.plugin import CORE
 from server.plugins import PluginRuntime
+from server.services.channels import CHANNEL_LABELS
 from tests.support.accounts import DEFAULT_PASSWORD, make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.orders import (
     CANCEL_ORDER,
+    cart_with,
     gid,
     make_product,
     make_warehouse,
     only_plugins,
     pay,
+    place,
     place_ok,
 )
 from tests.support.waiting import eventually
@@ -305,6 +310,7 @@ async def _sent(
     score: int | None = None,
     comment: str | None = None,
     carrier: str | None = None,
+    order_id: int | None = None,
 ) -> int:
     sent = sent_at or utcnow() - timedelta(hours=1)
     survey = Survey(
@@ -319,6 +325,7 @@ async def _sent(
         score=score,
         comment=comment,
         carrier=carrier,
+        order_id=order_id,
     )
     session.add(survey)
     await session.commit()
@@ -462,6 +469,41 @@ async def test_staff_read_the_figures_by_carrier(
     for client in (support, shop.buyer):
         body = await client.execute(SATISFACTION)
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_staff_read_the_figures_by_the_orders_channel(
+    shop: Shop, session: AsyncSession, gql: GraphQLClient, settings: Settings
+) -> None:
+    for channel in ("MINI_PROGRAM", "MINI_PROGRAM", None):
+        product = await make_product(session, price=5000, stock=5)
+        extra = {"channel": channel} if channel else {}
+        placed = await place(shop.buyer, await cart_with(shop.buyer, [(product, 1)]), **extra)
+        assert placed["__typename"] == "PlaceOrderSuccess", placed
+    ids = list(
+        (
+            await session.scalars(
+                select(col(Order.id))
+                .where(col(Order.customer_id) == shop.customer.id)
+                .order_by(col(Order.id))
+            )
+        ).all()
+    )
+    # End the read, so that the writes below do not upgrade a stale snapshot (SQLite).
+    await session.commit()
+    for order_id, score in zip(ids, (5, 2, 4), strict=True):
+        await _sent(
+            session, shop.customer, state=SurveyState.ANSWERED, score=score, order_id=order_id
+        )
+    # A survey about no order (a service contact) has no channel either.
+    await _sent(session, shop.customer, state=SurveyState.ANSWERED, score=1)
+    analyst = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.ANALYST)))
+    report = (await analyst(SATISFACTION, {"input": {"by": "CHANNEL"}}))["satisfaction"]
+    assert report["total"]["sent"] == 4
+    # Only the orders placed through a known channel are grouped: 5 and 2, one satisfied.
+    assert [
+        (g["key"], g["label"], g["sent"], g["csatAverage"], g["csatSatisfiedShare"])
+        for g in report["groups"]
+    ] == [("MINI_PROGRAM", CHANNEL_LABELS[SalesChannel.MINI_PROGRAM], 2, 3.5, 0.5)]
 
 
 ERASE = """
