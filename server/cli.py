@@ -353,7 +353,7 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
 def insights() -> None:
     """Customer insights: RFM segments, lifetime value and audiences' memberships (recomputed by
     the periodic job core.insights), audience exports, lifetime value models fitted on
-    transaction logs, and demand forecasts' backtest (docs/insights.md)."""
+    transaction logs, demand forecasts' backtest, and the KPI aggregates (docs/insights.md)."""
 
 
 @insights.command("fit-clv")
@@ -477,6 +477,15 @@ def insights_backtest(
 def insights_rebuild() -> None:
     """Recompute every customer insight now, step by step, whatever changed since the last run."""
     from server.services.insights import rebuild_command
+
+    click.echo(rebuild_command(get_settings()))
+
+
+@insights.command("kpis-rebuild")
+def insights_kpis_rebuild() -> None:
+    """Recompute every KPI aggregate (every day, week and month of the shop's history) now,
+    with a progress bar; the periodic job core.kpis then refreshes what changes."""
+    from server.services.kpi_aggregates import rebuild_command
 
     click.echo(rebuild_command(get_settings()))
 

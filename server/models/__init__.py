@@ -33,6 +33,13 @@ from server.models.insights import (
     InsightRun,
 )
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
+from server.models.kpis import (
+    KpiAggregate,
+    KpiCustomerFirst,
+    KpiPeriod,
+    KpiVisitor,
+    KpiWatermark,
+)
 from server.models.orders import (
     Cart,
     CartLine,
@@ -78,6 +85,11 @@ __all__ = [
     "IdempotencyKey",
     "InsightRun",
     "JobLease",
+    "KpiAggregate",
+    "KpiCustomerFirst",
+    "KpiPeriod",
+    "KpiVisitor",
+    "KpiWatermark",
     "MembershipTier",
     "Order",
     "OrderLine",

@@ -1,0 +1,514 @@
+"""The shop's KPIs on a small shop worked out by hand (below), on SQLite and PostgreSQL: every
+core KPI by day and by week (distinct counts that do not add up), the previous period and last
+year, the funnel, the aggregates' incremental refresh (a new order, a late refund, a new event:
+only their day recomputed), concurrent refreshes, a plugin's KPI through the hook, the command.
+
+The shop (days are shop days, UTC+8; D1 = Monday 2026-03-02, D2 = 2026-03-03):
+
+    order  day         who    total  status            paid  payment     note
+    o9     2025-03-02  b       8000  COMPLETED         yes   -           b's first purchase
+    o10    2026-03-01  d       4000  COMPLETED         yes   -           d's first purchase
+    o1     D1          a      10000  COMPLETED         yes   CAPTURED    a's first purchase
+    o2     D1          b       5000  PAID              yes   CAPTURED    b returns
+    o3     D1          guest   3000  DELIVERED         yes   REFUNDED    a return
+    o4     D1          c       2000  PENDING_PAYMENT   no    DECLINED, PENDING
+    o5     D1          c       4000  CANCELLED         yes   REFUNDED    refunded, no purchase
+    o6     D1          d       7000  COMPLETED (USD)   yes   -           another currency: left out
+    o7     D2          a       6000  COMPLETED         yes   CAPTURED    a returns
+    o8     D2          c       1000  PAID              yes   AUTHORISED  c's first purchase
+
+D1: placed 5 (o1-o5), paid 4 (o1, o2, o3, o5), purchases 3, GMV 18000, AOV 6000; refunded 2/4,
+returned 1/4; paying customers {a, b}, new {a}, returning {b}: repurchase 1/2; payment
+attempts with an outcome 5 (the PENDING one is not), successful 4 (o3's refunded one was
+captured): 0.8.
+D2: placed 2, purchases 2, GMV 7000; paying {a, c}, new {c}, returning {a}; payments 2/2.
+The week (D1 + D2): purchases 5, GMV 25000, AOV 5000; paying {a, b, c} = 3 (not 2 + 2), new
+{a, c} = 2, returning {b} = 1 (a's first purchase is in the week): repurchase 1/3; refunds 2/6.
+
+Events (visitor: events):
+    D1  a: VIEW, ADD_TO_CART, PURCHASE(o1)     b: VIEW, PURCHASE(o2)
+        c: VIEW, ADD_TO_CART, PURCHASE(o4, unpaid)
+        s1: VIEW, ADD_TO_CART, PURCHASE(o3)    s2: VIEW    s3: SEARCH (0 results)
+        s4: SEARCH (5 results), VIEW            s5: VIEW, ADD_TO_CART
+    D2  a: VIEW, PURCHASE(o7)    s5: ADD_TO_CART    s6: VIEW
+D1: 8 visitors, 8 visits of which 2 bounce (s2, s3): 0.25; viewers 7 (all but s3); viewed and
+carted 4 (a, c, s1, s5): 4/7; and ordered 3 (a, c, s1): 3/4; and paid 2 (a, s1): 2/3; paying
+visitors 3 (a, b, s1): conversion 3/8; carters 4 of whom 3 ordered: abandonment 1/4;
+searches 2, 1 without results: 0.5.
+D2: 3 visitors, 3 visits, 2 bounce (s5, s6).
+The week: 9 visitors (not 8 + 3), 11 visits, 4 bounce; viewers 8; funnel 4, 3, 2; conversion
+3/9; carters 4 (s5 twice), abandonment 1/4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.cli import main as cli
+from server.config import Settings
+from server.db import create_engine, session_factory
+from server.models import (
+    Customer,
+    CustomerEvent,
+    CustomerEventKind,
+    KpiAggregate,
+    KpiPeriod,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    utcnow,
+)
+from server.plugin import Kpi, KpiBucket, KpiUnit
+from server.plugins import load_plugins
+from server.services import kpi_aggregates as agg
+from server.services import kpis
+from server.services.errors import ValidationFailed
+from server.services.kpi_registry import registered_kpis
+from tests.plugins.fakes import FakePlugin
+from tests.support.accounts import make_customer
+
+# The refresh looks again at what changed within its margin before its last run (for
+# transactions that commit late); without it, each change is seen once.
+NO_MARGIN = timedelta(0)
+D1 = date(2026, 3, 2)
+D2 = date(2026, 3, 3)
+WEEK_END = date(2026, 3, 9)
+S = OrderStatus
+P = PaymentStatus
+E = CustomerEventKind
+
+
+def at(day: date, hour: int = 10) -> datetime:
+    """``hour`` o'clock of a shop day, in UTC."""
+    return datetime.combine(day, time(hour), tzinfo=UTC) - timedelta(hours=8)
+
+
+@dataclass
+class Shop:
+    customers: dict[str, Customer]
+    orders: dict[str, Order]
+
+
+async def _order(
+    session: AsyncSession,
+    name: str,
+    customer: Customer | None,
+    total: int,
+    day: date,
+    status: OrderStatus,
+    *,
+    paid: bool,
+    currency: str = "CNY",
+) -> Order:
+    order = Order(
+        number=f"SG-KPI-{name}-{day:%Y%m%d}",
+        customer_id=customer.id if customer else None,
+        status=status,
+        currency=currency,
+        subtotal_amount=total,
+        total_amount=total,
+        placed_at=at(day),
+        updated_at=at(day),
+        paid_at=at(day, 11) if paid else None,
+    )
+    session.add(order)
+    await session.flush()
+    return order
+
+
+def _payment(order: Order, status: PaymentStatus, day: date) -> Payment:
+    return Payment(
+        order_id=order.id,  # type: ignore[arg-type]  # flushed
+        gateway="test",
+        amount=order.total_amount,
+        currency=order.currency,
+        status=status,
+        created_at=at(day, 11),
+    )
+
+
+def _event(
+    kind: CustomerEventKind,
+    day: date,
+    *,
+    customer: Customer | None = None,
+    session_id: str | None = None,
+    order: Order | None = None,
+    results: int | None = None,
+    minute: int = 0,
+) -> CustomerEvent:
+    return CustomerEvent(
+        kind=kind,
+        customer_id=customer.id if customer else None,
+        session_id=session_id,
+        order_id=order.id if order else None,
+        data={} if results is None else {"result_count": results},
+        occurred_at=at(day, 12) + timedelta(minutes=minute),
+    )
+
+
+async def small_shop(session: AsyncSession) -> Shop:
+    c = {name: await make_customer(session) for name in "abcd"}
+    o: dict[str, Order] = {}
+    o["o9"] = await _order(session, "o9", c["b"], 8000, date(2025, 3, 2), S.COMPLETED, paid=True)
+    o["o10"] = await _order(session, "o10", c["d"], 4000, date(2026, 3, 1), S.COMPLETED, paid=True)
+    o["o1"] = await _order(session, "o1", c["a"], 10000, D1, S.COMPLETED, paid=True)
+    o["o2"] = await _order(session, "o2", c["b"], 5000, D1, S.PAID, paid=True)
+    o["o3"] = await _order(session, "o3", None, 3000, D1, S.DELIVERED, paid=True)
+    o["o4"] = await _order(session, "o4", c["c"], 2000, D1, S.PENDING_PAYMENT, paid=False)
+    o["o5"] = await _order(session, "o5", c["c"], 4000, D1, S.CANCELLED, paid=True)
+    o["o6"] = await _order(session, "o6", c["d"], 7000, D1, S.COMPLETED, paid=True, currency="USD")
+    o["o7"] = await _order(session, "o7", c["a"], 6000, D2, S.COMPLETED, paid=True)
+    o["o8"] = await _order(session, "o8", c["c"], 1000, D2, S.PAID, paid=True)
+    session.add_all(
+        [
+            _payment(o["o1"], P.CAPTURED, D1),
+            _payment(o["o2"], P.CAPTURED, D1),
+            _payment(o["o3"], P.REFUNDED, D1),
+            _payment(o["o4"], P.DECLINED, D1),
+            _payment(o["o4"], P.PENDING, D1),
+            _payment(o["o5"], P.REFUNDED, D1),
+            _payment(o["o7"], P.CAPTURED, D2),
+            _payment(o["o8"], P.AUTHORISED, D2),
+        ]
+    )
+    a, b, cc = c["a"], c["b"], c["c"]
+    session.add_all(
+        [
+            _event(E.VIEW, D1, customer=a),
+            _event(E.ADD_TO_CART, D1, customer=a, minute=1),
+            _event(E.PURCHASE, D1, customer=a, order=o["o1"], minute=2),
+            _event(E.VIEW, D1, customer=b),
+            _event(E.PURCHASE, D1, customer=b, order=o["o2"], minute=1),
+            _event(E.VIEW, D1, customer=cc),
+            _event(E.ADD_TO_CART, D1, customer=cc, minute=1),
+            _event(E.PURCHASE, D1, customer=cc, order=o["o4"], minute=2),
+            _event(E.VIEW, D1, session_id="s1"),
+            _event(E.ADD_TO_CART, D1, session_id="s1", minute=1),
+            _event(E.PURCHASE, D1, session_id="s1", order=o["o3"], minute=2),
+            _event(E.VIEW, D1, session_id="s2"),
+            _event(E.SEARCH, D1, session_id="s3", results=0),
+            _event(E.SEARCH, D1, session_id="s4", results=5),
+            _event(E.VIEW, D1, session_id="s4", minute=1),
+            _event(E.VIEW, D1, session_id="s5"),
+            _event(E.ADD_TO_CART, D1, session_id="s5", minute=1),
+            _event(E.VIEW, D2, customer=a),
+            _event(E.PURCHASE, D2, customer=a, order=o["o7"], minute=1),
+            _event(E.ADD_TO_CART, D2, session_id="s5"),
+            _event(E.VIEW, D2, session_id="s6"),
+        ]
+    )
+    await session.commit()
+    return Shop(c, o)
+
+
+CORE = registered_kpis(load_plugins(Settings(plugins="")))
+
+
+async def values(
+    session: AsyncSession, key: str, buckets: Sequence[tuple[date, date]]
+) -> list[float | None]:
+    found = await CORE[key].compute(session, [KpiBucket(s, e) for s, e in buckets])
+    return list(found)
+
+
+DAYS = [(D1, D2), (D2, D2 + timedelta(days=1)), (D1, WEEK_END)]
+
+# key: (D1, D2, the week)
+EXPECTED: dict[str, tuple[float | None, float | None, float | None]] = {
+    "gmv": (18000, 7000, 25000),
+    "orders": (3, 2, 5),
+    "aov": (6000, 3500, 5000),
+    "paying_customers": (2, 2, 3),
+    "new_customers": (1, 1, 2),
+    "returning_customers": (1, 1, 1),
+    "repurchase_rate": (1 / 2, 1 / 2, 1 / 3),
+    "refund_rate": (2 / 4, 0, 2 / 6),
+    "return_rate": (1 / 4, 0, 1 / 6),
+    "payment_success_rate": (4 / 5, 2 / 2, 6 / 7),
+    "visitors": (8, 3, 9),
+    "bounce_rate": (2 / 8, 2 / 3, 4 / 11),
+    "view_to_cart_rate": (4 / 7, 0, 4 / 8),
+    "cart_to_order_rate": (3 / 4, None, 3 / 4),
+    "order_to_paid_rate": (2 / 3, None, 2 / 3),
+    "conversion_rate": (3 / 8, 1 / 3, 3 / 9),
+    "cart_abandonment_rate": (1 / 4, 1, 1 / 4),
+    "zero_result_search_rate": (1 / 2, None, 1 / 2),
+}
+
+
+def close(found: Sequence[float | None], expected: Sequence[float | None]) -> bool:
+    return len(found) == len(expected) and all(
+        (f is None and e is None) or (f is not None and e is not None and abs(f - e) < 1e-9)
+        for f, e in zip(found, expected, strict=True)
+    )
+
+
+async def test_every_core_kpi_on_the_small_shop(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await small_shop(session)
+    report = await agg.rebuild(sessions, Settings(database_url=database_url))
+    assert report.first_day == date(2025, 3, 2)
+    async with sessions() as session:
+        for key, expected in EXPECTED.items():
+            assert close(await values(session, key, DAYS), expected), key
+        # The week is a stored row; the same week as a range not aligned to it (Sunday to
+        # Sunday) unites day rows: both give the distinct counts.
+        assert close(await values(session, "visitors", [(D1 - timedelta(days=1), WEEK_END)]), [9])
+        assert close(await values(session, "paying_customers", [(date(2026, 3, 1), D2)]), [3])
+        # A period that has not begun yet has no value; a quiet day has zeros and no ratios.
+        future = agg.today() + timedelta(days=3)
+        assert await values(session, "gmv", [(future, future + timedelta(days=1))]) == [None]
+        quiet = [(date(2026, 2, 1), date(2026, 2, 2))]
+        assert await values(session, "orders", quiet) == [0]
+        assert await values(session, "conversion_rate", quiet) == [None]
+        # Every KPI of the core is tested above.
+        assert set(EXPECTED) == set(CORE)
+    await engine.dispose()
+
+
+async def test_previous_period_and_last_year(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await small_shop(session)
+    await agg.rebuild(sessions, Settings(database_url=database_url))
+    async with sessions() as session:
+        report = await kpis.shop_kpis(
+            session, CORE, D1, D2 + timedelta(days=1), kpis.Granularity.DAY, ["gmv", "orders"]
+        )
+    assert (report.previous.start, report.previous.end) == (date(2026, 2, 28), D1)
+    assert (report.last_year.start, report.last_year.end) == (date(2025, 3, 2), date(2025, 3, 4))
+    gmv, orders = report.series
+    assert gmv.kpi.key == "gmv" and orders.kpi.key == "orders"
+    assert (gmv.total, gmv.previous_total, gmv.last_year_total) == (25000, 4000, 8000)
+    assert gmv.change == pytest.approx(25000 / 4000 - 1)  # 5.25
+    assert gmv.last_year_change == pytest.approx(25000 / 8000 - 1)  # 2.125
+    assert [(p.start, p.value, p.previous, p.last_year) for p in gmv.points] == [
+        (D1, 18000, 0, 8000),  # Feb 28 sold nothing; 2025-03-02 was o9
+        (D2, 7000, 4000, 0),  # Mar 1 was o10
+    ]
+    assert (orders.total, orders.previous_total, orders.last_year_total) == (5, 1, 1)
+    # By month, a whole-month period compares with the month before.
+    async with sessions() as session:
+        report = await kpis.shop_kpis(
+            session, CORE, date(2026, 3, 1), date(2026, 4, 1), kpis.Granularity.MONTH, ["gmv"]
+        )
+    (gmv,) = report.series
+    assert (report.previous.start, report.previous.end) == (date(2026, 2, 1), date(2026, 3, 1))
+    assert (gmv.total, gmv.previous_total, gmv.last_year_total) == (29000, 0, 8000)
+    # By week: ISO weeks, the first cut by the period's start.
+    async with sessions() as session:
+        report = await kpis.shop_kpis(
+            session, CORE, date(2026, 3, 1), WEEK_END, kpis.Granularity.WEEK, ["paying_customers"]
+        )
+    (paying,) = report.series
+    assert [(p.start, p.end, p.value) for p in paying.points] == [
+        (date(2026, 3, 1), D1, 1),
+        (D1, WEEK_END, 3),
+    ]
+    assert paying.total == 4
+    await engine.dispose()
+
+
+async def test_the_funnel_and_bad_periods(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await small_shop(session)
+    await agg.rebuild(sessions, Settings(database_url=database_url))
+    async with sessions() as session:
+        funnel = await kpis.shopping_funnel(session, D1, WEEK_END)
+        assert funnel.visitors == 9
+        assert [(s.step.value, s.visitors) for s in funnel.steps] == [
+            ("VIEW", 8),
+            ("ADD_TO_CART", 4),
+            ("ORDER", 3),
+            ("PAID", 2),
+        ]
+        assert [s.step_rate for s in funnel.steps] == [None, 0.5, 0.75, pytest.approx(2 / 3)]
+        assert funnel.conversion_rate == 2 / 8
+        with pytest.raises(ValidationFailed, match="before"):
+            await kpis.shopping_funnel(session, D2, D1)
+        with pytest.raises(ValidationFailed, match="400 days"):
+            await kpis.shop_kpis(session, CORE, date(2025, 1, 1), date(2026, 3, 1))
+        with pytest.raises(ValidationFailed, match="no KPI has the key 'nope'"):
+            await kpis.shop_kpis(session, CORE, D1, D2, keys=["gmv", "nope"])
+    await engine.dispose()
+
+
+async def _day_rows(session: AsyncSession) -> dict[date, datetime]:
+    rows = await session.execute(
+        select(KpiAggregate.start, KpiAggregate.computed_at).where(
+            KpiAggregate.period == KpiPeriod.DAY
+        )
+    )
+    return {agg.as_date(s): c for s, c in rows}
+
+
+async def test_the_refresh_recomputes_only_the_days_that_changed(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    settings = Settings(database_url=database_url)
+    async with sessions() as session:
+        shop = await small_shop(session)
+    await agg.rebuild(sessions, settings)
+    nothing = await agg.refresh(sessions, settings, margin=NO_MARGIN)
+    assert (nothing.rebuilt, nothing.days) == (False, 0)
+
+    # A new order of b on D2: only D2 (and its week and month) is recomputed.
+    async with sessions() as session:
+        before = await _day_rows(session)
+        await _order(session, "o11", shop.customers["b"], 2000, D2, S.COMPLETED, paid=True)
+        await session.commit()
+    done = await agg.refresh(sessions, settings, margin=NO_MARGIN)
+    assert (done.days, done.weeks, done.months) == (1, 1, 1)
+    async with sessions() as session:
+        after = await _day_rows(session)
+        assert [d for d in after if after[d] != before[d]] == [D2]
+        assert await values(session, "gmv", DAYS) == [18000, 9000, 27000]
+        assert await values(session, "returning_customers", DAYS) == [1, 2, 1]
+
+    # A late refund: o1's payment refunded by the gateway today recomputes D1.
+    async with sessions() as session:
+        before = await _day_rows(session)
+        await session.execute(
+            update(Payment)
+            .where(Payment.order_id == shop.orders["o1"].id)
+            .values(status=P.REFUNDED, updated_at=utcnow())
+        )
+        await session.commit()
+    done = await agg.refresh(sessions, settings, margin=NO_MARGIN)
+    assert done.days == 1
+    async with sessions() as session:
+        after = await _day_rows(session)
+        assert [d for d in after if after[d] != before[d]] == [D1]
+        assert close(await values(session, "refund_rate", DAYS), [3 / 4, 0, 3 / 7])
+        assert close(await values(session, "return_rate", DAYS), [2 / 4, 0, 2 / 7])
+
+    # With the margin, the refund of a moment ago is seen again (D1 recomputed once more).
+    again = await agg.refresh(sessions, settings)
+    assert again.days == 1
+
+    # A new event recorded for D2 (a new visitor) recomputes D2.
+    async with sessions() as session:
+        session.add(_event(E.VIEW, D2, session_id="s7"))
+        await session.commit()
+    done = await agg.refresh(sessions, settings, margin=NO_MARGIN)
+    assert done.days == 1
+    async with sessions() as session:
+        assert await values(session, "visitors", DAYS) == [8, 4, 10]
+
+    # An earlier unpaid order of c paid later moves c's first purchase from D2 to D1: both
+    # days are recomputed (new customers: D1 gains c, D2 loses c).
+    async with sessions() as session:
+        await session.execute(
+            update(Order)
+            .where(Order.id == shop.orders["o4"].id)
+            .values(status=S.PAID, paid_at=utcnow(), updated_at=utcnow())
+        )
+        await session.commit()
+    done = await agg.refresh(sessions, settings, margin=NO_MARGIN)
+    assert done.days == 2
+    async with sessions() as session:
+        assert await values(session, "new_customers", DAYS) == [2, 0, 2]
+        assert await values(session, "order_to_paid_rate", [(D1, D2)]) == [1.0]
+        incremental = {
+            key: await values(session, key, DAYS + [(date(2025, 3, 1), WEEK_END)]) for key in CORE
+        }
+    # The incremental figures are what a rebuild finds.
+    await agg.rebuild(sessions, settings)
+    async with sessions() as session:
+        for key in CORE:
+            assert incremental[key] == await values(
+                session, key, DAYS + [(date(2025, 3, 1), WEEK_END)]
+            ), key
+    await engine.dispose()
+
+
+async def test_concurrent_refreshes_leave_correct_aggregates(database_url: str) -> None:
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    settings = Settings(database_url=database_url)
+    async with sessions() as session:
+        shop = await small_shop(session)
+    await agg.rebuild(sessions, settings)
+    async with sessions() as session:
+        for i in range(5):
+            await _order(session, f"x{i}", shop.customers["d"], 100, D2, S.COMPLETED, paid=True)
+        await session.commit()
+    results = await asyncio.gather(
+        *(agg.refresh(sessions, settings, margin=NO_MARGIN) for _ in range(4))
+    )
+    # They took turns: the first recomputed D2, the others found nothing new.
+    assert sorted(r.days for r in results) == [0, 0, 0, 1]
+    async with sessions() as session:
+        assert await values(session, "gmv", DAYS) == [18000, 7500, 25500]
+        assert await values(session, "paying_customers", DAYS) == [2, 3, 4]
+    # Two rebuilds and a refresh at once end where one rebuild does.
+    await asyncio.gather(
+        agg.rebuild(sessions, settings),
+        agg.rebuild(sessions, settings),
+        agg.refresh(sessions, settings, margin=NO_MARGIN),
+    )
+    async with sessions() as session:
+        assert await values(session, "gmv", DAYS) == [18000, 7500, 25500]
+        assert await values(session, "visitors", DAYS) == [8, 3, 9]
+    await engine.dispose()
+
+
+async def test_a_plugins_kpi_is_computed_once_per_series(database_url: str) -> None:
+    calls: list[list[KpiBucket]] = []
+
+    async def tickets(session: AsyncSession, buckets: Sequence[KpiBucket]) -> list[float | None]:
+        calls.append(list(buckets))
+        return [float((b.end - b.start).days) for b in buckets]
+
+    plugin = FakePlugin(
+        "support",
+        kpis=lambda: [Kpi("support.tickets", "Tickets", KpiUnit.COUNT, tickets, "per day")],
+    )
+    registry = registered_kpis(load_plugins(Settings(plugins=""), extra=[plugin]))
+    assert "gmv" in registry and "support.tickets" in registry
+    engine = create_engine(database_url)
+    async with session_factory(engine)() as session:
+        report = await kpis.shop_kpis(
+            session, registry, D1, D1 + timedelta(days=3), keys=["support.tickets", "gmv"]
+        )
+    await engine.dispose()
+    assert [s.kpi.key for s in report.series] == ["support.tickets", "gmv"]
+    # Three calls: the period, the one before, last year; each with the whole period last.
+    assert len(calls) == 3
+    assert [b.start for b in calls[0]] == [D1, D1 + timedelta(days=1), D1 + timedelta(days=2), D1]
+    assert calls[1][-1] == KpiBucket(date(2026, 2, 27), D1)
+    assert calls[2][-1] == KpiBucket(date(2025, 3, 2), date(2025, 3, 5))
+    tickets_series = report.series[0]
+    assert tickets_series.total == 3 and [p.value for p in tickets_series.points] == [1, 1, 1]
+
+
+async def test_the_command_rebuilds_with_progress(database_url: str) -> None:
+    engine = create_engine(database_url)
+    async with session_factory(engine)() as session:
+        await small_shop(session)
+    await engine.dispose()
+    result = CliRunner().invoke(
+        cli, ["insights", "kpis-rebuild"], env={"SHOPGRAPH_DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 0, result.output
+    assert "kpis: rebuilt" in result.stdout and "from 2025-03-02" in result.stdout
+    # One progress line per month of days (2025-03 to this month), one for the rollups.
+    months = (agg.today().year - 2025) * 12 + agg.today().month - 3 + 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"kpis: 2025-03 (1/{months + 1})"
+    assert lines[-1] == f"kpis: weeks and months ({months + 1}/{months + 1})"
