@@ -44,8 +44,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -56,15 +55,10 @@ from server.cli import main as cli
 from server.config import Settings
 from server.db import create_engine, session_factory
 from server.models import (
-    Customer,
-    CustomerEvent,
-    CustomerEventKind,
     KpiAggregate,
     KpiPeriod,
     Order,
-    OrderStatus,
     Payment,
-    PaymentStatus,
     utcnow,
 )
 from server.plugin import Kpi, KpiBucket, KpiUnit
@@ -75,140 +69,11 @@ from server.services.errors import ValidationFailed
 from server.services.kpi_registry import registered_kpis
 from tests.plugins.fakes import FakePlugin
 from tests.support.accounts import make_customer
+from tests.support.kpis import D1, D2, WEEK_END, E, P, S, event, order, small_shop
 
 # The refresh looks again at what changed within its margin before its last run (for
 # transactions that commit late); without it, each change is seen once.
 NO_MARGIN = timedelta(0)
-D1 = date(2026, 3, 2)
-D2 = date(2026, 3, 3)
-WEEK_END = date(2026, 3, 9)
-S = OrderStatus
-P = PaymentStatus
-E = CustomerEventKind
-
-
-def at(day: date, hour: int = 10) -> datetime:
-    """``hour`` o'clock of a shop day, in UTC."""
-    return datetime.combine(day, time(hour), tzinfo=UTC) - timedelta(hours=8)
-
-
-@dataclass
-class Shop:
-    customers: dict[str, Customer]
-    orders: dict[str, Order]
-
-
-async def _order(
-    session: AsyncSession,
-    name: str,
-    customer: Customer | None,
-    total: int,
-    day: date,
-    status: OrderStatus,
-    *,
-    paid: bool,
-    currency: str = "CNY",
-) -> Order:
-    order = Order(
-        number=f"SG-KPI-{name}-{day:%Y%m%d}",
-        customer_id=customer.id if customer else None,
-        status=status,
-        currency=currency,
-        subtotal_amount=total,
-        total_amount=total,
-        placed_at=at(day),
-        updated_at=at(day),
-        paid_at=at(day, 11) if paid else None,
-    )
-    session.add(order)
-    await session.flush()
-    return order
-
-
-def _payment(order: Order, status: PaymentStatus, day: date) -> Payment:
-    return Payment(
-        order_id=order.id,  # type: ignore[arg-type]  # flushed
-        gateway="test",
-        amount=order.total_amount,
-        currency=order.currency,
-        status=status,
-        created_at=at(day, 11),
-    )
-
-
-def _event(
-    kind: CustomerEventKind,
-    day: date,
-    *,
-    customer: Customer | None = None,
-    session_id: str | None = None,
-    order: Order | None = None,
-    results: int | None = None,
-    minute: int = 0,
-) -> CustomerEvent:
-    return CustomerEvent(
-        kind=kind,
-        customer_id=customer.id if customer else None,
-        session_id=session_id,
-        order_id=order.id if order else None,
-        data={} if results is None else {"result_count": results},
-        occurred_at=at(day, 12) + timedelta(minutes=minute),
-    )
-
-
-async def small_shop(session: AsyncSession) -> Shop:
-    c = {name: await make_customer(session) for name in "abcd"}
-    o: dict[str, Order] = {}
-    o["o9"] = await _order(session, "o9", c["b"], 8000, date(2025, 3, 2), S.COMPLETED, paid=True)
-    o["o10"] = await _order(session, "o10", c["d"], 4000, date(2026, 3, 1), S.COMPLETED, paid=True)
-    o["o1"] = await _order(session, "o1", c["a"], 10000, D1, S.COMPLETED, paid=True)
-    o["o2"] = await _order(session, "o2", c["b"], 5000, D1, S.PAID, paid=True)
-    o["o3"] = await _order(session, "o3", None, 3000, D1, S.DELIVERED, paid=True)
-    o["o4"] = await _order(session, "o4", c["c"], 2000, D1, S.PENDING_PAYMENT, paid=False)
-    o["o5"] = await _order(session, "o5", c["c"], 4000, D1, S.CANCELLED, paid=True)
-    o["o6"] = await _order(session, "o6", c["d"], 7000, D1, S.COMPLETED, paid=True, currency="USD")
-    o["o7"] = await _order(session, "o7", c["a"], 6000, D2, S.COMPLETED, paid=True)
-    o["o8"] = await _order(session, "o8", c["c"], 1000, D2, S.PAID, paid=True)
-    session.add_all(
-        [
-            _payment(o["o1"], P.CAPTURED, D1),
-            _payment(o["o2"], P.CAPTURED, D1),
-            _payment(o["o3"], P.REFUNDED, D1),
-            _payment(o["o4"], P.DECLINED, D1),
-            _payment(o["o4"], P.PENDING, D1),
-            _payment(o["o5"], P.REFUNDED, D1),
-            _payment(o["o7"], P.CAPTURED, D2),
-            _payment(o["o8"], P.AUTHORISED, D2),
-        ]
-    )
-    a, b, cc = c["a"], c["b"], c["c"]
-    session.add_all(
-        [
-            _event(E.VIEW, D1, customer=a),
-            _event(E.ADD_TO_CART, D1, customer=a, minute=1),
-            _event(E.PURCHASE, D1, customer=a, order=o["o1"], minute=2),
-            _event(E.VIEW, D1, customer=b),
-            _event(E.PURCHASE, D1, customer=b, order=o["o2"], minute=1),
-            _event(E.VIEW, D1, customer=cc),
-            _event(E.ADD_TO_CART, D1, customer=cc, minute=1),
-            _event(E.PURCHASE, D1, customer=cc, order=o["o4"], minute=2),
-            _event(E.VIEW, D1, session_id="s1"),
-            _event(E.ADD_TO_CART, D1, session_id="s1", minute=1),
-            _event(E.PURCHASE, D1, session_id="s1", order=o["o3"], minute=2),
-            _event(E.VIEW, D1, session_id="s2"),
-            _event(E.SEARCH, D1, session_id="s3", results=0),
-            _event(E.SEARCH, D1, session_id="s4", results=5),
-            _event(E.VIEW, D1, session_id="s4", minute=1),
-            _event(E.VIEW, D1, session_id="s5"),
-            _event(E.ADD_TO_CART, D1, session_id="s5", minute=1),
-            _event(E.VIEW, D2, customer=a),
-            _event(E.PURCHASE, D2, customer=a, order=o["o7"], minute=1),
-            _event(E.ADD_TO_CART, D2, session_id="s5"),
-            _event(E.VIEW, D2, session_id="s6"),
-        ]
-    )
-    await session.commit()
-    return Shop(c, o)
 
 
 CORE = registered_kpis(load_plugins(Settings(plugins="")))
@@ -370,7 +235,7 @@ async def test_the_refresh_recomputes_only_the_days_that_changed(database_url: s
     # A new order of b on D2: only D2 (and its week and month) is recomputed.
     async with sessions() as session:
         before = await _day_rows(session)
-        await _order(session, "o11", shop.customers["b"], 2000, D2, S.COMPLETED, paid=True)
+        await order(session, "o11", shop.customers["b"], 2000, D2, S.COMPLETED, paid=True)
         await session.commit()
     done = await agg.refresh(sessions, settings, margin=NO_MARGIN)
     assert (done.days, done.weeks, done.months) == (1, 1, 1)
@@ -403,7 +268,7 @@ async def test_the_refresh_recomputes_only_the_days_that_changed(database_url: s
 
     # A new event recorded for D2 (a new visitor) recomputes D2.
     async with sessions() as session:
-        session.add(_event(E.VIEW, D2, session_id="s7"))
+        session.add(event(E.VIEW, D2, session_id="s7"))
         await session.commit()
     done = await agg.refresh(sessions, settings, margin=NO_MARGIN)
     assert done.days == 1
@@ -446,7 +311,7 @@ async def test_concurrent_refreshes_leave_correct_aggregates(database_url: str) 
     await agg.rebuild(sessions, settings)
     async with sessions() as session:
         for i in range(5):
-            await _order(session, f"x{i}", shop.customers["d"], 100, D2, S.COMPLETED, paid=True)
+            await order(session, f"x{i}", shop.customers["d"], 100, D2, S.COMPLETED, paid=True)
         await session.commit()
     results = await asyncio.gather(
         *(agg.refresh(sessions, settings, margin=NO_MARGIN) for _ in range(4))
@@ -512,3 +377,65 @@ async def test_the_command_rebuilds_with_progress(database_url: str) -> None:
     lines = result.stderr.splitlines()
     assert lines[0] == f"kpis: 2025-03 (1/{months + 1})"
     assert lines[-1] == f"kpis: weeks and months ({months + 1}/{months + 1})"
+
+
+async def test_cohort_retention_on_a_hand_made_order_log(database_url: str) -> None:
+    """Purchases per month (x; c a cancelled order, no purchase):
+
+        customer  2025-12  2026-01  02  03  04   cohort
+        p1                 x        x       x    January
+        p2                 x            x        January
+        p3                 x                     January
+        p4                 x        x   x        January
+        p5                          x   x        February
+        p6                          x       x    February
+        p7                              x        March
+        p8        x        x                     December 2025 (outside the window)
+        p9                 c        x            February
+
+    January (4): February p1, p4 = 2/4; March p2, p4 = 2/4; April p1 = 1/4.
+    February (3): March p5 = 1/3; April p6 = 1/3. March (1): April nobody. April: nobody new.
+    """
+    log = {
+        "p1": ["2026-01", "2026-02", "2026-04"],
+        "p2": ["2026-01", "2026-03"],
+        "p3": ["2026-01"],
+        "p4": ["2026-01", "2026-02", "2026-03"],
+        "p5": ["2026-02", "2026-03"],
+        "p6": ["2026-02", "2026-04"],
+        "p7": ["2026-03"],
+        "p8": ["2025-12", "2026-01"],
+        "p9": ["2026-02"],
+    }
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        for name, months in log.items():
+            customer = await make_customer(session)
+            for i, month in enumerate(months):
+                day = date.fromisoformat(f"{month}-1{i}")
+                await order(session, f"{name}{i}", customer, 1000, day, S.COMPLETED, paid=True)
+            if name == "p9":
+                await order(
+                    session, "p9c", customer, 1000, date(2026, 1, 5), S.CANCELLED, paid=True
+                )
+        await session.commit()
+    await agg.rebuild(sessions, Settings(database_url=database_url))
+    async with sessions() as session:
+        cohorts = await kpis.cohort_retention(session, date(2026, 1, 20), 4)
+        with pytest.raises(ValidationFailed, match="between 1 and 36"):
+            await kpis.cohort_retention(session, date(2026, 1, 1), 37)
+        with pytest.raises(ValidationFailed, match="future"):
+            await kpis.cohort_retention(session, agg.today() + timedelta(days=40), 1)
+    await engine.dispose()
+    table = [
+        (c.month, c.size, [(r.offset, r.month, r.customers, r.share) for r in c.retention])
+        for c in cohorts
+    ]
+    jan, feb, mar, apr = (date(2026, m, 1) for m in (1, 2, 3, 4))
+    assert table == [
+        (jan, 4, [(1, feb, 2, 0.5), (2, mar, 2, 0.5), (3, apr, 1, 0.25)]),
+        (feb, 3, [(1, mar, 1, 1 / 3), (2, apr, 1, 1 / 3)]),
+        (mar, 1, [(1, apr, 0, 0.0)]),
+        (apr, 0, []),
+    ]
