@@ -462,10 +462,13 @@ async def compute_days(
         c["gmv"] = int(row["gmv"] or 0)
         c["refunded_orders"] = int(row["refunded"] or 0)
         c["returned_orders"] = int(row["returned"] or 0)
+    # The status is tested after grouping: in WHERE, SQLite would pick the status index and
+    # read every purchase of the shop instead of the day's orders.
     buyers = (
         select(day.label("day"), col(Order.customer_id))
-        .where(in_range, purchase, col(Order.customer_id).is_not(None))
-        .distinct()
+        .where(in_range, col(Order.customer_id).is_not(None))
+        .group_by(day, col(Order.customer_id))
+        .having(func.max(case((purchase, 1), else_=0)) == 1)
     )
     for d, customer_id in await session.execute(buyers):
         days[as_date(d)].sets.customers.add(int(customer_id))
@@ -976,6 +979,13 @@ def jobs() -> list[Job]:
     ]
 
 
+async def rebuild_steps(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """The steps a rebuild reports now: one per month of days, one for the weeks and months."""
+    async with sessions() as session:
+        first, last = span(await _history(session), utcnow())
+    return len(rebuild_chunks(first, last)) + 1
+
+
 def rebuild_command(settings: Settings) -> str:
     """``shopgraph insights kpis-rebuild``: everything, with a progress bar; the summary."""
     from server.db import create_engine, session_factory
@@ -985,10 +995,7 @@ def rebuild_command(settings: Settings) -> str:
         engine = create_engine(settings.database_url)
         try:
             sessions = session_factory(engine)
-            async with sessions() as session:
-                first, last = span(await _history(session), utcnow())
-            # A step per month of days, and one for the weeks and months.
-            with Progress("kpis", len(rebuild_chunks(first, last)) + 1) as progress:
+            with Progress("kpis", await rebuild_steps(sessions)) as progress:
                 return await rebuild(sessions, settings, progress=progress)
         finally:
             await engine.dispose()
