@@ -248,7 +248,8 @@ def core_kpis() -> list[Kpi]:
 # Periods, buckets and comparisons
 
 
-def _minus_years(day: date, years: int = 1) -> date:
+def year_earlier(day: date, years: int = 1) -> date:
+    """The same date ``years`` earlier (29 February becomes 28 February)."""
     try:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
@@ -405,8 +406,8 @@ async def shop_kpis(
     whole = KpiBucket(start, end)
     back = previous_shift(start, end, granularity)
     previous = [shifted(b, back) for b in points]
-    year = [shifted(b, _minus_years) for b in points]
-    whole_previous, whole_year = shifted(whole, back), shifted(whole, _minus_years)
+    year = [shifted(b, year_earlier) for b in points]
+    whole_previous, whole_year = shifted(whole, back), shifted(whole, year_earlier)
     if whole_year.start < EARLIEST or whole_previous.start < EARLIEST:
         raise ValidationFailed(f"a period lies between {EARLIEST} and {LATEST}", field="from")
     series: list[Series] = []

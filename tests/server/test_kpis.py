@@ -439,3 +439,59 @@ async def test_cohort_retention_on_a_hand_made_order_log(database_url: str) -> N
         (mar, 1, [(1, apr, 0, 0.0)]),
         (apr, 0, []),
     ]
+
+
+def test_a_range_is_covered_by_months_then_weeks_then_days() -> None:
+    M, W, D = KpiPeriod.MONTH, KpiPeriod.WEEK, KpiPeriod.DAY
+    # Thursday 2026-01-29 to 2026-04-08: three days to February, two whole months, then the
+    # week of Monday 6 April is not whole: days.
+    found = agg.pieces(date(2026, 1, 29), date(2026, 4, 8))
+    assert found == [
+        (D, date(2026, 1, 29)),
+        (D, date(2026, 1, 30)),
+        (D, date(2026, 1, 31)),
+        (M, date(2026, 2, 1)),
+        (M, date(2026, 3, 1)),
+        (D, date(2026, 4, 1)),
+        (D, date(2026, 4, 2)),
+        (D, date(2026, 4, 3)),
+        (D, date(2026, 4, 4)),
+        (D, date(2026, 4, 5)),
+        (D, date(2026, 4, 6)),
+        (D, date(2026, 4, 7)),
+    ]
+    # Whole weeks inside a month; a week may cross into a month that is not whole.
+    assert agg.pieces(date(2026, 3, 2), date(2026, 4, 13)) == [
+        (W, date(2026, 3, 2)),
+        (W, date(2026, 3, 9)),
+        (W, date(2026, 3, 16)),
+        (W, date(2026, 3, 23)),
+        (W, date(2026, 3, 30)),
+        (W, date(2026, 4, 6)),
+    ]
+    # A week that would keep a whole month from starting is taken as days.
+    assert agg.pieces(date(2026, 3, 30), date(2026, 5, 1)) == [
+        (D, date(2026, 3, 30)),
+        (D, date(2026, 3, 31)),
+        (M, date(2026, 4, 1)),
+    ]
+
+
+def test_buckets_by_week_and_month_are_cut_by_the_period() -> None:
+    weeks = kpis.buckets(date(2026, 3, 4), date(2026, 3, 20), kpis.Granularity.WEEK)
+    assert [(b.start.isoformat(), b.end.isoformat()) for b in weeks] == [
+        ("2026-03-04", "2026-03-09"),
+        ("2026-03-09", "2026-03-16"),
+        ("2026-03-16", "2026-03-20"),
+    ]
+    months = kpis.buckets(date(2026, 1, 15), date(2026, 3, 10), kpis.Granularity.MONTH)
+    assert [(b.start.isoformat(), b.end.isoformat()) for b in months] == [
+        ("2026-01-15", "2026-02-01"),
+        ("2026-02-01", "2026-03-01"),
+        ("2026-03-01", "2026-03-10"),
+    ]
+    # Last year of 29 February is 28 February.
+    leap = kpis.KpiBucket(date(2024, 2, 29), date(2024, 3, 1))
+    assert kpis.shifted(leap, kpis.year_earlier) == kpis.KpiBucket(
+        date(2023, 2, 28), date(2023, 3, 1)
+    )
