@@ -640,15 +640,15 @@ async def refresh_first_days(
 ) -> set[date]:
     """Bring ``kpi_customer_first`` up to date for ``customers`` (None: everyone); return the
     days a first purchase moved from or to."""
-    first = func.min(col(Order.placed_at))
+    # The purchase conditions are inside the MIN, not in WHERE: there SQLite would read every
+    # purchase of the shop by the status index instead of the customers' orders.
+    purchase = and_(col(Order.status).in_(PURCHASE_STATUSES), col(Order.currency) == currency)
+    first = func.min(case((purchase, col(Order.placed_at)), else_=None))
     base = (
         select(col(Order.customer_id), first)
-        .where(
-            col(Order.status).in_(PURCHASE_STATUSES),
-            col(Order.currency) == currency,
-            col(Order.customer_id).is_not(None),
-        )
+        .where(col(Order.customer_id).is_not(None))
         .group_by(col(Order.customer_id))
+        .having(first.is_not(None))
     )
     stored = select(col(KpiCustomerFirst.customer_id), col(KpiCustomerFirst.first_day))
     now_first: dict[int, date] = {}
