@@ -8,7 +8,7 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights clean vendor-graphiql vendor-admin
+	bench-insights bench-kpis clean vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -120,6 +120,15 @@ bench-clv: install
 # PostgreSQL. Options in BENCH_ARGS, e.g. '--databases sqlite --orders 200000'.
 bench-insights: install
 	$(BIN)/python -m bench.insights $(BENCH_ARGS)
+
+# The KPI benchmark (docs/benchmarks.md, "KPIs"): 1,000,000 orders, the aggregates rebuilt
+# and refreshed after 1,000 new orders (timed), then shopKpis for a year by day against a
+# hand-written endpoint reading the same rows, driven by wrk. Options in BENCH_ARGS, e.g.
+# '--databases sqlite --orders 200000'.
+bench-kpis: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench-kpis needs wrk: install the Debian package wrk" >&2; exit 1; }
+	$(BIN)/python -m bench.kpis $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

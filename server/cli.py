@@ -353,8 +353,8 @@ def jobs_run(only: str | None, force: bool, loop: bool) -> None:
 def insights() -> None:
     """Customer insights: RFM segments, lifetime value and audiences' memberships (recomputed by
     the periodic job core.insights), audience exports, lifetime value models fitted on
-    transaction logs, demand forecasts' backtest, and marketing costs' import
-    (docs/insights.md)."""
+    transaction logs, demand forecasts' backtest, marketing costs' import, and the KPI
+    aggregates (docs/insights.md)."""
 
 
 @insights.command("fit-clv")
@@ -478,6 +478,15 @@ def insights_backtest(
 def insights_rebuild() -> None:
     """Recompute every customer insight now, step by step, whatever changed since the last run."""
     from server.services.insights import rebuild_command
+
+    click.echo(rebuild_command(get_settings()))
+
+
+@insights.command("kpis-rebuild")
+def insights_kpis_rebuild() -> None:
+    """Recompute every KPI aggregate (every day, week and month of the shop's history) now,
+    with a progress bar; the periodic job core.kpis then refreshes what changes."""
+    from server.services.kpi_aggregates import rebuild_command
 
     click.echo(rebuild_command(get_settings()))
 

@@ -1,7 +1,7 @@
 """surveys: satisfaction surveys (CSAT, NPS) and the customers' opt-out
 
 Revision ID: 0014_core
-Revises: 0012_core
+Revises: 0013_core
 Create Date: 2027-02-01 10:00:00
 
 - ``survey``: one survey sent to a customer — its kind (CSAT, NPS), its trigger (DELIVERY,
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014_core"
-down_revision: str | Sequence[str] | None = "0012_core"
+down_revision: str | Sequence[str] | None = "0013_core"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -34,6 +34,13 @@ from server.models.insights import (
     InsightRun,
 )
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
+from server.models.kpis import (
+    KpiAggregate,
+    KpiCustomerFirst,
+    KpiPeriod,
+    KpiVisitor,
+    KpiWatermark,
+)
 from server.models.orders import (
     Cart,
     CartLine,
@@ -80,6 +87,11 @@ __all__ = [
     "IdempotencyKey",
     "InsightRun",
     "JobLease",
+    "KpiAggregate",
+    "KpiCustomerFirst",
+    "KpiPeriod",
+    "KpiVisitor",
+    "KpiWatermark",
     "MarketingCost",
     "MembershipTier",
     "Order",

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -71,6 +71,11 @@ class CartLine(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "order"
+    __table_args__ = (
+        # The KPI aggregates read the orders of a day, and those changed since their last run.
+        Index("ix_order_placed_at", "placed_at"),
+        Index("ix_order_updated_at", "updated_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
@@ -145,6 +150,7 @@ class OrderStatusChange(SQLModel, table=True):
 
 class Payment(SQLModel, table=True):
     __tablename__ = "payment"
+    __table_args__ = (Index("ix_payment_created_at", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="order.id", index=True)
@@ -155,6 +161,9 @@ class Payment(SQLModel, table=True):
     reference: str = ""
     message: str = ""
     created_at: datetime = created_at_field()
+    # When its status last changed (a capture, a decline, a refund): the KPI aggregates find
+    # the days a late refund changes by it.
+    updated_at: datetime | None = datetime_field(index=True)
 
 
 class IdempotencyKey(SQLModel, table=True):

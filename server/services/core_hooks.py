@@ -2,17 +2,18 @@
 
 Core features use the same hooks as third parties: the default shipment plan (one parcel per
 warehouse), the built-in payment gateways (``test``, ``manual``), the periodic jobs that
-recompute customer insights (``core.insights``) and send and expire satisfaction surveys
-(``core.surveys``), the satisfaction surveys sent after a delivery and after a return
-(``shipment_status_changed``, ``payment_refunded``), and the core's KPIs. A plugin replaces
-the plan by answering ``plan_shipments`` first (the core's answer comes last), and adds
-gateways, jobs and KPIs next to the core's.
+recompute customer insights (``core.insights``), refresh the KPI aggregates (``core.kpis``)
+and send and expire satisfaction surveys (``core.surveys``), the satisfaction surveys sent
+after a delivery and after a return (``shipment_status_changed``, ``payment_refunded``), and
+the core's KPIs (GMV, orders, conversion …). A plugin replaces the plan by answering
+``plan_shipments`` first (the core's answer comes last), and adds gateways, jobs and KPIs next
+to the core's.
 """
 
 from __future__ import annotations
 
 from server.hooktypes import Job, Kpi, hookimpl
-from server.services import insights
+from server.services import insights, kpi_aggregates
 from server.services.attribution import channel_kpis
 from server.services.builtin_gateways import (
     authorise_payment,
@@ -22,6 +23,7 @@ from server.services.builtin_gateways import (
     refund_payment,
 )
 from server.services.fulfilment import plan_shipments
+from server.services.kpis import core_kpis
 from server.services.product_health import product_health_kpis
 from server.services.surveys import (
     payment_refunded,
@@ -46,10 +48,10 @@ __all__ = [
 
 @hookimpl
 def jobs() -> list[Job]:
-    return [*insights.jobs(), *survey_jobs()]
+    return [*insights.jobs(), *kpi_aggregates.jobs(), *survey_jobs()]
 
 
 @hookimpl
 def kpis() -> list[Kpi]:
     """The core's own KPIs (bare keys)."""
-    return [*product_health_kpis(), *channel_kpis(), *survey_kpis()]
+    return [*core_kpis(), *product_health_kpis(), *channel_kpis(), *survey_kpis()]

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from server.hookcall import PluginFailed
 from server.hooktypes import CORE, PaymentGateway, PaymentOutcome, PaymentResult
-from server.models import Order, Payment, PaymentStatus
+from server.models import Order, Payment, PaymentStatus, utcnow
 from server.plugins import PluginRuntime
 from server.services import answers, outbox
 
@@ -107,6 +107,7 @@ async def refund(
         )
         message = result.message
     payment.status = PaymentStatus.REFUNDED
+    payment.updated_at = utcnow()
     payment.message = f"{reason}: {message}" if message else reason
     session.add(payment)
     await session.flush()

@@ -21,7 +21,7 @@ from sqlmodel import col
 
 from server.auth import Viewer
 from server.hooktypes import PaymentGateway, PaymentOutcome, PaymentResult, WebhookReply
-from server.models import Cart, Order, OrderStatus, Payment, PaymentStatus
+from server.models import Cart, Order, OrderStatus, Payment, PaymentStatus, utcnow
 from server.plugins import PluginFailed, PluginRuntime
 from server.services import fulfilment, gateways, orders, outbox
 from server.services.errors import InvalidTransition, NotFound, UnknownGateway, ValidationFailed
@@ -125,7 +125,7 @@ async def _move(
 ) -> bool:
     """Move ``payment`` from the status it has to ``target`` with one conditional UPDATE;
     False when a concurrent change moved it first."""
-    values: dict[str, object] = {"status": target}
+    values: dict[str, object] = {"status": target, "updated_at": utcnow()}
     if result is not None:
         values["message"] = result.message
         if result.reference:

@@ -634,7 +634,7 @@ def test_audience_tables_come_with_0011_and_go_on_the_way_down(database_url: str
 
 
 # The revision 0014 follows 0011: the surveys' table and the opt-out are tested up and down.
-BEFORE_SURVEYS = "0011_core"
+BEFORE_SURVEYS = "0014_core-1"
 
 
 def test_survey_tables_come_with_0014_and_go_on_the_way_down(database_url: str) -> None:
@@ -781,3 +781,103 @@ def test_channel_columns_and_costs_come_with_0012_and_go_on_the_way_down(
     migrate.downgrade(database_url, BEFORE_CHANNELS, plugins)
     assert "marketing_cost" not in migrate.run_async(shape)[0]
     migrate.upgrade(database_url, plugins=plugins)
+
+
+KPI_TABLES = {"kpi_aggregate", "kpi_customer_first", "kpi_visitor", "kpi_watermark"}
+BEFORE_KPIS = "0013_core-1"
+
+
+def test_kpi_tables_come_with_0013_and_go_on_the_way_down(database_url: str) -> None:
+    """0013 adds the KPI aggregates, the first purchase days, the visitors' ids and the
+    watermark, and payment.updated_at; a session id has one visitor id; going down drops the
+    four tables and the column and leaves the payments."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def tables() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return found
+
+    async def payment_columns() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: {column["name"] for column in inspect(c).get_columns("payment")}
+            )
+        await engine.dispose()
+        return found
+
+    async def use_them() -> tuple[bool, int]:
+        engine = create_engine(database_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO kpi_visitor (session_id) VALUES ('web-1')"))
+            await conn.execute(
+                text(
+                    'INSERT INTO kpi_aggregate (period, start, "end", computed_at, '
+                    + ", ".join(KPI_COUNTERS + KPI_SETS)
+                    + ") VALUES ('DAY', '2026-03-02', '2026-03-03', :at, "
+                    + ", ".join(["0"] * len(KPI_COUNTERS) + [":empty"] * len(KPI_SETS))
+                    + ")"
+                ),
+                {"at": datetime(2026, 3, 2, tzinfo=UTC), "empty": b""},
+            )
+        refused = False
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO kpi_visitor (session_id) VALUES ('web-1')"))
+        except IntegrityError:
+            refused = True
+        async with engine.connect() as conn:
+            rows = int(await conn.scalar(text("SELECT count(*) FROM kpi_aggregate")) or 0)
+        await engine.dispose()
+        return refused, rows
+
+    assert migrate.run_async(tables) >= KPI_TABLES
+    assert "updated_at" in migrate.run_async(payment_columns)
+    migrate.downgrade(database_url, BEFORE_KPIS, plugins)
+    assert not KPI_TABLES & migrate.run_async(tables)
+    assert "updated_at" not in migrate.run_async(payment_columns)
+    assert "payment" in migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) >= KPI_TABLES
+    assert migrate.run_async(use_them) == (True, 1)
+    migrate.downgrade(database_url, BEFORE_KPIS, plugins)
+    assert not KPI_TABLES & migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)
+
+
+KPI_COUNTERS = [
+    "placed_orders",
+    "paid_orders",
+    "purchases",
+    "gmv",
+    "refunded_orders",
+    "returned_orders",
+    "new_customers",
+    "paying_customers",
+    "visits",
+    "bounced_visits",
+    "searches",
+    "zero_result_searches",
+    "payment_attempts",
+    "payment_successes",
+    "visitors",
+    "viewers",
+    "view_cart",
+    "view_cart_order",
+    "view_cart_order_paid",
+    "carters",
+    "cart_order",
+    "payers",
+]
+KPI_SETS = [
+    "customers_set",
+    "new_customers_set",
+    "visitors_set",
+    "viewers_set",
+    "carters_set",
+    "orderers_set",
+    "payers_set",
+]

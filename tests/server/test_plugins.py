@@ -782,15 +782,17 @@ async def test_hook_jobs(database_url: str) -> None:
         shown = io.StringIO()
         with Progress("jobs", runner.steps(), stream=shown) as progress:
             first = await runner.run_once(progress=progress)
-        # The core's own jobs (the insights, the surveys) run next to the plugin's.
+        # The core's own jobs (the insights, the KPI aggregates, the surveys) run next to the
+        # plugin's.
         assert shown.getvalue().splitlines() == [
-            "jobs: outbox (1/5)",
-            "jobs: analytics.count ran (2/5)",
-            "jobs: analytics.rebuild failed (3/5)",
-            "jobs: core.insights ran (4/5)",
-            "jobs: core.surveys ran (5/5)",
+            "jobs: outbox (1/6)",
+            "jobs: analytics.count ran (2/6)",
+            "jobs: analytics.rebuild failed (3/6)",
+            "jobs: core.insights ran (4/6)",
+            "jobs: core.kpis ran (5/6)",
+            "jobs: core.surveys ran (6/6)",
         ]
-        assert first.ran == ["analytics.count", "core.insights", "core.surveys"]
+        assert first.ran == ["analytics.count", "core.insights", "core.kpis", "core.surveys"]
         assert "model rebuild failed" in first.failed["analytics.rebuild"]
         # Another process, within the interval: nothing is due.
         second = await JobRunner(session_factory(engine), settings, runtime).run_once()
@@ -799,6 +801,7 @@ async def test_hook_jobs(database_url: str) -> None:
             "analytics.count",
             "analytics.rebuild",
             "core.insights",
+            "core.kpis",
             "core.surveys",
         }
         assert runs == [0]
