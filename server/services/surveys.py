@@ -55,6 +55,7 @@ from server.models import (
     OrderLine,
     OrderStatus,
     Product,
+    SalesChannel,
     Shipment,
     ShipmentStatus,
     Survey,
@@ -790,7 +791,7 @@ async def _by_channel(session: AsyncSession, in_period: Period) -> list[Satisfac
     )
     return [
         SatisfactionGroup(
-            key=row[0], label=CHANNEL_LABELS.get(row[0], row[0]), figures=_figures(row)
+            key=row[0], label=CHANNEL_LABELS[SalesChannel(row[0])], figures=_figures(row)
         )
         for row in (await session.execute(stmt)).all()
     ]
