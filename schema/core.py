@@ -7,6 +7,7 @@ import strawberry
 from schema import (
     access,
     accounts,
+    alerts,
     audiences,
     audit_log,
     behaviour,
@@ -63,6 +64,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     privacy,
     experiments,
     audiences,
+    alerts,
     plugin_admin,
 )
 

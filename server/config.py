@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     clv_horizon_days: int = Field(default=365, ge=1, le=3650)
     clv_annual_discount_rate: float = Field(default=0.10, ge=0, lt=1)
     clv_default_margin_rate: float = Field(default=0.30, gt=0, le=1)
+    # Alerts (docs/insights.md, "Alerts"): the KPIs the anomaly detector watches (keys,
+    # comma-separated; a key no enabled plugin offers is skipped), the robust z-score beyond
+    # which a day is an anomaly, and the days of history before the day it examines.
+    anomaly_kpis: str = "visitors,orders,gmv,refund_rate,payment_success_rate"
+    anomaly_threshold: float = Field(default=3.5, gt=0)
+    anomaly_history_days: int = Field(default=56, ge=42, le=366)
     graphiql: bool = True
     plugins: str | None = Field(default=None, description="comma-separated allow-list")
     disabled_plugins: str = ""
@@ -116,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def disabled_plugin_names(self) -> set[str]:
         return {p.strip() for p in self.disabled_plugins.split(",") if p.strip()}
+
+    @property
+    def anomaly_kpi_keys(self) -> list[str]:
+        return [k.strip() for k in self.anomaly_kpis.split(",") if k.strip()]
 
     @property
     def enabled_plugin_names(self) -> set[str] | None:

@@ -1,5 +1,14 @@
 """The core's tables. Importing this package registers them all on ``SQLModel.metadata``."""
 
+from server.models.alerts import (
+    Alert,
+    AlertCondition,
+    AlertDirection,
+    AlertGranularity,
+    AlertKind,
+    AlertRule,
+    AlertState,
+)
 from server.models.audiences import Audience, AudienceChange, AudienceChangeKind, AudienceMember
 from server.models.base import utcnow
 from server.models.customers import (
@@ -52,6 +61,13 @@ from server.models.shipments import Shipment, ShipmentLine, ShipmentStatus, Trac
 
 __all__ = [
     "Address",
+    "Alert",
+    "AlertCondition",
+    "AlertDirection",
+    "AlertGranularity",
+    "AlertKind",
+    "AlertRule",
+    "AlertState",
     "ApiKey",
     "Audience",
     "AudienceChange",

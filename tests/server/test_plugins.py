@@ -782,19 +782,25 @@ async def test_hook_jobs(database_url: str) -> None:
         shown = io.StringIO()
         with Progress("jobs", runner.steps(), stream=shown) as progress:
             first = await runner.run_once(progress=progress)
-        # The core's own job (the insights) runs next to the plugin's.
+        # The core's own jobs (alerts, the insights) run next to the plugin's.
         assert shown.getvalue().splitlines() == [
-            "jobs: outbox (1/4)",
-            "jobs: analytics.count ran (2/4)",
-            "jobs: analytics.rebuild failed (3/4)",
-            "jobs: core.insights ran (4/4)",
+            "jobs: outbox (1/5)",
+            "jobs: analytics.count ran (2/5)",
+            "jobs: analytics.rebuild failed (3/5)",
+            "jobs: core.alerts ran (4/5)",
+            "jobs: core.insights ran (5/5)",
         ]
-        assert first.ran == ["analytics.count", "core.insights"]
+        assert first.ran == ["analytics.count", "core.alerts", "core.insights"]
         assert "model rebuild failed" in first.failed["analytics.rebuild"]
         # Another process, within the interval: nothing is due.
         second = await JobRunner(session_factory(engine), settings, runtime).run_once()
         assert second.ran == []
-        assert set(second.skipped) == {"analytics.count", "analytics.rebuild", "core.insights"}
+        assert set(second.skipped) == {
+            "analytics.count",
+            "analytics.rebuild",
+            "core.alerts",
+            "core.insights",
+        }
         assert runs == [0]
         async with session_factory(engine)() as s:
             lease = await s.get(JobLease, "analytics.rebuild")
