@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
 from strawberry import relay
 
 from server.config import Settings
@@ -32,6 +33,7 @@ from tests.plugins.fakes import FakePlugin
 from tests.support.accounts import make_customer, token_for
 from tests.support.catalog import make_product
 from tests.support.graphql import GraphQLClient
+from tests.support.statements import counting
 
 
 async def _nothing(session: AsyncSession, buckets: Sequence[KpiBucket]) -> list[float | None]:
@@ -206,8 +208,9 @@ async def test_staff_define_change_and_delete_rules(
     assert {a for _, _, a in entries} == {f"staff:{user.id}"}
 
 
-async def raise_some(session: AsyncSession) -> dict[str, int]:
-    """A rule's alert, an anomaly and a stock-out, raised a day apart (oldest first)."""
+async def raise_some(session: AsyncSession, days: int = 1) -> dict[str, int]:
+    """A rule's alert, an anomaly and a stock-out, raised an hour apart (oldest first), for each
+    of ``days`` days from March 10 2026; the ids of the last day's."""
     product = await make_product(session, "坚果礼盒", sku="NUTS", stock={"SH": 0})
     variant_id = await session.scalar(
         select(ProductVariant.id).where(ProductVariant.product_id == product.id)
@@ -222,53 +225,54 @@ async def raise_some(session: AsyncSession) -> dict[str, int]:
     )
     session.add(rule)
     await session.flush()
-    day = date(2026, 3, 10)
-    found = [
-        alerts.NewAlert(
-            key=f"rule:{rule.id}:2026-03-10",
-            kind=AlertKind.THRESHOLD,
-            rule_id=rule.id,
-            kpi_key="shop.orders",
-            bucket_start=day,
-            bucket_end=day + timedelta(days=1),
-            value=130,
-            threshold=100,
-            direction=AlertDirection.UP,
-            bad_news=False,
-            message="订单破百: Orders 130 in 2026-03-10, above 100",
-        ),
-        alerts.NewAlert(
-            key="anomaly:shop.refund_rate:2026-03-10",
-            kind=AlertKind.ANOMALY,
-            kpi_key="shop.refund_rate",
-            bucket_start=day,
-            bucket_end=day + timedelta(days=1),
-            value=0.09,
-            expected=0.036,
-            threshold=3.5,
-            score=6.2,
-            direction=AlertDirection.UP,
-            message="Refund rate spike on 2026-03-10: 9.0%, 3.6% expected (robust z = +6.2)",
-        ),
-        alerts.NewAlert(
-            key=f"stock_out:{variant_id}:2026-03-11",
-            kind=AlertKind.STOCK_OUT,
-            product_id=product.id,
-            variant_id=variant_id,
-            bucket_start=day + timedelta(days=1),
-            bucket_end=day + timedelta(days=2),
-            value=0,
-            expected=4,
-            direction=AlertDirection.DOWN,
-            message="Out of stock: 坚果礼盒 (NUTS) sold 4 in the last 7 days and has none left",
-        ),
-    ]
-    at = datetime(2026, 3, 11, 1, tzinfo=UTC)
     ids: dict[str, int] = {}
-    for i, alert in enumerate(found):
-        [ids[alert.kind.value]] = await alerts.raise_alerts(
-            session, [alert], at=at + timedelta(hours=i)
-        )
+    for offset in range(days):
+        day = date(2026, 3, 10) + timedelta(days=offset)
+        found = [
+            alerts.NewAlert(
+                key=f"rule:{rule.id}:{day}",
+                kind=AlertKind.THRESHOLD,
+                rule_id=rule.id,
+                kpi_key="shop.orders",
+                bucket_start=day,
+                bucket_end=day + timedelta(days=1),
+                value=130,
+                threshold=100,
+                direction=AlertDirection.UP,
+                bad_news=False,
+                message=f"订单破百: Orders 130 in {day}, above 100",
+            ),
+            alerts.NewAlert(
+                key=f"anomaly:shop.refund_rate:{day}",
+                kind=AlertKind.ANOMALY,
+                kpi_key="shop.refund_rate",
+                bucket_start=day,
+                bucket_end=day + timedelta(days=1),
+                value=0.09,
+                expected=0.036,
+                threshold=3.5,
+                score=6.2,
+                direction=AlertDirection.UP,
+                message=f"Refund rate spike on {day}: 9.0%, 3.6% expected (robust z = +6.2)",
+            ),
+            alerts.NewAlert(
+                key=f"stock_out:{variant_id}:{day + timedelta(days=1)}",
+                kind=AlertKind.STOCK_OUT,
+                product_id=product.id,
+                variant_id=variant_id,
+                bucket_start=day + timedelta(days=1),
+                bucket_end=day + timedelta(days=2),
+                value=0,
+                expected=4,
+                direction=AlertDirection.DOWN,
+                message="Out of stock: 坚果礼盒 (NUTS) sold 4 in the last 7 days and has none left",
+            ),
+        ]
+        at = datetime(2026, 3, 11, 1, tzinfo=UTC) + timedelta(days=offset)
+        for i, alert in enumerate(found):
+            [ids[alert.kind.value]] = await alerts.raise_alerts(
+                session, [alert], at=at + timedelta(hours=i)
+            )
     await session.commit()
     return ids
 
@@ -383,3 +387,30 @@ async def test_who_may_read_and_who_may_change_alerts(
         body = await who.execute("query($id: ID!) { node(id: $id) { id } }", {"id": anomaly})
         assert body["data"]["node"] is None
     assert await rules_in_db(session) == 1
+
+
+async def test_a_page_of_alerts_costs_the_same_statements_whatever_its_size(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Starlette
+) -> None:
+    await raise_some(session, days=3)
+    admin, _ = await staff(gql, session, settings, StaffRole.ADMIN)
+
+    async def statements(first: int) -> tuple[int, list[dict[str, Any]]]:
+        with counting(app) as seen:
+            data = await admin(ALERTS, {"first": first})
+        return len(seen), data["alerts"]["nodes"]
+
+    # Both pages hold every kind: a rule, a product and a variant to load.
+    three, small = await statements(3)
+    nine, large = await statements(9)
+    assert len(small) == 3 and len(large) == 9
+    assert (
+        {n["kind"] for n in small}
+        == {n["kind"] for n in large}
+        == {
+            "THRESHOLD",
+            "ANOMALY",
+            "STOCK_OUT",
+        }
+    )
+    assert three == nine

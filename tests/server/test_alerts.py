@@ -31,6 +31,7 @@ from server.models import (
     OrderStatus,
     OutboxEvent,
     ProductVariant,
+    utcnow,
 )
 from server.plugin import Kpi, KpiBucket, KpiUnit
 from server.plugins import PluginRuntime, load_plugins
@@ -44,6 +45,7 @@ from server.services.alerts import (
     previous,
 )
 from server.services.errors import NotFound, ValidationFailed
+from server.services.forecasts import shop_day
 from tests.plugins.fakes import FakePlugin, Recorder
 from tests.support.catalog import add_variants, make_product, make_warehouse
 
@@ -714,3 +716,33 @@ async def test_a_failing_kpi_skips_its_rules_not_the_others(
     logged = [r.getMessage() for r in caplog.records if r.name == "shopgraph.alerts"]
     assert "KPI shop.broken failed to compute; skipped" in logged
     assert "KPI shop.short gave 1 values for 3 periods; skipped" in logged
+
+
+async def test_the_core_alerts_job_evaluates_as_of_now(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    async def ten(session: AsyncSession, buckets: Sequence[KpiBucket]) -> list[float | None]:
+        return [10.0 * (b.end - b.start).days for b in buckets]
+
+    plugin = FakePlugin("shop", kpis=lambda: [Kpi("shop.ten", "Ten", KpiUnit.COUNT, ten)])
+    runtime = runtime_of(settings, plugin)
+    from server.jobs import JobRunner
+    from server.services.kpi_registry import registered_kpis
+
+    async with sessions() as s:
+        await alerts.create_rule(
+            s,
+            registered_kpis(runtime),
+            name="ten a day",
+            kpi="shop.ten",
+            granularity=G.DAY,
+            condition=C.ABOVE,
+            threshold=5,
+            actor="staff:1",
+        )
+        await s.commit()
+    ran = await JobRunner(sessions, settings, runtime).run_once(only="core.alerts")
+    assert ran.ran == ["core.alerts"] and not ran.failed
+    today = shop_day(utcnow())
+    found = await all_alerts(sessions)
+    assert [a.bucket_start for a in found] == [today - timedelta(days=1), today]
