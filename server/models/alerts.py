@@ -89,7 +89,7 @@ class Alert(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    # The breach, once: "rule:<id>:<period start>", "anomaly:<kpi>:<day>",
+    # The breach, once: "rule:<id>:<granularity>:<period start>", "anomaly:<kpi>:<day>",
     # "stock_out:<variant id>:<day>".
     key: str = Field(sa_column=Column(String(ALERT_KEY_MAX), nullable=False, unique=True))
     kind: AlertKind = enum_field(AlertKind)

@@ -7,11 +7,11 @@ The periodic job ``core.alerts`` evaluates them, runs the anomaly detector
 that sold in the last week and have nothing left to sell (**stock-outs**). Each breach raises
 one **alert** and one ``alert_raised`` outbox event; staff acknowledge alerts.
 
-Raised once: every alert has a key naming its breach (``rule:<id>:<period start>``,
-``anomaly:<kpi>:<day>``, ``stock_out:<variant>:<day>``), unique in the table, and is inserted
-with ``ON CONFLICT DO NOTHING … RETURNING``: of two processes evaluating at once, one inserts
-the row and emits the event, the other inserts nothing. Finding breaches only reads; the
-inserts run in a short write transaction of their own.
+Raised once: every alert has a key naming its breach (``rule:<id>:<granularity>:<period
+start>``, ``anomaly:<kpi>:<day>``, ``stock_out:<variant>:<day>``), unique in the table, and is
+inserted with ``ON CONFLICT DO NOTHING … RETURNING``: of two processes evaluating at once, one
+inserts the row and emits the event, the other inserts nothing. Finding breaches only reads;
+the inserts run in a short write transaction of their own.
 """
 
 from __future__ import annotations
@@ -441,7 +441,7 @@ def _rule_alert(
             f"(from {format_value(before, kpi.unit, currency)}; the rule: {rule.threshold:.0%})"
         )
     return NewAlert(
-        key=f"rule:{rule.id}:{bucket.start.isoformat()}",
+        key=f"rule:{rule.id}:{rule.granularity.value}:{bucket.start.isoformat()}",
         kind=AlertKind.THRESHOLD,
         rule_id=rule.id,
         kpi_key=kpi.key,

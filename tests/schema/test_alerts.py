@@ -230,7 +230,7 @@ async def raise_some(session: AsyncSession, days: int = 1) -> dict[str, int]:
         day = date(2026, 3, 10) + timedelta(days=offset)
         found = [
             alerts.NewAlert(
-                key=f"rule:{rule.id}:{day}",
+                key=f"rule:{rule.id}:DAY:{day}",
                 kind=AlertKind.THRESHOLD,
                 rule_id=rule.id,
                 kpi_key="shop.orders",

@@ -285,9 +285,11 @@ async def test_threshold_and_change_rules_on_a_known_series(
     assert sorted(calls, key=lambda b: (b[-1].end - b[-1].start, b[0].start)) == [day, week, month]
 
     found = {a.key: a for a in await all_alerts(sessions)}
-    busy, busy_today = f"rule:{ids['busy day']}:2026-03-10", f"rule:{ids['busy day']}:2026-03-11"
-    up = f"rule:{ids['orders up by half']}:2026-03-10"
-    slow, thin = f"rule:{ids['slow week']}:2026-03-02", f"rule:{ids['thin month']}:2026-02-01"
+    busy = f"rule:{ids['busy day']}:DAY:2026-03-10"
+    busy_today = f"rule:{ids['busy day']}:DAY:2026-03-11"
+    up = f"rule:{ids['orders up by half']}:DAY:2026-03-10"
+    slow = f"rule:{ids['slow week']}:WEEK:2026-03-02"
+    thin = f"rule:{ids['thin month']}:MONTH:2026-02-01"
     assert set(found) == {busy, busy_today, up, slow, thin}
     # Above 50: March 10 (60), and today so far (55; orders only grow as a day runs).
     assert (found[busy].value, found[busy].threshold, found[busy].expected) == (60, 50, None)
@@ -350,7 +352,9 @@ async def test_threshold_and_change_rules_on_a_known_series(
     assert again.thresholds == 0
     later = await alerts.evaluate(sessions, settings, runtime, as_of=AS_OF + timedelta(days=1))
     assert later.thresholds == 1
-    refunds = {a.key: a for a in await all_alerts(sessions)}[f"rule:{ids['refunds']}:2026-03-11"]
+    refunds = {a.key: a for a in await all_alerts(sessions)}[
+        f"rule:{ids['refunds']}:DAY:2026-03-11"
+    ]
     assert (refunds.value, refunds.bad_news, refunds.direction) == (0.5, True, AlertDirection.UP)
     assert refunds.message == "refunds: Refund rate 50.0% in 2026-03-11, above 10.0%"
     assert len(await all_alerts(sessions)) == 6 and len(await events(sessions)) == 6
