@@ -48,7 +48,7 @@ D, W, M = AlertGranularity.DAY, AlertGranularity.WEEK, AlertGranularity.MONTH
 C = AlertCondition
 # (name, KPI, granularity, condition, threshold, enabled): MONEY in fen, ratios 0-1.
 RULES: tuple[tuple[str, str, AlertGranularity, AlertCondition, float, bool], ...] = (
-    ("日 GMV 比前一天跌一半", "gmv", D, C.FALLS_BY, 0.5, True),
+    ("日 GMV 比前一天跌七成", "gmv", D, C.FALLS_BY, 0.7, True),
     ("日订单不足 2 单", "orders", D, C.BELOW, 2, True),
     ("周访客比上周少三成", "visitors", W, C.FALLS_BY, 0.3, True),
     ("周退款率超过 10%", "refund_rate", W, C.ABOVE, 0.1, True),
