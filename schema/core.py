@@ -7,6 +7,7 @@ import strawberry
 from schema import (
     access,
     accounts,
+    alerts,
     audiences,
     audit_log,
     behaviour,
@@ -73,6 +74,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
     experiments,
     audiences,
     surveys,
+    alerts,
     plugin_admin,
 )
 

@@ -38,6 +38,14 @@ class AudienceByIdLoader(ModelByIdLoader):
     model = m.Audience
 
 
+class AlertByIdLoader(ModelByIdLoader):
+    model = m.Alert
+
+
+class AlertRuleByIdLoader(ModelByIdLoader):
+    model = m.AlertRule
+
+
 class CustomerByIdLoader(ModelByIdLoader):
     model = m.Customer
 

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     # before an order a touch (an event carrying a channel) still counts towards it, and
     # gives an order placed without a channel its channel.
     attribution_lookback_days: int = Field(default=30, ge=1, le=365)
+
+    # Alerts (docs/insights.md, "Alerts"): the KPIs the anomaly detector watches (keys,
+    # comma-separated; a key no enabled plugin offers is skipped), the robust z-score beyond
+    # which a day is an anomaly, and the days of history before the day it examines.
+    anomaly_kpis: str = "visitors,orders,gmv,refund_rate,payment_success_rate"
+    anomaly_threshold: float = Field(default=3.5, gt=0)
+    anomaly_history_days: int = Field(default=56, ge=42, le=366)
     graphiql: bool = True
     # The /admin dashboard (docs/insights.md, "Dashboard"); unset: on outside production, off
     # in production unless set to true.
@@ -129,6 +136,10 @@ class Settings(BaseSettings):
     @property
     def disabled_plugin_names(self) -> set[str]:
         return {p.strip() for p in self.disabled_plugins.split(",") if p.strip()}
+
+    @property
+    def anomaly_kpi_keys(self) -> list[str]:
+        return [k.strip() for k in self.anomaly_kpis.split(",") if k.strip()]
 
     @property
     def enabled_plugin_names(self) -> set[str] | None:

@@ -473,6 +473,15 @@ def survey_answered(
     (``server.models.Survey``), not carried in the event."""
 
 
+@hookspec
+def alert_raised(event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any) -> None:
+    """Called after an alert is raised, once per breach (a KPI rule's, an anomaly, a
+    stock-out): payload ``alert_id``, ``kind`` (THRESHOLD, ANOMALY, STOCK_OUT), ``rule_id``,
+    ``kpi``, ``product_id``, ``variant_id``, ``bucket_start`` and ``bucket_end`` (ISO dates),
+    ``value``, ``expected``, ``threshold``, ``score``, ``direction`` (UP, DOWN), ``bad_news``
+    and ``message``. Send it where people will see it (mail, a chat webhook)."""
+
+
 # --- the rest ----------------------------------------------------------------------------
 
 

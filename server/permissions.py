@@ -31,6 +31,7 @@ PLUGINS_READ = "plugins.read"
 EVENTS_MANAGE = "events.manage"
 INSIGHTS_READ = "insights.read"
 INSIGHTS_MANAGE = "insights.manage"
+ALERTS_MANAGE = "alerts.manage"
 
 CORE_PERMISSIONS: dict[str, str] = {
     CATALOG_READ: "See the whole catalogue, archived products included.",
@@ -54,13 +55,16 @@ CORE_PERMISSIONS: dict[str, str] = {
     "attribution.",
     INSIGHTS_MANAGE: "Recompute customer insights; define audiences; define, start and stop "
     "experiments (A/B tests); import marketing costs.",
+    ALERTS_MANAGE: "Define alert rules on the shop's KPIs and acknowledge alerts (and read "
+    "them, as insights.read does).",
 }
 
 # What each role needs for its job; ADMIN is not listed: it holds everything (events.manage,
-# operating the plugins' event deliveries, is deliberately ADMIN's alone, and so is
-# insights.manage, recomputing the insights). ANALYST reads the shop's figures and its
-# customers to act on segments, and changes nothing; SUPPORT serves every customer alike and
-# does not see their value segments.
+# operating the plugins' event deliveries, is deliberately ADMIN's alone, and so are
+# insights.manage, recomputing the insights, and alerts.manage, which a shop grants to whoever
+# watches its alerts). ANALYST reads the shop's figures and its customers to act on segments,
+# and changes nothing; SUPPORT serves every customer alike and does not see their value
+# segments.
 BUILTIN_ROLES: dict[StaffRole, frozenset[str]] = {
     StaffRole.CATALOG: frozenset(
         {CATALOG_READ, CATALOG_MANAGE, PRICING_MANAGE, STOCK_READ, PLUGINS_READ}

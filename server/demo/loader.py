@@ -1,5 +1,6 @@
 """``shopgraph demo-data``'s work: into an empty shop, the core's demo shop (planned, then
-written) and then each plugin's demo data, committed together — or nothing at all."""
+written), each plugin's demo data, and the alerts all of it raises, committed together — or
+nothing at all."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import create_engine, mark_write, session_factory
+from server.demo.alerts import write_alerts
 from server.demo.plan import DEMO_PASSWORD, Preferences
 from server.demo.planner import PLAN_STEPS, plan_shop
 from server.demo.plugin_data import fill_plugins, plugin_steps
@@ -16,9 +18,11 @@ from server.demo.writer import WRITE_STEPS, has_products, write_plan
 from server.plugins import PluginRuntime
 from server.progress import Progress
 from server.services import rfm
+from server.services.kpi_registry import registered_kpis
 
-# The core's steps: three planning steps, one per table written and one for the staff user.
-POPULATE_STEPS = PLAN_STEPS + WRITE_STEPS
+# The core's steps: three planning steps, one per table written, one for the staff user, and
+# one for the alerts (after the plugins' demo data).
+POPULATE_STEPS = PLAN_STEPS + WRITE_STEPS + 1
 DEMO_CURRENCY = "CNY"
 
 
@@ -47,7 +51,14 @@ class DemoReport:
             "addresses",
         )
         shown += ("orders", "order lines", "payments", "shipments", "tracking events")
-        shown += ("behaviour events", "carts", "marketing costs", "surveys")
+        shown += (
+            "behaviour events",
+            "carts",
+            "marketing costs",
+            "surveys",
+            "alert rules",
+            "alerts",
+        )
         parts = [f"{self.counts[k]} {k}" for k in shown if k in self.counts]
         lines = [
             f"demo data (seed {self.seed}, as of {self.as_of:%Y-%m-%d}): " + ", ".join(parts),
@@ -84,13 +95,13 @@ async def populate(
     plugins: PluginRuntime | None = None,
     progress: Progress | None = None,
 ) -> DemoReport:
-    """Plan a shop from ``seed``, write it in the session's transaction (not committed), then
-    let each of ``plugins`` that implements ``demo_data`` add its own. ``orders`` is exactly
-    how many orders it gets; None: as many as its customers' buying rhythms give (about six
-    a customer).
+    """Plan a shop from ``seed``, write it in the session's transaction (not committed), let
+    each of ``plugins`` that implements ``demo_data`` add its own, then raise the alerts the
+    history gives (server.demo.alerts). ``orders`` is exactly how many orders it gets; None: as
+    many as its customers' buying rhythms give (about six a customer).
 
-    ``progress`` (of :func:`demo_steps` steps) hears of each planned part, each table written
-    and each plugin's demo data. A plugin that fails raises
+    ``progress`` (of :func:`demo_steps` steps) hears of each planned part, each table written,
+    each plugin's demo data and the alerts. A plugin that fails raises
     :class:`server.plugins.PluginFailed`, naming it.
     """
 
@@ -112,11 +123,14 @@ async def populate(
     filled: dict[str, dict[str, int]] = {}
     if plugins is not None:
         filled = await fill_plugins(session, plugins, written.shop, progress=progress)
+    kpis = registered_kpis(plugins) if plugins is not None else {}
+    counts = written.counts | await write_alerts(session, kpis, as_of=plan.as_of)
+    planned("alerts")
     demo = plan.demo_customer()
     return DemoReport(
         seed=seed,
         as_of=plan.as_of,
-        counts=written.counts,
+        counts=counts,
         demo_email=demo.row["email"] if demo else "",
         demo_password=DEMO_PASSWORD,
         staff_email=written.staff_email,

@@ -1,5 +1,14 @@
 """The core's tables. Importing this package registers them all on ``SQLModel.metadata``."""
 
+from server.models.alerts import (
+    Alert,
+    AlertCondition,
+    AlertDirection,
+    AlertGranularity,
+    AlertKind,
+    AlertRule,
+    AlertState,
+)
 from server.models.audiences import Audience, AudienceChange, AudienceChangeKind, AudienceMember
 from server.models.base import utcnow
 from server.models.channels import MarketingCost, SalesChannel
@@ -61,6 +70,13 @@ from server.models.surveys import Survey, SurveyKind, SurveyState, SurveyTrigger
 
 __all__ = [
     "Address",
+    "Alert",
+    "AlertCondition",
+    "AlertDirection",
+    "AlertGranularity",
+    "AlertKind",
+    "AlertRule",
+    "AlertState",
     "ApiKey",
     "Audience",
     "AudienceChange",

@@ -2,18 +2,18 @@
 
 Core features use the same hooks as third parties: the default shipment plan (one parcel per
 warehouse), the built-in payment gateways (``test``, ``manual``), the periodic jobs that
-recompute customer insights (``core.insights``), refresh the KPI aggregates (``core.kpis``)
-and send and expire satisfaction surveys (``core.surveys``), the satisfaction surveys sent
-after a delivery and after a return (``shipment_status_changed``, ``payment_refunded``), and
-the core's KPIs (GMV, orders, conversion …). A plugin replaces the plan by answering
-``plan_shipments`` first (the core's answer comes last), and adds gateways, jobs and KPIs next
-to the core's.
+recompute customer insights (``core.insights``), refresh the KPI aggregates (``core.kpis``),
+send and expire satisfaction surveys (``core.surveys``) and raise alerts (``core.alerts``), the
+satisfaction surveys sent after a delivery and after a return (``shipment_status_changed``,
+``payment_refunded``), and the core's KPIs (GMV, orders, conversion …). A plugin replaces the
+plan by answering ``plan_shipments`` first (the core's answer comes last), and adds gateways,
+jobs and KPIs next to the core's.
 """
 
 from __future__ import annotations
 
 from server.hooktypes import Job, Kpi, hookimpl
-from server.services import insights, kpi_aggregates
+from server.services import alerts, insights, kpi_aggregates
 from server.services.attribution import channel_kpis
 from server.services.builtin_gateways import (
     authorise_payment,
@@ -48,7 +48,8 @@ __all__ = [
 
 @hookimpl
 def jobs() -> list[Job]:
-    return [*insights.jobs(), *kpi_aggregates.jobs(), *survey_jobs()]
+    """The core's periodic jobs: insights, KPI aggregates, surveys and alerts."""
+    return [*insights.jobs(), *kpi_aggregates.jobs(), *survey_jobs(), *alerts.jobs()]
 
 
 @hookimpl

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.config import Settings
 from server.db import mark_write
-from server.hooktypes import Job, JobContext, hookimpl
+from server.hooktypes import Job, JobContext
 from server.progress import Progress
 from server.services import audiences, customer_value, rfm
 
@@ -148,7 +148,6 @@ async def run_job(ctx: JobContext) -> None:
     await rebuild(ctx.sessions, ctx.settings, force=False)
 
 
-@hookimpl
 def jobs() -> list[Job]:
     return [
         Job(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,12 @@ from server.config import Settings
 from server.graphql.structure import graphql_structure
 from server.models import (
     Address,
+    Alert,
+    AlertCondition,
+    AlertDirection,
+    AlertGranularity,
+    AlertKind,
+    AlertRule,
     ApiKey,
     Audience,
     AuditLogEntry,
@@ -54,6 +60,8 @@ STAFF_ONLY = {
     "SynonymGroup",
     "Experiment",
     "Audience",
+    "AlertRule",
+    "Alert",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -215,6 +223,29 @@ FACTORIES: dict[str, Factory] = {
     ),
     "Experiment": lambda s, cid: _add(
         s, Experiment(key=f"idor-{cid}", name="按钮颜色", variants=[{"key": "a", "weight": 1}])
+    ),
+    "AlertRule": lambda s, cid: _add(
+        s,
+        AlertRule(
+            name="GMV 跌三成",
+            kpi_key="gmv",
+            granularity=AlertGranularity.DAY,
+            condition=AlertCondition.FALLS_BY,
+            threshold=0.3,
+            created_by="staff:1",
+        ),
+    ),
+    "Alert": lambda s, cid: _add(
+        s,
+        Alert(
+            key=f"anomaly:gmv:idor-{cid}",
+            kind=AlertKind.ANOMALY,
+            kpi_key="gmv",
+            bucket_start=date(2026, 3, 10),
+            bucket_end=date(2026, 3, 11),
+            direction=AlertDirection.DOWN,
+            message="GMV drop",
+        ),
     ),
 }
 

@@ -116,6 +116,7 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
             "order_id": (m.Order, "number"),
             "shipment_id": (m.Shipment, "tracking_number"),
             "cart_id": (m.Cart, "token"),
+            "rule_id": (m.AlertRule, "name"),
         }
         for column, (model, key) in natural.items():
             keys[column] = {r["id"]: r[key] for r in await _rows(session, model)}
@@ -130,7 +131,7 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
             m.Customer, m.Address, m.Order,
             m.OrderLine, m.OrderStatusChange, m.Payment, m.Shipment, m.ShipmentLine,
             m.TrackingEvent, m.CustomerEvent, m.Cart, m.CartLine, m.StaffUser, m.Survey,
-            m.MarketingCost,
+            m.MarketingCost, m.AlertRule, m.Alert,
         ]  # fmt: skip
         for model in tables:
             rows = []
@@ -976,9 +977,10 @@ async def test_hook_demo_data(
     assert report.plugins == {"tagger": {"tagged customers": 1}}
     assert "plugin tagger: 1 tagged customers" in report.summary()
     total = POPULATE_STEPS + 1
-    assert shown.getvalue().splitlines()[-2:] == [
-        f"demo-data: tagger: tagging ({POPULATE_STEPS}/{total})",
-        f"demo-data: tagger: 1 tagged customers ({total}/{total})",
+    assert shown.getvalue().splitlines()[-3:] == [
+        f"demo-data: tagger: tagging ({POPULATE_STEPS - 1}/{total})",
+        f"demo-data: tagger: 1 tagged customers ({POPULATE_STEPS}/{total})",
+        f"demo-data: alerts ({total}/{total})",
     ]
     # A populated shop is left alone: --if-empty calls no plugin.
     assert await load(database_url, as_of=AS_OF, if_empty=True, plugins=runtime) is None
@@ -1028,7 +1030,7 @@ async def test_a_failing_plugin_fails_the_command_and_nothing_is_written(
     result = CliRunner().invoke(main, args, env=env)
     assert result.exit_code == 0, result.output
     assert "plugin fine: 1 tagged customers" in result.output
-    assert f"demo-data: fine: 1 tagged customers ({POPULATE_STEPS + 1}/" in result.stderr
+    assert f"demo-data: fine: 1 tagged customers ({POPULATE_STEPS}/" in result.stderr
 
 
 async def test_a_plugin_must_say_what_it_wrote_as_counts(database_url: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -881,3 +881,71 @@ KPI_SETS = [
     "orderers_set",
     "payers_set",
 ]
+
+
+# The revision before 0015 (relative, so it holds wherever 0015 sits in the chain): the alerts'
+# tables are tested up and down from it.
+BEFORE_ALERTS = "0015_core-1"
+ALERT_TABLES = {"alert_rule", "alert"}
+
+
+def test_alert_tables_come_with_0015_and_go_on_the_way_down(database_url: str) -> None:
+    """0015 adds alert rules and alerts; an alert's key is raised once (a second row with it is
+    refused); deleting a rule keeps its alerts without it; going down drops both tables and
+    leaves the catalogue."""
+    plugins = with_example(Settings(database_url=database_url))
+
+    async def tables() -> set[str]:
+        engine = create_engine(database_url)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return found
+
+    async def use_them() -> tuple[bool, list[tuple[Any, ...]]]:
+        engine = create_engine(database_url)
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO alert_rule (name, kpi_key, granularity, condition, threshold, "
+                    "enabled, created_by, created_at, updated_at) VALUES ('GMV 跌 30%', 'gmv', "
+                    "'DAY', 'FALLS_BY', 0.3, :yes, 'staff:1', :at, :at)"
+                ),
+                {"yes": True, "at": at},
+            )
+        alert = text(
+            "INSERT INTO alert (key, kind, rule_id, kpi_key, bucket_start, bucket_end, value, "
+            "direction, bad_news, message, state, created_at) SELECT 'rule:1:2026-01-01', "
+            "'THRESHOLD', id, 'gmv', :day, :next, 12.5, 'DOWN', :yes, 'GMV 跌了', 'OPEN', :at "
+            "FROM alert_rule"
+        )
+        params = {"day": date(2026, 1, 1), "next": date(2026, 1, 2), "yes": True, "at": at}
+        async with engine.begin() as conn:
+            await conn.execute(alert, params)
+        refused = False
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(alert, params)
+        except IntegrityError:
+            refused = True
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM alert_rule"))
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT key, rule_id, value FROM alert"))
+            found = [tuple(row) for row in rows]
+        await engine.dispose()
+        return refused, found
+
+    assert migrate.run_async(tables) >= ALERT_TABLES
+    migrate.downgrade(database_url, BEFORE_ALERTS, plugins)
+    assert not ALERT_TABLES & migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)
+    assert migrate.run_async(tables) >= ALERT_TABLES
+    refused, alerts = migrate.run_async(use_them)
+    assert refused, "an alert's key is raised once"
+    assert alerts == [("rule:1:2026-01-01", None, 12.5)]  # the rule went, its alert stayed
+    migrate.downgrade(database_url, BEFORE_ALERTS, plugins)
+    assert not ALERT_TABLES & migrate.run_async(tables)
+    assert "product" in migrate.run_async(tables)
+    migrate.upgrade(database_url, plugins=plugins)

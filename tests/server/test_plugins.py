@@ -782,17 +782,24 @@ async def test_hook_jobs(database_url: str) -> None:
         shown = io.StringIO()
         with Progress("jobs", runner.steps(), stream=shown) as progress:
             first = await runner.run_once(progress=progress)
-        # The core's own jobs (the insights, the KPI aggregates, the surveys) run next to the
-        # plugin's.
+        # The core's own jobs (alerts, the insights, the KPI aggregates, the surveys) run next
+        # to the plugin's.
         assert shown.getvalue().splitlines() == [
-            "jobs: outbox (1/6)",
-            "jobs: analytics.count ran (2/6)",
-            "jobs: analytics.rebuild failed (3/6)",
-            "jobs: core.insights ran (4/6)",
-            "jobs: core.kpis ran (5/6)",
-            "jobs: core.surveys ran (6/6)",
+            "jobs: outbox (1/7)",
+            "jobs: analytics.count ran (2/7)",
+            "jobs: analytics.rebuild failed (3/7)",
+            "jobs: core.alerts ran (4/7)",
+            "jobs: core.insights ran (5/7)",
+            "jobs: core.kpis ran (6/7)",
+            "jobs: core.surveys ran (7/7)",
         ]
-        assert first.ran == ["analytics.count", "core.insights", "core.kpis", "core.surveys"]
+        assert first.ran == [
+            "analytics.count",
+            "core.alerts",
+            "core.insights",
+            "core.kpis",
+            "core.surveys",
+        ]
         assert "model rebuild failed" in first.failed["analytics.rebuild"]
         # Another process, within the interval: nothing is due.
         second = await JobRunner(session_factory(engine), settings, runtime).run_once()
@@ -800,6 +807,7 @@ async def test_hook_jobs(database_url: str) -> None:
         assert set(second.skipped) == {
             "analytics.count",
             "analytics.rebuild",
+            "core.alerts",
             "core.insights",
             "core.kpis",
             "core.surveys",
