@@ -41,7 +41,13 @@ QUERY = """query($input: ShopKpisInput!) { shopKpis(input: $input) { __typename
 
 
 def graphql_body(keys: Sequence[str] = KEYS) -> str:
-    variables = {"input": {"from": START.isoformat(), "to": END.isoformat(), "keys": list(keys)}}
+    variables = {
+        "input": {
+            "from": START.isoformat(),
+            "to": (END - timedelta(days=1)).isoformat(),
+            "keys": list(keys),
+        }
+    }
     return json.dumps({"query": QUERY, "variables": variables})
 
 

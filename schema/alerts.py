@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
 from schema.loaders import AlertByIdLoader, AlertRuleByIdLoader
+from schema.periods import Granularity
 from schema.products import Product
 from schema.variants import ProductVariant
 from server import models as m
@@ -33,9 +34,6 @@ from server.services import alerts as service
 from server.services.kpi_registry import registered_kpis
 
 # GraphQL enums: strawberry.enum marks the class itself, and fields name that class.
-strawberry.enum(
-    m.AlertGranularity, description="DAY: shop days; WEEK: Monday to Sunday; MONTH: calendar."
-)
 strawberry.enum(
     m.AlertCondition,
     description="ABOVE / BELOW: the period's value is above (below) the threshold; RISES_BY / "
@@ -73,7 +71,7 @@ class AlertRule(ModelNode):
 
     id: relay.NodeID[int]
     name: str
-    granularity: m.AlertGranularity
+    granularity: Granularity
     condition: m.AlertCondition
     threshold: float = strawberry.field(
         description="ABOVE/BELOW: in the KPI's unit (MONEY in minor units, RATIO 0-1); "
@@ -221,7 +219,7 @@ class AlertQueries:
 class CreateAlertRuleInput:
     name: str = strawberry.field(description="1 to 200 characters.")
     kpi: str = strawberry.field(description="A KPI's key (gmv, refund_rate, <plugin>.<name>).")
-    granularity: m.AlertGranularity
+    granularity: Granularity
     condition: m.AlertCondition
     threshold: float = strawberry.field(
         description="ABOVE/BELOW: in the KPI's unit (MONEY in minor units, RATIO 0 to 1); "
@@ -236,7 +234,7 @@ class UpdateAlertRuleInput:
     id: strawberry.ID
     name: str | None = None
     kpi: str | None = None
-    granularity: m.AlertGranularity | None = None
+    granularity: Granularity | None = None
     condition: m.AlertCondition | None = None
     threshold: float | None = None
     enabled: bool | None = None

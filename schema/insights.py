@@ -25,6 +25,7 @@ from schema.loaders import (
     CustomerRfmByCustomerIdLoader,
     CustomerValueByCustomerIdLoader,
 )
+from schema.periods import Granularity
 from server import models as m
 from server.graphql.context import Info
 from server.graphql.errors import ValidationError
@@ -299,19 +300,11 @@ class ClvModel:
         )
 
 
-strawberry.enum(
-    periods.Granularity,
-    name="Granularity",
-    description="How a period of shop days is cut: days, weeks (Monday to Sunday) or calendar "
-    "months; the first and last are cut to the period.",
-)
-
-
 @strawberry.input(description="A period of shop days (UTC+8), both days included.")
 class SegmentMovementsInput:
     from_: date = strawberry.field(name="from", description="The first day.")
     to: date = strawberry.field(description="The last day (included).")
-    granularity: periods.Granularity = periods.Granularity.DAY
+    granularity: Granularity = Granularity.DAY
 
 
 @strawberry.type(
@@ -348,7 +341,7 @@ class SegmentMovementBucket:
 class CustomerSegmentMovements:
     from_: date = strawberry.field(name="from")
     to: date
-    granularity: periods.Granularity
+    granularity: Granularity
     total: int = strawberry.field(description="Every change recorded in the period.")
     buckets: list[SegmentMovementBucket]
     flows: list[SegmentFlow] = strawberry.field(

@@ -8,11 +8,12 @@ job ``core.kpis``; the definitions are in server/services/kpis.py and docs/insig
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 import strawberry
 
+from schema.periods import Granularity
 from server.graphql.context import Info
 from server.graphql.errors import ValidationError
 from server.graphql.permissions import HasPermission
@@ -31,12 +32,6 @@ strawberry.enum(
     "SCORE (CSAT 1-5, NPS -100 to 100).",
 )
 strawberry.enum(
-    service.Granularity,
-    name="KpiGranularity",
-    description="DAY: shop days (UTC+8); WEEK: ISO weeks, Monday to Sunday; MONTH: calendar "
-    "months. The first and last points are cut by the period's ends.",
-)
-strawberry.enum(
     service.FunnelStepKind,
     name="FunnelStepKind",
     description="VIEW: viewed a product; ADD_TO_CART: and added one to the cart; ORDER: and "
@@ -44,11 +39,11 @@ strawberry.enum(
 )
 
 
-@strawberry.input(description="A period of shop days: from (inclusive) to (exclusive).")
+@strawberry.input(description="A period of shop days (UTC+8), both days included.")
 class ShopKpisInput:
     from_: date = strawberry.field(name="from")
-    to: date = strawberry.field(description="Exclusive: the day after the last one.")
-    granularity: service.Granularity = service.Granularity.DAY
+    to: date = strawberry.field(description="The last day (included).")
+    granularity: Granularity = Granularity.DAY
     keys: list[str] | None = strawberry.field(
         default=None,
         description=f"The KPIs to compute, in this order (at most {service.MAX_KEYS} keys of "
@@ -92,7 +87,7 @@ class KpiSeries:
 class ShopKpis:
     from_: date = strawberry.field(name="from")
     to: date
-    granularity: service.Granularity
+    granularity: Granularity
     previous_from: date
     previous_to: date
     last_year_from: date
@@ -104,10 +99,10 @@ class ShopKpis:
     kpis: list[KpiSeries]
 
 
-@strawberry.input(description="A period of shop days: from (inclusive) to (exclusive).")
+@strawberry.input(description="A period of shop days (UTC+8), both days included.")
 class ShoppingFunnelInput:
     from_: date = strawberry.field(name="from")
-    to: date = strawberry.field(description="Exclusive: the day after the last one.")
+    to: date = strawberry.field(description="The last day (included).")
 
 
 @strawberry.type(description="One step of the shopping funnel.")
@@ -199,6 +194,19 @@ def _series(s: service.Series) -> KpiSeries:
     )
 
 
+def _day_after(last: date) -> date:
+    """The service's end (exclusive) of a period whose ``to`` is its last day."""
+    if last >= service.LATEST:
+        raise ValidationFailed(
+            f"a period lies between {service.EARLIEST} and {service.LATEST}", field="to"
+        )
+    return last + timedelta(days=1)
+
+
+def _last_day(end: date) -> date:
+    return end - timedelta(days=1)
+
+
 @strawberry.type
 class KpiQueries:
     @strawberry.field(
@@ -214,7 +222,7 @@ class KpiQueries:
                 service.shop_kpis,
                 registry,
                 input.from_,
-                input.to,
+                _day_after(input.to),
                 input.granularity,
                 input.keys,
             )
@@ -222,12 +230,12 @@ class KpiQueries:
             return _error(exc)
         return ShopKpis(
             from_=report.period.start,
-            to=report.period.end,
+            to=_last_day(report.period.end),
             granularity=report.granularity,
             previous_from=report.previous.start,
-            previous_to=report.previous.end,
+            previous_to=_last_day(report.previous.end),
             last_year_from=report.last_year.start,
-            last_year_to=report.last_year.end,
+            last_year_to=_last_day(report.last_year.end),
             refreshed_at=report.refreshed_at,
             kpis=[_series(s) for s in report.series],
         )
@@ -239,12 +247,14 @@ class KpiQueries:
     )
     async def shopping_funnel(self, info: Info, input: ShoppingFunnelInput) -> ShoppingFunnelResult:
         try:
-            funnel = await info.context.db.run(service.shopping_funnel, input.from_, input.to)
+            funnel = await info.context.db.run(
+                service.shopping_funnel, input.from_, _day_after(input.to)
+            )
         except ValidationFailed as exc:
             return _error(exc)
         return ShoppingFunnel(
             from_=funnel.period.start,
-            to=funnel.period.end,
+            to=_last_day(funnel.period.end),
             visitors=funnel.visitors,
             steps=[
                 FunnelStep(

@@ -24,9 +24,9 @@ from server.hooktypes import Kpi
 from server.models import (
     Alert,
     AlertCondition,
-    AlertGranularity,
     AlertRule,
     AlertState,
+    Granularity,
     Order,
     OrderLine,
     StaffRole,
@@ -44,10 +44,10 @@ ACKNOWLEDGED_AFTER = timedelta(days=7)
 # The best sellers of the last week that have just sold out (stock-outs to show).
 SOLD_OUT = 3
 
-D, W, M = AlertGranularity.DAY, AlertGranularity.WEEK, AlertGranularity.MONTH
+D, W, M = Granularity.DAY, Granularity.WEEK, Granularity.MONTH
 C = AlertCondition
 # (name, KPI, granularity, condition, threshold, enabled): MONEY in fen, ratios 0-1.
-RULES: tuple[tuple[str, str, AlertGranularity, AlertCondition, float, bool], ...] = (
+RULES: tuple[tuple[str, str, Granularity, AlertCondition, float, bool], ...] = (
     ("日 GMV 比前一天跌七成", "gmv", D, C.FALLS_BY, 0.7, True),
     ("日订单不足 2 单", "orders", D, C.BELOW, 2, True),
     ("周访客比上周少三成", "visitors", W, C.FALLS_BY, 0.3, True),

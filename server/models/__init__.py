@@ -4,7 +4,6 @@ from server.models.alerts import (
     Alert,
     AlertCondition,
     AlertDirection,
-    AlertGranularity,
     AlertKind,
     AlertRule,
     AlertState,
@@ -40,6 +39,7 @@ from server.models.insights import (
     CustomerSegment,
     CustomerSegmentChange,
     CustomerValue,
+    Granularity,
     InsightRun,
 )
 from server.models.inventory import StockLevel, Warehouse, WarehouseKind
@@ -73,7 +73,6 @@ __all__ = [
     "Alert",
     "AlertCondition",
     "AlertDirection",
-    "AlertGranularity",
     "AlertKind",
     "AlertRule",
     "AlertState",
@@ -101,6 +100,7 @@ __all__ = [
     "ExperimentMetric",
     "ExperimentStatus",
     "IdempotencyKey",
+    "Granularity",
     "InsightRun",
     "JobLease",
     "KpiAggregate",

@@ -16,6 +16,7 @@ from sqlalchemy import Column, Date, Float, ForeignKey, Index, Integer, String, 
 from sqlmodel import Field, SQLModel
 
 from server.models.base import created_at_field, datetime_field, enum_field
+from server.models.insights import Granularity
 from server.models.products import variant_key
 
 ALERT_RULE_NAME_MAX = 200
@@ -23,14 +24,6 @@ KPI_KEY_MAX = 100
 ALERT_KEY_MAX = 200
 # ``staff:<id>``, ``apikey:<id>``, ``cli:<user>``: who made a rule or acknowledged an alert.
 ACTOR_MAX = 64
-
-
-class AlertGranularity(StrEnum):
-    """The periods a rule watches: shop days, weeks from Monday, calendar months."""
-
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
 
 
 class AlertCondition(StrEnum):
@@ -69,7 +62,7 @@ class AlertRule(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(ALERT_RULE_NAME_MAX), nullable=False))
     # A key of the KPI registry (server.services.kpi_registry): "gmv", "logistics.on_time_rate".
     kpi_key: str = Field(sa_column=Column(String(KPI_KEY_MAX), nullable=False, index=True))
-    granularity: AlertGranularity = enum_field(AlertGranularity)
+    granularity: Granularity = enum_field(Granularity)
     condition: AlertCondition = enum_field(AlertCondition)
     # ABOVE/BELOW: in the KPI's unit (MONEY in minor units, RATIO 0-1); RISES_BY/FALLS_BY: a
     # share of the period before's value (0.3 = 30%).

@@ -15,6 +15,15 @@ from sqlmodel import Field, SQLModel
 from server.models.base import datetime_field, enum_field, json_field
 
 
+class Granularity(StrEnum):
+    """How a period of shop days is cut: days, weeks from Monday to Sunday, calendar months
+    (KPI series, segment movements, alert rules)."""
+
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+
+
 class CustomerSegment(StrEnum):
     """The eight RFM segments: R, F and M each high or low against the shop's average score.
     Their operators' names are in :data:`server.services.rfm.SEGMENT_LABELS`."""

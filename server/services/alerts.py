@@ -42,10 +42,10 @@ from server.models.alerts import (
     Alert,
     AlertCondition,
     AlertDirection,
-    AlertGranularity,
     AlertKind,
     AlertRule,
     AlertState,
+    Granularity,
 )
 from server.plugins import PluginRuntime
 from server.services import anomalies, outbox, variants
@@ -107,12 +107,12 @@ class AlreadyAcknowledged(Conflict):
 # --- periods --------------------------------------------------------------------------------
 
 
-def bucket_of(day: date, granularity: AlertGranularity) -> KpiBucket:
+def bucket_of(day: date, granularity: Granularity) -> KpiBucket:
     """The period of ``granularity`` holding shop day ``day``: the day, its week (Monday to
     Sunday) or its calendar month."""
-    if granularity is AlertGranularity.DAY:
+    if granularity is Granularity.DAY:
         return KpiBucket(day, day + timedelta(days=1))
-    if granularity is AlertGranularity.WEEK:
+    if granularity is Granularity.WEEK:
         monday = day - timedelta(days=day.weekday())
         return KpiBucket(monday, monday + timedelta(days=7))
     first = day.replace(day=1)
@@ -120,15 +120,15 @@ def bucket_of(day: date, granularity: AlertGranularity) -> KpiBucket:
     return KpiBucket(first, first + timedelta(days=days))
 
 
-def previous(bucket: KpiBucket, granularity: AlertGranularity) -> KpiBucket:
+def previous(bucket: KpiBucket, granularity: Granularity) -> KpiBucket:
     """The period just before ``bucket``."""
     return bucket_of(bucket.start - timedelta(days=1), granularity)
 
 
-def period_name(bucket: KpiBucket, granularity: AlertGranularity) -> str:
-    if granularity is AlertGranularity.DAY:
+def period_name(bucket: KpiBucket, granularity: Granularity) -> str:
+    if granularity is Granularity.DAY:
         return bucket.start.isoformat()
-    if granularity is AlertGranularity.WEEK:
+    if granularity is Granularity.WEEK:
         return f"the week of {bucket.start.isoformat()}"
     return f"{bucket.start:%Y-%m}"
 
@@ -186,7 +186,7 @@ async def create_rule(
     *,
     name: str,
     kpi: str,
-    granularity: AlertGranularity,
+    granularity: Granularity,
     condition: AlertCondition,
     threshold: float,
     enabled: bool = True,
@@ -225,7 +225,7 @@ async def update_rule(
     *,
     name: str | None = None,
     kpi: str | None = None,
-    granularity: AlertGranularity | None = None,
+    granularity: Granularity | None = None,
     condition: AlertCondition | None = None,
     threshold: float | None = None,
     enabled: bool | None = None,
@@ -470,7 +470,7 @@ async def find_rule_breaches(
     ABOVE rules on KPIs that only grow as a period runs (COUNT, MONEY), on that period under
     way too. One ``compute`` call per KPI and granularity."""
     rules = (await session.execute(select(AlertRule).where(col(AlertRule.enabled)))).scalars().all()
-    groups: dict[tuple[str, AlertGranularity], list[AlertRule]] = defaultdict(list)
+    groups: dict[tuple[str, Granularity], list[AlertRule]] = defaultdict(list)
     for rule in rules:
         if rule.kpi_key in kpis:
             groups[(rule.kpi_key, rule.granularity)].append(rule)

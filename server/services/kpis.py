@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.hooktypes import Kpi, KpiBucket, KpiUnit
 from server.models import KpiPeriod
 from server.services import kpi_aggregates as agg
+from server.services import periods
 from server.services.errors import ValidationFailed
 from server.services.kpi_aggregates import Figures
+from server.services.periods import Granularity
 
 MAX_KEYS = 100
 MAX_KEY_LENGTH = 100
@@ -28,12 +30,6 @@ MAX_COHORT_MONTHS = 36
 # The earliest and latest days a period may touch (its comparisons included).
 EARLIEST = date(1971, 1, 1)
 LATEST = date(9000, 1, 1)
-
-
-class Granularity(StrEnum):
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
 
 
 # The longest period per granularity, in days: 400 days by day, five years by week or month.
@@ -262,21 +258,8 @@ def _plus_months(day: date, months: int) -> date:
 
 
 def buckets(start: date, end: date, granularity: Granularity) -> list[KpiBucket]:
-    """The points of a period: days; ISO weeks (Monday to Sunday); calendar months — the first
-    and last cut by the period's ends."""
-    out: list[KpiBucket] = []
-    day = start
-    while day < end:
-        if granularity is Granularity.DAY:
-            after = day + timedelta(days=1)
-        elif granularity is Granularity.WEEK:
-            after = day + timedelta(days=7 - day.weekday())
-        else:
-            after = agg.next_month(day)
-        after = min(after, end)
-        out.append(KpiBucket(day, after))
-        day = after
-    return out
+    """The points of the days ``start`` to ``end`` (exclusive): :func:`periods.buckets`."""
+    return periods.buckets(start, end - timedelta(days=1), granularity)
 
 
 def _whole_months(start: date, end: date) -> int | None:

@@ -16,26 +16,18 @@ the first and the last bucket are cut to the period, so that the buckets cover i
 from __future__ import annotations
 
 from datetime import date, timedelta
-from enum import StrEnum
 
 from server.hooktypes import KpiBucket
+from server.models.insights import Granularity
 from server.services.errors import ValidationFailed
 
 # The longest period a query covers, and the most buckets it is cut into.
-MAX_PERIOD_DAYS = 1096
+MAX_PERIOD_DAYS = 5 * 366
 MAX_BUCKETS = 400
 # The days a period may hold: far from the calendar's ends, whose neighbours (a day later,
 # the UTC moment a shop day starts) Python cannot represent.
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(9998, 12, 31)
-
-
-class Granularity(StrEnum):
-    """How a period is cut into buckets."""
-
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
 
 
 def _next_start(day: date, granularity: Granularity) -> date:

@@ -129,7 +129,7 @@ async def test_staff_define_change_and_delete_rules(
 
     # Refused, typed, and nothing written.
     refusals = [
-        ({"kpi": "gmv"}, "ValidationError", "UNKNOWN_KPI", "kpi"),
+        ({"kpi": "no_such_kpi"}, "ValidationError", "UNKNOWN_KPI", "kpi"),
         ({"kpi": "shop.refund_rate", "threshold": 5}, "ValidationError", "INVALID_THRESHOLD", "threshold"),
         ({"condition": "FALLS_BY", "threshold": 30}, "ValidationError", "INVALID_THRESHOLD", "threshold"),
         ({"name": " "}, "ValidationError", "VALIDATION_FAILED", "name"),
@@ -141,7 +141,7 @@ async def test_staff_define_change_and_delete_rules(
             code,
             field,
         ), change
-    unknown = (await admin(CREATE, {"input": BUSY | {"kpi": "gmv"}}))["createAlertRule"]
+    unknown = (await admin(CREATE, {"input": BUSY | {"kpi": "no_such_kpi"}}))["createAlertRule"]
     assert "shop.orders" in unknown["message"]  # the refusal names what there is
     assert await rules_in_db(session) == 1
 
@@ -218,7 +218,7 @@ async def raise_some(session: AsyncSession, days: int = 1) -> dict[str, int]:
     rule = AlertRule(
         name="订单破百",
         kpi_key="shop.orders",
-        granularity=alerts.AlertGranularity.DAY,
+        granularity=alerts.Granularity.DAY,
         condition=alerts.AlertCondition.ABOVE,
         threshold=100,
         created_by="staff:1",

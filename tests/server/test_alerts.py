@@ -22,10 +22,10 @@ from server.models import (
     Alert,
     AlertCondition,
     AlertDirection,
-    AlertGranularity,
     AlertKind,
     AlertRule,
     AlertState,
+    Granularity,
     Order,
     OrderLine,
     OrderStatus,
@@ -49,7 +49,7 @@ from server.services.forecasts import shop_day
 from tests.plugins.fakes import FakePlugin, Recorder
 from tests.support.catalog import add_variants, make_product, make_warehouse
 
-G, C = AlertGranularity, AlertCondition
+G, C = Granularity, AlertCondition
 FAST = DispatchSettings(max_attempts=3, backoff_seconds=0.05, backoff_max_seconds=0.05)
 
 
@@ -636,7 +636,7 @@ async def test_rules_refused_with_typed_errors_write_nothing(
         "actor": "staff:1",
     }
     cases: list[tuple[dict[str, Any], type[ValidationFailed], str]] = [
-        ({"kpi": "gmv"}, UnknownKpi, "kpi"),
+        ({"kpi": "no_such_kpi"}, UnknownKpi, "kpi"),
         ({"kpi": "x" * 500}, UnknownKpi, "kpi"),
         (
             {"kpi": "shop.refund_rate", "condition": C.ABOVE, "threshold": 10},
