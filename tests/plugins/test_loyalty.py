@@ -352,9 +352,11 @@ class TestLoyaltyDemoData:
         assert result.exit_code == 0, result.output
         steps = [line for line in result.stderr.splitlines() if line.startswith("demo-data: ")]
         total = POPULATE_STEPS + 1
-        assert steps[-2:] == [
-            f"demo-data: loyalty: {HOLDS} carts with points held ({POPULATE_STEPS}/{total})",
-            f"demo-data: loyalty: {SUMMARY} ({total}/{total})",
+        # The plugin's steps, then the core's last: the alerts its history raises.
+        assert steps[-3:] == [
+            f"demo-data: loyalty: {HOLDS} carts with points held ({POPULATE_STEPS - 1}/{total})",
+            f"demo-data: loyalty: {SUMMARY} ({POPULATE_STEPS}/{total})",
+            f"demo-data: alerts ({total}/{total})",
         ]
         assert f"plugin loyalty: {SUMMARY}" in result.stdout
 
