@@ -41,7 +41,7 @@ from schema import plugins as plugin_admin
 from server.config import Settings
 from server.graphql import assembly
 from server.plugins import PluginRuntime
-from server.throttle import LeakyBucket
+from server.throttle import CostBuckets
 
 DOMAINS: tuple[assembly.Domain, ...] = (
     products,
@@ -80,7 +80,7 @@ DOMAINS: tuple[assembly.Domain, ...] = (
 
 
 def build_schema(
-    plugins: PluginRuntime, settings: Settings | None = None, bucket: LeakyBucket | None = None
+    plugins: PluginRuntime, settings: Settings | None = None, buckets: CostBuckets | None = None
 ) -> strawberry.Schema:
     """The schema of the core plus every enabled plugin's contributions."""
-    return assembly.build_schema(DOMAINS, plugins, settings, bucket)
+    return assembly.build_schema(DOMAINS, plugins, settings, buckets)

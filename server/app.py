@@ -27,7 +27,7 @@ from server.config import Settings, check_production, get_settings
 from server.db import create_engine
 from server.events import OutboxDispatcher, dispatching_sessions
 from server.graphql.context import Context, Database
-from server.graphql.limits import cost_bucket
+from server.graphql.limits import cost_buckets
 from server.graphql.loaders import Loaders
 from server.graphql.response_cache import CachedEndpoint, InvalidationListener, listen_dsn
 from server.graphql.structure import graphql_structure
@@ -104,8 +104,8 @@ class AppState:
             JobRunner(self.sessions, settings, plugins), settings.jobs_poll_seconds
         )
         count_pool_connections(self.engine)
-        bucket = cost_bucket(settings)
-        self.schema = build_schema(plugins, settings, bucket)
+        buckets = cost_buckets(settings, self.roles.roles)
+        self.schema = build_schema(plugins, settings, buckets)
         # SQLite cannot tell other processes of a commit: one process only, or no cache.
         shared = settings.is_sqlite and settings.workers > 1
         self.cached = CachedEndpoint(
@@ -114,7 +114,8 @@ class AppState:
             plugins,
             graphql_structure(self.schema),
             self.schema.as_str(),
-            bucket,
+            # It answers anonymous callers only: everyone's buckets.
+            buckets.default,
             enabled=settings.response_cache and not shared,
         )
         self.cache = self.cached.cache

@@ -7,10 +7,25 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "shopgraph-development-secret-change-me"
+
+
+class CostBudget(BaseModel):
+    """A query-cost budget: a bucket of ``size`` points, refilled at ``restore_rate`` points a
+    second."""
+
+    size: int = Field(ge=1)
+    restore_rate: float = Field(gt=0)
+
+
+def _staff_cost_budgets() -> dict[str, CostBudget]:
+    # Ten times everyone's: a page of the /admin dashboard asks for about 1,000 to 1,700 points
+    # (a KPI series is a point a day), a storefront page for tens.
+    analytics = CostBudget(size=10_000, restore_rate=500.0)
+    return {"ADMIN": analytics, "ANALYST": analytics}
 
 
 class Settings(BaseSettings):
@@ -82,6 +97,10 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(default=1000, ge=1)
     cost_bucket_size: int = Field(default=1000, ge=1)
     cost_restore_rate: float = Field(default=50.0, gt=0)
+    # Staff roles that read the shop's analytics get at least this budget (a role's never
+    # lowers the above); a JSON object replaces the whole default, e.g.
+    # SHOPGRAPH_ROLE_COST_BUDGETS='{"ANALYST": {"size": 20000, "restore_rate": 1000}}'.
+    role_cost_budgets: dict[str, CostBudget] = Field(default_factory=_staff_cost_budgets)
     # The response cache of public catalogue reads (docs/api.md, "Response cache"): answers
     # to anonymous queries of public fields only, dropped by the writes that change them.
     response_cache: bool = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 # The error code of a request refused for its client's spent budget (HTTP 429 when alone).
@@ -109,3 +109,21 @@ class LeakyBucket:
         with self._lock:
             missing = min(cost, self.size) - self._level(key, self.clock())
         return max(0.0, missing / self.restore_rate)
+
+
+class CostBuckets:
+    """Every client's buckets: staff of a role with a budget of its own draw on that role's
+    buckets, every other client (and staff of the other roles) on the default ones. A client's
+    key (``staff:<id>``) is the same whichever buckets it draws on."""
+
+    def __init__(
+        self, default: LeakyBucket, roles: Mapping[str, LeakyBucket] | None = None
+    ) -> None:
+        self.default = default
+        self.roles = dict(roles or {})
+
+    def for_role(self, role: str | None) -> LeakyBucket:
+        """The buckets of staff of ``role`` (None: a client that is not staff)."""
+        if role is None:
+            return self.default
+        return self.roles.get(role, self.default)

@@ -40,7 +40,7 @@ from server.graphql.inputs import InputExtension, check_plugin_input, extended_i
 from server.graphql.limits import is_unexpected, limit_extensions
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
 from server.plugins import PluginFailed, PluginRuntime
-from server.throttle import LeakyBucket
+from server.throttle import CostBuckets
 
 CORE = "core"
 PLUGIN_FAILED = "PLUGIN_FAILED"
@@ -282,10 +282,10 @@ def build_schema(
     domains: Sequence[Domain],
     plugins: PluginRuntime,
     settings: Settings | None = None,
-    bucket: LeakyBucket | None = None,
+    buckets: CostBuckets | None = None,
 ) -> strawberry.Schema:
     """The schema of the core's ``domains`` plus every enabled plugin's contributions;
-    ``bucket`` holds the clients' query-cost budgets (made from ``settings`` when not given)."""
+    ``buckets`` hold the clients' query-cost budgets (made from ``settings`` when not given)."""
     queries = [_Contribution(CORE, node_queries())]
     mutations: list[_Contribution] = []
     subscriptions: list[_Contribution] = []
@@ -320,7 +320,7 @@ def build_schema(
         # Length bounds on every string, list and JSON value a client sends (before it runs).
         input_bounds(),
         # Depth, aliases, tokens, query cost and throttling; production's schema hiding.
-        *limit_extensions(settings, bucket),
+        *limit_extensions(settings, buckets),
         # Every mutation by staff or an API key is in the audit log (see server/graphql/audit.py).
         AuditTrail,
         OperationMetrics,

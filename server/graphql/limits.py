@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ from server.graphql.pagination import DEFAULT_PAGE_SIZE, PaginationError
 from server.graphql.structure import graphql_structure
 from server.metrics import QUERY_COST
 from server.services.errors import DomainError
-from server.throttle import THROTTLED, LeakyBucket, ThrottleStatus
+from server.throttle import THROTTLED, CostBuckets, LeakyBucket, ThrottleStatus
 
 OBJECT_COST = 1
 CONNECTION_COST = 2
@@ -418,17 +418,35 @@ def client_key(context: Any) -> str:
     return f"ip:{client.host}" if client is not None else "ip:unknown"
 
 
+def staff_role(context: Any) -> str | None:
+    """The role of a signed-in staff member, whose buckets may be the role's own; else None."""
+    viewer = getattr(context, "viewer", None)
+    if viewer is not None and viewer.is_staff:
+        role: str | None = viewer.role
+        return role
+    return None
+
+
 class QueryCost(SchemaExtension):
     """Estimates the cost before execution, refuses what is too costly or throttled, measures
-    the actual cost afterwards and settles the difference; reports ``extensions.cost``."""
+    the actual cost afterwards and settles the difference; reports ``extensions.cost``. The
+    client's buckets are those of its staff role when the role has a budget of its own."""
 
-    def __init__(self, bucket: LeakyBucket, max_cost: float, costs: CostCache) -> None:
-        self.bucket = bucket
+    def __init__(self, buckets: CostBuckets, max_cost: float, costs: CostCache) -> None:
+        self.buckets = buckets
         self.costs = costs
-        self.max_cost = min(max_cost, bucket.size)
+        self.max_query_cost = max_cost
         self.requested: int | None = None
         self.actual: int | None = None
         self.status: ThrottleStatus | None = None
+
+    @property
+    def bucket(self) -> LeakyBucket:
+        return self.buckets.for_role(staff_role(self.execution_context.context))
+
+    @property
+    def max_cost(self) -> float:
+        return min(self.max_query_cost, self.bucket.size)
 
     def _refuse(self, message: str, code: str, **extra: Any) -> None:
         error = GraphQLError(message, extensions={"code": code, **extra})
@@ -446,22 +464,23 @@ class QueryCost(SchemaExtension):
         variables = context.variables
         requested = self.requested = calculator.requested(variables)
         key = client_key(context.context)
-        if requested > self.max_cost:
-            self.status = self.bucket.status(key)
+        bucket, max_cost = self.bucket, self.max_cost
+        if requested > max_cost:
+            self.status = bucket.status(key)
             self._refuse(
                 f"Query cost is {requested}, which exceeds the single query maximum of "
-                f"{self.max_cost:g}. Ask for smaller pages or fewer fields.",
+                f"{max_cost:g}. Ask for smaller pages or fewer fields.",
                 MAX_COST_EXCEEDED,
             )
             yield
             return
-        taken, self.status = self.bucket.take(key, requested)
+        taken, self.status = bucket.take(key, requested)
         if not taken:
-            wait = math.ceil(self.bucket.seconds_until(key, requested))
+            wait = math.ceil(bucket.seconds_until(key, requested))
             self._refuse(
                 f"Throttled: this query costs {requested} points and "
                 f"{self.status.currently_available:.0f} are available; "
-                f"{self.bucket.restore_rate:g} points are restored per second.",
+                f"{bucket.restore_rate:g} points are restored per second.",
                 THROTTLED,
                 retryAfter=wait,
             )
@@ -471,7 +490,7 @@ class QueryCost(SchemaExtension):
         result = context.result
         data = getattr(result, "data", None)
         self.actual = calculator.actual(data, variables)
-        self.status = self.bucket.settle(key, requested, self.actual)
+        self.status = bucket.settle(key, requested, self.actual)
         QUERY_COST.observe(self.actual)
 
     def get_results(self) -> dict[str, Any]:
@@ -535,13 +554,25 @@ def is_unexpected(error: GraphQLError) -> bool:
 # ---- assembly ----------------------------------------------------------------------------
 
 
-def cost_bucket(settings: Settings) -> LeakyBucket:
-    """The per-client query-cost buckets of ``settings``."""
-    return LeakyBucket(settings.cost_bucket_size, settings.cost_restore_rate)
+def cost_buckets(settings: Settings, roles: Iterable[str] | None = None) -> CostBuckets:
+    """The per-client query-cost buckets of ``settings``: everyone's, and those of each staff
+    role with a budget of its own (``role_cost_budgets``: at least everyone's, never less). A
+    role that is not one of ``roles`` (when given: the roles there are) is an error."""
+    size, rate = settings.cost_bucket_size, settings.cost_restore_rate
+    known = None if roles is None else set(roles)
+    by_role: dict[str, LeakyBucket] = {}
+    for name, budget in settings.role_cost_budgets.items():
+        role = name.strip().upper()
+        if known is not None and role not in known:
+            raise ValueError(
+                f"role_cost_budgets names role {name!r}; one of {', '.join(sorted(known))}"
+            )
+        by_role[role] = LeakyBucket(max(size, budget.size), max(rate, budget.restore_rate))
+    return CostBuckets(LeakyBucket(size, rate), by_role)
 
 
 def limit_extensions(
-    settings: Settings | None, bucket: LeakyBucket | None = None
+    settings: Settings | None, buckets: CostBuckets | None = None
 ) -> list[Callable[[], SchemaExtension]]:
     """The per-request extensions that enforce the limits of ``settings``.
 
@@ -550,8 +581,8 @@ def limit_extensions(
     would bring a rule class of its own, and every request would miss the cache), and the
     bucket outlives requests. The depth and alias rules are those of strawberry's
     ``QueryDepthLimiter`` and ``MaxAliasesLimiter``, made once and run by one
-    ``AddValidationRules``. ``bucket``
-    is given when something else charges the same clients (the response cache's hits).
+    ``AddValidationRules``. ``buckets``
+    are given when something else charges the same clients (the response cache's hits).
     """
     settings = settings or Settings()
     production = settings.env == "production"
@@ -561,14 +592,14 @@ def limit_extensions(
     ]
     if production:
         rules.append(NoSchemaIntrospectionCustomRule)
-    if bucket is None:
-        bucket = cost_bucket(settings)
+    if buckets is None:
+        buckets = cost_buckets(settings)
     costs = CostCache()
     max_tokens, max_cost = settings.max_tokens, settings.max_query_cost
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: AddValidationRules(rules),
-        lambda: QueryCost(bucket, max_cost, costs),
+        lambda: QueryCost(buckets, max_cost, costs),
     ]
     if production:
         extensions.append(HideSuggestions)
