@@ -15,6 +15,8 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+# KpiUnit as schema.kpis makes it a GraphQL enum (imported first, so that it is made once).
+from schema.kpis import KpiUnit
 from schema.loaders import AlertByIdLoader, AlertRuleByIdLoader
 from schema.periods import Granularity
 from schema.products import Product
@@ -65,6 +67,11 @@ def _kpi_label(kpis: Mapping[str, Kpi], key: str | None) -> str | None:
     return kpi.label if kpi is not None else None
 
 
+def _kpi_unit(kpis: Mapping[str, Kpi], key: str | None) -> KpiUnit | None:
+    kpi = kpis.get(key) if key is not None else None
+    return kpi.unit if kpi is not None else None
+
+
 @strawberry.type(description="A rule on a KPI that raises an alert when a period breaches it.")
 class AlertRule(ModelNode):
     loader = AlertRuleByIdLoader
@@ -96,6 +103,13 @@ class AlertRule(ModelNode):
     @strawberry.field(description="The KPI's label; null when no enabled plugin offers it now.")
     def kpi_label(self, info: Info) -> str | None:
         return _kpi_label(_registry(info, self.kpis), self.kpi_key)
+
+    @strawberry.field(
+        description="The KPI's unit, that of an ABOVE/BELOW threshold (MONEY in minor units); "
+        "null when no enabled plugin offers the KPI now."
+    )
+    def kpi_unit(self, info: Info) -> KpiUnit | None:
+        return _kpi_unit(_registry(info, self.kpis), self.kpi_key)
 
     @strawberry.field(description="Enabled, and its KPI is offered: the job evaluates it.")
     def active(self, info: Info) -> bool:

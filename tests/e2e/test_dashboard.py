@@ -3,14 +3,18 @@ against a live server holding a demo shop: staff sign in and every panel draws i
 the very figures the API answers; a wrong password, a customer or staff without the permission
 see none; a panel that fails says so and leaves the others be; an analyst sees product health
 without cost prices (never asked for); the demand forecast follows the category or SKU chosen,
-kept in the URL; production serves no dashboard unless told to. And the dashboard's GraphQL
-documents are valid against the schema, so that renaming a field fails here rather than on an
-operator's screen."""
+kept in the URL; the KPI trends, the funnel, the cohorts and satisfaction are the API's
+figures, alert rules' thresholds drawn on their KPIs; an alert acknowledged in the browser
+leaves the open list; a year of the dashboard stays within the staff's query-cost budget;
+production serves no dashboard unless told to. And the dashboard's GraphQL documents are
+valid against the schema, so that renaming a field fails here rather than on an operator's
+screen."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,16 +27,20 @@ import graphql
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import select
 
 from server import admin, migrate
 from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, session_factory
 from server.demo import DEMO_PASSWORD, DEMO_STAFF_EMAIL, load
-from server.models import StaffRole
+from server.demo import alerts as demo_alerts
+from server.graphql.limits import cost_buckets
+from server.models import Alert, StaffRole
 from server.plugins import load_plugins
-from server.services import accounts
+from server.services import accounts, kpi_aggregates
 from server.services.forecasts import shop_day
+from server.services.kpi_registry import registered_kpis
 from tests.support.browser import Offline, chromium_path, launch
 from tests.support.server import LiveServer
 
@@ -47,25 +55,33 @@ UNMET_SEARCHES = 5
 # Every panel of the registry (js/panels.js) and how it draws; a chart's series that the demo
 # shop fills.
 CHART_SERIES = {
+    "kpi-trends": "GMV",
     "segment-sizes": "customers",
     "segment-movements": "moved",
     "searches-without-results": "searches without results",
     "sell-rate": "SKUs that sold",
     "demand-forecast": "units sold",
+    "shopping-funnel": "visitors",
+    "satisfaction-carriers": "CSAT (1–5)",
+    "satisfaction-channels": "CSAT (1–5)",
 }
 CHART_PANELS = tuple(CHART_SERIES)
-HEATMAP_PANELS = ("segment-flows",)
+HEATMAP_PANELS = ("segment-flows", "cohort-retention")
 TABLE_PANELS = (
+    "alerts",
     "low-click-through",
     "new-products",
     "slow-movers",
     "stock-outs",
     "rising-searches",
     "channel-attribution",
+    "alert-rules",
 )
 PANELS = CHART_PANELS + HEATMAP_PANELS + TABLE_PANELS
 # The panels of insights.read (the others read customers).
 INSIGHT_PANELS = (
+    "kpi-trends",
+    "alerts",
     "segment-sizes",
     "segment-movements",
     "segment-flows",
@@ -76,6 +92,24 @@ INSIGHT_PANELS = (
     "rising-searches",
     "demand-forecast",
     "channel-attribution",
+    "shopping-funnel",
+    "cohort-retention",
+    "satisfaction-carriers",
+    "satisfaction-channels",
+    "alert-rules",
+)
+# The headline KPIs of the KPI trends (js/panels.js KPI_KEYS), in their order.
+KPI_KEYS = (
+    "gmv",
+    "orders",
+    "aov",
+    "visitors",
+    "conversion_rate",
+    "repurchase_rate",
+    "refund_rate",
+    "csat",
+    "nps",
+    "private_domain_share",
 )
 SETTLED = """() => [...document.querySelectorAll('[data-panel]')].every(
     (p) => !['idle', 'loading'].includes(p.dataset.state))"""
@@ -110,6 +144,18 @@ TABLE = """(id) => {
 FIGURES = """(id) => Object.fromEntries([...document.querySelectorAll(
   `[data-panel="${id}"] dl.figures > div`)].map((d) => [
     d.querySelector('dt').textContent, d.querySelector('dd').textContent]))"""
+# One KPI's chart of the KPI trends, and its figures (label → [text, tone]).
+KPI_CHART = """(key) => {
+  const canvas = document.querySelector(`[data-panel="kpi-trends"] [data-kpi="${key}"] canvas`);
+  const chart = canvas && Chart.getChart(canvas);
+  if (!chart) return null;
+  return {labels: chart.data.labels,
+          datasets: Object.fromEntries(chart.data.datasets.map((d) => [d.label, d.data]))};
+}"""
+KPI_FIGURES = """(key) => Object.fromEntries([...document.querySelectorAll(
+  `[data-panel="kpi-trends"] [data-kpi="${key}"] dl.figures > div`)].map((d) => [
+    d.querySelector('dt').textContent,
+    [d.querySelector('dd').textContent, d.querySelector('dd').dataset.tone ?? null]]))"""
 # Painted pixels of a canvas (Chart.js draws on a transparent one).
 PAINTED = """(canvas) => {
   const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -135,9 +181,11 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """A live server on a demo shop (its history up to today, its segments' history
-    replayed), with the demo's admin, a support agent and an analyst; over the API, the fixture
-    then records today's searches for a text the shop lacks and sells out a SKU that sold
-    this month (the demo shop has neither)."""
+    replayed), with the demo's admin, a support agent and an analyst; its KPI aggregates built
+    as the job core.kpis builds them at its first run, and the alerts the demo's rules and the
+    anomaly detector raise on them. Over the API, the fixture then records today's searches
+    for a text the shop lacks and sells out a SKU that sold this month (the demo shop has
+    neither)."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('dashboard') / 'shop.db'}"
     settings = Settings(database_url=url, env="test", run_jobs=False, cost_bucket_size=10**6)
     plugins = load_plugins(settings)
@@ -148,7 +196,19 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         assert report is not None
         engine = create_engine(url)
         try:
-            async with session_factory(engine)() as session:
+            sessions = session_factory(engine)
+            await kpi_aggregates.rebuild(sessions, settings)
+            async with sessions() as session:
+                # load() without plugins offers its rules no KPI (only its stock-outs are
+                # raised): the last four weeks evaluated on the KPIs, now that they have data.
+                raised = await demo_alerts.raise_history(
+                    session,
+                    registered_kpis(plugins),
+                    as_of=report.as_of,
+                    actor="demo",
+                    settings=settings,
+                )
+                assert raised > 3  # more than the stock-outs the demo raised without KPIs
                 await accounts.create_staff(
                     session,
                     email=SUPPORT_EMAIL,
@@ -420,7 +480,7 @@ def test_the_dashboards_documents_are_valid_against_the_schema() -> None:
         # The code, not its comments (the registry's comment shows a panel to come).
         source = re.sub(r"^\s*//.*$", "", path.read_text(), flags=re.MULTILINE)
         named |= set(re.findall(r'\bquery: "(\w+)"', source))
-        named |= set(re.findall(r'\b(?:query|loadDocument|ask)\("(\w+)"', source))
+        named |= set(re.findall(r'\b(?:query|loadDocument|ask|act)\("(\w+)"', source))
     assert named == set(documents), (named, set(documents))
 
 
@@ -464,8 +524,12 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
         assert datasets, panel
         assert all(d["points"] > 0 for d in datasets.values()), (panel, datasets)
         assert datasets[series]["sum"] > 0, (panel, datasets)
-        canvas = page.locator(f'[data-panel="{panel}"] canvas')
-        assert page.evaluate(PAINTED, canvas.element_handle()) > 2000, panel
+        # Every chart of the panel is painted (the KPI trends draw one a KPI).
+        canvases = page.locator(f'[data-panel="{panel}"] canvas').element_handles()
+        assert canvases, panel
+        for canvas in canvases:
+            assert page.evaluate(PAINTED, canvas) > 2000, panel
+    assert page.locator('[data-panel="kpi-trends"] canvas').count() == len(KPI_KEYS)
     # The demo shop's customers fill its segments; the weekly recomputations moved some.
     sizes = {d["label"]: d for d in page.evaluate(DATASETS, "segment-sizes")}
     assert sizes["customers"]["points"] == 8 and sizes["customers"]["sum"] > 300
@@ -494,7 +558,10 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
     states = settle(page)
     # The catalogue was there before the first order: its SKUs sold nothing then. The
     # forecast is from today whatever the period.
+    # Alerts and rules are not of a period: the open ones are there whatever the period.
     assert states == {
+        "kpi-trends": "empty",
+        "alerts": "ready",
         "segment-sizes": "ready",
         "segment-movements": "empty",
         "segment-flows": "empty",
@@ -507,6 +574,11 @@ def test_staff_sign_in_and_every_panel_draws_the_demo_shop(shop: Shop, tab: Tab)
         "rising-searches": "empty",
         "demand-forecast": "ready",
         "channel-attribution": "empty",
+        "shopping-funnel": "empty",
+        "cohort-retention": "empty",
+        "satisfaction-carriers": "empty",
+        "satisfaction-channels": "empty",
+        "alert-rules": "ready",
     }
     assert page.evaluate(FIGURES, "sell-rate")["sell rate"] == "0%"
     assert set(column(page.evaluate(TABLE, "slow-movers"), "sold")) == {"0"}
@@ -768,6 +840,10 @@ def test_an_analyst_sees_product_health_without_cost_prices(shop: Shop, tab: Tab
     assert page.locator("#who-role").inner_text() == "ANALYST"
     table = page.evaluate(TABLE, "slow-movers")
     assert "stock value" not in table["head"] and len(table["rows"]) == 20
+    # Alerts read, but not acknowledged (alerts.manage): no button to press.
+    alerts = page.evaluate(TABLE, "alerts")
+    assert alerts["rows"] and alerts["head"] == ["when", "kind", "KPI or product", "alert", ""]
+    assert page.locator('[data-panel="alerts"] button').count() == 0
     health = [body for body in posted if "query ProductHealth(" in body]
     assert len(health) == 1 and '"costs":false' in health[0]
     # Asked anyway, the API would refuse the costs: what the dashboard spares the analyst.
@@ -1080,4 +1156,481 @@ def test_the_forecast_spec_the_url_hash_and_the_table_marks(shop: Shop, tab: Tab
         None,
         None,
     ]
+    assert tab.problems == []
+
+
+# --- KPIs, funnel, cohorts, satisfaction, alerts ----------------------------------------------
+
+SHOP_KPIS = """query($i: ShopKpisInput!) { shopKpis(input: $i) {
+  ... on ShopKpis { granularity kpis { key label unit higherIsBetter total previousTotal
+    lastYearTotal change lastYearChange points { start value previous lastYear } } } } }"""
+FUNNEL = """query($i: ShoppingFunnelInput!) { shoppingFunnel(input: $i) {
+  ... on ShoppingFunnel { visitors overallConversionRate
+    steps { step visitors stepConversionRate } } } }"""
+COHORTS = """query($i: CohortRetentionInput!) { cohortRetention(input: $i) {
+  ... on CohortRetention { cohorts { month size retention { offset share } } } } }"""
+SATISFACTION = """query($i: SatisfactionInput!) { satisfaction(input: $i) {
+  ... on SatisfactionReport {
+    total { sent responseRate csatAverage csatSatisfiedShare nps }
+    groups { label responseRate csatAverage nps } } } }"""
+OPEN_ALERTS = """{ alerts(first: 20, filter: {state: OPEN}) { totalCount
+  nodes { id message badNews kind } } }"""
+# The demo's rules (server/demo/alerts.py) as the rules panel shows them.
+DEMO_RULES = [
+    ["日 GMV 比前一天跌七成", "GMV", "day", "falls by 70%", "on"],
+    ["日订单不足 2 单", "Orders", "day", "below 2", "on"],
+    ["周访客比上周少三成", "Visitors", "week", "falls by 30%", "on"],
+    ["周退款率超过 10%", "Refund rate", "week", "above 10%", "on"],
+    ["支付成功率低于 90%", "Payment success rate", "day", "below 90%", "on"],
+    ["月 GMV 破 5 万", "GMV", "month", "above CN¥50,000.00", "on"],
+    ["日转化率低于 1%（暂停）", "Conversion rate", "day", "below 1%", "paused"],
+]
+
+
+def shown_number(text: str) -> float:
+    """The number a figure shows: "CN¥1,234.50" → 1234.5, "+9.9%" → 9.9, "-40" → -40."""
+    return float(re.sub(r"[^0-9.+-]", "", text))
+
+
+def assert_figure(shown: str, value: float | None, *, scale: float = 1, places: int) -> None:
+    """A figure is the API's value, rounded to what the page shows (Intl: at most ``places``
+    decimals), with its sign for a change."""
+    if value is None:
+        assert shown == "–"
+        return
+    assert shown_number(shown) == pytest.approx(value * scale, abs=0.5 * 10**-places + 1e-9)
+
+
+def kpis_of(shop: Shop, token: str, start: date, end: date, by: str) -> dict[str, Any]:
+    found: dict[str, Any] = gql(
+        shop,
+        SHOP_KPIS,
+        {
+            "i": {
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "granularity": by,
+                "keys": list(KPI_KEYS),
+            }
+        },
+        token,
+    )["shopKpis"]
+    return found
+
+
+def iso_weeks(start: date, last: date) -> int:
+    """The ISO weeks (Monday to Sunday) the days from ``start`` to ``last`` touch."""
+    first_monday = start - timedelta(days=start.weekday())
+    last_monday = last - timedelta(days=last.weekday())
+    return (last_monday - first_monday).days // 7 + 1
+
+
+def test_the_kpi_trends_are_the_apis_series_with_the_rules_thresholds(shop: Shop, tab: Tab) -> None:
+    """The last 30 days by day: every headline KPI drawn against the period before and last
+    year, its total and changes as figures, good and bad news marked; an enabled rule's
+    threshold at the chart's granularity is a line on its KPI. A year asked by day is drawn by
+    week, and says so."""
+    page = tab.page
+    posted: list[str] = []
+    page.on(
+        "request",
+        lambda r: posted.append(r.post_data or "") if r.url.endswith("/graphql") else None,
+    )
+    page.goto(shop.url, wait_until="load")
+    sign_in(page, DEMO_STAFF_EMAIL, DEMO_PASSWORD)
+    assert settle(page)["kpi-trends"] == "ready"
+    token = staff_token(shop)
+    to = shop_today()
+    start = to - timedelta(days=29)
+    # One request for every KPI.
+    assert len([body for body in posted if "query ShopKpis(" in body]) == 1
+    report = kpis_of(shop, token, start, to, "DAY")
+    assert [k["key"] for k in report["kpis"]] == list(KPI_KEYS)
+    assert panel_text(page, "kpi-trends").startswith("By day; figures as of ")
+    for kpi in report["kpis"]:
+        key, points = kpi["key"], kpi["points"]
+        # The last day is included: 30 days, 30 points.
+        assert len(points) == 30 and points[0]["start"] == start.isoformat(), key
+        chart = page.evaluate(KPI_CHART, key)
+        assert chart["labels"] == [p["start"] for p in points], key
+        data = chart["datasets"]
+        assert data[kpi["label"]] == [p["value"] for p in points], key
+        assert data["previous period"] == [p["previous"] for p in points], key
+        assert data["last year"] == [p["lastYear"] for p in points], key
+        # "日订单不足 2 单" (orders, DAY, BELOW 2) is the only enabled ABOVE/BELOW rule by day on
+        # these KPIs; the paused rule on conversion is not drawn.
+        thresholds = {label: v for label, v in data.items() if label.startswith(("日", "周", "月"))}
+        if key == "orders":
+            assert thresholds == {"日订单不足 2 单": [2] * 30}
+        else:
+            assert thresholds == {}, key
+        shown = page.evaluate(KPI_FIGURES, key)
+        total = kpi["total"]
+        if kpi["unit"] == "MONEY":
+            assert shown["total"][0].startswith("CN¥")
+            assert_figure(shown["total"][0], total, scale=0.01, places=2)
+        elif kpi["unit"] == "RATIO":
+            assert_figure(shown["total"][0], total, scale=100, places=1)
+        else:
+            assert_figure(shown["total"][0], total, places=2)
+        for label, change, earlier in (
+            ("vs previous", kpi["change"], kpi["previousTotal"]),
+            ("vs last year", kpi["lastYearChange"], kpi["lastYearTotal"]),
+        ):
+            text, tone = shown[label]
+            if kpi["unit"] == "SCORE":
+                # A score's difference (NPS may be 0 or below: a share of it means nothing).
+                moved = None if total is None or earlier is None else total - earlier
+                assert_figure(text, moved, places=2)
+            else:
+                moved = change
+                assert_figure(text, moved, scale=100, places=1)
+            if moved:
+                assert text.startswith("+" if moved > 0 else "-"), (key, label, text)
+                good = (moved > 0) == kpi["higherIsBetter"]
+                assert tone == ("good" if good else "bad"), (key, label)
+            else:
+                assert tone is None, (key, label)
+
+    # Twelve months, by week: the weekly refund-rate ceiling (10%) is drawn on its KPI.
+    page.get_by_role("button", name="12 months").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-panel=kpi-trends]').dataset.state !== 'ready'"
+    )
+    settle(page)
+    year_start = to - timedelta(days=364)
+    weekly = kpis_of(shop, token, year_start, to, "WEEK")
+    refunds = next(k for k in weekly["kpis"] if k["key"] == "refund_rate")
+    chart = page.evaluate(KPI_CHART, "refund_rate")
+    weeks = iso_weeks(year_start, to)
+    assert (
+        chart["labels"] == [p["start"] for p in refunds["points"]] and len(chart["labels"]) == weeks
+    )
+    assert chart["datasets"]["周退款率超过 10%"] == [0.1] * weeks
+    assert "日订单不足 2 单" not in page.evaluate(KPI_CHART, "orders")["datasets"]
+
+    # The same year asked by day: drawn by week (a point a day would be 3,660 points).
+    posted.clear()
+    page.locator("#period-granularity").select_option("DAY")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-panel=kpi-trends]').dataset.state !== 'ready'"
+    )
+    assert settle(page)["kpi-trends"] == "ready"
+    [asked] = [body for body in posted if "query ShopKpis(" in body]
+    assert '"granularity":"WEEK"' in asked
+    assert panel_text(page, "kpi-trends").startswith(
+        "Drawn by week: over 92 days, a point a day would spend too much of the query-cost "
+        "budget. By week; figures as of "
+    )
+    assert len(page.evaluate(KPI_CHART, "gmv")["labels"]) == weeks
+
+    # By month: the month's GMV target (¥50,000.00, in fen) on the GMV chart.
+    page.locator("#period-granularity").select_option("MONTH")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-panel=kpi-trends]').dataset.state !== 'ready'"
+    )
+    settle(page)
+    gmv = page.evaluate(KPI_CHART, "gmv")
+    assert gmv["datasets"]["月 GMV 破 5 万"] == [5_000_000] * len(gmv["labels"])
+    assert tab.problems == []
+
+
+def test_the_funnel_cohorts_and_satisfaction_are_the_apis_figures(shop: Shop, tab: Tab) -> None:
+    page = tab.page
+    page.goto(shop.url, wait_until="load")
+    sign_in(page, DEMO_STAFF_EMAIL, DEMO_PASSWORD)
+    assert settle(page) == dict.fromkeys(PANELS, "ready")
+    token = staff_token(shop)
+    to = shop_today()
+    period = {"from": (to - timedelta(days=29)).isoformat(), "to": to.isoformat()}
+
+    # The funnel: the visitors at each step, each bar with its share of the first and of the
+    # step before (the API's step conversion).
+    funnel = gql(shop, FUNNEL, {"i": period}, token)["shoppingFunnel"]
+    steps = funnel["steps"]
+    assert [s["step"] for s in steps] == ["VIEW", "ADD_TO_CART", "ORDER", "PAID"]
+    chart = page.evaluate(CHART, "shopping-funnel")
+    assert chart["datasets"]["visitors"] == [s["visitors"] for s in steps]
+    first = steps[0]["visitors"]
+    assert first > steps[-1]["visitors"] > 0
+    names = ["viewed a product", "added to cart", "ordered", "paid"]
+    assert chart["labels"] == [names[0]] + [
+        f"{name} · {100 * s['visitors'] / first:.1f}% of first, "
+        f"{100 * s['stepConversionRate']:.1f}% of previous"
+        for name, s in zip(names[1:], steps[1:], strict=True)
+    ]
+    shown = page.evaluate(FIGURES, "shopping-funnel")
+    assert shown["visitors"] == f"{funnel['visitors']:,}"
+    assert shown["conversion (paid / viewed)"] == percent(funnel["overallConversionRate"])
+
+    # Cohorts: the 12 months up to the period's last, each month's share who bought again.
+    first_month = date(to.year - (1 if to.month < 12 else 0), to.month % 12 + 1, 1)
+    cohorts = gql(
+        shop, COHORTS, {"i": {"fromMonth": first_month.isoformat(), "months": 12}}, token
+    )["cohortRetention"]["cohorts"]
+    assert len(cohorts) == 12 and sum(c["size"] for c in cohorts) > 0
+    rows = page.evaluate(
+        """() => [...document.querySelectorAll('[data-panel="cohort-retention"] tbody tr')].map(
+        (tr) => [tr.querySelector('th').textContent,
+                 [...tr.querySelectorAll('td')].map((td) => td.dataset.value ?? null)])"""
+    )
+    assert [label for label, _ in rows] == [f"{c['month'][:7]} · {c['size']:,}" for c in cohorts]
+    for (_, cells), cohort in zip(rows, cohorts, strict=True):
+        shares = {r["offset"]: r["share"] for r in cohort["retention"]}
+        assert [None if v is None else float(v) for v in cells] == [
+            shares.get(offset) for offset in range(1, len(cells) + 1)
+        ]
+    # The oldest cohort has eleven months after it; the current month's, none yet.
+    assert len(cohorts[0]["retention"]) == 11 and cohorts[-1]["retention"] == []
+
+    # Satisfaction: the period's figures, and CSAT per carrier and per channel.
+    for panel, by in (("satisfaction-carriers", "CARRIER"), ("satisfaction-channels", "CHANNEL")):
+        report = gql(shop, SATISFACTION, {"i": {**period, "by": by}}, token)["satisfaction"]
+        rated = [g for g in report["groups"] if g["csatAverage"] is not None]
+        assert rated, by
+        chart = page.evaluate(CHART, panel)
+        assert chart["labels"] == [
+            f"{g['label']} · {percent(g['responseRate'])} answered" for g in rated
+        ]
+        assert chart["datasets"]["CSAT (1–5)"] == [g["csatAverage"] for g in rated]
+        total = report["total"]
+        shown = page.evaluate(FIGURES, panel)
+        assert shown["surveys sent"] == f"{total['sent']:,}"
+        assert shown["response rate"] == percent(total["responseRate"])
+        assert_figure(shown["CSAT (1–5)"], total["csatAverage"], places=2)
+        assert_figure(shown["NPS"], total["nps"], places=2)
+        # NPS is asked after no order: no carrier or channel has NPS answers in the demo.
+        assert all(g["nps"] is None for g in report["groups"])
+        assert "NPS: no NPS answer in these groups" in panel_text(page, panel)
+    assert tab.problems == []
+
+
+def alert_state(shop: Shop, alert_id: str) -> tuple[str, str | None]:
+    """The alert's state and who acknowledged it, as the database holds them."""
+    number = int(base64.b64decode(alert_id).decode().split(":")[1])
+
+    async def read() -> tuple[str, str | None]:
+        engine = create_engine(shop.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                row = (await session.execute(select(Alert).where(Alert.id == number))).scalar_one()
+                return row.state.value, row.acknowledged_by
+        finally:
+            await engine.dispose()
+
+    return migrate.run_async(read)
+
+
+def test_an_alert_acknowledged_in_the_browser_leaves_the_open_list(shop: Shop, tab: Tab) -> None:
+    page = tab.page
+    page.goto(shop.url, wait_until="load")
+    sign_in(page, DEMO_STAFF_EMAIL, DEMO_PASSWORD)
+    settle(page)
+    token = staff_token(shop)
+    before = gql(shop, OPEN_ALERTS, token=token)["alerts"]
+    assert before["totalCount"] >= 2
+    table = page.evaluate(TABLE, "alerts")
+    assert table["head"] == ["when", "kind", "KPI or product", "alert", "", ""]
+    # Newest first, as the API lists them; bad news marked.
+    assert column(table, "alert") == [a["message"] for a in before["nodes"]]
+    assert table["flagged"] == [a["badNews"] for a in before["nodes"]]
+    assert [row[4] for row in table["rows"]] == [
+        "bad news" if a["badNews"] else "" for a in before["nodes"]
+    ]
+    assert {row[1] for row in table["rows"]} >= {"stock-out"}
+    assert page.evaluate(FIGURES, "alerts")["open alerts"] == str(before["totalCount"])
+
+    # The rules, with their conditions in the KPI's unit.
+    rules = page.evaluate(TABLE, "alert-rules")
+    assert rules["head"] == ["rule", "KPI", "by", "when", "state"]
+    assert rules["rows"] == DEMO_RULES
+
+    first = before["nodes"][0]
+    buttons = page.locator('[data-panel="alerts"] tbody button')
+    assert buttons.count() == len(before["nodes"])
+    with page.expect_response(lambda r: "acknowledgeAlert" in (r.request.post_data or "")) as done:
+        buttons.first.click()
+    assert done.value.json()["data"]["acknowledgeAlert"]["__typename"] == (
+        "AcknowledgeAlertSuccess"
+    )
+    page.wait_for_function(
+        "(n) => document.querySelector('[data-panel=alerts]').dataset.state === 'ready'"
+        " && document.querySelectorAll('[data-panel=alerts] tbody tr').length === n",
+        arg=len(before["nodes"]) - (1 if before["totalCount"] <= 20 else 0),
+    )
+    after = gql(shop, OPEN_ALERTS, token=token)["alerts"]
+    assert after["totalCount"] == before["totalCount"] - 1
+    assert first["id"] not in [a["id"] for a in after["nodes"]]
+    assert column(page.evaluate(TABLE, "alerts"), "alert") == [a["message"] for a in after["nodes"]]
+    assert page.evaluate(FIGURES, "alerts")["open alerts"] == str(after["totalCount"])
+    # Signed with whoever pressed the button: the session's staff member.
+    session = page.evaluate("() => JSON.parse(sessionStorage.getItem('shopgraph.admin.session'))")
+    claims = session["token"].split(".")[1]
+    subject = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"]
+    assert alert_state(shop, first["id"]) == ("ACKNOWLEDGED", subject)
+    assert subject.startswith("staff:")
+    assert tab.problems == []
+
+
+def test_a_year_of_the_dashboard_stays_within_the_staffs_query_cost_budget(
+    shop: Shop, tab: Tab
+) -> None:
+    """With the shipped cost settings (everyone: 1,000 points, 50 restored a second; ADMIN and
+    ANALYST: 10,000 and 500): a year asked by day has the KPI trends drawn by week, a query of
+    1 + 10 × (1 + weeks) points plus the rules; the whole dashboard costs more than everyone's
+    bucket holds, and an analyst's holds it, again right after."""
+    settings = Settings(database_url=shop.database_url, env="test", run_jobs=False)
+    analysts = cost_buckets(settings).for_role("ANALYST")
+    assert (analysts.size, settings.cost_bucket_size, settings.max_query_cost) == (
+        10_000,
+        1000,
+        1000,
+    )
+    server = LiveServer(create_app(settings, load_plugins(settings))).start()
+    try:
+        page = tab.page
+        responses: list[Any] = []
+        page.on("response", lambda r: responses.append(r) if r.url.endswith("/graphql") else None)
+        to = shop_today()
+        start = to - timedelta(days=364)
+        page.goto(f"{server.url}/admin#from={start}&to={to}&by=DAY", wait_until="load")
+        sign_in(page, ANALYST_EMAIL, DEMO_PASSWORD)
+        page.locator("#dashboard").wait_for(state="visible")
+
+        def refresh_costs() -> list[dict[str, Any]]:
+            # Rising searches compare at most 183 days: its error is the only one.
+            assert settle(page) == {**dict.fromkeys(PANELS, "ready"), "rising-searches": "error"}
+            answered = []
+            for response in responses:
+                if "authorization" not in response.request.headers:
+                    continue  # the sign-in: charged to the address, not the analyst
+                body = response.json()
+                codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+                assert not {"THROTTLED", "MAX_COST_EXCEEDED"} & set(codes), codes
+                answered.append({"query": response.request.post_data, **body["extensions"]["cost"]})
+            responses.clear()
+            return answered
+
+        first = refresh_costs()
+        [kpis] = [c for c in first if "query ShopKpis(" in c["query"]]
+        assert '"granularity":"WEEK"' in kpis["query"]
+        weeks = iso_weeks(start, to)
+        # shopKpis (1) + 10 KPIs × (1 + a point a week), and alertRules: 2 + the 7 rules.
+        assert kpis["actualQueryCost"] == 1 + 10 * (1 + weeks) + 2 + len(DEMO_RULES)
+        assert kpis["actualQueryCost"] <= settings.max_query_cost
+        spent = sum(c["actualQueryCost"] for c in first)
+        assert settings.cost_bucket_size < spent <= analysts.size
+        assert {c["throttleStatus"]["maximumAvailable"] for c in first} == {analysts.size}
+
+        # Again at once: the bucket holds a second refresh.
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_function(
+            "() => document.querySelector('[data-panel=kpi-trends]').dataset.state !== 'ready'"
+        )
+        second = refresh_costs()
+        assert len(second) == len(first)
+        assert sum(c["actualQueryCost"] for c in second) <= analysts.size - spent + 500 * 60
+    finally:
+        server.stop()
+    assert tab.problems == []
+
+
+def test_the_kpi_and_alert_helpers(shop: Shop, tab: Tab) -> None:
+    """What the KPI trends and the alerts panels are built of, by the page's own modules: the
+    granularity asked, the cohorts' window, which rules draw a threshold, a rule's condition in
+    its KPI's unit, a comparison as good or bad news, two thresholds on one chart and a
+    button in a table's cell."""
+    page = tab.page
+    page.goto(shop.url, wait_until="load")
+    page.wait_for_function("() => window.Chart !== undefined")
+    got: dict[str, Any] = page.evaluate(
+        """async () => {
+      const charts = await import('/admin/static/js/charts.js');
+      const panels = await import('/admin/static/js/panels.js');
+      const period = await import('/admin/static/js/period.js');
+      const place = () => {
+        const el = document.createElement('div');
+        el.className = 'panel';
+        document.body.append(el);
+        return el;
+      };
+      const rule = (name, kpi, granularity, condition, threshold, active = true) =>
+        ({name, kpi, granularity, condition, threshold, active});
+      const rules = [
+        rule('floor', 'orders', 'DAY', 'BELOW', 2), rule('ceiling', 'orders', 'DAY', 'ABOVE', 90),
+        rule('weekly', 'orders', 'WEEK', 'ABOVE', 400), rule('fall', 'orders', 'DAY', 'FALLS_BY', 0.5),
+        rule('paused', 'orders', 'DAY', 'ABOVE', 50, false), rule('gmv', 'gmv', 'DAY', 'ABOVE', 1)];
+      const kpi = {key: 'orders', label: 'Orders', unit: 'COUNT', points: [
+        {start: '2026-11-01', value: 3, previous: 4, lastYear: null},
+        {start: '2026-11-02', value: 5, previous: 2, lastYear: 1}]};
+      const chart = charts.lineChart(place(), {
+        ...panels.kpiLineSpec(kpi, {thresholds: panels.kpiThresholds(rules, 'orders', 'DAY')}),
+        compact: true});
+      const button = document.createElement('button');
+      button.textContent = 'Acknowledge';
+      const withButton = charts.table(place(), {
+        columns: [{label: 'q', value: (r) => r.q, className: 'nowrap'}, {label: '', value: () => button}],
+        rows: [{q: '<i>x</i>'}]});
+      const nps = {unit: 'SCORE', total: -40, higherIsBetter: true};
+      const refunds = {unit: 'RATIO', total: 0.04, higherIsBetter: false};
+      return {
+        granularities: [[1, 'DAY'], [92, 'DAY'], [93, 'DAY'], [93, 'MONTH'], [400, 'WEEK']].map(
+          ([days, by]) => panels.kpiGranularity(period.makePeriod(
+            period.addDays('2026-11-30', 1 - days), '2026-11-30', by))),
+        windows: [['2026-11-01', '2026-11-30'], ['2026-01-15', '2026-03-02'],
+                  ['2024-06-01', '2026-11-30'], ['2023-01-01', '2026-11-30']].map(
+          ([from, to]) => panels.cohortWindow({from, to})),
+        conditions: [
+          {condition: 'ABOVE', threshold: 5000000, kpiUnit: 'MONEY'},
+          {condition: 'BELOW', threshold: 0.9, kpiUnit: 'RATIO'},
+          {condition: 'BELOW', threshold: 2, kpiUnit: 'COUNT'},
+          {condition: 'FALLS_BY', threshold: 0.7, kpiUnit: 'MONEY'},
+          {condition: 'RISES_BY', threshold: 0.25, kpiUnit: null},
+          {condition: 'ABOVE', threshold: 4.5, kpiUnit: null}].map(panels.ruleCondition),
+        comparisons: [
+          panels.kpiComparison(nps, 'vs previous', -1.93, 43),
+          panels.kpiComparison(nps, 'vs last year', null, null),
+          panels.kpiComparison(refunds, 'vs previous', 0.25, 0.032),
+          panels.kpiComparison(refunds, 'vs last year', -0.5, 0.08)],
+        datasets: chart.data.datasets.map((d) => [d.label, d.data]),
+        legend: chart.options.plugins.legend.display,
+        cell: [...withButton.querySelectorAll('td')].map((td) => [td.className, td.textContent,
+                                                                  td.children.length]),
+      };
+    }"""
+    )
+    assert got["granularities"] == ["DAY", "DAY", "WEEK", "MONTH", "WEEK"]
+    assert got["windows"] == [
+        {"fromMonth": "2025-12-01", "months": 12},
+        {"fromMonth": "2025-04-01", "months": 12},
+        {"fromMonth": "2024-06-01", "months": 30},
+        {"fromMonth": "2023-12-01", "months": 36},
+    ]
+    assert got["conditions"] == [
+        "above CN¥50,000.00",
+        "below 90%",
+        "below 2",
+        "falls by 70%",
+        "rises by 25%",
+        "above 4.5",
+    ]
+    # NPS -40 after 43: 83 points down (not -193%); refunds up a quarter: bad news.
+    assert got["comparisons"] == [
+        {"label": "vs previous", "value": "-83", "tone": "bad"},
+        {"label": "vs last year", "value": "–", "tone": None},
+        {"label": "vs previous", "value": "+25%", "tone": "bad"},
+        {"label": "vs last year", "value": "-50%", "tone": "good"},
+    ]
+    # The enabled ABOVE and BELOW rules by day on orders: a floor and a ceiling.
+    assert got["datasets"] == [
+        ["Orders", [3, 5]],
+        ["previous period", [4, 2]],
+        ["last year", [None, 1]],
+        ["floor", [2, 2]],
+        ["ceiling", [90, 90]],
+    ]
+    assert got["legend"] is False
+    assert got["cell"] == [["nowrap", "<i>x</i>", 0], ["", "Acknowledge", 1]]
     assert tab.problems == []

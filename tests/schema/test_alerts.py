@@ -74,7 +74,7 @@ async def staff(
     return gql.as_(token_for(settings, user)), user
 
 
-RULE = "id name kpi kpiLabel granularity condition threshold enabled active createdBy"
+RULE = "id name kpi kpiLabel kpiUnit granularity condition threshold enabled active createdBy"
 CREATE = f"""mutation($input: CreateAlertRuleInput!) {{ createAlertRule(input: $input) {{
   __typename ... on CreateAlertRuleSuccess {{ rule {{ {RULE} }} }}
   ... on Error {{ code field message }} }} }}"""
@@ -119,6 +119,8 @@ async def test_staff_define_change_and_delete_rules(
         "name": "订单破百",
         "kpi": "shop.orders",
         "kpiLabel": "Orders",
+        # The unit of an ABOVE/BELOW threshold, for a client to show it.
+        "kpiUnit": "COUNT",
         "granularity": "DAY",
         "condition": "ABOVE",
         "threshold": 100.0,

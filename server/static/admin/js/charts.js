@@ -43,6 +43,15 @@ export function status(el, text, kind = "") {
   return p;
 }
 
+/** A short line of explanation among a panel's charts (what was drawn, and why). */
+export function aside(el, text) {
+  const p = document.createElement("p");
+  p.className = "aside";
+  p.textContent = text;
+  el.append(p);
+  return p;
+}
+
 function canvasIn(el) {
   const box = document.createElement("div");
   box.className = "chart";
@@ -86,11 +95,14 @@ function options(format, extra = {}) {
 /**
  * A line chart.
  * spec: {labels, series: [{label, values, dashed?}], threshold?: {label, value},
- *        band?: {label, lower, upper}, bands?: [{label, lower, upper}], format?: value => text,
- *        fromZero?, whole?}
+ *        thresholds?: [{label, value}], band?: {label, lower, upper},
+ *        bands?: [{label, lower, upper}], format?: value => text, fromZero?, whole?,
+ *        compact?}
  * A band (a prediction interval) is shaded between `lower` and `upper` (null where it does
- * not reach); `bands` are several, the widest first; the threshold is a dashed red line across
- * the chart.
+ * not reach); `bands` are several, the widest first; a threshold is a dashed red line across
+ * the chart (`thresholds`: several, e.g. a floor and a ceiling). A compact chart (one of a
+ * grid of small charts) has no legend (the panel says what its lines are) and few, flat
+ * labels on its time axis.
  */
 export function lineChart(el, spec) {
   const Chart = library();
@@ -124,17 +136,18 @@ export function lineChart(el, spec) {
       borderColor: color(i),
       backgroundColor: color(i),
       borderDash: series.dashed ? [6, 4] : [],
-      pointRadius: spec.labels.length > 60 ? 0 : 2,
+      pointRadius: spec.labels.length > (spec.compact ? 14 : 60) ? 0 : 2,
       // Smooth without overshooting: a count never dips below zero between two points.
       cubicInterpolationMode: "monotone",
       fill: false,
       spanGaps: true,
     });
   });
-  if (spec.threshold) {
+  const thresholds = spec.thresholds || (spec.threshold ? [spec.threshold] : []);
+  for (const threshold of thresholds) {
     datasets.push({
-      label: spec.threshold.label,
-      data: spec.labels.map(() => spec.threshold.value),
+      label: threshold.label,
+      data: spec.labels.map(() => threshold.value),
       borderColor: THRESHOLD_COLOR,
       backgroundColor: THRESHOLD_COLOR,
       borderDash: [4, 4],
@@ -144,12 +157,17 @@ export function lineChart(el, spec) {
     });
   }
   const format = spec.format;
+  const chosen = options(format, {
+    scales: {
+      y: { beginAtZero: !!spec.fromZero, ticks: ticks(spec) },
+      ...(spec.compact ? { x: { ticks: { maxRotation: 0, maxTicksLimit: 4 } } } : {}),
+    },
+  });
+  if (spec.compact) chosen.plugins.legend.display = false;
   return new Chart(canvasIn(el), {
     type: "line",
     data: { labels: spec.labels, datasets },
-    options: options(format, {
-      scales: { y: { beginAtZero: !!spec.fromZero, ticks: ticks(spec) } },
-    }),
+    options: chosen,
   });
 }
 
@@ -264,8 +282,9 @@ export function heatmap(el, spec) {
 
 /**
  * A table.
- * spec: {columns: [{label, value: row => text|number, numeric?}], rows,
+ * spec: {columns: [{label, value: row => text|number|Node, numeric?, className?}], rows,
  *        rowClass?: row => class name or null (e.g. "flagged")}
+ * A cell's value is set as text, or appended when it is an element (a row's button).
  */
 export function table(el, spec) {
   const scroll = document.createElement("div");
@@ -286,8 +305,11 @@ export function table(el, spec) {
     if (kind) tr.className = kind;
     for (const column of spec.columns) {
       const td = tr.insertCell();
-      td.textContent = String(column.value(row));
-      if (column.numeric) td.className = "number";
+      const value = column.value(row);
+      if (value instanceof Node) td.append(value);
+      else td.textContent = String(value);
+      const classes = [column.numeric ? "number" : "", column.className || ""];
+      td.className = classes.join(" ").trim();
     }
   }
   scroll.append(t);
@@ -297,7 +319,7 @@ export function table(el, spec) {
 
 /**
  * Headline figures above a chart or a table: "sell rate 39%", "SKUs 118".
- * items: [{label, value: text}]
+ * items: [{label, value: text, tone?: "good" | "bad"}] (a change shown as good or bad news)
  */
 export function figures(el, items) {
   const list = document.createElement("dl");
@@ -308,6 +330,7 @@ export function figures(el, items) {
     label.textContent = item.label;
     const value = document.createElement("dd");
     value.textContent = String(item.value);
+    if (item.tone) value.dataset.tone = item.tone;
     box.append(label, value);
     list.append(box);
   }

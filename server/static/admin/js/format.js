@@ -5,6 +5,15 @@ import { UTC_OFFSET_MINUTES } from "./config.js";
 const count = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+const signed = new Intl.NumberFormat(undefined, {
+  maximumFractionDigits: 2,
+  signDisplay: "exceptZero",
+});
+const change = new Intl.NumberFormat(undefined, {
+  style: "percent",
+  maximumFractionDigits: 1,
+  signDisplay: "exceptZero",
+});
 
 export function formatCount(value) {
   return value === null || value === undefined ? "–" : count.format(value);
@@ -16,6 +25,16 @@ export function formatNumber(value) {
 
 export function formatRatio(value) {
   return value === null || value === undefined ? "–" : percent.format(value);
+}
+
+/** A relative change, signed: "+12.5%", "-3%", "0%". */
+export function formatChange(value) {
+  return value === null || value === undefined ? "–" : change.format(value);
+}
+
+/** A difference, signed: "+0.25", "-12", "0". */
+export function formatDifference(value) {
+  return value === null || value === undefined ? "–" : signed.format(value);
 }
 
 /** A Money or MoneyTotal ({amount: "12.34", currency}). */

@@ -22,7 +22,7 @@ function buildPanels() {
   const container = $("panels");
   for (const definition of PANELS) {
     const section = document.createElement("section");
-    section.className = "panel";
+    section.className = definition.wide ? "panel wide" : "panel";
     section.dataset.panel = definition.id;
     section.dataset.state = "idle";
     const title = document.createElement("h2");
@@ -93,7 +93,7 @@ async function loadPanel(definition, generation, requests) {
       section.dataset.state = "empty";
       return;
     }
-    definition.render(rows, body, state.period);
+    definition.render(rows, body, state.period, actions(definition, generation));
     section.dataset.state = "ready";
   } catch (error) {
     if (stale()) return;
@@ -107,6 +107,30 @@ async function loadPanel(definition, generation, requests) {
     status(body, text, "error");
     section.dataset.state = "error";
   }
+}
+
+// What a panel's own buttons may do: run a document (a mutation) as the signed-in staff
+// member, and load that panel again to show what changed.
+function actions(definition, generation) {
+  return {
+    act: async (name, variables = {}) => {
+      if (generation !== state.generation || !state.session) {
+        throw new RequestFailed("the dashboard has moved on: try again");
+      }
+      try {
+        return await query(name, variables, state.session.token);
+      } catch (error) {
+        if (error instanceof SessionEnded) endSession("Your session has ended: sign in again.");
+        throw error;
+      }
+    },
+    reload: () => {
+      if (generation === state.generation && state.session) {
+        return loadPanel(definition, generation, new Map());
+      }
+      return Promise.resolve();
+    },
+  };
 }
 
 function refresh() {

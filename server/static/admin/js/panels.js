@@ -9,7 +9,7 @@
 //     query: "shopKpis",                  // queries/shopKpis.graphql
 //     variables: (period) => ({ input: { from: period.from, to: period.to,
 //                                        granularity: period.granularity, keys: ["gmv"] } }),
-//     rows: (data) => data.shopKpis,      // null or [] shows "no data"
+//     rows: (data) => unwrap(data.shopKpis).kpis, // null or [] shows "no data"
 //     render: (rows, el, period) => lineChart(el, kpiLineSpec(rows[0])),
 //   });
 //
@@ -20,12 +20,28 @@
 // `await control.resolve(text, {ask, form})` turns the hash's text into the `choice` its
 // variables take, before every load.
 //
+// `wide: true` gives a panel the page's whole width (a grid of charts). `render` gets a fourth
+// argument for a panel's own buttons: `act(name, variables)` runs a document (a mutation) as
+// the signed-in staff member and resolves to its data, `reload()` loads the panel again.
+//
 // A panel whose query fails shows the error in its place; the others go on.
 
 import { RequestFailed, unwrap } from "./api.js";
-import { barChart, figures, heatmap, lineChart, status, table } from "./charts.js";
 import {
+  aside,
+  barChart,
+  color,
+  figures,
+  funnelChart,
+  heatmap,
+  lineChart,
+  status,
+  table,
+} from "./charts.js";
+import {
+  formatChange,
   formatCount,
+  formatDifference,
   formatNumber,
   formatRatio,
   formatMoney,
@@ -65,8 +81,8 @@ export const SEGMENT_ORDER = [
 ];
 
 /** A KPI of shopKpis as a line chart: the period, the previous period and the same period
- * last year, with an optional alert threshold. */
-export function kpiLineSpec(kpi, { threshold = null, currency = "CNY" } = {}) {
+ * last year, with an optional alert threshold (`thresholds`: several, [{label, value}]). */
+export function kpiLineSpec(kpi, { threshold = null, thresholds = [], currency = "CNY" } = {}) {
   const format = (value) => formatUnit(value, kpi.unit, currency);
   return {
     labels: kpi.points.map((p) => p.start),
@@ -75,10 +91,224 @@ export function kpiLineSpec(kpi, { threshold = null, currency = "CNY" } = {}) {
       { label: "previous period", values: kpi.points.map((p) => p.previous), dashed: true },
       { label: "last year", values: kpi.points.map((p) => p.lastYear), dashed: true },
     ],
-    threshold: threshold === null ? null : { label: "threshold", value: threshold },
+    thresholds: [
+      ...(threshold === null ? [] : [{ label: "threshold", value: threshold }]),
+      ...thresholds,
+    ],
     format,
   };
 }
+
+// --- KPI trends and alerts --------------------------------------------------------------------
+
+// The headline KPIs, in the order drawn: one shopKpis request asks them all.
+export const KPI_KEYS = [
+  "gmv",
+  "orders",
+  "aov",
+  "visitors",
+  "conversion_rate",
+  "repurchase_rate",
+  "refund_rate",
+  "csat",
+  "nps",
+  "private_domain_share",
+];
+// Every point of a series is an object of the query's cost (docs/security.md): a longer
+// period asked by day is drawn by week (92 days of 10 KPIs are about 930 points; a year by
+// day would be 3,700).
+export const KPI_MAX_DAILY_DAYS = 92;
+const GRANULARITY_WORDS = { DAY: "day", WEEK: "week", MONTH: "month" };
+
+/** The granularity the KPI trends are asked by: the period's, but by week instead of by day
+ * beyond KPI_MAX_DAILY_DAYS days. */
+export function kpiGranularity(period) {
+  return period.granularity === "DAY" && period.days > KPI_MAX_DAILY_DAYS
+    ? "WEEK"
+    : period.granularity;
+}
+
+/** The thresholds an alert rule draws on a KPI's chart: the enabled (and active) ABOVE and
+ * BELOW rules on that KPI at the chart's granularity. */
+export function kpiThresholds(rules, key, granularity) {
+  return rules
+    .filter(
+      (r) =>
+        r.active &&
+        r.kpi === key &&
+        r.granularity === granularity &&
+        (r.condition === "ABOVE" || r.condition === "BELOW"),
+    )
+    .map((r) => ({ label: r.name, value: r.threshold }));
+}
+
+// A change is good news when it goes the way the KPI should.
+function tone(change, higherIsBetter) {
+  if (change === null || change === undefined || change === 0) return null;
+  return change > 0 === higherIsBetter ? "good" : "bad";
+}
+
+/** A KPI's total against an earlier one, as a figure: the relative change (the API's), but
+ * for a score (CSAT, NPS) the difference — a relative change of a score that may be 0 or
+ * below (NPS) means nothing. */
+export function kpiComparison(kpi, label, change, earlier) {
+  if (kpi.unit === "SCORE") {
+    const difference =
+      kpi.total === null || earlier === null || earlier === undefined ? null : kpi.total - earlier;
+    return {
+      label,
+      value: formatDifference(difference),
+      tone: tone(difference, kpi.higherIsBetter),
+    };
+  }
+  return { label, value: formatChange(change), tone: tone(change, kpi.higherIsBetter) };
+}
+
+function hasFigures(kpi) {
+  const some = (v) => v !== null && v !== undefined && v !== 0;
+  return some(kpi.total) || kpi.points.some((p) => some(p.value));
+}
+
+panel({
+  id: "kpi-trends",
+  title: "KPI trends",
+  note:
+    "Each KPI over the period (blue), the period before (green, dashed) and the same dates " +
+    "last year (orange, dashed); its total against both (for CSAT and NPS the difference), " +
+    "green when it is good news. A red dashed line is an alert rule's threshold at this " +
+    "granularity.",
+  wide: true,
+  query: "shopKpis",
+  variables: (period) => ({
+    input: {
+      from: period.from,
+      to: period.to,
+      granularity: kpiGranularity(period),
+      keys: KPI_KEYS,
+    },
+  }),
+  rows: (data) => {
+    const report = unwrap(data.shopKpis);
+    if (report.refreshedAt === null) {
+      throw new RequestFailed(
+        "The KPI figures have not been computed yet: the job core.kpis builds them within " +
+          "minutes of the server's start (or run shopgraph insights kpis-rebuild).",
+      );
+    }
+    return report.kpis.some(hasFigures) ? { report, rules: data.alertRules.nodes } : null;
+  },
+  render: ({ report, rules }, el, period) => {
+    const by = report.granularity;
+    const asOf = formatShopTime(report.refreshedAt);
+    const notes = [`By ${GRANULARITY_WORDS[by]}; figures as of ${asOf}.`];
+    if (by !== period.granularity) {
+      notes.unshift(
+        `Drawn by ${GRANULARITY_WORDS[by]}: over ${KPI_MAX_DAILY_DAYS} days, a point a day ` +
+          "would spend too much of the query-cost budget.",
+      );
+    }
+    aside(el, notes.join(" "));
+    const grid = document.createElement("div");
+    grid.className = "kpi-grid";
+    el.append(grid);
+    for (const kpi of report.kpis) {
+      const cell = document.createElement("div");
+      cell.className = "kpi";
+      cell.dataset.kpi = kpi.key;
+      const title = document.createElement("h3");
+      title.textContent = kpi.label;
+      cell.append(title);
+      grid.append(cell);
+      figures(cell, [
+        { label: "total", value: formatUnit(kpi.total, kpi.unit) },
+        kpiComparison(kpi, "vs previous", kpi.change, kpi.previousTotal),
+        kpiComparison(kpi, "vs last year", kpi.lastYearChange, kpi.lastYearTotal),
+      ]);
+      const thresholds = kpiThresholds(rules, kpi.key, by);
+      lineChart(cell, { ...kpiLineSpec(kpi, { thresholds }), compact: true });
+    }
+  },
+});
+
+// The open alerts shown, newest first (the count says how many there are in all).
+const ALERTS_SHOWN = 20;
+const ALERT_KINDS = { THRESHOLD: "rule", ANOMALY: "anomaly", STOCK_OUT: "stock-out" };
+const CONDITION_WORDS = {
+  ABOVE: "above",
+  BELOW: "below",
+  RISES_BY: "rises by",
+  FALLS_BY: "falls by",
+};
+
+function alertSubject(alert) {
+  if (alert.product) {
+    const sku = alert.variant ? ` (${alert.variant.sku})` : "";
+    return `${alert.product.name}${sku}`;
+  }
+  return alert.kpiLabel ?? alert.kpi ?? "–";
+}
+
+/** A rule's condition as operators read it: "below 2", "above ¥50,000.00", "falls by 70%". */
+export function ruleCondition(rule) {
+  const words = CONDITION_WORDS[rule.condition] ?? rule.condition;
+  const change = rule.condition === "RISES_BY" || rule.condition === "FALLS_BY";
+  const value = change
+    ? formatRatio(rule.threshold)
+    : rule.kpiUnit
+      ? formatUnit(rule.threshold, rule.kpiUnit)
+      : formatNumber(rule.threshold);
+  return `${words} ${value}`;
+}
+
+function acknowledgeButton(alert, { act, reload }) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = "Acknowledge";
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const data = await act("acknowledgeAlert", { input: { alertId: alert.id } });
+      unwrap(data.acknowledgeAlert);
+      await reload();
+    } catch (error) {
+      const message = document.createElement("span");
+      message.className = "message";
+      message.setAttribute("role", "alert");
+      message.textContent = error.message;
+      button.replaceWith(message);
+    }
+  });
+  return button;
+}
+
+panel({
+  id: "alerts",
+  title: "Open alerts",
+  note:
+    "Raised by the alert rules, the anomaly detector and the stock-out check, newest first; " +
+    "bad news marked. Acknowledging one (alerts.manage) takes it off this list.",
+  query: "alerts",
+  variables: () => ({ first: ALERTS_SHOWN }),
+  rows: (data) => (data.alerts.nodes.length ? data : null),
+  render: (data, el, period, actions) => {
+    const open = data.alerts.nodes;
+    const manage = data.viewerPermissions.includes("alerts.manage");
+    figures(el, [
+      { label: "open alerts", value: formatCount(data.alerts.totalCount) },
+      { label: "bad news (shown)", value: formatCount(open.filter((a) => a.badNews).length) },
+    ]);
+    const columns = [
+      { label: "when", value: (a) => formatShopTime(a.createdAt), className: "nowrap" },
+      { label: "kind", value: (a) => ALERT_KINDS[a.kind] ?? a.kind },
+      { label: "KPI or product", value: alertSubject },
+      { label: "alert", value: (a) => a.message },
+      { label: "", value: (a) => (a.badNews ? "bad news" : ""), className: "news" },
+    ];
+    // Only for staff who may acknowledge: the API would refuse the others.
+    if (manage) columns.push({ label: "", value: (a) => acknowledgeButton(a, actions) });
+    table(el, { columns, rows: open, rowClass: (a) => (a.badNews ? "flagged" : null) });
+  },
+});
 
 function searchPeriod(period) {
   return { from: period.fromMoment, to: period.toMoment };
@@ -619,5 +849,182 @@ panel({
         { label: "CAC", value: (c) => formatMoney(c.cac), numeric: true },
       ],
       rows: channels,
+    }),
+});
+
+// --- the shopping funnel, cohorts, satisfaction and the alert rules -------------------------
+
+const FUNNEL_STEPS = {
+  VIEW: "viewed a product",
+  ADD_TO_CART: "added to cart",
+  ORDER: "ordered",
+  PAID: "paid",
+};
+
+panel({
+  id: "shopping-funnel",
+  title: "Shopping funnel",
+  note:
+    "Visitors of the period at each step, having done every step before it: each bar with " +
+    "its share of the first step and of the step before (the step's conversion).",
+  query: "shoppingFunnel",
+  variables: (period) => ({ input: { from: period.from, to: period.to } }),
+  rows: (data) => {
+    const funnel = unwrap(data.shoppingFunnel);
+    return funnel.steps.length && funnel.steps[0].visitors > 0 ? funnel : null;
+  },
+  render: (funnel, el) => {
+    const paid = funnel.steps[funnel.steps.length - 1];
+    figures(el, [
+      { label: "visitors", value: formatCount(funnel.visitors) },
+      { label: "viewed a product", value: formatCount(funnel.steps[0].visitors) },
+      { label: "paid", value: formatCount(paid.visitors) },
+      { label: "conversion (paid / viewed)", value: formatRatio(funnel.overallConversionRate) },
+    ]);
+    return funnelChart(el, {
+      label: "visitors",
+      stages: funnel.steps.map((s) => ({
+        label: FUNNEL_STEPS[s.step] ?? s.step,
+        value: s.visitors,
+      })),
+      format: formatCount,
+    });
+  },
+});
+
+// Cohorts: at least a year of them, to the period's last month (at most the query's 36).
+const COHORT_MIN_MONTHS = 12;
+const COHORT_MAX_MONTHS = 36;
+
+/** The cohorts a period shows: the months it spans, at least 12 and at most 36, ending with
+ * its last month. */
+export function cohortWindow(period) {
+  const [fromYear, fromMonth] = period.from.split("-").map(Number);
+  const [toYear, toMonth] = period.to.split("-").map(Number);
+  const spanned = (toYear - fromYear) * 12 + (toMonth - fromMonth) + 1;
+  const months = Math.min(COHORT_MAX_MONTHS, Math.max(COHORT_MIN_MONTHS, spanned));
+  const first = toYear * 12 + (toMonth - 1) - (months - 1);
+  const year = Math.floor(first / 12);
+  const month = String((first % 12) + 1).padStart(2, "0");
+  return { fromMonth: `${year}-${month}-01`, months };
+}
+
+panel({
+  id: "cohort-retention",
+  title: "Cohort retention",
+  note:
+    "Customers by the month of their first purchase (the row, with its size), and the share " +
+    "of them who bought again each month after (the column: +1 is the next month). At least " +
+    "the 12 months up to the period's end.",
+  query: "cohortRetention",
+  variables: (period) => ({ input: cohortWindow(period) }),
+  rows: (data) => {
+    const found = unwrap(data.cohortRetention);
+    return found.cohorts.some((c) => c.size > 0) ? found.cohorts : null;
+  },
+  render: (cohorts, el) => {
+    const longest = Math.max(0, ...cohorts.map((c) => c.retention.length));
+    const offsets = Array.from({ length: longest }, (_, i) => i + 1);
+    return heatmap(el, {
+      corner: "cohort · customers",
+      rowLabels: cohorts.map((c) => `${c.month.slice(0, 7)} · ${formatCount(c.size)}`),
+      columnLabels: offsets.map((o) => `+${o}`),
+      values: cohorts.map((c) =>
+        offsets.map((o) => c.retention.find((r) => r.offset === o)?.share ?? null),
+      ),
+      format: formatRatio,
+    });
+  },
+});
+
+/** A satisfaction report: the period's figures, then CSAT per group (bars, each labelled with
+ * its response rate) and NPS per group where the group has NPS answers. */
+function renderSatisfaction(report, el) {
+  const total = report.total;
+  figures(el, [
+    { label: "surveys sent", value: formatCount(total.sent) },
+    { label: "response rate", value: formatRatio(total.responseRate) },
+    { label: "CSAT (1–5)", value: formatNumber(total.csatAverage) },
+    { label: "satisfied (4–5)", value: formatRatio(total.csatSatisfiedShare) },
+    { label: "NPS", value: formatNumber(total.nps) },
+  ]);
+  const label = (g) => `${g.label} · ${formatRatio(g.responseRate)} answered`;
+  const rated = report.groups.filter((g) => g.csatAverage !== null);
+  if (rated.length) {
+    barChart(el, {
+      labels: rated.map(label),
+      series: [{ label: "CSAT (1–5)", values: rated.map((g) => g.csatAverage) }],
+      horizontal: true,
+      format: formatNumber,
+    });
+  }
+  const promoted = report.groups.filter((g) => g.nps !== null);
+  if (promoted.length) {
+    barChart(el, {
+      labels: promoted.map(label),
+      series: [{ label: "NPS", values: promoted.map((g) => g.nps), color: color(2) }],
+      horizontal: true,
+      format: formatNumber,
+    });
+  } else {
+    aside(el, "NPS: no NPS answer in these groups (the periodic NPS survey is about no order).");
+  }
+}
+
+function satisfactionPanel(id, title, note, by) {
+  panel({
+    id,
+    title,
+    note,
+    query: "satisfaction",
+    variables: (period) => ({ input: { from: period.from, to: period.to, by } }),
+    rows: (data) => {
+      const report = unwrap(data.satisfaction);
+      return report.total.sent > 0 && report.groups.length ? report : null;
+    },
+    render: renderSatisfaction,
+  });
+}
+
+satisfactionPanel(
+  "satisfaction-carriers",
+  "Satisfaction by carrier",
+  "Surveys sent in the period (above: all of them); per carrier, the delivery surveys' CSAT " +
+    "and the share answered.",
+  "CARRIER",
+);
+satisfactionPanel(
+  "satisfaction-channels",
+  "Satisfaction by channel",
+  "Surveys about an order sent in the period, by the channel the order came through: CSAT, " +
+    "NPS and the share answered.",
+  "CHANNEL",
+);
+
+function ruleState(rule) {
+  if (!rule.enabled) return "paused";
+  return rule.active ? "on" : "KPI not offered";
+}
+
+panel({
+  id: "alert-rules",
+  title: "Alert rules",
+  note:
+    "What raises an alert: a KPI's value of a day, week or month against a threshold or the " +
+    "period before. The ABOVE and BELOW ones are drawn on the KPI trends.",
+  query: "alerts",
+  variables: () => ({ first: ALERTS_SHOWN }),
+  rows: (data) => data.alertRules.nodes,
+  render: (rules, el) =>
+    table(el, {
+      columns: [
+        { label: "rule", value: (r) => r.name },
+        { label: "KPI", value: (r) => r.kpiLabel ?? r.kpi },
+        { label: "by", value: (r) => GRANULARITY_WORDS[r.granularity] ?? r.granularity },
+        { label: "when", value: ruleCondition },
+        { label: "state", value: ruleState },
+      ],
+      rows: rules,
+      rowClass: (r) => (r.active ? null : "muted"),
     }),
 });
