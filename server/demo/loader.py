@@ -17,7 +17,7 @@ from server.demo.plugin_data import fill_plugins, plugin_steps
 from server.demo.writer import WRITE_STEPS, has_products, write_plan
 from server.plugins import PluginRuntime
 from server.progress import Progress
-from server.services import rfm
+from server.services import kpi_aggregates, rfm
 from server.services.kpi_registry import registered_kpis
 
 # The core's steps: three planning steps, one per table written, one for the staff user, and
@@ -124,6 +124,8 @@ async def populate(
     if plugins is not None:
         filled = await fill_plugins(session, plugins, written.shop, progress=progress)
     kpis = registered_kpis(plugins) if plugins is not None else {}
+    # The alerts read the KPIs, which read the aggregates: build them from the history first.
+    await kpi_aggregates.rebuild_in(session, DEMO_CURRENCY)
     counts = written.counts | await write_alerts(session, kpis, as_of=plan.as_of)
     planned("alerts")
     demo = plan.demo_customer()

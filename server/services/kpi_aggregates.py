@@ -884,6 +884,44 @@ def rebuild_chunks(first: date, last: date) -> list[tuple[date, date]]:
     return chunks
 
 
+async def _finish_rebuild(
+    session: AsyncSession, marks: Marks, currency: str, days: tuple[date, date], now: datetime
+) -> tuple[int, int]:
+    """A rebuild's last part, once its days are written: every week and month of the days
+    ``first`` to ``last``, rows outside them dropped, the watermark saved. Returns how many
+    weeks and months were rolled up."""
+    first, last = days
+    weeks = []
+    week = period_bounds(KpiPeriod.WEEK, first)[0]
+    while week <= last:
+        weeks.append(week)
+        week += timedelta(days=7)
+    months = [start.replace(day=1) for start, _ in rebuild_chunks(first, last)]
+    await roll_up(session, KpiPeriod.WEEK, weeks, now)
+    await roll_up(session, KpiPeriod.MONTH, months, now)
+    # Rows of days outside the history are of data since deleted.
+    await session.execute(
+        delete(KpiAggregate).where(
+            (col(KpiAggregate.end) <= first) | (col(KpiAggregate.start) > last)
+        )
+    )
+    await _save_watermark(session, marks, currency)
+    return len(weeks), len(months)
+
+
+async def rebuild_in(session: AsyncSession, currency: str) -> None:
+    """Every aggregate, in the session's transaction (the caller commits): for a shop written
+    in one transaction, such as the demo shop, whose alerts read the KPIs before it commits."""
+    await _begin(session)
+    marks = await _marks(session)
+    await refresh_first_days(session, currency, None)
+    first, last = span(await _history(session), marks.at)
+    now = utcnow()
+    for start, end in rebuild_chunks(first, last):
+        await write_days(session, start, end, currency, now)
+    await _finish_rebuild(session, marks, currency, (first, last), now)
+
+
 async def rebuild(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -914,29 +952,15 @@ async def rebuild(
             progress.advance(f"{start:%Y-%m}")
     async with sessions() as session:
         await _begin(session)
-        weeks = []
-        week = period_bounds(KpiPeriod.WEEK, first)[0]
-        while week <= last:
-            weeks.append(week)
-            week += timedelta(days=7)
-        months = [start.replace(day=1) for start, _ in chunks]
-        await roll_up(session, KpiPeriod.WEEK, weeks, now)
-        await roll_up(session, KpiPeriod.MONTH, months, now)
-        # Rows of days outside the history are of data since deleted.
-        await session.execute(
-            delete(KpiAggregate).where(
-                (col(KpiAggregate.end) <= first) | (col(KpiAggregate.start) > last)
-            )
-        )
-        await _save_watermark(session, marks, currency)
+        weeks, months = await _finish_rebuild(session, marks, currency, (first, last), now)
         await session.commit()
     if progress is not None:
         progress.advance("weeks and months")
     return KpiRefresh(
         rebuilt=True,
         days=written,
-        weeks=len(weeks),
-        months=len(months),
+        weeks=weeks,
+        months=months,
         customers=checked,
         seconds=time.perf_counter() - started,
         first_day=first,

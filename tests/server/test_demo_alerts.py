@@ -16,6 +16,7 @@ from server.config import Settings
 from server.demo import alerts as demo_alerts
 from server.demo import load
 from server.plugin import Kpi, KpiBucket, KpiUnit
+from server.plugins import load_plugins
 from server.services import variants
 from server.services.forecasts import shop_day
 from server.services.rfm import PURCHASE_STATUSES
@@ -105,3 +106,23 @@ async def test_the_demo_raises_alerts_from_its_history(
         if old:
             assert alert.acknowledged_by == f"staff:{staff}"
             assert alert.acknowledged_at == alert.created_at + timedelta(hours=3)
+
+
+async def test_the_demo_alerts_read_the_kpis_of_its_history(
+    database_url: str, session: AsyncSession
+) -> None:
+    # With the core's KPIs, the rules read aggregates built from the demo's own history inside
+    # its transaction: the "orders" rule's values are the days' real purchases, never a 0 of
+    # aggregates not built yet.
+    plugins = load_plugins(Settings(database_url=database_url, plugins=""))
+    report = await load(database_url, seed=7, as_of=AS_OF, plugins=plugins, **SIZE)
+    assert report is not None
+    assert await session.scalar(select(func.count()).select_from(m.KpiWatermark)) == 1
+    by_day = await purchases_by_day(session)
+    rule = await session.scalar(select(m.AlertRule).where(m.AlertRule.kpi_key == "orders"))
+    assert rule is not None
+    found = (
+        (await session.execute(select(m.Alert).where(m.Alert.rule_id == rule.id))).scalars().all()
+    )
+    assert found, "a small shop has slow days"
+    assert all(a.value == by_day[a.bucket_start] for a in found)
