@@ -132,12 +132,12 @@ bench-kpis: install
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:
-	scripts/vendor-graphiql.sh
+	scripts/vendor-npm-assets.sh server/static/graphiql
 
 # Fetch the dashboard's pinned chart library again from npm (checked against
 # server/static/admin/MANIFEST).
 vendor-admin:
-	scripts/vendor-admin.sh
+	scripts/vendor-npm-assets.sh server/static/admin
 
 clean:
 	rm -rf $(VENV) build/uv $(LOWEST_VENV) .mypy_cache shopgraph.db shopgraph.db-wal shopgraph.db-shm
