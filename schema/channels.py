@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from schema.orders import Order
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import InvalidImportRow, ValidationError
+from server.graphql.errors import InvalidImportRow, ValidationError, validation_error
 from server.graphql.money import MoneyTotal, money_total
 from server.graphql.mutations import mutate
 from server.graphql.permissions import HasPermission
@@ -247,10 +247,6 @@ PromotionAttributionResult = Annotated[
 ]
 
 
-def _error(exc: ValidationFailed) -> ValidationError:
-    return ValidationError(code=exc.code, message=exc.message, field=exc.field)
-
-
 @strawberry.type
 class ChannelQueries:
     @strawberry.field(
@@ -266,7 +262,7 @@ class ChannelQueries:
         try:
             in_period = attribution.period(input.from_, input.to)
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         report = await info.context.db.run(
             attribution.channel_attribution,
             in_period,
@@ -288,7 +284,7 @@ class ChannelQueries:
         try:
             in_period = attribution.period(input.from_, input.to)
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         report = await info.context.db.run(
             attribution.promotion_attribution, in_period, currency=info.context.settings.currency
         )

@@ -11,7 +11,7 @@ from schema.categories import Category
 from schema.loaders import CategoryByIdLoader
 from schema.products import ProductFilter, product_query
 from server.graphql.context import Info
-from server.graphql.errors import ValidationError
+from server.graphql.errors import ValidationError, validation_error
 from server.graphql.money import Money, exponent, money
 from server.services import facets, search
 from server.services.errors import ValidationFailed
@@ -139,7 +139,7 @@ class FacetQueries:
             names = facets.facet_names(facets_)
             query = product_query(info, filter)
         except ValidationFailed as exc:
-            return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+            return validation_error(exc)
         db = info.context.db
         # The search text's synonyms and typo corrections, as the listing reads them.
         plan = await db.run(search.expand, query.search) if query.search else None

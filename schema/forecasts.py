@@ -13,7 +13,7 @@ import strawberry
 from schema.categories import Category
 from schema.products import Product
 from server.graphql.context import Info
-from server.graphql.errors import NotFoundError, ValidationError
+from server.graphql.errors import NotFoundError, ValidationError, validation_error
 from server.graphql.ids import require_node_id
 from server.graphql.permissions import HasPermission
 from server.permissions import INSIGHTS_MANAGE, INSIGHTS_READ
@@ -200,7 +200,7 @@ class ForecastQueries:
         except NotFound as exc:
             return NotFoundError(code=exc.code, message=exc.message, field=exc.field)
         except ValidationFailed as exc:
-            return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+            return validation_error(exc)
         return _forecast(report, input.history_days, product, category)
 
 

@@ -28,7 +28,7 @@ from schema.loaders import (
 from schema.periods import Granularity
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import ValidationError
+from server.graphql.errors import ValidationError, validation_error
 from server.graphql.money import MoneyTotal, money_total
 from server.graphql.mutations import mutate
 from server.graphql.permissions import HasPermission
@@ -380,7 +380,7 @@ class InsightQueries:
         try:
             cut = periods.buckets(input.from_, input.to, input.granularity)
         except ValidationFailed as exc:
-            return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+            return validation_error(exc)
         found = await info.context.db.run(segment_movements.segment_movements, cut)
         return CustomerSegmentMovements(
             from_=input.from_,

@@ -15,7 +15,7 @@ import strawberry
 
 from schema.periods import Granularity
 from server.graphql.context import Info
-from server.graphql.errors import ValidationError
+from server.graphql.errors import ValidationError, validation_error
 from server.graphql.permissions import HasPermission
 from server.hooktypes import KpiUnit
 from server.permissions import INSIGHTS_MANAGE, INSIGHTS_READ
@@ -169,10 +169,6 @@ CohortRetentionResult = Annotated[
 ]
 
 
-def _error(exc: ValidationFailed) -> ValidationError:
-    return ValidationError(code=exc.code, message=exc.message, field=exc.field)
-
-
 def _series(s: service.Series) -> KpiSeries:
     return KpiSeries(
         key=s.kpi.key,
@@ -227,7 +223,7 @@ class KpiQueries:
                 input.keys,
             )
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         return ShopKpis(
             from_=report.period.start,
             to=_last_day(report.period.end),
@@ -251,7 +247,7 @@ class KpiQueries:
                 service.shopping_funnel, input.from_, _day_after(input.to)
             )
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         return ShoppingFunnel(
             from_=funnel.period.start,
             to=_last_day(funnel.period.end),
@@ -281,7 +277,7 @@ class KpiQueries:
                 service.cohort_retention, input.from_month, input.months
             )
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         return CohortRetention(
             from_month=input.from_month.replace(day=1),
             months=input.months,

@@ -14,7 +14,7 @@ from schema.categories import Category
 from schema.products import Product
 from schema.variants import ProductVariant
 from server.graphql.context import Info
-from server.graphql.errors import ValidationError
+from server.graphql.errors import ValidationError, validation_error
 from server.graphql.money import MoneyTotal, money_total
 from server.graphql.permissions import HasPermission
 from server.permissions import CATALOG_MANAGE, INSIGHTS_MANAGE, INSIGHTS_READ, PRICING_MANAGE
@@ -273,7 +273,7 @@ class ProductHealthQueries:
                 limit=given.limit,
             )
         except ValidationFailed as exc:
-            return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+            return validation_error(exc)
         return _health(found)
 
 

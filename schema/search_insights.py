@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import strawberry
 
 from server.graphql.context import Info
-from server.graphql.errors import ValidationError
+from server.graphql.errors import ValidationError, validation_error
 from server.graphql.permissions import HasPermission
 from server.models.base import utcnow
 from server.permissions import CUSTOMERS_READ, INSIGHTS_MANAGE, INSIGHTS_READ
@@ -78,10 +78,6 @@ def _report(in_period: service.Period, page: service.SearchTermPage) -> SearchTe
     )
 
 
-def _error(exc: ValidationFailed) -> ValidationError:
-    return ValidationError(code=exc.code, message=exc.message, field=exc.field)
-
-
 @strawberry.type
 class SearchInsightQueries:
     @strawberry.field(
@@ -97,7 +93,7 @@ class SearchInsightQueries:
             in_period = service.period(given.from_, given.to, utcnow())
             page = await info.context.db.run(service.searches_without_results, in_period, first)
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         return _report(in_period, page)
 
     @strawberry.field(
@@ -125,7 +121,7 @@ class SearchInsightQueries:
                 max_click_through_rate=max_click_through_rate,
             )
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         return _report(in_period, page)
 
 
@@ -211,7 +207,7 @@ class RisingSearchQueries:
                 limit,
             )
         except ValidationFailed as exc:
-            return _error(exc)
+            return validation_error(exc)
         return RisingSearchTerms(
             from_=current.start,
             to=current.last,

@@ -23,7 +23,7 @@ from schema.loaders import (
 from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
-from server.graphql.errors import ConflictError, NotFoundError, ValidationError
+from server.graphql.errors import ConflictError, NotFoundError, ValidationError, validation_error
 from server.graphql.ids import require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import ModelNode
@@ -230,7 +230,7 @@ class SurveyQueries:
             in_period = service.Period(days.utc_start, days.utc_end)
             report = await info.context.db.run(service.satisfaction, in_period, given.by)
         except ValidationFailed as exc:
-            return ValidationError(code=exc.code, message=exc.message, field=exc.field)
+            return validation_error(exc)
         return SatisfactionReport(
             from_=days.start,
             to=days.last,

@@ -112,6 +112,12 @@ class CheckoutProblems(Error):
     problems: list[CheckoutProblem]
 
 
+def validation_error(err: domain.ValidationFailed) -> ValidationError:
+    """A refused input as its union member (typed, for resolvers whose union has no other
+    error member a :class:`~server.services.errors.ValidationFailed` could become)."""
+    return ValidationError(code=err.code, message=err.message, field=err.field)
+
+
 def to_graphql(err: domain.DomainError) -> Error:
     """The union member that shows ``err`` to the client."""
     base: dict[str, Any] = {"code": err.code, "message": err.message, "field": err.field}
