@@ -15,7 +15,8 @@ the first and the last bucket are cut to the period, so that the buckets cover i
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from server.hooktypes import KpiBucket
 from server.models.insights import Granularity
@@ -65,3 +66,36 @@ def buckets(first: date, last: date, granularity: Granularity) -> list[KpiBucket
                 field="granularity",
             )
     return out
+
+
+@dataclass(frozen=True)
+class Moments:
+    """The moments at or after ``start`` and before ``end`` (what search analytics and
+    satisfaction figures count over)."""
+
+    start: datetime
+    end: datetime
+
+
+def moments(
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    *,
+    default: timedelta,
+    longest: timedelta,
+) -> Moments:
+    """``[start, end)``: ``end`` defaults to now, ``start`` to ``default`` before ``end``; a
+    time without an offset is UTC. An empty, reversed or over-long period is refused."""
+    end = aware(end) if end is not None else now
+    start = aware(start) if start is not None else end - default
+    if start >= end:
+        raise ValidationFailed("from must be before to", field="from")
+    if end - start > longest:
+        raise ValidationFailed(f"a period spans at most {longest.days} days", field="from")
+    return Moments(start, end)
+
+
+def aware(at: datetime) -> datetime:
+    """``at`` with UTC as its offset when it has none (SQLite gives naive UTC moments)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from scipy import stats
@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.models import CustomerEvent, CustomerEventKind
 from server.services.behaviour import CLICK_KINDS
 from server.services.errors import ValidationFailed
+from server.services.periods import Moments as Period
+from server.services.periods import aware, moments
 
 DEFAULT_PERIOD = timedelta(days=7)
 MAX_PERIOD = timedelta(days=366)
@@ -31,28 +33,9 @@ MAX_FIRST = 100
 _RATE_SCALE = 1_000_000
 
 
-@dataclass(frozen=True)
-class Period:
-    """Searches at or after ``start`` and before ``end``."""
-
-    start: datetime
-    end: datetime
-
-
 def period(start: datetime | None, end: datetime | None, now: datetime) -> Period:
-    """The period ``[start, end)``: ``end`` defaults to now, ``start`` to 7 days before ``end``;
-    a time without an offset is UTC. An empty, reversed or over-long period is refused."""
-    end = _aware(end) if end is not None else now
-    start = _aware(start) if start is not None else end - DEFAULT_PERIOD
-    if start >= end:
-        raise ValidationFailed("from must be before to", field="from")
-    if end - start > MAX_PERIOD:
-        raise ValidationFailed(f"a period spans at most {MAX_PERIOD.days} days", field="from")
-    return Period(start, end)
-
-
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    """:func:`periods.moments`, by default the 7 days before ``end``."""
+    return moments(start, end, now, default=DEFAULT_PERIOD, longest=MAX_PERIOD)
 
 
 def check_first(first: int) -> int:
@@ -151,7 +134,7 @@ async def _page(
             zero_result_searches=int(row.zero_result_searches or 0),
             clicks=int(row.clicks or 0),
             clicked_searches=int(row.clicked_searches or 0),
-            last_searched_at=_aware(row.last_searched_at),
+            last_searched_at=aware(row.last_searched_at),
         )
         for row in rows[:first]
     ]

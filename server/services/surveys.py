@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +75,8 @@ from server.services.errors import (
     ValidationFailed,
 )
 from server.services.forecasts import day_start, shop_day, shop_day_sql
+from server.services.periods import Moments as Period
+from server.services.periods import aware, moments
 from server.services.rfm import PURCHASE_STATUSES
 
 SENT_EVENT = "survey_sent"
@@ -137,10 +139,6 @@ def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
 
 
-def _aware(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
-
-
 # --- sending --------------------------------------------------------------------------------
 
 
@@ -186,7 +184,7 @@ def _sent_payload(survey: Survey) -> dict[str, Any]:
         "trigger": survey.trigger.value,
         "subject_key": survey.subject_key,
         "order_id": survey.order_id,
-        "expires_at": _aware(survey.expires_at).isoformat(),
+        "expires_at": aware(survey.expires_at).isoformat(),
     }
 
 
@@ -512,7 +510,7 @@ def _check_open(survey: Survey, now: datetime) -> None:
     assert survey.id is not None
     if survey.state is SurveyState.ANSWERED:
         raise SurveyAlreadyAnswered(survey.id)
-    if survey.state is SurveyState.EXPIRED or _aware(survey.expires_at) <= now:
+    if survey.state is SurveyState.EXPIRED or aware(survey.expires_at) <= now:
         raise SurveyExpired(survey.id)
 
 
@@ -683,24 +681,9 @@ TRIGGER_LABELS: dict[SurveyTrigger, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Period:
-    """Surveys sent at or after ``start`` and before ``end``."""
-
-    start: datetime
-    end: datetime
-
-
 def period(start: datetime | None, end: datetime | None, now: datetime) -> Period:
-    """``[start, end)``: ``end`` defaults to now, ``start`` to 30 days before ``end``; a time
-    without an offset is UTC. An empty, reversed or over-long period is refused."""
-    end = _aware(end) if end is not None else now
-    start = _aware(start) if start is not None else end - DEFAULT_PERIOD
-    if start >= end:
-        raise ValidationFailed("from must be before to", field="from")
-    if end - start > MAX_PERIOD:
-        raise ValidationFailed(f"a period spans at most {MAX_PERIOD.days} days", field="from")
-    return Period(start, end)
+    """:func:`periods.moments`, by default the 30 days before ``end``."""
+    return moments(start, end, now, default=DEFAULT_PERIOD, longest=MAX_PERIOD)
 
 
 @dataclass(frozen=True)
