@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,42 @@ if TYPE_CHECKING:
     from server.plugins import PluginRuntime
 
 
-@click.group()
+def plugin_commands(runtime: PluginRuntime, core: Collection[str]) -> dict[str, click.Command]:
+    """The commands the enabled plugins add (the ``cli_commands`` hook), by name. A name the
+    core (``core``) or another plugin already has is a :class:`click.ClickException` naming
+    both."""
+    found: dict[str, tuple[str, click.Command]] = {}
+    for plugin, commands in runtime.call_sync("cli_commands"):
+        for command in commands or ():
+            name = command.name or ""
+            if name in core:
+                raise click.ClickException(
+                    f"plugin {plugin!r} adds the command {name!r}, which shopgraph has"
+                )
+            if name in found:
+                raise click.ClickException(
+                    f"plugins {found[name][0]!r} and {plugin!r} both add the command {name!r}"
+                )
+            found[name] = (plugin, command)
+    return {name: command for name, (_, command) in found.items()}
+
+
+class _WithPluginCommands(click.Group):
+    """The core's commands, then those plugins add. Plugins are loaded only for a command the
+    core does not have, or to list every command (``--help``)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        core = super().get_command(ctx, cmd_name)
+        if core is not None:
+            return core
+        return plugin_commands(_plugins(), super().list_commands(ctx)).get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        core = super().list_commands(ctx)
+        return sorted([*core, *plugin_commands(_plugins(), core)])
+
+
+@click.group(cls=_WithPluginCommands)
 def main() -> None:
     """shopgraph: a GraphQL API server for running an online shop finely."""
 

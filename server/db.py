@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
@@ -111,3 +112,40 @@ async def mark_write(session: AsyncSession) -> None:
     """
     if not session.in_transaction():
         await session.connection(execution_options={WRITE_OPTION: True})
+
+
+T = TypeVar("T")
+
+
+async def in_session(
+    database_url: str, work: Callable[[AsyncSession], Awaitable[T]], *, write: bool = False
+) -> T:
+    """Run ``work(session)`` in one transaction on the database at ``database_url``, for a
+    command line (a plugin's ``cli_commands``): committed when ``write`` and ``work`` returns,
+    rolled back otherwise; the engine is closed after."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            if write:
+                await mark_write(session)
+            result = await work(session)
+            if write:
+                await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+def run_in_session(
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    write: bool = False,
+    database_url: str | None = None,
+) -> T:
+    """:func:`in_session` from synchronous code (a command line), on the configured database
+    unless ``database_url`` is given."""
+    from server.config import get_settings
+    from server.migrate import run_async
+
+    url = database_url or get_settings().database_url
+    return run_async(lambda: in_session(url, work, write=write))

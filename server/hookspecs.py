@@ -45,6 +45,7 @@ from server.hooktypes import (
 )
 
 if TYPE_CHECKING:
+    import click
     from sqlalchemy.ext.asyncio import AsyncSession
     from starlette.applications import Starlette
     from starlette.routing import BaseRoute
@@ -501,6 +502,14 @@ def settings() -> type | None:
 def jobs(plugins: PluginRuntime, config: Any) -> Sequence[Job]:
     """Return periodic jobs (:class:`server.plugin.Job`): ``shopgraph jobs run`` runs each
     when its interval has passed, in one process at a time."""
+
+
+@hookspec
+def cli_commands(plugins: PluginRuntime, config: Any) -> Sequence[click.Command]:
+    """Return click commands (or groups) to add to the ``shopgraph`` command line, such as
+    ``shopgraph recommend evaluate``. A command named like a core command or like another
+    plugin's is a start-up error naming both. Commands are asked for only when the command
+    line names one that the core does not have."""
 
 
 @hookspec

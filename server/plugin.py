@@ -18,6 +18,7 @@ from schema.categories import Category, CategoryView
 from schema.inventory import Warehouse
 from schema.products import Product, ProductView
 from server.auth import Viewer
+from server.db import run_in_session
 from server.graphql.connections import (
     ConnectionsByParentLoader,
     Paged,
@@ -126,6 +127,8 @@ __all__ = [
     "Viewer",
     # events of a plugin's own
     "emit_event",
+    # command lines (the cli_commands hook): one transaction on the shop's database
+    "run_in_session",
     # experiments (A/B tests): the variant a visitor gets
     "variant_for",
     # audiences: saved customer rules to target

@@ -81,6 +81,58 @@ def test_disabling_removes_the_plugin_entirely() -> None:
     assert "loyalty" not in runtime.implementers("order_placed")
 
 
+async def test_hook_cli_commands(database_url: str, session: AsyncSession) -> None:
+    """The example adds ``shopgraph loyalty balance EMAIL``: found through its entry point,
+    it reads the shop's database; disabled, the command is gone and the core's remain."""
+    customer = await make_customer(session)
+    await give_points(session, customer, 42)
+    env = {"SHOPGRAPH_DATABASE_URL": database_url, "SHOPGRAPH_PLUGINS": "loyalty"}
+    env["SHOPGRAPH_PLUGIN_ENTRY_POINTS"] = "true"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["loyalty", "balance", customer.email], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "42 points\n"
+    missing = runner.invoke(cli, ["loyalty", "balance", "nobody@example.com"], env=env)
+    assert missing.exit_code == 1
+    assert "customer with the email 'nobody@example.com' was not found" in missing.output
+    assert "loyalty" in runner.invoke(cli, ["--help"], env=env).output
+
+    off = {**env, "SHOPGRAPH_DISABLED_PLUGINS": "loyalty"}
+    gone = runner.invoke(cli, ["loyalty", "balance", customer.email], env=off)
+    assert gone.exit_code == 2 and "No such command 'loyalty'" in gone.output
+    assert "loyalty" not in runner.invoke(cli, ["--help"], env=off).output
+    assert runner.invoke(cli, ["plugins", "list"], env=off).exit_code == 0
+
+
+def test_a_plugin_command_may_not_take_a_core_or_another_plugins_name(
+    settings: Settings,
+) -> None:
+    import click
+
+    from server.cli import plugin_commands
+
+    def named(name: str) -> FakePlugin:
+        return FakePlugin(f"cli-{name}", cli_commands=lambda: [click.Command(name)])
+
+    clash = load_plugins(settings, extra=[named("serve")])
+    with pytest.raises(click.ClickException, match="'cli-serve' adds the command 'serve'"):
+        plugin_commands(clash, cli.list_commands(click.Context(cli)))
+    twice = load_plugins(
+        settings,
+        extra=[
+            named("report"),
+            FakePlugin("other", cli_commands=lambda: [click.Command("report")]),
+        ],
+    )
+    with pytest.raises(
+        click.ClickException,
+        match="plugins '(other|cli-report)' and '(cli-report|other)' both add the command 'report'",
+    ):
+        plugin_commands(twice, ["serve"])
+    fine = load_plugins(settings, extra=[named("report")])
+    assert list(plugin_commands(fine, ["serve"])) == ["report"]
+
+
 @pytest.fixture
 def plugins(settings: Settings) -> PluginRuntime:
     """The built-in plugins and the example plugin, found through its entry point."""

@@ -25,13 +25,15 @@ from server.cli import main as cli
 from server.config import Settings
 from server.db import create_engine
 from server.migrate import MigrationError, Migrations, MigrationsNotApplied
-from server.plugins import load_plugins
+from server.plugins import load_builtin_plugins, load_plugins
 from server.scaffold import scaffold_plugin
 from tests.plugins.fakes import FakePlugin
 from tests.support.plugins import installed, pip_install, shopgraph, with_example
 from tests.support.postgres import free_port
 
 CORE_HEAD = Migrations().core_head()
+# The built-in plugins' branches, applied to every test database beside the core's.
+BUILTIN_HEADS = set(migrate.heads(load_builtin_plugins(Settings()))) - {CORE_HEAD}
 
 
 async def _columns(url: str) -> dict[str, set[str]]:
@@ -133,7 +135,7 @@ async def test_a_plugins_branch_from_its_models_to_its_removal(
     _ok(run("db", "upgrade"))
     tables = await _columns(database_url)
     assert {"reviews_item", "reviews_rating", "loyalty_account"} <= set(tables)
-    assert migrate.current(database_url) == {"0001_loyalty", "0001_reviews"}
+    assert migrate.current(database_url) == {"0001_loyalty", "0001_reviews", *BUILTIN_HEADS}
     # Nothing changed since: nothing is written.
     out = _ok(run("plugin", "migration", "reviews", "-m", "again", "--database-url", database_url))
     assert "its models match its migrations, nothing written" in out
@@ -164,7 +166,7 @@ async def test_a_plugins_branch_from_its_models_to_its_removal(
     tables = await _columns(database_url)
     assert not {"reviews_item", "reviews_rating", "reviews_vote"} & set(tables)
     assert "product" in tables and "loyalty_account" in tables
-    assert migrate.current(database_url) == {"0001_loyalty", CORE_HEAD}
+    assert migrate.current(database_url) == {"0001_loyalty", CORE_HEAD, *BUILTIN_HEADS}
     out = _ok(run("plugin", "remove", "reviews", "--yes"))
     assert "no migrations applied to this database: nothing to do" in out
 
@@ -197,9 +199,9 @@ def test_a_disabled_plugins_branch_does_not_block_upgrades(database_url: str) ->
     assert not disabled.is_enabled("loyalty")
     migrate.downgrade(database_url, "core@-1", disabled)
     below = Migrations().by_revision[CORE_HEAD].down_revision
-    assert migrate.current(database_url) == {"0001_loyalty", below}
+    assert migrate.current(database_url) == {"0001_loyalty", below, *BUILTIN_HEADS}
     migrate.upgrade(database_url, plugins=disabled)  # the core moves, the branch stays
-    assert migrate.current(database_url) == {"0001_loyalty", CORE_HEAD}
+    assert migrate.current(database_url) == {"0001_loyalty", CORE_HEAD, *BUILTIN_HEADS}
 
     # A set that does not know the branch at all says so, in one line.
     unknown = load_plugins(Settings(database_url=database_url))
@@ -225,7 +227,7 @@ def test_plugin_remove_downgrades_the_branch_enabled_or_not(
     runner = CliRunner()
     kept = runner.invoke(cli, ["plugin", "remove", "loyalty"], env=env, input="n\n")
     assert kept.exit_code == 1 and "Aborted!" in kept.stderr  # asked, and not confirmed
-    assert migrate.current(database_url) == {CORE_HEAD, "0001_loyalty"}
+    assert migrate.current(database_url) == {CORE_HEAD, "0001_loyalty", *BUILTIN_HEADS}
     removed = runner.invoke(cli, ["plugin", "remove", "loyalty"], env=env, input="y\n")
     assert removed.exit_code == 0, removed.output
     assert "plugin 'loyalty': downgraded its branch to base (0001_loyalty undone)" in (
@@ -233,11 +235,12 @@ def test_plugin_remove_downgrades_the_branch_enabled_or_not(
     )
     state = "is still enabled" if enabled else "is disabled; uninstall it when you like"
     assert state in removed.output
-    assert migrate.current(database_url) == {CORE_HEAD}
+    assert migrate.current(database_url) == {CORE_HEAD, *BUILTIN_HEADS}
     # An upgrade leaves a disabled plugin's branch out, and applies an enabled one's.
     upgraded = runner.invoke(cli, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output
     expected = {CORE_HEAD, "0001_loyalty"} if enabled else {CORE_HEAD}
+    expected |= BUILTIN_HEADS
     assert migrate.current(database_url) == expected
 
 

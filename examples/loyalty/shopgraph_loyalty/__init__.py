@@ -113,6 +113,16 @@ async def order_status_changed(event: Event, session: Any) -> None:
         await service.order_cancelled(session, int(event.payload["order_id"]))
 
 
+# --- command line --------------------------------------------------------------------------
+
+
+@hookimpl
+def cli_commands() -> Sequence[Any]:
+    from shopgraph_loyalty.commands import loyalty
+
+    return [loyalty]
+
+
 # --- demo data -----------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from server.models import Cart, CartStatus, Order, utcnow
+from server.models import Cart, CartStatus, Customer, Order, utcnow
 from server.plugin import Adjustment, CartView
 from server.services.errors import AuthenticationFailed, NotFound, ValidationFailed
 from shopgraph_loyalty.models import (
@@ -283,3 +283,21 @@ async def order_cancelled(session: AsyncSession, order_id: int) -> None:
             note="order cancelled",
         )
     await session.flush()
+
+
+async def balance_of(session: AsyncSession, email: str) -> int:
+    """The points of the customer with ``email`` (a command line's question)."""
+    points = await session.scalar(
+        select(col(LoyaltyAccount.balance))
+        .join(Customer, col(Customer.id) == LoyaltyAccount.customer_id)
+        .where(col(Customer.email) == email.strip().lower())
+    )
+    if (
+        points is None
+        and await session.scalar(
+            select(col(Customer.id)).where(col(Customer.email) == email.strip().lower())
+        )
+        is None
+    ):
+        raise NotFound("customer with the email", repr(email))
+    return int(points or 0)

@@ -1,0 +1,1 @@
+"""shopgraph's built-in plugins: one package each, written only against ``server.plugin``."""

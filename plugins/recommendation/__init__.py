@@ -1,0 +1,53 @@
+"""Recommendation, a built-in plugin: personalised, explainable next-basket and discovery
+recommendations that react to a visitor's behaviour at once.
+
+The plugin object is this module: ``PLUGIN_INFO`` says what it is, the ``@hookimpl``
+functions below what it does. Everything it uses comes from ``server.plugin`` and the core's
+public models and services (docs/plugins/recommendation.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from server.plugin import PluginInfo, hookimpl
+
+PLUGIN_INFO = PluginInfo(
+    name="recommendation",
+    version="1.0.0",
+    description="Recommendations: buy-again, bought-together, similar, popular and new, blended.",
+    core_version=">=0.1,<1.0",
+)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations" / "versions"
+# Pins, exclusions and rebuilds (staff); reading the figures needs the core's insights.read.
+MANAGE = "recommendation.manage"
+
+__all__ = ["MANAGE", "PLUGIN_INFO"]
+
+# --- data ----------------------------------------------------------------------------------
+
+
+@hookimpl
+def models() -> Sequence[str]:
+    return ["plugins.recommendation.models"]
+
+
+@hookimpl
+def migration_locations() -> Sequence[str]:
+    return [str(MIGRATIONS)]
+
+
+# --- platform ------------------------------------------------------------------------------
+
+
+@hookimpl
+def settings() -> type:
+    from plugins.recommendation.service.settings import RecommendationSettings
+
+    return RecommendationSettings
+
+
+@hookimpl
+def permissions() -> Sequence[str]:
+    return [MANAGE]
