@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from server.plugin import PluginInfo, hookimpl
 
@@ -51,3 +52,13 @@ def settings() -> type:
 @hookimpl
 def permissions() -> Sequence[str]:
     return [MANAGE]
+
+
+# --- command line: the offline evaluation --------------------------------------------------
+
+
+@hookimpl
+def cli_commands(plugins: Any, config: Any) -> Sequence[Any]:
+    from plugins.recommendation.commands import recommend_group
+
+    return [recommend_group(plugins, config)]
