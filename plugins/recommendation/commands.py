@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +185,7 @@ def _data(
             database_url=url,
         )
         advance(f"{imported.orders} orders of {imported.customers} customers imported")
-        until = log.end
+        until = log.end + timedelta(seconds=1)  # everything, the last order too
         data = run_in_session(
             lambda session: load_training_data(session, config, until=until), database_url=url
         )

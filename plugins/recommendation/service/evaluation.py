@@ -4,17 +4,19 @@ Two splits of one :class:`TrainingData` (the shop's, or an imported order log's)
 
 - **last order** (:func:`split_last_order`): each customer with two or more orders has their
   last order held out. Training keeps, of that customer, only the purchases strictly before
-  the held-out order and the behaviour events strictly before the visit that ended in it (the
-  run of events leading up to the order with no gap longer than the settings'
-  ``session_minutes``: it holds the basket's own views and cart additions). Everything after
-  is dropped too. Other customers (one order, or none) keep everything. So no held-out basket
-  and nothing of the visit that placed it reaches training; what other customers did later
-  does (the usual leave-last-out setting), which the time split rules out.
+  the held-out order and the behaviour events before the 24 hours that preceded it (and
+  before the visit running into those hours: a run of events with no gap longer than the
+  settings' ``session_minutes``). That window holds the basket's own views and cart
+  additions, which may come hours before the order is placed. Everything after the order is
+  dropped too. Other customers (one order, or none) keep everything. So no held-out basket
+  and nothing of the visits that put it together reaches training; what other customers did
+  later does (the usual leave-last-out setting), which the time split rules out.
 - **time** (:func:`split_time`): one cut; training is every purchase and event before it, the
   test is each customer's first order at or after it (customers who bought before the cut).
 
 Each test customer (:class:`Case`) is asked for ten products at the moment of their held-out
-order, knowing their training purchases and their last visit before it (the session profile).
+order, knowing their training purchases and their last visit before the held-out window (the
+session profile).
 Every model is scored on the same cases with the same metrics (:func:`score`): recall, NDCG
 and hit rate at 10, catalogue coverage, each also for the basket's repeat items (bought by the
 customer before) and new items alone.
@@ -47,6 +49,10 @@ from plugins.recommendation.service.store import Models, ModelStore
 
 K = 10
 DAY = 86400.0
+# Behaviour held out with an order: a basket is put together in the cart before it is paid
+# for, sometimes hours before (and a visit may end long before the order is placed), so every
+# event of the customer's in the day before the order goes with it.
+HELD_OUT_HOURS = 24
 # The models of a report, in the order it shows them.
 HYBRID = "hybrid"
 POPULAR = "popular"
@@ -137,12 +143,14 @@ class _Visits:
         return lo, hi
 
     def visit_start(self, visitor: int, at: float) -> int:
-        """The (sorted) index of the first event of the visit that ends at ``at`` (an order
-        placed then): the events up to ``at`` that lead to it without a gap longer than the
-        gap. With none, the index of the first event after ``at``."""
+        """The (sorted) index of the first event held out with an order placed at ``at``:
+        every event of the :data:`HELD_OUT_HOURS` before it, and the visit running into
+        that window (events before it with no gap longer than the gap). With none, the
+        index of the first event after the window's start."""
         lo, hi = self.span(visitor)
-        j = lo + int(np.searchsorted(self.at[lo:hi], at, side="right"))
-        current = at
+        start = at - HELD_OUT_HOURS * 3600.0
+        j = lo + int(np.searchsorted(self.at[lo:hi], start, side="left"))
+        current = float(self.at[j]) if j < hi and self.at[j] <= at else start
         while j > lo and current - self.at[j - 1] <= self.gap:
             j -= 1
             current = float(self.at[j])
@@ -218,10 +226,9 @@ def split_last_order(data: TrainingData, settings: RecommendationSettings) -> Sp
     touches: dict[int, tuple[tuple[int, float, float], ...]] = {}
     for c, t in cut_purchase.items():
         start = visits.visit_start(c, t)
-        lo, hi = visits.span(c)
+        _, hi = visits.span(c)
         cut_event[c] = float(visits.at[start]) if start < hi else math.inf
         touches[c] = visits.last_visit(c, start)
-        del lo
 
     keep_p = purchases.at < _lookup(purchases.customer, cut_purchase)
     keep_b = behaviour.at < _lookup(behaviour.visitor, cut_event)
@@ -258,11 +265,12 @@ def split_time(
     data: TrainingData, settings: RecommendationSettings, cut: float | None = None
 ) -> Split:
     """Train on everything before ``cut`` (epoch seconds; default :func:`default_cut`); test
-    each customer who bought before it on their first order at or after it."""
+    each customer who bought before it on their first order at or after it. A test order
+    placed soon after the cut has its held-out window (as in :func:`split_last_order`)
+    taken out of training too."""
     cut = default_cut(data) if cut is None else cut
     purchases, behaviour = data.purchases, data.behaviour
     train_p = _take_purchases(purchases, purchases.at < cut)
-    train_b = _take_behaviour(behaviour, behaviour.at < cut)
     histories = _histories(train_p)
     orders, customers, at = _orders(purchases)
     after = at >= cut
@@ -272,14 +280,22 @@ def split_time(
     ):
         if c in histories and c not in firsts:
             firsts[c] = (o, t)
-    visits = _Visits(train_b, settings.session_minutes * 60.0)
-    baskets = _baskets(purchases, (o for o, _ in firsts.values()))
-    cases = []
-    for c, (o, t) in firsts.items():
-        # The last visit before the cut (later ones are not known), unless it is the start of
-        # the very visit that placed the order.
+    visits = _Visits(behaviour, settings.session_minutes * 60.0)
+    cut_event: dict[int, float] = {}
+    touches: dict[int, tuple[tuple[int, float, float], ...]] = {}
+    for c, (_, t) in firsts.items():
         start = visits.visit_start(c, t)
-        cases.append(Case(c, o, t, baskets[o], tuple(histories[c]), visits.last_visit(c, start)))
+        lo, hi = visits.span(c)
+        # What the customer did before the cut, and before the order's held-out window.
+        end = min(start, lo + int(np.searchsorted(visits.at[lo:hi], cut, side="left")))
+        cut_event[c] = float(visits.at[end]) if end < hi else math.inf
+        touches[c] = visits.last_visit(c, end)
+    keep_b = (behaviour.at < cut) & (behaviour.at < _lookup(behaviour.visitor, cut_event))
+    train_b = _take_behaviour(behaviour, keep_b)
+    baskets = _baskets(purchases, (o for o, _ in firsts.values()))
+    cases = [
+        Case(c, o, t, baskets[o], tuple(histories[c]), touches[c]) for c, (o, t) in firsts.items()
+    ]
     return Split("time", _trained(data, train_p, train_b), cases)
 
 
@@ -672,7 +688,7 @@ TUNE_STEPS = 4
 
 def _fit(train: TrainingData, settings: RecommendationSettings) -> tuple[Models, ModelStore]:
     from plugins.recommendation.service.components import fit
-    from plugins.recommendation.service.store import MemoryStore
+    from plugins.recommendation.service.memory_store import MemoryStore
 
     models = fit(train, settings)
     return models, MemoryStore(models)

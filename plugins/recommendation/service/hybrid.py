@@ -109,6 +109,42 @@ def _decay(age_seconds: float, half_life_days: float) -> float:
     return math.exp(-math.log(2) * max(age_seconds, 0.0) / (half_life_days * DAY))
 
 
+# Experiment knobs (temporary).
+KNOBS: dict[str, float] = {
+    "norm_sum": 0.0,  # 1: components as distributions (sum 1), repeat × ρ, explore × (1 − ρ)
+    "rho_prior": 0.5,
+    "rho_strength": 2.0,
+    "floor": 0.0,  # added to each repeat product's recency-weighted frequency
+    "viewed": 0.0,  # touched products themselves as SIMILAR candidates, with this self-score
+    "own_habit": 0.0,  # 1: bought in two orders or more by the customer: repeatable whatever the cycle
+    "overdue_slow": 0.0,
+    "cf_only": 0.0,
+    "touch_half_life": 1.0,
+    "touch_scale": 1.0,
+}
+
+
+def repeat_share(purchases: Sequence[Purchase], prior: float, strength: float) -> float:
+    """ρ: the share of the products of the customer's orders after their first that they had
+    bought before, smoothed towards ``prior`` with ``strength`` pseudo-products."""
+    seen: set[int] = set()
+    repeats = total = 0
+    by_order: dict[int, set[int]] = {}
+    order_ids: list[int] = []
+    for p in purchases:
+        if p.order_id not in by_order:
+            by_order[p.order_id] = set()
+            order_ids.append(p.order_id)
+        by_order[p.order_id].add(p.product_id)
+    for i, oid in enumerate(order_ids):
+        items = by_order[oid]
+        if i > 0:
+            total += len(items)
+            repeats += len(items & seen)
+        seen |= items
+    return (repeats + strength * prior) / (total + strength)
+
+
 async def rank(
     store: ModelStore,
     visitor: Visitor,
@@ -139,7 +175,13 @@ async def rank(
         anchor(pid, 3.0, "CART")
     for touch in touches:
         age = (now - touch.at).total_seconds()
-        anchor(touch.product_id, TOUCH_WEIGHTS.get(touch.kind, 1.0) * _decay(age, 1.0), "TOUCH")
+        anchor(
+            touch.product_id,
+            KNOBS["touch_scale"]
+            * TOUCH_WEIGHTS.get(touch.kind, 1.0)
+            * _decay(age, KNOBS["touch_half_life"]),
+            "TOUCH",
+        )
     last_order = purchases[-1].order_id if purchases else None
     for p in purchases[-30:]:
         age = (now - p.at).total_seconds()
@@ -150,22 +192,42 @@ async def rank(
     if purchases:
         freq: dict[int, float] = defaultdict(float)
         last_at: dict[int, datetime] = {}
+        orders_of: dict[int, set[int]] = defaultdict(set)
         for p in purchases:
             freq[p.product_id] += _decay((now - p.at).total_seconds(), settings.half_life_days)
             last_at[p.product_id] = max(last_at.get(p.product_id, p.at), p.at)
+            orders_of[p.product_id].add(p.order_id)
         cycles = await store.cycles(list(freq))
         for pid, f in freq.items():
             cycle = cycles.get(pid)
             interval = cycle.interval_days if cycle else None
-            if cycle is not None and not cycle.consumable:
+            habit = KNOBS["own_habit"] and len(orders_of[pid]) >= 2
+            if cycle is not None and not cycle.consumable and not habit:
                 continue  # a durable good is not bought again
             due = 1.0
             if interval:
                 since = (now - last_at[pid]).total_seconds() / DAY
-                # Highest when the cycle comes round, lower just after a purchase.
-                due = 0.25 + 0.75 * math.exp(-((since / interval - 1.0) ** 2) / 0.5)
+                ratio = since / interval
+                if KNOBS["overdue_slow"] and ratio > 1:
+                    due = 0.25 + 0.75 * math.exp(-(ratio - 1.0) / KNOBS["overdue_slow"])
+                else:
+                    # Highest when the cycle comes round, lower just after a purchase.
+                    due = 0.25 + 0.75 * math.exp(-((ratio - 1.0) ** 2) / 0.5)
             cand.add(
-                Component.REPEAT, pid, f * due, Reason(Component.REPEAT, interval_days=interval)
+                Component.REPEAT,
+                pid,
+                (f + KNOBS["floor"]) * due,
+                Reason(Component.REPEAT, interval_days=interval),
+            )
+
+    if KNOBS["viewed"]:
+        for touch in touches:
+            w = anchors.get(touch.product_id, (0.0, ""))[0]
+            cand.add(
+                Component.SIMILAR,
+                touch.product_id,
+                w * KNOBS["viewed"],
+                Reason(Component.SIMILAR, product_id=touch.product_id),
             )
 
     if anchors:
@@ -180,7 +242,12 @@ async def rank(
                     w * r.confidence,
                     Reason(Component.BOUGHT_WITH, product_id=pid),
                 )
-        near = await store.neighbours(ids, (NeighbourSource.CF, NeighbourSource.CONTENT), k)
+        sources = (
+            (NeighbourSource.CF,)
+            if KNOBS["cf_only"]
+            else (NeighbourSource.CF, NeighbourSource.CONTENT)
+        )
+        near = await store.neighbours(ids, sources, k)
         for pid, pid_near in near.items():
             w = anchors[pid][0]
             for n in pid_near:
@@ -223,9 +290,14 @@ async def rank(
     excluded = set(ask.cart_product_ids)
     if ask.product_id is not None:
         excluded.add(ask.product_id)
+    rho = repeat_share(purchases, KNOBS["rho_prior"], KNOBS["rho_strength"]) if purchases else 0.0
     blended: dict[int, Scored] = {}
     for component, scored in cand.raw.items():
-        top = max((s for s, _ in scored.values()), default=0.0)
+        if KNOBS["norm_sum"]:
+            top = sum(s for s, _ in scored.values())
+            top /= rho if component is Component.REPEAT else (1.0 - rho) if purchases else 1.0
+        else:
+            top = max((s for s, _ in scored.values()), default=0.0)
         if top <= 0 or weights[component] <= 0:
             continue
         for pid, (score, reason) in scored.items():

@@ -7,8 +7,8 @@ place in time (the *sequence*) and the product. A sequence is either a number (d
 arbitrary origin: an order number or a day index) or an ISO date or date-time
 (``2024-03-01``, ``2024-03-01 18:30:00``); an order's time is its rows' earliest. Products are
 matched to the shop's catalogue by SKU (the product's or a variant's): a match is copied with
-its category, brand, tags and text; any other product becomes a placeholder (its SKU for a
-name, in the category an optional column names, if any). Customers and orders are created
+its category, brand, tags and text; any other product becomes a placeholder (no name or text,
+in the category an optional column names, if any). Customers and orders are created
 from their columns.
 """
 
@@ -236,6 +236,24 @@ async def shop_catalogue(session: AsyncSession, skus: Sequence[str]) -> Catalogu
     return Catalogue(categories, products)
 
 
+async def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` of ``model``'s table, :data:`BATCH` at a time, each column not given
+    taking the model's default (a bulk insert does not apply them)."""
+    if not rows:
+        return
+    sample = model(**rows[0])
+    defaults = {
+        name: getattr(sample, name)
+        for name in model.__table__.columns.keys()
+        if name not in rows[0] and getattr(sample, name, None) is not None
+    }
+    for start in range(0, len(rows), BATCH):
+        # The table's insert (not the model's): executemany without the ORM's bookkeeping.
+        await session.execute(
+            insert(model.__table__), [defaults | row for row in rows[start : start + BATCH]]
+        )
+
+
 async def write_order_log(
     session: AsyncSession,
     log: OrderLog,
@@ -255,7 +273,7 @@ async def write_order_log(
         )
         next_category += 1
     if categories:
-        await session.execute(insert(Category), categories)
+        await _insert(session, Category, categories)
     product_of: dict[str, int] = {}
     next_id = 1
     shop_rows = []
@@ -276,7 +294,8 @@ async def write_order_log(
             {
                 "id": next_id,
                 "sku": f"log-{next_id}" if len(name) > SKU_LENGTH else name,
-                "name": name,
+                # An id says nothing of the product: no text for content similarity.
+                "name": "",
                 "description": "",
                 "brand": None,
                 "category_id": category_of.get(log.categories.get(name, "")),
@@ -286,31 +305,31 @@ async def write_order_log(
                 "currency": "CNY",
                 "is_active": True,
                 "created_at": first,
-                "search_title": name,
+                "search_title": "",
                 "search_body": "",
             }
         )
         next_id += 1
     products = shop_rows + placeholders
-    for start in range(0, len(products), BATCH):
-        await session.execute(insert(Product), products[start : start + BATCH])
+    await _insert(session, Product, products)
     variants = [
         {
             "id": row["id"],
             "product_id": row["id"],
             "sku": row["sku"],
+            "options": {},
             "price_amount": row["price_amount"],
             "created_at": row["created_at"],
         }
         for row in products
     ]
-    for start in range(0, len(variants), BATCH):
-        await session.execute(insert(ProductVariant), variants[start : start + BATCH])
+    await _insert(session, ProductVariant, variants)
     if progress is not None:
         progress(f"{len(products)} products ({matched} from the shop's catalogue)")
 
     customer_of: dict[str, int] = {}
     people = []
+    since = min(at for _, at in log.orders.values())
     for i, name in enumerate(log.customers, start=1):
         customer_of[name] = i
         people.append(
@@ -318,11 +337,12 @@ async def write_order_log(
                 "id": i,
                 "email": f"customer-{i}@order-log.invalid",
                 "first_name": name[:100],
-                "created_at": min(at for _, at in log.orders.values()),
+                "tags": [],
+                "interests": [],
+                "created_at": since,
             }
         )
-    for start in range(0, len(people), BATCH):
-        await session.execute(insert(Customer), people[start : start + BATCH])
+    await _insert(session, Customer, people)
 
     orders = []
     lines = []
@@ -335,6 +355,9 @@ async def write_order_log(
                 "customer_id": customer_of[customer],
                 "email": f"customer-{customer_of[customer]}@order-log.invalid",
                 "status": OrderStatus.COMPLETED,
+                "adjustments": [],
+                "shipping_address": {},
+                "shipment_plan": [],
                 "placed_at": at,
                 "updated_at": at,
                 "paid_at": at,
@@ -349,16 +372,16 @@ async def write_order_log(
                     "variant_id": pid,
                     "sku": product[:SKU_LENGTH],
                     "product_name": product,
+                    "options": {},
+                    "adjustments": [],
                     "quantity": quantity,
                     "base_unit_price_amount": 0,
                     "unit_price_amount": 0,
                     "line_total_amount": 0,
                 }
             )
-    for start in range(0, len(orders), BATCH):
-        await session.execute(insert(Order), orders[start : start + BATCH])
-    for start in range(0, len(lines), BATCH):
-        await session.execute(insert(OrderLine), lines[start : start + BATCH])
+    await _insert(session, Order, orders)
+    await _insert(session, OrderLine, lines)
     return Imported(
         customers=len(people),
         orders=len(orders),

@@ -44,6 +44,7 @@ from plugins.recommendation.service.store import Models, Neighbour
 
 DAY = 86400.0
 MINUTE = 60.0
+HOUR = 3600.0
 SETTINGS = RecommendationSettings()  # session_minutes 30, half_life_days 30
 
 
@@ -173,14 +174,13 @@ EVENTS = [
     (1, 8, 1.0, 7 * DAY),
     (1, 9, 1.0, 7 * DAY + 10 * MINUTE),
     (1, 8, 4.0, 7 * DAY + 20 * MINUTE),
-    # Customer 1, day 9: a visit of its own (a view 110 minutes before order 13), then the
-    # visit that placed it: views and the cart of 4, from 70 to 5 minutes before it, no gap
-    # longer than 25 minutes (the gap from 110 to 70 minutes before, 40, is too long).
-    (1, 10, 1.0, NINE - 110 * MINUTE),
-    (1, 10, 1.0, NINE - 70 * MINUTE),
-    (1, 4, 1.0, NINE - 45 * MINUTE),
-    (1, 4, 4.0, NINE - 25 * MINUTE),
-    (1, 4, 1.0, NINE - 5 * MINUTE),
+    # Customer 1 before order 13: a view 30 hours before it (a visit of its own); a view 24
+    # hours and 20 minutes before, 25 minutes before a view inside the day before the order
+    # (the visit runs into the held-out window); the cart addition of 4, three hours before.
+    (1, 10, 1.0, NINE - 30 * HOUR),
+    (1, 3, 1.0, NINE - 24 * HOUR - 20 * MINUTE),
+    (1, 4, 1.0, NINE - 24 * HOUR + 5 * MINUTE),
+    (1, 4, 4.0, NINE - 3 * HOUR),
     # After the held-out order.
     (1, 5, 1.0, NINE + DAY),
     # Customer 2 (never tested): everything is kept; an anonymous visitor too.
@@ -189,7 +189,7 @@ EVENTS = [
 ]
 
 
-def test_last_order_split_holds_out_each_last_order_and_the_visit_that_placed_it() -> None:
+def test_last_order_split_holds_out_each_last_order_and_the_day_before_it() -> None:
     split = split_last_order(data_of(LINES, EVENTS), SETTINGS)
     assert split.name == "last"
     assert [(c.customer, c.order, c.basket) for c in split.cases] == [
@@ -200,9 +200,9 @@ def test_last_order_split_holds_out_each_last_order_and_the_visit_that_placed_it
     assert one.at == NINE
     assert one.history == ((11, 1, 1 * DAY), (11, 2, 1 * DAY), (12, 1, 5 * DAY), (12, 3, 5 * DAY))
     assert one.bought == {1, 2, 3}
-    # The visit that placed the order runs back from it while gaps are ≤ 30 minutes (5, 20,
-    # 20, 25): it starts 70 minutes before. The session profile is the visit before it.
-    assert one.touches == ((10, 1.0, NINE - 110 * MINUTE),)
+    # Held out with the order: the day before it and the visit running into that day. The
+    # session profile is the visit before: the view 30 hours before.
+    assert one.touches == ((10, 1.0, NINE - 30 * HOUR),)
     train = split.train
     kept = sorted(
         zip(train.purchases.order.tolist(), train.purchases.product.tolist(), strict=True)
@@ -219,7 +219,7 @@ def test_last_order_split_holds_out_each_last_order_and_the_visit_that_placed_it
         (1, 7 * DAY),
         (1, 7 * DAY + 10 * MINUTE),
         (1, 7 * DAY + 20 * MINUTE),
-        (1, NINE - 110 * MINUTE),
+        (1, NINE - 30 * HOUR),
         (2, 20 * DAY),
     ]
     # Training ends with its latest row (customer 2's visit on day 20).
@@ -233,7 +233,7 @@ def test_the_held_out_basket_never_reaches_training() -> None:
     assert not held & set(split.train.purchases.order.tolist())
     for case in split.cases:
         rows = split.train.behaviour.visitor == case.customer
-        assert (split.train.behaviour.at[rows] < case.at - 60 * MINUTE).all()
+        assert (split.train.behaviour.at[rows] < case.at - 24 * HOUR).all()
 
 
 def test_time_split_tests_each_customers_first_order_after_the_cut() -> None:
@@ -315,3 +315,21 @@ def test_baselines_fill_with_popular_products_where_the_history_is_short() -> No
     assert got[TOP_FREQUENCY_POPULAR][1] == [7, 3, 1, 2, 6, 4, 5]
     assert got[RECENCY_FREQUENCY][1] == [7, 3, 1, 2, 6, 4, 5]
     assert got[ITEM_KNN][1] == []
+
+
+def test_time_split_holds_out_the_day_before_a_test_order_placed_soon_after_the_cut() -> None:
+    data = data_of(LINES, EVENTS)
+    split = split_time(data, SETTINGS, cut=NINE - 2 * HOUR)
+    assert [(c.customer, c.order) for c in split.cases] == [(1, 13)]
+    # Customer 1's cart addition 3 hours before order 13 is before the cut, but in the day
+    # before the order: held out, with the visit running into that day.
+    events = sorted(
+        zip(split.train.behaviour.visitor.tolist(), split.train.behaviour.at.tolist(), strict=True)
+    )
+    assert events == [
+        (1, 7 * DAY),
+        (1, 7 * DAY + 10 * MINUTE),
+        (1, 7 * DAY + 20 * MINUTE),
+        (1, NINE - 30 * HOUR),
+    ]
+    assert split.cases[0].touches == ((10, 1.0, NINE - 30 * HOUR),)
