@@ -8,10 +8,10 @@ public models and services (docs/plugins/recommendation.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from server.plugin import PluginInfo, hookimpl
+from server.plugin import Kpi, PluginInfo, hookimpl
 
 PLUGIN_INFO = PluginInfo(
     name="recommendation",
@@ -51,3 +51,34 @@ def settings() -> type:
 @hookimpl
 def permissions() -> Sequence[str]:
     return [MANAGE]
+
+
+# --- serving: schema and KPIs ------------------------------------------------------
+
+
+@hookimpl
+def graphql_queries() -> Sequence[type]:
+    from plugins.recommendation import schema
+
+    return schema.QUERIES
+
+
+@hookimpl
+def graphql_mutations() -> Sequence[type]:
+    from plugins.recommendation import schema
+
+    return schema.MUTATIONS
+
+
+@hookimpl
+def graphql_type_extensions() -> Mapping[str, Sequence[type]]:
+    from plugins.recommendation import schema
+
+    return schema.EXTENSIONS
+
+
+@hookimpl
+def kpis() -> Sequence[Kpi]:
+    from plugins.recommendation.service import tracking
+
+    return tracking.recommendation_kpis()
