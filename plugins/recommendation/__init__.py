@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from server.plugin import Kpi, PluginInfo, hookimpl
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.plugin import Event, Job, Kpi, PluginInfo, hookimpl
 
 PLUGIN_INFO = PluginInfo(
     name="recommendation",
@@ -51,6 +54,32 @@ def settings() -> type:
 @hookimpl
 def permissions() -> Sequence[str]:
     return [MANAGE]
+
+
+# --- rebuilding: the models' periodic job, and new products' content neighbours at once ---
+
+
+@hookimpl
+def jobs(config: Any) -> Sequence[Job]:
+    from plugins.recommendation.service.rebuild import run_job
+
+    return [
+        Job(
+            "rebuild",
+            config.rebuild_interval_minutes * 60,
+            run_job,
+            description="Refit the recommendation models (collaborative filtering, content "
+            "similarity, bought-together rules, popularity, repurchase cycles) from the "
+            "shop's orders and behaviour, and serve them once every row is written.",
+        )
+    ]
+
+
+@hookimpl
+async def product_changed(event: Event, session: AsyncSession, config: Any) -> None:
+    from plugins.recommendation.service.rebuild import refresh_product
+
+    await refresh_product(session, config, int(event.payload["product_id"]))
 
 
 # --- serving: schema and KPIs ------------------------------------------------------
