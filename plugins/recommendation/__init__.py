@@ -8,13 +8,14 @@ public models and services (docs/plugins/recommendation.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.plugin import Event, Job, Kpi, PluginInfo, hookimpl
+from server.plugin import DemoShop, Event, Job, Kpi, PluginInfo, hookimpl
 
 PLUGIN_INFO = PluginInfo(
     name="recommendation",
@@ -82,7 +83,7 @@ async def product_changed(event: Event, session: AsyncSession, config: Any) -> N
     await refresh_product(session, config, int(event.payload["product_id"]))
 
 
-# --- serving: schema and KPIs ------------------------------------------------------
+# --- serving: schema, KPIs and demo data ------------------------------------------------------
 
 
 @hookimpl
@@ -111,3 +112,16 @@ def kpis() -> Sequence[Kpi]:
     from plugins.recommendation.service import tracking
 
     return tracking.recommendation_kpis()
+
+
+@hookimpl
+async def demo_data(
+    session: AsyncSession,
+    shop: DemoShop,
+    rng: random.Random,
+    progress: Callable[[str], None],
+    config: Any,
+) -> dict[str, int]:
+    from plugins.recommendation.service import demo
+
+    return await demo.fill(session, shop, rng, config, progress)

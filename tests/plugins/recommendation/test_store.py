@@ -34,7 +34,7 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 @contextmanager
 def statements(session: AsyncSession) -> Iterator[list[str]]:
     seen: list[str] = []
-    engine = session.bind.sync_engine  # type: ignore[union-attr]  # the fixture's session is bound to an engine
+    engine = session.bind.sync_engine
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
@@ -115,13 +115,13 @@ async def _shop(session: AsyncSession) -> tuple[Models, dict[str, int]]:
         },
         products=facts,
         categories={
-            food.id: [],  # type: ignore[dict-item]  # stored rows have ids
-            drinks.id: [food.id],  # type: ignore[dict-item,list-item]  # stored rows have ids
-            coffee.id: [drinks.id, food.id],  # type: ignore[dict-item,list-item]  # stored rows have ids
-            digital.id: [],  # type: ignore[dict-item]  # stored rows have ids
+            food.id: [],
+            drinks.id: [food.id],
+            coffee.id: [drinks.id, food.id],
+            digital.id: [],
         },
     )
-    ids |= {f"cat:{k}": v.id for k, v in cats.items()}  # type: ignore[misc]  # stored rows have ids
+    ids |= {f"cat:{k}": v.id for k, v in cats.items()}
     return models, ids
 
 

@@ -1,8 +1,8 @@
 """Clicks and conversions reported over HTTP, and the figures they add up to
 (``recommendationPerformance`` and the KPIs), counted by hand, on SQLite and PostgreSQL.
 
-The answers (written as served on two shop days D1 and D2, UTC+8), with the clicks and orders
-reported after them:
+The answers the figures count (written as served on two shop days D1 and D2, UTC+8), with the
+clicks and orders recorded after them:
 
 | answer | day | context | blend        | who   | items (component)                              | clicks           | orders                 |
 | I1     | D1  | HOME    | default      | ann   | 耳机 POPULAR, 充电器 BOUGHT_WITH, 牛奶 REPEAT     | 耳机 (twice), 充电器 | REC-3 (耳机 199.00)      |
@@ -11,12 +11,17 @@ reported after them:
 | I4     | D2  | CART    | default      | bob   | 充电器 BOUGHT_WITH                                | 充电器            |                        |
 | I5     | D1 - 1 second | HOME | default | guest | 薯片 POPULAR                                    | 薯片              |                        |
 | I6     | D2 + 1 day    | HOME | default | guest | 薯片 POPULAR                                    |                  |                        |
+
+The reporting mutations are tested on answers of their own, served ten days before D1 (T1:
+ann's, 耳机 and 牛奶; T2: the guest's, 薯片; T3: for concurrent clicks), so that every test
+stands alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -26,8 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from plugins.recommendation.models import (
+    Component,
     RecommendationClick,
     RecommendationContext,
+    RecommendationConversion,
     RecommendationImpression,
 )
 from server.db import create_engine, session_factory
@@ -90,7 +97,7 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
     stranger = await _order(session, None, [products["s1"]], now - timedelta(days=2), "REC-G2")
     stranger.session_id = "rec-stranger"
     early = await _order(
-        session, ann, [products["milk"]], day_start(d1) - timedelta(days=1), "REC-OLD"
+        session, ann, [products["milk"]], day_start(d1) - timedelta(days=20), "REC-OLD"
     )
     answers = {
         "I1": (d1, RecommendationContext.HOME, "default", ann, None,
@@ -131,10 +138,53 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
                 created_at=at,
             )
         )
+    earlier = day_start(d1 - timedelta(days=10))
+    for name, customer_id, session_id, items in (
+        ("T1", ann, None, _items((p["phone"], "POPULAR"), (p["milk"], "REPEAT"))),
+        ("T2", None, "rec-guest", _items((p["s1"], "POPULAR"))),
+        ("T3", None, "rec-guest", _items((p["s1"], "POPULAR"))),
+    ):
+        ids[name] = f"{name.lower()}{'0' * 30}"
+        session.add(
+            RecommendationImpression(
+                id=ids[name],
+                context=RecommendationContext.HOME,
+                customer_id=customer_id,
+                session_id=session_id,
+                items=items,
+                created_at=earlier,
+            )
+        )
     orders = {
         o.number: o.id
         for o in await session.scalars(select(Order).where(Order.number.like("REC-%")))
     }
+    await session.flush()
+    # What the figures count, as the table above says.
+    for name, key, component, position in (
+        ("I1", "phone", Component.POPULAR, 1),
+        ("I1", "charger", Component.BOUGHT_WITH, 2),
+        ("I2", "s1", Component.POPULAR, 1),
+        ("I3", "tea", Component.SIMILAR, 2),
+        ("I4", "charger", Component.BOUGHT_WITH, 1),
+        ("I5", "s1", Component.POPULAR, 1),
+    ):
+        session.add(
+            RecommendationClick(
+                impression_id=ids[name], product_id=p[key], component=component, position=position
+            )
+        )
+    for name, order_id, held, revenue in (
+        ("I1", orders["REC-3"], [p["phone"]], 19900),
+        ("I2", guest.id, [p["s1"]], 1000),
+        ("I3", orders["REC-2"], [p["milk"]], 1000),
+        ("I3", orders["REC-3"], [], 0),
+    ):
+        session.add(
+            RecommendationConversion(
+                impression_id=ids[name], order_id=order_id, product_ids=held, revenue_amount=revenue
+            )
+        )
     await session.commit()
     return seeded | {
         "d1": d1,
@@ -159,6 +209,16 @@ def shop(
 async def gql(shop: ModuleShop) -> AsyncIterator[GraphQLClient]:
     async with httpx.AsyncClient(base_url=shop.url, timeout=60) as http:
         yield GraphQLClient(http)
+
+
+@asynccontextmanager
+async def database(shop: ModuleShop) -> AsyncIterator[AsyncSession]:
+    engine = create_engine(shop.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 def as_(gql: GraphQLClient, shop: ModuleShop, who: Any) -> GraphQLClient:
@@ -198,26 +258,46 @@ async def convert(
 async def test_clicks_are_recorded_once_per_answer_and_product(
     gql: GraphQLClient, shop: ModuleShop
 ) -> None:
-    first = await click(gql, shop, "I1", "phone")
+    first = await click(gql, shop, "T1", "milk")
     assert first == {
         "__typename": "RecordRecommendationClickSuccess",
-        "recommendationId": rid(shop, "I1"),
-        "component": "POPULAR",
-        "position": 1,
+        "recommendationId": rid(shop, "T1"),
+        "component": "REPEAT",
+        "position": 2,
         "recorded": True,
-        "product": {"name": "耳机"},
+        "product": {"name": "牛奶"},
     }
-    again = await click(gql, shop, "I1", "phone")
-    assert again["recorded"] is False and again["position"] == 1
-    for answer, key in (("I1", "charger"), ("I2", "s1"), ("I3", "tea"), ("I4", "charger")):
-        assert (await click(gql, shop, answer, key))["recorded"] is True
-    assert (await click(gql, shop, "I5", "s1"))["recorded"] is True
+    again = await click(gql, shop, "T1", "milk")
+    assert again["recorded"] is False and again["position"] == 2
+    assert (await click(gql, shop, "T1", "phone"))["recorded"] is True
+    async with database(shop) as session:
+        found = await session.execute(
+            select(RecommendationClick.product_id, RecommendationClick.component).where(
+                RecommendationClick.impression_id == rid(shop, "T1")
+            )
+        )
+        p = shop.seeded["products"]
+        assert sorted(found.all()) == sorted(
+            [(p["milk"], Component.REPEAT), (p["phone"], Component.POPULAR)]
+        )
     # A product the answer did not show, an answer that does not exist: nothing recorded.
-    not_shown = await click(gql, shop, "I2", "phone")
+    not_shown = await click(gql, shop, "T2", "phone")
     assert (not_shown["code"], not_shown["field"]) == ("NOT_FOUND", "productId")
     data = await gql(CLICK, {"input": {"recommendationId": "f" * 32, "productId": pid(shop, "s1")}})
     missing = data["recordRecommendationClick"]
     assert (missing["code"], missing["field"]) == ("NOT_FOUND", "recommendationId")
+
+
+async def test_clicks_race_to_one_row(gql: GraphQLClient, shop: ModuleShop) -> None:
+    answers = await asyncio.gather(*(click(gql, shop, "T3", "s1") for _ in range(6)))
+    assert sorted(a["recorded"] for a in answers) == [False] * 5 + [True]
+    async with database(shop) as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(RecommendationClick)
+            .where(RecommendationClick.impression_id == rid(shop, "T3"))
+        )
+    assert count == 1
 
 
 async def test_an_order_converts_only_for_its_own_customer_or_session(
@@ -228,28 +308,34 @@ async def test_an_order_converts_only_for_its_own_customer_or_session(
     bob = as_(gql, shop, seeded["customers"]["bob"])
     # Someone else's order, someone else's answer, a guest order of another session.
     for client, answer, order in (
-        (ann, "I1", oid(shop, "REC-4")),  # bob's order
-        (bob, "I1", oid(shop, "REC-4")),  # ann's answer
-        (gql, "I2", gid("Order", seeded["stranger"])),
-        (gql, "I2", oid(shop, "REC-3")),  # a customer's order, asked anonymously
-        (ann, "I1", gid("Order", 987654)),
+        (ann, "T1", oid(shop, "REC-4")),  # bob's order
+        (bob, "T1", oid(shop, "REC-4")),  # ann's answer
+        (gql, "T2", gid("Order", seeded["stranger"])),
+        (gql, "T2", oid(shop, "REC-3")),  # a customer's order, asked anonymously
+        (ann, "T1", gid("Order", 987654)),
     ):
         refused = await convert(client, shop, answer, order)
         assert refused["code"] == "NOT_FOUND", (answer, order)
-    before = await convert(ann, shop, "I1", gid("Order", seeded["early"]))
+    before = await convert(ann, shop, "T1", gid("Order", seeded["early"]))
     assert (before["code"], before["field"]) == ("VALIDATION_FAILED", "orderId")
 
-    done = await convert(ann, shop, "I1", oid(shop, "REC-3"))
+    done = await convert(ann, shop, "T1", oid(shop, "REC-3"))
     assert done["recorded"] is True and done["products"] == [{"name": "耳机"}]
     assert done["revenue"] == {"amount": "199.00", "currency": "CNY"}
-    again = await convert(ann, shop, "I1", oid(shop, "REC-3"))
+    again = await convert(ann, shop, "T1", oid(shop, "REC-3"))
     assert again["recorded"] is False and again["revenue"]["amount"] == "199.00"
-    milk = await convert(ann, shop, "I3", oid(shop, "REC-2"))
+    milk = await convert(ann, shop, "T1", oid(shop, "REC-2"))
     assert milk["products"] == [{"name": "牛奶"}] and milk["revenue"]["amount"] == "10.00"
-    nothing = await convert(ann, shop, "I3", oid(shop, "REC-3"))
-    assert nothing["products"] == [] and nothing["revenue"]["amount"] == "0.00"
-    guest = await convert(gql, shop, "I2", gid("Order", seeded["guest"]))
+    guest = await convert(gql, shop, "T2", gid("Order", seeded["guest"]))
     assert guest["products"] == [{"name": "薯片"}] and guest["revenue"]["amount"] == "10.00"
+    async with database(shop) as session:
+        rows = await session.execute(
+            select(RecommendationConversion.order_id, RecommendationConversion.revenue_amount)
+            .where(RecommendationConversion.impression_id == rid(shop, "T1"))
+            .order_by(RecommendationConversion.revenue_amount)
+        )
+        orders = seeded["orders"]
+        assert rows.all() == [(orders["REC-2"], 1000), (orders["REC-3"], 19900)]
 
 
 def _figures(
@@ -350,19 +436,3 @@ async def test_only_insights_readers_see_the_figures(gql: GraphQLClient, shop: M
             "VALIDATION_FAILED",
             field,
         )
-
-
-async def test_clicks_race_to_one_row(gql: GraphQLClient, shop: ModuleShop) -> None:
-    answers = await asyncio.gather(*(click(gql, shop, "I6", "s1") for _ in range(6)))
-    assert sorted(a["recorded"] for a in answers) == [False] * 5 + [True]
-    engine = create_engine(shop.database_url)
-    try:
-        async with session_factory(engine)() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(RecommendationClick)
-                .where(RecommendationClick.impression_id == rid(shop, "I6"))
-            )
-    finally:
-        await engine.dispose()
-    assert count == 1
