@@ -218,7 +218,8 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
         # `serve` gave the workers a directory of their own (under TMPDIR) for their samples.
         [directory] = tmp_path.glob("shopgraph-metrics-*")
         writers = {re.sub(r"\D", "", f.stem) for f in directory.glob("counter_*.db")}
-        assert len(writers) == 2, "both workers served and counted"
+        # (The parent process, which loads the plugins, may hold empty samples of its own.)
+        assert len(writers - {str(proc.pid)}) == 2, "both workers served and counted"
         # Whichever worker answers a scrape, it reports every worker's operations.
         for _ in range(10):
             text = httpx.get(f"{base}/metrics", timeout=30).text
