@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from server.scaffold import scaffold_plugin
 from tests.support.plugins import ROOT, pip_install, run_module, shopgraph
+
+pytestmark = pytest.mark.heavy
 
 LISTENER = """
 

@@ -63,6 +63,8 @@ from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.orders import ADD_LINES, ADDRESS, CREATE_CART, PLACE_ORDER, gid, make_product
 from tests.support.server import LiveServer
 
+pytestmark = pytest.mark.heavy
+
 ROOTS = ("Query", "Mutation")
 ALLOWED_CODES = {"FORBIDDEN", "UNAUTHENTICATED"}  # permission refusals
 BOUND_CODES = {"STRING_TOO_LONG", "LIST_TOO_LONG", "JSON_TOO_LARGE"}

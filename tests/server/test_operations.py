@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
 from server import migrate
@@ -184,6 +185,7 @@ async def test_live_and_ready(live_server: LiveServer, tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.heavy
 def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"
     migrate.upgrade(url, plugins=load_plugins(Settings(database_url=url)))
@@ -232,6 +234,7 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
         proc.wait(timeout=30)
 
 
+@pytest.mark.heavy
 def test_operations_are_traced_when_a_tracer_provider_is_configured(tmp_path: Path) -> None:
     # Its own process: a tracer provider is global and would trace every later test.
     script = textwrap.dedent(
