@@ -279,15 +279,22 @@ class Event:
     created_at: datetime | None = None
 
 
+def _unheard(what: str) -> None:
+    """A job's progress when nobody shows it (the jobs of a serving process)."""
+
+
 @dataclass(frozen=True)
 class JobContext:
     """What a periodic job gets: a session factory (one transaction per ``async with``),
-    the core settings, the plugin set, and the job's own plugin's settings."""
+    the core settings, the plugin set, the job's own plugin's settings, and ``progress``:
+    call ``progress("…")`` to say what a long job is doing (``shopgraph jobs run`` shows it
+    on its progress bar, or as a line where stderr is no terminal)."""
 
     sessions: async_sessionmaker[AsyncSession]
     settings: Settings
     plugins: PluginRuntime
     config: Any = None
+    progress: Callable[[str], None] = _unheard
 
 
 @dataclass(frozen=True)

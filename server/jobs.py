@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -86,6 +87,13 @@ def scheduled_jobs(plugins: PluginRuntime) -> list[ScheduledJob]:
                 raise PluginError(f"plugin {plugin!r} declares job {job.name!r} twice")
             found[name] = ScheduledJob(name=name, plugin=plugin, job=job)
     return sorted(found.values(), key=lambda j: j.name)
+
+
+def _noting(progress: Progress, job_name: str) -> Callable[[str], None]:
+    def note(what: str) -> None:
+        progress.note(f"{job_name}: {what}")
+
+    return note
 
 
 class JobRunner:
@@ -212,13 +220,15 @@ class JobRunner:
         for job in scheduled_jobs(self.plugins):
             if only not in (None, job.name):
                 continue
-            outcome = await self._run_job(job, force, report)
+            outcome = await self._run_job(job, force, report, progress)
             JOB_RUNS.labels(job.name, outcome.replace(" ", "_")).inc()
             if progress is not None:
                 progress.advance(f"{job.name} {outcome}")
         return report
 
-    async def _run_job(self, job: ScheduledJob, force: bool, report: JobsReport) -> str:
+    async def _run_job(
+        self, job: ScheduledJob, force: bool, report: JobsReport, progress: Progress | None
+    ) -> str:
         async with self._cluster_lock(job) as exclusive:
             if not exclusive:
                 # Another process runs it right now.
@@ -233,6 +243,8 @@ class JobRunner:
                 plugins=self.plugins,
                 config=self.plugins.config_for(job.plugin),
             )
+            if progress is not None:  # what the job says, under its name, on the runner's bar
+                context = dataclasses.replace(context, progress=_noting(progress, job.name))
             error: str | None = None
             try:
                 await job.job.run(context)

@@ -381,7 +381,8 @@ def has_plugin_branches(plugins: PluginRuntime) -> bool:
 async def check_startup(engine: AsyncEngine, plugins: PluginRuntime) -> None:
     """Raise :class:`MigrationsNotApplied` when an enabled plugin's branch is not at its head.
     One read of the version table, and none when no enabled plugin has a branch. A database
-    that cannot be reached is not refused here: readiness (``/healthz/ready``) says so."""
+    that cannot be reached, or was never migrated, is not refused here: readiness
+    (``/healthz/ready``) says so."""
     if not has_plugin_branches(plugins):
         return
     from server.app import DATABASE_DOWN
@@ -390,6 +391,10 @@ async def check_startup(engine: AsyncEngine, plugins: PluginRuntime) -> None:
         recorded = await read_current(engine)
     except DATABASE_DOWN as exc:
         log.warning("migration state not checked at start-up, database unreachable: %s", exc)
+        return
+    if not recorded:
+        # Never migrated at all (the core neither): readiness (``/healthz/ready``) says to run
+        # `shopgraph db upgrade`, as it does for the core alone.
         return
     problem = await asyncio.to_thread(startup_problem, plugins, recorded)
     if problem is not None:

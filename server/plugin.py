@@ -38,7 +38,7 @@ from server.graphql.inputs import input_extras
 from server.graphql.list_filters import ListFilter
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
 from server.graphql.money import Money, money
-from server.graphql.mutations import mutate, run_mutation
+from server.graphql.mutations import mutate, run_mutation, run_write
 from server.graphql.node import FromModel, ModelNode
 from server.graphql.pagination import Connection, Page, SortDirection, SortKey, paginate
 from server.graphql.permissions import HasPermission, IsAuthenticated, IsCustomer, IsStaff
@@ -175,6 +175,7 @@ __all__ = [
     "parse_node_id",
     "require_node_id",
     "run_mutation",
+    "run_write",
     # who may see a field
     "HasPermission",
     "IsAuthenticated",

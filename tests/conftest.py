@@ -97,6 +97,12 @@ def example_plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
         importlib.invalidate_caches()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Heavy tests first, the rest in their order: the workers take tests in collection order,
+    and a long test left for the end keeps one worker busy after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str | None]:
     """A PostgreSQL server for the session, or None where there is none (never in CI)."""

@@ -8,11 +8,14 @@ public models and services (docs/plugins/recommendation.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from server.plugin import PluginInfo, hookimpl
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.plugin import DemoShop, Event, Job, Kpi, PluginInfo, hookimpl
 
 PLUGIN_INFO = PluginInfo(
     name="recommendation",
@@ -52,6 +55,76 @@ def settings() -> type:
 @hookimpl
 def permissions() -> Sequence[str]:
     return [MANAGE]
+
+
+# --- rebuilding: the models' periodic job, and new products' content neighbours at once ---
+
+
+@hookimpl
+def jobs(config: Any) -> Sequence[Job]:
+    from plugins.recommendation.service.rebuild import run_job
+
+    return [
+        Job(
+            "rebuild",
+            config.rebuild_interval_minutes * 60,
+            run_job,
+            description="Refit the recommendation models (collaborative filtering, content "
+            "similarity, bought-together rules, popularity, repurchase cycles) from the "
+            "shop's orders and behaviour, and serve them once every row is written.",
+        )
+    ]
+
+
+@hookimpl
+async def product_changed(event: Event, session: AsyncSession, config: Any) -> None:
+    from plugins.recommendation.service.rebuild import refresh_product
+
+    await refresh_product(session, config, int(event.payload["product_id"]))
+
+
+# --- serving: schema, KPIs and demo data ------------------------------------------------------
+
+
+@hookimpl
+def graphql_queries() -> Sequence[type]:
+    from plugins.recommendation import schema
+
+    return schema.QUERIES
+
+
+@hookimpl
+def graphql_mutations() -> Sequence[type]:
+    from plugins.recommendation import schema
+
+    return schema.MUTATIONS
+
+
+@hookimpl
+def graphql_type_extensions() -> Mapping[str, Sequence[type]]:
+    from plugins.recommendation import schema
+
+    return schema.EXTENSIONS
+
+
+@hookimpl
+def kpis() -> Sequence[Kpi]:
+    from plugins.recommendation.service import tracking
+
+    return tracking.recommendation_kpis()
+
+
+@hookimpl
+async def demo_data(
+    session: AsyncSession,
+    shop: DemoShop,
+    rng: random.Random,
+    progress: Callable[[str], None],
+    config: Any,
+) -> dict[str, int]:
+    from plugins.recommendation.service import demo
+
+    return await demo.fill(session, shop, rng, config, progress)
 
 
 # --- command line: the offline evaluation --------------------------------------------------

@@ -31,7 +31,6 @@ from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -174,6 +173,8 @@ def assess(behaviour: Behaviour, p_alive: FloatArray, *, shop_gap: float) -> Chu
     safe_gap = np.where(has_gap, gap, np.inf)
     overdue = has_gap & (behaviour.days_since_purchase > OVERDUE_FACTOR * safe_gap)
     silent = has_gap & (behaviour.days_since_interaction > safe_gap)
+
+    from scipy import stats  # heavy: imported on first use (command lines start faster)
 
     expected = expected_recent_events(behaviour)
     judged = np.isfinite(expected) & (expected > 0)

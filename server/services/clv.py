@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy import differentiate, optimize, special
+from scipy import special
 
 from server.services.errors import DomainError, ValidationFailed
 
@@ -273,6 +273,8 @@ def _maximize(
     log-likelihood, convergence, the optimiser's message, its iterations and the standard
     errors (delta method from the log-space Hessian)."""
 
+    from scipy import optimize  # heavy: imported when a model is fitted
+
     def objective(theta: FloatArray) -> float:
         value = loglik(theta)
         # Scaled per customer, so that the optimiser's tolerances mean the same on any size.
@@ -307,6 +309,8 @@ def _standard_errors(
 ) -> dict[str, float] | None:
     """Standard errors of exp(theta) from the observed information (scipy's numerical
     Hessian of the log-likelihood in log-space), by the delta method."""
+
+    from scipy import differentiate  # heavy: imported when a model is fitted
 
     def batched(points: FloatArray) -> FloatArray:
         flat = points.reshape(points.shape[0], -1)

@@ -45,13 +45,10 @@ from typing import Any, Literal
 import holidays
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 from sqlalchemy import ColumnElement, Date, Interval, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import col
-from statsmodels.tsa.ar_model import AutoReg
-from statsmodels.tsa.holtwinters import SimpleExpSmoothing
 
 from server.models import Category, Order, OrderLine, Product, utcnow
 from server.progress import Progress
@@ -298,6 +295,8 @@ def _regression(
     exog = seen[:, keep] if keep.any() else None
     exog_future = future[:, keep] if keep.any() else None
     z = np.log1p(history)
+    from statsmodels.tsa.ar_model import AutoReg  # heavy: imported when a forecast is fitted
+
     try:
         result = AutoReg(z, lags=AR_LAGS, trend="c", seasonal=True, period=SEASON, exog=exog).fit()
         prediction = result.get_prediction(start=n, end=n + days - 1, exog_oos=exog_future)
@@ -328,6 +327,8 @@ def _smoothed(values: FloatArray) -> float:
         # Constant values are their own smoothing (and would make the fit's unused
         # information criteria log(0)).
         return float(values[0])
+    from statsmodels.tsa.holtwinters import SimpleExpSmoothing  # heavy: imported on first use
+
     model = SimpleExpSmoothing(
         values, initialization_method="known", initial_level=float(values.mean())
     )
@@ -349,6 +350,8 @@ def sba_rate(units: FloatArray) -> float:
 
 
 def _sba(units: FloatArray, days: int, levels: Sequence[float] = LEVELS) -> _Raw:
+    from scipy import stats  # heavy: imported on first use (command lines start faster)
+
     rate = sba_rate(units)
     mean = np.full(days, rate)
     recent = units[-DISPERSION_DAYS:]

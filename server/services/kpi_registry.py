@@ -12,12 +12,14 @@ _KEY = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?")
 
 
 def registered_kpis(plugins: PluginRuntime) -> Mapping[str, Kpi]:
-    """Every KPI by key, in the order the plugins offered them. A key used twice, a malformed
+    """Every KPI by key: the core's first, then the plugins' in the order they offered them
+    (pluggy asks the plugins registered last first). A key used twice, a malformed
     key, or a plugin's key outside its own ``<plugin>.`` namespace is a :class:`PluginError`
     naming the plugins (raised at start-up, like a schema clash)."""
     found: dict[str, Kpi] = {}
     owner: dict[str, str] = {}
-    for plugin, kpis in plugins.call_sync("kpis"):
+    answers = sorted(plugins.call_sync("kpis"), key=lambda answer: answer[0] != CORE)
+    for plugin, kpis in answers:
         for kpi in kpis:
             if not _KEY.fullmatch(kpi.key):
                 raise PluginError(

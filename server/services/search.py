@@ -31,7 +31,6 @@ from difflib import SequenceMatcher
 from enum import Enum
 from typing import Any, TypeVarTuple
 
-from pypinyin import lazy_pinyin
 from sqlalchemy import (
     ColumnElement,
     Float,
@@ -67,6 +66,13 @@ _SYLLABLE = re.compile("[a-z]+")
 _CORRECTABLE = re.compile("[a-z0-9]*[a-z][a-z0-9]*")
 # The columns of a select (its row type), kept through a narrowing.
 _Ts = TypeVarTuple("_Ts")
+
+
+def _pinyin(text: str) -> list[str]:
+    # pypinyin loads its dictionaries on import (most of a second): only when pinyin is needed.
+    from pypinyin import lazy_pinyin
+
+    return list(lazy_pinyin(text))
 
 
 def segment(text: str) -> str:
@@ -135,7 +141,7 @@ def _pinyin_grams(text: str) -> Iterable[tuple[str, str, int]]:
     for run in _HAN_RUN.findall(text):
         # pypinyin's default reading of each character (its phrase dictionary picks the
         # reading of a heteronym in a known word: 银行 is yin hang, 行走 xing zou).
-        syllables = [s if _SYLLABLE.fullmatch(s) else "" for s in lazy_pinyin(run)]
+        syllables = [s if _SYLLABLE.fullmatch(s) else "" for s in _pinyin(run)]
         for i in range(len(syllables)):
             for j in range(i + 1, min(len(syllables), i + PINYIN_MAX_SYLLABLES) + 1):
                 part = syllables[i:j]

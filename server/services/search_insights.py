@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from statistics import NormalDist
 from typing import Any
 
-from scipy import stats
 from sqlalchemy import ColumnElement, Integer, Select, String, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,7 +180,7 @@ async def searches_with_low_click_through(
 # The one-sided confidence of the growth score: a term's score is the lower 90% bound of the
 # log of its search rate this period over the previous one.
 GROWTH_CONFIDENCE = 0.9
-_GROWTH_Z = float(stats.norm.ppf(GROWTH_CONFIDENCE))
+_GROWTH_Z = NormalDist().inv_cdf(GROWTH_CONFIDENCE)
 # Added to both counts (Haldane-Anscombe): a term new this period has a finite ratio.
 GROWTH_SMOOTHING = 0.5
 # A term is unmet demand when at least this share of its searches (that reported a result

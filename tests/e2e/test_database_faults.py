@@ -46,6 +46,8 @@ from tests.support.plugins import installed
 from tests.support.postgres import TemporaryPostgres, find_bindir, free_port
 from tests.support.server import LiveServer
 
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHQL_MEDIA = ("application/json", "application/graphql-response+json")
 ME = "query Me { me { email } }"

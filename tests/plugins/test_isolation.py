@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from server.scaffold import scaffold_plugin
 from tests.support.plugins import ROOT, pip_install, run_module, shopgraph
+
+pytestmark = pytest.mark.heavy
 
 LISTENER = """
 
@@ -16,11 +20,13 @@ def order_placed(event: object) -> None:
     raise RuntimeError("an installed plugin that nobody enabled was called")
 """
 
-# Core tests that read the SDL, build the migrated databases, serve the API and look at the
-# plugin set: SQLite only (the PostgreSQL half runs the same fixtures).
+# Core tests that read the SDL, build the migrated databases and walk the whole migration
+# history down and up, serve the API and look at the plugin set: SQLite only (the PostgreSQL
+# half runs the same fixtures).
 CORE_TESTS = [
     "tests/schema/test_sdl.py",
-    "tests/server/test_migrations.py",
+    "tests/server/test_migrations.py::test_models_match_migrations",
+    "tests/server/test_migrations.py::test_upgrade_downgrade_upgrade",
     "tests/server/test_smoke.py::test_products_over_http",
     "tests/plugins/test_loyalty.py::test_disabling_removes_the_plugin_entirely",
 ]

@@ -24,6 +24,8 @@ from server.models import Category, Product
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.server import LiveServer
 
+pytestmark = pytest.mark.heavy
+
 # Every root field, as each viewer: a few hundred requests, well under a minute.
 EXAMPLES_PER_FIELD = 2
 MASKED = "Unexpected error."

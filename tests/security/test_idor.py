@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from plugins.recommendation.models import MerchandisingKind, RecommendationMerchandising
 from schema.core import build_schema
 from server.config import Settings
 from server.graphql.structure import graphql_structure
@@ -62,6 +63,8 @@ STAFF_ONLY = {
     "Audience",
     "AlertRule",
     "Alert",
+    # the recommendation plugin's pins and exclusions
+    "MerchandisingRule",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -173,6 +176,16 @@ async def _outbox_delivery(session: AsyncSession, customer_id: int) -> OutboxDel
     return delivery
 
 
+async def _merchandising_rule(session: AsyncSession, customer_id: int) -> Any:
+    product = await make_product(session, commit=False)
+    return await _add(
+        session,
+        RecommendationMerchandising(
+            product_id=product.id, kind=MerchandisingKind.PIN, position=1, note="首页推荐"
+        ),
+    )
+
+
 async def _staff_user(session: AsyncSession, customer_id: int) -> Any:
     return await make_staff(session, role=StaffRole.SUPPORT)
 
@@ -216,6 +229,7 @@ FACTORIES: dict[str, Factory] = {
         s, AuditLogEntry(actor="staff:1", mutation="m", input={}, result="OK")
     ),
     "StockLevel": _stock_level,
+    "MerchandisingRule": _merchandising_rule,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
     "Audience": lambda s, cid: _add(

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,8 @@ from server.plugins import load_plugins
 from server.services import variants
 from server.services.forecasts import shop_day
 from server.services.rfm import PURCHASE_STATUSES
+
+pytestmark = pytest.mark.heavy
 
 AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
 SIZE = {"customers": 60, "products": 80, "orders": 600}

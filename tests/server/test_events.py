@@ -472,6 +472,7 @@ def _log_lines(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+@pytest.mark.heavy
 async def test_event_committed_before_a_crash_is_delivered_after_restart(
     database_url: str, tmp_path: Path, session: AsyncSession
 ) -> None:
@@ -515,6 +516,7 @@ async def test_event_committed_before_a_crash_is_delivered_after_restart(
     ]
 
 
+@pytest.mark.heavy
 async def test_two_dispatcher_processes_deliver_each_event_once_to_each_plugin(
     database_url: str, tmp_path: Path, session: AsyncSession
 ) -> None:

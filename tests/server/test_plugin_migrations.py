@@ -31,6 +31,8 @@ from tests.plugins.fakes import FakePlugin
 from tests.support.plugins import installed, pip_install, shopgraph, with_example
 from tests.support.postgres import free_port
 
+pytestmark = pytest.mark.heavy
+
 CORE_HEAD = Migrations().core_head()
 # The built-in plugins' branches, applied to every test database beside the core's.
 BUILTIN_HEADS = set(migrate.heads(load_builtin_plugins(Settings()))) - {CORE_HEAD}

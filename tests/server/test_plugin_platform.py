@@ -49,6 +49,7 @@ from server.plugin import (
     verify_signature,
 )
 from server.plugins import PluginRuntime, load_plugins
+from server.progress import Progress
 from server.services import apikeys
 from tests.plugins.fakes import FakePlugin, Recorder
 from tests.support.accounts import make_customer, make_staff, token_for
@@ -424,6 +425,32 @@ def test_serve_runs_the_plugins_jobs(database_url: str) -> None:
 
 async def _append(into: list[float]) -> None:
     into.append(time.monotonic())
+
+
+async def test_a_job_says_what_it_is_doing_on_the_runners_progress(database_url: str) -> None:
+    async def rebuild(ctx: JobContext) -> None:
+        ctx.progress("1,000 products read")
+        ctx.progress("written")
+
+    plugin = FakePlugin("models", jobs=lambda: [Job("rebuild", 3600, rebuild)])
+    settings = Settings(database_url=database_url, plugins="")
+    runtime = load_plugins(settings, extra=[plugin])
+    engine = create_engine(database_url)
+    try:
+        runner = JobRunner(session_factory(engine), settings, runtime)
+        stream = io.StringIO()  # no terminal: one line per note and step
+        with Progress("jobs", runner.steps("models.rebuild"), stream=stream) as progress:
+            report = await runner.run_once(only="models.rebuild", progress=progress)
+        assert report.ran == ["models.rebuild"]
+        assert stream.getvalue().splitlines() == [
+            "jobs: models.rebuild: 1,000 products read (0/1)",
+            "jobs: models.rebuild: written (0/1)",
+            "jobs: models.rebuild ran (1/1)",
+        ]
+        # Without a progress to show it on (a serving process), the job's notes go nowhere.
+        assert (await runner.run_once(only="models.rebuild", force=True)).ran == ["models.rebuild"]
+    finally:
+        await engine.dispose()
 
 
 async def test_shutdown_cancels_a_running_job_and_gives_it_back(

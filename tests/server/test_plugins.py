@@ -874,6 +874,7 @@ def test_hook_shutdown(database_url: str) -> None:
     assert stopped == ["Starlette"]
 
 
+@pytest.mark.heavy
 def test_plugin_new_scaffolds_a_plugin_whose_test_passes_installed_or_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

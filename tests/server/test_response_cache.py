@@ -629,6 +629,7 @@ async def test_a_lost_invalidation_channel_turns_the_cache_off_until_it_is_back(
     assert (await anon.post(query)).headers["x-cache"] == "HIT"
 
 
+@pytest.mark.heavy
 def test_several_workers_on_sqlite_serve_without_the_cache(
     backend: str, database_url: str, settings: Settings
 ) -> None:

@@ -329,6 +329,7 @@ async def test_erasing_an_account_forgets_its_figures_and_history(session: Async
     assert list((await session.execute(moves)).scalars()) == [stays.id, stays.id]
 
 
+@pytest.mark.heavy
 async def test_two_recomputations_at_once_record_each_change_once(database_url: str) -> None:
     """Two processes recomputing together (the job on two servers, the command beside the job)
     take turns: the second sees what the first wrote and records no move twice."""

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Product
@@ -28,6 +29,7 @@ async def test_products_over_http(gql: GraphQLClient, session: AsyncSession) -> 
     ]
 
 
+@pytest.mark.heavy
 def test_the_served_app_freezes_what_start_up_built(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import json
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
 
 
 class BlendWeights(BaseModel):
@@ -45,3 +48,10 @@ class RecommendationSettings(BaseModel):
     # A new product (for the NEW component): created within this many days.
     new_days: int = Field(default=30, ge=1)
     rebuild_interval_minutes: int = Field(default=360, ge=5)
+
+    @field_validator("weights", "blends", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        """The environment gives text: ``SHOPGRAPH_RECOMMENDATION_WEIGHTS='{"repeat": 1.2}'``,
+        ``SHOPGRAPH_RECOMMENDATION_BLENDS='{"fresh": {"new": 0.5}}'``."""
+        return json.loads(value) if isinstance(value, str) else value
