@@ -25,7 +25,8 @@ def recommend_group(plugins: Any, config: RecommendationSettings) -> click.Group
 
     @click.group("recommend")
     def recommend() -> None:
-        """Recommendations: the offline evaluation against baselines."""
+        """Recommendations: the offline evaluation against baselines, and rebuilding the
+        models now."""
 
     @recommend.command("evaluate")
     @click.option(
@@ -122,6 +123,27 @@ def recommend_group(plugins: Any, config: RecommendationSettings) -> click.Group
             click.echo(json.dumps(report.as_dict(), indent=2))
         else:
             click.echo(report.describe())
+
+    @recommend.command("rebuild")
+    def rebuild_now() -> None:
+        """Refit every model from the shop's data now and serve it: the job
+        recommendation.rebuild, at once, with its progress on stderr."""
+        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+        from plugins.recommendation.service.rebuild import STEPS, RebuildReport, rebuild
+        from server.progress import Progress
+
+        with Progress("recommend rebuild", STEPS) as progress:
+
+            async def work(session: AsyncSession) -> RebuildReport:
+                # The rebuild runs several transactions: sessions of the command's engine.
+                sessions = async_sessionmaker(
+                    session.bind, class_=AsyncSession, expire_on_commit=False
+                )
+                return await rebuild(sessions, config, progress.advance)
+
+            report = run_in_session(work)
+        click.echo(report.summary())
 
     return recommend
 

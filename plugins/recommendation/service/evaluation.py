@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -601,13 +602,18 @@ def report_of(
 # --- tuning the blend ----------------------------------------------------------------------
 
 # The grid: the repeat component's weight is fixed (only ratios matter); each explore
-# component's weight takes one of these.
+# component's weight takes one of these. None is zero: a component weighed zero is never
+# served, and a visitor without history would get nothing from popular and new.
 GRID: dict[str, tuple[float, ...]] = {
-    "bought_with": (0.0, 0.2, 0.5, 1.0),
-    "similar": (0.0, 0.2, 0.5, 1.0),
-    "popular": (0.0, 0.2, 0.5, 1.0),
-    "new": (0.0, 0.1, 0.3),
+    "bought_with": (0.05, 0.1, 0.25, 0.5, 1.0),
+    "similar": (0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+    "popular": (0.05, 0.1, 0.25, 0.5),
+    "new": (0.05, 0.1, 0.3),
 }
+# Tuning re-blends each customer's best TUNE_POOL candidates under unit weights (a blend's
+# top ten come from them but for rare exceptions), for at most TUNE_CUSTOMERS customers.
+TUNE_POOL = 300
+TUNE_CUSTOMERS = 1000
 
 
 @dataclass(frozen=True)
@@ -617,7 +623,7 @@ class Tried:
     ndcg: float
 
 
-async def _parts(
+async def component_parts(
     store: ModelStore, models: Models, cases: Sequence[Case], settings: RecommendationSettings
 ) -> list[list[tuple[int, dict[str, float]]]]:
     """Each case's candidates with each component's share of their score under unit weights:
@@ -626,14 +632,14 @@ async def _parts(
     unit = BlendWeights(repeat=1.0, bought_with=1.0, similar=1.0, popular=1.0, new=1.0)
     out = []
     for case in cases:
-        ranked = await hybrid_candidates(store, case, unit, settings, pool=10_000)
+        ranked = await hybrid_candidates(store, case, unit, settings, pool=TUNE_POOL)
         out.append(
             [(s.product_id, {c.value: v for c, v in s.contributions.items()}) for s in ranked]
         )
     return out
 
 
-def _blended(
+def reblend(
     parts: list[tuple[int, dict[str, float]]], weights: Mapping[str, float]
 ) -> list[Scored]:
     from plugins.recommendation.models import Component
@@ -656,9 +662,14 @@ async def tune(
     k: int = K,
     on_step: Callable[[str], None] | None = None,
 ) -> list[Tried]:
-    """Every blend of ``grid`` (the repeat weight 1) scored on ``split``'s cases by recall at
-    ``k`` (then NDCG), best first."""
-    parts = await _parts(store, models, split.cases, settings)
+    """Every blend of ``grid`` (the repeat weight 1) scored on ``split``'s cases (at most
+    :data:`TUNE_CUSTOMERS` of them, drawn at random) by recall at ``k`` (then NDCG), best
+    first."""
+    cases = split.cases
+    if len(cases) > TUNE_CUSTOMERS:
+        cases = random.Random(0).sample(cases, TUNE_CUSTOMERS)
+    split = replace(split, cases=cases)
+    parts = await component_parts(store, models, split.cases, settings)
     if on_step is not None:
         on_step(f"candidates of {len(split.cases)} customers")
     categories = category_map(models)
@@ -670,7 +681,7 @@ async def tune(
         rankings = {}
         for case, candidates in zip(split.cases, parts, strict=True):
             top = diversify(
-                _blended(candidates, weights), categories, k, settings.max_category_share
+                reblend(candidates, weights), categories, k, settings.max_category_share
             )
             rankings[case.customer] = [s.product_id for s in top]
         metrics = score(rankings, split.cases, products, k)
@@ -683,12 +694,14 @@ async def tune(
 # --- the whole run -------------------------------------------------------------------------
 
 EVALUATE_STEPS = 4
-TUNE_STEPS = 4
+TUNE_STEPS = 5
 
 
-def _fit(train: TrainingData, settings: RecommendationSettings) -> tuple[Models, ModelStore]:
+def fit_in_memory(
+    train: TrainingData, settings: RecommendationSettings
+) -> tuple[Models, ModelStore]:
     from plugins.recommendation.service.components import fit
-    from plugins.recommendation.service.memory_store import MemoryStore
+    from plugins.recommendation.service.store import MemoryStore
 
     models = fit(train, settings)
     return models, MemoryStore(models)
@@ -721,7 +734,7 @@ async def evaluate(
 
     split = make_split(data, settings, kind, cut)
     done(f"{len(split.cases)} test customers ({split.name} split)")
-    models, store = _fit(split.train, settings)
+    models, store = fit_in_memory(split.train, settings)
     done("components fitted on the training part")
     rankings: dict[str, Mapping[int, Sequence[int]]] = dict(baselines(split, models, settings))
     done("baselines ranked")
@@ -732,6 +745,36 @@ async def evaluate(
     return report_of(split, rankings, active_products(data))
 
 
+def validation_splits(data: TrainingData, settings: RecommendationSettings) -> list[Split]:
+    """The splits the blend is tuned on, which leave every test basket out: the last-order
+    split of the last-order split's training part (each customer's last-but-one order held
+    out), and the time split of the time split's training part (its own default cut)."""
+    last = split_last_order(split_last_order(data, settings).train, settings)
+    before = split_time(data, settings).train
+    time = split_time(before, settings)
+    return [last, time]
+
+
+def pooled(tries: Sequence[Sequence[Tried]], sizes: Sequence[int]) -> list[Tried]:
+    """Each blend's recall and NDCG over several splits' customers together (each split's
+    figure weighed by its number of customers), best first."""
+    total = sum(sizes) or 1
+    by_blend: dict[str, list[Tried]] = defaultdict(list)
+    for tried in tries:
+        for t in tried:
+            by_blend[t.weights.model_dump_json()].append(t)
+    out = [
+        Tried(
+            ts[0].weights,
+            sum(t.recall * n for t, n in zip(ts, sizes, strict=True)) / total,
+            sum(t.ndcg * n for t, n in zip(ts, sizes, strict=True)) / total,
+        )
+        for ts in by_blend.values()
+    ]
+    out.sort(key=lambda t: (-t.recall, -t.ndcg))
+    return out
+
+
 async def tune_blend(
     data: TrainingData,
     settings: RecommendationSettings,
@@ -739,20 +782,27 @@ async def tune_blend(
     grid: Mapping[str, Sequence[float]] = GRID,
     step: Callable[[str], None] | None = None,
 ) -> list[Tried]:
-    """The grid search for the blend weights, on a validation split that leaves the test
-    baskets out: from the last-order split's training part, hold out each customer's last
-    order again (their last-but-one), fit on what is before it, and score every blend of
-    ``grid`` by recall@10. Best first. ``step`` hears of :data:`TUNE_STEPS` steps."""
+    """The grid search for the blend weights on the :func:`validation_splits` (which leave
+    the test baskets out): each fitted on its training part, every blend of ``grid`` scored
+    by recall@10 over both splits' customers together. Best first. ``step`` hears of
+    :data:`TUNE_STEPS` steps."""
 
     def done(what: str) -> None:
         if step is not None:
             step(what)
 
-    test = split_last_order(data, settings)
-    validation = split_last_order(test.train, settings)
-    done(f"{len(validation.cases)} validation customers (their last-but-one order)")
-    models, store = _fit(validation.train, settings)
-    done("components fitted on the validation training part")
-    tried = await tune(validation, store, models, settings, grid, on_step=done)
-    done(f"{len(tried)} blends scored")
-    return tried
+    splits = validation_splits(data, settings)
+    done(
+        f"{len(splits[0].cases)} + {len(splits[1].cases)} validation customers "
+        "(last-but-one orders; first orders after an earlier cut)"
+    )
+    tries = []
+    sizes = []
+    for split in splits:
+        models, store = fit_in_memory(split.train, settings)
+        done(f"components fitted on the {split.name} validation split's training part")
+        tried = await tune(split, store, models, settings, grid)
+        tries.append(tried)
+        sizes.append(min(len(split.cases), TUNE_CUSTOMERS))
+        done(f"{len(tried)} blends scored on the {split.name} validation split")
+    return pooled(tries, sizes)

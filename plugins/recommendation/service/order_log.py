@@ -242,9 +242,10 @@ async def _insert(session: AsyncSession, model: Any, rows: list[dict[str, Any]])
     if not rows:
         return
     sample = model(**rows[0])
+    names = [column.name for column in model.__table__.columns]
     defaults = {
         name: getattr(sample, name)
-        for name in model.__table__.columns.keys()
+        for name in names
         if name not in rows[0] and getattr(sample, name, None) is not None
     }
     for start in range(0, len(rows), BATCH):

@@ -66,9 +66,7 @@ def test_recall_is_the_share_of_the_basket_in_the_top_ten() -> None:
 def test_ndcg_discounts_by_rank_against_the_ideal_order() -> None:
     # Hits at ranks 2 and 3 of a basket of three: DCG = 1/log2(3) + 1/log2(4); the ideal
     # puts three hits first: 1 + 1/log2(3) + 1/log2(4).
-    assert ndcg_at([5, 2, 7], {2, 7, 9}) == pytest.approx(
-        (lg(2) + lg(3)) / (lg(1) + lg(2) + lg(3))
-    )
+    assert ndcg_at([5, 2, 7], {2, 7, 9}) == pytest.approx((lg(2) + lg(3)) / (lg(1) + lg(2) + lg(3)))
     assert ndcg_at([2, 5], {2}) == 1.0
     assert ndcg_at([5, 2], {2}) == pytest.approx(lg(2))  # 0.6309
     # A basket of twelve: the ideal DCG counts ten relevant items, not twelve.
@@ -209,9 +207,7 @@ def test_last_order_split_holds_out_each_last_order_and_the_day_before_it() -> N
     )
     # Orders 13 and 32 are gone; customer 2's only order stays.
     assert kept == [(11, 1), (11, 2), (12, 1), (12, 3), (21, 2), (21, 5), (31, 6)]
-    events = sorted(
-        zip(train.behaviour.visitor.tolist(), train.behaviour.at.tolist(), strict=True)
-    )
+    events = sorted(zip(train.behaviour.visitor.tolist(), train.behaviour.at.tolist(), strict=True))
     # Customer 1 keeps the visits before the one that placed the order (which is gone, as
     # is what came after); customer 2 and the anonymous visitor keep theirs.
     assert events == [
