@@ -113,6 +113,15 @@ def test_evaluate_prints_every_model_and_metric_as_json(
     assert lines[0].startswith("split time: ")
     assert lines[1].split()[:3] == ["model", "recall@10", "recall@10"]
     assert [line.split()[0] for line in lines[2:]] == list(evaluation.MODELS)
+    # A cut of one's own: the test customers are those who bought before it and after it.
+    cut = CliRunner().invoke(
+        cli, ["recommend", "evaluate", "--split", "time", "--cut", "2024-12-01"], env=env
+    )
+    assert cut.exit_code == 0, cut.output
+    split = evaluation.split_time(
+        demo_data, SETTINGS, datetime(2024, 12, 1, tzinfo=UTC).timestamp()
+    )
+    assert cut.stdout.startswith(f"split time: {len(split.cases)} test customers")
 
 
 def test_tune_prints_the_best_blend_of_the_grid(demo_shop: str) -> None:
