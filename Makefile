@@ -8,7 +8,8 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights bench-kpis bench-recommendation clean vendor-graphiql vendor-admin
+	bench-insights bench-kpis bench-recommendation bench-recommendation-serving clean \
+	vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -137,6 +138,15 @@ bench-kpis: install
 # Options in BENCH_ARGS, e.g. '--databases sqlite --products 20000'; '--write' updates the docs.
 bench-recommendation: install
 	$(BIN)/python -m bench.recommendation $(BENCH_ARGS)
+
+# The recommendation serving benchmark (docs/benchmarks.md, "Recommendation serving"): the
+# same shop after a full rebuild, `recommendations(first: 10)` beside `product(id:)` driven by
+# wrk against one server. Options in BENCH_ARGS, e.g. '--databases sqlite --duration 5'.
+bench-recommendation-serving: install
+	@command -v wrk >/dev/null || { \
+		echo "make bench-recommendation-serving needs wrk: install the Debian package wrk" >&2; \
+		exit 1; }
+	$(BIN)/python -m bench.recommendation_serving $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:
