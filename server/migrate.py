@@ -16,7 +16,8 @@ import logging
 import os
 import tempfile
 from argparse import Namespace
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
@@ -311,6 +312,17 @@ def upgrade(
     targets = [revision] if revision is not None else migrations.targets()
     for target in targets:
         _run(migrations, database_url, partial(command.upgrade, revision=target))
+
+
+@contextmanager
+def scratch_database(plugins: PluginRuntime | None = None) -> Iterator[str]:
+    """A new SQLite database in a temporary folder, migrated like ``shopgraph db upgrade``
+    migrates the shop's (the core's head and each of ``plugins``' branch heads): its URL, for
+    throwaway work such as importing a file to analyse it. Deleted when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="shopgraph-scratch-") as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'scratch.db'}"
+        upgrade(url, None, plugins)
+        yield url
 
 
 def downgrade(database_url: str, revision: str, plugins: PluginRuntime | None = None) -> None:

@@ -72,6 +72,7 @@ from server.hooktypes import (
     hookimpl,
     hookspec,
 )
+from server.migrate import scratch_database
 from server.models import SurveyKind, SurveyTrigger
 from server.plugin_routes import (
     RouteError,
@@ -127,8 +128,10 @@ __all__ = [
     "Viewer",
     # events of a plugin's own
     "emit_event",
-    # command lines (the cli_commands hook): one transaction on the shop's database
+    # command lines (the cli_commands hook): one transaction on the shop's database, or a
+    # throwaway database migrated like the shop's
     "run_in_session",
+    "scratch_database",
     # experiments (A/B tests): the variant a visitor gets
     "variant_for",
     # audiences: saved customer rules to target

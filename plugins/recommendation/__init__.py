@@ -125,3 +125,13 @@ async def demo_data(
     from plugins.recommendation.service import demo
 
     return await demo.fill(session, shop, rng, config, progress)
+
+
+# --- command line: the offline evaluation --------------------------------------------------
+
+
+@hookimpl
+def cli_commands(plugins: Any, config: Any) -> Sequence[Any]:
+    from plugins.recommendation.commands import recommend_group
+
+    return [recommend_group(plugins, config)]

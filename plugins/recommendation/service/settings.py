@@ -11,11 +11,14 @@ from pydantic import BaseModel, Field, field_validator
 class BlendWeights(BaseModel):
     """How much each component's (normalised) score counts in the hybrid's blend."""
 
+    # Tuned by `shopgraph recommend evaluate --tune` on the demo shop (seed 7): the best
+    # recall@10 of its grid on held-out last-but-one orders (docs/plugins/recommendation.md,
+    # "The hybrid").
     repeat: float = Field(default=1.0, ge=0)
-    bought_with: float = Field(default=0.6, ge=0)
-    similar: float = Field(default=0.5, ge=0)
-    popular: float = Field(default=0.2, ge=0)
-    new: float = Field(default=0.1, ge=0)
+    bought_with: float = Field(default=0.5, ge=0)
+    similar: float = Field(default=2.0, ge=0)
+    popular: float = Field(default=0.1, ge=0)
+    new: float = Field(default=0.05, ge=0)
 
 
 class RecommendationSettings(BaseModel):
