@@ -8,7 +8,8 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights bench-kpis clean vendor-graphiql vendor-admin
+	bench-insights bench-kpis bench-recommendation bench-recommendation-serving clean \
+	vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
 # that `make test` installs the same versions on every machine.
@@ -66,7 +67,8 @@ LOWEST_TESTS := tests/packaging tests/server/test_smoke.py tests/server/test_mig
 	tests/schema/test_accounts.py \
 	tests/schema/test_orders.py tests/security/test_limits.py tests/security/test_fuzz.py \
 	tests/plugins/test_loyalty.py tests/server/test_operations.py tests/e2e/test_graphiql.py \
-	tests/server/test_experiment_stats.py tests/server/test_forecasts.py
+	tests/server/test_experiment_stats.py tests/server/test_forecasts.py \
+	tests/plugins/recommendation/test_components.py
 test-lowest: $(UV)
 	rm -rf $(LOWEST_VENV)
 	$(UV) venv --quiet --python $(PYTHON) $(LOWEST_VENV)
@@ -129,6 +131,22 @@ bench-kpis: install
 	@command -v wrk >/dev/null 2>&1 || { \
 		echo "make bench-kpis needs wrk: install the Debian package wrk" >&2; exit 1; }
 	$(BIN)/python -m bench.kpis $(BENCH_ARGS)
+
+# The recommendation benchmark (docs/benchmarks.md, "Recommendation"): a generated shop of
+# 100,000 products, 50,000 customers, 500,000 orders and 2,000,000 behaviour events, and one
+# full rebuild of the models (seconds per phase, peak memory), on SQLite and PostgreSQL.
+# Options in BENCH_ARGS, e.g. '--databases sqlite --products 20000'; '--write' updates the docs.
+bench-recommendation: install
+	$(BIN)/python -m bench.recommendation $(BENCH_ARGS)
+
+# The recommendation serving benchmark (docs/benchmarks.md, "Recommendation serving"): the
+# same shop after a full rebuild, `recommendations(first: 10)` beside `product(id:)` driven by
+# wrk against one server. Options in BENCH_ARGS, e.g. '--databases sqlite --duration 5'.
+bench-recommendation-serving: install
+	@command -v wrk >/dev/null || { \
+		echo "make bench-recommendation-serving needs wrk: install the Debian package wrk" >&2; \
+		exit 1; }
+	$(BIN)/python -m bench.recommendation_serving $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

@@ -304,14 +304,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def server_process(setup: Setup, module: str = "bench.storefront") -> Iterator[Server]:
+def server_process(
+    setup: Setup, module: str = "bench.storefront", *, secret_key: str | None = None
+) -> Iterator[Server]:
     """A server for ``setup``: ``python -m <module> --serve PORT`` (the module adds its
-    hand-written endpoints to the app)."""
+    hand-written endpoints to the app). ``secret_key``: the server's, for a benchmark that
+    signs its own bearer tokens (by default a random one)."""
     port = free_port()
     env = {**os.environ, "SHOPGRAPH_DATABASE_URL": setup.database.url}
     # Production settings (no GraphiQL, masked errors) need a real secret.
     env |= {"SHOPGRAPH_ENV": "production", "SHOPGRAPH_GRAPHIQL": "false"}
-    env |= {"SHOPGRAPH_SECRET_KEY": secrets.token_hex(32)}
+    env |= {"SHOPGRAPH_SECRET_KEY": secret_key or secrets.token_hex(32)}
     # One client sends thousands of queries a second here: the per-client cost budget would
     # throttle it. The cost of each query is still computed; only the refill is unbounded.
     env |= {"SHOPGRAPH_COST_RESTORE_RATE": "1e12"}

@@ -374,14 +374,20 @@ def jobs() -> None:
 
 
 @jobs.command("run")
+@click.argument("name", required=False)
 @click.option("--only", default=None, help="Run just this job ('outbox' or <plugin>.<job>).")
 @click.option("--force", is_flag=True, help="Run jobs even if their interval has not passed.")
 @click.option("--loop", is_flag=True, help="Keep running (a worker process).")
-def jobs_run(only: str | None, force: bool, loop: bool) -> None:
-    """Drain the event outbox and run every due periodic job, once (or forever with --loop)."""
+def jobs_run(name: str | None, only: str | None, force: bool, loop: bool) -> None:
+    """Drain the event outbox and run every due periodic job, once (or forever with --loop);
+    NAME (or --only NAME) runs just that job, e.g. `shopgraph jobs run core.insights`."""
     from server.jobs import run_jobs_command
 
-    click.echo(run_jobs_command(get_settings(), _plugins(), only=only, force=force, loop=loop))
+    if name and only and name != only:
+        raise click.UsageError(f"two jobs named: {name!r} and --only {only!r}")
+    click.echo(
+        run_jobs_command(get_settings(), _plugins(), only=only or name, force=force, loop=loop)
+    )
 
 
 @main.group()

@@ -64,10 +64,14 @@ CONTENT_WEIGHTS: Mapping[str, float] = {
 # Character n-grams within word boundaries: two and three characters are words and parts
 # of words in Chinese and English alike.
 CONTENT_NGRAMS = (2, 3)
-# An n-gram found in more products than this is left out: it tells little (its IDF is low)
-# and would cost a product with every one of them (the cost of a sparse product grows with
-# the square of a feature's document count). Only large catalogues have such n-grams.
-CONTENT_MAX_DF = 5_000
+# Two products are content candidates of each other when they share an n-gram that at most
+# this many products have; their similarity is then the cosine of their whole vectors. An
+# n-gram of many products (a department's name, a common tag) tells little (its IDF is low)
+# and would make every pair of them a candidate: the cost of the sparse product grows with
+# the square of a feature's document count. Only large catalogues have such n-grams.
+CONTENT_CANDIDATE_DF = 1_000
+# Candidates rescored per product, as a multiple of the neighbours kept.
+CONTENT_POOL = 3
 # Popular products kept per category (and for the whole shop).
 POPULAR_TOP = 100
 # A product bought by fewer customers than this has no repurchase cycle: one or two
@@ -314,10 +318,7 @@ def content_documents(
 
 
 def content_matrix(
-    documents: Mapping[str, Sequence[str]],
-    weights: Mapping[str, float] = CONTENT_WEIGHTS,
-    *,
-    max_df: int = CONTENT_MAX_DF,
+    documents: Mapping[str, Sequence[str]], weights: Mapping[str, float] = CONTENT_WEIGHTS
 ) -> Any:
     """Products × features: per field, the TF-IDF of its character n-grams (``char_wb``,
     :data:`CONTENT_NGRAMS`, sublinear tf, each row of unit length) times the field's weight,
@@ -333,14 +334,9 @@ def content_matrix(
             analyzer="char_wb",
             ngram_range=CONTENT_NGRAMS,
             sublinear_tf=True,
-            max_df=max_df,
             dtype=np.float64,
         )
-        try:
-            tfidf = vectorizer.fit_transform(docs)
-        except ValueError:  # every n-gram pruned (only in huge, uniform catalogues)
-            continue
-        blocks.append(tfidf * weight)
+        blocks.append(vectorizer.fit_transform(docs) * weight)
     if not blocks:
         return sp.csr_matrix((n, 0), dtype=np.float64)
     return sp.csr_matrix(sp.hstack(blocks, format="csr"))
@@ -357,7 +353,53 @@ def content_neighbours(
     """Each product's ``k`` nearest ``allowed`` products (rows in the order given) by the
     cosine of their :func:`content_matrix` rows."""
     docs = content_documents(products, category_names, ancestors)
-    return top_k_cosine(content_matrix(docs), k, allowed=allowed)
+    return top_k_cosine_among_candidates(content_matrix(docs), k, allowed=allowed)
+
+
+def top_k_cosine_among_candidates(
+    matrix: Any,
+    k: int,
+    *,
+    allowed: BoolArray | None = None,
+    candidate_df: int = CONTENT_CANDIDATE_DF,
+    pool: int = CONTENT_POOL,
+    chunk_rows: int = CHUNK_ROWS,
+) -> TopK:
+    """Each row's ``k`` most similar ``allowed`` rows by the cosine of their whole vectors,
+    among the candidates that share with it a feature of at most ``candidate_df`` rows: the
+    ``pool × k`` nearest by the cosine over those features alone, rescored. Where no feature
+    has more rows than that (any catalogue below that size), this is :func:`top_k_cosine`."""
+    x = sp.csr_matrix(matrix, dtype=np.float64)
+    df = np.bincount(x.indices, minlength=x.shape[1])
+    rare = df <= candidate_df
+    if rare.all():
+        return top_k_cosine(x, k, allowed=allowed, chunk_rows=chunk_rows)
+    candidates = top_k_cosine(
+        x[:, np.flatnonzero(rare)], pool * k, allowed=allowed, chunk_rows=chunk_rows
+    )
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1), dtype=np.float64).ravel())
+    out_rows: list[IntArray] = []
+    out_cols: list[IntArray] = []
+    out_scores: list[FloatArray] = []
+    step = chunk_rows * pool * k  # candidate pairs rescored at once
+    for start in range(0, candidates.size, step):
+        rows = candidates.row[start : start + step]
+        cols = candidates.col[start : start + step]
+        dots = np.asarray(x[rows].multiply(x[cols]).sum(axis=1), dtype=np.float64).ravel()
+        out_rows.append(rows)
+        out_cols.append(cols)
+        out_scores.append(dots / (norms[rows] * norms[cols]))
+    if not out_rows:
+        return _empty_top_k()
+    rows = np.concatenate(out_rows)
+    cols = np.concatenate(out_cols)
+    scores = np.concatenate(out_scores)
+    # Best first within each row (rows stay in ascending order), k kept.
+    order = np.lexsort((cols, -scores, rows))
+    rows, cols, scores = rows[order], cols[order], scores[order]
+    first = np.searchsorted(rows, rows, side="left")
+    keep = (np.arange(rows.shape[0]) - first) < k
+    return TopK(rows[keep], cols[keep], scores[keep])
 
 
 def content_neighbours_of(

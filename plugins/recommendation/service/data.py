@@ -208,7 +208,7 @@ async def load_purchases(
         )
         read += len(rows)
         if progress is not None and len(parts) % NOTE_EVERY == 0:
-            progress(f"{read:,} order lines read")
+            progress(f"{read:,} order lines read…")
     customer, order, product, when = (
         (np.concatenate([p[i] for p in parts]) for i in range(4))
         if parts
@@ -278,7 +278,7 @@ async def load_behaviour(
         )
         read += len(rows)
         if progress is not None and len(parts) % NOTE_EVERY == 0:
-            progress(f"{read:,} behaviour events read")
+            progress(f"{read:,} behaviour events read…")
     if parts:
         visitor, product, weight, when = (np.concatenate([p[i] for p in parts]) for i in range(4))
     else:
@@ -304,7 +304,8 @@ async def load_training_data(
     category tree, the order lines of placed orders that were not cancelled, and the
     behaviour events with a product — everything strictly before ``until`` when given (the
     data's ``now`` is then ``until``). ``progress`` hears of each of :data:`LOAD_STEPS`
-    steps (and of reading large tables meanwhile)."""
+    steps, and of how far the reading of a large table got meanwhile: those notes end with
+    "…" (not a step)."""
     now = utc(until) if until is not None else utcnow()
     products = await load_products(session, until)
     if progress is not None:

@@ -134,6 +134,31 @@ def test_top_k_cosine_breaks_ties_by_the_lower_row():
     assert [j for j, _ in found[0]] == [1, 2]
 
 
+def test_common_features_make_no_candidates_but_count_in_the_cosine():
+    # f0 is in every row (more than candidate_df = 2 rows): it makes no pair candidates, but
+    # counts in the cosine of the pairs that share a rarer feature. Features f0..f3:
+    # A = (1, 1, 0, 1), B = (1, 1, 0, 0), C = (1, 0, 1, 1), D = (1, 0, 1, 0).
+    # Candidates: A–B (f1), A–C (f3), C–D (f2). cos(A, B) = 2 / √6 = 0.81650,
+    # cos(A, C) = 2 / 3, cos(C, D) = 2 / √6. B–D (cos ½) share only f0: not candidates.
+    m = sp.csr_matrix(
+        np.array([[1, 1, 0, 1], [1, 1, 0, 0], [1, 0, 1, 1], [1, 0, 1, 0]], dtype=np.float64)
+    )
+    found = pairs(c.top_k_cosine_among_candidates(m, 3, candidate_df=2, chunk_rows=1))
+    assert found == {
+        0: [(1, pytest.approx(2 / math.sqrt(6))), (2, pytest.approx(2 / 3))],
+        1: [(0, pytest.approx(2 / math.sqrt(6)))],
+        2: [(3, pytest.approx(2 / math.sqrt(6))), (0, pytest.approx(2 / 3))],
+        3: [(2, pytest.approx(2 / math.sqrt(6)))],
+    }
+    # Every feature rare enough: every pair that shares one, as top_k_cosine finds them.
+    everything = c.top_k_cosine_among_candidates(m, 3, candidate_df=4)
+    assert pairs(everything) == pairs(c.top_k_cosine(m, 3))
+    assert [j for j, _ in pairs(everything)[1]] == [0, 3, 2]  # B–D (½) and B–C (1/√6)
+    # The pool: A's single best candidate over the rare features alone is B (1/√2 > ½).
+    pooled = pairs(c.top_k_cosine_among_candidates(m, 1, candidate_df=2, pool=1))
+    assert pooled[0] == [(1, pytest.approx(2 / math.sqrt(6)))]
+
+
 def test_collaborative_filtering_on_weighted_decayed_feedback():
     # Views (weight 1): visitor 1 saw P10 and P20 now; visitor 2 saw P10 now and P20 30 days
     # ago (½); an anonymous session saw P20 and P30 now. Columns: P10 = (1, 1, 0),

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ KPIS = """query($input: ShopKpisInput!) { shopKpis(input: $input) {
 HOME = "{ recommendations(context: HOME, first: 10) { items { component position } } }"
 
 
+@pytest.mark.heavy
 async def test_the_demo_shop_has_models_answers_clicks_and_orders(
     database_url: str, gql: GraphQLClient, session: AsyncSession, settings: Settings
 ) -> None:

@@ -31,6 +31,9 @@ from server.plugin import run_in_session, scratch_database
 from server.plugins import load_plugins
 from tests.support.catalog import make_category, make_product
 
+# Writes a demo shop: started first (tests/conftest.py).
+pytestmark = pytest.mark.heavy
+
 AS_OF = datetime(2025, 3, 1, tzinfo=UTC)
 # Small enough to build in seconds, large enough that the result holds: with 120 customers
 # and 60 products (seed 7) the frequency baselines tie the hybrid on the last-order split;

@@ -369,7 +369,7 @@ async def test_the_job_runs_from_the_command_line_with_its_progress(
         "SHOPGRAPH_DATABASE_URL": database_url,
         "SHOPGRAPH_RECOMMENDATION_NEIGHBOURS": "5",
     }
-    result = CliRunner().invoke(cli, ["jobs", "run", "--only", "recommendation.rebuild"], env=env)
+    result = CliRunner().invoke(cli, ["jobs", "run", "recommendation.rebuild"], env=env)
     assert result.exit_code == 0, result.output
     assert "ran recommendation.rebuild" in result.stdout
     lines = result.stderr.splitlines()
@@ -397,9 +397,13 @@ async def test_the_job_runs_from_the_command_line_with_its_progress(
             )
         )
         assert ranks is not None and ranks <= 5
-    # Not due again before its interval.
+    # Not due again before its interval (--only NAME says the same); --force runs it.
     again = CliRunner().invoke(cli, ["jobs", "run", "--only", "recommendation.rebuild"], env=env)
     assert "not due recommendation.rebuild" in again.stdout
+    forced = CliRunner().invoke(cli, ["jobs", "run", "recommendation.rebuild", "--force"], env=env)
+    assert "ran recommendation.rebuild" in forced.stdout
+    clash = CliRunner().invoke(cli, ["jobs", "run", "core.insights", "--only", "core.kpis"])
+    assert clash.exit_code == 2 and "two jobs named" in clash.output
 
 
 CREATE_PRODUCT = """mutation($input: CreateProductInput!) { createProduct(input: $input) {
