@@ -130,7 +130,8 @@ def test_a_plugin_command_may_not_take_a_core_or_another_plugins_name(
     ):
         plugin_commands(twice, ["serve"])
     fine = load_plugins(settings, extra=[named("report")])
-    assert list(plugin_commands(fine, ["serve"])) == ["report"]
+    found = plugin_commands(fine, ["serve"])
+    assert found["report"].name == "report" and "serve" not in found
 
 
 @pytest.fixture
