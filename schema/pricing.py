@@ -41,6 +41,17 @@ class PriceAdjustment:
     kind: AdjustmentKindValue
 
 
+@strawberry.type(description="A price step that was considered and left out, and why.")
+class PriceCandidate:
+    source: str = strawberry.field(description="The plugin that considered it.")
+    rule: str
+    label: str
+    amount: Money = strawberry.field(
+        description="What it would have changed the unit price by (negative: a discount)."
+    )
+    reason: str = strawberry.field(description="Why it was left out.")
+
+
 @strawberry.type(description="A unit price explained: base + adjustments + guardrail = unit price.")
 class PriceBreakdown:
     quantity: int
@@ -52,6 +63,10 @@ class PriceBreakdown:
     )
     unit_price: Money
     total: Money
+    not_applied: list[PriceCandidate] = strawberry.field(
+        description="The candidates left out (a segment price not better than the member "
+        "price, a quantity break not reached), with why; empty on a placed order's line."
+    )
 
 
 def _adjustment(data: Mapping[str, Any], currency: str) -> PriceAdjustment:
@@ -85,6 +100,16 @@ def breakdown_type(value: PriceBreakdownValue, quantity: int) -> PriceBreakdown:
         else None,
         unit_price=money(value.final, value.currency),
         total=money(value.final * quantity, value.currency),
+        not_applied=[
+            PriceCandidate(
+                source=c.source,
+                rule=c.rule,
+                label=c.label,
+                amount=money(c.amount, value.currency),
+                reason=c.reason,
+            )
+            for c in value.not_applied
+        ],
     )
 
 
@@ -103,6 +128,7 @@ def stored_breakdown(
         guardrail=_adjustment(guardrail, currency) if guardrail is not None else None,
         unit_price=money(unit, currency),
         total=money(unit * quantity, currency),
+        not_applied=[],
     )
 
 

@@ -33,6 +33,7 @@ from server.hooktypes import (
     Event,
     Job,
     Kpi,
+    NotApplied,
     Parcel,
     PaymentGateway,
     PaymentResult,
@@ -133,6 +134,24 @@ def migration_locations() -> Sequence[str]:
 
 
 @hookspec
+def list_prices(
+    session: AsyncSession,
+    items: Mapping[int, PriceItem],
+    customer: Customer | None,
+    at: datetime,
+    plugins: PluginRuntime,
+    config: Any,
+) -> Mapping[int, Sequence[Adjustment | NotApplied]] | None:
+    """Return ``{key: [Adjustment | NotApplied, ...]}``: the shop's own price for ``customer``
+    (price lists, member-tier and segment prices, quantity breaks, scheduled prices) as
+    changes to the catalogue unit price of the items in ``items``. Called once per page or
+    cart, before ``price_adjustments``, which then sees these steps in ``item.adjustments``
+    (and ``item.price``): promotions are taken off the price the shop lists for this customer.
+    Include ``NotApplied(rule, label, amount, reason)`` for the candidates you left out, so
+    the breakdown says why. Same keys and batching rules as ``price_adjustments``."""
+
+
+@hookspec
 def price_adjustments(
     session: AsyncSession,
     items: Mapping[int, PriceItem],
@@ -140,10 +159,12 @@ def price_adjustments(
     at: datetime,
     plugins: PluginRuntime,
     config: Any,
-) -> Mapping[int, Sequence[Adjustment]] | None:
+) -> Mapping[int, Sequence[Adjustment | NotApplied]] | None:
     """Return ``{key: [Adjustment, ...]}``: changes to the unit price (minor units per unit;
     negative is a discount, positive a fee) of the items in ``items`` for ``customer`` (None
-    when anonymous) at time ``at``. Called once for all the items of a page or of a cart:
+    when anonymous) at time ``at``. ``item.price`` is the price after ``list_prices`` (the
+    steps are in ``item.adjustments``); a ``NotApplied`` in a list explains a discount left
+    out. Called once for all the items of a page or of a cart:
     ``items`` maps a key to each ``PriceItem`` (product, variant, quantity, catalogue unit
     price ``base``), so read what you need for all of them in one statement. A cart's items
     are its variants (keyed by variant id, ``item.variant`` set); a listing's are products'

@@ -70,16 +70,49 @@ class Adjustment:
 
 
 @dataclass(frozen=True)
+class NotApplied:
+    """A price step a plugin considered and left out, with why (``reason``): shown in the
+    price breakdown so a shopper or an operator sees what did not apply, e.g. a segment price
+    not better than the member price. ``amount`` is what it would have changed the unit price
+    by (minor units). A ``list_prices`` or ``price_adjustments`` answer may carry these among
+    its adjustments; they never change the price."""
+
+    rule: str
+    label: str
+    amount: int
+    reason: str
+    source: str = field(default="", kw_only=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "rule": self.rule,
+            "label": self.label,
+            "amount": self.amount,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class PriceItem:
-    """One thing to price (the ``price_adjustments`` hook): the product
+    """One thing to price (the ``list_prices`` and ``price_adjustments`` hooks): the product
     (``server.models.Product``), the variant when a particular SKU is priced (a cart line;
     None for a product's "from" price in a listing), how many units are bought, and the
-    catalogue unit price (``base``, minor units)."""
+    catalogue unit price (``base``, minor units).
+
+    ``adjustments`` are the steps already applied: none for ``list_prices``; the shop's own
+    price steps (``list_prices``) for ``price_adjustments``, so that a promotion's percentage
+    is taken off ``price``, what this customer would pay before promotions."""
 
     product: Product
     quantity: int
     base: int
     variant: ProductVariant | None = None
+    adjustments: tuple[Adjustment, ...] = ()
+
+    @property
+    def price(self) -> int:
+        return self.base + sum(a.amount for a in self.adjustments)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from server.hookcall import PluginFailed
-from server.hooktypes import Adjustment
+from server.hooktypes import Adjustment, NotApplied
 
 T = TypeVar("T")
 
@@ -52,3 +52,22 @@ def adjustments_of(plugin: str, hook: str, values: Any) -> list[Adjustment]:
     return [
         _checked_amount(plugin, hook, adj) for adj in stamped_all(plugin, hook, values, Adjustment)
     ]
+
+
+def price_steps_of(
+    plugin: str, hook: str, values: Any
+) -> tuple[list[Adjustment], list[NotApplied]]:
+    """A price hook's list for one item: its adjustments and the candidates it left out
+    (``NotApplied``), each checked and stamped with ``plugin``."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise PluginFailed(
+            plugin, hook, TypeError(f"returned {values!r}, not a list of Adjustment")
+        )
+    applied: list[Adjustment] = []
+    left_out: list[NotApplied] = []
+    for value in values:
+        if isinstance(value, NotApplied):
+            left_out.append(stamped(plugin, hook, value, NotApplied))
+        else:
+            applied.append(_checked_amount(plugin, hook, stamped(plugin, hook, value, Adjustment)))
+    return applied, left_out

@@ -7,6 +7,7 @@ of each price hook, so a plugin reads what it needs for all of them in one state
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,12 +15,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.hooktypes import CORE, Adjustment, PricedItem, PriceItem, PriceLimit
+from server.hooktypes import CORE, Adjustment, NotApplied, PricedItem, PriceItem, PriceLimit
 from server.models import Customer, Product, ProductVariant, utcnow
 from server.plugins import PluginFailed, PluginRuntime
-from server.services.answers import adjustments_of, stamped
+from server.services.answers import price_steps_of, stamped
 
-PRICE_HOOKS = ("price_adjustments", "price_guardrails")
+PRICE_HOOKS = ("list_prices", "price_adjustments", "price_guardrails")
 # The core's own guardrail: whatever the discounts, a price is never below zero.
 NON_NEGATIVE = PriceLimit(
     rule="non-negative", label="价格不低于零 / never below zero", floor=0, source=CORE
@@ -30,13 +31,15 @@ GUARDRAIL_KEY = "guardrail"
 
 @dataclass(frozen=True)
 class PriceBreakdown:
-    """A unit price: the base, each adjustment with its source, the guardrail's clamp (if
-    one bound) and the final amount, which is their sum."""
+    """A unit price: the base, each adjustment with its source (the shop's list-price steps
+    first, then the other plugins'), the guardrail's clamp (if one bound) and the final
+    amount, which is their sum; and the candidates that were left out, with why."""
 
     currency: str
     base: int
     adjustments: tuple[Adjustment, ...] = field(default_factory=tuple)
     guardrail: Adjustment | None = None
+    not_applied: tuple[NotApplied, ...] = field(default_factory=tuple)
 
     @property
     def final(self) -> int:
@@ -158,7 +161,8 @@ async def _price(
     customer: Customer | None,
     at: datetime | None,
 ) -> dict[int, PriceBreakdown]:
-    """One ``price_adjustments`` call and one ``price_guardrails`` call for all of ``asked``."""
+    """One call of each price hook for all of ``asked``: ``list_prices``, then
+    ``price_adjustments`` on the listed prices, then ``price_guardrails``."""
     if not asked:
         return {}
     if not is_adjustable(plugins):
@@ -167,35 +171,61 @@ async def _price(
             for key, item in asked.items()
         }
     at = at or utcnow()
-    adjustments: dict[int, list[Adjustment]] = {pid: [] for pid in asked}
-    for plugin, answer in await plugins.call(
-        "price_adjustments", session=session, items=asked, customer=customer, at=at
-    ):
-        for pid, values in _by_item(plugin, "price_adjustments", answer, asked).items():
-            adjustments[pid].extend(adjustments_of(plugin, "price_adjustments", values))
+    left_out: dict[int, list[NotApplied]] = {key: [] for key in asked}
+    listed = await _steps(session, plugins, "list_prices", asked, customer, at, left_out)
+    asked = {
+        key: dataclasses.replace(item, adjustments=tuple(listed[key]))
+        for key, item in asked.items()
+    }
+    adjusted = await _steps(session, plugins, "price_adjustments", asked, customer, at, left_out)
     priced = {
-        pid: PricedItem(
+        key: PricedItem(
             product=item.product,
             quantity=item.quantity,
             base=item.base,
-            adjustments=tuple(adjustments[pid]),
+            adjustments=(*item.adjustments, *adjusted[key]),
             variant=item.variant,
         )
-        for pid, item in asked.items()
+        for key, item in asked.items()
     }
-    limits: dict[int, list[PriceLimit]] = {pid: [NON_NEGATIVE] for pid in asked}
+    limits: dict[int, list[PriceLimit]] = {key: [NON_NEGATIVE] for key in asked}
     if plugins.implements("price_guardrails"):
         for plugin, answer in await plugins.call(
             "price_guardrails", session=session, items=priced, customer=customer, at=at
         ):
-            for pid, value in _by_item(plugin, "price_guardrails", answer, asked).items():
-                limits[pid].append(_limit(plugin, value))
+            for key, value in _by_item(plugin, "price_guardrails", answer, asked).items():
+                limits[key].append(_limit(plugin, value))
     return {
-        pid: PriceBreakdown(
+        key: PriceBreakdown(
             currency=item.product.currency,
             base=item.base,
             adjustments=item.adjustments,
-            guardrail=clamp(item.price, limits[pid]),
+            guardrail=clamp(item.price, limits[key]),
+            not_applied=tuple(left_out[key]),
         )
-        for pid, item in priced.items()
+        for key, item in priced.items()
     }
+
+
+async def _steps(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    hook: str,
+    asked: Mapping[int, PriceItem],
+    customer: Customer | None,
+    at: datetime,
+    left_out: dict[int, list[NotApplied]],
+) -> dict[int, list[Adjustment]]:
+    """Every plugin's answer to one price hook: the adjustments per key (the candidates left
+    out are added to ``left_out``)."""
+    applied: dict[int, list[Adjustment]] = {key: [] for key in asked}
+    if not plugins.implements(hook):
+        return applied
+    for plugin, answer in await plugins.call(
+        hook, session=session, items=asked, customer=customer, at=at
+    ):
+        for key, values in _by_item(plugin, hook, answer, asked).items():
+            steps, skipped = price_steps_of(plugin, hook, values)
+            applied[key].extend(steps)
+            left_out[key].extend(skipped)
+    return applied

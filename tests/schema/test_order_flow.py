@@ -25,6 +25,7 @@ from server.models import (
 )
 from server.plugin import (
     Adjustment,
+    NotApplied,
     Parcel,
     ParcelLine,
     PaymentGateway,
@@ -215,6 +216,84 @@ class TestBatchedPrices:
         assert error["extensions"]["code"] == "PLUGIN_FAILED"
         assert error["extensions"]["plugin"] == "batch-pricing"
         assert error["extensions"]["hook"] == "price_adjustments"
+
+
+class ListThenPromote:
+    """A shop price list (list_prices) and a promotion (price_adjustments) that takes 10% off
+    whatever the list says for this shopper."""
+
+    PLUGIN_INFO = PluginInfo(name="price-list", version="1.0")
+
+    def __init__(self) -> None:
+        self.promoted: list[dict[int, PriceItem]] = []
+
+    @hookimpl
+    def list_prices(self, items: Mapping[int, PriceItem]) -> dict[int, list[Any]]:
+        answer: dict[int, list[Any]] = {}
+        for key, item in items.items():
+            assert item.adjustments == () and item.price == item.base
+            answer[key] = [
+                Adjustment(rule="list-8000", label="价目表价", amount=8000 - item.base),
+                NotApplied(
+                    rule="segment-8500",
+                    label="分群价",
+                    amount=8500 - item.base,
+                    reason="segment price not better than the list price",
+                ),
+            ]
+        return answer
+
+    @hookimpl
+    def price_adjustments(self, items: Mapping[int, PriceItem]) -> dict[int, list[Adjustment]]:
+        self.promoted.append(dict(items))
+        return {
+            key: [Adjustment(rule="ten", label="九折", amount=-(item.price // 10))]
+            for key, item in items.items()
+        }
+
+
+class TestListPrices:
+    @pytest.fixture
+    def shop(self) -> ListThenPromote:
+        return ListThenPromote()
+
+    @pytest.fixture
+    def plugins(self, settings: Settings, shop: ListThenPromote) -> PluginRuntime:
+        return only_plugins(settings, shop)
+
+    async def test_hook_list_prices(
+        self, gql: GraphQLClient, buyer: GraphQLClient, session: AsyncSession, shop: ListThenPromote
+    ) -> None:
+        product = await make_product(session, price=10000, stock=10)
+        data = await gql(
+            "query($id: ID!) { node(id: $id) { ... on Product { price { amount } "
+            f"priceBreakdown {{ {BREAKDOWN} notApplied {{ source rule label reason "
+            "amount { amount } } } } } }",
+            {"id": gid("Product", product.id)},
+        )
+        breakdown = data["node"]["priceBreakdown"]
+        # 100.00 listed at 80.00, then 10% off the listed price (not off the base): 72.00.
+        assert [(a["rule"], a["amount"]["amount"]) for a in breakdown["adjustments"]] == [
+            ("list-8000", "-20.00"),
+            ("ten", "-8.00"),
+        ]
+        assert data["node"]["price"]["amount"] == breakdown["unitPrice"]["amount"] == "72.00"
+        [promoted] = shop.promoted[-1].values()
+        assert promoted.price == 8000 and promoted.adjustments[0].source == "price-list"
+        assert breakdown["notApplied"] == [
+            {
+                "source": "price-list",
+                "rule": "segment-8500",
+                "label": "分群价",
+                "reason": "segment price not better than the list price",
+                "amount": {"amount": "-15.00"},
+            }
+        ]
+        # A placed line keeps the steps that applied, in order.
+        order = await place_ok(buyer, [(product, 2)])
+        [line] = (await order_of(buyer, order))["lines"]
+        assert [a["rule"] for a in line["priceBreakdown"]["adjustments"]] == ["list-8000", "ten"]
+        assert line["priceBreakdown"]["total"]["amount"] == "144.00"
 
 
 class Guardrails:

@@ -41,6 +41,7 @@ def test_the_core_declares_the_hooks_of_the_design() -> None:
         "cacheable_fields",
         "models",
         "migration_locations",
+        "list_prices",
         "price_adjustments",
         "price_guardrails",
         "order_adjustments",
