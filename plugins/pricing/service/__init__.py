@@ -1,0 +1,1 @@
+"""The pricing plugin's domain logic: plain async functions over a session; no GraphQL here."""
