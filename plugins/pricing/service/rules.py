@@ -20,3 +20,17 @@ async def list_prices(
     config: Any,
 ) -> dict[int, Sequence[Adjustment | NotApplied]]:
     return {}
+
+
+async def public_prices(
+    session: AsyncSession, items: Mapping[int, PriceItem], at: datetime, config: Any
+) -> dict[int, int]:
+    """The public unit prices of ``items`` at ``at``: what an anonymous shopper pays before
+    promotions (the catalogue price and the rules for everyone), which the price history
+    records and competitor prices are compared with."""
+    steps = await list_prices(session, items, None, at, config)
+    return {
+        key: item.base
+        + sum(step.amount for step in steps.get(key, ()) if isinstance(step, Adjustment))
+        for key, item in items.items()
+    }
