@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
+
+from server.plugin import DomainError
 
 
 def pricing_group(plugins: Any, config: Any) -> click.Group:
@@ -19,9 +22,26 @@ def pricing_group(plugins: Any, config: Any) -> click.Group:
 
 def import_competitors_command(plugins: Any, config: Any) -> click.Command:
     @click.command("import-competitors")
-    def command() -> None:
-        """Import competitor prices from a CSV file."""
-        raise click.ClickException("not available yet")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--competitor", required=True, help="Whose prices these are (created if new).")
+    @click.option("--dry-run", is_flag=True, help="Match the rows and report; write nothing.")
+    def command(file: Path, competitor: str, dry_run: bool) -> None:
+        """Import competitor prices from a CSV file with the columns gtin, sku, amount,
+        currency, observed_at (amount in major units, e.g. 12.99; observed_at ISO 8601, UTC
+        when it has no offset). Each row names our variant by gtin or sku. The file is checked
+        whole first (a bad row stops the import, naming its line); then it is written in one
+        transaction. Rows matching nothing are reported with their line numbers."""
+        from plugins.pricing.service import csv_import
+
+        try:
+            rows = csv_import.read_csv(file)
+        except csv_import.BadLine as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            report = csv_import.run(rows, competitor, config, dry_run=dry_run)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(report.describe())
 
     return command
 
