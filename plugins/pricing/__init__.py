@@ -113,8 +113,10 @@ def cli_commands(plugins: Any, config: Any) -> Sequence[Any]:
     return [pricing_group(plugins, config)]
 
 
-@hookimpl
-def routes(plugins: Any, config: Any) -> Sequence[Any]:
+# Not named ``routes``: importing the submodule plugins.pricing.routes sets the package's
+# attribute of that name, and a later plugin manager would find the module, not this hook.
+@hookimpl(specname="routes")
+def http_routes(plugins: Any, config: Any) -> Sequence[Any]:
     from plugins.pricing.routes import webhook_routes
 
     return webhook_routes(config)
