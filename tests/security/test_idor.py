@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from plugins.pricing.models import Competitor, CompetitorPrice, PriceAlert
 from plugins.recommendation.models import MerchandisingKind, RecommendationMerchandising
 from schema.core import build_schema
 from server.config import Settings
@@ -65,6 +66,9 @@ STAFF_ONLY = {
     "Alert",
     # the recommendation plugin's pins and exclusions
     "MerchandisingRule",
+    # the pricing plugin's competitor monitoring
+    "Competitor",
+    "PriceAlert",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -186,6 +190,39 @@ async def _merchandising_rule(session: AsyncSession, customer_id: int) -> Any:
     )
 
 
+async def _competitor(session: AsyncSession, customer_id: int) -> Any:
+    return await _add(session, Competitor(name=f"竞品-{customer_id}-{next(_numbers)}"))
+
+
+async def _price_alert(session: AsyncSession, customer_id: int) -> Any:
+    competitor = await _competitor(session, customer_id)
+    product = await make_product(session, commit=False)
+    variant = (await variants.variants_of(session, product.id or 0))[0]
+    await session.flush()
+    seen = await _add(
+        session,
+        CompetitorPrice(
+            competitor_id=competitor.id,
+            product_id=product.id,
+            variant_id=variant.id,
+            amount=100,
+            observed_at=utcnow(),
+        ),
+    )
+    await session.flush()
+    return await _add(
+        session,
+        PriceAlert(
+            competitor_id=competitor.id,
+            product_id=product.id,
+            variant_id=variant.id,
+            observation_id=seen.id,
+            our_amount=19900,
+            their_amount=100,
+        ),
+    )
+
+
 async def _staff_user(session: AsyncSession, customer_id: int) -> Any:
     return await make_staff(session, role=StaffRole.SUPPORT)
 
@@ -230,6 +267,8 @@ FACTORIES: dict[str, Factory] = {
     ),
     "StockLevel": _stock_level,
     "MerchandisingRule": _merchandising_rule,
+    "Competitor": _competitor,
+    "PriceAlert": _price_alert,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
     "Audience": lambda s, cid: _add(

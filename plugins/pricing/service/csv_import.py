@@ -59,6 +59,8 @@ def read_csv(path: Path) -> list[Line]:
         for record in reader:
             number = reader.line_num
             lines.append(Line(number, _row(number, record)))
+    if not lines:
+        raise BadLine(2, "gtin", "the file holds no prices")
     return lines
 
 

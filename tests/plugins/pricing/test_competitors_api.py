@@ -107,7 +107,9 @@ def price(amount: int, days_ago: float = 1, **ident: str) -> dict[str, Any]:
     return {**ident, "amount": amount, "currency": "CNY", "observedAt": at.isoformat()}
 
 
-async def post(http: httpx.AsyncClient, body: bytes, signature: str | None = None) -> httpx.Response:
+async def post(
+    http: httpx.AsyncClient, body: bytes, signature: str | None = None
+) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if signature is not None:
         headers["X-Shopgraph-Signature"] = signature
@@ -184,7 +186,9 @@ async def test_concurrent_feeds_raise_one_alert(
     http: httpx.AsyncClient, db: AsyncSession, shop: ModuleShop
 ) -> None:
     # Six feeds at once, each undercutting the UPC product (ours 50.00) at its own moment.
-    bodies = [feed("拼多多百亿补贴", price(4000 - n, days_ago=n / 24, gtin=UPC_A)) for n in range(6)]
+    bodies = [
+        feed("拼多多百亿补贴", price(4000 - n, days_ago=n / 24, gtin=UPC_A)) for n in range(6)
+    ]
     answers = await asyncio.gather(*(post(http, b, sign(b)) for b in bodies))
     assert [a.status_code for a in answers] == [200] * 6
     assert sum(a.json()["alertsRaised"] for a in answers) == 1
@@ -267,7 +271,11 @@ async def test_the_mutation_answers_bad_input_with_typed_errors_and_writes_nothi
         ([], "EMPTY_LIST", "prices"),
         ([gql_price(0, gtin=EAN13)], "BAD_AMOUNT", "prices[0].amount"),
         ([gql_price(100, gtin=EAN13), gql_price(-1, gtin=EAN13)], "BAD_AMOUNT", "prices[1].amount"),
-        ([{**gql_price(100, gtin=EAN13), "currency": "RMB1"}], "BAD_CURRENCY", "prices[0].currency"),
+        (
+            [{**gql_price(100, gtin=EAN13), "currency": "RMB1"}],
+            "BAD_CURRENCY",
+            "prices[0].currency",
+        ),
     ]
     for prices, code, field in cases:
         got = (await staff(RECORD, {"input": {"competitor": "一号店", "prices": prices}}))[
@@ -288,12 +296,16 @@ PRODUCT_PRICES = "query($id: ID!) { product(id: $id) { id " + FIELDS + " } }"
 PAGE_PRICES = "query($n: Int!) { products(first: $n) { nodes { id " + FIELDS + " } } }"
 
 
-async def test_staff_read_competitors_prices_and_alerts(gql: GraphQLClient, shop: ModuleShop) -> None:
+async def test_staff_read_competitors_prices_and_alerts(
+    gql: GraphQLClient, shop: ModuleShop
+) -> None:
     staff = manager(gql, shop)
     cat = catalogue(shop)
     rows = [gql_price(10100 - n * 10, days_ago=n, gtin=EAN13) for n in range(1, 6)]
     await staff(RECORD, {"input": {"competitor": "考拉海购", "prices": rows}})
-    await staff(RECORD, {"input": {"competitor": "网易严选", "prices": [gql_price(9990, 0.5, gtin=EAN13)]}})
+    await staff(
+        RECORD, {"input": {"competitor": "网易严选", "prices": [gql_price(9990, 0.5, gtin=EAN13)]}}
+    )
 
     names = [
         n["name"]
@@ -305,9 +317,9 @@ async def test_staff_read_competitors_prices_and_alerts(gql: GraphQLClient, shop
 
     competitor = next(
         n["id"]
-        for n in (await staff("{ competitors(first: 100) { nodes { id name } } }"))[
-            "competitors"
-        ]["nodes"]
+        for n in (await staff("{ competitors(first: 100) { nodes { id name } } }"))["competitors"][
+            "nodes"
+        ]
         if n["name"] == "考拉海购"
     )
     query = """query($p: ID!, $c: ID, $after: String) {
@@ -317,7 +329,7 @@ async def test_staff_read_competitors_prices_and_alerts(gql: GraphQLClient, shop
     page = (await staff(query, variables))["competitorPrices"]
     assert page["totalCount"] == 5
     assert [n["price"]["amount"] for n in page["nodes"]] == ["100.90", "100.80"]  # newest first
-    nxt = (await staff(query, {**variables, "after": page["pageInfo"]["endCursor"]}))
+    nxt = await staff(query, {**variables, "after": page["pageInfo"]["endCursor"]})
     assert [n["price"]["amount"] for n in nxt["competitorPrices"]["nodes"]] == ["100.70", "100.60"]
     # An id of another type finds nothing.
     none = await staff(query, {"p": gid("Category", cat.ean), "c": None})
@@ -425,7 +437,9 @@ async def test_alerts_are_acknowledged_then_acted_on_with_typed_errors(
 # --- permissions ------------------------------------------------------------------------------------
 
 
-async def test_customers_and_other_staff_see_none_of_it(gql: GraphQLClient, shop: ModuleShop) -> None:
+async def test_customers_and_other_staff_see_none_of_it(
+    gql: GraphQLClient, shop: ModuleShop
+) -> None:
     staff = manager(gql, shop)
     recorded = await staff(
         RECORD, {"input": {"competitor": "闲鱼", "prices": [gql_price(100, gtin=EAN13)]}}

@@ -55,9 +55,7 @@ def row(amount: int, at: datetime = NOW, *, gtin: str | None = None, sku: str | 
 async def record(session: AsyncSession, rows: list[PriceRow], name: str = "京东自营",
                  at: datetime = NOW) -> competitors.Recorded:  # fmt: skip
     await mark_write(session)
-    done = await competitors.record_prices(
-        session, CONFIG, name, rows, ObservationSource.API, at
-    )
+    done = await competitors.record_prices(session, CONFIG, name, rows, ObservationSource.API, at)
     await session.commit()
     return done
 
@@ -221,8 +219,16 @@ async def test_an_undercut_fires_past_the_threshold_once_while_open(session: Asy
     past = await record(session, [row(9499, day(2), gtin=EAN13)])
     assert len(past.alert_ids) == 1
     [alert] = await alerts(session)
-    assert (alert.kind, alert.state, alert.open) == (PriceAlertKind.UNDERCUT, PriceAlertState.OPEN, 1)
-    assert (alert.our_amount, alert.their_amount, alert.variant_id) == (10000, 9499, shop.ean_variant)
+    assert (alert.kind, alert.state, alert.open) == (
+        PriceAlertKind.UNDERCUT,
+        PriceAlertState.OPEN,
+        1,
+    )
+    assert (alert.our_amount, alert.their_amount, alert.variant_id) == (
+        10000,
+        9499,
+        shop.ean_variant,
+    )
     assert alert.product_id == shop.ean
     events = list(
         await session.scalars(select(OutboxEvent).where(OutboxEvent.name == "pricing_alert_raised"))
@@ -341,7 +347,11 @@ async def test_acknowledge_then_act_and_nothing_twice(session: AsyncSession) -> 
     assert (await alerts(session))[0].state is PriceAlertState.ACKNOWLEDGED
     acted = await competitors.act(session, first_id, "staff:8", "已跟价")
     await session.commit()
-    assert (acted.state, acted.handled_by, acted.note) == (PriceAlertState.ACTED, "staff:8", "已跟价")
+    assert (acted.state, acted.handled_by, acted.note) == (
+        PriceAlertState.ACTED,
+        "staff:8",
+        "已跟价",
+    )
     for step in (competitors.acknowledge, competitors.act):
         with pytest.raises(AlreadyHandled) as refused:
             await step(session, first_id, "staff:9", "")
