@@ -578,6 +578,12 @@ def kpis() -> list[Kpi]:
 # --- the demo -------------------------------------------------------------------------------------
 
 
+DEMO_PRODUCTS = 8
+# The demo's orders are all at catalogue prices, so no elasticity can be estimated from them:
+# the demo assumes this one (labelled as such in the factors) where the data says INSUFFICIENT.
+DEMO_ELASTICITY = -2.2
+
+
 async def demo(
     session: AsyncSession,
     shop: DemoShop,
@@ -585,4 +591,52 @@ async def demo(
     config: Any,
     progress: Callable[[str], None],
 ) -> dict[str, int]:
-    return {}
+    """Dynamic pricing on (SUGGEST) for the first demo category, suggestions for up to
+    :data:`DEMO_PRODUCTS` of its products, the first of them approved."""
+    if not shop.category_ids:
+        return {}
+    progress("pricing: dynamic pricing suggestions")
+    category = shop.category_ids[0]
+    await set_rule(
+        session,
+        product_id=None,
+        category_id=category,
+        mode=DynamicMode.SUGGEST,
+        auto_max_change_bp=500,
+        active=True,
+        actor="demo",
+    )
+    ids = [
+        pid
+        for pid in await session.scalars(
+            select(col(Product.id))
+            .where(col(Product.category_id) == category, col(Product.cost_amount).is_not(None))
+            .order_by(col(Product.id))
+            .limit(DEMO_PRODUCTS)
+        )
+        if pid is not None
+    ]
+    found = await elasticity.estimates(session, config, ids, as_of=shop.as_of)
+    assumed = {
+        pid: e
+        if e.ok
+        else elasticity.Estimate(
+            elasticity.EstimateStatus.OK,
+            e.level,
+            e.observations,
+            e.price_levels,
+            f"demo assumption ({e.reason})",
+            DEMO_ELASTICITY,
+            DEMO_ELASTICITY,
+            DEMO_ELASTICITY,
+            0.0,
+            product_id=pid,
+        )
+        for pid, e in found.items()
+    }
+    rows = await suggest(session, config, ids, at=shop.as_of, estimates=assumed)
+    approved = 0
+    if rows and rows[0].id is not None:
+        await approve(session, config, rows[0].id, "demo", "demo approval", at=shop.as_of)
+        approved = 1
+    return {"price_suggestions": len(rows), "price_suggestions_approved": approved}
