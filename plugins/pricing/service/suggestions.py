@@ -591,12 +591,24 @@ async def demo(
     config: Any,
     progress: Callable[[str], None],
 ) -> dict[str, int]:
-    """Dynamic pricing on (SUGGEST) for the first demo category, suggestions for up to
+    """Dynamic pricing on (SUGGEST) for a demo category, suggestions for up to
     :data:`DEMO_PRODUCTS` of its products, the first of them approved."""
-    if not shop.category_ids:
+    # The category of the first demo product with a cost (parent categories hold none).
+    category = (
+        await session.scalars(
+            select(col(Product.category_id))
+            .where(
+                col(Product.id).in_(shop.product_ids),
+                col(Product.cost_amount).is_not(None),
+                col(Product.category_id).is_not(None),
+            )
+            .order_by(col(Product.id))
+            .limit(1)
+        )
+    ).first()
+    if category is None:
         return {}
     progress("pricing: dynamic pricing suggestions")
-    category = shop.category_ids[0]
     await set_rule(
         session,
         product_id=None,
