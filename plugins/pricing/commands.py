@@ -51,8 +51,39 @@ def import_competitors_command(plugins: Any, config: Any) -> click.Command:
 
 def evaluate_command(plugins: Any, config: Any) -> click.Command:
     @click.command("evaluate")
-    def command() -> None:
-        """Evaluate elasticity estimation and the price optimiser against baselines."""
-        raise click.ClickException("not available yet")
+    @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+    @click.option("--seed", default=19, show_default=True, help="The simulation's seed.")
+    @click.option(
+        "--shops", default=40, show_default=True, help="Simulated products per elasticity."
+    )
+    def command(as_json: bool, seed: int, shops: int) -> None:
+        """Evaluate elasticity estimation and the price optimiser against baselines, on
+        synthetic shops whose right answers are known."""
+        import json
+
+        import numpy as np
+
+        from plugins.pricing.service import evaluation
+        from server.progress import Progress
+
+        rng = np.random.default_rng(seed)
+        steps = len(evaluation.ELASTICITIES) + 3
+        with Progress("pricing evaluate", steps) as progress:
+            recovery = evaluation.recovery(rng, shops, progress.advance)
+            pricing = evaluation.pricing(rng, shops, progress.advance)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "seed": seed,
+                        "shops": shops,
+                        "recovery": [r.__dict__ for r in recovery],
+                        "pricing": [r.__dict__ for r in pricing],
+                    },
+                    indent=2,
+                )
+            )
+            return
+        click.echo(evaluation.report(recovery, pricing, seed, shops))
 
     return command

@@ -69,6 +69,8 @@ STAFF_ONLY = {
     # the pricing plugin's competitor monitoring
     "Competitor",
     "PriceAlert",
+    # the pricing plugin's dynamic-pricing suggestions
+    "PriceSuggestion",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -223,6 +225,15 @@ async def _price_alert(session: AsyncSession, customer_id: int) -> Any:
     )
 
 
+async def _price_suggestion(session: AsyncSession, customer_id: int) -> Any:
+    from plugins.pricing.models import PriceSuggestion
+
+    product = await make_product(session, commit=False)
+    return await _add(
+        session, PriceSuggestion(product_id=product.id, current_amount=1000, suggested_amount=1099)
+    )
+
+
 async def _staff_user(session: AsyncSession, customer_id: int) -> Any:
     return await make_staff(session, role=StaffRole.SUPPORT)
 
@@ -269,6 +280,7 @@ FACTORIES: dict[str, Factory] = {
     "MerchandisingRule": _merchandising_rule,
     "Competitor": _competitor,
     "PriceAlert": _price_alert,
+    "PriceSuggestion": _price_suggestion,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
     "Audience": lambda s, cid: _add(
