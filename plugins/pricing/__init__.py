@@ -54,8 +54,10 @@ __all__ = ["APPROVE", "PLUGIN_INFO", "PRICES_CHANGED", "READ"]
 # --- data ----------------------------------------------------------------------------------
 
 
-@hookimpl
-def models() -> Sequence[str]:
+# Named apart from the hook: importing the submodule ``models`` sets this package's attribute
+# of that name, which would hide a function called ``models`` from the next registration.
+@hookimpl(specname="models")
+def table_modules() -> Sequence[str]:
     return ["plugins.pricing.models"]
 
 

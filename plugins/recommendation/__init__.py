@@ -32,8 +32,10 @@ __all__ = ["MANAGE", "PLUGIN_INFO"]
 # --- data ----------------------------------------------------------------------------------
 
 
-@hookimpl
-def models() -> Sequence[str]:
+# Named apart from the hook: importing the submodule ``models`` sets this package's attribute
+# of that name, which would hide a function called ``models`` from the next registration.
+@hookimpl(specname="models")
+def table_modules() -> Sequence[str]:
     return ["plugins.recommendation.models"]
 
 
