@@ -76,9 +76,7 @@ async def _paid_order(session: AsyncSession, *amounts: int, gateway: str = "wall
     session.add(order)
     await session.flush()
     for amount in amounts:
-        session.add(
-            Payment(order_id=order.id, gateway=gateway, amount=amount, reference="pay")
-        )
+        session.add(Payment(order_id=order.id, gateway=gateway, amount=amount, reference="pay"))
     await session.commit()
     return order
 
