@@ -162,8 +162,9 @@ class ClaimPriceProtectionSuccess:
     description="A claim that was not credited: code NOT_ELIGIBLE (no paid, standing line of "
     "your orders has that id), OUTSIDE_WINDOW (bought more than the protection's days ago), "
     "PRICE_NOT_LOWER (your price now is not lower than what you paid), ALREADY_CLAIMED (the "
-    "line was credited before) or COUPON_UNAVAILABLE (the shop credits coupons and no plugin "
-    "issues them). Nothing was written."
+    "line was credited before), COUPON_UNAVAILABLE (the shop credits coupons and no plugin "
+    "issues them), or VALIDATION_FAILED (the order's payments have less left to refund than "
+    "the credit). Nothing was written."
 )
 class PriceProtectionRefused(Error):
     pass

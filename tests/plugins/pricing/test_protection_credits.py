@@ -16,7 +16,7 @@ from plugins.pricing.service.settings import PricingSettings
 from server.config import Settings
 from server.db import create_engine, mark_write, session_factory
 from server.models import utcnow
-from server.plugin import KpiBucket, PluginInfo, hookimpl
+from server.plugin import JobContext, KpiBucket, PluginInfo, hookimpl
 from server.plugins import PluginRuntime, load_plugins
 from server.services.forecasts import shop_day
 from server.services.kpi_registry import registered_kpis
@@ -184,3 +184,25 @@ async def test_the_kpis_sum_and_count_the_credits(
     assert await claims.compute(session, buckets) == [0.0, 2.0]
     total = await session.scalar(select(func.count()).select_from(ProtectionClaim))
     assert total == 2
+
+
+async def test_the_jobs_run_through_the_plugin_api(
+    database_url: str, session: AsyncSession, settings: Settings, plugins: PluginRuntime
+) -> None:
+    from plugins.pricing import jobs as pricing_jobs
+    from plugins.pricing.models import JobMark
+
+    found = {job.name: job for job in pricing_jobs(AUTOMATIC)}
+    assert {"history", "protection"} <= set(found)
+    assert found["history"].interval_seconds == AUTOMATIC.history_interval_minutes * 60
+    engine = create_engine(database_url)
+    try:
+        context = JobContext(
+            sessions=session_factory(engine), settings=settings, plugins=plugins, config=AUTOMATIC
+        )
+        for name in ("history", "protection"):
+            await found[name].run(context)
+    finally:
+        await engine.dispose()
+    marks = {m.name for m in await session.scalars(select(JobMark))}
+    assert marks == {"history", "protection"}
