@@ -337,6 +337,25 @@ def refund_payment(
 
 
 @hookspec
+def refund_payment_part(
+    session: AsyncSession,
+    gateway: str,
+    order: Order,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    plugins: PluginRuntime,
+    config: Any,
+) -> PaymentResult:
+    """Called on the plugin offering ``gateway`` only, to give back ``amount`` (minor units of
+    ``payment.currency``; more than 0, never more than what of ``payment`` is not refunded
+    yet) of a CAPTURED payment: a price-protection credit, a goodwill gesture. Return a
+    ``PaymentResult`` with status REFUNDED and the gateway's reference of the refund; raise
+    when the gateway refuses (nothing is written). Also called, when a cancelled order's
+    payment was partly refunded before, for the rest of it."""
+
+
+@hookspec
 def payment_webhook(
     session: AsyncSession,
     gateway: str,
@@ -449,7 +468,9 @@ def product_changed(
     event: Event, session: AsyncSession, plugins: PluginRuntime, config: Any
 ) -> None:
     """Called after a product is created, updated (its price included) or archived: payload
-    ``product_id`` and ``change`` (``created``, ``updated`` or ``archived``)."""
+    ``product_id``, ``change`` (``created``, ``updated`` or ``archived``) and, when staff or
+    an API key made the change, ``actor`` (``staff:3``, ``apikey:7``, as the audit log names
+    them)."""
 
 
 @hookspec

@@ -88,6 +88,7 @@ from server.services.audiences import audience_members, in_audience
 from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
 from server.services.experiments import variant_for
 from server.services.forecasts import Forecast, ForecastInterval, demand_forecast
+from server.services.gateways import refund_amount
 from server.services.outbox import emit as emit_event
 from server.services.surveys import request_survey
 
@@ -139,6 +140,8 @@ __all__ = [
     # audiences: saved customer rules to target
     "audience_members",
     "in_audience",
+    # money given back: part of an order's captured payments (a credit, a goodwill gesture)
+    "refund_amount",
     # demand forecasts
     "Forecast",
     "ForecastInterval",

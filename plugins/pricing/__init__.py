@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from plugins.pricing import hookspecs as HOOKSPECS  # noqa: N812  # the name plugins declare hooks by
 from server.models import Customer
 from server.plugin import (
     Adjustment,
@@ -49,7 +50,7 @@ APPROVE = "pricing.approve"
 # response cache drops the prices that read it.
 PRICES_CHANGED = "pricing_prices_changed"
 
-__all__ = ["APPROVE", "PLUGIN_INFO", "PRICES_CHANGED", "READ"]
+__all__ = ["APPROVE", "HOOKSPECS", "PLUGIN_INFO", "PRICES_CHANGED", "READ"]
 
 # --- data ----------------------------------------------------------------------------------
 

@@ -291,3 +291,17 @@ class PriceAlert(SQLModel, table=True):
     handled_by: str = Field(default="", sa_column=Column(String(ACTOR_MAX), nullable=False))
     handled_at: datetime | None = datetime_field()
     note: str = Field(default="", sa_column=Column(String(REASON_MAX), nullable=False))
+
+
+class JobMark(SQLModel, table=True):
+    """How far a pricing job got (one row per job, ``name``): the scheduled boundaries the
+    history job covered up to ``mark_at``, the history rows the protection job read up to
+    ``mark_id``. Updated in the transaction of the job's work, so a run that fails leaves the
+    mark where it was."""
+
+    __tablename__ = "pricing_job_mark"
+
+    name: str = Field(sa_column=Column(String(40), primary_key=True))
+    mark_at: datetime | None = datetime_field()
+    mark_id: int | None = None
+    updated_at: datetime = created_at_field()

@@ -11,6 +11,7 @@ from server.db import mark_write
 from server.graphql import audit
 from server.graphql.context import Info
 from server.graphql.errors import Error, to_graphql
+from server.services import audit as audit_log
 from server.services.errors import DomainError
 
 P = ParamSpec("P")
@@ -41,6 +42,9 @@ async def run_mutation(
             # write lock from its first statement.
             await session.commit()
         await mark_write(session)
+        actor = audit_log.ACTOR.set(
+            ctx.viewer.subject if audit_log.is_audited(ctx.viewer) else None
+        )
         try:
             result = await service(session, *args, **kwargs)
             await audit.write_in_transaction(info, audit.success_type_name(info))
@@ -53,6 +57,8 @@ async def run_mutation(
         except BaseException:
             await session.rollback()
             raise
+        finally:
+            audit_log.ACTOR.reset(actor)
     ctx.loaders.clear()
     callbacks, ctx.after_commit[:] = list(ctx.after_commit), []
     for callback in callbacks:

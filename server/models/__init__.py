@@ -60,6 +60,7 @@ from server.models.orders import (
     OrderStatus,
     OrderStatusChange,
     Payment,
+    PaymentRefund,
     PaymentStatus,
 )
 from server.models.products import Category, Product, ProductOption, ProductVariant
@@ -118,6 +119,7 @@ __all__ = [
     "OutboxEvent",
     "PendingRegistration",
     "Payment",
+    "PaymentRefund",
     "PaymentStatus",
     "Product",
     "ProductOption",

@@ -166,6 +166,24 @@ class Payment(SQLModel, table=True):
     updated_at: datetime | None = datetime_field(index=True)
 
 
+class PaymentRefund(SQLModel, table=True):
+    """Part of a captured payment given back (``server.services.gateways.refund_amount``):
+    the parts of a payment never add up to more than its amount."""
+
+    __tablename__ = "payment_refund"
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="payment.id", index=True)
+    order_id: int = Field(foreign_key="order.id", index=True)
+    amount: int
+    currency: str = "CNY"
+    # The gateway's id of the refund, and what it said.
+    reference: str = Field(default="", sa_column=Column(String(120), nullable=False))
+    reason: str = Field(default="", sa_column=Column(String(500), nullable=False))
+    message: str = Field(default="", sa_column=Column(String(500), nullable=False))
+    created_at: datetime = created_at_field()
+
+
 class IdempotencyKey(SQLModel, table=True):
     __tablename__ = "idempotency_key"
     __table_args__ = (UniqueConstraint("scope", "operation", "key", name="scope_operation_key"),)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,9 @@ from server.auth import Viewer
 from server.models import AuditLogEntry
 
 REDACTED = "[REDACTED]"
+# Who runs the current mutation ("staff:3", "apikey:7"; None: a customer, a guest, a job):
+# set by the mutation runner, read by services that name the actor in their events.
+ACTOR: ContextVar[str | None] = ContextVar("shopgraph_actor", default=None)
 # Input keys whose values never reach the log (matched case-insensitively, camel or snake).
 _SECRET = re.compile(r"password|secret|token|api_?key|credential|card|cvv", re.IGNORECASE)
 _MAX_STRING = 500

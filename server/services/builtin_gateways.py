@@ -77,6 +77,20 @@ def refund_payment(gateway: str, payment: Payment) -> PaymentResult:
 
 
 @hookimpl
+def refund_payment_part(gateway: str, payment: Payment, amount: int) -> PaymentResult:
+    if gateway == MANUAL:
+        return PaymentResult(
+            PaymentOutcome.REFUNDED,
+            _reference("manual_refund"),
+            "to be paid back outside shopgraph",
+        )
+    reference = _reference("refund")
+    return PaymentResult(
+        PaymentOutcome.REFUNDED, reference, f"refunded {amount} of {payment.reference}"
+    )
+
+
+@hookimpl
 def payment_webhook(gateway: str, body: bytes) -> WebhookReply:
     if gateway != TEST:
         raise ValueError(f"the {gateway} gateway takes no webhooks")

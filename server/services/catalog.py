@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from server.models import Category, Product, ProductVariant, utcnow
-from server.services import outbox, search, variants
+from server.services import audit, outbox, search, variants
 from server.services.errors import Conflict, NotFound, ValidationFailed
 
 SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
@@ -50,7 +50,12 @@ CATEGORY_CHANGED = "category_changed"
 
 
 async def product_changed(session: AsyncSession, product: Product, change: str) -> None:
-    await outbox.emit(session, PRODUCT_CHANGED, {"product_id": product.id, "change": change})
+    payload: dict[str, Any] = {"product_id": product.id, "change": change}
+    # Who changed it, when staff or an API key did (a price history names them).
+    actor = audit.ACTOR.get()
+    if actor is not None:
+        payload["actor"] = actor
+    await outbox.emit(session, PRODUCT_CHANGED, payload)
 
 
 async def _category_changed(session: AsyncSession, category: Category, change: str) -> None:

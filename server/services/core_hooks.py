@@ -21,6 +21,7 @@ from server.services.builtin_gateways import (
     payment_gateways,
     payment_webhook,
     refund_payment,
+    refund_payment_part,
 )
 from server.services.fulfilment import plan_shipments
 from server.services.kpis import core_kpis
@@ -42,6 +43,7 @@ __all__ = [
     "payment_webhook",
     "plan_shipments",
     "refund_payment",
+    "refund_payment_part",
     "shipment_status_changed",
 ]
 
