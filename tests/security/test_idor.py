@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from plugins.pricing.models import PricingLimit, PricingRule
 from plugins.recommendation.models import MerchandisingKind, RecommendationMerchandising
 from schema.core import build_schema
 from server.config import Settings
@@ -65,6 +66,9 @@ STAFF_ONLY = {
     "Alert",
     # the recommendation plugin's pins and exclusions
     "MerchandisingRule",
+    # the pricing plugin's rules and limits
+    "PricingRule",
+    "PricingLimit",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -186,6 +190,16 @@ async def _merchandising_rule(session: AsyncSession, customer_id: int) -> Any:
     )
 
 
+async def _pricing_rule(session: AsyncSession, customer_id: int) -> Any:
+    product = await make_product(session, commit=False)
+    return await _add(session, PricingRule(name="金卡价", product_id=product.id, amount=100))
+
+
+async def _pricing_limit(session: AsyncSession, customer_id: int) -> Any:
+    product = await make_product(session, commit=False)
+    return await _add(session, PricingLimit(product_id=product.id, floor_amount=100))
+
+
 async def _staff_user(session: AsyncSession, customer_id: int) -> Any:
     return await make_staff(session, role=StaffRole.SUPPORT)
 
@@ -230,6 +244,8 @@ FACTORIES: dict[str, Factory] = {
     ),
     "StockLevel": _stock_level,
     "MerchandisingRule": _merchandising_rule,
+    "PricingRule": _pricing_rule,
+    "PricingLimit": _pricing_limit,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
     "Audience": lambda s, cid: _add(
