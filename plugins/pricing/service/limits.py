@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from plugins.pricing.models import PricingLimit
-from plugins.pricing.service.rules import money_text
+from plugins.pricing.service.rules import batch_targets, money_text
 from server.models import Customer
 from server.plugin import PricedItem, PriceLimit
 
@@ -46,20 +46,44 @@ def margin_label(margin_bp: int) -> str:
     return f"毛利不低于 {percent}% / margin at least {percent}%"
 
 
-async def read_limits(session: AsyncSession, items: Mapping[int, PricedItem]) -> list[PricingLimit]:
-    variant_ids = {i.variant.id for i in items.values() if i.variant is not None}
-    product_ids = {i.product.id for i in items.values()}
-    category_ids = {i.product.category_id for i in items.values() if i.product.category_id}
-    targets = [col(PricingLimit.product_id).in_(product_ids)]
-    if variant_ids:
-        targets.append(col(PricingLimit.variant_id).in_(variant_ids))
-    if category_ids:
-        targets.append(col(PricingLimit.category_id).in_(category_ids))
-    return list(await session.scalars(select(PricingLimit).where(or_(*targets))))
+@dataclass(frozen=True)
+class LimitRow:
+    """A limit as the guardrails read it (plain columns: no ORM entity to build)."""
+
+    variant_id: int | None
+    product_id: int | None
+    category_id: int | None
+    floor_amount: int | None
+    ceiling_amount: int | None
+    min_margin_bp: int | None
+    map_amount: int | None
+
+
+# Built once, with expanding parameters: a page's guardrails build no SQL.
+_LIMITS = select(
+    col(PricingLimit.variant_id),
+    col(PricingLimit.product_id),
+    col(PricingLimit.category_id),
+    col(PricingLimit.floor_amount),
+    col(PricingLimit.ceiling_amount),
+    col(PricingLimit.min_margin_bp),
+    col(PricingLimit.map_amount),
+).where(
+    or_(
+        col(PricingLimit.variant_id).in_(bindparam("variant_ids", expanding=True)),
+        col(PricingLimit.product_id).in_(bindparam("product_ids", expanding=True)),
+        col(PricingLimit.category_id).in_(bindparam("category_ids", expanding=True)),
+    )
+)
+
+
+async def read_limits(session: AsyncSession, items: Mapping[int, PricedItem]) -> list[LimitRow]:
+    result = await session.execute(_LIMITS, batch_targets(items))
+    return [LimitRow(*row) for row in result]
 
 
 def effective(
-    item: PricedItem, rows: Sequence[PricingLimit], shop_margin_bp: int
+    item: PricedItem, rows: Sequence[LimitRow], shop_margin_bp: int
 ) -> dict[str, int | None]:
     """Each limit field for ``item`` from its most specific row that sets it."""
     variant = next(

@@ -16,13 +16,15 @@ such rules are among them, one for the customer's RFM segment and one for their 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, literal, null, or_, select, union_all
+from sqlalchemy import Integer, String, and_, bindparam, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import col
 
 from plugins.pricing.models import DynamicPrice, PricingRule, RuleKind
@@ -121,20 +123,21 @@ class Shopper:
         return True
 
 
-def _batch_query(items: Mapping[int, PriceItem], at: datetime, anonymous: bool) -> Any:
-    """The rules that may apply to ``items`` at ``at`` and the products' dynamic prices, in one
-    statement (a UNION ALL; a dynamic price is a row with kind NULL)."""
-    variant_ids = {i.variant.id for i in items.values() if i.variant is not None}
-    product_ids = {i.product.id for i in items.values()}
-    category_ids = {i.product.category_id for i in items.values() if i.product.category_id}
-    targets = [col(PricingRule.product_id).in_(product_ids)]
-    if variant_ids:
-        targets.append(col(PricingRule.variant_id).in_(variant_ids))
-    if category_ids:
-        targets.append(col(PricingRule.category_id).in_(category_ids))
+@functools.cache
+def _batch_query(anonymous: bool) -> Any:
+    """The rules that may apply to a batch at a moment and the products' dynamic prices, in
+    one statement (a UNION ALL; a dynamic price is a row with kind NULL). Built once, with
+    expanding parameters ``variant_ids``, ``product_ids``, ``category_ids`` and ``at``: a
+    page's pricing builds no SQL."""
+    at: BindParameter[datetime] = bindparam("at")
+    product_ids: BindParameter[list[int]] = bindparam("product_ids", expanding=True)
     conditions = [
         col(PricingRule.active),
-        or_(*targets),
+        or_(
+            col(PricingRule.variant_id).in_(bindparam("variant_ids", expanding=True)),
+            col(PricingRule.product_id).in_(product_ids),
+            col(PricingRule.category_id).in_(bindparam("category_ids", expanding=True)),
+        ),
         or_(col(PricingRule.starts_at).is_(None), col(PricingRule.starts_at) <= at),
         or_(col(PricingRule.ends_at).is_(None), col(PricingRule.ends_at) > at),
     ]
@@ -179,13 +182,25 @@ def _batch_query(items: Mapping[int, PriceItem], at: datetime, anonymous: bool) 
     return union_all(rules, dynamic)
 
 
+def batch_targets(items: Mapping[int, Any]) -> dict[str, list[int]]:
+    """The variant, product and category ids of a batch, as the statements' parameters."""
+    return {
+        "variant_ids": sorted({i.variant.id for i in items.values() if i.variant is not None}),
+        "product_ids": sorted({i.product.id for i in items.values()}),
+        "category_ids": sorted(
+            {i.product.category_id for i in items.values() if i.product.category_id}
+        ),
+    }
+
+
 async def read_batch(
     session: AsyncSession, items: Mapping[int, PriceItem], at: datetime, anonymous: bool
 ) -> tuple[list[Rule], dict[int, int]]:
     """The candidate rules (by id) and the dynamic prices (product id -> amount) of a batch."""
     rules: list[Rule] = []
     dynamic: dict[int, int] = {}
-    for row in await session.execute(_batch_query(items, at, anonymous)):
+    params = {**batch_targets(items), "at": at}
+    for row in await session.execute(_batch_query(anonymous), params):
         if row[2] is None:
             dynamic[row[4]] = row[11]
             continue
