@@ -46,11 +46,45 @@ from bench.storefront import (
     measure,
     server_process,
 )
+from server.plugin import PluginInfo, hookimpl
 
 TARGET = 0.8
 START_MARK = "<!-- pricing-results:start -->"
 END_MARK = "<!-- pricing-results:end -->"
-SIDES = {"on": "pricing enabled", "off": "pricing disabled"}
+SIDES = {
+    "on": "pricing enabled",
+    "off": "pricing disabled",
+    "noop": "pricing disabled, a no-op price plugin",
+}
+
+
+class NoopPricing:
+    """A plugin answering ``price_guardrails`` with nothing: with it the core prices every
+    product through its batched pipeline, as with the pricing plugin, at no cost of the
+    plugin's own. The difference to "pricing disabled" is the core pipeline's cost."""
+
+    PLUGIN_INFO = PluginInfo(name="noop-pricing", version="1.0")
+
+    @hookimpl
+    def price_guardrails(self) -> dict[int, object]:
+        return {}
+
+
+def serve(port: int) -> None:
+    """The server of the "noop" side: the app as ``shopgraph serve`` builds it, plus
+    :class:`NoopPricing`."""
+    import uvicorn
+
+    from server.app import create_app, tune_process
+    from server.config import get_settings
+    from server.logs import configure_logging
+    from server.plugins import load_plugins
+
+    settings = get_settings()
+    configure_logging(settings.effective_log_format, settings.log_level)
+    app = create_app(settings, load_plugins(settings, extra=[NoopPricing()]))
+    tune_process()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def fill(url: str) -> None:
@@ -78,6 +112,14 @@ async def _add_rules(url: str) -> None:
                 )
             )
             categories = sorted({p.category_id for p in page if p.category_id is not None})
+            # The demo's own limits stay (one limit row per target).
+            limited = set(
+                await session.execute(
+                    select(PricingLimit.product_id, PricingLimit.category_id)  # type: ignore[call-overload]
+                )
+            )
+            limited_products = {p for p, _ in limited if p is not None}
+            limited_categories = {c for _, c in limited if c is not None}
             for n, product in enumerate(page):
                 session.add(PricingRule(name="list", product_id=product.id, percent_off_bp=300))
                 session.add(
@@ -100,9 +142,10 @@ async def _add_rules(url: str) -> None:
                             ends_at=AS_OF + timedelta(days=3650),
                         )
                     )
-                session.add(
-                    PricingLimit(product_id=product.id, floor_amount=product.price_amount // 2)
-                )
+                if product.id not in limited_products:
+                    session.add(
+                        PricingLimit(product_id=product.id, floor_amount=product.price_amount // 2)
+                    )
             for category_id in categories:
                 session.add(
                     PricingRule(
@@ -112,7 +155,8 @@ async def _add_rules(url: str) -> None:
                         percent_off_bp=800,
                     )
                 )
-                session.add(PricingLimit(category_id=category_id, min_margin_bp=1000))
+                if category_id not in limited_categories:
+                    session.add(PricingLimit(category_id=category_id, min_margin_bp=1000))
             await session.commit()
     finally:
         await engine.dispose()
@@ -123,12 +167,13 @@ def pricing_server(database: Database, side: str) -> Iterator[Server]:
     """A cold server over ``database`` with the pricing plugin ``side`` ("on"/"off")."""
     setup = Setup(database, "cold", SIDES[side], None, "POST")
     saved = os.environ.get("SHOPGRAPH_DISABLED_PLUGINS")
-    if side == "off":
+    if side in ("off", "noop"):
         os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = "pricing"
     else:
         os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
     try:
-        with server_process(setup) as server:
+        module = "bench.pricing" if side == "noop" else "bench.storefront"
+        with server_process(setup, module) as server:
             yield server
     finally:
         if saved is None:
@@ -159,26 +204,30 @@ def check_pages(on: Server, off: Server) -> int:
 class Result:
     database: Database
     changed: int
-    windows: dict[str, list[Window]] = field(default_factory=lambda: {"on": [], "off": []})
+    windows: dict[str, list[Window]] = field(default_factory=lambda: {s: [] for s in SIDES})
 
-    def ratios(self) -> list[float]:
-        pairs = zip(self.windows["on"], self.windows["off"], strict=True)
+    def ratios(self, side: str = "on", baseline: str = "off") -> list[float]:
+        pairs = zip(self.windows[side], self.windows[baseline], strict=True)
         return [a.rps / b.rps for a, b in pairs]
 
-    def cpu_ratios(self) -> list[float]:
-        pairs = zip(self.windows["on"], self.windows["off"], strict=True)
+    def cpu_ratios(self, side: str = "on", baseline: str = "off") -> list[float]:
+        pairs = zip(self.windows[side], self.windows[baseline], strict=True)
         return [b.server_cpu_ms / a.server_cpu_ms for a, b in pairs]
 
 
 def run_database(database: Database, options: Options, script: Path) -> Result:
     setup = Setup(database, "cold", "", None, "POST")
-    with pricing_server(database, "on") as on, pricing_server(database, "off") as off:
-        servers = {"on": on, "off": off}
+    with (
+        pricing_server(database, "on") as on,
+        pricing_server(database, "off") as off,
+        pricing_server(database, "noop") as noop,
+    ):
+        servers = {"on": on, "off": off, "noop": noop}
         result = Result(database, check_pages(on, off))
         for server in servers.values():
             measure(server, setup, "graphql", options, script, seconds=options.warmup)
         for round_ in range(options.rounds):
-            order = ["on", "off"] if round_ % 2 == 0 else ["off", "on"]
+            order = list(SIDES) if round_ % 2 == 0 else list(reversed(SIDES))
             for side in order:
                 window = measure(
                     servers[side], setup, "graphql", options, script, seconds=options.duration
@@ -225,6 +274,24 @@ def report(results: Sequence[Result], options: Options) -> str:
         )
     lines += [
         "",
+        "Where the difference lies: the core's price pipeline alone (a no-op price plugin) "
+        "against pricing disabled, and the pricing plugin against that no-op plugin (its own "
+        "work: rules, limits, their statements).",
+        "",
+        "| database | no-op plugin / disabled, req/s | by CPU | pricing / no-op plugin, req/s "
+        "| by CPU |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        core = statistics.median(result.ratios("noop", "off"))
+        own = statistics.median(result.ratios("on", "noop"))
+        lines.append(
+            f"| {result.database.name} | {core:.2f}× "
+            f"| {statistics.median(result.cpu_ratios('noop', 'off')):.2f}× | {own:.2f}× "
+            f"| {statistics.median(result.cpu_ratios('on', 'noop')):.2f}× |"
+        )
+    lines += [
+        "",
         f"wrk with {options.threads} thread(s) and {options.connections} connections; GraphQL "
         f"over POST, cold (no response cache); per server a {options.warmup} s warm-up, then "
         f"{options.rounds} round(s) of {options.duration} s per server, alternating; medians "
@@ -234,7 +301,10 @@ def report(results: Sequence[Result], options: Options) -> str:
     outcomes = []
     for result in results:
         outcome = Outcome(Setup(result.database, "cold", "", None, "POST"))
-        outcome.windows = {"graphql": result.windows["on"], "handwritten": result.windows["off"]}
+        outcome.windows = {
+            "graphql": result.windows["on"] + result.windows["noop"],
+            "handwritten": result.windows["off"],
+        }
         outcomes.append(outcome)
     notes = storefront.instrument_notes(outcomes)
     if notes:
@@ -260,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: sqlite,postgresql",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
     if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
         parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
     try:
