@@ -8,7 +8,7 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights bench-kpis bench-recommendation bench-recommendation-serving clean \
+	bench-insights bench-kpis bench-recommendation bench-recommendation-serving bench-pricing clean \
 	vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
@@ -147,6 +147,14 @@ bench-recommendation-serving: install
 		echo "make bench-recommendation-serving needs wrk: install the Debian package wrk" >&2; \
 		exit 1; }
 	$(BIN)/python -m bench.recommendation_serving $(BENCH_ARGS)
+
+# The pricing benchmark (docs/benchmarks.md, "Pricing"): the storefront page, cold, with the
+# pricing plugin enabled and rules in place against the plugin disabled, driven by wrk.
+bench-pricing: install
+	@command -v wrk >/dev/null || { \
+		echo "make bench-pricing needs wrk: install the Debian package wrk" >&2; \
+		exit 1; }
+	$(BIN)/python -m bench.pricing $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

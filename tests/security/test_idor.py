@@ -12,7 +12,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from plugins.pricing.models import Competitor, CompetitorPrice, PriceAlert
+from plugins.pricing.models import (
+    Competitor,
+    CompetitorPrice,
+    PriceAlert,
+    PricingLimit,
+    PricingRule,
+)
 from plugins.recommendation.models import MerchandisingKind, RecommendationMerchandising
 from schema.core import build_schema
 from server.config import Settings
@@ -71,6 +77,9 @@ STAFF_ONLY = {
     "PriceAlert",
     # the pricing plugin's dynamic-pricing suggestions
     "PriceSuggestion",
+    # the pricing plugin's rules and limits
+    "PricingRule",
+    "PricingLimit",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -234,6 +243,16 @@ async def _price_suggestion(session: AsyncSession, customer_id: int) -> Any:
     )
 
 
+async def _pricing_rule(session: AsyncSession, customer_id: int) -> Any:
+    product = await make_product(session, commit=False)
+    return await _add(session, PricingRule(name="金卡价", product_id=product.id, amount=100))
+
+
+async def _pricing_limit(session: AsyncSession, customer_id: int) -> Any:
+    product = await make_product(session, commit=False)
+    return await _add(session, PricingLimit(product_id=product.id, floor_amount=100))
+
+
 async def _staff_user(session: AsyncSession, customer_id: int) -> Any:
     return await make_staff(session, role=StaffRole.SUPPORT)
 
@@ -281,6 +300,8 @@ FACTORIES: dict[str, Factory] = {
     "Competitor": _competitor,
     "PriceAlert": _price_alert,
     "PriceSuggestion": _price_suggestion,
+    "PricingRule": _pricing_rule,
+    "PricingLimit": _pricing_limit,
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
     "Audience": lambda s, cid: _add(
