@@ -17,7 +17,6 @@ from server.graphql.context import Context, Database, Info
 from server.graphql.money import Money, money
 from server.hooktypes import Adjustment
 from server.hooktypes import AdjustmentKind as AdjustmentKindValue
-from server.models.records import is_record
 from server.services import pricing
 from server.services.pricing import PriceBreakdown as PriceBreakdownValue
 
@@ -144,6 +143,9 @@ class _PriceLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.context: Context | None = None
+        # Every price this loader has computed: a resolver that finds its price here answers
+        # without an await (a page priced ahead by its listing, see price_page).
+        self.settled: dict[tuple[int, int], PriceBreakdownValue] = {}
         super().__init__(load_fn=self._load)
 
     async def _load(self, keys: Sequence[tuple[int, int]]) -> list[PriceBreakdownValue]:
@@ -159,6 +161,7 @@ class _PriceLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
         for quantity, ids in by_quantity.items():
             prices = await self._price_batch(ctx, ids, quantity, customer)
             found.update({(key, quantity): value for key, value in prices.items()})
+        self.settled.update(found)
         return [found[key] for key in keys]
 
     async def _price_batch(
@@ -169,8 +172,8 @@ class _PriceLoader(DataLoader[tuple[int, int], PriceBreakdownValue]):
 
 class PriceBreakdownLoader(_PriceLoader):
     """Products' "from" unit prices keyed by (product id, quantity). Use :meth:`price`, which
-    hands over the entity when the resolver holds it (a listing holds lighter records: their
-    entities are loaded in one statement)."""
+    hands over the product the resolver holds: the entity, or a listing's read-only record
+    (the price hooks read columns only, so a page is priced without loading its entities)."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -178,9 +181,15 @@ class PriceBreakdownLoader(_PriceLoader):
 
     async def price(self, info: Info, product: m.Product, quantity: int) -> PriceBreakdownValue:
         self.context = info.context
-        if not is_record(product):
-            self._entities.setdefault(product.id, product)  # type: ignore[arg-type]  # a stored product has its id
+        self._entities.setdefault(product.id, product)  # type: ignore[arg-type]  # a stored product has its id
         return await self.load((product.id, quantity))  # type: ignore[arg-type]  # a stored product has its id
+
+    async def price_page(self, info: Info, products: Sequence[m.Product]) -> None:
+        """Price a listing's page (one unit each) in one batch, ahead of its fields."""
+        self.context = info.context
+        for product in products:
+            self._entities.setdefault(product.id, product)  # type: ignore[arg-type]  # a stored product has its id
+        await self.load_many([(product.id, 1) for product in products])  # type: ignore[misc]  # a stored product has its id
 
     async def _price_batch(
         self, ctx: Context, ids: Sequence[int], quantity: int, customer: m.Customer | None

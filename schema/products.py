@@ -12,6 +12,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField, Selection
 
 from schema.categories import Category
 from schema.loaders import (
@@ -19,7 +20,7 @@ from schema.loaders import (
     CategoryByIdLoader,
     ProductByIdLoader,
 )
-from schema.pricing import PriceBreakdown, breakdown_type, product_price
+from schema.pricing import PriceBreakdown, PriceBreakdownLoader, breakdown_type, product_price
 from server import models as m
 from server.graphql.connections import Paged
 from server.graphql.context import Info
@@ -148,6 +149,9 @@ class Product(ModelNode):
         if not pricing.is_adjustable(info.context.plugins):
             # Nothing can adjust it: the base price, with no await (a page shows many).
             return money(self.price_amount, self.currency)
+        settled = info.context.loaders.get(PriceBreakdownLoader).settled.get((self._model.id, 1))  # type: ignore[arg-type]  # a stored product has its id
+        if settled is not None:
+            return money(settled.final, settled.currency)
         return self._adjusted_price(info)  # type: ignore[return-value]  # an awaitable of Money: GraphQL awaits it
 
     async def _adjusted_price(self, info: Info) -> Money:
@@ -290,6 +294,27 @@ def product_query(info: Info, flt: ProductFilter | None) -> listing.ProductQuery
     )
 
 
+def _asks_price(selections: Sequence[Selection], depth: int = 0) -> bool:
+    """Whether a product listing's selection (``info.selected_fields``) asks for a node's
+    ``price``, through ``nodes`` or ``edges { node }``, fragments included."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if depth == 0:  # the listing's own field, whatever its name
+                if _asks_price(selection.selections, 1):
+                    return True
+            elif depth == 1 and selection.name in ("nodes", "edges"):
+                if _asks_price(selection.selections, 2 if selection.name == "nodes" else 3):
+                    return True
+            elif depth == 3 and selection.name == "node":
+                if _asks_price(selection.selections, 2):
+                    return True
+            elif depth == 2 and selection.name == "price":
+                return True
+        elif _asks_price(selection.selections, depth):  # a fragment: same level
+            return True
+    return False
+
+
 async def _list_products(
     info: Info,
     page: Page,
@@ -321,18 +346,21 @@ async def _list_products(
     # CategoryByIdLoader: a page that shows categories needs no second statement.
     categories = info.context.loaders.get(CategoryByIdLoader)
 
+    listed: list[Any] = []  # the page's product records
+
     def to_node(row: Any) -> Product:
         category = listing.listed_category(row)
         if category is not None:
             categories.prime(*category)
-        return Product.from_model(listing.listed_product(row))
+        listed.append(listing.listed_product(row))
+        return Product.from_model(listed[-1])
 
     db = info.context.db
     try:
         # paginate, not connection: the listing reads Core rows as records (the category's
         # columns and the search rank beside the product's), not entities, and reuses the page
         # statements of the whole catalogue by shape (plan.shape_key).
-        return await paginate(
+        conn = await paginate(
             db.core_rows,
             plan.stmt,
             page,
@@ -346,6 +374,10 @@ async def _list_products(
         )
     except PaginationError as exc:
         raise bad_input(str(exc)) from exc
+    if pricing.is_adjustable(info.context.plugins) and _asks_price(info.selected_fields):
+        # Priced now, in one batch: each node's price then answers without an await.
+        await info.context.loaders.get(PriceBreakdownLoader).price_page(info, listed)
+    return conn
 
 
 @strawberry.type

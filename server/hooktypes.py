@@ -95,8 +95,9 @@ class NotApplied:
 
 @dataclass(frozen=True)
 class PriceItem:
-    """One thing to price (the ``list_prices`` and ``price_adjustments`` hooks): the product
-    (``server.models.Product``), the variant when a particular SKU is priced (a cart line;
+    """One thing to price (the ``list_prices`` and ``price_adjustments`` hooks): the product's
+    row (a ``server.models.Product`` entity, or a listing's read-only record with the same
+    columns: read it, never write to it), the variant when a particular SKU is priced (a cart line;
     None for a product's "from" price in a listing), how many units are bought, and the
     catalogue unit price (``base``, minor units).
 

@@ -95,6 +95,9 @@ class PluginRuntime:
     records: list[PluginRecord]
     _enabled_data: dict[str, PluginData] | None = field(default=None, init=False, repr=False)
     _disabled_data: dict[str, PluginData] = field(default_factory=dict, init=False, repr=False)
+    # implements(), per hook: asked for every price of a page, and the plugin set of a runtime
+    # is fixed once it is loaded.
+    _implemented: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def hook(self) -> Any:
@@ -171,10 +174,14 @@ class PluginRuntime:
 
     def implements(self, hook_name: str) -> bool:
         """Whether any enabled plugin answers the hook (the core skips work when none does)."""
-        caller = self._caller(hook_name)
-        return caller is not None and any(
-            not (impl.wrapper or impl.hookwrapper) for impl in caller.get_hookimpls()
-        )
+        known = self._implemented.get(hook_name)
+        if known is None:
+            caller = self._caller(hook_name)
+            known = caller is not None and any(
+                not (impl.wrapper or impl.hookwrapper) for impl in caller.get_hookimpls()
+            )
+            self._implemented[hook_name] = known
+        return known
 
     def is_firstresult(self, hook_name: str) -> bool:
         caller = self._caller(hook_name)

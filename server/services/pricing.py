@@ -7,7 +7,6 @@ of each price hook, so a plugin reads what it needs for all of them in one state
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -174,7 +173,15 @@ async def _price(
     left_out: dict[int, list[NotApplied]] = {key: [] for key in asked}
     listed = await _steps(session, plugins, "list_prices", asked, customer, at, left_out)
     asked = {
-        key: dataclasses.replace(item, adjustments=tuple(listed[key]))
+        key: PriceItem(
+            product=item.product,
+            quantity=item.quantity,
+            base=item.base,
+            variant=item.variant,
+            adjustments=tuple(listed[key]),
+        )
+        if listed[key]
+        else item
         for key, item in asked.items()
     }
     adjusted = await _steps(session, plugins, "price_adjustments", asked, customer, at, left_out)
