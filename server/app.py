@@ -108,12 +108,14 @@ class AppState:
         self.schema = build_schema(plugins, settings, buckets)
         # SQLite cannot tell other processes of a commit: one process only, or no cache.
         shared = settings.is_sqlite and settings.workers > 1
+        # Printed once: the structure and the cache's key both come from the same SDL.
+        sdl = self.schema.as_str()
         self.cached = CachedEndpoint(
             settings,
             CORE_FIELDS,
             plugins,
-            graphql_structure(self.schema),
-            self.schema.as_str(),
+            graphql_structure(self.schema, sdl),
+            sdl,
             # It answers anonymous callers only: everyone's buckets.
             buckets.default,
             enabled=settings.response_cache and not shared,

@@ -24,9 +24,10 @@ def _from_sdl(sdl: str) -> GraphQLSchema:
     return build_ast_schema(parse(sdl, no_location=True), assume_valid=True, assume_valid_sdl=True)
 
 
-def graphql_structure(schema: strawberry.Schema) -> GraphQLSchema:
-    """The graphql-core schema with ``schema``'s types and fields (see the module's doc)."""
+def graphql_structure(schema: strawberry.Schema, sdl: str | None = None) -> GraphQLSchema:
+    """The graphql-core schema with ``schema``'s types and fields (see the module's doc);
+    ``sdl``, when given, is ``schema.as_str()`` already printed (printing is not cheap)."""
     found = _of_schema.get(schema)
     if found is None:
-        found = _of_schema[schema] = _from_sdl(schema.as_str())
+        found = _of_schema[schema] = _from_sdl(sdl if sdl is not None else schema.as_str())
     return found
