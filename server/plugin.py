@@ -33,7 +33,7 @@ from server.graphql.errors import (
     NotFoundError,
     ValidationError,
 )
-from server.graphql.ids import optional_node_id, parse_node_id, require_node_id
+from server.graphql.ids import filter_node_id, optional_node_id, parse_node_id, require_node_id
 from server.graphql.inputs import input_extras
 from server.graphql.list_filters import ListFilter
 from server.graphql.loaders import ModelByIdLoader, ModelsByFieldLoader
@@ -175,6 +175,7 @@ __all__ = [
     "money",
     "mutate",
     "nested_connection",
+    "filter_node_id",
     "optional_node_id",
     "paginate",
     "parse_node_id",

@@ -1,5 +1,6 @@
 """A product listing reads rows as records: what it shows equals what the product's own query
-(an ORM entity) shows, and plugin hooks still receive entities. SQLite and PostgreSQL."""
+(an ORM entity) shows, and the price hooks receive the page's records, with every column the
+entity has, priced in one batch without loading the entities. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import Settings
 from server.models import Product
+from server.models.records import is_record
 from server.plugin import Adjustment, PluginInfo, PriceItem, hookimpl
 from server.plugins import PluginRuntime
 from tests.support.catalog import make_category, make_product
@@ -77,6 +80,7 @@ async def test_a_listed_product_reads_as_the_product_itself(
     listed = await gql(f"{{ products(first: 10) {{ edges {{ node {{ {FIELDS} }} }} }} }}")
     nodes = [e["node"] for e in listed["products"]["edges"]]
     assert len(nodes) == 4
+    from_listing = list(ten_off.received)
     for node in nodes:
         own = await gql(
             f"query($id: ID!) {{ node(id: $id) {{ ... on Product {{ {FIELDS} }} }} }}",
@@ -91,12 +95,20 @@ async def test_a_listed_product_reads_as_the_product_itself(
     # The plugin's adjustment applies to listed products too: 103.90 less 10.39.
     assert newest["basePrice"]["amount"] == "103.90"
     assert newest["price"]["amount"] == "93.51"
-    # and its hook was given entities, not the listing's records.
-    assert ten_off.received
-    assert all(isinstance(p, Product) for p in ten_off.received)
+    # Its hook was given the listing's records: every column of the entity, the same values.
+    assert len(from_listing) == 4
+    entities = {
+        p.id: p
+        for p in await session.scalars(select(Product).execution_options(populate_existing=True))
+    }
+    for listed_product in from_listing:
+        assert is_record(listed_product)
+        entity = entities[listed_product.id]
+        for column in Product.__table__.columns:  # type: ignore[attr-defined]  # SQLModel sets __table__ on table models
+            assert getattr(listed_product, column.key) == getattr(entity, column.key), column.key
 
 
-async def test_adjusted_listing_prices_load_the_entities_in_one_statement(
+async def test_adjusted_listing_prices_cost_the_page_statement_only(
     gql: GraphQLClient, session: AsyncSession, app: Any
 ) -> None:
     await _catalogue(session, 6)
@@ -107,5 +119,5 @@ async def test_adjusted_listing_prices_load_the_entities_in_one_statement(
             data = await gql(query, {"n": n})
         assert len(data["products"]["edges"]) == n
         counts.append(len(statements))
-    # The page, then the page's entities for the hook: as many statements for 2 as for 6.
-    assert counts[0] == counts[1]
+    # The page alone: its records are priced as they are (no entity is loaded for the hook).
+    assert counts[0] == counts[1] == 1

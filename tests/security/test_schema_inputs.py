@@ -209,7 +209,8 @@ def node_types(schema: GraphQLSchema) -> list[str]:
 
 def _guess_type(name: str, shop: Shop) -> str | None:
     """The Node type an ID argument of this name names, as far as its name tells."""
-    base = name[:-2] if name.endswith("Id") else name
+    # productId, and a list's productIds.
+    base = name[:-3] if name.endswith("Ids") else name[:-2] if name.endswith("Id") else name
     aliases = {"parent": "Category", "category": "Category", "actor": "StaffUser"}
     guess = aliases.get(base) or base[:1].upper() + base[1:]
     return guess if guess in node_types(shop.schema) else None

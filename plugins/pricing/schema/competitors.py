@@ -51,9 +51,9 @@ from server.plugin import (
     SortKey,
     ValidationError,
     connection,
+    filter_node_id,
     money,
     mutate,
-    parse_node_id,
     require_node_id,
 )
 
@@ -360,8 +360,8 @@ class CompetitorQueries:
         )
 
     @strawberry.field(
-        description="A product's competitor prices, newest first; competitorId narrows them to "
-        "one competitor (pricing.read or pricing.manage).",
+        description="Competitor prices, newest first: of one product (productId), of one "
+        "competitor (competitorId), or all (pricing.read or pricing.manage).",
         permission_classes=[_READERS],
         extensions=[Paged()],
     )
@@ -369,12 +369,12 @@ class CompetitorQueries:
         self,
         info: Info,
         page: Page,
-        product_id: strawberry.ID,
+        product_id: strawberry.ID | None = None,
         competitor_id: strawberry.ID | None = None,
     ) -> Connection[CompetitorPrice]:
         # An id of another type or of nothing finds nothing, like a missing row.
-        pid = parse_node_id(product_id, "Product") or 0
-        cid = (parse_node_id(competitor_id, "Competitor") or 0) if competitor_id else None
+        pid = filter_node_id(product_id, "Product")
+        cid = filter_node_id(competitor_id, "Competitor")
         return await connection(
             info,
             competitors.prices_query(pid, cid),

@@ -24,6 +24,8 @@ from plugins.pricing.models import (
 )
 from plugins.pricing.service import elasticity, suggestions
 from plugins.pricing.service.elasticity import EstimateLevel, EstimateStatus
+from server.models import Category as CategoryRow
+from server.models import Product as ProductRow
 from server.plugin import (
     ConflictError,
     Connection,
@@ -32,6 +34,7 @@ from server.plugin import (
     ModelByIdLoader,
     ModelNode,
     Money,
+    NotFound,
     NotFoundError,
     Page,
     Paged,
@@ -295,24 +298,35 @@ class DynamicPricingQueries:
         info: Info,
         product_id: strawberry.ID | None = None,
         category_id: strawberry.ID | None = None,
-    ) -> PriceElasticity:
+    ) -> PriceElasticity | None:
+        """Null for an id that names no product or category (malformed ones included)."""
         if (product_id is None) == (category_id is None):
             raise _bad("give a productId or a categoryId", "productId")
         config = _config(info)
         if product_id is not None:
             pid = parse_node_id(product_id, "Product")
             if pid is None:
-                raise _bad("not a Product id", "productId")
+                return None
 
-            async def one(session: AsyncSession) -> elasticity.Estimate:
+            async def one(session: AsyncSession) -> elasticity.Estimate | None:
+                if await session.get(ProductRow, pid) is None:
+                    return None
                 found = await elasticity.estimates(session, config, [pid])
                 return found[pid]
 
-            return _elasticity(await info.context.db.run(one))
+            estimate = await info.context.db.run(one)
+            return None if estimate is None else _elasticity(estimate)
         cid = parse_node_id(category_id, "Category")
         if cid is None:
-            raise _bad("not a Category id", "categoryId")
-        return _elasticity(await info.context.db.run(elasticity.category_estimate, config, cid))
+            return None
+
+        async def pooled(session: AsyncSession) -> elasticity.Estimate | None:
+            if await session.get(CategoryRow, cid) is None:
+                return None
+            return await elasticity.category_estimate(session, config, cid)
+
+        estimate = await info.context.db.run(pooled)
+        return None if estimate is None else _elasticity(estimate)
 
     @strawberry.field(
         description="Price suggestions, newest first (pricing.read or pricing.manage).",
@@ -387,6 +401,14 @@ class DynamicPricingMutations:
                 if len(input.product_ids) > MAX_PRODUCTS:
                     raise ValidationFailed(f"at most {MAX_PRODUCTS} products", field="productIds")
                 ids = [require_node_id(p, "Product", "productIds") for p in input.product_ids]
+                found = set(
+                    await session.scalars(
+                        select(col(ProductRow.id)).where(col(ProductRow.id).in_(ids))
+                    )
+                )
+                missing = [pid for pid in ids if pid not in found]
+                if missing:
+                    raise NotFound("product", missing[0], field="productIds")
             return await suggestions.suggest(session, config, ids)
 
         return await mutate(

@@ -184,15 +184,16 @@ _NEWEST_CLAIMS = [SortKey(ProtectionClaim.created_at, "created_at")]
 @strawberry.type
 class HistoryQueries:
     @strawberry.field(
-        description="A product's public price changes, newest first: who, why, the source, "
-        "the amount and the one before (pricing.manage or pricing.read).",
+        description="Public price changes, newest first: who, why, the source, the amount and "
+        "the one before — of one product, or of every product when productId is left out "
+        "(pricing.manage or pricing.read).",
         permission_classes=[_HISTORY_READERS],
         extensions=[Paged()],
     )
     async def price_history(
-        self, info: Info, page: Page, product_id: strawberry.ID
+        self, info: Info, page: Page, product_id: strawberry.ID | None = None
     ) -> Connection[PriceHistoryEntry]:
-        pk = parse_node_id(product_id, "Product") or 0
+        pk = None if product_id is None else parse_node_id(product_id, "Product") or 0
         return await connection(
             info,
             history.history_query(pk),

@@ -39,6 +39,7 @@ from server.plugin import (
     ValidationError,
     ValidationFailed,
     connection,
+    filter_node_id,
     money,
     mutate,
     optional_node_id,
@@ -342,10 +343,11 @@ def _rules_query(filter: PricingRuleFilter | None) -> Select[Any]:
             query = query.where(col(RuleRow.kind) == filter.kind)
         if filter.active is not None:
             query = query.where(col(RuleRow.active) == filter.active)
-        product_id = optional_node_id(filter.product_id, "Product", "productId")
+        # A filter's id that names no row finds nothing, like any list's filter.
+        product_id = filter_node_id(filter.product_id, "Product")
         if product_id is not None:
             query = query.where(col(RuleRow.product_id) == product_id)
-        category_id = optional_node_id(filter.category_id, "Category", "categoryId")
+        category_id = filter_node_id(filter.category_id, "Category")
         if category_id is not None:
             query = query.where(col(RuleRow.category_id) == category_id)
     return query
@@ -375,7 +377,7 @@ class PricingRuleQueries:
         self, info: Info, page: Page, product_id: strawberry.ID | None = None
     ) -> Connection[PricingLimit]:
         query = select(LimitRow)
-        pid = optional_node_id(product_id, "Product", "productId")
+        pid = filter_node_id(product_id, "Product")
         if pid is not None:
             query = query.where(col(LimitRow.product_id) == pid)
         return await connection(info, query, page, sort=[], to_node=PricingLimit.from_model)

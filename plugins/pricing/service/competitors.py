@@ -669,8 +669,11 @@ def competitors_query() -> Any:
     return select(Competitor)
 
 
-def prices_query(product_id: int, competitor_id: int | None) -> Any:
-    query = select(CompetitorPrice).where(col(CompetitorPrice.product_id) == product_id)
+def prices_query(product_id: int | None, competitor_id: int | None) -> Any:
+    """Competitor sightings, of one product and/or one competitor (None: all)."""
+    query = select(CompetitorPrice)
+    if product_id is not None:
+        query = query.where(col(CompetitorPrice.product_id) == product_id)
     if competitor_id is not None:
         query = query.where(col(CompetitorPrice.competitor_id) == competitor_id)
     return query

@@ -360,6 +360,10 @@ async def prior_prices(
     return {pid: prior for pid, prior in found.items() if prior is not None}
 
 
-def history_query(product_id: int) -> Select[Any]:
-    """A product's history rows (the staff's ``priceHistory``), for a page newest first."""
-    return select(PriceHistory).where(col(PriceHistory.product_id) == product_id)
+def history_query(product_id: int | None) -> Select[Any]:
+    """A product's history rows, or every product's (None): the staff's ``priceHistory``, for
+    a page newest first (an id no product has answers nothing)."""
+    query = select(PriceHistory)
+    if product_id is not None:
+        query = query.where(col(PriceHistory.product_id) == product_id)
+    return query

@@ -342,6 +342,10 @@ async def test_staff_read_competitors_prices_and_alerts(
     amounts = [float(p["price"]["amount"]) for p in got["competitorPrices"]]
     assert amounts == sorted(amounts)
 
+    # 40.00 against our 50.00: an undercut of 20%, past the 5% threshold.
+    await staff(
+        RECORD, {"input": {"competitor": "唯品会", "prices": [gql_price(4000, 0.25, gtin=UPC_A)]}}
+    )
     alerts = """query($state: PriceAlertState, $kind: PriceAlertKind) {
       priceAlerts(first: 100, state: $state, kind: $kind) {
         nodes { kind state competitor { name } product { id } variantId detail } } }"""
