@@ -34,6 +34,7 @@ from plugins.pricing.models import (
 )
 from plugins.pricing.service import competitors
 from plugins.pricing.service.competitors import GTIN_MAX, SKU_MAX, PriceRow, UnmatchedReason
+from plugins.pricing.service.settings import pricing_settings
 from server.plugin import (
     ConflictError,
     Connection,
@@ -57,7 +58,6 @@ from server.plugin import (
     require_node_id,
 )
 
-PLUGIN = "pricing"
 MANAGE = "pricing.manage"
 _READERS = HasPermission(READ, MANAGE)
 _MANAGERS = HasPermission(MANAGE)
@@ -87,10 +87,6 @@ strawberry.enum(
     "product has several variants), IDENTIFIERS_DISAGREE (gtin and sku name different "
     "variants), CURRENCY_MISMATCH (not our product's currency).",
 )
-
-
-def _config(info: Info) -> Any:
-    return info.context.plugins.config_for(PLUGIN)
 
 
 def _gid(type_name: str, pk: int) -> strawberry.ID:
@@ -419,7 +415,7 @@ class CompetitorMutations:
     async def record_competitor_prices(
         self, info: Info, input: RecordCompetitorPricesInput
     ) -> RecordCompetitorPricesResult:
-        config = _config(info)
+        config = pricing_settings(info.context.plugins)
 
         async def work(
             session: AsyncSession,

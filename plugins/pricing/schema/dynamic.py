@@ -24,6 +24,7 @@ from plugins.pricing.models import (
 )
 from plugins.pricing.service import elasticity, suggestions
 from plugins.pricing.service.elasticity import EstimateLevel, EstimateStatus
+from plugins.pricing.service.settings import pricing_settings
 from server.models import Category as CategoryRow
 from server.models import Product as ProductRow
 from server.plugin import (
@@ -47,7 +48,6 @@ from server.plugin import (
     require_node_id,
 )
 
-PLUGIN = "pricing"
 MANAGE = "pricing.manage"
 NOTE_MAX = 500
 MAX_PRODUCTS = 100
@@ -77,10 +77,6 @@ strawberry.enum(
     description="PENDING, APPROVED (and applied), REJECTED, AUTO_APPLIED, SUPERSEDED (a newer "
     "suggestion for the product replaced it).",
 )
-
-
-def _config(info: Info) -> Any:
-    return info.context.plugins.config_for(PLUGIN)
 
 
 def _gid(type_name: str, pk: int | None) -> strawberry.ID | None:
@@ -302,7 +298,7 @@ class DynamicPricingQueries:
         """Null for an id that names no product or category (malformed ones included)."""
         if (product_id is None) == (category_id is None):
             raise _bad("give a productId or a categoryId", "productId")
-        config = _config(info)
+        config = pricing_settings(info.context.plugins)
         if product_id is not None:
             pid = parse_node_id(product_id, "Product")
             if pid is None:
@@ -391,7 +387,7 @@ class DynamicPricingMutations:
         permission_classes=[_RUNNERS],
     )
     async def suggest_prices(self, info: Info, input: SuggestPricesInput) -> SuggestPricesResult:
-        config = _config(info)
+        config = pricing_settings(info.context.plugins)
 
         async def work(session: AsyncSession) -> list[PriceSuggestion]:
             from server.plugin import ValidationFailed
@@ -425,7 +421,7 @@ class DynamicPricingMutations:
     async def approve_price_suggestion(
         self, info: Info, input: DecidePriceSuggestionInput
     ) -> ApprovePriceSuggestionResult:
-        config = _config(info)
+        config = pricing_settings(info.context.plugins)
         actor = info.context.viewer.subject
 
         async def work(session: AsyncSession) -> PriceSuggestion:
@@ -443,7 +439,7 @@ class DynamicPricingMutations:
     async def reject_price_suggestion(
         self, info: Info, input: DecidePriceSuggestionInput
     ) -> RejectPriceSuggestionResult:
-        config = _config(info)
+        config = pricing_settings(info.context.plugins)
         actor = info.context.viewer.subject
 
         async def work(session: AsyncSession) -> PriceSuggestion:

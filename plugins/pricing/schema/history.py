@@ -16,6 +16,7 @@ from strawberry.dataloader import DataLoader
 from plugins.pricing import READ
 from plugins.pricing.models import ClaimMethod, PriceHistory, PriceSource, ProtectionClaim
 from plugins.pricing.service import history, protection
+from plugins.pricing.service.settings import pricing_settings
 from server.models import utcnow
 from server.plugin import (
     Connection,
@@ -35,7 +36,6 @@ from server.plugin import (
     run_mutation,
 )
 
-PLUGIN = "pricing"
 PRICING_MANAGE = "pricing.manage"
 ORDERS_READ = "orders.read"
 
@@ -254,7 +254,7 @@ class HistoryMutations:
         customer_id = info.context.viewer.customer_id
         assert customer_id is not None  # IsCustomer admitted the viewer
         plugins = info.context.plugins
-        config = plugins.config_for(PLUGIN)
+        config = pricing_settings(plugins)
 
         async def work(session: AsyncSession) -> ProtectionClaim:
             line_id = parse_node_id(input.order_line_id, "OrderLine")

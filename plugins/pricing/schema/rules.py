@@ -20,7 +20,7 @@ from plugins.pricing.models import PricingLimit as LimitRow
 from plugins.pricing.models import PricingRule as RuleRow
 from plugins.pricing.models import RuleKind
 from plugins.pricing.service import rules_admin
-from plugins.pricing.service.settings import PricingSettings
+from plugins.pricing.service.settings import pricing_settings
 from server.models import CustomerSegment, MembershipTier
 from server.permissions import PRICING_MANAGE
 from server.plugin import (
@@ -46,7 +46,6 @@ from server.plugin import (
     require_node_id,
 )
 
-PLUGIN = "pricing"
 _MANAGERS = HasPermission(PRICING_MANAGE)
 _READERS = HasPermission(PRICING_MANAGE, READ)
 NAME_MAX = 120
@@ -59,18 +58,6 @@ strawberry.enum(
     "a member tier, a segment, a tag or an audience), then QUANTITY (a break from minQuantity "
     "units), then SCHEDULED (a price for a window).",
 )
-
-
-def _config(info: Info) -> PricingSettings:
-    config: PricingSettings = info.context.plugins.config_for(PLUGIN)
-    return config
-
-
-def _actor(info: Info) -> str:
-    viewer = info.context.viewer
-    if viewer.staff_id is not None:
-        return f"staff:{viewer.staff_id}"
-    return f"api-key:{viewer.api_key_id}" if viewer.api_key_id is not None else "unknown"
 
 
 def _minor(value: Decimal | None, field: str) -> int | None:
@@ -395,7 +382,10 @@ class PricingRuleMutations:
     ) -> PricingRuleResult:
         async def work(session: AsyncSession) -> RuleRow:
             return await rules_admin.create_rule(
-                session, _config(info), _spec(input.rule), _actor(info)
+                session,
+                pricing_settings(info.context.plugins),
+                _spec(input.rule),
+                info.context.viewer.subject,
             )
 
         return await mutate(
@@ -412,7 +402,11 @@ class PricingRuleMutations:
         async def work(session: AsyncSession) -> RuleRow:
             rule_id = require_node_id(input.id, "PricingRule", "id")
             return await rules_admin.update_rule(
-                session, _config(info), rule_id, _spec(input.rule), _actor(info)
+                session,
+                pricing_settings(info.context.plugins),
+                rule_id,
+                _spec(input.rule),
+                info.context.viewer.subject,
             )
 
         return await mutate(
@@ -429,7 +423,12 @@ class PricingRuleMutations:
     ) -> DeletePricingRuleResult:
         async def work(session: AsyncSession) -> int:
             rule_id = require_node_id(input.id, "PricingRule", "id")
-            return await rules_admin.delete_rule(session, _config(info), rule_id, _actor(info))
+            return await rules_admin.delete_rule(
+                session,
+                pricing_settings(info.context.plugins),
+                rule_id,
+                info.context.viewer.subject,
+            )
 
         return await mutate(
             info,
@@ -457,7 +456,9 @@ class PricingRuleMutations:
                 min_margin_bp=input.min_margin_bp,
                 map_amount=_minor(input.map, "map"),
             )
-            return await rules_admin.set_limit(session, _config(info), spec, _actor(info))
+            return await rules_admin.set_limit(
+                session, pricing_settings(info.context.plugins), spec, info.context.viewer.subject
+            )
 
         return await mutate(
             info, work, lambda row: SetPricingLimitSuccess(limit=PricingLimit.from_model(row))
@@ -471,7 +472,12 @@ class PricingRuleMutations:
     ) -> RemovePricingLimitResult:
         async def work(session: AsyncSession) -> int:
             limit_id = require_node_id(input.id, "PricingLimit", "id")
-            return await rules_admin.remove_limit(session, _config(info), limit_id, _actor(info))
+            return await rules_admin.remove_limit(
+                session,
+                pricing_settings(info.context.plugins),
+                limit_id,
+                info.context.viewer.subject,
+            )
 
         return await mutate(
             info,

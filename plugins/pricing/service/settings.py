@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from plugins.pricing import PLUGIN_INFO
 from plugins.pricing.models import ClaimMethod
 
 
@@ -70,3 +71,10 @@ class PricingSettings(BaseModel):
         if isinstance(value, str):
             return [int(part) for part in value.split(",") if part.strip()]
         return value
+
+
+def pricing_settings(plugins: Any) -> PricingSettings:
+    """The pricing plugin's validated settings, as the app loaded them (``plugins``: the
+    request's plugin runtime)."""
+    config: PricingSettings = plugins.config_for(PLUGIN_INFO.name)
+    return config
