@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from scipy.stats import median_abs_deviation
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -42,6 +41,7 @@ from plugins.pricing.models import (
     PriceAlertState,
 )
 from plugins.pricing.service import rules
+from plugins.pricing.service.sql import insert_for
 from server.graphql.money import exponent
 from server.models import Product, ProductVariant, utcnow
 from server.plugin import (
@@ -235,10 +235,6 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 # --- matching -----------------------------------------------------------------------------------
 
 
@@ -353,7 +349,7 @@ async def match_rows(
 async def competitor_id(session: AsyncSession, name: str) -> int:
     """The id of competitor ``name``, created on first sight (one row even when two
     transactions see it first at once: the later waits for the earlier and inserts nothing)."""
-    insert = _insert(session)
+    insert = insert_for(session)
     await session.execute(
         insert(Competitor)
         .values(name=name, created_at=utcnow())
@@ -396,7 +392,7 @@ async def record_prices(
         assert m.variant.id is not None
         unique.setdefault((m.variant.id, _utc(m.row.observed_at)), m)
     result.duplicates = len(matches) - len(unique)
-    insert = _insert(session)
+    insert = insert_for(session)
     values = [
         {
             "competitor_id": cid,
@@ -518,7 +514,7 @@ async def evaluate(
     ours = await rules.public_prices(session, items, at, config)
 
     raised: list[int] = []
-    insert = _insert(session)
+    insert = insert_for(session)
     for variant_id, m in current.items():
         sighting_id, observed_at = newest[variant_id]
         theirs, currency = m.row.amount, m.product.currency

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -24,6 +23,7 @@ from plugins.pricing.models import (
     PricingRule,
 )
 from plugins.pricing.service import events, rules
+from plugins.pricing.service.sql import insert_for
 from server.db import mark_write
 from server.models import Product, ProductVariant, utcnow
 from server.plugin import Event, Job, JobContext, PriceItem
@@ -34,11 +34,6 @@ HISTORY_JOB = "history"
 # The first run of the history job looks this far back for boundaries (later runs start at
 # the mark the previous one left).
 FIRST_LOOK_BACK = timedelta(days=1)
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def record(
@@ -70,7 +65,7 @@ async def record(
         "recorded_at": utcnow(),
     }
     new_id = await session.scalar(
-        _insert(session)(PriceHistory)
+        insert_for(session)(PriceHistory)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["product_id", "effective_at", "source"])
         .returning(col(PriceHistory.id))
@@ -206,7 +201,7 @@ async def claim_window(
     waits for the first to commit and then starts from the mark it left."""
     await mark_write(session)
     await session.execute(
-        _insert(session)(JobMark)
+        insert_for(session)(JobMark)
         .values(name=name, mark_at=now - first_look_back, mark_id=None, updated_at=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )

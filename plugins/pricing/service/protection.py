@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from plugins.pricing.models import ClaimMethod, PriceHistory, PriceSource, ProtectionClaim
 from plugins.pricing.service import history
+from plugins.pricing.service.sql import insert_for
 from server.models import (
     Customer,
     Order,
@@ -168,11 +168,6 @@ async def check(
     return Eligible(line, order, line.unit_price_amount, current)
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 async def claim(
     session: AsyncSession,
     plugins: Any,
@@ -208,7 +203,7 @@ async def claim(
         "created_at": now,
     }
     new_id = await session.scalar(
-        _insert(session)(ProtectionClaim)
+        insert_for(session)(ProtectionClaim)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["order_line_id"])
         .returning(col(ProtectionClaim.id))
