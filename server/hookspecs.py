@@ -31,6 +31,7 @@ from server.hooktypes import (
     CheckoutProblem,
     DemoShop,
     Event,
+    GiftLine,
     Job,
     Kpi,
     NotApplied,
@@ -215,6 +216,38 @@ def shipping_quotes(
 
 
 @hookspec
+def shipping_adjustments(
+    session: AsyncSession,
+    cart: CartView,
+    quotes: Sequence[ShippingQuote],
+    customer: Customer | None,
+    plugins: PluginRuntime,
+    config: Any,
+) -> Mapping[str, Sequence[Adjustment]] | None:
+    """Return ``{quote code: [Adjustment, ...]}``: changes to the price of the cart's shipping
+    quotes (every plugin's, from ``shipping_quotes``), e.g. free shipping from a threshold
+    (a negative amount). The core applies them to each quote (never below zero), shows them on
+    the quote (``ShippingQuote.adjustments``) and keeps the chosen quote's on the order. Leave
+    out the quotes you do not adjust; return None or ``{}`` to adjust none."""
+
+
+@hookspec
+def cart_gifts(
+    session: AsyncSession,
+    cart: CartView,
+    customer: Customer | None,
+    plugins: PluginRuntime,
+    config: Any,
+) -> Sequence[GiftLine] | None:
+    """Return free items to add to ``cart`` (``GiftLine(variant_id, quantity, rule, label)``),
+    e.g. a spend-and-gift promotion's gift. The core shows each as a line of the cart at a zero
+    price (its breakdown: the catalogue price, then the gift taking all of it off) and writes
+    it on the order; ``placeOrder`` reserves its stock, and a gift whose stock has run out is
+    left out (the order goes through without it). Called after ``order_adjustments``, with the
+    same ``cart`` (its own lines only, no gifts)."""
+
+
+@hookspec
 def validate_checkout(
     session: AsyncSession,
     cart: CartView,
@@ -260,6 +293,33 @@ def order_cancelling(
     """Called inside the transaction that cancels ``order`` (its stock is released and its
     captured payments refunded in the same transaction). Give back what ``order_placing``
     reserved for it. Return nothing; raise to refuse the cancellation (nothing is written)."""
+
+
+@hookspec
+def order_fulfilment_hold(
+    session: AsyncSession, order: Order, plugins: PluginRuntime, config: Any
+) -> str | None:
+    """Return why ``order`` must not be fulfilled yet (e.g. "group buy 7 needs 2 more
+    members"), or None. While any plugin holds it, the core refuses to move the order to
+    FULFILLING or SHIPPED (and so to create its shipments), answering the typed error
+    ORDER_ON_HOLD with the reasons; ``Order.holds`` lists them. Called when staff move the
+    order on and when its shipments are created; read only, write nothing."""
+
+
+@hookspec(firstresult=True)
+def refund_for_lines(
+    session: AsyncSession,
+    order: Order,
+    lines: Sequence[OrderLine],
+    returned: Mapping[int, int],
+    plugins: PluginRuntime,
+    config: Any,
+) -> int | None:
+    """firstresult: how much to give back (minor units) when the units ``returned`` (order
+    line id → units) of ``order`` come back, or None to leave the answer to the next plugin.
+    ``lines`` are the order's lines. A plugin that discounted the order answers from what it
+    took off each line (and what a return undoes, e.g. a threshold no longer met); the core's
+    own answer, called last, is the lines' unit prices times the units."""
 
 
 @hookspec(firstresult=True)

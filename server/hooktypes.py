@@ -158,6 +158,19 @@ class ShippingQuote:
 
 
 @dataclass(frozen=True)
+class GiftLine:
+    """A free item a plugin adds to a cart (``cart_gifts``): ``quantity`` units of variant
+    ``variant_id`` at a zero price, explained by ``rule`` and ``label`` (e.g. a spend-and-gift
+    promotion's gift)."""
+
+    variant_id: int
+    quantity: int
+    rule: str
+    label: str
+    source: str = field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
 class CheckoutProblem:
     """A reason a cart may not be checked out (``validate_checkout``) or an order may not be
     placed (``order_placing``): shown to the shopper, it blocks ``placeOrder``. ``code`` is the

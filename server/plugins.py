@@ -39,7 +39,11 @@ from server.hookcall import PluginFailed as PluginFailed
 from server.hooktypes import CORE, PROJECT
 
 ENTRY_POINT_GROUP = "shopgraph.plugins"
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.recommendation", "plugins.pricing")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "plugins.recommendation",
+    "plugins.pricing",
+    "plugins.promotions",
+)
 # The core's own hook implementations, registered under the name ``core`` (reserved).
 IMPL_MARKER = f"{PROJECT}_impl"
 # Parameters the runtime offers every hook besides those of its spec.

@@ -1,0 +1,10 @@
+"""The promotions plugin's GraphQL: report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TYPES: list[type[Any]] = []
+QUERIES: list[type[Any]] = []
+MUTATIONS: list[type[Any]] = []
+EXTENSIONS: dict[str, list[type[Any]]] = {}

@@ -1,0 +1,21 @@
+"""The demo shop's promotions: one of each kind, coupons, a campaign, an open group buy."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.plugin import DemoShop
+
+
+async def fill(
+    session: AsyncSession,
+    shop: DemoShop,
+    rng: random.Random,
+    config: Any,
+    progress: Callable[[str], None],
+) -> dict[str, int]:
+    return {}
