@@ -130,6 +130,8 @@ class Promotion(SQLModel, table=True):
     tag: str | None = Field(default=None, sa_column=Column(String(64)))
     audience_id: int | None = Field(default=None, foreign_key="audience.id")
     new_customers_only: bool = False
+    # A CODE promotion whose codes customers claim for themselves (``claimCoupon``).
+    claimable: bool = False
     # Stacking.
     priority: int = 0
     combinable_with: list[str] = json_field(list)

@@ -9,8 +9,23 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Order
-from server.plugin import Job
+from plugins.promotions.service.engine import Offer
+from server.models import Customer, Order
+from server.plugin import CheckoutProblem, Job
+
+
+async def take_seat(
+    session: AsyncSession, order: Order, offer: Offer, customer: Customer | None
+) -> CheckoutProblem | None:
+    """Inside ``order_placing``: open a group (``offer.group_id`` None) or take a seat in
+    ``offer.group_id`` for ``order``, with a conditional UPDATE; a CheckoutProblem refuses the
+    order (the group is full, expired, or the customer is already in it)."""
+    return None
+
+
+async def release_seat(session: AsyncSession, order: Order) -> None:
+    """Inside ``order_cancelling``: give back ``order``'s seat while its group is OPEN."""
+    return None
 
 
 async def fulfilment_hold(session: AsyncSession, order: Order) -> str | None:

@@ -55,6 +55,7 @@ def upgrade() -> None:
     sa.Column('tag', sa.String(length=64), nullable=True),
     sa.Column('audience_id', sa.Integer(), nullable=True),
     sa.Column('new_customers_only', sa.Boolean(), nullable=False),
+    sa.Column('claimable', sa.Boolean(), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('combinable_with', sa.JSON(), nullable=False),
     sa.Column('exclusive_group', sa.String(length=64), nullable=True),
