@@ -19,6 +19,7 @@ from plugins.pricing.models import (
     PricingLimit,
     PricingRule,
 )
+from plugins.promotions.models import Campaign, Promotion
 from plugins.recommendation.models import MerchandisingKind, RecommendationMerchandising
 from schema.core import build_schema
 from server.config import Settings
@@ -80,6 +81,9 @@ STAFF_ONLY = {
     # the pricing plugin's rules and limits
     "PricingRule",
     "PricingLimit",
+    # the promotions plugin's promotions and campaigns
+    "Promotion",
+    "Campaign",
 }
 # A customer's own: the owner sees them, other customers do not.
 CUSTOMER_DATA = {
@@ -302,6 +306,10 @@ FACTORIES: dict[str, Factory] = {
     "PriceSuggestion": _price_suggestion,
     "PricingRule": _pricing_rule,
     "PricingLimit": _pricing_limit,
+    "Promotion": lambda s, cid: _add(
+        s, Promotion(name="满300减40", rules={"tiers": [{"threshold": 30000, "amount_off": 4000}]})
+    ),
+    "Campaign": lambda s, cid: _add(s, Campaign(name="双11", budget_amount=100000)),
     "OutboxDelivery": _outbox_delivery,
     "SynonymGroup": lambda s, cid: _add(s, SynonymGroup()),
     "Audience": lambda s, cid: _add(

@@ -85,13 +85,13 @@ async def code_promotion(
     **fields: Any,
 ) -> Promotion:
     """A committed COUPON promotion applied by code (¥20 off unless ``rules`` say)."""
+    values: dict[str, Any] = {"trigger": Trigger.CODE, **fields}
     row = Promotion(
         name=name,
         label=name,
         kind=PromotionKind.COUPON,
-        trigger=Trigger.CODE,
         rules=rules or {"amount_off": 2000},
-        **fields,
+        **values,
     )
     session.add(row)
     await session.commit()
