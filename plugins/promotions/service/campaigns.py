@@ -14,7 +14,8 @@ from plugins.promotions.models import Campaign
 from server.models import utcnow
 from server.plugin import Job, JobContext
 
-BUDGET_JOB = "promotions.budgets"
+# Run as `promotions.budgets` (the core prefixes the plugin's name).
+BUDGET_JOB = "budgets"
 
 
 def spent_condition() -> Any:

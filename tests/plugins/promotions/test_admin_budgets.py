@@ -14,6 +14,7 @@ from plugins.promotions.service.campaigns import BUDGET_JOB, mark_exhausted
 from plugins.promotions.service.settings import PromotionsSettings
 from server.config import Settings
 from server.db import create_engine, mark_write, session_factory
+from server.jobs import scheduled_jobs
 from server.models import utcnow
 from server.plugin import JobContext
 from server.plugins import PluginRuntime
@@ -79,6 +80,7 @@ async def test_the_job_runs_through_the_plugin_api(
     found = {job.name: job for job in promotion_jobs(config)}
     job = found[BUDGET_JOB]
     assert job.interval_seconds == 7 * 60
+    assert "promotions.budgets" in {j.name for j in scheduled_jobs(plugins)}
     engine = create_engine(database_url)
     try:
         context = JobContext(
