@@ -312,9 +312,9 @@ class CouponCode:
         description="The amount it takes off, when the code carries its own (compensation, "
         "referral); null: its promotion's rules decide."
     )
-    def amount_off(self) -> Money | None:
+    def amount_off(self, info: Info) -> Money | None:
         value = self._model.amount_off
-        return None if value is None else money(value, "CNY")
+        return None if value is None else money(value, info.context.settings.currency)
 
     @strawberry.field(description="The customer a personal code was issued to (staff only).")
     def customer_id(self, info: Info) -> strawberry.ID | None:

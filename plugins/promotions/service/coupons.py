@@ -369,12 +369,16 @@ async def claim_coupon(
 ) -> CouponCode:
     """A personal single-use code of a claimable promotion for ``customer_id``: one per
     customer (claiming again answers the same code). Claims stop when the promotion's
-    ``total_limit`` codes were handed out or its uses reached it."""
+    ``total_limit`` codes were handed out or its uses reached it (the promotion's row is locked
+    while counting: two customers claiming the last code at once get one between them)."""
     ref = f"claim:{promotion_id}:{customer_id}"
     held = await session.scalar(select(CouponCode).where(col(CouponCode.source_ref) == ref))
     if held is not None:
         return held
-    promotion = await session.get(Promotion, promotion_id)
+    # The row lock queues concurrent claims of one promotion, so the count below is exact.
+    promotion = await session.get(
+        Promotion, promotion_id, with_for_update=True, populate_existing=True
+    )
     if promotion is None or not promotion.claimable or promotion.trigger is not Trigger.CODE:
         raise CouponRefused(
             "NOT_CLAIMABLE", "this promotion has no coupons to claim", field="promotionId"
