@@ -264,5 +264,6 @@ async def _first_variants(session: AsyncSession, product_ids: Sequence[int]) -> 
     )
     out: dict[int, int] = {}
     for product_id, variant_id in rows.all():
-        out.setdefault(product_id, int(variant_id))
+        if variant_id is not None:
+            out.setdefault(product_id, variant_id)
     return out
