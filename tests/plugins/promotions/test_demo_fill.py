@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from plugins.promotions.service.settings import PromotionsSettings
 from server.cli import main as cli
 from server.config import Settings
 from server.db import create_engine, session_factory
-from server.models import Customer, ProductVariant, StaffRole
+from server.models import Customer, ProductVariant, StaffRole, utcnow
 from server.plugin import DemoShop
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
@@ -41,6 +40,7 @@ query($id: ID!) {
   }
 }
 """
+PRODUCT_PRICE = "query($id: ID!) { product(id: $id) { price { amount } } }"
 
 
 async def test_make_demo_holds_one_promotion_of_each_kind(
@@ -113,7 +113,8 @@ async def test_the_demo_fills_a_small_catalogue_and_is_served(
 ) -> None:
     products = [await make_product(session, price=2000 + 1000 * n) for n in range(8)]
     customers = [await make_customer(session) for _ in range(3)]
-    as_of = datetime(2025, 3, 1, tzinfo=UTC)
+    # The demo's history ends now: its flash sale is running.
+    as_of = utcnow()
     shop = DemoShop(
         seed=1,
         as_of=as_of,
@@ -140,6 +141,16 @@ async def test_the_demo_fills_a_small_catalogue_and_is_served(
 
     # The app serves the campaign's report: its shared code was issued on its first day.
     admin = gql.as_(token_for(settings, await make_staff(session, role=StaffRole.ADMIN)))
+    flash = await session.scalar(
+        select(Promotion).where(Promotion.kind == PromotionKind.FLASH_SALE)  # type: ignore[arg-type]
+    )
+    assert flash is not None
+    on_sale = next(p for p in products if p.id == flash.product_ids[0])
+    # A signed-in shopper sees the flash sale (it has a per-customer cap, so a guest does
+    # not): 20% off (¥20 + ¥10 × n, no rounding at stake).
+    shopper = gql.as_(token_for(settings, customers[1]))
+    seen = await shopper(PRODUCT_PRICE, {"id": gid("Product", on_sale.id)})
+    assert seen["product"]["price"]["amount"] == f"{on_sale.price_amount * 8 // 10 / 100:.2f}"
     data = await admin(CAMPAIGN_REPORT, {"id": gid("Campaign", campaign.id)})
     assert data["campaignReport"] == {
         "__typename": "PromotionReport",
