@@ -60,7 +60,7 @@ async def test_make_demo_holds_one_promotion_of_each_kind(
 
 async def _check_cli(database_url: str, session: AsyncSession) -> None:
     env = {"SHOPGRAPH_DATABASE_URL": database_url}
-    args = ["demo-data", "--customers", "24", "--products", "12", "--orders", "10"]
+    args = ["demo-data", "--customers", "20", "--products", "10", "--orders", "4"]
     args += ["--seed", "5", "--as-of", "2025-03-01"]
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
