@@ -8,7 +8,7 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights bench-kpis bench-recommendation bench-recommendation-serving bench-pricing clean \
+	bench-insights bench-kpis bench-recommendation bench-recommendation-serving bench-pricing bench-promotions clean \
 	vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
@@ -155,6 +155,14 @@ bench-pricing: install
 		echo "make bench-pricing needs wrk: install the Debian package wrk" >&2; \
 		exit 1; }
 	$(BIN)/python -m bench.pricing $(BENCH_ARGS)
+
+# The promotions benchmark (docs/benchmarks.md, "Promotions"): a 20-line cart's totals with 50
+# running promotions (p50/p99), and the storefront page with promotions on against off.
+bench-promotions: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench-promotions needs wrk: install the Debian package wrk" >&2; \
+		exit 1; }
+	$(BIN)/python -m bench.promotions $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:
