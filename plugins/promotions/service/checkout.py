@@ -151,7 +151,7 @@ async def decide(
     if found is not None:
         if extra_code is None and cart.cart_id is not None:
             remember(session, cart.cart_id, found.decision)
-            session.info.setdefault(_CART_DECISIONS, {})[cart.cart_id] = found
+            session.info.setdefault(_CART_DECISIONS, {})[cart.cart_id] = (cart, found)
         return found
     at = at or utcnow()
     running = await context.running(session, at)
@@ -219,16 +219,21 @@ async def decide(
     context.memo(session)[key] = result
     if extra_code is None and cart.cart_id is not None:
         remember(session, cart.cart_id, decision)
-        session.info.setdefault(_CART_DECISIONS, {})[cart.cart_id] = result
+        session.info.setdefault(_CART_DECISIONS, {})[cart.cart_id] = (cart, result)
     return result
 
 
 def cart_decision_for(session: AsyncSession, cart: CartView) -> CartDecision | None:
-    """The latest decision this session made for the cart (what its quote showed)."""
+    """The decision this session made for the cart as it is now (what its quote showed);
+    None when it made none for it (an empty cart needs none)."""
     if cart.cart_id is None:
         return None
-    found: CartDecision | None = session.info.get(_CART_DECISIONS, {}).get(cart.cart_id)
-    return found
+    kept: tuple[CartView, CartDecision] | None = session.info.get(_CART_DECISIONS, {}).get(
+        cart.cart_id
+    )
+    if kept is None or kept[0] != cart:
+        return None
+    return kept[1]
 
 
 def _second_code(offer: Offer) -> Miss:

@@ -47,6 +47,16 @@ REMOVE = """mutation($input: RemoveCouponInput!) { removeCoupon(input: $input) {
   ... on Error { code message field }
 } }"""
 
+BUNDLE = """mutation($input: AddBundleToCartInput!) { addBundleToCart(input: $input) {
+  __typename
+  ... on AddBundleToCartSuccess { cart {
+    lines { quantity unitPrice { amount } }
+    discount { amount }
+    promotions { applied { kind amount { amount } } }
+  } }
+  ... on Error { code message field }
+} }"""
+
 PRODUCTS = """query($first: Int!) { products(first: $first) { nodes {
   id price { amount }
   promotions { label kind promotionClass effect unitsLeft limited endsAt }
@@ -103,7 +113,17 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
         combinable_with=["PRODUCT"],
         joint_group="stack",
     )
-    session.add_all([flash, tiers, coupon, big])
+    bundle = Promotion(
+        name="bundle",
+        label="套餐价 25元",
+        kind=PromotionKind.BUNDLE,
+        rules={
+            "items": [{"product_id": others[0].id}, {"product_id": others[1].id, "quantity": 2}],
+            "price": 2500,
+        },
+        product_ids=[others[0].id, others[1].id],
+    )
+    session.add_all([flash, tiers, coupon, big, bundle])
     await session.flush()
     session.add_all(
         [
@@ -120,6 +140,7 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
         "flash": flash.id,
         "tiers": tiers.id,
         "coupon": coupon.id,
+        "bundle": bundle.id,
     }
 
 
@@ -227,7 +248,7 @@ async def test_product_pages_show_their_promotions_in_flat_statements(
         ("FLASH_SALE", "15% off", 60, "limited: 60 left"),
         ("SPEND_SAVE", "spend ¥200.00 save ¥20.00, spend ¥400.00 save ¥50.00", None, None),
     ]
-    other = next(n for n in nodes if n["id"] == gid("Product", shop.seeded["others"][0].id))
+    other = next(n for n in nodes if n["id"] == gid("Product", shop.seeded["others"][5].id))
     assert other["promotions"] == []
 
 
@@ -243,3 +264,27 @@ async def test_a_cart_quote_runs_as_many_statements_whatever_its_size(
             await gql(CART, {"token": token})
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+async def test_a_bundle_is_added_as_one_choice_and_priced_per_set(
+    gql: GraphQLClient, shop: ModuleShop
+) -> None:
+    token = await cart_with(gql, [])
+    missing = await gql(
+        BUNDLE,
+        {"input": {"cartToken": token, "promotionId": gid("Promotion", shop.seeded["tiers"])}},
+    )
+    assert missing["addBundleToCart"]["__typename"] == "NotFoundError"
+    bundle = gid("Promotion", shop.seeded["bundle"])
+    added = (await gql(BUNDLE, {"input": {"cartToken": token, "promotionId": bundle}}))[
+        "addBundleToCart"
+    ]
+    assert added["__typename"] == "AddBundleToCartSuccess", added
+    # One 10.00 item and two 10.01 items: 30.02 for 25.00, 5.02 off.
+    cart = added["cart"]
+    assert [(ln["quantity"], ln["unitPrice"]["amount"]) for ln in cart["lines"]] == [
+        (1, "10.00"),
+        (2, "10.01"),
+    ]
+    assert cart["discount"]["amount"] == "5.02"
+    assert cart["promotions"]["applied"] == [{"kind": "BUNDLE", "amount": {"amount": "5.02"}}]
