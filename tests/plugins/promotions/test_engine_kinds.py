@@ -271,19 +271,31 @@ async def test_checkout_hooks_answer_from_one_decision(
         ShippingQuote(code="std", carrier="中通", label="标准", amount=1000),
         ShippingQuote(code="sf", carrier="顺丰", label="次日达", amount=2500),
     ]
-    shipping = await promo_checkout.shipping_adjustments(
-        session, view, quotes, None, plugins, CONFIG
-    )
+    # The decision was made once, for order_adjustments: the other hooks read nothing more.
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = session.bind.sync_engine  # type: ignore[union-attr]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        shipping = await promo_checkout.shipping_adjustments(
+            session, view, quotes, None, plugins, CONFIG
+        )
+        gifts = await promo_checkout.cart_gifts(session, view, None, plugins, CONFIG)
+        problems = await promo_checkout.validate_checkout(session, view, None, plugins, CONFIG)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statements == []
     assert {k: [(a.rule, a.amount) for a in v] for k, v in shipping.items()} == {
         "std": [(f"promotion:{free.id}", -1000)],
         "sf": [(f"promotion:{free.id}", -1500)],
     }
-    gifts = await promo_checkout.cart_gifts(session, view, None, plugins, CONFIG)
     assert [(g.variant_id, g.quantity, g.rule) for g in gifts] == [
         (gift_variant.id, 1, f"promotion:{present.id}")
     ]
     # The coupon's 500.00 minimum is not met: it blocks the checkout, typed.
-    problems = await promo_checkout.validate_checkout(session, view, None, plugins, CONFIG)
     assert [(p.code, p.field, p.message) for p in problems] == [
         ("COUPON_MINIMUM_NOT_MET", "coupons", "spend ¥200.00 more to save ¥50.00")
     ]
