@@ -36,20 +36,23 @@ from server.plugin import (
     run_mutation,
 )
 
-# GraphQL enums: strawberry.enum marks the classes themselves, and fields name them.
-strawberry.enum(
-    PromotionKind,
-    name="PromotionKind",
-    description="What a promotion does: FLASH_SALE (限时特惠), SPEND_SAVE (满减), SPEND_GIFT "
-    "(满赠), BUY_X_GET_Y, COUPON (优惠券), MEMBER_DEAL (会员专享), BUNDLE (套餐), GROUP_BUY "
-    "(拼团), FREE_SHIPPING.",
-)
-strawberry.enum(
-    PromotionClass,
-    name="PromotionClass",
-    description="What a promotion takes its discount off: unit prices (PRODUCT), the order "
-    "(ORDER) or the shipping (SHIPPING).",
-)
+# GraphQL enums: strawberry.enum marks the classes themselves, and fields name them. The
+# admin schema registers the promotion's own enums too: one definition for a class either way.
+if not hasattr(PromotionKind, "__strawberry_definition__"):
+    strawberry.enum(
+        PromotionKind,
+        name="PromotionKind",
+        description="What a promotion does: FLASH_SALE (限时特惠), SPEND_SAVE (满减), SPEND_GIFT "
+        "(满赠), BUY_X_GET_Y, COUPON (优惠券), MEMBER_DEAL (会员专享), BUNDLE (套餐), GROUP_BUY "
+        "(拼团), FREE_SHIPPING.",
+    )
+if not hasattr(PromotionClass, "__strawberry_definition__"):
+    strawberry.enum(
+        PromotionClass,
+        name="PromotionClass",
+        description="What a promotion takes its discount off: unit prices (PRODUCT), the order "
+        "(ORDER) or the shipping (SHIPPING).",
+    )
 strawberry.enum(
     MissCode,
     name="PromotionMissCode",
