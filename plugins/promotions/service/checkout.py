@@ -32,6 +32,7 @@ from server.models import Customer, utcnow
 from server.plugin import Adjustment, CartView, CheckoutProblem, GiftLine, ShippingQuote
 
 COUPONS_FIELD = "coupons"
+_CART_DECISIONS = "promotions.cart_decisions"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ async def decide(
     if found is not None:
         if extra_code is None and cart.cart_id is not None:
             remember(session, cart.cart_id, found.decision)
+            session.info.setdefault(_CART_DECISIONS, {})[cart.cart_id] = (cart, found)
         return found
     at = at or utcnow()
     running = await context.running(session, at)
@@ -217,7 +219,21 @@ async def decide(
     context.memo(session)[key] = result
     if extra_code is None and cart.cart_id is not None:
         remember(session, cart.cart_id, decision)
+        session.info.setdefault(_CART_DECISIONS, {})[cart.cart_id] = (cart, result)
     return result
+
+
+def cart_decision_for(session: AsyncSession, cart: CartView) -> CartDecision | None:
+    """The decision this session made for the cart as it is now (what its quote showed);
+    None when it made none for it (an empty cart needs none)."""
+    if cart.cart_id is None:
+        return None
+    kept: tuple[CartView, CartDecision] | None = session.info.get(_CART_DECISIONS, {}).get(
+        cart.cart_id
+    )
+    if kept is None or kept[0] != cart:
+        return None
+    return kept[1]
 
 
 def _second_code(offer: Offer) -> Miss:

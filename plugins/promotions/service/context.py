@@ -201,8 +201,9 @@ class Promo:
         return None
 
 
-def _promo(row: Promotion, campaign: Campaign | None) -> Promo | None:
-    """The snapshot of a row; None for a row whose rules no longer parse (never applied)."""
+def snapshot(row: Promotion, campaign: Campaign | None = None) -> Promo | None:
+    """The snapshot of a row (and its campaign's); None for a row whose rules no longer
+    parse (never applied)."""
     try:
         rules = parse_rules(row.kind, dict(row.rules or {}))
     except ValidationFailed:
@@ -280,7 +281,7 @@ async def running(session: AsyncSession, at: datetime) -> tuple[Promo, ...]:
         )
         .order_by(col(Promotion.id))
     )
-    promos = tuple(p for p in (_promo(row, campaign) for row, campaign in rows.all()) if p)
+    promos = tuple(p for p in (snapshot(row, campaign) for row, campaign in rows.all()) if p)
     memo(session)["running"] = promos
     return promos
 
@@ -417,7 +418,7 @@ def _code(code: CouponCode, promotion: Promotion, campaign: Campaign | None) -> 
     return CodeOnCart(
         code_id=code.id,
         code=code.code,
-        promo=_promo(promotion, campaign),
+        promo=snapshot(promotion, campaign),
         customer_id=code.customer_id,
         max_uses=code.max_uses,
         used_count=code.used_count,
