@@ -304,3 +304,29 @@ async def test_my_group_buys(gql: GraphQLClient, shop: ModuleShop) -> None:
             await leader(MINE, {"first": first})
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+CART = "query($token: String!) { cart(token: $token) { subtotal { amount } discount { amount } } }"
+
+
+async def test_the_cart_has_the_group_price_while_it_chose_a_group(
+    gql: GraphQLClient, shop: ModuleShop
+) -> None:
+    loner = _as(gql, shop, "loner")
+    token = await _cart(loner, shop)
+
+    async def priced() -> tuple[str, str]:
+        cart = (await loner(CART, {"token": token}))["cart"]
+        return cart["subtotal"]["amount"], cart["discount"]["amount"]
+
+    # No choice, no group price: a group buy is not an automatic discount.
+    assert await priced() == ("100.00", "0.00")
+    data = await loner(OPEN, {"input": {"cartToken": token, "promotionId": _promotion(shop)}})
+    assert data["openGroupBuy"]["__typename"] == "GroupBuyChoiceSuccess"
+    # 20% off the one unit of ¥100.00.
+    assert await priced() == ("100.00", "20.00")
+    data = await loner(JOIN, {"input": {"cartToken": token, "code": shop.seeded["open"]}})
+    assert data["joinGroupBuy"]["__typename"] == "GroupBuyChoiceSuccess"
+    assert await priced() == ("100.00", "20.00")
+    await loner(LEAVE, {"input": {"cartToken": token}})
+    assert await priced() == ("100.00", "0.00")
