@@ -253,6 +253,46 @@ def _closed(group: BuyGroup, now: datetime) -> tuple[str, str] | None:
     return None
 
 
+async def checkout_problems(
+    session: AsyncSession, cart_id: int | None, customer: Customer | None
+) -> list[CheckoutProblem]:
+    """For ``validate_checkout``: a cart whose group-buy choice can no longer be honoured (the
+    promotion stopped, the group filled or expired, the customer joined it meanwhile, the
+    cart lost the promotion's products) is refused with why, rather than placed quietly at the
+    price without the group. The seat itself is still taken at ``order_placing``."""
+    if cart_id is None:
+        return []
+    choice = await choice_of(session, cart_id)
+    if choice is None:
+        return []
+    now = utcnow()
+    try:
+        promotion, _ = await running_group_buy(session, choice.promotion_id, now, field="cartToken")
+    except GroupBuyRefused as refused:
+        return [_problem(refused.code, refused.message)]
+    if customer is None or customer.id is None:
+        return [_problem(SIGN_IN_REQUIRED, "sign in to open or join a group buy")]
+    if choice.group_id is not None:
+        group = await session.get(BuyGroup, choice.group_id)
+        if group is None:
+            return [_problem(GROUP_NOT_FOUND, "no group buy has this code")]
+        refusal = _closed(group, now)
+        if refusal is not None:
+            return [_problem(*refusal)]
+        member = await session.scalar(
+            select(col(GroupMember.id)).where(
+                col(GroupMember.group_id) == group.id,
+                col(GroupMember.customer_id) == customer.id,
+            )
+        )
+        if member is not None:
+            return [_problem(ALREADY_IN_GROUP, f"you are already in group buy {group.code}")]
+    if not await cart_has_targets(session, cart_id, promotion):
+        label = promotion.label or promotion.name
+        return [_problem(NO_ELIGIBLE_ITEMS, f"the cart holds none of the products of {label}")]
+    return []
+
+
 # --- seats, at placeOrder and at cancel ------------------------------------------------------
 
 
@@ -511,6 +551,7 @@ def jobs(config: Any) -> Sequence[Job]:
 
 __all__ = [
     "CODES",
+    "checkout_problems",
     "GroupBuyRefused",
     "choice_of",
     "choose_join",

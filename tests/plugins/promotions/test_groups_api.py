@@ -21,7 +21,7 @@ from tests.plugins.promotions.groups_support import group_buy, ident, order_of
 from tests.support.accounts import make_customer, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.module_shop import ModuleShop, module_shop
-from tests.support.orders import ADD_LINES, gid, line_input, make_product, new_cart
+from tests.support.orders import ADD_LINES, gid, line_input, make_product, new_cart, place
 from tests.support.statements import counting
 
 CHOICE = """
@@ -76,6 +76,14 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
             now,
         )
         assert problem is None
+    # A group only the checkout test changes under a cart's feet.
+    changing = await groups.open_group(
+        session,
+        ident(promotion),
+        ident(third),
+        ident(await order_of(session, third, target)),
+        now,
+    )
     expired = await groups.open_group(
         session,
         ident(promotion),
@@ -102,6 +110,7 @@ async def _seed(session: AsyncSession) -> dict[str, Any]:
         "open": opened.code,
         "full": full.code,
         "expired": expired.code,
+        "changing": ident(changing),
     }
 
 
@@ -330,3 +339,58 @@ async def test_the_cart_has_the_group_price_while_it_chose_a_group(
     assert await priced() == ("100.00", "20.00")
     await loner(LEAVE, {"input": {"cartToken": token}})
     assert await priced() == ("100.00", "0.00")
+
+
+async def _set_group(shop: ModuleShop, **values: Any) -> None:
+    from server.db import create_engine, session_factory
+
+    engine = create_engine(shop.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            await session.execute(
+                update(BuyGroup).where(col(BuyGroup.id) == shop.seeded["changing"]).values(**values)
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_choice_that_no_longer_holds_blocks_the_checkout(
+    gql: GraphQLClient, shop: ModuleShop
+) -> None:
+    loner = _as(gql, shop, "loner")
+    token = await _cart(loner, shop)
+    code = await _group_code(shop)
+    data = await loner(JOIN, {"input": {"cartToken": token, "code": code}})
+    assert data["joinGroupBuy"]["__typename"] == "GroupBuyChoiceSuccess"
+
+    # The group filled meanwhile: the order is refused, not placed at the price without it.
+    await _set_group(shop, members=3, status=GroupStatus.SUCCEEDED)
+    refused = await place(loner, token)
+    assert refused["__typename"] == "CheckoutProblems", refused
+    assert [(p["plugin"], p["code"]) for p in refused["problems"]] == [("promotions", "GROUP_FULL")]
+    await _set_group(shop, members=1, status=GroupStatus.OPEN, expires_at=utcnow())
+    refused = await place(loner, token)
+    assert [p["code"] for p in refused["problems"]] == ["GROUP_EXPIRED"]
+
+    # Leaving the group buy, the cart checks out at the price without it.
+    await loner(LEAVE, {"input": {"cartToken": token}})
+    placed = await place(loner, token)
+    assert placed["__typename"] == "PlaceOrderSuccess", placed
+    assert (placed["order"]["subtotal"]["amount"], placed["order"]["discount"]["amount"]) == (
+        "100.00",
+        "0.00",
+    )
+
+
+async def _group_code(shop: ModuleShop) -> str:
+    from server.db import create_engine, session_factory
+
+    engine = create_engine(shop.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            group = await session.get(BuyGroup, shop.seeded["changing"])
+            assert group is not None
+            return group.code
+    finally:
+        await engine.dispose()
