@@ -40,12 +40,13 @@ from schema.variants import OptionValue, ProductVariant
 from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
-from server.graphql.errors import InvalidTransition, NotFoundError, ValidationError
+from server.graphql.errors import InvalidTransition, NotFoundError, OrderOnHold, ValidationError
 from server.graphql.ids import filter_node_id, parse_pk, require_node_id
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel, ModelNode
 from server.graphql.pagination import Connection, Page, SortDirection, SortKey
+from server.graphql.permissions import HasPermission
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import orders as service
 
@@ -147,6 +148,14 @@ class OrderStatusChange(FromModel):
         return self._model.actor if info.context.viewer.has(ORDERS_READ, ORDERS_MANAGE) else None
 
 
+@strawberry.type(
+    description="Why a plugin holds an order back from fulfilment (order_fulfilment_hold)."
+)
+class OrderHold:
+    plugin: str
+    reason: str
+
+
 @strawberry.type(description="An order: visible to its customer and with orders.read only.")
 class Order(ModelNode):
     loader = OrderByIdLoader
@@ -201,6 +210,17 @@ class Order(ModelNode):
     @strawberry.field(description="Order-level adjustments (discounts and fees), as placed.")
     def adjustments(self) -> list[PriceAdjustment]:
         return adjustment_types(self._model.adjustments, self._model.currency)
+
+    @strawberry.field(
+        description="orders.read: why plugins hold it back from FULFILLING and SHIPPED (empty: "
+        "it may go on). Asks the plugins for this order when selected, so ask it of one "
+        "order or a short page: a page of orders asks once per order.",
+        permission_classes=[HasPermission(ORDERS_READ, ORDERS_MANAGE)],
+    )
+    async def holds(self, info: Info) -> list[OrderHold]:
+        ctx = info.context
+        holds = await ctx.db.run(service.holds_of, ctx.plugins, self._model)
+        return [OrderHold(plugin=plugin, reason=reason) for plugin, reason in holds]
 
     @strawberry.field(
         description="The parcels planned when it was paid for (empty before; like shipments, "
@@ -335,8 +355,10 @@ OrderChangeErrors = NotFoundError | ValidationError | InvalidTransition
 CancelOrderResult = Annotated[
     CancelOrderSuccess | OrderChangeErrors, strawberry.union("CancelOrderResult")
 ]
+# OrderOnHold: a plugin holds the order back from FULFILLING/SHIPPED.
 UpdateOrderStatusResult = Annotated[
-    UpdateOrderStatusSuccess | OrderChangeErrors, strawberry.union("UpdateOrderStatusResult")
+    UpdateOrderStatusSuccess | OrderChangeErrors | OrderOnHold,
+    strawberry.union("UpdateOrderStatusResult"),
 ]
 ConfirmReceiptResult = Annotated[
     ConfirmReceiptSuccess | OrderChangeErrors, strawberry.union("ConfirmReceiptResult")

@@ -26,7 +26,7 @@ from schema.loaders import (
 from schema.orders import Order, OrderLine
 from server import models as m
 from server.graphql.context import Info
-from server.graphql.errors import InvalidTransition, NotFoundError, ValidationError
+from server.graphql.errors import InvalidTransition, NotFoundError, OrderOnHold, ValidationError
 from server.graphql.ids import parse_pk, require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel, ModelNode
@@ -171,7 +171,8 @@ class RecordTrackingEventSuccess:
     order: Order
 
 
-ShipmentErrors = NotFoundError | ValidationError | InvalidTransition
+# OrderOnHold: a plugin holds the order back from FULFILLING/SHIPPED.
+ShipmentErrors = NotFoundError | ValidationError | InvalidTransition | OrderOnHold
 CreateShipmentResult = Annotated[
     CreateShipmentSuccess | ShipmentErrors, strawberry.union("CreateShipmentResult")
 ]

@@ -86,10 +86,17 @@ from server.plugin_routes import (
     verify_signature,
 )
 from server.services.audiences import audience_members, in_audience
-from server.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from server.services.errors import (
+    Conflict,
+    DomainError,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 from server.services.experiments import variant_for
 from server.services.forecasts import Forecast, ForecastInterval, demand_forecast
 from server.services.gateways import refund_amount
+from server.services.orders import system_cancel as cancel_order
 from server.services.outbox import emit as emit_event
 from server.services.surveys import request_survey
 
@@ -144,6 +151,8 @@ __all__ = [
     "in_audience",
     # money given back: part of an order's captured payments (a credit, a goodwill gesture)
     "refund_amount",
+    # the shop cancels an order itself (a failed group buy, a fraud check)
+    "cancel_order",
     # demand forecasts
     "Forecast",
     "ForecastInterval",
@@ -201,6 +210,7 @@ __all__ = [
     "Conflict",
     "ConflictError",
     "DomainError",
+    "InvalidTransition",
     "Error",
     "NotFound",
     "NotFoundError",

@@ -163,9 +163,10 @@ async def validate_checkout(
     plugins: Any,
     config: Any,
 ) -> Sequence[CheckoutProblem]:
-    from plugins.promotions.service import checkout
+    from plugins.promotions.service import checkout, groups
 
-    return await checkout.validate_checkout(session, cart, customer, plugins, config)
+    problems = await checkout.validate_checkout(session, cart, customer, plugins, config)
+    return [*problems, *await groups.checkout_problems(session, cart.cart_id, customer)]
 
 
 @hookimpl

@@ -77,6 +77,16 @@ class InvalidTransition(Error):
     target: str
 
 
+@strawberry.type(
+    description="A plugin holds the order back from fulfilment (e.g. a group buy still "
+    "waiting for members): it cannot move to FULFILLING or SHIPPED, nor get a shipment, "
+    "until every hold is lifted. `reasons`: each hold as '<plugin>: <reason>'."
+)
+class OrderOnHold(Error):
+    target: str
+    reasons: list[str]
+
+
 @strawberry.type
 class IdempotencyConflict(Error):
     key: str
@@ -142,6 +152,12 @@ def to_graphql(err: domain.DomainError) -> Error:
             return InvalidImportRow(**base, row=err.row, column=err.column)
         case domain.InvalidTransition():
             return InvalidTransition(**base, current=err.current, target=err.target)
+        case domain.OrderOnHold():
+            return OrderOnHold(
+                **base,
+                target=err.target,
+                reasons=[f"{plugin}: {reason}" for plugin, reason in err.holds],
+            )
         case domain.IdempotencyConflict():
             return IdempotencyConflict(**base, key=err.key)
         case domain.NotFound():

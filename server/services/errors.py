@@ -83,6 +83,19 @@ class InvalidTransition(DomainError):
         self.target = target
 
 
+class OrderOnHold(DomainError):
+    """A plugin holds the order (``order_fulfilment_hold``): it may not be fulfilled or shipped
+    yet. ``holds``: (plugin, reason) pairs, in the plugins' call order."""
+
+    code = "ORDER_ON_HOLD"
+
+    def __init__(self, order_id: int, target: str, holds: Sequence[tuple[str, str]]) -> None:
+        listed = "; ".join(f"{plugin}: {reason}" for plugin, reason in holds)
+        super().__init__(f"order {order_id} is on hold and cannot go to {target}: {listed}")
+        self.target = target
+        self.holds = tuple(holds)
+
+
 class IdempotencyConflict(DomainError):
     code = "IDEMPOTENCY_CONFLICT"
 

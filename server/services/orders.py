@@ -4,7 +4,8 @@ PENDING_PAYMENT → PAID → FULFILLING → SHIPPED → DELIVERED → COMPLETED,
 PENDING_PAYMENT, PAID or FULFILLING. Every change goes through :func:`transition_order`: one
 conditional UPDATE (so two concurrent changes cannot both start from the same status), its side
 effects on stock, payments and the plugins' reservations (``order_cancelling``), a history row
-and an ``order_status_changed`` event.
+and an ``order_status_changed`` event. A plugin may hold an order back from FULFILLING and
+SHIPPED (``order_fulfilment_hold``): the move is then refused with OrderOnHold.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.auth import Viewer
+from server.hookcall import PluginFailed
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.plugins import PluginRuntime
 from server.services import gateways, inventory, outbox
-from server.services.errors import InvalidTransition, NotFound, ValidationFailed
+from server.services.errors import InvalidTransition, NotFound, OrderOnHold, ValidationFailed
 
 S = OrderStatus
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -36,6 +38,9 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 # What an order's owner may cancel by themselves; later, goods are being packed (staff decide).
 CUSTOMER_CANCELLABLE = frozenset({S.PENDING_PAYMENT, S.PAID})
+# The moves a plugin's fulfilment hold refuses.
+HELD_TARGETS = frozenset({S.FULFILLING, S.SHIPPED})
+FULFILMENT_HOLD = "order_fulfilment_hold"
 
 
 def is_owner(order: Order, viewer: Viewer) -> bool:
@@ -102,6 +107,33 @@ async def get_order(
     return order
 
 
+async def holds_of(
+    session: AsyncSession, plugins: PluginRuntime, order: Order
+) -> list[tuple[str, str]]:
+    """Why the plugins hold ``order`` back from fulfilment: (plugin, reason) pairs, in call
+    order; empty when none does. One call of the hook; an answer that is not a non-empty
+    string fails the request naming the plugin."""
+    if not plugins.implements(FULFILMENT_HOLD):
+        return []
+    holds: list[tuple[str, str]] = []
+    for plugin, reason in await plugins.call(FULFILMENT_HOLD, session=session, order=order):
+        if not isinstance(reason, str) or not reason.strip():
+            raise PluginFailed(
+                plugin, FULFILMENT_HOLD, TypeError(f"returned {reason!r}, not a reason or None")
+            )
+        holds.append((plugin, reason.strip()))
+    return holds
+
+
+async def ensure_not_held(
+    session: AsyncSession, plugins: PluginRuntime, order: Order, target: OrderStatus
+) -> None:
+    """Raise OrderOnHold when a plugin holds ``order`` back from ``target``."""
+    holds = await holds_of(session, plugins, order)
+    if holds:
+        raise OrderOnHold(order.id, target.value, holds)  # type: ignore[arg-type]  # a stored row has its id
+
+
 async def transition_order(
     session: AsyncSession,
     plugins: PluginRuntime,
@@ -111,13 +143,16 @@ async def transition_order(
     note: str = "",
     actor: str = "system",
 ) -> Order:
-    """Move the order to ``target`` with its side effects, or raise InvalidTransition."""
+    """Move the order to ``target`` with its side effects, or raise InvalidTransition (or
+    OrderOnHold, when a plugin holds it back from FULFILLING or SHIPPED; nothing is written)."""
     order = await load(session, order_id)
     if order is None:
         raise NotFound("order", order_id, field="orderId")
     current = order.status
     if target not in TRANSITIONS[current]:
         raise InvalidTransition("order", current.value, target.value)
+    if target in HELD_TARGETS:
+        await ensure_not_held(session, plugins, order, target)
     now = utcnow()
     values: dict[str, object] = {"status": target, "updated_at": now}
     if target is S.PAID:
@@ -210,6 +245,24 @@ async def cancel_order(
             raise InvalidTransition("order", order.status.value, S.CANCELLED.value)
     return await transition_order(
         session, plugins, order_id, S.CANCELLED, note=_note(reason), actor=viewer.subject
+    )
+
+
+async def system_cancel(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    order_id: int,
+    *,
+    reason: str,
+    actor: str = "system",
+) -> Order:
+    """The shop itself cancels an order (a plugin's decision: a group buy that failed, a fraud
+    check), in the caller's transaction: stock released, captured payments refunded, the
+    plugins' reservations given back (``order_cancelling``), ``reason`` in the history.
+    InvalidTransition when the order can no longer be cancelled (shipped, already cancelled);
+    NotFound when there is no such order. Exported to plugins as ``cancel_order``."""
+    return await transition_order(
+        session, plugins, order_id, S.CANCELLED, note=_note(reason), actor=actor[:100] or "system"
     )
 
 

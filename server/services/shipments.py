@@ -115,6 +115,9 @@ async def create_shipment(
         raise NotFound("order", data.order_id, field="orderId")
     if order.status not in SHIPPABLE_ORDER:
         raise InvalidTransition("order", order.status.value, OrderStatus.FULFILLING.value)
+    if order.status is OrderStatus.FULFILLING:
+        # A PAID order is checked on its way to FULFILLING (transition_order), below.
+        await orders.ensure_not_held(session, plugins, order, OrderStatus.FULFILLING)
     if await session.get(Warehouse, data.warehouse_id) is None:
         raise NotFound("warehouse", data.warehouse_id, field="warehouseId")
     carrier = _required(data.carrier, "carrier")

@@ -102,11 +102,11 @@ def test_hook_is_typed_and_explains_what_to_return(hook: str) -> None:
     assert fn.__doc__ and len(fn.__doc__.split()) >= 8
 
 
-def test_only_the_shipment_plan_is_firstresult_and_says_so() -> None:
+def test_only_the_shipment_plan_and_the_refund_of_lines_are_firstresult_and_say_so() -> None:
     # Every other core hook composes all plugins' answers (or, for payments, asks the plugin
-    # of the payment's gateway); a plan has one right answer, the first one given.
+    # of the payment's gateway); a plan and a refund have one right answer, the first given.
     firstresult = [n for n in SPECS if getattr(hookspecs, n).shopgraph_spec.get("firstresult")]
-    assert firstresult == ["plan_shipments"]
+    assert firstresult == ["plan_shipments", "refund_for_lines"]
     for name in firstresult:
         assert "firstresult" in getattr(hookspecs, name).__doc__
 
