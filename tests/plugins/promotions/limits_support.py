@@ -111,14 +111,22 @@ async def place(
     customer_id: int | None = None,
     order_rules: Sequence[tuple[str, int]] = (),
     decide: bool = True,
+    priced: dict[int, int] | None = None,
 ) -> Placed:
     """Place an order of ``lines`` whose cart the engine decided ``offers`` for; the order
-    carries an adjustment of ``-amount`` for each ORDER offer (and ``order_rules`` besides)."""
+    carries an adjustment of ``-amount`` for each ORDER offer (``priced[promotion id]`` when
+    given: what the order's total really took off), and ``order_rules`` besides."""
+    priced = priced or {}
     async with factory() as session:
         await mark_write(session)
         cart_id = next(_serial)
         adjustments = [
-            {"source": "promotions", "rule": o.rule, "label": o.label, "amount": -o.amount}
+            {
+                "source": "promotions",
+                "rule": o.rule,
+                "label": o.label,
+                "amount": -priced.get(o.promotion.id, o.amount),
+            }
             for o in offers
             if o.promotion.promotion_class is PromotionClass.ORDER
         ] + [
