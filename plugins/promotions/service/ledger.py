@@ -114,7 +114,12 @@ def freeze(
             entries.setdefault(pid, []).extend(
                 (line_id, cls, amount) for line_id, amount in sorted(split.items()) if amount
             )
-            units[pid] = units.get(pid, 0) + sum(offer.units.values())
+            # The units the offer counts; an offer that names none (an amount off the
+            # order) counts the units of the lines it was shared over.
+            counted = offer.units or {
+                v: line_of_variant[v].quantity for v in offer.line_shares if v in line_of_variant
+            }
+            units[pid] = units.get(pid, 0) + sum(counted.values())
         elif cls is PromotionClass.SHIPPING:
             amount = (shipping or {}).get(pid, offer.amount)
             if amount:
