@@ -6,10 +6,14 @@ transaction commits when nothing was refused and rolls back otherwise, as the co
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import os
+import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -25,12 +29,42 @@ from plugins.promotions.models import (
 from plugins.promotions.service import limits
 from plugins.promotions.service.engine import Decision, Offer, PromotionRef, remember, rule_of
 from plugins.promotions.service.settings import PromotionsSettings
+from server import migrate
 from server.db import mark_write
 from server.models import Order, OrderLine, OrderStatus, Product, ProductVariant
 from server.plugin import CartLineView, CartView, CheckoutProblem
 
 _serial = itertools.count(1)
 CONFIG = PromotionsSettings()
+
+
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of the migrated template on ``request.param``'s backend, for every test of
+    a module whose tests each write rows of their own (no test reads another's)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("promotions-limits") / "shop.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    admin = request.getfixturevalue("postgres_admin_url")
+    if admin is None:
+        pytest.skip("no PostgreSQL binaries on this machine")
+    template = request.getfixturevalue("postgres_template")
+    name = f"shopgraph_limits_{os.getpid()}_{next(_serial)}"
+    plain = admin.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(plain)
+        await conn.execute(sql)
+        await conn.close()
+
+    migrate.run_async(lambda: run(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield f"{admin.rpartition('/')[0]}/{name}"
+    finally:
+        migrate.run_async(lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def add(session: AsyncSession, row: Any) -> Any:

@@ -4,7 +4,7 @@ claw-back of CLAW_BACK promotions (a lower tier may still apply) against KEEP on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -24,10 +24,25 @@ from plugins.promotions.service.ledger import allocate, half_up
 from server.db import create_engine, mark_write, session_factory
 from server.models import Order, OrderLine
 from server.plugin import ValidationFailed
-from tests.plugins.promotions.limits_support import Line, order_offer, place, promotion, variant_id
+from tests.plugins.promotions.limits_support import (
+    Line,
+    module_database,
+    order_offer,
+    place,
+    promotion,
+    variant_id,
+)
 from tests.support.orders import make_product
 
 FULL_300_OFF_40 = {"tiers": [{"threshold": 30000, "amount_off": 4000}]}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    # One database per backend for the module: each test writes rows of its own.
+    yield from module_database(request, tmp_path_factory)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ decision of the checkout backs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
@@ -31,6 +31,7 @@ from tests.plugins.promotions.limits_support import (
     cancel,
     coupon,
     fresh,
+    module_database,
     order_offer,
     place,
     product_offer,
@@ -41,6 +42,14 @@ from tests.plugins.promotions.limits_support import (
 )
 from tests.support.accounts import make_customer
 from tests.support.orders import make_product
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    # One database per backend for the module: each test writes rows of its own.
+    yield from module_database(request, tmp_path_factory)
 
 
 @pytest.fixture
