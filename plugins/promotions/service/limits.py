@@ -83,7 +83,9 @@ def _uses(
         )
         for offer in sorted(decision.applied, key=lambda o: o.promotion.id)
     ]
-    return uses, frozen
+    # An offer the order does not carry (a guardrail took its price step out, its gift ran
+    # out of stock, the chosen shipping was free already) gave nothing: it reserves nothing.
+    return [u for u in uses if u.amount > 0], frozen
 
 
 def _shipping_discounts(order: Order) -> dict[int, int]:

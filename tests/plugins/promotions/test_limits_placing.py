@@ -76,6 +76,10 @@ async def test_the_ledger_freezes_every_class_and_sums_exactly(
     ship = await promotion(
         session, kind=PromotionKind.FREE_SHIPPING, promotion_class=PromotionClass.SHIPPING
     )
+    # Decided for the cart, but the order carries none of it (a guardrail took it out).
+    dropped = await promotion(
+        session, kind=PromotionKind.MEMBER_DEAL, promotion_class=PromotionClass.PRODUCT
+    )
     buyer = await make_customer(session)
     assert a.id and b.id and spend.id
     # A: 2 units at 200.00 less 10.00 each (flash sale); B: 1 at 150.00. The engine split
@@ -92,6 +96,7 @@ async def test_the_ledger_freezes_every_class_and_sums_exactly(
             product_offer(flash, {va: 2}, 1000),
             order_offer(spend, {va: 2300, vb: 1700}, units={va: 2, vb: 1}),
             Offer(promotion=ref(ship), amount=800, label="包邮"),
+            product_offer(dropped, {vb: 1}, 500),
         ],
         customer_id=buyer.id,
         priced={spend.id: 3999},
@@ -125,6 +130,7 @@ async def test_the_ledger_freezes_every_class_and_sums_exactly(
         ship.id: (0, 800, buyer.id, RedemptionStatus.RESERVED),
     }
     assert ((await fresh(session, flash)).used_count, flash.units_sold) == (1, 2)
+    assert (await fresh(session, dropped)).used_count == 0
     # Unlimited promotions count their customers too (the reports read it).
     use = await session.scalar(
         select(CustomerUse).where(
