@@ -78,6 +78,42 @@ class CartLine(FromModel):
         return money(self._priced.total, self._priced.breakdown.currency)
 
 
+@strawberry.type(
+    description="A free item a plugin adds to a cart (cart_gifts): a variant at a zero price, "
+    "not one of the cart's lines (the shopper does not change it)."
+)
+class CartGift:
+    _gift: strawberry.Private[checkout.PricedGift]
+
+    @strawberry.field
+    def product(self) -> Product:
+        return Product.from_model(self._gift.product)
+
+    @strawberry.field(description="The variant (SKU) given.")
+    def variant(self) -> ProductVariant:
+        return ProductVariant.from_model(self._gift.variant)
+
+    @strawberry.field
+    def quantity(self) -> int:
+        return self._gift.quantity
+
+    @strawberry.field(description="Why it is given, e.g. 满299赠保温杯.")
+    def label(self) -> str:
+        return self._gift.gift.label
+
+    @strawberry.field(description="The rule within the source that gives it.")
+    def rule(self) -> str:
+        return self._gift.gift.rule
+
+    @strawberry.field(description="The plugin that gives it.")
+    def source(self) -> str:
+        return self._gift.gift.source
+
+    @strawberry.field(description="The catalogue price, then the gift taking all of it off.")
+    def price_breakdown(self) -> PriceBreakdown:
+        return breakdown_type(self._gift.breakdown, self._gift.quantity)
+
+
 class _Quote:
     """A cart object's quote, once computed, and the lock its first computation holds."""
 
@@ -130,6 +166,13 @@ class Cart(FromModel):
             for p in (await self.quote(info)).lines
         ]
 
+    @strawberry.field(
+        description="Free items plugins add to the cart (e.g. a spend-and-gift promotion's), "
+        "at a zero price; placing the order adds those still in stock to it."
+    )
+    async def gifts(self, info: Info) -> list[CartGift]:
+        return [CartGift(_gift=g) for g in (await self.quote(info)).gifts]
+
     @strawberry.field(description="Units in the cart, over all lines.")
     async def item_count(self, info: Info) -> int:
         return sum(p.line.quantity for p in (await self.quote(info)).lines)
@@ -157,8 +200,7 @@ class Cart(FromModel):
     @strawberry.field(description="Ways to ship this cart; none means shipping is free.")
     async def shipping_quotes(self, info: Info) -> list[ShippingQuote]:
         return [
-            ShippingQuote.from_model(q, price=money(q.amount, self.currency))
-            for q in (await self.quote(info)).shipping_quotes
+            ShippingQuote.of(q, self.currency) for q in (await self.quote(info)).shipping_quotes
         ]
 
     @strawberry.field(description="The cheapest shipping quote's price (zero when free).")

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from schema.addresses import ShippingAddressInput
 from schema.orders import Order
+from schema.pricing import PriceAdjustment, adjustment_types
+from server import hooktypes
 from server import models as m
 from server.graphql.context import Info
 from server.graphql.errors import (
@@ -25,7 +27,7 @@ from server.graphql.errors import (
     ValidationError,
 )
 from server.graphql.inputs import input_extras
-from server.graphql.money import Money
+from server.graphql.money import Money, money
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel
 from server.services import channels, checkout
@@ -39,8 +41,26 @@ class ShippingQuote(FromModel):
     code: str
     carrier: str
     label: str
-    price: Money
+    price: Money = strawberry.field(
+        description="What shipping this way costs: listAmount + adjustments, never below zero."
+    )
+    list_amount: Money = strawberry.field(
+        description="The price the shipping plugin asked, before adjustments."
+    )
+    adjustments: list[PriceAdjustment] = strawberry.field(
+        description="What plugins changed the price by (e.g. free shipping from a threshold)."
+    )
     promised_days: int | None
+
+    @classmethod
+    def of(cls, quote: hooktypes.ShippingQuote, currency: str) -> ShippingQuote:
+        listed = quote.amount if quote.list_amount is None else quote.list_amount
+        return cls.from_model(
+            quote,
+            price=money(quote.amount, currency),
+            list_amount=money(listed, currency),
+            adjustments=adjustment_types(quote.adjustments, currency),
+        )
 
 
 @strawberry.input

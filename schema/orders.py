@@ -40,7 +40,14 @@ from schema.variants import OptionValue, ProductVariant
 from server import models as m
 from server.graphql.connections import Paged, connection
 from server.graphql.context import Info
-from server.graphql.errors import InvalidTransition, NotFoundError, OrderOnHold, ValidationError
+from server.graphql.errors import (
+    InvalidTransition,
+    NotFoundError,
+    NothingCaptured,
+    OrderOnHold,
+    ReturnExceedsQuantity,
+    ValidationError,
+)
 from server.graphql.ids import filter_node_id, parse_pk, require_node_id
 from server.graphql.money import Money, money
 from server.graphql.mutations import mutate
@@ -49,6 +56,8 @@ from server.graphql.pagination import Connection, Page, SortDirection, SortKey
 from server.graphql.permissions import HasPermission
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import orders as service
+from server.services import returns
+from server.services.errors import ValidationFailed
 
 # A GraphQL enum: strawberry.enum marks the class itself, and fields name that class.
 strawberry.enum(m.OrderStatus, name="OrderStatus")
@@ -123,6 +132,21 @@ class OrderLine(ModelNode):
     @strawberry.field
     def line_total(self) -> Money:
         return money(self._model.line_total_amount, self._currency)
+
+    @strawberry.field(
+        description="A free item a plugin added (a spend-and-gift promotion's gift): its unit "
+        "price is 0, its breakdown says which rule gave it."
+    )
+    def is_gift(self) -> bool:
+        return self._model.gift_rule is not None
+
+    @strawberry.field(description="The rule that gave this line free (null for a bought line).")
+    def gift_rule(self) -> str | None:
+        return self._model.gift_rule
+
+    @strawberry.field(description="Units of this line given back and refunded (refundOrderLines).")
+    def returned_quantity(self) -> int:
+        return self._model.returned_quantity
 
     @strawberry.field(description="How the unit price was made, as placed.")
     def price_breakdown(self) -> PriceBreakdown:
@@ -202,6 +226,19 @@ class Order(ModelNode):
     @strawberry.field
     def shipping(self) -> Money:
         return self._money(self._model.shipping_amount)
+
+    @strawberry.field(
+        description="The chosen shipping quote's price before its shipping adjustments."
+    )
+    def shipping_list_amount(self) -> Money:
+        return self._money(self._model.shipping_list_amount)
+
+    @strawberry.field(
+        description="What plugins changed the shipping price by (e.g. free shipping), as "
+        "placed: shipping = shippingListAmount + these, never below zero."
+    )
+    def shipping_adjustments(self) -> list[PriceAdjustment]:
+        return adjustment_types(self._model.shipping_adjustments, self._model.currency)
 
     @strawberry.field(description="Subtotal - discount + fees + shipping: what the customer pays.")
     def total(self) -> Money:
@@ -365,6 +402,52 @@ ConfirmReceiptResult = Annotated[
 ]
 
 
+@strawberry.input
+class ReturnedLineInput:
+    order_line_id: strawberry.ID
+    quantity: int = strawberry.field(description="Units of the line given back (at least 1).")
+
+
+@strawberry.input
+class RefundOrderLinesInput:
+    order_id: strawberry.ID
+    lines: list[ReturnedLineInput] = strawberry.field(
+        description=f"At most {returns.MAX_LINES} lines; a line named twice adds up."
+    )
+    reason: str = strawberry.field(description="Why (1 to 500 characters); kept with the refund.")
+
+
+@strawberry.type
+class RefundOrderLinesSuccess:
+    order: Order
+    amount: Money = strawberry.field(description="What was given back (0 for free lines).")
+    reference: str = strawberry.field(
+        description="The gateways' reference of the refund (empty when nothing was given back)."
+    )
+
+
+RefundOrderLinesResult = Annotated[
+    RefundOrderLinesSuccess
+    | NotFoundError
+    | ValidationError
+    | ReturnExceedsQuantity
+    | NothingCaptured,
+    strawberry.union("RefundOrderLinesResult"),
+]
+
+
+def _returned_lines(lines: list[ReturnedLineInput]) -> dict[int, int]:
+    if len(lines) > returns.MAX_LINES:
+        raise ValidationFailed(f"a return has at most {returns.MAX_LINES} lines", field="lines")
+    wanted: dict[int, int] = {}
+    for i, line in enumerate(lines):
+        line_id = require_node_id(line.order_line_id, "OrderLine", f"lines.{i}.orderLineId")
+        if line.quantity < 1:
+            raise ValidationFailed("quantity must be at least 1", field=f"lines.{i}.quantity")
+        wanted[line_id] = wanted.get(line_id, 0) + line.quantity
+    return wanted
+
+
 @strawberry.type
 class OrderMutations:
     @strawberry.mutation(
@@ -399,6 +482,33 @@ class OrderMutations:
 
         return await mutate(
             info, work, lambda order: UpdateOrderStatusSuccess(order=Order.from_model(order))
+        )
+
+    @strawberry.mutation(
+        description="orders.manage: units of an order's lines come back; the money for them "
+        "(as the plugins reckon it: a discounted line gives back what was paid for it) is "
+        "refunded from the order's captured payments."
+    )
+    async def refund_order_lines(
+        self, info: Info, input: RefundOrderLinesInput
+    ) -> RefundOrderLinesResult:
+        viewer = info.context.viewer
+
+        async def work(session: AsyncSession) -> returns.LinesRefund:
+            order_id = require_node_id(input.order_id, "Order", "orderId")
+            wanted = _returned_lines(input.lines)
+            return await returns.refund_order_lines(
+                session, info.context.plugins, viewer, order_id, wanted, input.reason
+            )
+
+        return await mutate(
+            info,
+            work,
+            lambda done: RefundOrderLinesSuccess(
+                order=Order.from_model(done.order),
+                amount=money(done.amount, done.order.currency),
+                reference=done.reference,
+            ),
         )
 
     @strawberry.mutation(description="The buyer confirms the goods arrived: DELIVERED → COMPLETED.")

@@ -147,7 +147,11 @@ class PriceLimit:
 
 @dataclass(frozen=True)
 class ShippingQuote:
-    """A way to ship a cart: carrier + service, price in minor units, promised delivery."""
+    """A way to ship a cart: carrier + service, price in minor units, promised delivery.
+
+    ``list_amount`` and ``adjustments`` are the core's to set: the price the quoting plugin
+    asked, and the other plugins' ``shipping_adjustments`` to it; ``amount`` is then the list
+    price plus the adjustments, never below zero."""
 
     code: str
     carrier: str
@@ -155,6 +159,8 @@ class ShippingQuote:
     amount: int
     promised_days: int | None = None
     source: str = field(default="", kw_only=True)
+    list_amount: int | None = field(default=None, kw_only=True)
+    adjustments: tuple[Adjustment, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)

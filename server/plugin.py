@@ -98,6 +98,7 @@ from server.services.forecasts import Forecast, ForecastInterval, demand_forecas
 from server.services.gateways import refund_amount
 from server.services.orders import system_cancel as cancel_order
 from server.services.outbox import emit as emit_event
+from server.services.returns import LinesRefund, refund_lines
 from server.services.surveys import request_survey
 
 __all__ = [
@@ -153,6 +154,9 @@ __all__ = [
     "refund_amount",
     # the shop cancels an order itself (a failed group buy, a fraud check)
     "cancel_order",
+    # units of an order's lines given back, refunded at what the plugins say they are worth
+    "refund_lines",
+    "LinesRefund",
     # demand forecasts
     "Forecast",
     "ForecastInterval",

@@ -87,6 +87,21 @@ class OrderOnHold(Error):
     reasons: list[str]
 
 
+@strawberry.type(
+    description="More units of an order line returned than it has left to return (bought "
+    "minus returned before): `returnable` is how many it has."
+)
+class ReturnExceedsQuantity(Error):
+    order_line_id: relay.GlobalID
+    requested: int
+    returnable: int
+
+
+@strawberry.type(description="The order has no captured payment left to give money back from.")
+class NothingCaptured(Error):
+    pass
+
+
 @strawberry.type
 class IdempotencyConflict(Error):
     key: str
@@ -158,6 +173,15 @@ def to_graphql(err: domain.DomainError) -> Error:
                 target=err.target,
                 reasons=[f"{plugin}: {reason}" for plugin, reason in err.holds],
             )
+        case domain.ReturnExceedsQuantity():
+            return ReturnExceedsQuantity(
+                **base,
+                order_line_id=relay.GlobalID("OrderLine", str(err.order_line_id)),
+                requested=err.requested,
+                returnable=err.returnable,
+            )
+        case domain.NothingCaptured():
+            return NothingCaptured(**base)
         case domain.IdempotencyConflict():
             return IdempotencyConflict(**base, key=err.key)
         case domain.NotFound():

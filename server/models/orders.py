@@ -89,6 +89,11 @@ class Order(SQLModel, table=True):
     discount_amount: int = 0
     fee_amount: int = 0
     shipping_amount: int = 0
+    # The chosen shipping quote's price before the plugins' shipping_adjustments, and those
+    # adjustments as placed ([{source, rule, label, amount}]): shipping_amount is the list
+    # price plus them, never below zero.
+    shipping_list_amount: int = 0
+    shipping_adjustments: list[dict[str, Any]] = json_field(list)
     total_amount: int = 0
     # Order-level adjustments as placed: [{source, rule, label, amount}] (negative: discount).
     adjustments: list[dict[str, Any]] = json_field(list)
@@ -130,6 +135,10 @@ class OrderLine(SQLModel, table=True):
     line_total_amount: int
     # Unit-price adjustments as placed: [{source, rule, label, amount}].
     adjustments: list[dict[str, Any]] = json_field(list)
+    # A free line a plugin added (cart_gifts): the rule that gave it; None for a bought line.
+    gift_rule: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    # Units given back (refund_lines); never more than quantity (a conditional UPDATE).
+    returned_quantity: int = 0
 
 
 class OrderStatusChange(SQLModel, table=True):

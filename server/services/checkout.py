@@ -1,12 +1,14 @@
 """Pricing a cart and turning it into an order, in one transaction.
 
-``quote_cart`` is what a shopper sees (lines priced by plugins, order adjustments, shipping
-quotes); ``place_order`` re-computes the same quote inside the write transaction, so an order
-is always placed at the prices of the moment it is placed.
+``quote_cart`` is what a shopper sees (lines priced by plugins, order adjustments, the plugins'
+free gifts, shipping quotes and their adjustments); ``place_order`` re-computes the same quote
+inside the write transaction, so an order is always placed at the prices of the moment it is
+placed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.auth import Viewer
+from server.hookcall import PluginFailed
 from server.hooktypes import (
     CORE,
     Adjustment,
@@ -25,6 +28,7 @@ from server.hooktypes import (
     CartLineView,
     CartView,
     CheckoutProblem,
+    GiftLine,
     ShippingQuote,
 )
 from server.models import (
@@ -57,10 +61,15 @@ from server.services.errors import (
     CheckoutProblems,
     Conflict,
     EmptyCart,
+    OutOfStock,
     ValidationFailed,
 )
 
 PLACE_ORDER = "placeOrder"
+CART_GIFTS = "cart_gifts"
+SHIPPING_ADJUSTMENTS = "shipping_adjustments"
+# order_line.gift_rule's length.
+GIFT_RULE_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -76,14 +85,31 @@ class PricedLine:
 
 
 @dataclass(frozen=True)
+class PricedGift:
+    """A free item a plugin added to the cart (``cart_gifts``): the variant's catalogue price
+    as ``base``, the gift's adjustment taking all of it off (``final`` is 0)."""
+
+    gift: GiftLine
+    product: Product
+    variant: ProductVariant
+    breakdown: pricing.PriceBreakdown
+
+    @property
+    def quantity(self) -> int:
+        return self.gift.quantity
+
+
+@dataclass(frozen=True)
 class CartQuote:
-    """A cart priced now: lines, order adjustments and the ways it can be shipped."""
+    """A cart priced now: lines, order adjustments, the plugins' gifts and the ways it can be
+    shipped (each with its adjustments applied)."""
 
     currency: str
     lines: tuple[PricedLine, ...]
     view: CartView
     order_adjustments: tuple[Adjustment, ...]
     shipping_quotes: tuple[ShippingQuote, ...]
+    gifts: tuple[PricedGift, ...] = ()
 
     @property
     def subtotal(self) -> int:
@@ -189,9 +215,16 @@ async def quote_cart(
     adjustments = await plugins.call(
         "order_adjustments", session=session, cart=view, customer=customer
     )
+    gifts = await _gifts(session, plugins, view, customer)
     quotes = await plugins.call(
         "shipping_quotes", session=session, cart=view, address=view.shipping_address
     )
+    offered = [
+        # The price the quoting plugin asked is the list price; only the core adjusts it.
+        dataclasses.replace(quote, list_amount=quote.amount, adjustments=())
+        for plugin, answer in quotes
+        for quote in answers.stamped_all(plugin, "shipping_quotes", answer, ShippingQuote)
+    ]
     return CartQuote(
         currency=cart.currency,
         lines=tuple(priced),
@@ -201,11 +234,119 @@ async def quote_cart(
             for plugin, answer in adjustments
             for adj in answers.adjustments_of(plugin, "order_adjustments", answer)
         ),
-        shipping_quotes=tuple(
-            quote
-            for plugin, answer in quotes
-            for quote in answers.stamped_all(plugin, "shipping_quotes", answer, ShippingQuote)
-        ),
+        shipping_quotes=await _adjust_shipping(session, plugins, view, offered, customer),
+        gifts=gifts,
+    )
+
+
+def _gift_problem(gift: GiftLine, variant: ProductVariant | None, product: Product | None) -> str:
+    """What is wrong with a plugin's gift ('' when nothing is)."""
+    if isinstance(gift.quantity, bool) or not isinstance(gift.quantity, int) or gift.quantity < 1:
+        return f"gift quantity {gift.quantity!r} is not a whole number of at least 1"
+    if variant is None or product is None:
+        return f"gift variant {gift.variant_id!r} does not exist"
+    if not (variant.is_active and product.is_active):
+        return f"gift variant {gift.variant_id} ({variant.sku}) is not on sale"
+    if not isinstance(gift.rule, str) or not gift.rule or len(gift.rule) > GIFT_RULE_MAX:
+        return f"gift rule {gift.rule!r} is not a string of 1 to {GIFT_RULE_MAX} characters"
+    if not isinstance(gift.label, str):
+        return f"gift label {gift.label!r} is not a string"
+    return ""
+
+
+async def _gifts(
+    session: AsyncSession, plugins: PluginRuntime, view: CartView, customer: Customer | None
+) -> tuple[PricedGift, ...]:
+    """The plugins' free items for the cart (one call of ``cart_gifts``; two statements when
+    it gives any), each priced at zero; a gift that is not a valid GiftLine of a variant on
+    sale fails the request, naming the plugin."""
+    if not plugins.implements(CART_GIFTS):
+        return ()
+    given = [
+        gift
+        for plugin, answer in await plugins.call(
+            CART_GIFTS, session=session, cart=view, customer=customer
+        )
+        for gift in answers.stamped_all(plugin, CART_GIFTS, answer, GiftLine)
+    ]
+    if not given:
+        return ()
+    variant_of = await variants.by_ids(
+        session, [g.variant_id for g in given if type(g.variant_id) is int]
+    )
+    products = {
+        p.id: p
+        for p in await session.scalars(
+            select(Product).where(col(Product.id).in_({v.product_id for v in variant_of.values()}))
+        )
+    }
+    priced: list[PricedGift] = []
+    for gift in given:
+        variant = variant_of.get(gift.variant_id) if type(gift.variant_id) is int else None
+        product = products.get(variant.product_id) if variant is not None else None
+        problem = _gift_problem(gift, variant, product)
+        if problem:
+            raise PluginFailed(gift.source, CART_GIFTS, ValueError(problem))
+        assert variant is not None and product is not None
+        base = variant.price_amount
+        priced.append(
+            PricedGift(
+                gift=gift,
+                product=product,
+                variant=variant,
+                breakdown=pricing.PriceBreakdown(
+                    currency=product.currency,
+                    base=base,
+                    adjustments=(
+                        Adjustment(
+                            rule=gift.rule, label=gift.label, amount=-base, source=gift.source
+                        ),
+                    ),
+                ),
+            )
+        )
+    return tuple(priced)
+
+
+async def _adjust_shipping(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    view: CartView,
+    quotes: list[ShippingQuote],
+    customer: Customer | None,
+) -> tuple[ShippingQuote, ...]:
+    """Every quote with the plugins' ``shipping_adjustments`` applied (one call for the
+    cart): its amount the list price plus them, never below zero."""
+    if not quotes or not plugins.implements(SHIPPING_ADJUSTMENTS):
+        return tuple(quotes)
+    replies = await plugins.call(
+        SHIPPING_ADJUSTMENTS, session=session, cart=view, quotes=tuple(quotes), customer=customer
+    )
+    extra: dict[str, list[Adjustment]] = {}
+    for plugin, answer in replies:
+        if isinstance(answer, (list, tuple)) and not answer:
+            continue  # "nothing", said as an empty list
+        if not isinstance(answer, Mapping):
+            raise PluginFailed(
+                plugin,
+                SHIPPING_ADJUSTMENTS,
+                TypeError(f"returned {answer!r}, not a mapping of quote code to adjustments"),
+            )
+        for code, values in answer.items():
+            if not isinstance(code, str):
+                raise PluginFailed(
+                    plugin, SHIPPING_ADJUSTMENTS, TypeError(f"{code!r} is not a quote code")
+                )
+            extra.setdefault(code, []).extend(
+                answers.adjustments_of(plugin, SHIPPING_ADJUSTMENTS, values)
+            )
+    return tuple(
+        dataclasses.replace(
+            quote,
+            amount=max(0, quote.amount + sum(a.amount for a in extra.get(quote.code, ()))),
+            adjustments=tuple(extra.get(quote.code, ())),
+        )
+        for quote in quotes
     )
 
 
@@ -360,12 +501,28 @@ async def place_order(
             lookback=lookback,
         )
 
-    # Lock rows in one order (by variant) so concurrent multi-line checkouts cannot deadlock.
+    # Lock rows in one order (by variant, the gifts' among the lines') so concurrent
+    # multi-line checkouts cannot deadlock.
     warehouses: dict[int, int] = {}
-    for p in sorted(quote.lines, key=lambda p: p.line.variant_id):
-        warehouses[p.line.variant_id] = await inventory.reserve(
-            session, p.line.variant_id, p.line.quantity
-        )
+    gifts: list[tuple[PricedGift, int]] = []
+    left_out: list[PricedGift] = []
+    reservations: list[tuple[int, int, PricedLine | PricedGift]] = [
+        *((p.line.variant_id, 0, p) for p in quote.lines),
+        *((g.gift.variant_id, 1, g) for g in quote.gifts),
+    ]
+    for variant_id, _gift, item in sorted(reservations, key=lambda r: r[:2]):
+        if isinstance(item, PricedLine):
+            warehouses[variant_id] = await inventory.reserve(
+                session, variant_id, item.line.quantity
+            )
+            continue
+        try:
+            # A gift out of stock is left out, the rest of the order goes through: its
+            # reservation is undone alone, to a savepoint.
+            async with session.begin_nested():
+                gifts.append((item, await inventory.reserve(session, variant_id, item.quantity)))
+        except OutOfStock:
+            left_out.append(item)
 
     order = Order(
         number=order_number(),
@@ -378,6 +535,8 @@ async def place_order(
         discount_amount=quote.discount,
         fee_amount=quote.fee_total,
         shipping_amount=shipping_amount,
+        shipping_list_amount=_list_amount(shipping),
+        shipping_adjustments=[a.as_dict() for a in shipping.adjustments] if shipping else [],
         total_amount=quote.total(shipping_amount),
         adjustments=[adj.as_dict() for adj in quote.order_adjustments],
         shipping_address=address,
@@ -386,7 +545,7 @@ async def place_order(
     )
     session.add(order)
     await session.flush()
-    order_lines = _order_lines(order, quote.lines, warehouses)
+    order_lines = _order_lines(order, quote.lines, warehouses) + _gift_lines(order, gifts)
     session.add_all(order_lines)
     session.add(
         OrderStatusChange(
@@ -394,8 +553,15 @@ async def place_order(
             from_status=None,
             to_status=OrderStatus.PENDING_PAYMENT,
             actor=viewer.subject,
-            note="order placed"
-            + (f" (shipping: {shipping.carrier} {shipping.label})" if shipping else ""),
+            note=(
+                "order placed"
+                + (f" (shipping: {shipping.carrier} {shipping.label})" if shipping else "")
+                + "".join(
+                    f"; gift {g.product.name} ({g.variant.sku}) × {g.quantity} left out: "
+                    "out of stock"
+                    for g in left_out
+                )
+            )[:500],
         )
     )
     await session.flush()
@@ -416,6 +582,8 @@ async def place_order(
     if refusals:
         raise CheckoutProblems(refusals)
     for line in order_lines:
+        if line.gift_rule is not None:
+            continue  # a gift was given, not bought
         await behaviour.record(
             session,
             kind=CustomerEventKind.PURCHASE,
@@ -451,6 +619,9 @@ async def place_order(
                     "quantity": line.quantity,
                     "unit_price": line.unit_price_amount,
                     "warehouse_id": line.warehouse_id,
+                    # A free item a plugin added (cart_gifts), and the rule that gave it.
+                    "gift": line.gift_rule is not None,
+                    "gift_rule": line.gift_rule,
                 }
                 for line in order_lines
             ],
@@ -479,4 +650,32 @@ def _order_lines(
             adjustments=p.breakdown.stored(),
         )
         for p in lines
+    ]
+
+
+def _list_amount(shipping: ShippingQuote | None) -> int:
+    if shipping is None:
+        return 0
+    return shipping.amount if shipping.list_amount is None else shipping.list_amount
+
+
+def _gift_lines(order: Order, gifts: Sequence[tuple[PricedGift, int]]) -> list[OrderLine]:
+    """The gifts whose stock was reserved, as free lines marked with their rule."""
+    return [
+        OrderLine(
+            order_id=order.id,  # type: ignore[arg-type]  # a stored row has its id
+            product_id=g.product.id,  # type: ignore[arg-type]  # a stored row has its id
+            variant_id=g.gift.variant_id,
+            warehouse_id=warehouse_id,
+            sku=g.variant.sku,
+            product_name=g.product.name,
+            options=dict(g.variant.options),
+            quantity=g.quantity,
+            base_unit_price_amount=g.breakdown.base,
+            unit_price_amount=g.breakdown.final,
+            line_total_amount=g.breakdown.final * g.quantity,
+            adjustments=g.breakdown.stored(),
+            gift_rule=g.gift.rule,
+        )
+        for g, warehouse_id in gifts
     ]

@@ -26,6 +26,7 @@ from server.services.builtin_gateways import (
 from server.services.fulfilment import plan_shipments
 from server.services.kpis import core_kpis
 from server.services.product_health import product_health_kpis
+from server.services.returns import refund_for_lines
 from server.services.surveys import (
     payment_refunded,
     shipment_status_changed,
@@ -42,6 +43,7 @@ __all__ = [
     "payment_refunded",
     "payment_webhook",
     "plan_shipments",
+    "refund_for_lines",
     "refund_payment",
     "refund_payment_part",
     "shipment_status_changed",

@@ -96,6 +96,33 @@ class OrderOnHold(DomainError):
         self.holds = tuple(holds)
 
 
+class ReturnExceedsQuantity(ValidationFailed):
+    """More units of an order line returned than it has left to return (bought minus
+    returned before)."""
+
+    code = "RETURN_EXCEEDS_QUANTITY"
+
+    def __init__(self, order_line_id: int, requested: int, returnable: int) -> None:
+        super().__init__(
+            f"order line {order_line_id} has {returnable} units left to return, not {requested}",
+            field="lines",
+        )
+        self.order_line_id = order_line_id
+        self.requested = requested
+        self.returnable = returnable
+
+
+class NothingCaptured(DomainError):
+    """An order has no captured payment left to give money back from."""
+
+    code = "NOTHING_CAPTURED"
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__(
+            f"order {order_id} has no captured payment left to refund", field="orderId"
+        )
+
+
 class IdempotencyConflict(DomainError):
     code = "IDEMPOTENCY_CONFLICT"
 
