@@ -84,3 +84,11 @@ def build_schema(
 ) -> strawberry.Schema:
     """The schema of the core plus every enabled plugin's contributions."""
     return assembly.build_schema(DOMAINS, plugins, settings, buckets)
+
+
+def shared_schema(
+    plugins: PluginRuntime, settings: Settings | None = None
+) -> tuple[strawberry.Schema, str]:
+    """The schema of the core plus every enabled plugin's contributions, and its SDL: built
+    once per process for one configuration (server.graphql.assembly.shared_schema)."""
+    return assembly.shared_schema(DOMAINS, plugins, settings)

@@ -19,7 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from schema.cacheable import CORE_FIELDS
-from schema.core import build_schema
+from schema.core import shared_schema
 from server import admin, graphiql, json_codec
 from server.auth import ANONYMOUS, InvalidToken, Viewer
 from server.authn import authenticate
@@ -79,6 +79,7 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
             viewer=request.scope.get("shopgraph.viewer", ANONYMOUS),
             loaders=Loaders(db),
             plugins=self.state.plugins,
+            cost_buckets=self.state.buckets,
         )
 
 
@@ -104,12 +105,13 @@ class AppState:
             JobRunner(self.sessions, settings, plugins), settings.jobs_poll_seconds
         )
         count_pool_connections(self.engine)
-        buckets = cost_buckets(settings, self.roles.roles)
-        self.schema = build_schema(plugins, settings, buckets)
+        buckets = self.buckets = cost_buckets(settings, self.roles.roles)
+        # The buckets reach the schema's extensions through each request's context, so that
+        # an app built again in the process (tests build hundreds) reuses the schema and its
+        # SDL, printed once: the structure and the cache's key both come from it.
+        self.schema, sdl = shared_schema(plugins, settings)
         # SQLite cannot tell other processes of a commit: one process only, or no cache.
         shared = settings.is_sqlite and settings.workers > 1
-        # Printed once: the structure and the cache's key both come from the same SDL.
-        sdl = self.schema.as_str()
         self.cached = CachedEndpoint(
             settings,
             CORE_FIELDS,

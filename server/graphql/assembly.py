@@ -7,6 +7,9 @@ input types included) and fields on core lists' filter inputs (``list_filters``,
 server.graphql.list_filters); a core domain adds fields to another domain's types the
 same way (its ``EXTENSIONS``). Any name clash is a :class:`SchemaAssemblyError` naming
 both contributors.
+
+:func:`shared_schema` is what apps use: the same schema for the same contributions and
+schema settings, assembled once per process.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +42,7 @@ from server.graphql.ids import node_queries
 from server.graphql.input_bounds import input_bounds
 from server.graphql.inputs import InputExtension, check_plugin_input, extended_input_fields
 from server.graphql.limits import is_unexpected, limit_extensions
+from server.graphql.list_filters import ListFilter
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
 from server.plugins import PluginFailed, PluginRuntime
 from server.throttle import CostBuckets
@@ -278,14 +283,35 @@ def _domain_extensions(domain: Domain) -> Mapping[str, Sequence[type[Any]]]:
     return extensions
 
 
-def build_schema(
-    domains: Sequence[Domain],
-    plugins: PluginRuntime,
-    settings: Settings | None = None,
-    buckets: CostBuckets | None = None,
-) -> strawberry.Schema:
-    """The schema of the core's ``domains`` plus every enabled plugin's contributions;
-    ``buckets`` hold the clients' query-cost budgets (made from ``settings`` when not given)."""
+@dataclass(frozen=True)
+class _Parts:
+    """What the core's domains and the enabled plugins contribute to a schema."""
+
+    queries: tuple[_Contribution, ...]
+    mutations: tuple[_Contribution, ...]
+    subscriptions: tuple[_Contribution, ...]
+    types: tuple[_Contribution, ...]
+    type_extensions: tuple[tuple[str, Mapping[str, Sequence[type[Any]]]], ...]
+    filters: tuple[tuple[str, Mapping[str, Sequence[ListFilter]]], ...]
+
+    def key(self) -> Hashable | None:
+        """The contributions by identity (classes, filters' functions), or None when one of
+        them cannot be a key."""
+        mappings = tuple(
+            (owner, tuple((name, tuple(items)) for name, items in dict(mapping).items()))
+            for owner, mapping in (*self.type_extensions, *self.filters)
+        )
+        # The first query is the core's node field, a class made afresh for every build
+        # (node_queries() takes nothing): it is the same field in every schema.
+        key = (self.queries[1:], self.mutations, self.subscriptions, self.types, mappings)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+
+def _parts(domains: Sequence[Domain], plugins: PluginRuntime) -> _Parts:
     queries = [_Contribution(CORE, node_queries())]
     mutations: list[_Contribution] = []
     subscriptions: list[_Contribution] = []
@@ -302,10 +328,88 @@ def build_schema(
     ):
         for owner, classes in plugins.call_sync(hook):
             target.extend(_Contribution(owner, cls) for cls in classes)
+    # The core's extensions first: a plugin's field of the same name clashes with the core's.
+    type_extensions = [(CORE, _domain_extensions(domain)) for domain in domains]
+    type_extensions += plugins.call_sync("graphql_type_extensions")
+    return _Parts(
+        tuple(queries),
+        tuple(mutations),
+        tuple(subscriptions),
+        tuple(types),
+        tuple(type_extensions),
+        tuple(plugins.call_sync("list_filters")),
+    )
 
-    _check_root("Query", queries)
-    _check_root("Mutation", mutations)
-    _check_root("Subscription", subscriptions)
+
+def build_schema(
+    domains: Sequence[Domain],
+    plugins: PluginRuntime,
+    settings: Settings | None = None,
+    buckets: CostBuckets | None = None,
+) -> strawberry.Schema:
+    """The schema of the core's ``domains`` plus every enabled plugin's contributions;
+    ``buckets`` hold the clients' query-cost budgets (made from ``settings`` when not given;
+    a request whose context has ``cost_buckets`` is charged to those instead)."""
+    return _build(_parts(domains, plugins), settings, buckets)
+
+
+def _schema_settings(settings: Settings | None) -> Hashable:
+    """What of ``settings`` the schema is made of: the limits its extensions enforce, whether
+    it is production's, and the tracing extensions (which also depend on the process)."""
+    settings = settings or Settings()
+    return (
+        settings.env == "production",
+        settings.max_depth,
+        settings.max_aliases,
+        settings.max_tokens,
+        settings.max_query_cost,
+        tuple(tracing_extensions(settings)),
+    )
+
+
+# Schemas already assembled, by what they are made of (most recently used last).
+_SHARED: OrderedDict[Hashable, tuple[strawberry.Schema, str]] = OrderedDict()
+_SHARED_SIZE = 16
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_schema(
+    domains: Sequence[Domain], plugins: PluginRuntime, settings: Settings | None = None
+) -> tuple[strawberry.Schema, str]:
+    """:func:`build_schema`'s schema and its SDL, assembled once per process for the same
+    contributions (the same classes and filters) and the same schema settings: an app built
+    again in one process (a test's, a reloaded one's) reuses it instead of paying for
+    strawberry's conversion and printing again.
+
+    The schema is the same whichever app uses it: what differs between apps of one
+    configuration (the query-cost buckets, the plugin runtime, the settings) reaches resolvers
+    and extensions through each request's context, never through the schema. Each request's
+    context must carry the app's ``cost_buckets``."""
+    parts = _parts(domains, plugins)
+    contributions = parts.key()
+    if contributions is None:
+        schema = _build(parts, settings, None)
+        return schema, schema.as_str()
+    key = (tuple(id(d) for d in domains), contributions, _schema_settings(settings))
+    with _SHARED_LOCK:
+        found = _SHARED.get(key)
+        if found is not None:
+            _SHARED.move_to_end(key)
+            return found
+        schema = _build(parts, settings, None)
+        # Printed once: the app's structure and response cache key both come from it.
+        found = _SHARED[key] = (schema, schema.as_str())
+        if len(_SHARED) > _SHARED_SIZE:
+            _SHARED.popitem(last=False)
+        return found
+
+
+def _build(parts: _Parts, settings: Settings | None, buckets: CostBuckets | None) -> ShopSchema:
+    queries, mutations, subscriptions = parts.queries, parts.mutations, parts.subscriptions
+    types = parts.types
+    _check_root("Query", list(queries))
+    _check_root("Mutation", list(mutations))
+    _check_root("Subscription", list(subscriptions))
     type_owners: dict[str, str] = {}
     for contribution in types:
         name = _definition(contribution.cls).name
@@ -342,12 +446,9 @@ def build_schema(
     roots = [query, *(c.cls for c in types)]
     roots += [r for r in (mutation, subscription) if r is not None]
     registry = _type_registry(roots)
-    # The core's extensions first: a plugin's field of the same name clashes with the core's.
-    type_extensions = [(CORE, _domain_extensions(domain)) for domain in domains]
-    type_extensions += plugins.call_sync("graphql_type_extensions")
     inputs: dict[str, list[InputExtension]] = {}
-    added = _extension_fields(type_extensions, registry, inputs)
-    filters = plugins.call_sync("list_filters")
+    added = _extension_fields(parts.type_extensions, registry, inputs)
+    filters = list(parts.filters)
 
     with _BUILD_LOCK:
         # Read under the lock: no other build has spliced its fields into a core type now.

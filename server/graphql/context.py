@@ -19,6 +19,7 @@ from server.config import Settings
 if TYPE_CHECKING:
     from server.graphql.loaders import Loaders
     from server.plugins import PluginRuntime
+    from server.throttle import CostBuckets
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -83,6 +84,9 @@ class Context:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Response keys of the root mutation fields already written to the audit log.
     audited: set[str] = field(default_factory=set)
+    # The app's query-cost buckets, charged by the QueryCost extension (the schema may be
+    # shared by several apps: server.graphql.assembly.shared_schema).
+    cost_buckets: CostBuckets | None = None
 
     @property
     def session(self) -> AsyncSession:

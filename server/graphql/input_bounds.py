@@ -21,6 +21,7 @@ expression at all.
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -414,6 +415,8 @@ class _Plans:
         self.maxsize = maxsize
         self._entries: OrderedDict[tuple[str, str | None], _Plan] = OrderedDict()
         self._schema: tuple[Any, GraphQLSchema, _Kinds] | None = None
+        # Apps served from threads of one process may share the schema, and so these plans.
+        self._lock = threading.Lock()
 
     def schema(self, strawberry_schema: Any) -> tuple[GraphQLSchema, _Kinds]:
         if self._schema is None or self._schema[0] is not strawberry_schema:
@@ -432,14 +435,16 @@ class _Plans:
         if query is None:
             return _Plan(schema, document, operation_name, kinds)
         key = (query, operation_name)
-        found = self._entries.get(key)
-        if found is not None and found.document is document and found.schema is schema:
-            self._entries.move_to_end(key)
-            return found
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found.document is document and found.schema is schema:
+                self._entries.move_to_end(key)
+                return found
         plan = _Plan(schema, document, operation_name, kinds)
-        self._entries[key] = plan
-        if len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = plan
+            if len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
         return plan
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -381,6 +382,8 @@ class CostCache:
     def __init__(self, maxsize: int = 512) -> None:
         self.maxsize = maxsize
         self._entries: OrderedDict[tuple[str, str | None], QueryCostCalculator] = OrderedDict()
+        # Apps served from threads of one process may share the schema, and so this cache.
+        self._lock = threading.Lock()
 
     def get(
         self,
@@ -392,15 +395,17 @@ class CostCache:
         if query is None:
             return QueryCostCalculator(schema, document, operation_name)
         key = (query, operation_name)
-        found = self._entries.get(key)
-        if found is not None and found.document is document and found.schema is schema:
-            self._entries.move_to_end(key)
-            return found
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found.document is document and found.schema is schema:
+                self._entries.move_to_end(key)
+                return found
         calculator = QueryCostCalculator(schema, document, operation_name)
-        self._entries[key] = calculator
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = calculator
+            self._entries.move_to_end(key)
+            if len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
         return calculator
 
 
@@ -442,7 +447,13 @@ class QueryCost(SchemaExtension):
 
     @property
     def bucket(self) -> LeakyBucket:
-        return self.buckets.for_role(staff_role(self.execution_context.context))
+        context = self.execution_context.context
+        # An app's requests bring its buckets (apps of one configuration share a schema);
+        # a schema executed on its own charges those it was built with.
+        buckets: CostBuckets | None = getattr(context, "cost_buckets", None)
+        if buckets is None:
+            buckets = self.buckets
+        return buckets.for_role(staff_role(context))
 
     @property
     def max_cost(self) -> float:
