@@ -1282,10 +1282,14 @@ def test_the_kpi_trends_are_the_apis_series_with_the_rules_thresholds(shop: Shop
                 # A score's difference (NPS may be 0 or below: a share of it means nothing).
                 moved = None if total is None or earlier is None else total - earlier
                 assert_figure(text, moved, places=2)
+                shown_as = None if moved is None else round(moved, 2)
             else:
                 moved = change
                 assert_figure(text, moved, scale=100, places=1)
-            if moved:
+                shown_as = None if moved is None else round(moved * 100, 1)
+            # A move the figure shows as zero ("0%") is neither good nor bad news.
+            if shown_as:
+                assert moved is not None
                 assert text.startswith("+" if moved > 0 else "-"), (key, label, text)
                 good = (moved > 0) == kpi["higherIsBetter"]
                 assert tone == ("good" if good else "bad"), (key, label)

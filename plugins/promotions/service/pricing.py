@@ -159,7 +159,10 @@ async def price_adjustments(
         misses: list[Miss] = []
         for promo in targeted:
             found = consider(promo, shopper, price, quantity, at)
-            (offers if isinstance(found, Offer) else misses).append(found)  # type: ignore[arg-type]
+            if isinstance(found, Offer):
+                offers.append(found)
+            else:
+                misses.append(found)
         chosen, left_out = best(offers, price, quantity)
         misses.extend(left_out)
         steps: list[Adjustment | NotApplied] = [

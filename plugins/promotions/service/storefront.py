@@ -219,9 +219,9 @@ async def add_bundle(
     row = await session.get(Promotion, promotion_id)
     if row is None or row.kind is not PromotionKind.BUNDLE:
         raise NotFound("bundle", promotion_id, field="promotionId")
+    starts, ends = context.aware(row.starts_at), context.aware(row.ends_at)
     if row.status is not PromotionStatus.ACTIVE or (
-        (row.starts_at is not None and at < context.aware(row.starts_at))  # type: ignore[operator]
-        or (row.ends_at is not None and at >= context.aware(row.ends_at))  # type: ignore[operator]
+        (starts is not None and at < starts) or (ends is not None and at >= ends)
     ):
         raise ValidationFailed(f"{row.label or row.name} is not on now", field="promotionId")
     rules = parse_rules(row.kind, dict(row.rules or {}))

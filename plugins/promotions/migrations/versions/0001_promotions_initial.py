@@ -1,7 +1,8 @@
 """promotions: promotions, campaigns, coupon codes, limits, redemptions, ledger, groups, referrals
 
 Revision ID: 0001_promotions
-Revises: 
+Revises:
+Depends on: 0011_core (the first core revision with every table it refers to: audiences)
 """
 
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ import server.models.base
 revision: str = '0001_promotions'
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ('promotions',)
-depends_on: str | Sequence[str] | None = '0016_core'
+depends_on: str | Sequence[str] | None = '0011_core'
 
 
 def upgrade() -> None:

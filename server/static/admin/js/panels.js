@@ -143,8 +143,12 @@ export function kpiThresholds(rules, key, granularity) {
 }
 
 // A change is good news when it goes the way the KPI should.
-function tone(change, higherIsBetter) {
-  if (change === null || change === undefined || change === 0) return null;
+// Good or bad news, or none for a move the figure shows as zero ("0%" is never coloured).
+// ``places``: the decimals the figure shows of ``change`` (a change is shown in per cent).
+function tone(change, higherIsBetter, places) {
+  if (change === null || change === undefined) return null;
+  const factor = 10 ** places;
+  if (Math.round(Math.abs(change) * factor) === 0) return null;
   return change > 0 === higherIsBetter ? "good" : "bad";
 }
 
@@ -158,10 +162,10 @@ export function kpiComparison(kpi, label, change, earlier) {
     return {
       label,
       value: formatDifference(difference),
-      tone: tone(difference, kpi.higherIsBetter),
+      tone: tone(difference, kpi.higherIsBetter, 2),
     };
   }
-  return { label, value: formatChange(change), tone: tone(change, kpi.higherIsBetter) };
+  return { label, value: formatChange(change), tone: tone(change, kpi.higherIsBetter, 3) };
 }
 
 function hasFigures(kpi) {
