@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from server.models.base import created_at_field, datetime_field, enum_field, json_field
@@ -148,6 +148,22 @@ class Promotion(SQLModel, table=True):
     created_by: str = Field(default="", sa_column=Column(String(ACTOR_MAX), nullable=False))
     created_at: datetime = created_at_field()
     updated_at: datetime | None = datetime_field()
+
+
+class PromotionsVersion(SQLModel, table=True):
+    """One row (id 1) whose ``value`` database triggers renew (a value never seen before)
+    whenever a promotion or a
+    campaign is inserted, deleted or changed other than in its counters (``used_count``,
+    ``units_sold``; a campaign's ``spent_amount``, ``used_count``): every writer, whatever
+    code or process it is, moves it in its own transaction. The engine keeps the parsed
+    running promotions per process under this value and reads it (one small row) per
+    request, so a change made anywhere is seen by the next request everywhere; the counters,
+    which every checkout moves, are read fresh instead."""
+
+    __tablename__ = "promotions_version"
+
+    id: int = Field(default=1, primary_key=True)
+    value: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class CustomerUse(SQLModel, table=True):

@@ -11,8 +11,8 @@ change (a promotion paused, a code applied) is seen by the next request or trans
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,6 +31,7 @@ from plugins.promotions.models import (
     PromotionClass,
     PromotionKind,
     PromotionStatus,
+    PromotionsVersion,
     Trigger,
 )
 from plugins.promotions.service.engine import MissCode, PromotionRef
@@ -263,14 +264,166 @@ def snapshot(row: Promotion, campaign: Campaign | None = None) -> Promo | None:
     )
 
 
-async def running(session: AsyncSession, at: datetime) -> tuple[Promo, ...]:
-    """The ACTIVE promotions whose window holds ``at`` (one statement per transaction), in
-    id order. Those stopped by a limit or their campaign are among them: ``not_running``
-    says why they do not apply (shown as LIMIT_REACHED, BUDGET_SPENT)."""
-    kept = memo(session)
-    found: tuple[Promo, ...] | None = kept.get("running")
-    if found is not None:
-        return found
+def _window_holds(promo: Promo, at: datetime) -> bool:
+    starts, ends = aware(promo.starts_at), aware(promo.ends_at)
+    return (starts is None or starts <= at) and (ends is None or ends > at)
+
+
+def _fresh(promo: Promo) -> bool:
+    """Whether the promotion's counters decide whether it runs (read them per request)."""
+    return (
+        promo.total_limit is not None or promo.unit_limit is not None or promo.campaign is not None
+    )
+
+
+@dataclass(frozen=True)
+class Index:
+    """Which promotions may target an item: by variant, product and category id, and those
+    targeting everything (promotion ids, each set searched once per item)."""
+
+    everything: frozenset[int]
+    by_variant: Mapping[int, frozenset[int]]
+    by_product: Mapping[int, frozenset[int]]
+    by_category: Mapping[int, frozenset[int]]
+
+    @classmethod
+    def of(cls, promos: Iterable[Promo]) -> Index:
+        every: set[int] = set()
+        found: tuple[dict[int, set[int]], ...] = ({}, {}, {})
+        for p in promos:
+            if p.targets_all:
+                every.add(p.id)
+            for index, ids in zip(
+                found, (p.variant_ids, p.product_ids, p.category_ids), strict=True
+            ):
+                for target in ids:
+                    index.setdefault(target, set()).add(p.id)
+        variants, products, categories = (
+            {k: frozenset(v) for k, v in index.items()} for index in found
+        )
+        return cls(frozenset(every), variants, products, categories)
+
+    def ids_for(self, product_id: int, category_id: int | None, variant_id: int | None) -> set[int]:
+        ids = set(self.everything)
+        ids.update(self.by_product.get(product_id, ()))
+        if variant_id is not None:
+            ids.update(self.by_variant.get(variant_id, ()))
+        if category_id is not None:
+            ids.update(self.by_category.get(category_id, ()))
+        return ids
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A database's ACTIVE promotions parsed once, under the version row's value: valid for
+    a request whose ``at`` is not before ``since`` (those ended before are left out)."""
+
+    version: int
+    since: datetime
+    promos: tuple[Promo, ...]
+    fresh: tuple[int, ...]
+    index: Index
+
+
+# Per database (its URL): what ``running`` parsed last. Process-wide: each request checks
+# the version row, so a change committed by any process is seen by the next request.
+_KEPT: dict[str, _Kept] = {}
+# Promotions that ended this long before the loading request are not kept (a request for an
+# earlier moment reads the database).
+_KEPT_BEFORE = timedelta(hours=1)
+
+
+def _database(session: AsyncSession) -> str:
+    return session.sync_session.get_bind().engine.url.render_as_string(hide_password=False)
+
+
+def _with_counters(promo: Promo, row: Any) -> Promo:
+    _version, _id, used, units, spent, campaign_used, exhausted = row
+    campaign = promo.campaign
+    if campaign is not None:
+        campaign = replace(
+            campaign,
+            spent_amount=int(spent or 0),
+            used_count=int(campaign_used or 0),
+            exhausted_at=exhausted,
+        )
+    return replace(promo, used_count=int(used), units_sold=int(units), campaign=campaign)
+
+
+async def _from_kept(session: AsyncSession, kept: _Kept, at: datetime) -> tuple[Promo, ...] | None:
+    """The kept promotions running at ``at`` with their counters read now, in one statement
+    that also reads the version row; None when the version moved (or the row is missing)."""
+    version = col(PromotionsVersion.value)
+    statement: Any
+    if kept.fresh:
+        statement = (
+            select(
+                version,
+                col(Promotion.id),
+                col(Promotion.used_count),
+                col(Promotion.units_sold),
+                col(Campaign.spent_amount),
+                col(Campaign.used_count),
+                col(Campaign.exhausted_at),
+            )
+            .select_from(PromotionsVersion)
+            .outerjoin(Promotion, col(Promotion.id).in_(kept.fresh))
+            .outerjoin(Campaign, col(Campaign.id) == col(Promotion.campaign_id))
+        )
+    else:
+        statement = select(version)
+    rows = (await session.execute(statement.where(col(PromotionsVersion.id) == 1))).all()
+    if not rows or rows[0][0] != kept.version:
+        return None
+    counted = {int(row[1]): row for row in rows if len(row) > 1 and row[1] is not None}
+    running_: list[Promo] = []
+    for promo in kept.promos:
+        if not _window_holds(promo, at):
+            continue
+        if promo.id in counted:
+            promo = _with_counters(promo, counted[promo.id])
+        elif _fresh(promo):
+            continue  # deleted since: the next request reloads
+        running_.append(promo)
+    return tuple(running_)
+
+
+async def _load(session: AsyncSession, at: datetime) -> tuple[tuple[Promo, ...], Index | None]:
+    """Read and parse the ACTIVE promotions (and the version row, in the same statement),
+    keep them for the next requests, and answer those running at ``at``."""
+    since = at - _KEPT_BEFORE
+    rows = (
+        await session.execute(
+            select(col(PromotionsVersion.value), Promotion, Campaign)
+            .select_from(PromotionsVersion)
+            .outerjoin(
+                Promotion,
+                (col(Promotion.status) == PromotionStatus.ACTIVE)
+                & ((col(Promotion.ends_at).is_(None)) | (col(Promotion.ends_at) > since)),
+            )
+            .outerjoin(Campaign, col(Campaign.id) == col(Promotion.campaign_id))
+            .where(col(PromotionsVersion.id) == 1)
+            .order_by(col(Promotion.id))
+        )
+    ).all()
+    if not rows:
+        return await _read(session, at), None
+    promos = tuple(
+        p for p in (snapshot(row, campaign) for _v, row, campaign in rows if row is not None) if p
+    )
+    kept = _Kept(
+        version=int(rows[0][0]),
+        since=since,
+        promos=promos,
+        fresh=tuple(p.id for p in promos if _fresh(p)),
+        index=Index.of(promos),
+    )
+    _KEPT[_database(session)] = kept
+    return tuple(p for p in promos if _window_holds(p, at)), kept.index
+
+
+async def _read(session: AsyncSession, at: datetime) -> tuple[Promo, ...]:
+    """The running promotions straight from the database (nothing kept)."""
     rows = await session.execute(
         select(Promotion, Campaign)
         .outerjoin(Campaign, col(Campaign.id) == col(Promotion.campaign_id))
@@ -281,9 +434,43 @@ async def running(session: AsyncSession, at: datetime) -> tuple[Promo, ...]:
         )
         .order_by(col(Promotion.id))
     )
-    promos = tuple(p for p in (snapshot(row, campaign) for row, campaign in rows.all()) if p)
-    memo(session)["running"] = promos
+    return tuple(p for p in (snapshot(row, campaign) for row, campaign in rows.all()) if p)
+
+
+async def running(session: AsyncSession, at: datetime) -> tuple[Promo, ...]:
+    """The ACTIVE promotions whose window holds ``at`` (one statement per transaction), in
+    id order. Those stopped by a limit or their campaign are among them: ``not_running``
+    says why they do not apply (shown as LIMIT_REACHED, BUDGET_SPENT).
+
+    The parsed promotions are kept per process and database under the version row's value
+    (see ``PromotionsVersion``); the statement reads that value and the counters of the
+    promotions with a limit or a campaign, so a request sees every committed change and
+    only a changed version re-reads and re-parses the rows."""
+    found: tuple[Promo, ...] | None = memo(session).get("running")
+    if found is not None:
+        return found
+    kept = _KEPT.get(_database(session))
+    promos, index = None, None
+    if kept is not None and at >= kept.since:
+        promos, index = await _from_kept(session, kept, at), kept.index
+    if promos is None:
+        promos, index = await _load(session, at)
+    memo_ = memo(session)
+    memo_["running"] = promos
+    if index is not None:
+        memo_["index"] = index
     return promos
+
+
+async def running_index(session: AsyncSession, at: datetime) -> Index:
+    """The target index of the promotions ``running`` answers (kept with them)."""
+    await running(session, at)
+    kept = memo(session)
+    index: Index | None = kept.get("index")
+    if index is None:
+        index = Index.of(kept["running"])
+        kept["index"] = index
+    return index
 
 
 @dataclass(frozen=True)

@@ -140,21 +140,27 @@ async def price_adjustments(
     promos = product_promos(await context.running(session, at))
     if not promos or not items:
         return {}
-    shopper = await context.shopper(session, customer, promos)
+    by_id = {p.id: p for p in promos}
+    index = await context.running_index(session, at)
     kept = context.memo(session)
-    answer: dict[int, list[Adjustment | NotApplied]] = {}
+    # Each item's targeting promotions, in id order (most items of a page have none).
+    targeting: dict[int, list[Promo]] = {}
     for key, item in items.items():
         variant_id = item.variant.id if item.variant is not None else None
+        ids = index.ids_for(int(item.product.id or 0), item.product.category_id, variant_id)
+        matched = sorted((by_id[i] for i in ids if i in by_id), key=lambda p: p.id)
+        if matched:
+            targeting[key] = matched
+        elif variant_id is not None:
+            kept.pop(_pick_key(variant_id), None)
+    if not targeting:
+        return {}
+    shopper = await context.shopper(session, customer, promos)
+    answer: dict[int, list[Adjustment | NotApplied]] = {}
+    for key, targeted in targeting.items():
+        item = items[key]
+        variant_id = item.variant.id if item.variant is not None else None
         price, quantity = item.price, max(1, item.quantity)
-        targeted = [
-            p
-            for p in promos
-            if p.targets(int(item.product.id or 0), item.product.category_id, variant_id)
-        ]
-        if not targeted:
-            if variant_id is not None:
-                kept.pop(_pick_key(variant_id), None)
-            continue
         offers: list[Offer] = []
         misses: list[Miss] = []
         for promo in targeted:
