@@ -80,10 +80,11 @@ def product_promos(promos: Sequence[Promo]) -> list[Promo]:
 
 
 def consider(
-    promo: Promo, shopper: Shopper, price: int, quantity: int, at: datetime
+    promo: Promo, shopper: Shopper, price: int, quantity: int, at: datetime, claimed: int = 0
 ) -> Offer | Miss:
     """``promo`` on one item of ``quantity`` units at ``price``: its offer (per-unit
-    discount times the units, in ``amount``) or why not."""
+    discount times the units, in ``amount``) or why not. ``claimed``: units of the same cart
+    that already took this promotion (its unit limits count them)."""
     discount = unit_discount(promo.rules, price)
     stopped = promo.not_running(at)
     if stopped is not None:
@@ -96,16 +97,16 @@ def consider(
         return Miss(promo.ref, MissCode.LIMIT_REACHED, f"you have used {promo.label} already")
     if (
         promo.per_customer_unit_limit is not None
-        and units + quantity > promo.per_customer_unit_limit
+        and units + claimed + quantity > promo.per_customer_unit_limit
     ):
-        yours = max(0, promo.per_customer_unit_limit - units)
+        yours = max(0, promo.per_customer_unit_limit - units - claimed)
         return Miss(
             promo.ref,
             MissCode.LIMIT_REACHED,
             f"{promo.label}: at most {promo.per_customer_unit_limit} units per customer"
             + (f" ({yours} left for you)" if yours else ""),
         )
-    left = promo.units_left
+    left = None if promo.units_left is None else max(0, promo.units_left - claimed)
     if left is not None and left < quantity:
         return Miss(promo.ref, MissCode.LIMIT_REACHED, f"{promo.label}: only {left} left")
     if discount <= 0:
@@ -157,20 +158,27 @@ async def price_adjustments(
         return {}
     shopper = await context.shopper(session, customer, promos)
     answer: dict[int, list[Adjustment | NotApplied]] = {}
-    for key, targeted in targeting.items():
+    # A cart's lines share a promotion's units left: the lower variant ids take them first.
+    # (A listing's items are separate "from" prices, each for one unit: none claims any.)
+    claimed: dict[int, int] = {}
+    for key in sorted(targeting):
+        targeted = targeting[key]
         item = items[key]
         variant_id = item.variant.id if item.variant is not None else None
         price, quantity = item.price, max(1, item.quantity)
         offers: list[Offer] = []
         misses: list[Miss] = []
         for promo in targeted:
-            found = consider(promo, shopper, price, quantity, at)
+            found = consider(promo, shopper, price, quantity, at, claimed.get(promo.id, 0))
             if isinstance(found, Offer):
                 offers.append(found)
             else:
                 misses.append(found)
         chosen, left_out = best(offers, price, quantity)
         misses.extend(left_out)
+        if variant_id is not None:
+            for offer, _ in chosen:
+                claimed[offer.promotion.id] = claimed.get(offer.promotion.id, 0) + quantity
         steps: list[Adjustment | NotApplied] = [
             Adjustment(rule=offer.rule, label=offer.label, amount=-per_unit)
             for offer, per_unit in chosen

@@ -28,7 +28,7 @@ from tests.plugins.promotions.engine_support import (
     variant_of,
 )
 from tests.support.accounts import make_customer
-from tests.support.orders import make_product
+from tests.support.orders import VariantSpec, make_product, make_variant_product
 
 CONFIG = PromotionsSettings()
 
@@ -195,6 +195,58 @@ async def test_flash_sale_limits_leave_it_out_with_the_reason(session: AsyncSess
         [(f"promotion:{sale.id}", -1000)],
         [f"sign in to get {capped.name}"],
     )
+    await session.commit()
+
+
+async def test_a_carts_lines_share_the_units_left_of_a_flash_sale(session: AsyncSession) -> None:
+    product, (small, large) = await make_variant_product(
+        session,
+        [
+            VariantSpec(sku="TEE-S", options={"size": "S"}, price=10000),
+            VariantSpec(sku="TEE-L", options={"size": "L"}, price=10000),
+        ],
+    )
+    sale = await promo(
+        session,
+        PromotionKind.FLASH_SALE,
+        {"percent_off_bp": 1000},
+        promotion_class=PromotionClass.PRODUCT,
+        product_ids=[product.id],
+        unit_limit=10,
+        units_sold=7,
+        per_customer_unit_limit=5,
+    )
+    buyer = await make_customer(session)
+    await session.commit()
+    cart = {
+        large.id: PriceItem(product=product, variant=large, quantity=2, base=10000),
+        small.id: PriceItem(product=product, variant=small, quantity=2, base=10000),
+    }
+    answer = await pricing.price_adjustments(session, cart, buyer, NOW, CONFIG)
+    # Three units left: the lower variant id takes two, the other line's two do not fit.
+    first, second = sorted([small.id, large.id])
+    assert _steps(answer, first) == ([(f"promotion:{sale.id}", -1000)], [])
+    assert _steps(answer, second) == ([], [f"{sale.name}: only 1 left"])
+    await session.commit()
+    # The per-customer cap of 5 counts the cart's other lines too: 3 bought before, 2 on the
+    # first line, so the second line's one unit would make 6 (the 3 units left would do).
+    session.add(CustomerUse(promotion_id=sale.id, customer_id=buyer.id, uses=1, units=3))
+    await session.commit()
+    capped = {
+        first: PriceItem(
+            product=product, variant=small if first == small.id else large, quantity=2, base=10000
+        ),
+        second: PriceItem(
+            product=product, variant=large if first == small.id else small, quantity=1, base=10000
+        ),
+    }
+    answer = await pricing.price_adjustments(session, capped, buyer, NOW, CONFIG)
+    assert _steps(answer, first) == ([(f"promotion:{sale.id}", -1000)], [])
+    assert _steps(answer, second) == ([], [f"{sale.name}: at most 5 units per customer"])
+    await session.commit()
+    # A guest: a per-customer cap needs signing in.
+    answer = await pricing.price_adjustments(session, capped, None, NOW, CONFIG)
+    assert _steps(answer, second)[1] == [f"sign in to get {sale.name}"]
     await session.commit()
 
 
