@@ -23,7 +23,7 @@ from server.models import Cart, CartLine, Customer, ProductVariant, StaffRole
 from server.plugins import load_plugins
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
-from tests.support.orders import PLACE_ORDER, make_product, order_input, unthrottled
+from tests.support.orders import PLACE_ORDER, make_product, order_input, pay, unthrottled
 from tests.support.server import LiveServer
 from tests.support.statements import counting
 
@@ -39,6 +39,11 @@ query($id: ID!) {
     }
   }
 }"""
+
+REFUND = """
+mutation($input: RefundOrderLinesInput!) { refundOrderLines(input: $input) {
+  __typename ... on RefundOrderLinesSuccess { amount { amount } } ... on Error { code message }
+} }"""
 
 PAGE = """
 query($first: Int!) {
@@ -172,3 +177,17 @@ async def test_the_ledger_for_the_owner_and_order_readers(
     assert [len(n["promotionLedger"]) for n in large["orders"]["nodes"]] == [3, 3]
     assert len([s for s in two if "promotions_ledger" in s]) == 1
     assert len(two) == len(one)
+
+    # The 150.00 line comes back (refundOrderLines, through the core's refund_for_lines): its
+    # price less its 18.07 share of the coupon, which has no minimum to claw back.
+    paid = await pay(client.as_(token_for(settings, buyer)), order)
+    assert paid["__typename"] == "PayOrderSuccess", paid
+    returned = {"orderId": order["id"], "lines": [{"orderLineId": line_b, "quantity": 1}]}
+    refund = (await staff(REFUND, {"input": {**returned, "reason": "退货"}}))["refundOrderLines"]
+    assert refund == {"__typename": "RefundOrderLinesSuccess", "amount": {"amount": "131.93"}}
+    after = (await staff(LEDGER, {"id": order["id"]}))["node"]["promotionLedger"]
+    assert sorted(
+        (e["orderLineId"], e["promotionClass"], e["refunded"]["amount"]) for e in after
+    ) == sorted(
+        [(line_a, "PRODUCT", "0.00"), (line_a, "ORDER", "0.00"), (line_b, "ORDER", "18.07")]
+    )
