@@ -79,7 +79,8 @@ def forget(session: AsyncSession) -> None:
 
 
 def aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every stored moment is UTC.
+    # Read back, the columns are aware (UTC); a row built in this process may hold a naive
+    # moment, which means UTC.
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment

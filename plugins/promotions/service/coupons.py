@@ -18,7 +18,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -31,6 +30,7 @@ from plugins.promotions.models import (
     PromotionStatus,
     Trigger,
 )
+from plugins.promotions.service.sql import insert_for
 from server.models import AudienceMember, Customer, CustomerRfm, utcnow
 from server.plugin import DomainError, NotFound, ValidationFailed
 from server.services.customers import json_array_contains
@@ -60,11 +60,6 @@ class CodeStatus(StrEnum):
     USED = "USED"
     EXPIRED = "EXPIRED"
     DISABLED = "DISABLED"
-
-
-def insert_for(session: AsyncSession) -> Any:
-    """The session's dialect's INSERT, which has ``on_conflict_do_nothing``."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def normalise_code(code: str, field: str = "code") -> str:

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -33,6 +32,7 @@ from plugins.promotions.models import (
 )
 from plugins.promotions.service.engine import Offer
 from plugins.promotions.service.kinds import GroupBuyRules, parse_rules
+from plugins.promotions.service.sql import insert_for, rowcount
 from server.db import mark_write
 from server.models import Cart, CartLine, Customer, Order, OrderStatus, Product, utcnow
 from server.plugin import CheckoutProblem, DomainError, Job, JobContext
@@ -85,16 +85,6 @@ def normalise_code(code: str) -> str:
 
 def new_code() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(GROUP_CODE_LENGTH))
-
-
-def _insert(session: AsyncSession) -> Any:
-    # The dialect's INSERT: on_conflict_do_nothing/do_update for once-only rows.
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
-def _rowcount(result: Any) -> int:
-    # An UPDATE's, DELETE's or INSERT's result is a CursorResult, which execute's type omits.
-    return int(result.rowcount)
 
 
 # --- the running promotion and the cart ------------------------------------------------------
@@ -168,7 +158,7 @@ async def _set_choice(
 ) -> CartGroupChoice:
     # One choice per cart: a second replaces the first (an upsert, so two at once do not
     # collide on the unique cart_id).
-    insert = _insert(session)
+    insert = insert_for(session)
     stmt = insert(CartGroupChoice).values(
         cart_id=cart_id, promotion_id=promotion_id, group_id=group_id, created_at=utcnow()
     )
@@ -233,7 +223,7 @@ async def leave(session: AsyncSession, cart: Cart) -> bool:
     result = await session.execute(
         delete(CartGroupChoice).where(col(CartGroupChoice.cart_id) == cart.id)
     )
-    return _rowcount(result) > 0
+    return rowcount(result) > 0
 
 
 async def choice_of(session: AsyncSession, cart_id: int) -> CartGroupChoice | None:
@@ -324,7 +314,7 @@ async def open_group(
     promotion = await session.get(Promotion, promotion_id)
     assert promotion is not None
     rules: GroupBuyRules = parse_rules(PromotionKind.GROUP_BUY, promotion.rules)
-    insert = _insert(session)
+    insert = insert_for(session)
     while True:
         # A code already taken inserts nothing; draw again (31^8 codes: rarely twice).
         code = new_code()
@@ -342,7 +332,7 @@ async def open_group(
             )
             .on_conflict_do_nothing(index_elements=["code"])
         )
-        if _rowcount(result) == 1:
+        if rowcount(result) == 1:
             break
     group = await session.scalar(select(BuyGroup).where(col(BuyGroup.code) == code))
     assert group is not None and group.id is not None
@@ -366,11 +356,11 @@ async def join_group(
     group is OPEN, unexpired and has a seat; the last seat makes it SUCCEEDED, in this same
     transaction. A refusal leaves the caller to roll the order back."""
     inserted = await session.execute(
-        _insert(session)(GroupMember)
+        insert_for(session)(GroupMember)
         .values(group_id=group_id, customer_id=customer_id, order_id=order_id, created_at=now)
         .on_conflict_do_nothing(index_elements=["group_id", "customer_id"])
     )
-    if _rowcount(inserted) != 1:
+    if rowcount(inserted) != 1:
         return _problem(ALREADY_IN_GROUP, "you are already in this group buy")
     seated = await session.execute(
         update(BuyGroup)
@@ -384,7 +374,7 @@ async def join_group(
         .values(members=col(BuyGroup.members) + 1)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(seated) != 1:
+    if rowcount(seated) != 1:
         group = await session.get(BuyGroup, group_id, populate_existing=True)
         if group is None or group.promotion_id != promotion_id:
             return _problem(GROUP_NOT_FOUND, "no group buy has this code")
@@ -421,7 +411,7 @@ async def release_seat(session: AsyncSession, order: Order) -> None:
         .values(members=col(BuyGroup.members) - 1)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(freed) == 1:
+    if rowcount(freed) == 1:
         await session.execute(delete(GroupMember).where(col(GroupMember.id) == member.id))
 
 
@@ -483,7 +473,7 @@ async def expire_group(
         .values(status=GroupStatus.EXPIRED, decided_at=now)
         .execution_options(synchronize_session=False)
     )
-    if _rowcount(result) != 1:
+    if rowcount(result) != 1:
         return None
     group = await session.get(BuyGroup, group_id, populate_existing=True)
     assert group is not None

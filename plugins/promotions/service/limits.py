@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -34,6 +33,7 @@ from plugins.promotions.models import (
 )
 from plugins.promotions.service import groups, ledger
 from plugins.promotions.service.engine import Decision, Offer, decision_for
+from plugins.promotions.service.sql import insert_for, rowcount
 from server.models import Customer, Order, OrderLine, utcnow
 from server.plugin import CartView, CheckoutProblem
 
@@ -52,13 +52,8 @@ PROMOTION_NOT_PRICED = "PROMOTION_NOT_PRICED"
 FIELD = "couponCodes"
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` (insert-or-ignore)."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 def _fitted(result: Any) -> bool:
-    return int(result.rowcount) == 1
+    return rowcount(result) == 1
 
 
 @dataclass(frozen=True)
@@ -265,7 +260,7 @@ async def _count_customer(
     units_limit: int | None = None,
     label: str = "",
 ) -> CheckoutProblem | None:
-    insert = _insert_for(session)
+    insert = insert_for(session)
     await session.execute(
         insert(CustomerUse)
         .values(promotion_id=promotion_id, customer_id=customer_id, uses=0, units=0)
@@ -407,7 +402,7 @@ async def order_cancelling(
         .values(status=RedemptionStatus.RELEASED, released_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if int(released.rowcount) != len(held):  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
+    if rowcount(released) != len(held):
         # Another transaction released them meanwhile: it gave the counters back.
         return
     for r in held:

@@ -17,12 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from plugins.promotions.models import Referral, ReferralCode, ReferralStatus
-from plugins.promotions.service.coupons import (
-    compensation_coupon,
-    insert_for,
-    normalise_code,
-    random_code,
-)
+from plugins.promotions.service.coupons import compensation_coupon, normalise_code, random_code
+from plugins.promotions.service.sql import insert_for
 from server.models import Customer, Order, utcnow
 from server.plugin import DomainError, Event, ValidationFailed
 

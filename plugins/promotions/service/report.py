@@ -41,6 +41,7 @@ from plugins.promotions.models import (
     Redemption,
     RedemptionStatus,
 )
+from plugins.promotions.service import ledger
 from server.models import Order, OrderLine, OrderStatus, Product, ProductVariant
 from server.plugin import Kpi, KpiBucket, KpiUnit
 from server.services.attribution import MAX_PERIOD_DAYS, Period, period
@@ -137,10 +138,8 @@ class Report:
 
 
 def half_up(total: int, count: int) -> int | None:
-    """total / count rounded half up to a whole minor unit (integers only: no float error)."""
-    if not count:
-        return None
-    return (2 * total + count) // (2 * count)
+    """total / count rounded half up to a whole minor unit; None for no count."""
+    return ledger.half_up(total, count) if count else None
 
 
 def _not_cancelled_in(span: Period, currency: str) -> list[ColumnElement[bool]]:
