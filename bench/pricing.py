@@ -313,35 +313,19 @@ def report(results: Sequence[Result], options: Options) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.pricing",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = storefront.wrk_parser(
+        "python -m bench.pricing",
+        __doc__.split("\n\n")[0],
+        duration=5,
+        warmup_help="seconds per server",
+        rounds_help="alternating rounds",
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measured window")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds per server")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--connections", type=int, default=8, help="wrk's open connections")
-    parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
-    parser.add_argument(
-        "--databases",
-        type=lambda v: storefront.comma_list(v, list(DATABASES), "--databases"),
-        default=list(DATABASES),
-        help="comma-separated: sqlite,postgresql",
-    )
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve)
         return 0
-    if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
-        parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
-    try:
-        wrk.executable()
-    except wrk.WrkMissing as missing:
-        parser.exit(2, f"{missing}\n")
-    options = Options(args.duration, args.warmup, args.threads, args.connections, args.rounds)
+    options = storefront.wrk_options(parser, args)
     results: list[Result] = []
     databases: list[Database] = []
     with tempfile.TemporaryDirectory(prefix="shopgraph-bench-pricing-") as tmp:

@@ -18,7 +18,6 @@ tables into docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -417,31 +416,15 @@ def report(results: Sequence[Result], options: Options) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.promotions",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = storefront.wrk_parser(
+        "python -m bench.promotions",
+        __doc__.split("\n\n")[0],
+        duration=5,
+        warmup_help="seconds per server and query",
+        rounds_help="alternating rounds",
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measured window")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds per server and query")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--connections", type=int, default=8, help="wrk's open connections")
-    parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
-    parser.add_argument(
-        "--databases",
-        type=lambda v: storefront.comma_list(v, list(DATABASES), "--databases"),
-        default=list(DATABASES),
-        help="comma-separated: sqlite,postgresql",
-    )
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args(argv)
-    if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
-        parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
-    try:
-        wrk.executable()
-    except wrk.WrkMissing as missing:
-        parser.exit(2, f"{missing}\n")
-    options = Options(args.duration, args.warmup, args.threads, args.connections, args.rounds)
+    options = storefront.wrk_options(parser, args)
     results: list[Result] = []
     databases: list[Database] = []
     with tempfile.TemporaryDirectory(prefix="shopgraph-bench-promotions-") as tmp:

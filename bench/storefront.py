@@ -749,15 +749,20 @@ def comma_list(value: str, allowed: Sequence[str], what: str) -> list[str]:
     return names
 
 
-def main(argv: list[str] | None = None) -> int:
+def wrk_parser(
+    prog: str, description: str, *, duration: int, warmup_help: str, rounds_help: str
+) -> argparse.ArgumentParser:
+    """The command line every benchmark of servers under wrk shares (the storefront's, the
+    pricing and promotions plugins'): windows, warm-up, rounds, wrk's connections and threads,
+    the databases, and ``--write`` (docs/benchmarks.md)."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench.storefront",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured window")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds per endpoint and server")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per setup")
+    parser.add_argument(
+        "--duration", type=int, default=duration, help="seconds per measured window"
+    )
+    parser.add_argument("--warmup", type=int, default=2, help=warmup_help)
+    parser.add_argument("--rounds", type=int, default=3, help=rounds_help)
     parser.add_argument("--connections", type=int, default=8, help="wrk's open connections")
     parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
     parser.add_argument(
@@ -765,6 +770,30 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda v: comma_list(v, list(DATABASES), "--databases"),
         default=list(DATABASES),
         help="comma-separated: sqlite,postgresql",
+    )
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    return parser
+
+
+def wrk_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
+    """The measuring options of ``wrk_parser``'s arguments, checked; exits when wrk is
+    missing."""
+    if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
+        parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
+    try:
+        wrk.executable()
+    except wrk.WrkMissing as missing:
+        parser.exit(2, f"{missing}\n")
+    return Options(args.duration, args.warmup, args.threads, args.connections, args.rounds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = wrk_parser(
+        "python -m bench.storefront",
+        __doc__.split("\n\n")[0],
+        duration=10,
+        warmup_help="seconds per endpoint and server",
+        rounds_help="alternating rounds per setup",
     )
     parser.add_argument(
         "--modes",
@@ -778,21 +807,15 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--plugins", help="SHOPGRAPH_PLUGINS for the server (an allow-list)")
     group.add_argument("--no-plugins", action="store_true", help="an empty allow-list")
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.serve:
         serve(args.serve)
         return 0
-    if min(args.duration, args.warmup, args.rounds, args.threads) < 1:
-        parser.error("--duration, --warmup, --rounds and --threads must be at least 1")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk gives each thread some)")
-    try:
-        wrk.executable()
-    except wrk.WrkMissing as missing:
-        parser.exit(2, f"{missing}\n")
+    options = wrk_options(parser, args)
 
     if args.no_plugins:
         plugin_sets: list[tuple[str, str | None]] = [("none", "")]
@@ -800,7 +823,6 @@ def main(argv: list[str] | None = None) -> int:
         plugin_sets = [(args.plugins or "none", args.plugins)]
     else:
         plugin_sets = [("all installed", None), ("none", "")]
-    options = Options(args.duration, args.warmup, args.threads, args.connections, args.rounds)
 
     outcomes: list[Outcome] = []
     databases: list[Database] = []
