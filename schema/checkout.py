@@ -6,6 +6,7 @@ how it can ship, ``place_order`` turns it into an order.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 import strawberry
@@ -51,6 +52,12 @@ class ShippingQuote(FromModel):
         description="What plugins changed the price by (e.g. free shipping from a threshold)."
     )
     promised_days: int | None
+    promised_from: date | None = strawberry.field(
+        description="The first day it may arrive (the shop's time zone)."
+    )
+    promised_by: date | None = strawberry.field(
+        description="The last day it may arrive, included (the shop's time zone)."
+    )
 
     @classmethod
     def of(cls, quote: hooktypes.ShippingQuote, currency: str) -> ShippingQuote:

@@ -9,7 +9,7 @@ in schema/checkout.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any, Self
 
@@ -239,6 +239,28 @@ class Order(ModelNode):
     )
     def shipping_adjustments(self) -> list[PriceAdjustment]:
         return adjustment_types(self._model.shipping_adjustments, self._model.currency)
+
+    @strawberry.field(description="The code of the shipping quote chosen at checkout.")
+    def shipping_method(self) -> str | None:
+        return self._model.shipping_method
+
+    @strawberry.field(description="The carrier of the chosen shipping quote.")
+    def shipping_carrier(self) -> str | None:
+        return self._model.shipping_carrier
+
+    @strawberry.field(
+        description="The delivery promise made at checkout: the first day it may arrive "
+        "(the shop's time zone)."
+    )
+    def promised_from(self) -> date | None:
+        return self._model.promised_from
+
+    @strawberry.field(
+        description="The delivery promise made at checkout: the last day it may arrive "
+        "(included; the shop's time zone)."
+    )
+    def promised_by(self) -> date | None:
+        return self._model.promised_by
 
     @strawberry.field(description="Subtotal - discount + fees + shipping: what the customer pays.")
     def total(self) -> Money:

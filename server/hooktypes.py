@@ -149,6 +149,7 @@ class PriceLimit:
 class ShippingQuote:
     """A way to ship a cart: carrier + service, price in minor units, promised delivery.
 
+    ``promised_from``/``promised_by`` are the promised delivery window (dates, both included).
     ``list_amount`` and ``adjustments`` are the core's to set: the price the quoting plugin
     asked, and the other plugins' ``shipping_adjustments`` to it; ``amount`` is then the list
     price plus the adjustments, never below zero."""
@@ -159,6 +160,10 @@ class ShippingQuote:
     amount: int
     promised_days: int | None = None
     source: str = field(default="", kw_only=True)
+    # The delivery promise, as dates in the shop's time zone: it arrives between these two
+    # days (both included). The core freezes the chosen quote's on the order.
+    promised_from: date | None = field(default=None, kw_only=True)
+    promised_by: date | None = field(default=None, kw_only=True)
     list_amount: int | None = field(default=None, kw_only=True)
     adjustments: tuple[Adjustment, ...] = field(default=(), kw_only=True)
 

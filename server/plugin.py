@@ -74,6 +74,7 @@ from server.hooktypes import (
     hookimpl,
     hookspec,
 )
+from server.live import publish as publish_live
 from server.migrate import scratch_database
 from server.models import SurveyKind, SurveyTrigger
 from server.plugin_routes import (
@@ -141,6 +142,7 @@ __all__ = [
     "Viewer",
     # events of a plugin's own
     "emit_event",
+    "publish_live",
     # command lines (the cli_commands hook): one transaction on the shop's database, or a
     # throwaway database migrated like the shop's
     "run_in_session",

@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "plugins.recommendation",
     "plugins.pricing",
     "plugins.promotions",
+    "plugins.logistics",
 )
 # The core's own hook implementations, registered under the name ``core`` (reserved).
 IMPL_MARKER = f"{PROJECT}_impl"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -94,6 +94,13 @@ class Order(SQLModel, table=True):
     # price plus them, never below zero.
     shipping_list_amount: int = 0
     shipping_adjustments: list[dict[str, Any]] = json_field(list)
+    # The chosen shipping quote (its code, carrier and the plugin that offered it) and its
+    # delivery promise (dates in the shop's time zone, both included), as placed.
+    shipping_method: str | None = Field(default=None, sa_column=Column(String(64)))
+    shipping_carrier: str | None = Field(default=None, sa_column=Column(String(120)))
+    shipping_source: str | None = Field(default=None, sa_column=Column(String(64)))
+    promised_from: date | None = None
+    promised_by: date | None = None
     total_amount: int = 0
     # Order-level adjustments as placed: [{source, rule, label, amount}] (negative: discount).
     adjustments: list[dict[str, Any]] = json_field(list)

@@ -1,0 +1,1 @@
+"""The logistics plugin's domain logic, one module per concern; no GraphQL here."""
