@@ -8,7 +8,7 @@ DEMO_DB ?= sqlite+aiosqlite:///./shopgraph.db
 export SHOPGRAPH_DATABASE_URL ?= $(DEMO_DB)
 
 .PHONY: install demo serve test test-lowest lock lint schema bench bench-search bench-clv \
-	bench-insights bench-kpis bench-recommendation bench-recommendation-serving bench-pricing bench-promotions clean \
+	bench-insights bench-kpis bench-recommendation bench-recommendation-serving bench-pricing bench-promotions bench-logistics clean \
 	vendor-graphiql vendor-admin
 
 # constraints.txt pins every package of the tested environment (`make lock` rewrites it), so
@@ -163,6 +163,14 @@ bench-promotions: install
 		echo "make bench-promotions needs wrk: install the Debian package wrk" >&2; \
 		exit 1; }
 	$(BIN)/python -m bench.promotions $(BENCH_ARGS)
+
+# The logistics quotes benchmark (docs/benchmarks.md, "Logistics: shipping quotes"): a 20-line
+# cart's shipping quotes with 10 warehouses and 5 carriers (p50/p99), against the plugin off.
+bench-logistics: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench-logistics needs wrk: install the Debian package wrk" >&2; \
+		exit 1; }
+	$(BIN)/python -m bench.logistics_quotes $(BENCH_ARGS)
 
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:

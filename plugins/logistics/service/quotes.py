@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -218,32 +218,33 @@ async def _network(
     variant_ids = sorted({line.variant_id for line in cart.lines})
     warehouse_ids = sorted({s.site.warehouse_id for s in sites} | {p.warehouse_id for p in points})
     available: dict[tuple[int, int], int] = {}
-    if warehouse_ids:
-        for warehouse_id, variant_id, units in (
-            await session.execute(
-                select(
-                    col(StockLevel.warehouse_id),
-                    col(StockLevel.variant_id),
-                    col(StockLevel.on_hand) - col(StockLevel.reserved),
-                ).where(
-                    col(StockLevel.variant_id).in_(variant_ids),
-                    col(StockLevel.warehouse_id).in_(warehouse_ids),
-                )
+    weights: dict[int, int | None] = {}
+    # The cart's variants with their weight and their stock at the candidate warehouses, in
+    # one statement (a variant stocked nowhere there comes once, without a warehouse).
+    for variant_id, weight, warehouse_id, units in (
+        await session.execute(
+            select(
+                col(ProductVariant.id),
+                col(ProductVariant.weight_grams),
+                col(StockLevel.warehouse_id),
+                col(StockLevel.on_hand) - col(StockLevel.reserved),
             )
-        ).all():
-            key = (int(warehouse_id), int(variant_id))
+            .outerjoin(
+                StockLevel,
+                and_(
+                    col(StockLevel.variant_id) == col(ProductVariant.id),
+                    col(StockLevel.warehouse_id).in_(warehouse_ids or [-1]),
+                ),
+            )
+            .where(col(ProductVariant.id).in_(variant_ids))
+        )
+    ).all():
+        if variant_id is None:
+            continue
+        weights[variant_id] = weight
+        if warehouse_id is not None:
+            key = (int(warehouse_id), variant_id)
             available[key] = available.get(key, 0) + int(units)
-    weights: dict[int, int | None] = {
-        i: w
-        for i, w in (
-            await session.execute(
-                select(col(ProductVariant.id), col(ProductVariant.weight_grams)).where(
-                    col(ProductVariant.id).in_(variant_ids)
-                )
-            )
-        ).all()
-        if i is not None
-    }
     service_ids = [s.id for s, _ in services]
     zones = list(await session.scalars(select(Zone).order_by(col(Zone.id))))
     rates = {

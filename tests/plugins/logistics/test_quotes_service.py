@@ -223,4 +223,4 @@ async def test_the_same_statements_whatever_the_cart_size(session: AsyncSession)
             pickup_code(net),
         }
     )
-    assert len(small) == len(large) == 8
+    assert len(small) == len(large) == 7
