@@ -13,8 +13,14 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plugins.logistics.models import Rate
-from plugins.logistics.service.quotes import price, remembered, shipping_quotes
+from plugins.logistics.models import Rate, Site, TransitTime, Zone
+from plugins.logistics.service.quotes import (
+    price,
+    remembered,
+    shipping_quotes,
+    transit_of,
+    zone_of,
+)
 from plugins.logistics.service.settings import LogisticsSettings
 from server.plugin import ShippingQuote
 from tests.plugins.logistics.quotes_support import (
@@ -224,3 +230,36 @@ async def test_the_same_statements_whatever_the_cart_size(session: AsyncSession)
         }
     )
     assert len(small) == len(large) == 7
+
+
+def test_zone_rows_come_before_distance_and_transit_rows_by_precision() -> None:
+    site = Site(warehouse_id=1, province="浙江省", city="杭州市", latitude=30.27, longitude=120.16)
+    bands = [500, 1000, 2000]
+    rows = [
+        Zone(from_region="浙江", to_region="上海", zone=2),
+        Zone(from_region="浙江省", to_region="*", zone=4),
+        Zone(from_region="北京市", to_region="上海市", zone=6),
+    ]
+    # The pair's row (with or without the suffix), else the site province's "*" row.
+    assert zone_of(rows, site, "上海市", "上海市", 165.0, bands) == 2
+    assert zone_of(rows, site, "广东省", "广州市", 1050.0, bands) == 4
+    # No row: by distance; same city 1, same province 2, then 3 + bands passed.
+    assert zone_of([], site, "浙江省", "杭州市", 0.0, bands) == 1
+    assert zone_of([], site, "浙江省", "温州市", 250.0, bands) == 2
+    assert zone_of([], site, "江苏省", "苏州市", 500.0, bands) == 3
+    assert zone_of([], site, "广东省", "广州市", 1050.0, bands) == 5
+    assert zone_of([], site, "新疆维吾尔自治区", "乌鲁木齐市", 3300.0, bands) == 6
+    assert zone_of([], site, "火星", "火星城", None, bands) == 6
+
+    transits = [
+        TransitTime(service_id=1, from_region="*", to_region="*", min_days=3, max_days=5),
+        TransitTime(service_id=1, from_region="浙江省", to_region="*", min_days=2, max_days=3),
+        TransitTime(service_id=1, from_region="浙江省", to_region="上海市", min_days=1, max_days=2),
+    ]
+    found = transit_of(transits, "浙江", "上海")
+    assert found is not None and (found.min_days, found.max_days) == (1, 2)
+    found = transit_of(transits, "浙江省", "广东省")
+    assert found is not None and (found.min_days, found.max_days) == (2, 3)
+    found = transit_of(transits, "北京市", "上海市")
+    assert found is not None and (found.min_days, found.max_days) == (3, 5)
+    assert transit_of(transits[1:], "北京市", "上海市") is None
