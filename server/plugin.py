@@ -99,6 +99,7 @@ from server.services.forecasts import Forecast, ForecastInterval, demand_forecas
 from server.services.gateways import refund_amount
 from server.services.orders import system_cancel as cancel_order
 from server.services.outbox import emit as emit_event
+from server.services.replacements import create_replacement_order
 from server.services.returns import LinesRefund, refund_lines
 from server.services.surveys import request_survey
 
@@ -159,6 +160,8 @@ __all__ = [
     # units of an order's lines given back, refunded at what the plugins say they are worth
     "refund_lines",
     "LinesRefund",
+    # goods sent at no charge in place of others (an exchange, a repair, a lost parcel)
+    "create_replacement_order",
     # demand forecasts
     "Forecast",
     "ForecastInterval",

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
+from plugins.logistics.models import ReturnRequest
 from plugins.pricing.models import (
     Competitor,
     CompetitorPrice,
@@ -94,6 +95,8 @@ CUSTOMER_DATA = {
     "OrderLine",
     "Shipment",
     "Survey",
+    # the logistics plugin's returns, exchanges and repairs
+    "ReturnRequest",
 }
 
 # The type's own single-object query, where it has one.
@@ -144,6 +147,16 @@ async def _order(session: AsyncSession, customer_id: int) -> Order:
     session.add(order)
     await session.flush()
     return order
+
+
+async def _return_request(session: AsyncSession, customer_id: int) -> ReturnRequest:
+    order = await _order(session, customer_id)
+    return await _add(
+        session,
+        ReturnRequest(
+            number=f"RMA-IDOR-{next(_numbers)}", order_id=order.id, customer_id=customer_id
+        ),
+    )
 
 
 async def _order_line(session: AsyncSession, customer_id: int) -> OrderLine:
@@ -281,6 +294,7 @@ FACTORIES: dict[str, Factory] = {
     "Order": _order,
     "OrderLine": _order_line,
     "Shipment": _shipment,
+    "ReturnRequest": _return_request,
     "Survey": lambda s, cid: _add(
         s,
         Survey(
