@@ -92,6 +92,7 @@ from server.services.errors import (
     DomainError,
     InvalidTransition,
     NotFound,
+    OrderOnHold,
     ValidationFailed,
 )
 from server.services.experiments import variant_for
@@ -100,6 +101,7 @@ from server.services.gateways import refund_amount
 from server.services.orders import system_cancel as cancel_order
 from server.services.outbox import emit as emit_event
 from server.services.returns import LinesRefund, refund_lines
+from server.services.shipments import system_create_shipment as create_shipment
 from server.services.surveys import request_survey
 
 __all__ = [
@@ -156,6 +158,7 @@ __all__ = [
     "refund_amount",
     # the shop cancels an order itself (a failed group buy, a fraud check)
     "cancel_order",
+    "create_shipment",
     # units of an order's lines given back, refunded at what the plugins say they are worth
     "refund_lines",
     "LinesRefund",
@@ -217,6 +220,7 @@ __all__ = [
     "ConflictError",
     "DomainError",
     "InvalidTransition",
+    "OrderOnHold",
     "Error",
     "NotFound",
     "NotFoundError",
