@@ -229,7 +229,13 @@ async def test_create_shipment_as_the_system(
     del holds.held[order_id]
     await mark_write(session)
     shipment = await create_shipment(
-        session, plugins, order_id, warehouse_id, "顺丰", "SF901", [ParcelLine(line_id, 1)],
+        session,
+        plugins,
+        order_id,
+        warehouse_id,
+        "顺丰",
+        "SF901",
+        [ParcelLine(line_id, 1)],
         actor="plugin:logistics",
     )
     await session.commit()
