@@ -28,13 +28,17 @@ from plugins.logistics.models import Zone as ZoneRow
 from plugins.logistics.service import network
 from server.plugin import (
     ConflictError,
+    Connection,
     HasPermission,
     Info,
     Money,
     NotFoundError,
+    Page,
+    Paged,
     ValidationError,
     ValidationFailed,
     Warehouse,
+    connection,
     filter_node_id,
     money,
     mutate,
@@ -552,43 +556,42 @@ class NetworkQueries:
         return [LogisticsSite.of(r) for r in rows]
 
     @strawberry.field(
-        description="A service's transit times by region pair; an unknown service has none "
-        "(logistics.read or logistics.manage).",
+        description="Transit times, oldest first; serviceId narrows them to a service's "
+        "(one that does not exist has none), fromRegion to a province's (logistics.read or "
+        "logistics.manage).",
         permission_classes=[_READERS],
+        extensions=[Paged()],
     )
     async def transit_times(
         self,
         info: Info,
-        service_id: strawberry.ID,
+        page: Page,
+        service_id: strawberry.ID | None = None,
         from_region: str | None = None,
-        first: int = FIRST_MAX,
-        offset: int = 0,
-    ) -> list[LogisticsTransitTime]:
+    ) -> Connection[LogisticsTransitTime]:
         _short(from_region, "fromRegion")
-        sid = filter_node_id(service_id, "LogisticsCarrierService")
-        query = select(TransitRow).where(col(TransitRow.service_id) == sid)
+        query = select(TransitRow)
+        if service_id is not None:
+            sid = filter_node_id(service_id, "LogisticsCarrierService")
+            query = query.where(col(TransitRow.service_id) == sid)
         if from_region is not None:
             query = query.where(col(TransitRow.from_region) == from_region)
-        rows = await info.context.db.scalars(
-            query.order_by(col(TransitRow.from_region), col(TransitRow.to_region))
-            .offset(max(offset, 0))
-            .limit(_first(first))
-        )
-        return [LogisticsTransitTime.of(r) for r in rows]
+        return await connection(info, query, page, sort=[], to_node=LogisticsTransitTime.of)
 
     @strawberry.field(
-        description="A service's rates by zone (logistics.read or logistics.manage).",
+        description="Rates, oldest first; serviceId narrows them to a service's "
+        "(logistics.read or logistics.manage).",
         permission_classes=[_READERS],
+        extensions=[Paged()],
     )
-    async def rates(self, info: Info, service_id: strawberry.ID) -> list[LogisticsRate]:
-        sid = filter_node_id(service_id, "LogisticsCarrierService")
-        rows = await info.context.db.scalars(
-            select(RateRow)
-            .where(col(RateRow.service_id) == sid)
-            .order_by(col(RateRow.zone))
-            .limit(network.RATES_MAX)
-        )
-        return [LogisticsRate.of(r) for r in rows]
+    async def rates(
+        self, info: Info, page: Page, service_id: strawberry.ID | None = None
+    ) -> Connection[LogisticsRate]:
+        query = select(RateRow)
+        if service_id is not None:
+            sid = filter_node_id(service_id, "LogisticsCarrierService")
+            query = query.where(col(RateRow.service_id) == sid)
+        return await connection(info, query, page, sort=[], to_node=LogisticsRate.of)
 
     @strawberry.field(
         description="The zones by region pair (logistics.read or logistics.manage).",

@@ -69,8 +69,8 @@ UPDATE_POINT = f"""mutation($input: UpdatePickupPointInput!) {{
 READ = """query($sid: ID!) {
   carriers(includeInactive: true) { code webhookSecretHint services { code } }
   logisticsSites { city warehouse { code } }
-  transitTimes(serviceId: $sid) { fromRegion toRegion minDays maxDays }
-  rates(serviceId: $sid) { zone firstAmount { amount } }
+  transitTimes(serviceId: $sid) { nodes { fromRegion toRegion minDays maxDays } }
+  rates(serviceId: $sid) { nodes { zone firstAmount { amount } } }
   zones { fromRegion toRegion zone }
 }"""
 
@@ -306,11 +306,11 @@ async def test_staff_keep_the_carrier_network(
         }
     ]
     assert data["logisticsSites"] == [{"city": "杭州市", "warehouse": {"code": "HZ-1"}}]
-    assert data["transitTimes"] == [
+    assert data["transitTimes"]["nodes"] == [
         {"fromRegion": "浙江省", "toRegion": "*", "minDays": 2, "maxDays": 4},
         {"fromRegion": "浙江省", "toRegion": "上海市", "minDays": 1, "maxDays": 1},
     ]
-    assert [r["zone"] for r in data["rates"]] == [1, 3]
+    assert [r["zone"] for r in data["rates"]["nodes"]] == [1, 3]
     assert data["zones"] == [{"fromRegion": "浙江省", "toRegion": "广东省", "zone": 3}]
 
     # Every change is in the audit log.
