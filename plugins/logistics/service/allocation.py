@@ -172,9 +172,10 @@ def choose(
     return None
 
 
-async def _promised_warehouse(session: AsyncSession, order_id: int) -> tuple[int, str] | None:
+async def _promised_warehouse(
+    session: AsyncSession, promise: Promise | None
+) -> tuple[int, str] | None:
     """The warehouse a same-day or pickup promise was made from, and why, if any."""
-    promise = await session.scalar(select(Promise).where(col(Promise.order_id) == order_id))
     if promise is None:
         return None
     if promise.level is ServiceLevel.SAME_DAY and promise.warehouse_id is not None:
@@ -277,7 +278,8 @@ async def plan_shipments(
 
     placed: dict[int, int] | None = None
     note = ""
-    promised = await _promised_warehouse(session, order.id)
+    promise = await session.scalar(select(Promise).where(col(Promise.order_id) == order.id))
+    promised = await _promised_warehouse(session, promise)
     if promised is not None and promised[0] in candidates:
         placed = _assign([promised[0]], reserved, available)
         note = promised[1]
@@ -287,7 +289,6 @@ async def plan_shipments(
             return None
         placed, note = found
 
-    promise = await session.scalar(select(Promise).where(col(Promise.order_id) == order.id))
     promised_carrier = (
         await session.get(Carrier, promise.carrier_id) if promise is not None else None
     )

@@ -10,19 +10,20 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from plugins.logistics.models import (
     Carrier,
     CarrierService,
+    PickupPoint,
     Promise,
     Rate,
     ServiceLevel,
     Site,
 )
 from plugins.logistics.service import geo
-from plugins.logistics.service.allocation import dispatch_due
+from plugins.logistics.service.allocation import dispatch_due, plan_shipments
 from plugins.logistics.service.settings import LogisticsSettings, ShipPolicy
 from server.config import Settings
 from server.db import create_engine, mark_write, session_factory
@@ -199,6 +200,27 @@ async def test_nearest_with_everything_then_dispatched_once(
     assert await dispatch_due(factories[0], plugins, config) == []
     assert len(await _shipments(session, order_id)) == 1
 
+    # Planning reads as many statements for one line as for two (no query per line).
+    order = await session.get(Order, order_id)
+    lines = list(await session.scalars(select(OrderLine).order_by(OrderLine.id)))
+    assert order is not None
+    counts = []
+    for some in (lines[:1], lines):
+        seen: list[str] = []
+
+        def count(*args: Any, seen: list[str] = seen) -> None:
+            seen.append(str(args[2]))
+
+        engine = session.bind.sync_engine  # type: ignore[union-attr]
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert await plan_shipments(session, order, some, plugins, config)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        counts.append(len(seen))
+    await session.commit()
+    assert counts[0] == counts[1]
+
 
 async def test_a_split_ships_complete_or_what_is_available(
     gql: GraphQLClient,
@@ -282,3 +304,42 @@ async def test_the_forward_warehouse_wins_for_a_same_day_promise(
         (p["warehouse_id"], p["carrier"], p["note"]) for p in await _plan(session, same_day)
     ] == [(forward.id, "FLASH", "same-day from the forward warehouse")]
     assert await _reserved(session, product) == {regional.id: 1, forward.id: 1}
+
+    # A pickup promise: the store's own stock, however far the store is.
+    store = await _warehouse(session, "SH-STORE", "上海市", "上海市")
+    session.add(
+        StockLevel(
+            warehouse_id=store.id,
+            product_id=product.id,
+            variant_id=await session.scalar(
+                select(StockLevel.variant_id).where(StockLevel.product_id == product.id)
+            ),
+            on_hand=2,
+        )
+    )
+    point = PickupPoint(
+        code="SH-STORE-1",
+        name="南京路门店",
+        warehouse_id=store.id,  # type: ignore[arg-type]  # a stored row has its id
+        city="上海市",
+        province="上海市",
+        latitude=31.2304,
+        longitude=121.4737,
+    )
+    session.add(point)
+    await session.commit()
+    pickup = await _paid(
+        gql,
+        session,
+        settings,
+        [(product, 1)],
+        promise={
+            "service_id": service_id,
+            "carrier_id": flash.id,
+            "level": ServiceLevel.PICKUP,
+            "pickup_point_id": point.id,
+        },
+    )
+    assert [(p["warehouse_id"], p["note"]) for p in await _plan(session, pickup)] == [
+        (store.id, "pickup at SH-STORE-1")
+    ]
