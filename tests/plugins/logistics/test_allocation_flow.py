@@ -307,13 +307,16 @@ async def test_the_forward_warehouse_wins_for_a_same_day_promise(
 
     # A pickup promise: the store's own stock, however far the store is.
     store = await _warehouse(session, "SH-STORE", "上海市", "上海市")
+    variant_id = await session.scalar(
+        select(StockLevel.variant_id).where(StockLevel.product_id == product.id)
+    )
+    await session.commit()  # a write after a read in one SQLite transaction may find it stale
+    await mark_write(session)
     session.add(
         StockLevel(
-            warehouse_id=store.id,
-            product_id=product.id,
-            variant_id=await session.scalar(
-                select(StockLevel.variant_id).where(StockLevel.product_id == product.id)
-            ),
+            warehouse_id=store.id,  # type: ignore[arg-type]  # a stored row has its id
+            product_id=product.id,  # type: ignore[arg-type]  # as above
+            variant_id=variant_id,
             on_hand=2,
         )
     )
