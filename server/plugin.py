@@ -92,6 +92,7 @@ from server.services.errors import (
     DomainError,
     InvalidTransition,
     NotFound,
+    OrderOnHold,
     ValidationFailed,
 )
 from server.services.experiments import variant_for
@@ -101,6 +102,7 @@ from server.services.orders import system_cancel as cancel_order
 from server.services.outbox import emit as emit_event
 from server.services.replacements import create_replacement_order
 from server.services.returns import LinesRefund, refund_lines
+from server.services.shipments import system_create_shipment as create_shipment
 from server.services.surveys import request_survey
 
 __all__ = [
@@ -157,6 +159,7 @@ __all__ = [
     "refund_amount",
     # the shop cancels an order itself (a failed group buy, a fraud check)
     "cancel_order",
+    "create_shipment",
     # units of an order's lines given back, refunded at what the plugins say they are worth
     "refund_lines",
     "LinesRefund",
@@ -220,6 +223,7 @@ __all__ = [
     "ConflictError",
     "DomainError",
     "InvalidTransition",
+    "OrderOnHold",
     "Error",
     "NotFound",
     "NotFoundError",

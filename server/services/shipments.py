@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from server.auth import Viewer
+from server.hooktypes import ParcelLine
 from server.models import (
     Order,
     OrderLine,
@@ -108,6 +109,41 @@ async def create_shipment(
     session: AsyncSession, plugins: PluginRuntime, viewer: Viewer, data: CreateShipmentInput
 ) -> Shipment:
     _require_manage(viewer, "order", data.order_id, "orderId")
+    return await _create(session, plugins, data, viewer.subject)
+
+
+async def system_create_shipment(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    order_id: int,
+    warehouse_id: int,
+    carrier: str,
+    tracking_number: str,
+    lines: Sequence[ParcelLine] | None = None,
+    promised_at: datetime | None = None,
+    *,
+    actor: str = "system",
+) -> Shipment:
+    """The shop itself creates a shipment (a plugin's dispatch), in the caller's transaction,
+    with the checks staff's createShipment has: the order locked, PAID or FULFILLING and not
+    held (OrderOnHold), each line's units not shipped yet (``lines`` None: every unit left).
+    Exported to plugins as ``create_shipment``."""
+    data = CreateShipmentInput(
+        order_id=order_id,
+        warehouse_id=warehouse_id,
+        carrier=carrier,
+        tracking_number=tracking_number,
+        lines=None
+        if lines is None
+        else [LineRequest(order_line_id=ln.order_line_id, quantity=ln.quantity) for ln in lines],
+        promised_at=promised_at,
+    )
+    return await _create(session, plugins, data, actor[:100] or "system")
+
+
+async def _create(
+    session: AsyncSession, plugins: PluginRuntime, data: CreateShipmentInput, actor: str
+) -> Shipment:
     # Locked, so that two concurrent shipments of one order cannot ship a unit twice. Not
     # get_order: shipments.manage reaches the orders it ships without orders.read.
     order = await orders.load(session, data.order_id, lock=True)
@@ -160,7 +196,7 @@ async def create_shipment(
             order.id,  # type: ignore[arg-type]  # a stored row has its id
             OrderStatus.FULFILLING,
             note=f"shipment {carrier} {tracking_number} created",
-            actor=viewer.subject,
+            actor=actor,
         )
     shipment = Shipment(
         order_id=order.id,  # type: ignore[arg-type]  # a stored order has its id

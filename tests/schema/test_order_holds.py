@@ -1,5 +1,6 @@
-"""A plugin holds an order back from fulfilment (``order_fulfilment_hold``), and cancels an
-order as the shop itself (``server.plugin.cancel_order``), on both backends."""
+"""A plugin holds an order back from fulfilment (``order_fulfilment_hold``), cancels an order
+and creates its shipments as the shop itself (``server.plugin.cancel_order``,
+``create_shipment``), on both backends."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import Settings
 from server.db import mark_write
-from server.models import Order, OrderStatus, OrderStatusChange, Payment, PaymentStatus, Shipment
-from server.plugin import cancel_order
+from server.models import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    OrderStatusChange,
+    Payment,
+    PaymentStatus,
+    Shipment,
+)
+from server.plugin import ParcelLine, cancel_order, create_shipment
 from server.plugins import PluginRuntime
-from server.services.errors import InvalidTransition
+from server.services.errors import InvalidTransition, OrderOnHold, ValidationFailed
 from tests.plugins.fakes import FakePlugin
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
@@ -193,3 +202,60 @@ async def test_cancel_order_as_the_system(
     with pytest.raises(InvalidTransition):
         await cancel_order(session, plugins, order_id, reason="again", actor="plugin:groupbuy")
     await session.rollback()
+
+
+async def test_create_shipment_as_the_system(
+    gql: GraphQLClient,
+    session: AsyncSession,
+    settings: Settings,
+    plugins: PluginRuntime,
+    holds: Holds,
+) -> None:
+    _order, order_id, _product, _buyer = await _paid_order(gql, session, settings)
+    warehouse_id = int(await session.scalar(select(OrderLine.warehouse_id)) or 0)
+    line_id = int(await session.scalar(select(OrderLine.id)) or 0)
+    await session.commit()
+
+    # Held: nothing is written, the hold says why.
+    holds.held[order_id] = "拼团未成"
+    await mark_write(session)
+    with pytest.raises(OrderOnHold):
+        await create_shipment(
+            session, plugins, order_id, warehouse_id, "顺丰", "SF900", [ParcelLine(line_id, 1)]
+        )
+    await session.rollback()
+    assert await count(session, Shipment) == 0
+
+    del holds.held[order_id]
+    await mark_write(session)
+    shipment = await create_shipment(
+        session,
+        plugins,
+        order_id,
+        warehouse_id,
+        "顺丰",
+        "SF901",
+        [ParcelLine(line_id, 1)],
+        actor="plugin:logistics",
+    )
+    await session.commit()
+    assert (shipment.carrier, shipment.tracking_number) == ("顺丰", "SF901")
+    assert await session.scalar(select(Order.status)) is OrderStatus.FULFILLING
+    last = await session.scalar(
+        select(OrderStatusChange).order_by(OrderStatusChange.id.desc()).limit(1)  # type: ignore[union-attr]
+    )
+    assert last is not None
+    assert (last.to_status, last.actor) == (OrderStatus.FULFILLING, "plugin:logistics")
+
+    # One unit left: two more cannot ship, and nothing is written.
+    await mark_write(session)
+    with pytest.raises(ValidationFailed):
+        await create_shipment(
+            session, plugins, order_id, warehouse_id, "顺丰", "SF902", [ParcelLine(line_id, 2)]
+        )
+    await session.rollback()
+    await mark_write(session)
+    rest = await create_shipment(session, plugins, order_id, warehouse_id, "顺丰", "SF903")
+    await session.commit()
+    assert rest.tracking_number == "SF903"
+    assert await count(session, Shipment) == 2

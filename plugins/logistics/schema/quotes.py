@@ -12,26 +12,12 @@ from typing import Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from plugins.logistics.models import PickupKind, PickupPoint, ServiceLevel
+from plugins.logistics.models import PickupPoint
+from plugins.logistics.schema.enums import PickupKind, ServiceLevel
 from plugins.logistics.service import pickup, quotes
 from server.plugin import Database, Info
 
 MAX_POINTS = 100
-
-# Another schema part may register the enums too: one definition either way.
-if not hasattr(ServiceLevel, "__strawberry_definition__"):
-    strawberry.enum(
-        ServiceLevel,
-        name="ShippingServiceLevel",
-        description="A carrier service's level: STANDARD, EXPRESS, SAME_DAY (within hours from "
-        "a forward warehouse) or PICKUP (collected at a store or locker).",
-    )
-if not hasattr(PickupKind, "__strawberry_definition__"):
-    strawberry.enum(
-        PickupKind,
-        name="PickupKind",
-        description="A pickup point is a STORE or a LOCKER.",
-    )
 
 
 @strawberry.type(description="A pickup point's opening hours on one day of the week.")

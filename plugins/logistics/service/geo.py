@@ -1,13 +1,17 @@
-"""Where places are: the shipped table of Chinese cities with coordinates (data/cities.csv),
-looked up by an address's province and city, and great-circle distances between them."""
+"""Where places are: the shipped table of Chinese cities with coordinates (data/cities.csv:
+every prefecture-level city of mainland China and the four municipalities, each province's
+capital listed first), looked up by an address's province and city, and great-circle
+distances between them."""
 
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 CITIES = Path(__file__).resolve().parent.parent / "data" / "cities.csv"
 EARTH_RADIUS_KM = 6371.0088
@@ -24,7 +28,18 @@ class Place:
 def _key(name: str) -> str:
     # Addresses write 杭州 or 杭州市, 浙江 or 浙江省: compare without the administrative suffix.
     name = name.strip()
-    for suffix in ("特别行政区", "维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "省", "市"):
+    # 地区 and 盟 name prefecture-level areas (喀什地区, 锡林郭勒盟), written with or without.
+    for suffix in (
+        "特别行政区",
+        "维吾尔自治区",
+        "壮族自治区",
+        "回族自治区",
+        "自治区",
+        "地区",
+        "盟",
+        "省",
+        "市",
+    ):
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
@@ -49,6 +64,16 @@ def locate(province: str, city: str) -> Place | None:
         return found
     wanted = _key(province)
     return next((p for p in _cities().values() if _key(p.province) == wanted), None)
+
+
+def locate_address(address: Mapping[str, Any] | None) -> Place | None:
+    """The place of a shipping address (its ``province`` and ``city`` keys), or None."""
+    if not address:
+        return None
+    province, city = address.get("province"), address.get("city")
+    if not isinstance(province, str) or not isinstance(city, str):
+        return None
+    return locate(province, city)
 
 
 def same_region(a: str, b: str) -> bool:
