@@ -627,17 +627,14 @@ async def csv_rows(sessions: Any, config: Any, flt: RowFilter) -> AsyncIterator[
                     )
                 )
             }
-            houses = dict(
-                (
-                    await session.execute(
-                        select(col(Warehouse.id), col(Warehouse.code)).where(
-                            col(Warehouse.id).in_({w for _, w in batch})
-                        )
+            houses = {
+                wid: code
+                for wid, code in await session.execute(
+                    select(col(Warehouse.id), col(Warehouse.code)).where(
+                        col(Warehouse.id).in_({w for _, w in batch})
                     )
                 )
-                .tuples()
-                .all()
-            )
+            }
         for pair in batch:
             row = rows[pair]
             if (
