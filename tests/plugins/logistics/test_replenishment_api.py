@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,9 +19,9 @@ from plugins.logistics.service import replenishment
 from plugins.logistics.service.replenishment import CSV_COLUMNS
 from plugins.logistics.service.settings import LogisticsSettings
 from server.db import create_engine, session_factory
-from server.models import AuditLogEntry, StaffRole, utcnow
+from server.models import AuditLogEntry, Shipment, ShipmentStatus, StaffRole, utcnow
 from server.services.forecasts import shop_day
-from tests.plugins.logistics.repl_support import alternating_history
+from tests.plugins.logistics.repl_support import alternating_history, noon, order_at
 from tests.support.accounts import make_staff
 from tests.support.graphql import GraphQLClient
 from tests.support.module_shop import ModuleShop, module_shop
@@ -53,6 +54,23 @@ mutation($input: SetReplenishmentPolicyInput!) {
 async def seed(session: AsyncSession) -> dict[str, Any]:
     today = shop_day(utcnow())
     histories = [await alternating_history(session, today) for _ in range(3)]
+    # One delivered shipment a day late against its order's promise, for the delivery report.
+    yesterday = today - timedelta(days=1)
+    order = await order_at(session, histories[0], noon(today - timedelta(days=4)), 1, None)
+    order.promised_by = today - timedelta(days=2)
+    await session.flush()
+    session.add(
+        Shipment(
+            order_id=order.id or 0,
+            warehouse_id=histories[0].w1.id or 0,
+            carrier="顺丰速运",
+            tracking_number="SF0001",
+            status=ShipmentStatus.DELIVERED,
+            shipped_at=noon(today - timedelta(days=3)),
+            delivered_at=noon(yesterday),
+        )
+    )
+    await session.commit()
     admin = await make_staff(session, role=StaffRole.ADMIN)
     other = await make_staff(session, role=StaffRole.LOGISTICS)  # no logistics.* permission
     return {
@@ -217,3 +235,44 @@ async def test_the_csv_export_holds_the_querys_figures(
     assert line["below_reorder_point"] == str(node["belowReorderPoint"]).lower()
     nothing = await http.get(url, params={"warehouseId": "bogus"}, headers=headers)
     assert nothing.status_code == 200 and nothing.text.splitlines() == [",".join(CSV_COLUMNS)]
+
+
+REPORT = """
+query($input: DeliveryReportInput) {
+  logisticsDeliveryReport(input: $input) {
+    __typename
+    ... on DeliveryReport {
+      lanes { carrier fromRegion toRegion delivered withPromise onTime onTimeRate
+              averageTransitHours }
+    }
+    ... on Error { code field }
+  }
+}
+"""
+
+
+async def test_the_delivery_report(shop: ModuleShop, http: httpx.AsyncClient) -> None:
+    admin = GraphQLClient(http, _token(shop, "admin"))
+    data = await admin(REPORT)
+    # The last 30 days: the one shipment, delivered a day after its promise, 48 hours on the road.
+    assert data["logisticsDeliveryReport"]["lanes"] == [
+        {
+            "carrier": "顺丰速运",
+            "fromRegion": "上海市",
+            "toRegion": "",
+            "delivered": 1,
+            "withPromise": 1,
+            "onTime": 0,
+            "onTimeRate": 0.0,
+            "averageTransitHours": 48.0,
+        }
+    ]
+    bad = await admin(REPORT, {"input": {"from": "2026-03-02", "to": "2026-03-01"}})
+    assert bad["logisticsDeliveryReport"] == {
+        "__typename": "ValidationError",
+        "code": "VALIDATION_FAILED",
+        "field": "from",
+    }
+    other = GraphQLClient(http, _token(shop, "other"))
+    denied = await other.execute(REPORT)
+    assert denied["data"] is None and denied["errors"]

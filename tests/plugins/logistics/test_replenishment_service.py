@@ -16,9 +16,11 @@ from plugins.logistics.models import ReplenishmentPolicy, StockoutAlert
 from plugins.logistics.service import replenishment
 from plugins.logistics.service.replenishment import PolicyInput, RowFilter
 from plugins.logistics.service.settings import LogisticsSettings
+from server.config import Settings
 from server.db import create_engine, session_factory
 from server.models import StockLevel
-from server.plugin import NotFound, ValidationFailed
+from server.plugin import JobContext, NotFound, ValidationFailed
+from server.plugins import PluginRuntime
 from server.services.forecasts import forecast_units
 from tests.plugins.logistics.repl_support import (
     HISTORY_DAYS,
@@ -101,7 +103,7 @@ async def test_policies_are_checked(session: AsyncSession) -> None:
 
 
 async def test_stockout_alerts_open_once_and_clear(
-    session: AsyncSession, database_url: str
+    session: AsyncSession, database_url: str, settings: Settings, plugins: PluginRuntime
 ) -> None:
     h = await alternating_history(session, TODAY)
     pid, w1, w2 = h.product.id or 0, h.w1.id or 0, h.w2.id or 0
@@ -149,5 +151,19 @@ async def test_stockout_alerts_open_once_and_clear(
             (f"p:{pid}/w:{w1}", True),
         ]
         assert alerts[1].available == 0
+
+        # The job checks every row in batches: the open episode is not raised again.
+        said: list[str] = []
+        (job,) = replenishment.jobs(CONFIG)
+        assert job.name == "stockouts" and job.interval_seconds == 3600
+        await job.run(JobContext(sessions, settings, plugins, CONFIG, said.append))
+        assert said == ["logistics: stock-outs 0/2"]
+        assert await _count_open(session) == 1
     finally:
         await engine.dispose()
+
+
+async def _count_open(session: AsyncSession) -> int:
+    await session.commit()
+    rows = await session.scalars(select(StockoutAlert).where(StockoutAlert.cleared_at.is_(None)))  # type: ignore[union-attr]
+    return len(rows.all())
