@@ -360,7 +360,6 @@ async def _policies(
     best = list(
         await session.scalars(
             select(col(OrderLine.product_id))
-            .where(col(OrderLine.product_id).in_(shop.product_ids))
             .group_by(col(OrderLine.product_id))
             .order_by(units.desc(), col(OrderLine.product_id))
             .limit(POLICY_PRODUCTS)
@@ -418,8 +417,8 @@ async def _history(
             )
             .join(Order, col(Order.id) == col(Shipment.order_id))
             .join(Warehouse, col(Warehouse.id) == col(Shipment.warehouse_id))
+            # The demo fills an empty shop: every shipment is the demo's.
             .where(
-                col(Shipment.order_id).in_(shop.order_ids),
                 col(Shipment.carrier).in_(list(by_name)),
                 col(Shipment.promised_at).is_not(None),
             )
@@ -538,7 +537,7 @@ async def _history(
     for table, rows in ((TrackedShipment, tracked), (Promise, promises), (Delay, delays)):
         if rows:
             await session.execute(insert(table), rows)
-    events = await _events(session, {row["shipment_id"]: row["carrier_id"] for row in tracked})
+    events = await _events(session)
     return len(tracked), events, len(delays)
 
 
@@ -547,25 +546,26 @@ def _after(day: date) -> datetime:
     return day_start(day + timedelta(days=1))
 
 
-async def _events(session: AsyncSession, carrier_of: dict[int, int]) -> int:
+async def _events(session: AsyncSession) -> int:
     """The tracked shipments' timelines as their carriers sent them (webhook events)."""
-    if not carrier_of:
-        return 0
     timeline = (
         await session.execute(
             select(
                 col(TrackingEvent.id),
+                col(TrackedShipment.carrier_id),
                 col(TrackingEvent.shipment_id),
                 col(TrackingEvent.status),
                 col(TrackingEvent.occurred_at),
                 col(TrackingEvent.location),
                 col(TrackingEvent.description),
-            ).where(col(TrackingEvent.shipment_id).in_(list(carrier_of)))
+            ).join(
+                TrackedShipment, col(TrackedShipment.shipment_id) == col(TrackingEvent.shipment_id)
+            )
         )
     ).all()
     rows = [
         {
-            "carrier_id": carrier_of[sid],
+            "carrier_id": carrier_id,
             "event_id": f"demo-{eid}",
             "shipment_id": sid,
             "raw_status": str(status),
@@ -577,7 +577,7 @@ async def _events(session: AsyncSession, carrier_of: dict[int, int]) -> int:
             "applied": True,
             "received_at": at,
         }
-        for eid, sid, status, at, location, text in timeline
+        for eid, carrier_id, sid, status, at, location, text in timeline
     ]
     if rows:
         await session.execute(insert(CarrierEvent), rows)
@@ -590,7 +590,6 @@ async def _stockouts(session: AsyncSession, shop: DemoShop) -> int:
     out = (
         await session.execute(
             select(col(StockLevel.product_id), col(StockLevel.warehouse_id))
-            .where(col(StockLevel.product_id).in_(shop.product_ids))
             .group_by(col(StockLevel.product_id), col(StockLevel.warehouse_id))
             .having(available <= 0)
         )

@@ -4,8 +4,9 @@ against the promise their orders now carry — what the KPIs and the delays list
 
 from __future__ import annotations
 
+import random
 import shutil
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +18,35 @@ from plugins.logistics.models import (
     Carrier,
     CarrierEvent,
     CarrierService,
+    Delay,
     PickupPoint,
     Promise,
     Rate,
     ReplenishmentPolicy,
     ServiceLevel,
     Site,
+    StockoutAlert,
     TrackedShipment,
     TransitTime,
 )
-from plugins.logistics.service import report
+from plugins.logistics.service import demo, report
 from plugins.logistics.service.demo import zone_of
+from plugins.logistics.service.settings import LogisticsSettings
 from server.cli import main as cli
 from server.db import create_engine, session_factory
-from server.models import Order, Shipment, Warehouse, WarehouseKind
-from server.plugin import KpiBucket
+from server.models import (
+    Order,
+    OrderStatus,
+    Shipment,
+    ShipmentStatus,
+    TrackingEvent,
+    Warehouse,
+    WarehouseKind,
+    utcnow,
+)
+from server.plugin import DemoShop, KpiBucket
 from server.services.forecasts import shop_day
+from tests.support.orders import make_product
 
 
 def test_zones_grow_with_distance() -> None:
@@ -130,3 +144,87 @@ async def _check(session: AsyncSession) -> None:
     rate = (await report.on_time_rate(session, [bucket]))[0]
     on_time = sum(1 for t in tracked if t.on_time)
     assert rate == on_time / delivered
+
+
+async def test_the_fill_on_a_small_shop(session: AsyncSession) -> None:
+    """Both backends: one regional and one forward warehouse, a product out of stock at one,
+    an order shipped by SF a day after its promise and one by EMS (not in the network)."""
+
+    sh = Warehouse(code="D-SH", name="上海仓", province="上海", city="上海市")
+    fdc = Warehouse(
+        code="D-FDC", name="浦东前置仓", province="上海", city="上海市", kind=WarehouseKind.FORWARD
+    )
+    session.add_all([sh, fdc])
+    await session.flush()
+    product = await make_product(session, stock=[(sh, 5), (fdc, 0)])
+    address = {"province": "浙江", "city": "杭州市"}
+    placed = datetime(2026, 2, 26, 4, tzinfo=UTC)
+    late = Order(
+        number="D-1", status=OrderStatus.DELIVERED, placed_at=placed, shipping_address=address
+    )
+    other = Order(
+        number="D-2", status=OrderStatus.DELIVERED, placed_at=placed, shipping_address=address
+    )
+    session.add_all([late, other])
+    await session.flush()
+    sf = Shipment(
+        order_id=late.id or 0,
+        warehouse_id=sh.id or 0,
+        carrier="顺丰速运",
+        tracking_number="SF1",
+        status=ShipmentStatus.DELIVERED,
+        promised_at=datetime(2026, 2, 28, 4, tzinfo=UTC),
+        shipped_at=datetime(2026, 2, 27, 4, tzinfo=UTC),
+        delivered_at=datetime(2026, 3, 1, 4, tzinfo=UTC),
+    )
+    ems = Shipment(
+        order_id=other.id or 0,
+        warehouse_id=sh.id or 0,
+        carrier="EMS",
+        tracking_number="E1",
+        status=ShipmentStatus.DELIVERED,
+        promised_at=datetime(2026, 2, 28, 4, tzinfo=UTC),
+        shipped_at=datetime(2026, 2, 27, 4, tzinfo=UTC),
+        delivered_at=datetime(2026, 2, 28, 4, tzinfo=UTC),
+    )
+    session.add_all([sf, ems])
+    await session.flush()
+    for at, status in (
+        (sf.shipped_at, ShipmentStatus.CREATED),
+        (sf.delivered_at, ShipmentStatus.DELIVERED),
+    ):
+        session.add(TrackingEvent(shipment_id=sf.id or 0, status=status, occurred_at=at))
+    await session.commit()
+    shop = DemoShop(
+        seed=1,
+        as_of=utcnow(),
+        product_ids=(product.id or 0,),
+        warehouse_ids=(sh.id or 0, fdc.id or 0),
+        order_ids=(late.id or 0, other.id or 0),
+    )
+    said: list[str] = []
+    counts = await demo.fill(session, shop, random.Random(1), LogisticsSettings(), said.append)
+    await session.commit()
+    assert len(said) == 3
+    assert {k: counts[k] for k in ("carriers", "sites", "tracked shipments", "carrier events")} == {
+        "carriers": 5,
+        "sites": 2,
+        "tracked shipments": 1,
+        "carrier events": 2,
+    }
+    # The product has nothing at the forward warehouse: one open stock-out alert there.
+    alerts = (await session.scalars(select(StockoutAlert))).all()
+    assert [(a.warehouse_id, a.open_key) for a in alerts] == [
+        (fdc.id, f"p:{product.id}/w:{fdc.id}")
+    ]
+    (tracked,) = (await session.scalars(select(TrackedShipment))).all()
+    # Promised the shop's 28th, delivered the 1st: late, 48 hours on the road, 上海 → 浙江.
+    assert (tracked.shipment_id, tracked.on_time, tracked.transit_hours) == (sf.id, False, 48.0)
+    assert (tracked.from_region, tracked.to_region) == ("上海市", "浙江省")
+    late_id, other_id = late.id, other.id
+    session.expire_all()
+    order = await session.get(Order, late_id)
+    assert order is not None and order.promised_by == date(2026, 2, 28)
+    assert order.shipping_carrier == "顺丰速运" and order.shipping_method == "SF-STD"
+    assert (await session.get(Order, other_id)).promised_by is None  # type: ignore[union-attr]
+    assert (await session.scalars(select(Delay))).all() == []
