@@ -21,7 +21,9 @@ DEFAULT_DAYS = 30
 @strawberry.type(description="Shipments of one carrier on one lane delivered in the period.")
 class DeliveryLane:
     carrier: str
-    from_region: str = strawberry.field(description="The shipping warehouse's province.")
+    from_region: str = strawberry.field(
+        description="The origin region the plugin tracked (else the warehouse's province)."
+    )
     to_region: str = strawberry.field(
         description="The destination region the plugin tracked (empty when not tracked)."
     )

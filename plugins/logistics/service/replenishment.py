@@ -217,7 +217,7 @@ class Row:
 async def compute(
     session: AsyncSession, config: Any, pairs: Sequence[Pair], *, as_of: datetime | None = None
 ) -> dict[Pair, Row]:
-    """The figures of ``pairs``: four statements and one worker-thread call, however many."""
+    """The figures of ``pairs``: three statements and one worker-thread call, however many."""
     if not pairs:
         return {}
     products = sorted({p for p, _ in pairs})

@@ -246,11 +246,16 @@ class LaneFigures:
 
 
 async def delivery_report(session: AsyncSession, start: date, end: date) -> list[LaneFigures]:
-    """Per carrier and lane (the shipping warehouse's province to the tracked destination
-    region; "" when the shipment is not tracked by the plugin), the shipments delivered on the
+    """Per carrier and lane (the tracked origin and destination regions; the shipping
+    warehouse's province and "" when the plugin did not track the shipment), the shipments delivered on the
     shop days ``start`` to ``end`` (inclusive): how many, how many on time against their
     promise, and the mean transit hours. One statement."""
     day = shop_day_sql(col(Shipment.delivered_at), dialect_of(session))
+    # The lane as the plugin tracked it (regions as the city table names them), else the
+    # warehouse's province as the core holds it.
+    from_region = func.coalesce(col(TrackedShipment.from_region), col(Warehouse.province)).label(
+        "from_region"
+    )
     to_region = func.coalesce(col(TrackedShipment.to_region), "").label("to_region")
     promised = col(Order.promised_by).is_not(None)
     on_time = case((promised & (day <= col(Order.promised_by)), 1), else_=0)
@@ -258,7 +263,7 @@ async def delivery_report(session: AsyncSession, start: date, end: date) -> list
     rows = await session.execute(
         select(
             col(Shipment.carrier),
-            col(Warehouse.province),
+            from_region,
             to_region,
             func.count(),
             func.sum(case((promised, 1), else_=0)),
@@ -273,8 +278,8 @@ async def delivery_report(session: AsyncSession, start: date, end: date) -> list
             col(Shipment.delivered_at) >= day_start(start),
             col(Shipment.delivered_at) < day_start(date.fromordinal(end.toordinal() + 1)),
         )
-        .group_by(col(Shipment.carrier), col(Warehouse.province), to_region)
-        .order_by(col(Shipment.carrier), col(Warehouse.province), to_region)
+        .group_by(col(Shipment.carrier), from_region, to_region)
+        .order_by(col(Shipment.carrier), from_region, to_region)
     )
     return [
         LaneFigures(
