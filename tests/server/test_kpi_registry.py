@@ -24,39 +24,39 @@ def _kpi(key: str) -> Kpi:
 
 def test_hook_kpis() -> None:
     plugin = FakePlugin(
-        "logistics", kpis=lambda: [_kpi("logistics.on_time_rate"), _kpi("logistics.transit")]
+        "couriers", kpis=lambda: [_kpi("couriers.on_time_rate"), _kpi("couriers.transit")]
     )
     runtime = load_plugins(Settings(plugins=""), extra=[plugin])
     kpis = registered_kpis(runtime)
-    ours = [k for k in kpis if k.startswith("logistics.")]
-    assert ours == ["logistics.on_time_rate", "logistics.transit"]
-    assert kpis["logistics.transit"].unit is KpiUnit.COUNT
+    ours = [k for k in kpis if k.startswith("couriers.")]
+    assert ours == ["couriers.on_time_rate", "couriers.transit"]
+    assert kpis["couriers.transit"].unit is KpiUnit.COUNT
 
 
 def test_disabled_plugin_offers_no_kpis() -> None:
-    plugin = FakePlugin("logistics", kpis=lambda: [_kpi("logistics.on_time_rate")])
-    runtime = load_plugins(Settings(plugins="", disabled_plugins="logistics"), extra=[plugin])
-    assert "logistics.on_time_rate" not in registered_kpis(runtime)
+    plugin = FakePlugin("couriers", kpis=lambda: [_kpi("couriers.on_time_rate")])
+    runtime = load_plugins(Settings(plugins="", disabled_plugins="couriers"), extra=[plugin])
+    assert "couriers.on_time_rate" not in registered_kpis(runtime)
 
 
 @pytest.mark.parametrize(
     ("key", "message"),
     [
-        ("complaints.rate", "must start with 'logistics.'"),
-        ("logistics.On Time", "lower_snake_case"),
-        ("gmv", "must start with 'logistics.'"),
+        ("complaints.rate", "must start with 'couriers.'"),
+        ("couriers.On Time", "lower_snake_case"),
+        ("gmv", "must start with 'couriers.'"),
     ],
 )
 def test_a_plugin_keeps_to_its_own_namespace(key: str, message: str) -> None:
     runtime = load_plugins(
-        Settings(plugins=""), extra=[FakePlugin("logistics", kpis=lambda: [_kpi(key)])]
+        Settings(plugins=""), extra=[FakePlugin("couriers", kpis=lambda: [_kpi(key)])]
     )
     with pytest.raises(PluginError, match=message):
         registered_kpis(runtime)
 
 
 def test_one_key_twice_is_refused() -> None:
-    twice = FakePlugin("logistics", kpis=lambda: [_kpi("logistics.rate"), _kpi("logistics.rate")])
+    twice = FakePlugin("couriers", kpis=lambda: [_kpi("couriers.rate"), _kpi("couriers.rate")])
     runtime = load_plugins(Settings(plugins=""), extra=[twice])
-    with pytest.raises(PluginError, match="'logistics.rate' is offered twice"):
+    with pytest.raises(PluginError, match="'couriers.rate' is offered twice"):
         registered_kpis(runtime)

@@ -52,6 +52,15 @@ class LogisticsSettings(BaseModel):
     # Days of sales history the demand deviation is measured over.
     replenishment_history_days: int = Field(default=90, ge=14, le=730)
     stockout_job_interval_minutes: int = Field(default=60, ge=1)
+    # A product's policy at a warehouse without its own row (setReplenishmentPolicy): the
+    # supplier's lead time (mean and standard deviation, days), the service level aimed at
+    # (the chance of not running out within a lead time), the review period (days) and the
+    # smallest order (units).
+    lead_time_days: float = Field(default=7.0, gt=0, le=365)
+    lead_time_sd_days: float = Field(default=2.0, ge=0, le=365)
+    service_level: float = Field(default=0.95, ge=0.5, le=0.999)
+    review_days: int = Field(default=7, ge=0, le=365)
+    min_order_quantity: int = Field(default=1, ge=1)
 
 
 def logistics_settings(plugins: Any) -> LogisticsSettings:
