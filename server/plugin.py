@@ -100,6 +100,7 @@ from server.services.gateways import refund_amount
 from server.services.orders import system_cancel as cancel_order
 from server.services.outbox import emit as emit_event
 from server.services.returns import LinesRefund, refund_lines
+from server.services.shipments import system_record_tracking_event as record_tracking_event
 from server.services.surveys import request_survey
 
 __all__ = [
@@ -159,6 +160,8 @@ __all__ = [
     # units of an order's lines given back, refunded at what the plugins say they are worth
     "refund_lines",
     "LinesRefund",
+    # a carrier's scan recorded as the shop: the shipment (and its order) move
+    "record_tracking_event",
     # demand forecasts
     "Forecast",
     "ForecastInterval",
