@@ -86,6 +86,7 @@ from server.plugin_routes import (
     route_session,
     verify_signature,
 )
+from server.services.alerts import raise_plugin_alert as raise_alert
 from server.services.audiences import audience_members, in_audience
 from server.services.errors import (
     Conflict,
@@ -162,6 +163,8 @@ __all__ = [
     "LinesRefund",
     # a carrier's scan recorded as the shop: the shipment (and its order) move
     "record_tracking_event",
+    # an alert staff see with the core's (once per key)
+    "raise_alert",
     # demand forecasts
     "Forecast",
     "ForecastInterval",

@@ -17,14 +17,14 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from plugins.logistics.models import Delay, DelayKind, Promise, TrackedShipment
 from plugins.logistics.service.tracking import insert_for
 from server.models import Order, Shipment, ShipmentStatus, utcnow
-from server.plugin import Job, JobContext, emit_event, publish_live
+from server.plugin import Job, JobContext, emit_event, publish_live, raise_alert
 
 log = logging.getLogger("shopgraph.logistics")
 
@@ -212,6 +212,14 @@ async def find_delays(
                     },
                 )
                 await publish_live(session, f"order:{c.order_id}", {"shipment_id": c.shipment_id})
+                await raise_alert(
+                    session,
+                    plugin="logistics",
+                    key=f"delay:{c.shipment_id}:{delay.kind.value}",
+                    message=_message(c, delay.kind),
+                    day=today,
+                    value=c.late_probability,
+                )
             if (
                 config.auto_compensation
                 and delay.kind is DelayKind.LATE
@@ -228,8 +236,14 @@ async def find_delays(
     return report
 
 
-def delays_query() -> Select[Any]:
-    return select(Delay)
+def _message(c: Candidate, kind: DelayKind) -> str:
+    if kind is DelayKind.LATE:
+        return f"Shipment {c.shipment_id} of order {c.order_id} is past its promise ({c.latest})."
+    p = c.late_probability or 0.0
+    return (
+        f"Shipment {c.shipment_id} of order {c.order_id} may miss its promise ({c.latest}): "
+        f"{p:.0%} likely late."
+    )
 
 
 def jobs(config: Any) -> Sequence[Job]:
