@@ -47,7 +47,6 @@ from plugins.logistics.models import (
 from server.models import Order, Shipment, ShipmentStatus, Warehouse, utcnow
 from server.plugin import (
     Event,
-    InvalidTransition,
     RouteError,
     ValidationFailed,
     publish_live,
@@ -327,47 +326,114 @@ async def ingest(
     assert carrier.id is not None
     result = IngestResult()
     by_number = await _shipments_by_tracking(session, carrier, [e.tracking_number for e in events])
-    insert = insert_for(session)
     fresh: dict[int, list[tuple[int, CarrierEventInput, ShipmentStatus | None]]] = {}
+    wanted: dict[str, tuple[int, CarrierEventInput, ShipmentStatus | None]] = {}
     for e in events:
         sid = by_number.get(e.tracking_number)
         if sid is None:
             result.unknown_shipment.append(e.event_id)
-            continue
-        status = normalise(carrier.kind, e.status)
-        new_id = await session.scalar(
-            insert(CarrierEvent)
-            .values(
-                carrier_id=carrier.id,
-                event_id=e.event_id,
-                shipment_id=sid,
-                raw_status=e.status,
-                status=status.value if status else UNKNOWN,
-                occurred_at=e.occurred_at,
-                location=e.location,
-                description=e.description,
-                source=source,
-                applied=False,
-                received_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["carrier_id", "event_id"])
-            .returning(col(CarrierEvent.id))
+        elif e.event_id in wanted:
+            result.duplicates += 1  # twice in one delivery
+        else:
+            wanted[e.event_id] = (sid, e, normalise(carrier.kind, e.status))
+    if not wanted:
+        return result
+    # One statement for the delivery: the ids of the rows it inserted; the others were there.
+    received = utcnow()
+    inserted = await session.execute(
+        insert_for(session)(CarrierEvent)
+        .values(
+            [
+                {
+                    "carrier_id": carrier.id,
+                    "event_id": e.event_id,
+                    "shipment_id": sid,
+                    "raw_status": e.status,
+                    "status": status.value if status else UNKNOWN,
+                    "occurred_at": e.occurred_at,
+                    "location": e.location,
+                    "description": e.description,
+                    "source": source,
+                    "applied": False,
+                    "received_at": received,
+                }
+                for sid, e, status in wanted.values()
+            ]
         )
-        if new_id is None:
+        .on_conflict_do_nothing(index_elements=["carrier_id", "event_id"])
+        .returning(col(CarrierEvent.id), col(CarrierEvent.event_id))
+    )
+    new_ids = {str(event_id): int(row_id) for row_id, event_id in inserted}
+    for event_id, (sid, e, status) in wanted.items():
+        row_id = new_ids.get(event_id)
+        if row_id is None:
             result.duplicates += 1
             continue
         result.accepted += 1
         if status is None:
-            result.unknown_status.append(e.event_id)
-            result.unapplied.append(e.event_id)
+            result.unknown_status.append(event_id)
+            result.unapplied.append(event_id)
             continue
-        fresh.setdefault(sid, []).append((int(new_id), e, status))
-    # Shipments in id order, so two deliveries touching the same ones lock them alike.
+        fresh.setdefault(sid, []).append((row_id, e, status))
+    if not fresh:
+        return result
+    lookups = await _prefetch(session, sorted(fresh))
+    applied: list[int] = []
     for sid in sorted(fresh):
-        unapplied = await _apply(session, plugins, config, carrier, sid, fresh[sid], actor)
+        unapplied = await _apply(
+            session, plugins, config, carrier, sid, fresh[sid], actor, lookups, applied
+        )
         result.unapplied.extend(unapplied)
         result.shipment_ids.append(sid)
+    if applied:
+        await session.execute(
+            update(CarrierEvent)
+            .where(col(CarrierEvent.id).in_(applied))
+            .values(applied=True)
+            .execution_options(synchronize_session=False)
+        )
     return result
+
+
+@dataclass
+class Lookups:
+    """What one delivery's shipments need, read once for all of them."""
+
+    shipments: dict[int, Shipment]
+    tracked: dict[int, TrackedShipment]
+    latest: dict[int, date | None]  # order id → the promise's last day
+    transit: dict[tuple[Any, ...], tuple[int, int] | None] = field(default_factory=dict)
+    observed: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)
+
+
+async def _prefetch(session: AsyncSession, shipment_ids: list[int]) -> Lookups:
+    # Locked in id order, so two deliveries touching the same shipments lock them alike.
+    shipments = {
+        s.id or 0: s
+        for s in await session.scalars(
+            select(Shipment)
+            .where(col(Shipment.id).in_(shipment_ids))
+            .order_by(col(Shipment.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    tracked = {
+        t.shipment_id: t
+        for t in await session.scalars(
+            select(TrackedShipment)
+            .where(col(TrackedShipment.shipment_id).in_(shipment_ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    order_ids = sorted({s.order_id for s in shipments.values()})
+    rows = await session.execute(
+        select(col(Order.id), col(Promise.latest), col(Order.promised_by))
+        .outerjoin(Promise, col(Promise.order_id) == Order.id)
+        .where(col(Order.id).in_(order_ids))
+    )
+    latest = {int(oid or 0): promised or by for oid, promised, by in rows}
+    return Lookups(shipments, tracked, latest)
 
 
 async def _apply(
@@ -378,25 +444,14 @@ async def _apply(
     shipment_id: int,
     events: list[tuple[int, CarrierEventInput, ShipmentStatus | None]],
     actor: str,
+    lookups: Lookups,
+    applied: list[int],
 ) -> list[str]:
-    tracked = await ensure_tracked(session, shipment_id)
-    shipment = await session.scalar(
-        select(Shipment)
-        .where(col(Shipment.id) == shipment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert shipment is not None
-    if tracked is not None:
-        tracked = await session.scalar(
-            select(TrackedShipment)
-            .where(col(TrackedShipment.id) == tracked.id)
-            .execution_options(populate_existing=True)
-        )
+    shipment = lookups.shipments[shipment_id]
+    tracked = lookups.tracked.get(shipment_id) or await ensure_tracked(session, shipment_id)
     before = (shipment.status, tracked.eta if tracked else None)
     last = tracked.last_event_at if tracked else None
     current = shipment.status
-    applied: list[int] = []
     unapplied: list[str] = []
     for row_id, e, status in sorted(events, key=lambda t: (t[1].occurred_at, t[1].event_id)):
         assert status is not None
@@ -426,45 +481,28 @@ async def _apply(
                 description=f"implied by the carrier's {status.value} scan",
                 actor=actor,
             )
-        try:
-            shipment = await record_tracking_event(
-                session,
-                plugins,
-                shipment_id,
-                path[-1] if path else status,
-                occurred_at=e.occurred_at,
-                description=e.description or e.status,
-                location=e.location,
-                actor=actor,
-            )
-        except InvalidTransition:  # pragma: no cover - steps() follows the same machine
-            unapplied.append(e.event_id)
-            continue
+        shipment = await record_tracking_event(
+            session,
+            plugins,
+            shipment_id,
+            path[-1] if path else status,
+            occurred_at=e.occurred_at,
+            description=e.description or e.status,
+            location=e.location,
+            actor=actor,
+        )
         current = shipment.status
         last = e.occurred_at
         applied.append(row_id)
-    if applied:
-        await session.execute(
-            update(CarrierEvent)
-            .where(col(CarrierEvent.id).in_(applied))
-            .values(applied=True)
-            .execution_options(synchronize_session=False)
-        )
-    fresh = await session.scalar(
-        select(Shipment)
-        .where(col(Shipment.id) == shipment_id)
-        .execution_options(populate_existing=True)
-    )
-    assert fresh is not None
     if tracked is not None:
-        changed = await revise(session, config, carrier, tracked, fresh, last)
-        if changed or fresh.status is not before[0]:
+        changed = await revise(session, config, carrier, tracked, shipment, last, lookups)
+        if changed or shipment.status is not before[0]:
             await publish_live(
                 session,
                 f"shipment:{shipment_id}",
-                {"shipment_id": shipment_id, "status": fresh.status.value},
+                {"shipment_id": shipment_id, "status": shipment.status.value},
             )
-            await publish_live(session, f"order:{fresh.order_id}", {"shipment_id": shipment_id})
+            await publish_live(session, f"order:{shipment.order_id}", {"shipment_id": shipment_id})
     return unapplied
 
 
@@ -622,18 +660,6 @@ async def observed_hours(
     ]
 
 
-async def promised_latest(session: AsyncSession, order_id: int) -> date | None:
-    latest = await session.scalar(
-        select(col(Promise.latest)).where(col(Promise.order_id) == order_id)
-    )
-    if latest is not None:
-        return latest
-    value: date | None = await session.scalar(
-        select(col(Order.promised_by)).where(col(Order.id) == order_id)
-    )
-    return value
-
-
 async def estimate(
     session: AsyncSession,
     config: Any,
@@ -642,6 +668,7 @@ async def estimate(
     shipment: Shipment,
     last_scan: datetime | None,
     latest: date | None,
+    lookups: Lookups,
 ) -> Estimate:
     """The revised ETA and the probability of arriving after ``latest`` (docs: "ETA")."""
     tz = config.timezone
@@ -655,14 +682,18 @@ async def estimate(
     if shipment.status is S.OUT_FOR_DELIVERY:
         return Estimate(scan_day, None if latest is None else float(scan_day > latest))
     departure = shipment.shipped_at or scan
-    observed = await observed_hours(
-        session, carrier.id or 0, tracked.from_region, tracked.to_region
-    )
+    lane = (carrier.id, tracked.from_region, tracked.to_region)
+    if lane not in lookups.observed:
+        lookups.observed[lane] = await observed_hours(session, *lane)  # type: ignore[arg-type]
+    observed = lookups.observed[lane]
     if len(observed) >= MIN_OBSERVED:
         arrivals = sorted(_local(departure + timedelta(hours=h), tz) for h in observed)
         ahead = [d for d in arrivals if d >= scan_day] or [add_working_days(scan_day, 1, carrier)]
     else:
-        span = await _transit_range(session, carrier, tracked)
+        key = (tracked.service_id, *lane)
+        if key not in lookups.transit:
+            lookups.transit[key] = await _transit_range(session, carrier, tracked)
+        span = lookups.transit[key]
         if span is None:
             return Estimate(None, None)
         low, high = span
@@ -685,11 +716,12 @@ async def revise(
     tracked: TrackedShipment,
     shipment: Shipment,
     last_scan: datetime | None,
+    lookups: Lookups,
 ) -> bool:
     """Store the shipment's revised ETA, late probability, last event, and how it ended;
     whether the ETA or the probability changed."""
-    latest = await promised_latest(session, shipment.order_id)
-    found = await estimate(session, config, carrier, tracked, shipment, last_scan, latest)
+    latest = lookups.latest.get(shipment.order_id)
+    found = await estimate(session, config, carrier, tracked, shipment, last_scan, latest, lookups)
     values: dict[str, Any] = {
         "eta": found.eta,
         "late_probability": found.late_probability,
