@@ -5,7 +5,8 @@ missing the promise revised by hand-computed figures."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,9 +33,7 @@ S = ShipmentStatus
 
 def at(day: int, hour: int, month: int = 3) -> datetime:
     """A moment of 2026 given in Shanghai time (UTC+8)."""
-    return datetime(2026, month, day, hour - 8 if hour >= 8 else hour, tzinfo=UTC).replace(
-        day=day if hour >= 8 else day - 1, hour=(hour - 8) % 24
-    )
+    return datetime(2026, month, day, hour, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def ev(event_id: str, number: str, status: str, moment: datetime) -> CarrierEventInput:
@@ -128,6 +127,16 @@ async def test_a_duplicate_is_stored_once_and_unknowns_are_reported(
 ) -> None:
     net = await make_network(session)
     _, sid, number = await shipped_order(session, plugins, net, latest=date(2026, 3, 6))
+    # The shipment_created event delivered twice: still one tracked row.
+    await mark_write(session)
+    await tracking.ensure_tracked(session, sid)
+    await session.commit()
+    tracked = await session.scalar(
+        select(func.count())
+        .select_from(TrackedShipment)
+        .where(col(TrackedShipment.shipment_id) == sid)
+    )
+    assert tracked == 1
     scan = ev("dup-1", number, "50", at(3, 10))
     done = await send(
         session,

@@ -27,6 +27,7 @@ from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.graphql import GraphQLClient
 from tests.support.module_shop import ModuleShop, module_shop
 from tests.support.orders import gid
+from tests.support.statements import counting
 
 URL = "/plugins/logistics/carriers/SF/events"
 SETTINGS = Settings(env="test")
@@ -233,3 +234,28 @@ async def test_staff_record_an_event_by_hand(shop: ModuleShop, http: httpx.Async
     refused = await customer.execute(RECORD, {"input": {**scan, "eventId": "staff-3"}})
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert await stored(shop, shipment_id) == 1
+
+
+PAGE = """
+query($first: Int!) {
+  orders(first: $first) {
+    edges { node {
+      shipmentDelays { kind }
+      shipments { tracking { eta lateProbability events { eventId status } } delay { kind } }
+    } }
+  }
+}"""
+
+
+async def test_tracking_is_read_in_batches(shop: ModuleShop, http: httpx.AsyncClient) -> None:
+    staff = GraphQLClient(http, shop.seeded["staff"])
+
+    async def statements_for(first: int) -> list[str]:
+        with counting(shop.app) as statements:
+            data = await staff(PAGE, {"first": first})
+        assert len(data["orders"]["edges"]) == first
+        return [s for s in statements if "logistics_" in s]
+
+    one, three = await statements_for(1), await statements_for(3)
+    # Tracking rows, carrier events, delays by shipment and by order: one statement each.
+    assert len(one) == len(three) == 4, three
