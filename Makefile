@@ -172,6 +172,16 @@ bench-logistics: install
 		exit 1; }
 	$(BIN)/python -m bench.logistics_quotes $(BENCH_ARGS)
 
+# The logistics webhook benchmark (docs/benchmarks.md, "Logistics: webhook ingestion"): signed
+# batches of carriers' tracking events ingested per second, against a trivial signed plugin
+# route in the same run, driven by wrk. Options in BENCH_ARGS, e.g. '--databases sqlite'.
+.PHONY: bench-logistics-webhook
+bench-logistics-webhook: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench-logistics-webhook needs wrk: install the Debian package wrk" >&2; \
+		exit 1; }
+	$(BIN)/python -m bench.logistics_webhook $(BENCH_ARGS)
+
 # Fetch the pinned GraphiQL assets again from npm (checked against server/static/graphiql/MANIFEST).
 vendor-graphiql:
 	scripts/vendor-npm-assets.sh server/static/graphiql

@@ -45,7 +45,8 @@ strawberry.enum(
 strawberry.enum(
     m.AlertKind,
     description="THRESHOLD: a rule's; ANOMALY: the detector's (a day out of line with its "
-    "history); STOCK_OUT: a variant that sold last week has nothing left to sell.",
+    "history); STOCK_OUT: a variant that sold last week has nothing left to sell; PLUGIN: "
+    "raised by a plugin (its key starts plugin:<name>:).",
 )
 strawberry.enum(m.AlertState, description="OPEN until someone acknowledges it.")
 strawberry.enum(

@@ -86,6 +86,7 @@ from server.plugin_routes import (
     route_session,
     verify_signature,
 )
+from server.services.alerts import raise_plugin_alert as raise_alert
 from server.services.audiences import audience_members, in_audience
 from server.services.errors import (
     Conflict,
@@ -103,6 +104,7 @@ from server.services.outbox import emit as emit_event
 from server.services.replacements import create_replacement_order
 from server.services.returns import LinesRefund, refund_lines
 from server.services.shipments import system_create_shipment as create_shipment
+from server.services.shipments import system_record_tracking_event as record_tracking_event
 from server.services.surveys import request_survey
 
 __all__ = [
@@ -165,6 +167,10 @@ __all__ = [
     "LinesRefund",
     # goods sent at no charge in place of others (an exchange, a repair, a lost parcel)
     "create_replacement_order",
+    # a carrier's scan recorded as the shop: the shipment (and its order) move
+    "record_tracking_event",
+    # an alert staff see with the core's (once per key)
+    "raise_alert",
     # demand forecasts
     "Forecast",
     "ForecastInterval",

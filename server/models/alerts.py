@@ -40,6 +40,8 @@ class AlertKind(StrEnum):
     THRESHOLD = "THRESHOLD"
     ANOMALY = "ANOMALY"
     STOCK_OUT = "STOCK_OUT"
+    # Raised by a plugin (``raise_alert``): a late parcel, a failed feed.
+    PLUGIN = "PLUGIN"
 
 
 class AlertState(StrEnum):

@@ -376,6 +376,43 @@ async def raise_alerts(
     return raised
 
 
+async def raise_plugin_alert(
+    session: AsyncSession,
+    *,
+    plugin: str,
+    key: str,
+    message: str,
+    day: date | None = None,
+    value: float | None = None,
+    threshold: float | None = None,
+    bad_news: bool = True,
+) -> int | None:
+    """A plugin raises an alert, once per ``key`` (its own naming, at most 150 characters;
+    stored as ``plugin:<plugin>:<key>``), in the caller's transaction (the caller commits),
+    with its ``alert_raised`` event; the new alert's id, None when it was raised before.
+    ``day``: the shop day it is about (today by default). Exported to plugins as
+    ``raise_alert``."""
+    key, message = key.strip(), message.strip()
+    if not key or len(key) > 150:
+        raise ValidationFailed("an alert key is 1 to 150 characters", field="key")
+    if not message or len(message) > 1000:
+        raise ValidationFailed("an alert message is 1 to 1000 characters", field="message")
+    first = day or shop_day(utcnow())
+    found = NewAlert(
+        key=f"plugin:{plugin[:40]}:{key}",
+        kind=AlertKind.PLUGIN,
+        bucket_start=first,
+        bucket_end=first + timedelta(days=1),
+        direction=AlertDirection.UP,
+        message=message,
+        bad_news=bad_news,
+        value=value,
+        threshold=threshold,
+    )
+    raised = await raise_alerts(session, [found])
+    return raised[0] if raised else None
+
+
 # --- finding breaches -----------------------------------------------------------------------
 
 

@@ -271,6 +271,44 @@ async def record_tracking_event(
     timeline.
     """
     _require_manage(viewer, "shipment", data.shipment_id, "shipmentId")
+    return await _record(session, plugins, data, actor=viewer.subject)
+
+
+async def system_record_tracking_event(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    shipment_id: int,
+    status: ShipmentStatus,
+    *,
+    occurred_at: datetime | None = None,
+    description: str = "",
+    location: str = "",
+    actor: str = "system",
+    move: bool = True,
+) -> Shipment:
+    """The shop itself records a tracking event (a carrier's scan a plugin received), in the
+    caller's transaction. ``move=True``: as :func:`record_tracking_event` (the status follows,
+    the order with it; InvalidTransition when the machine does not allow the step).
+    ``move=False``: the event only joins the timeline, whatever the shipment's status (a scan
+    that arrived after a later one). Exported to plugins as ``record_tracking_event``."""
+    data = TrackingInput(
+        shipment_id=shipment_id,
+        status=status,
+        description=description,
+        location=location,
+        occurred_at=occurred_at,
+    )
+    return await _record(session, plugins, data, actor=actor[:100] or "system", move=move)
+
+
+async def _record(
+    session: AsyncSession,
+    plugins: PluginRuntime,
+    data: TrackingInput,
+    *,
+    actor: str,
+    move: bool = True,
+) -> Shipment:
     shipment = await session.scalar(
         select(Shipment)
         .where(col(Shipment.id) == data.shipment_id)
@@ -283,8 +321,8 @@ async def record_tracking_event(
     if occurred_at > utcnow() + _CLOCK_SKEW:
         raise ValidationFailed("occurredAt is in the future", field="occurredAt")
     current = shipment.status
-    changed = data.status is not current
-    if current in FINAL or (changed and data.status not in TRANSITIONS[current]):
+    changed = move and data.status is not current
+    if move and (current in FINAL or (changed and data.status not in TRANSITIONS[current])):
         raise InvalidTransition("shipment", current.value, data.status.value)
 
     tracking = TrackingEvent(
@@ -336,7 +374,7 @@ async def record_tracking_event(
             order.id,  # type: ignore[arg-type]  # a stored row has its id
             OrderStatus.SHIPPED,
             note=f"{shipment.carrier} {shipment.tracking_number} on its way",
-            actor=viewer.subject,
+            actor=actor,
         )
     elif data.status is T.DELIVERED and order.status is OrderStatus.SHIPPED:
         statuses = await session.scalars(
@@ -351,7 +389,7 @@ async def record_tracking_event(
                 order.id,  # type: ignore[arg-type]  # a stored row has its id
                 OrderStatus.DELIVERED,
                 note="every shipment delivered",
-                actor=viewer.subject,
+                actor=actor,
             )
     fresh = await session.scalar(
         select(Shipment)
