@@ -46,7 +46,7 @@ from tests.support.orders import (
     pay,
     place,
 )
-from tests.support.statements import counting
+from tests.support.statements import counting, settled
 
 _keys = itertools.count()
 
@@ -574,6 +574,7 @@ async def test_a_page_of_returns_reads_in_as_many_statements_as_one(s: Shop) -> 
         await s.deliver(order)
         asked = await _ok(s.buyer, REQUEST, _ask(order, [(0, 1)]))
         await _ok(s.staff, APPROVE, {"input": {"id": asked["id"], "carrierCode": "SF"}})
+    await settled(s.db)
     for query, name in ((PAGE, "returns"), (ORDERS_PAGE, "orders")):
         with counting(s.app) as one:
             small = await s.staff(query, {"first": 1})
