@@ -278,6 +278,11 @@ class Domain(Protocol):
     def TYPES(self) -> Sequence[type[Any]]: ...
 
 
+def _domain_subscriptions(domain: Domain) -> Sequence[type[Any]]:
+    subscriptions: Sequence[type[Any]] = getattr(domain, "SUBSCRIPTIONS", ())
+    return subscriptions
+
+
 def _domain_extensions(domain: Domain) -> Mapping[str, Sequence[type[Any]]]:
     extensions: Mapping[str, Sequence[type[Any]]] = getattr(domain, "EXTENSIONS", {})
     return extensions
@@ -320,6 +325,7 @@ def _parts(domains: Sequence[Domain], plugins: PluginRuntime) -> _Parts:
         queries.extend(_Contribution(CORE, cls) for cls in domain.QUERIES)
         mutations.extend(_Contribution(CORE, cls) for cls in domain.MUTATIONS)
         types.extend(_Contribution(CORE, cls) for cls in domain.TYPES)
+        subscriptions.extend(_Contribution(CORE, cls) for cls in _domain_subscriptions(domain))
     for hook, target in (
         ("graphql_queries", queries),
         ("graphql_mutations", mutations),

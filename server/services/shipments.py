@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server import live
 from server.auth import Viewer
 from server.models import (
     Order,
@@ -206,7 +207,15 @@ async def create_shipment(
         },
     )
     await _announce(session, shipment, None, T.CREATED)
+    await _publish(session, shipment)
     return shipment
+
+
+async def _publish(session: AsyncSession, shipment: Shipment) -> None:
+    """Tell the shipment's and its order's live subscribers, once this commits. The same
+    payload for every change: several in one transaction reach a subscriber once."""
+    await live.publish(session, f"shipment:{shipment.id}", {"shipment_id": shipment.id})
+    await live.publish(session, f"order:{shipment.order_id}", {"order_id": shipment.order_id})
 
 
 async def _announce(
@@ -271,6 +280,7 @@ async def record_tracking_event(
             "occurred_at": occurred_at.isoformat(),
         },
     )
+    await _publish(session, shipment)
     if not changed:
         await session.flush()
         return shipment
