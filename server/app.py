@@ -70,6 +70,10 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=state.settings.max_subscriptions_per_connection,
+            # No credential is ambient (no cookies; the token comes in connection_init, and a
+            # browser's cached Basic credentials are refused): a page of any origin can act
+            # only as the token it holds, so shops' web apps on other origins may connect.
+            allowed_origins=("*",),
         )
         self.state = state
         self.graphql_transport_ws_handler_class = sockets.socket_handler(state.sessions)
@@ -165,6 +169,12 @@ class AppState:
             else None
         )
 
+        if settings.is_sqlite and settings.workers > 1:
+            logging.getLogger("shopgraph.live").warning(
+                "SQLite with %d workers: a subscriber hears only of the changes made through "
+                "its own process (PostgreSQL tells every process)",
+                settings.workers,
+            )
         self.live_listener = (
             None
             if settings.is_sqlite
@@ -261,6 +271,10 @@ class GraphQLEndpoint:
             # answer is out already (and said what failed); the connection is discarded.
             if answered:
                 log.warning("database connection lost after answering: %s", exc)
+            elif scope["type"] == "websocket":
+                # A socket has no HTTP answer to give: it is closed, and the client connects
+                # again.
+                log.warning("database unavailable for a WebSocket: %s", exc)
             else:
                 log.warning("database unavailable: %s", exc)
                 await _unavailable()(scope, receive, send)

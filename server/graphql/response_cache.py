@@ -378,23 +378,9 @@ class InvalidationListener(ChannelListener):
     listener is back (reconnecting with backoff): events committed meanwhile are unknown.
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        cache: ResponseCache,
-        *,
-        backoff: float = 0.2,
-        backoff_max: float = 10.0,
-        health_seconds: float = 10.0,
-    ) -> None:
-        super().__init__(
-            dsn,
-            NOTIFY_CHANNEL,
-            "shopgraph-cache-listener",
-            backoff=backoff,
-            backoff_max=backoff_max,
-            health_seconds=health_seconds,
-        )
+    def __init__(self, dsn: str, cache: ResponseCache, **timing: float) -> None:
+        # timing: the backoff and health check of ChannelListener.
+        super().__init__(dsn, NOTIFY_CHANNEL, "shopgraph-cache-listener", **timing)
         self.cache = cache
 
     def notified(self, payload: str) -> None:

@@ -17,6 +17,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.models import Customer, Order, OrderStatus, Shipment, StaffRole, StaffUser, Warehouse
+from server.permissions import ORDERS_READ
+from server.services.apikeys import create_api_key_in
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.module_shop import ModuleShop, module_shop
 from tests.support.orders import gid
@@ -135,9 +137,11 @@ class Socket:
 
 
 @asynccontextmanager
-async def socket(url: str, params: dict[str, Any] | None) -> AsyncIterator[Socket]:
+async def socket(
+    url: str, params: dict[str, Any] | None, **handshake: Any
+) -> AsyncIterator[Socket]:
     ws_url = url.replace("http://", "ws://") + "/graphql"
-    async with connect(ws_url, subprotocols=[PROTOCOL], open_timeout=WAIT) as ws:  # type: ignore[list-item]  # websockets types subprotocols as its Subprotocol NewType of str
+    async with connect(ws_url, subprotocols=[PROTOCOL], open_timeout=WAIT, **handshake) as ws:  # type: ignore[list-item]  # websockets types subprotocols as its Subprotocol NewType of str
         client = Socket(ws)
         init: dict[str, Any] = {"type": "connection_init"}
         if params is not None:
@@ -250,6 +254,30 @@ async def test_someone_elses_order_answers_like_a_missing_one(shop: ModuleShop, 
         assert error["message"] == "No Order with that id."
         assert await client.receive() == {"id": "x", "type": "complete"}
     await _unsubscribed(shop)
+
+
+async def test_an_app_key_or_the_handshakes_header_signs_the_socket_in(shop: ModuleShop) -> None:
+    seeded = shop.seeded
+    order_id = gid("Order", seeded["orders"]["hidden"])
+    key = await create_api_key_in(
+        shop.database_url,
+        shop.app.state.shopgraph.roles,
+        name="order tracker",
+        scopes=[ORDERS_READ],
+        created_by="test",
+    )
+    async with socket(shop.url, {"X-Api-Key": key.secret}) as client:
+        await _acked(client)
+        await client.subscribe("k", ORDER_UPDATED, {"id": order_id})
+        assert (await client.next("k"))["data"]["orderUpdated"]["id"] == order_id
+    # A browser's page on another origin (the shop's web app) may connect: nothing is ambient.
+    owner = {"Authorization": f"Bearer {_token(shop, seeded['owner'])}"}
+    async with socket(
+        shop.url, None, additional_headers=owner, origin="https://shop.example"
+    ) as client:
+        await _acked(client)
+        await client.subscribe("h", ORDER_UPDATED, {"id": order_id})
+        assert (await client.next("h"))["data"]["orderUpdated"]["id"] == order_id
 
 
 @pytest.mark.parametrize(
