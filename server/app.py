@@ -76,7 +76,9 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
             allowed_origins=("*",),
         )
         self.state = state
-        self.graphql_transport_ws_handler_class = sockets.socket_handler(state.sessions)
+        self.graphql_transport_ws_handler_class = sockets.socket_handler(
+            state.sessions, state.settings.max_tokens
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our own page with assets served from the package: no CDN (server/graphiql.py).
@@ -192,6 +194,8 @@ class AppState:
 
 
 log = logging.getLogger("shopgraph.auth")
+# How long start-up waits for the live-update channel's LISTEN connection.
+LISTEN_START_SECONDS = 10.0
 TOKEN_REFUSED = "The access token or API key is invalid, expired or revoked."
 
 
@@ -317,6 +321,12 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
             await state.cache_listener.start()
         if state.live_listener is not None:
             await state.live_listener.start()
+            # Serving before it listens would let the first subscribers miss changes (and
+            # then get a resync when it does); it keeps trying in the background past this.
+            if not await state.live_listener.wait_listening(LISTEN_START_SECONDS):
+                logging.getLogger("shopgraph.live").warning(
+                    "serving before the live-update channel is listened to"
+                )
         if settings.run_jobs:
             await state.jobs.start()
         try:

@@ -131,16 +131,10 @@ class LiveListener(ChannelListener):
     def __init__(self, dsn: str, hub: LiveHub) -> None:
         super().__init__(dsn, LIVE_CHANNEL, "shopgraph-live-listener")
         self.hub = hub
-        # Whether notifications are heard now (false until the first connection is up).
-        self.listening = False
 
     def notified(self, payload: str) -> None:
         self.hub.deliver(payload)
 
     def connected(self) -> None:
         # Changes committed while nobody listened are unknown: subscribers read again.
-        self.listening = True
         self.hub.resync_all()
-
-    def lost(self) -> None:
-        self.listening = False

@@ -47,6 +47,7 @@ class ChannelListener:
         self.health_seconds = health_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._listening = asyncio.Event()
 
     # --- what a subclass does ------------------------------------------------------------
 
@@ -66,7 +67,15 @@ class ChannelListener:
 
     async def start(self) -> None:
         self._stopping = False
+        # Made on the loop that serves (an app may be started again on another).
+        self._listening = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def wait_listening(self, seconds: float) -> bool:
+        """Wait (at most ``seconds``) until the channel is listened to; whether it is."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), seconds)
+        return self._listening.is_set()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -88,6 +97,7 @@ class ChannelListener:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self.channel, self._on_notification)
                 self.connected()
+                self._listening.set()
                 delay = self.backoff
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -100,6 +110,7 @@ class ChannelListener:
             except Exception as exc:
                 log.warning("%s: cannot listen on %s: %r", self.name, self.channel, exc)
             finally:
+                self._listening.clear()
                 self.lost()
                 if conn is not None and not conn.is_closed():
                     conn.terminate()

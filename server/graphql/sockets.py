@@ -133,13 +133,13 @@ class ScopedLoaders(Loaders):
         _scope().loaders.clear()
 
 
-def _is_subscription(query: object, operation_name: object) -> bool | None:
-    """Whether the operation is a subscription; None when the document does not parse (the
-    handler then answers as for any other syntax error)."""
+def _is_subscription(query: object, operation_name: object, max_tokens: int) -> bool | None:
+    """Whether the operation is a subscription; None when the document does not parse within
+    ``max_tokens`` (strawberry then answers as for any other syntax error)."""
     if not isinstance(query, str):
         return None
     try:
-        document = parse(query)
+        document = parse(query, max_tokens=max_tokens)
     except GraphQLSyntaxError:
         return None
     name = operation_name if isinstance(operation_name, str) else None
@@ -153,9 +153,11 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """strawberry's graphql-transport-ws handler, with a scope per subscription operation."""
 
     sessions: async_sessionmaker[AsyncSession]
+    max_tokens: int
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        if _is_subscription(operation.query, operation.operation_name) is False:
+        kind = _is_subscription(operation.query, operation.operation_name, self.max_tokens)
+        if kind is False:
             await operation.send_operation_message(
                 {
                     "id": operation.id,
@@ -173,9 +175,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await scope.release()
 
 
-def socket_handler(sessions: async_sessionmaker[AsyncSession]) -> type[TransportWSHandler]:
-    """The handler class of an app (its session factory)."""
-    return type("AppTransportWSHandler", (TransportWSHandler,), {"sessions": sessions})
+def socket_handler(
+    sessions: async_sessionmaker[AsyncSession], max_tokens: int
+) -> type[TransportWSHandler]:
+    """The handler class of an app (its session factory and token limit)."""
+    attributes = {"sessions": sessions, "max_tokens": max_tokens}
+    return type("AppTransportWSHandler", (TransportWSHandler,), attributes)
 
 
 def _credential_headers(

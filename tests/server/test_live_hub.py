@@ -17,7 +17,6 @@ from server.services import orders
 from tests.support.accounts import make_customer
 from tests.support.kpis import order as make_order
 from tests.support.orders import only_plugins
-from tests.support.waiting import eventually
 
 WAIT = 30
 
@@ -28,8 +27,7 @@ async def state(settings: Settings) -> AsyncIterator[AppState]:
     state = AppState(settings, only_plugins(settings))
     if state.live_listener is not None:
         await state.live_listener.start()
-        listener = state.live_listener
-        await eventually(lambda: listener.listening, WAIT)
+        assert await state.live_listener.wait_listening(WAIT)
     try:
         yield state
     finally:
