@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.asyncio.client import ClientConnection, connect
@@ -22,6 +23,7 @@ from server.services.apikeys import create_api_key_in
 from tests.support.accounts import make_customer, make_staff, token_for
 from tests.support.module_shop import ModuleShop, module_shop
 from tests.support.orders import gid
+from tests.support.server import serve_process
 from tests.support.waiting import eventually
 
 PROTOCOL = "graphql-transport-ws"
@@ -160,8 +162,6 @@ async def _acked(client: Socket) -> None:
 
 
 async def _mutate(shop: ModuleShop, token: str, query: str, variables: dict[str, Any]) -> Any:
-    import httpx
-
     async with httpx.AsyncClient(base_url=shop.url, timeout=WAIT) as http:
         response = await http.post(
             "/graphql",
@@ -349,8 +349,6 @@ def pg_shop(
 
 @pytest.fixture(scope="module")
 def second_process(pg_shop: ModuleShop) -> Iterator[str]:
-    from tests.server.test_response_cache import _serve
-
     settings = pg_shop.app.state.shopgraph.settings
     env = {
         "SHOPGRAPH_DATABASE_URL": pg_shop.database_url,
@@ -360,7 +358,7 @@ def second_process(pg_shop: ModuleShop) -> Iterator[str]:
         # The core alone starts sooner; the subscription and the change are the core's.
         "SHOPGRAPH_PLUGINS": "",
     }
-    process, url = _serve(env)
+    process, url = serve_process(env)
     try:
         yield url
     finally:
