@@ -44,6 +44,7 @@ from server.graphql.inputs import InputExtension, check_plugin_input, extended_i
 from server.graphql.limits import is_unexpected, limit_extensions
 from server.graphql.list_filters import ListFilter
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
+from server.graphql.sockets import SubscriptionsOverWebSocket
 from server.plugins import PluginFailed, PluginRuntime
 from server.throttle import CostBuckets
 
@@ -433,6 +434,8 @@ def _build(parts: _Parts, settings: Settings | None, buckets: CostBuckets | None
         *limit_extensions(settings, buckets),
         # Every mutation by staff or an API key is in the audit log (see server/graphql/audit.py).
         AuditTrail,
+        # Subscriptions are served over WebSocket only (server/graphql/sockets.py).
+        SubscriptionsOverWebSocket,
         OperationMetrics,
         *tracing_extensions(settings),
     ]

@@ -18,24 +18,27 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.types.base import get_object_definition
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from server.auth import InvalidToken, Viewer
 from server.authn import authenticate
 from server.config import Settings
 from server.graphql.context import Context, Database, Info
 from server.graphql.ids import parse_node_id
+from server.graphql.limits import refuse
 from server.graphql.loaders import Loaders
 from server.graphql.node import ModelNode
 from server.permissions import RoleMap
@@ -48,6 +51,7 @@ ModelNodeT = TypeVar("ModelNodeT", bound=ModelNode)
 
 # A credential longer than this in connection_init is refused without being read.
 MAX_CREDENTIAL_LENGTH = 4096
+OVER_HTTP = "Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql."
 ONLY_SUBSCRIPTIONS = (
     "Only subscriptions are served over WebSocket; send queries and mutations over HTTP."
 )
@@ -267,3 +271,19 @@ async def follow_node(
             if found is None:
                 raise NotFound(type_name)
             yield found
+
+
+class SubscriptionsOverWebSocket(SchemaExtension):
+    """Refuses a subscription sent over HTTP (strawberry would run its root field once and
+    answer null): subscriptions are served over WebSocket only."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        request = getattr(context.context, "request", None)
+        scope = getattr(request, "scope", None) or {}
+        if (
+            context.operation_type is StrawberryOperationType.SUBSCRIPTION
+            and scope.get("type") == "http"
+        ):
+            refuse(context, [GraphQLError(OVER_HTTP, extensions={"code": "BAD_USER_INPUT"})])
+        yield

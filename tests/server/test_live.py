@@ -339,6 +339,21 @@ async def test_only_subscriptions_within_the_limits_are_served(shop: ModuleShop)
         assert error["extensions"]["code"] == "STRING_TOO_LONG"
 
 
+async def test_a_subscription_over_http_is_refused(shop: ModuleShop) -> None:
+    order_id = gid("Order", shop.seeded["orders"]["moves"])
+    async with httpx.AsyncClient(base_url=shop.url, timeout=WAIT) as http:
+        response = await http.post(
+            "/graphql", json={"query": ORDER_UPDATED, "variables": {"id": order_id}}
+        )
+    body = response.json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == (
+        "Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql."
+    )
+
+
 @pytest.fixture(scope="module", params=["postgresql"])
 def pg_shop(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
