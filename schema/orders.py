@@ -8,7 +8,7 @@ in schema/checkout.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any, Self
@@ -54,6 +54,7 @@ from server.graphql.mutations import mutate
 from server.graphql.node import FromModel, ModelNode
 from server.graphql.pagination import Connection, Page, SortDirection, SortKey
 from server.graphql.permissions import HasPermission
+from server.graphql.sockets import follow_node
 from server.permissions import ORDERS_MANAGE, ORDERS_READ
 from server.services import orders as service
 from server.services import returns
@@ -546,6 +547,20 @@ class OrderMutations:
         )
 
 
+@strawberry.type
+class OrderSubscriptions:
+    @strawberry.subscription(
+        description=(
+            "The order at once, then afresh whenever it changes (status, payment, shipments). "
+            "Its customer and orders.read only; anyone else gets NOT_FOUND and the stream ends."
+        )
+    )
+    async def order_updated(self, info: Info, id: strawberry.ID) -> AsyncIterator[Order | None]:
+        async for order in follow_node(info, Order, id, "order"):
+            yield order
+
+
 QUERIES: list[type[Any]] = [OrderQueries]
 MUTATIONS: list[type[Any]] = [OrderMutations]
+SUBSCRIPTIONS: list[type[Any]] = [OrderSubscriptions]
 TYPES: list[type[Any]] = [Order, OrderLine]

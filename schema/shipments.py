@@ -7,7 +7,7 @@ exactly like a missing one). The rules live in server/services/shipments.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Self
 
@@ -30,6 +30,7 @@ from server.graphql.errors import InvalidTransition, NotFoundError, OrderOnHold,
 from server.graphql.ids import parse_pk, require_node_id
 from server.graphql.mutations import mutate
 from server.graphql.node import FromModel, ModelNode
+from server.graphql.sockets import follow_node
 from server.services import orders as order_service
 from server.services import shipments as service
 
@@ -263,7 +264,23 @@ class ShipmentMutations:
         )
 
 
+@strawberry.type
+class ShipmentSubscriptions:
+    @strawberry.subscription(
+        description=(
+            "The shipment at once, then afresh whenever it changes (status, tracking events). "
+            "Seen as the shipment is; anyone else gets NOT_FOUND and the stream ends."
+        )
+    )
+    async def shipment_updated(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncIterator[Shipment | None]:
+        async for shipment in follow_node(info, Shipment, id, "shipment"):
+            yield shipment
+
+
 QUERIES: list[type[Any]] = [ShipmentQueries]
 MUTATIONS: list[type[Any]] = [ShipmentMutations]
+SUBSCRIPTIONS: list[type[Any]] = [ShipmentSubscriptions]
 TYPES: list[type[Any]] = [Shipment]
 EXTENSIONS: dict[str, list[type[Any]]] = {"Order": [OrderShipments]}

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import strawberry
@@ -17,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from schema.cacheable import CORE_FIELDS
 from schema.core import shared_schema
@@ -26,10 +29,12 @@ from server.authn import authenticate
 from server.config import Settings, check_production, get_settings
 from server.db import create_engine
 from server.events import OutboxDispatcher, dispatching_sessions
+from server.graphql import sockets
 from server.graphql.context import Context, Database
 from server.graphql.limits import cost_buckets
 from server.graphql.loaders import Loaders
-from server.graphql.response_cache import CachedEndpoint, InvalidationListener, listen_dsn
+from server.graphql.response_cache import CachedEndpoint, InvalidationListener
+from server.graphql.sockets import ScopedDatabase, ScopedLoaders
 from server.graphql.structure import graphql_structure
 from server.http import (
     BodyTooLarge,
@@ -39,12 +44,14 @@ from server.http import (
     refuse_too_large,
 )
 from server.jobs import BackgroundJobs, JobRunner
+from server.live import LiveHub, LiveListener
 from server.logs import RequestIds, configure_logging
 from server.metrics import HttpMetrics
 from server.migrate import check_startup
 from server.operator_routes import count_pool_connections, operator_routes
 from server.payment_routes import payment_routes
 from server.permissions import RoleMap
+from server.pg_listen import listen_dsn
 from server.plugin_routes import metric_labels, plugin_mounts
 from server.plugins import PluginRuntime, load_plugins
 
@@ -56,8 +63,22 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
     def __init__(self, schema: strawberry.Schema, state: AppState) -> None:
         # Production serves no IDE: GET /graphql for text/html is a 404 there.
         ide = state.settings.graphiql and state.settings.env != "production"
-        super().__init__(schema, graphql_ide="graphiql" if ide else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if ide else None,
+            # The current protocol only: its connection_init carries the credential.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=state.settings.max_subscriptions_per_connection,
+            # No credential is ambient (no cookies; the token comes in connection_init, and a
+            # browser's cached Basic credentials are refused): a page of any origin can act
+            # only as the token it holds, so shops' web apps on other origins may connect.
+            allowed_origins=("*",),
+        )
         self.state = state
+        self.graphql_transport_ws_handler_class = sockets.socket_handler(
+            state.sessions, state.settings.max_tokens
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Our own page with assets served from the package: no CDN (server/graphiql.py).
@@ -70,6 +91,20 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
         return json_codec.dumps(data)
 
     async def get_context(self, request: Request, response: Response | None = None) -> Context:  # type: ignore[override]  # strawberry's is typed Request | WebSocket; the context reads only what both have (scope), typed as Request
+        if request.scope["type"] == "websocket":
+            # A socket holds no session: each subscription update reads through its own.
+            socket_db = ScopedDatabase()
+            return Context(
+                request=request,
+                response=None,
+                settings=self.state.settings,
+                db=socket_db,
+                viewer=ANONYMOUS,
+                loaders=ScopedLoaders(),
+                plugins=self.state.plugins,
+                cost_buckets=self.state.buckets,
+                live=self.state.live,
+            )
         db: Database = request.scope["shopgraph.db"]
         return Context(
             request=request,
@@ -80,7 +115,12 @@ class GraphQLApp(GraphQLOverHTTP, GraphQL[Context, None]):
             loaders=Loaders(db),
             plugins=self.state.plugins,
             cost_buckets=self.state.buckets,
+            live=self.state.live,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType:
+        await sockets.connect(context, self.state.settings, self.state.roles, self.state.sessions)
+        return UNSET
 
 
 class AppState:
@@ -96,8 +136,10 @@ class AppState:
             max_overflow=settings.db_max_overflow,
         )
         # Commits that write outbox events wake the dispatcher (events go out right after) and
-        # drop the cached answers they change.
-        self.sessions = dispatching_sessions(self.engine, self._committed)
+        # drop the cached answers they change; on SQLite they also hand their live updates to
+        # this process's subscribers (PostgreSQL's NOTIFY reaches every process's listener).
+        self.live = LiveHub()
+        self.sessions = dispatching_sessions(self.engine, self._committed, self._published)
         self.dispatcher = OutboxDispatcher(self.sessions, plugins)
         self.roles = RoleMap.build(settings, plugins.permissions)
         # The plugins' periodic jobs, run in the background while serving (SHOPGRAPH_RUN_JOBS).
@@ -129,12 +171,31 @@ class AppState:
             else None
         )
 
+        if settings.is_sqlite and settings.workers > 1:
+            logging.getLogger("shopgraph.live").warning(
+                "SQLite with %d workers: a subscriber hears only of the changes made through "
+                "its own process (PostgreSQL tells every process)",
+                settings.workers,
+            )
+        self.live_listener = (
+            None
+            if settings.is_sqlite
+            else LiveListener(listen_dsn(settings.database_url), self.live)
+        )
+
     def _committed(self, events: frozenset[str]) -> None:
         self.cache.invalidate(events)
         self.dispatcher.notify()
 
+    def _published(self, messages: list[bytes]) -> None:
+        # One delivery per distinct message of a transaction, as PostgreSQL's NOTIFY does.
+        for message in dict.fromkeys(messages):
+            self.live.deliver(message)
+
 
 log = logging.getLogger("shopgraph.auth")
+# How long start-up waits for the live-update channel's LISTEN connection.
+LISTEN_START_SECONDS = 10.0
 TOKEN_REFUSED = "The access token or API key is invalid, expired or revoked."
 
 
@@ -204,7 +265,8 @@ class GraphQLEndpoint:
                 viewer = scope["shopgraph.viewer"]
                 await self.state.cached(scope, receive, send_noting, viewer, self._execute)
             else:
-                await self._execute(scope, receive, send)
+                # A WebSocket: subscriptions open a session per update (server/graphql/sockets.py).
+                await self.graphql(scope, receive, send)
         except BodyTooLarge:
             # Raised while the body is read (by the cache or strawberry): nothing was sent yet.
             await refuse_too_large(self.state.settings.max_body_bytes, body_receive, send)
@@ -213,6 +275,10 @@ class GraphQLEndpoint:
             # answer is out already (and said what failed); the connection is discarded.
             if answered:
                 log.warning("database connection lost after answering: %s", exc)
+            elif scope["type"] == "websocket":
+                # A socket has no HTTP answer to give: it is closed, and the client connects
+                # again.
+                log.warning("database unavailable for a WebSocket: %s", exc)
             else:
                 log.warning("database unavailable: %s", exc)
                 await _unavailable()(scope, receive, send)
@@ -253,6 +319,14 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
         await state.dispatcher.start()
         if state.cache_listener is not None:
             await state.cache_listener.start()
+        if state.live_listener is not None:
+            await state.live_listener.start()
+            # Serving before it listens would let the first subscribers miss changes (and
+            # then get a resync when it does); it keeps trying in the background past this.
+            if not await state.live_listener.wait_listening(LISTEN_START_SECONDS):
+                logging.getLogger("shopgraph.live").warning(
+                    "serving before the live-update channel is listened to"
+                )
         if settings.run_jobs:
             await state.jobs.start()
         try:
@@ -262,6 +336,8 @@ def create_app(settings: Settings | None = None, plugins: PluginRuntime | None =
             await state.jobs.stop()
             if state.cache_listener is not None:
                 await state.cache_listener.stop()
+            if state.live_listener is not None:
+                await state.live_listener.stop()
             await state.dispatcher.stop()
             await plugins.call("shutdown", app=app)
             await state.engine.dispose()

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=0, description="aliased fields in a document")
     max_tokens: int = Field(default=5000, ge=1, description="lexical tokens in a document")
     max_body_bytes: int = Field(default=1_048_576, ge=1, description="HTTP request body size")
+    max_subscriptions_per_connection: int = Field(
+        default=20, ge=1, description="subscriptions open at once on one WebSocket"
+    )
     # Query cost (Shopify's leaky bucket): a client holds at most ``cost_bucket_size`` points,
     # refilled at ``cost_restore_rate`` points per second; no single query may cost more than
     # ``max_query_cost`` (nor more than the bucket holds).

@@ -42,6 +42,7 @@ from sqlmodel import col
 
 from server.db import mark_write
 from server.hooktypes import CORE, Event
+from server.live import LIVE_FLAG
 from server.models import DeliveryStatus, OutboxDelivery, OutboxEvent, utcnow
 from server.plugins import PluginFailed, PluginRuntime
 
@@ -404,11 +405,15 @@ class OutboxDispatcher:
 
 
 def dispatching_sessions(
-    engine: AsyncEngine, on_outbox_commit: Callable[[frozenset[str]], None]
+    engine: AsyncEngine,
+    on_outbox_commit: Callable[[frozenset[str]], None],
+    on_live_commit: Callable[[list[bytes]], None] | None = None,
 ) -> async_sessionmaker[AsyncSession]:
     """A session factory that calls ``on_outbox_commit`` with the names of the events a commit
     wrote, right after that commit (the app wakes its dispatcher and invalidates its response
-    cache with it)."""
+    cache with it), and ``on_live_commit`` with the live updates the transaction published
+    (``server.live.publish`` on SQLite; PostgreSQL's NOTIFY needs no help). A rollback drops
+    both."""
 
     class OutboxAwareSession(Session):
         pass
@@ -424,10 +429,14 @@ def dispatching_sessions(
         names = session.info.pop(OUTBOX_FLAG, None)
         if names:
             on_outbox_commit(frozenset(names))
+        published = session.info.pop(LIVE_FLAG, None)
+        if published and on_live_commit is not None:
+            on_live_commit(published)
 
     @sa_event.listens_for(OutboxAwareSession, "after_rollback")
     def _after_rollback(session: Session) -> None:
         session.info.pop(OUTBOX_FLAG, None)
+        session.info.pop(LIVE_FLAG, None)
 
     return async_sessionmaker(
         engine,

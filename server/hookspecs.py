@@ -80,7 +80,9 @@ def graphql_mutations() -> Sequence[type]:
 
 @hookspec
 def graphql_subscriptions() -> Sequence[type]:
-    """Return strawberry types whose fields are merged into ``Subscription``."""
+    """Return strawberry types whose fields are merged into ``Subscription`` (async generators,
+    served over WebSocket); feed them with ``publish_live`` and follow with ``follow_node`` or
+    ``live_updates`` (docs/plugins.md, "Subscriptions and live updates")."""
 
 
 @hookspec

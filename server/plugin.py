@@ -42,6 +42,7 @@ from server.graphql.mutations import mutate, run_mutation, run_write
 from server.graphql.node import FromModel, ModelNode
 from server.graphql.pagination import Connection, Page, SortDirection, SortKey, paginate
 from server.graphql.permissions import HasPermission, IsAuthenticated, IsCustomer, IsStaff
+from server.graphql.sockets import follow_node, live_updates
 from server.hooktypes import (
     CORE,
     PROJECT,
@@ -147,7 +148,10 @@ __all__ = [
     "Viewer",
     # events of a plugin's own
     "emit_event",
+    # live updates: tell subscribers a topic changed (on commit); follow one in a subscription
     "publish_live",
+    "live_updates",
+    "follow_node",
     # command lines (the cli_commands hook): one transaction on the shop's database, or a
     # throwaway database migrated like the shop's
     "run_in_session",

@@ -44,6 +44,7 @@ from server.graphql.inputs import InputExtension, check_plugin_input, extended_i
 from server.graphql.limits import is_unexpected, limit_extensions
 from server.graphql.list_filters import ListFilter
 from server.graphql.operation_metrics import OperationMetrics, tracing_extensions
+from server.graphql.sockets import SubscriptionsOverWebSocket
 from server.plugins import PluginFailed, PluginRuntime
 from server.throttle import CostBuckets
 
@@ -278,6 +279,11 @@ class Domain(Protocol):
     def TYPES(self) -> Sequence[type[Any]]: ...
 
 
+def _domain_subscriptions(domain: Domain) -> Sequence[type[Any]]:
+    subscriptions: Sequence[type[Any]] = getattr(domain, "SUBSCRIPTIONS", ())
+    return subscriptions
+
+
 def _domain_extensions(domain: Domain) -> Mapping[str, Sequence[type[Any]]]:
     extensions: Mapping[str, Sequence[type[Any]]] = getattr(domain, "EXTENSIONS", {})
     return extensions
@@ -320,6 +326,7 @@ def _parts(domains: Sequence[Domain], plugins: PluginRuntime) -> _Parts:
         queries.extend(_Contribution(CORE, cls) for cls in domain.QUERIES)
         mutations.extend(_Contribution(CORE, cls) for cls in domain.MUTATIONS)
         types.extend(_Contribution(CORE, cls) for cls in domain.TYPES)
+        subscriptions.extend(_Contribution(CORE, cls) for cls in _domain_subscriptions(domain))
     for hook, target in (
         ("graphql_queries", queries),
         ("graphql_mutations", mutations),
@@ -427,6 +434,8 @@ def _build(parts: _Parts, settings: Settings | None, buckets: CostBuckets | None
         *limit_extensions(settings, buckets),
         # Every mutation by staff or an API key is in the audit log (see server/graphql/audit.py).
         AuditTrail,
+        # Subscriptions are served over WebSocket only (server/graphql/sockets.py).
+        SubscriptionsOverWebSocket,
         OperationMetrics,
         *tracing_extensions(settings),
     ]

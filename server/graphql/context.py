@@ -18,6 +18,7 @@ from server.config import Settings
 
 if TYPE_CHECKING:
     from server.graphql.loaders import Loaders
+    from server.live import LiveHub
     from server.plugins import PluginRuntime
     from server.throttle import CostBuckets
 
@@ -87,6 +88,10 @@ class Context:
     # The app's query-cost buckets, charged by the QueryCost extension (the schema may be
     # shared by several apps: server.graphql.assembly.shared_schema).
     cost_buckets: CostBuckets | None = None
+    # The process's live-update hub (subscriptions: server.graphql.sockets.live_updates).
+    live: LiveHub | None = None
+    # A WebSocket's connection_init payload (strawberry sets it; its credential is read once).
+    connection_params: dict[str, Any] | None = None
 
     @property
     def session(self) -> AsyncSession:

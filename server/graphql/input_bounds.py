@@ -30,7 +30,6 @@ from typing import Any
 from graphql import (
     ArgumentNode,
     DocumentNode,
-    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -61,6 +60,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from server.graphql.limits import refuse
 from server.graphql.structure import graphql_structure
 
 STRING_TOO_LONG = "STRING_TOO_LONG"
@@ -461,7 +461,7 @@ class InputBounds(SchemaExtension):
             plan = self.plans.get(context.schema, context.query, document, context.operation_name)
             errors = plan.check(context.variables)
             if errors:
-                context.result = ExecutionResult(data=None, errors=errors)
+                refuse(context, errors)
         yield
 
 

@@ -58,6 +58,8 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from server.config import Settings
 from server.graphql.pagination import DEFAULT_PAGE_SIZE, PaginationError
@@ -432,6 +434,16 @@ def staff_role(context: Any) -> str | None:
     return None
 
 
+def refuse(context: ExecutionContext, errors: list[GraphQLError]) -> None:
+    """Answer ``errors`` instead of running the operation (from an extension's on_execute).
+
+    strawberry runs a query or mutation only when no result is set yet; a subscription it
+    subscribes regardless, but answers an error raised here, and ends the stream."""
+    if context.operation_type is StrawberryOperationType.SUBSCRIPTION:
+        raise errors[0]
+    context.result = ExecutionResult(data=None, errors=errors)
+
+
 class QueryCost(SchemaExtension):
     """Estimates the cost before execution, refuses what is too costly or throttled, measures
     the actual cost afterwards and settles the difference; reports ``extensions.cost``. The
@@ -460,8 +472,7 @@ class QueryCost(SchemaExtension):
         return min(self.max_query_cost, self.bucket.size)
 
     def _refuse(self, message: str, code: str, **extra: Any) -> None:
-        error = GraphQLError(message, extensions={"code": code, **extra})
-        self.execution_context.result = ExecutionResult(data=None, errors=[error])
+        refuse(self.execution_context, [GraphQLError(message, extensions={"code": code, **extra})])
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context

@@ -30,8 +30,6 @@ bucket cannot pay is answered by the normal path (which throttles it).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -40,7 +38,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import orjson
 from graphql import (
     BREAK,
@@ -59,7 +56,6 @@ from graphql import (
     print_ast,
     visit,
 )
-from sqlalchemy import make_url
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
@@ -69,6 +65,7 @@ from server.config import Settings
 from server.graphql.limits import client_key
 from server.http import GRAPHQL_RESPONSE_JSON, response_media_type
 from server.metrics import RESPONSE_CACHE, observe_operation
+from server.pg_listen import ChannelListener
 from server.plugins import PluginError, PluginRuntime
 from server.services.outbox import NOTIFY_CHANNEL
 from server.throttle import LeakyBucket
@@ -374,87 +371,33 @@ class ResponseCache:
 # ---- invalidations from other processes (PostgreSQL) ---------------------------------------
 
 
-class InvalidationListener:
+class InvalidationListener(ChannelListener):
     """One dedicated connection per process that ``LISTEN``s for committed events' names.
 
     When the connection is lost every entry is dropped and the cache is not used until the
     listener is back (reconnecting with backoff): events committed meanwhile are unknown.
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        cache: ResponseCache,
-        *,
-        backoff: float = 0.2,
-        backoff_max: float = 10.0,
-        health_seconds: float = 10.0,
-    ) -> None:
-        self.dsn = dsn
+    def __init__(self, dsn: str, cache: ResponseCache, **timing: float) -> None:
+        # timing: the backoff and health check of ChannelListener.
+        super().__init__(dsn, NOTIFY_CHANNEL, "shopgraph-cache-listener", **timing)
         self.cache = cache
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.health_seconds = health_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
-    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def notified(self, payload: str) -> None:
         self.cache.invalidate((payload,))
 
     async def start(self) -> None:
         self.cache.ready = False
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="shopgraph-cache-listener")
+        await super().start()
 
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def connected(self) -> None:
+        # What committed before this point, while nobody listened, is unknown.
+        self.cache.invalidate_all()
+        self.cache.ready = True
 
-    async def _run(self) -> None:
-        delay = self.backoff
-        while not self._stopping:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(
-                    self.dsn, server_settings={"application_name": "shopgraph-cache-listener"}
-                )
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_notification)
-                # What committed before this point, while nobody listened, is unknown.
-                self.cache.invalidate_all()
-                self.cache.ready = True
-                delay = self.backoff
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=self.health_seconds)
-                    if not lost.is_set():
-                        # A silent network failure closes nothing: ask, and fail on no answer.
-                        await conn.fetchval("SELECT 1", timeout=self.health_seconds)
-                log.warning("response cache: the invalidation channel was lost; reconnecting")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("response cache: cannot listen for invalidations: %r", exc)
-            finally:
-                self.cache.ready = False
-                self.cache.invalidate_all()
-                if conn is not None and not conn.is_closed():
-                    conn.terminate()
-            if self._stopping:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff_max)
-
-
-def listen_dsn(database_url: str) -> str:
-    """The plain asyncpg DSN of a SQLAlchemy ``postgresql+asyncpg`` URL."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    def lost(self) -> None:
+        self.cache.ready = False
+        self.cache.invalidate_all()
 
 
 # ---- HTTP -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy import Select, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server import live
 from server.auth import Viewer
 from server.hookcall import PluginFailed
 from server.models import Order, OrderLine, OrderStatus, OrderStatusChange, utcnow
@@ -206,6 +207,7 @@ async def transition_order(
             "note": note,
         },
     )
+    await live.publish(session, f"order:{order_id}", {"order_id": order_id})
     fresh = await load(session, order_id)
     assert fresh is not None
     return fresh

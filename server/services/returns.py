@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server import live
 from server.auth import Viewer
 from server.hookcall import PluginFailed
 from server.hooktypes import hookimpl
@@ -165,6 +166,8 @@ async def refund_lines(
         )
     )
     await session.flush()
+    # Its lines' returned units and its history changed: its subscribers read it again.
+    await live.publish(session, f"order:{order.id}", {"order_id": order.id})
     now = await orders.load(session, order.id)
     assert now is not None
     return LinesRefund(order=now, returned=wanted, amount=amount, reference=reference)

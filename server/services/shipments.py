@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from server import live
 from server.auth import Viewer
 from server.hooktypes import ParcelLine
 from server.models import (
@@ -242,7 +243,15 @@ async def _create(
         },
     )
     await _announce(session, shipment, None, T.CREATED)
+    await _publish(session, shipment)
     return shipment
+
+
+async def _publish(session: AsyncSession, shipment: Shipment) -> None:
+    """Tell the shipment's and its order's live subscribers, once this commits. The same
+    payload for every change: several in one transaction reach a subscriber once."""
+    await live.publish(session, f"shipment:{shipment.id}", {"shipment_id": shipment.id})
+    await live.publish(session, f"order:{shipment.order_id}", {"order_id": shipment.order_id})
 
 
 async def _announce(
@@ -345,6 +354,7 @@ async def _record(
             "occurred_at": occurred_at.isoformat(),
         },
     )
+    await _publish(session, shipment)
     if not changed:
         await session.flush()
         return shipment

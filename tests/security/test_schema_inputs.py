@@ -174,7 +174,13 @@ def positions(schema: GraphQLSchema, leaf: set[str]) -> list[Position]:
                         found.append(Position(root, field_name, path, kind))
     reach = routes(schema)
     for tp in schema.type_map.values():
-        if not is_object_type(tp) or tp.name in ROOTS or tp.name.startswith("__"):
+        # Subscriptions are served over WebSocket only: tests/server/test_live.py checks their
+        # ids (malformed, another type's, missing, someone else's) and bounds there.
+        if (
+            not is_object_type(tp)
+            or tp.name in (*ROOTS, "Subscription")
+            or tp.name.startswith("__")
+        ):
             continue
         if tp.name not in reach:
             continue  # unreachable_positions names it
@@ -195,7 +201,13 @@ def unreachable_positions(schema: GraphQLSchema) -> list[str]:
     reach = routes(schema)
     out = []
     for tp in schema.type_map.values():
-        if not is_object_type(tp) or tp.name in ROOTS or tp.name.startswith("__"):
+        # Subscriptions are served over WebSocket only: tests/server/test_live.py checks their
+        # ids (malformed, another type's, missing, someone else's) and bounds there.
+        if (
+            not is_object_type(tp)
+            or tp.name in (*ROOTS, "Subscription")
+            or tp.name.startswith("__")
+        ):
             continue
         for field_name, field in tp.fields.items():  # type: ignore[attr-defined]
             for arg_name, arg in field.args.items():

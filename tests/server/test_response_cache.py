@@ -5,12 +5,7 @@ HTTP caching headers, and that answers are the same with it off."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -39,10 +34,7 @@ from tests.support.orders import (
     place_ok,
     unthrottled,
 )
-from tests.support.postgres import free_port
-from tests.support.server import LiveServer
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.server import LiveServer, serve_process
 
 LISTING = """
 query Listing($first: Int!) {
@@ -533,27 +525,6 @@ class TestThrottling:
 # ---- several processes ------------------------------------------------------------------
 
 
-def _serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # a busy machine starts Python processes slowly
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("shopgraph serve did not start")
-
-
 @pytest.fixture
 def other_process(database_url: str, settings: Settings) -> Iterator[str]:
     env = {
@@ -562,7 +533,7 @@ def other_process(database_url: str, settings: Settings) -> Iterator[str]:
         "SHOPGRAPH_PLUGINS": "",
         "SHOPGRAPH_COST_BUCKET_SIZE": "1000000",
     }
-    process, url = _serve(env)
+    process, url = serve_process(env)
     try:
         yield url
     finally:
@@ -643,7 +614,7 @@ def test_several_workers_on_sqlite_serve_without_the_cache(
         "SHOPGRAPH_PLUGINS": "",
         "SHOPGRAPH_COST_BUCKET_SIZE": "1000000",
     }
-    process, url = _serve(env, "--workers", "2")
+    process, url = serve_process(env, "--workers", "2")
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
             answers = [

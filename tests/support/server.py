@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from tests.support.postgres import free_port
@@ -90,3 +95,29 @@ class LiveServer:
     def stop(self) -> None:
         self.server.request_exit()
         self.thread.join(timeout=15)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def serve_process(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``shopgraph serve`` in a process of its own (``env`` over this one's), once it answers
+    ``/healthz``: the process and its base URL. The caller terminates it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120  # a busy machine starts Python processes slowly
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("shopgraph serve did not start")
