@@ -54,6 +54,7 @@ from server.plugin import (
     RouteError,
     ValidationFailed,
     filter_node_id,
+    raise_alert,
     require_permission,
     route_session,
 )
@@ -497,7 +498,7 @@ async def apply_stockouts(session: AsyncSession, rows: Iterable[Row], now: datet
         key = open_key(row.product_id, row.warehouse_id)
         f = row.figures
         if stockout(row):
-            done = await session.execute(
+            new_id = await session.scalar(
                 insert(StockoutAlert)
                 .values(
                     product_id=row.product_id,
@@ -509,8 +510,23 @@ async def apply_stockouts(session: AsyncSession, rows: Iterable[Row], now: datet
                     raised_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["open_key"])
+                .returning(col(StockoutAlert.id))
             )
-            counts.raised += int(getattr(done, "rowcount", 0) or 0)
+            if new_id is not None:
+                counts.raised += 1
+                # Staff see it with the core's alerts too, once per episode.
+                cover = "" if f.days_of_cover is None else f", {f.days_of_cover:.1f} days of cover"
+                await raise_alert(
+                    session,
+                    plugin="logistics",
+                    key=f"stockout:{new_id}",
+                    message=(
+                        f"product {row.product_id} at warehouse {row.warehouse_id}: "
+                        f"{f.available} available, reorder point {f.reorder_point:.1f}{cover}"
+                    ),
+                    value=float(f.available),
+                    threshold=f.reorder_point,
+                )
         elif f.available > f.reorder_point:
             done = await session.execute(
                 update(StockoutAlert)

@@ -18,7 +18,7 @@ from plugins.logistics.service.replenishment import PolicyInput, RowFilter
 from plugins.logistics.service.settings import LogisticsSettings
 from server.config import Settings
 from server.db import create_engine, session_factory
-from server.models import StockLevel
+from server.models import Alert, AlertKind, StockLevel
 from server.plugin import JobContext, NotFound, ValidationFailed
 from server.plugins import PluginRuntime
 from server.services.forecasts import forecast_units
@@ -151,6 +151,10 @@ async def test_stockout_alerts_open_once_and_clear(
             (f"p:{pid}/w:{w1}", True),
         ]
         assert alerts[1].available == 0
+        # Each episode is also one of the core's alerts staff see.
+        core = (await session.scalars(select(Alert).order_by(Alert.id))).all()  # type: ignore[arg-type]
+        assert [a.key for a in core] == [f"plugin:logistics:stockout:{a.id}" for a in alerts]
+        assert all(a.kind is AlertKind.PLUGIN for a in core)
 
         # The job checks every row in batches: the open episode is not raised again.
         said: list[str] = []
