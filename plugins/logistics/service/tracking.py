@@ -656,7 +656,7 @@ async def estimate(
     departure = shipment.shipped_at or scan
     lane = (carrier.id, tracked.from_region, tracked.to_region)
     if lane not in lookups.observed:
-        lookups.observed[lane] = await observed_hours(session, *lane)  # type: ignore[arg-type]
+        lookups.observed[lane] = await observed_hours(session, *lane)  # type: ignore[arg-type]  # a stored carrier has its id
     observed = lookups.observed[lane]
     if len(observed) >= MIN_OBSERVED:
         arrivals = sorted(_local(departure + timedelta(hours=h), tz) for h in observed)

@@ -152,7 +152,8 @@ async def test_two_processes_asking_at_once_get_the_same_code(
 
 
 class _Specs:
-    """The compensation hooks as the complaints and logistics plugins declare them."""
+    """The compensation hook as the complaints plugin declares it (logistics, built in, declares
+    ``shipment_delay_compensation``)."""
 
     @hookspec
     def complaint_resolved(  # type: ignore[empty-body]
@@ -167,22 +168,9 @@ class _Specs:
     ) -> str | None:
         """A complaint was resolved with ``compensation`` (minor units) for the customer."""
 
-    @hookspec
-    def shipment_delay_compensation(  # type: ignore[empty-body]
-        self,
-        session: AsyncSession,
-        shipment_id: int,
-        order_id: int,
-        customer_id: int | None,
-        amount: int,
-        currency: str,
-        config: object,
-    ) -> str | None:
-        """A shipment was late against its promise: compensate the customer."""
-
 
 class ServicePlugins:
-    """A stand-in for the plugins that declare the compensation hooks."""
+    """A stand-in for the complaints plugin, which declares ``complaint_resolved``."""
 
     PLUGIN_INFO = PluginInfo(name="service-stand-in", version="1.0")
     HOOKSPECS = _Specs
