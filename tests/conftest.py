@@ -33,6 +33,7 @@ from server.config import Settings
 from server.db import create_engine, session_factory
 from server.plugins import PluginRuntime, load_plugins
 from tests.support.graphql import GraphQLClient
+from tests.support.pg_reuse import Template, evict_others
 from tests.support.plugins import ENTRY_POINTS_VARIABLE, with_example
 from tests.support.postgres import TemporaryPostgres, find_bindir
 from tests.support.server import LiveServer
@@ -172,14 +173,73 @@ async def database_url(
     if admin is None:
         pytest.skip("no PostgreSQL binaries on this machine")
     template = request.getfixturevalue("postgres_template")
-    name = f"shopgraph_test_{os.getpid()}_{next(_db_counter)}"
+    fresh: Template = request.getfixturevalue("postgres_template_state")
     conn = await asyncpg.connect(_plain(admin))
-    await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    if _recycled:
+        name = _recycled.pop()
+    else:
+        name = f"shopgraph_test_{os.getpid()}_{next(_db_counter)}"
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield _with_database(admin, name)
     finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if await _emptied(conn, admin, name, fresh):
+            # Under a name of its own: what a process keeps per database (a plugin's cache
+            # under its version row) must not take it for the one the last test used.
+            renamed = f"shopgraph_test_{os.getpid()}_{next(_db_counter)}"
+            await conn.execute(f'ALTER DATABASE "{name}" RENAME TO "{renamed}"')
+            _recycled.append(renamed)
+        else:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+# This worker's databases that are back in the template's state, ready for the next test.
+_recycled: list[str] = []
+
+
+async def _emptied(conn: asyncpg.Connection, admin: str, name: str, fresh: Template) -> bool:
+    try:
+        await evict_others(conn, name)
+        used = await asyncpg.connect(_plain(_with_database(admin, name)))
+        try:
+            return await fresh.restore(used)
+        finally:
+            await used.close()
+    except (asyncpg.PostgresError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_template_state(
+    postgres_admin_url: str | None, postgres_template: str | None
+) -> Iterator[Template | None]:
+    """The template's rows, sequences and schema fingerprint, to empty used databases back
+    to; the recycled databases are dropped when the session ends."""
+    if postgres_admin_url is None or postgres_template is None:
+        yield None
+        return
+    admin = postgres_admin_url
+
+    async def read() -> Template:
+        conn = await asyncpg.connect(_plain(_with_database(admin, postgres_template)))
+        try:
+            return await Template.read(conn)
+        finally:
+            await conn.close()
+
+    yield migrate.run_async(read)
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(_plain(admin))
+        try:
+            while _recycled:
+                name = _recycled.pop()
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    migrate.run_async(drop)
 
 
 @pytest.fixture
