@@ -48,6 +48,7 @@ class ChannelListener:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._listening = asyncio.Event()
+        self._tried = asyncio.Event()
 
     # --- what a subclass does ------------------------------------------------------------
 
@@ -69,12 +70,15 @@ class ChannelListener:
         self._stopping = False
         # Made on the loop that serves (an app may be started again on another).
         self._listening = asyncio.Event()
+        self._tried = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def wait_listening(self, seconds: float) -> bool:
-        """Wait (at most ``seconds``) until the channel is listened to; whether it is."""
+        """Wait (at most ``seconds``) for the first attempt to listen to end; whether the
+        channel is listened to. A database that cannot be reached answers at once: start-up
+        does not stall on it (readiness says so)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), seconds)
+            await asyncio.wait_for(self._tried.wait(), seconds)
         return self._listening.is_set()
 
     async def stop(self) -> None:
@@ -98,6 +102,7 @@ class ChannelListener:
                 await conn.add_listener(self.channel, self._on_notification)
                 self.connected()
                 self._listening.set()
+                self._tried.set()
                 delay = self.backoff
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -110,6 +115,7 @@ class ChannelListener:
             except Exception as exc:
                 log.warning("%s: cannot listen on %s: %r", self.name, self.channel, exc)
             finally:
+                self._tried.set()
                 self._listening.clear()
                 self.lost()
                 if conn is not None and not conn.is_closed():
