@@ -246,14 +246,28 @@ async def _network(
             key = (int(warehouse_id), variant_id)
             available[key] = available.get(key, 0) + int(units)
     service_ids = [s.id for s, _ in services]
-    zones = list(await session.scalars(select(Zone).order_by(col(Zone.id))))
+    # Only the rows towards this address (or its "*" defaults): regions are stored as the city
+    # table names them, so the address's province is looked up the same way.
+    named = geo.locate(province, "")
+    towards = sorted(
+        {province, ANY_REGION}
+        | ({named.province} if named else set())
+        | ({place.province} if place else set())
+    )
+    zones = list(
+        await session.scalars(
+            select(Zone).where(col(Zone.to_region).in_(towards)).order_by(col(Zone.id))
+        )
+    )
     rates = {
         (r.service_id, r.zone): r
         for r in await session.scalars(select(Rate).where(col(Rate.service_id).in_(service_ids)))
     }
     transits: dict[int, list[TransitTime]] = {}
     for t in await session.scalars(
-        select(TransitTime).where(col(TransitTime.service_id).in_(service_ids))
+        select(TransitTime).where(
+            col(TransitTime.service_id).in_(service_ids), col(TransitTime.to_region).in_(towards)
+        )
     ):
         transits.setdefault(t.service_id, []).append(t)
     return Network(services, sites, points, available, weights, zones, rates, transits)
