@@ -22,14 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from bench import storefront, wrk
 from bench.storefront import (
@@ -43,7 +41,8 @@ from bench.storefront import (
     Window,
     log,
     measure,
-    server_process,
+    plugin_server,
+    post_query,
 )
 
 START_MARK = "<!-- logistics-quotes-results:start -->"
@@ -260,34 +259,8 @@ async def _add_network(url: str) -> None:
 def logistics_server(database: Database, side: str) -> Iterator[Server]:
     """A cold server over ``database`` with the logistics plugin ``side`` ("on"/"off")."""
     setup = Setup(database, "cold", SIDES[side], None, "POST")
-    saved = os.environ.get("SHOPGRAPH_DISABLED_PLUGINS")
-    if side == "off":
-        os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = "logistics"
-    else:
-        os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
-    try:
-        with server_process(setup, "bench.storefront") as server:
-            yield server
-    finally:
-        if saved is None:
-            os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
-        else:
-            os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = saved
-
-
-def _post(server: Server, query: str) -> dict[str, Any]:
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{server.base}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        body: dict[str, Any] = json.loads(answer.read())
-    if body.get("errors") or not body.get("data"):
-        raise RuntimeError(f"the benchmark's query failed: {body}")
-    return body
+    with plugin_server(setup, None if side == "on" else "logistics") as server:
+        yield server
 
 
 @dataclass
@@ -300,8 +273,8 @@ class Checked:
 
 
 def check(on: Server, off: Server) -> Checked:
-    cart_on = _post(on, QUERY)["data"]["cart"]
-    cart_off = _post(off, QUERY)["data"]["cart"]
+    cart_on = post_query(on, QUERY)["data"]["cart"]
+    cart_off = post_query(off, QUERY)["data"]["cart"]
     if cart_on["itemCount"] != cart_off["itemCount"]:
         raise RuntimeError("the two servers see different carts")
     ours = [q for q in cart_on["shippingQuotes"] if q["code"].startswith("BENCH-")]

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from bench.storefront import (
     fetch,
     log,
     measure,
-    server_process,
+    plugin_server,
 )
 from server.plugin import PluginInfo, hookimpl
 
@@ -166,20 +165,9 @@ async def _add_rules(url: str) -> None:
 def pricing_server(database: Database, side: str) -> Iterator[Server]:
     """A cold server over ``database`` with the pricing plugin ``side`` ("on"/"off")."""
     setup = Setup(database, "cold", SIDES[side], None, "POST")
-    saved = os.environ.get("SHOPGRAPH_DISABLED_PLUGINS")
-    if side in ("off", "noop"):
-        os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = "pricing"
-    else:
-        os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
-    try:
-        module = "bench.pricing" if side == "noop" else "bench.storefront"
-        with server_process(setup, module) as server:
-            yield server
-    finally:
-        if saved is None:
-            os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
-        else:
-            os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = saved
+    module = "bench.pricing" if side == "noop" else "bench.storefront"
+    with plugin_server(setup, None if side == "on" else "pricing", module) as server:
+        yield server
 
 
 def check_pages(on: Server, off: Server) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,8 @@ from bench.storefront import (
     Window,
     log,
     measure,
-    server_process,
+    plugin_server,
+    post_query,
 )
 
 TARGET = 0.8
@@ -243,34 +243,8 @@ async def _add_promotions(url: str) -> None:
 def promotions_server(database: Database, side: str) -> Iterator[Server]:
     """A cold server over ``database`` with the promotions plugin ``side`` ("on"/"off")."""
     setup = Setup(database, "cold", SIDES[side], None, "POST")
-    saved = os.environ.get("SHOPGRAPH_DISABLED_PLUGINS")
-    if side == "off":
-        os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = "promotions"
-    else:
-        os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
-    try:
-        with server_process(setup, "bench.storefront") as server:
-            yield server
-    finally:
-        if saved is None:
-            os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
-        else:
-            os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = saved
-
-
-def _post(server: Server, query: str) -> dict[str, Any]:
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{server.base}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        body: dict[str, Any] = json.loads(answer.read())
-    if body.get("errors") or not body.get("data"):
-        raise RuntimeError(f"the benchmark's query failed: {body}")
-    return body
+    with plugin_server(setup, None if side == "on" else "promotions") as server:
+        yield server
 
 
 @dataclass
@@ -284,8 +258,8 @@ class Checked:
 
 
 def check(on: Server, off: Server) -> Checked:
-    with_promotions = _post(on, QUERIES["page"])["data"]["products"]["edges"]
-    without = _post(off, QUERIES["page"])["data"]["products"]["edges"]
+    with_promotions = post_query(on, QUERIES["page"])["data"]["products"]["edges"]
+    without = post_query(off, QUERIES["page"])["data"]["products"]["edges"]
     if len(with_promotions) != storefront.PAGE:
         raise RuntimeError(f"expected {storefront.PAGE} products, got {len(with_promotions)}")
     ids = [e["node"]["id"] for e in with_promotions]
@@ -295,8 +269,8 @@ def check(on: Server, off: Server) -> Checked:
         a["node"]["price"] != b["node"]["price"]
         for a, b in zip(with_promotions, without, strict=True)
     )
-    cart_on = _post(on, QUERIES["cart"])["data"]["cart"]
-    cart_off = _post(off, QUERIES["cart"])["data"]["cart"]
+    cart_on = post_query(on, QUERIES["cart"])["data"]["cart"]
+    cart_off = post_query(off, QUERIES["cart"])["data"]["cart"]
     if cart_on["itemCount"] != cart_off["itemCount"]:
         raise RuntimeError("the two servers see different carts")
     if cart_on["total"] == cart_off["total"]:

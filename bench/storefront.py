@@ -346,6 +346,41 @@ def server_process(
             proc.wait()
 
 
+@contextlib.contextmanager
+def plugin_server(
+    setup: Setup, disabled: str | None, module: str = "bench.storefront"
+) -> Iterator[Server]:
+    """A server process for ``setup`` with the plugin ``disabled`` turned off (None: every
+    plugin on): the two sides of a plugin's benchmark over one database."""
+    saved = os.environ.get("SHOPGRAPH_DISABLED_PLUGINS")
+    if disabled:
+        os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = disabled
+    else:
+        os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
+    try:
+        with server_process(setup, module) as server:
+            yield server
+    finally:
+        if saved is None:
+            os.environ.pop("SHOPGRAPH_DISABLED_PLUGINS", None)
+        else:
+            os.environ["SHOPGRAPH_DISABLED_PLUGINS"] = saved
+
+
+def post_query(server: Server, query: str) -> dict[str, Any]:
+    """One GraphQL query's answer; RuntimeError when it has errors or no data."""
+    request = urllib.request.Request(
+        f"{server.base}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        body: dict[str, Any] = json.loads(answer.read())
+    if body.get("errors") or not body.get("data"):
+        raise RuntimeError(f"the benchmark's query failed: {body}")
+    return body
+
+
 def graphql_target(method: str) -> tuple[str, bytes | None]:
     """The GraphQL request as path and body: a POST of JSON, or a GET with the query in the
     URL (the form HTTP caches can store)."""
