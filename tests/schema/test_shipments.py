@@ -172,7 +172,9 @@ async def test_two_shipments_ship_and_deliver_the_order(shop: Shop) -> None:
     await shop.session.commit()
     changes = list(
         await shop.session.scalars(
-            select(OutboxEvent.payload).where(OutboxEvent.name == "shipment_status_changed")
+            select(OutboxEvent.payload)
+            .where(OutboxEvent.name == "shipment_status_changed")
+            .order_by(OutboxEvent.id)
         )
     )
     assert [
