@@ -392,22 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         script.write_text(wrk.post_script(json.dumps({"query": QUERY})))
         for name in args.databases:
             log(f"preparing a demo shop with a carrier network ({DATABASES[name]}) …")
-            opened = (
-                storefront.sqlite_database(Path(tmp), fill)
-                if name == "sqlite"
-                else storefront.postgresql_database(fill)
-            )
-            with opened as database:
+            with storefront.shop_database(name, Path(tmp), fill) as database:
                 databases.append(database)
                 results.append(run_database(database, options, script))
     text = report(results, options)
     print(text)
     if args.write:
-        section = f"Measured on {storefront.machine(databases)}.\n\n{text}"
-        DOCS.write_text(
-            storefront.replace_results(DOCS.read_text(), section, start=START_MARK, end=END_MARK)
-        )
-        log(f"wrote {DOCS}")
+        storefront.write_results(DOCS, databases, text, start=START_MARK, end=END_MARK)
     return 0
 
 

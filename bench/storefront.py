@@ -381,6 +381,26 @@ def post_query(server: Server, query: str) -> dict[str, Any]:
     return body
 
 
+def shop_database(
+    name: str, tmp: Path, fill_with: Callable[[str], None]
+) -> contextlib.AbstractContextManager[Database]:
+    """A benchmark's shop on ``name`` ("sqlite": a file under ``tmp``; else a throwaway
+    PostgreSQL server), filled by ``fill_with``."""
+    if name == "sqlite":
+        return sqlite_database(tmp, fill_with)
+    return postgresql_database(fill_with)
+
+
+def write_results(
+    docs: Path, databases: Sequence[Database], text: str, *, start: str, end: str
+) -> None:
+    """Put a benchmark's tables, with the machine they were measured on, between its marks
+    in ``docs``."""
+    section = f"Measured on {machine(databases)}.\n\n{text}"
+    docs.write_text(replace_results(docs.read_text(), section, start=start, end=end))
+    log(f"wrote {docs}")
+
+
 def graphql_target(method: str) -> tuple[str, bytes | None]:
     """The GraphQL request as path and body: a POST of JSON, or a GET with the query in the
     URL (the form HTTP caches can store)."""
